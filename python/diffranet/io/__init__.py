@@ -1,0 +1,316 @@
+"""Read and write detector images: PGM, PNG, TIFF, CBF, HDF5 (NeXus/CXI), npy/npz.
+
+The format is chosen from the file extension through a small registry
+(extension -> format module), and every format module is imported only when
+a file of its kind is used, so ``import diffranet.io`` stays light.
+
+All readers return 2-D numpy arrays in native byte order.  A missing file
+raises ``FileNotFoundError``; a truncated, corrupt or mislabelled file raises
+:class:`ImageFormatError` (a ``ValueError``) whose message starts with the
+file name; bad arguments raise ``ValueError``.  Writers validate dtype and
+shape first and write through a temporary file in the same directory that is
+renamed into place, so an interrupted write never leaves a partial file under
+the final name.  See ``docs/io.md`` for the table of formats.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ._common import ImageFormatError, existing_file, select_frame
+
+__all__ = [
+    "ImageFormatError",
+    "count_frames",
+    "iter_frames",
+    "read_image",
+    "read_mask",
+    "supported_extensions",
+    "write_frames",
+    "write_image",
+]
+
+# extension (lower case) -> module in this package defining FORMAT
+_EXTENSIONS = {
+    ".pgm": "_pgm",
+    ".png": "_png",
+}
+
+
+def supported_extensions():
+    """Return the file extensions diffranet.io knows, sorted.
+
+    Returns
+    -------
+    list of str
+        Lower-case extensions including the dot; matching is case-insensitive.
+
+    Examples
+    --------
+    >>> ".pgm" in supported_extensions()
+    True
+    """
+    return sorted(_EXTENSIONS)
+
+
+def _format_for(path):
+    name = Path(path).name.lower()
+    # longest match first, so that ".cbf.gz" wins over ".gz"
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return importlib.import_module(f".{_EXTENSIONS[ext]}", __name__).FORMAT
+    raise ValueError(
+        f"{path}: unknown image file extension {Path(path).suffix!r}; "
+        f"supported: {' '.join(supported_extensions())}"
+    )
+
+
+def _open_format(path, dataset):
+    """Check ``path`` exists, pick its format and check ``dataset`` applies."""
+    path = existing_file(path)
+    fmt = _format_for(path)
+    if dataset is not None and not fmt.has_datasets:
+        raise ValueError(f"{path}: dataset= applies to HDF5 and npz files only, not to {fmt.name}")
+    return path, fmt
+
+
+def read_image(path, frame=None, dataset=None):
+    """Read one 2-D frame from an image file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file; the format comes from the extension (case-insensitive):
+        ``.pgm .png .tif .tiff .cbf .cbf.gz .cbf.bz2 .h5 .hdf5 .nxs .cxi .npy .npz``.
+    frame : int, optional
+        Index of the frame in a multi-frame file (HDF5 3-D stack, multi-page
+        TIFF, 3-D npy/npz).  Required when the file holds more than one frame;
+        ``None`` or ``0`` for single-frame files.
+    dataset : str, optional
+        HDF5 dataset path, or the array name in an ``.npz`` file.  By default
+        HDF5 files are searched for ``/entry/data/data`` (NeXus), the signal
+        of an ``NXdata`` group, ``/entry_1/data_1/data`` (CXI), and finally
+        the only 2-D or 3-D numeric dataset; ``.npz`` files use ``data``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 2-D frame, in the dtype the file stores (PGM/PNG: uint8 or
+        uint16; CBF: int32 with Pilatus gaps -1 and bad pixels -2).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImageFormatError
+        If the file is truncated, corrupt, not of the format its extension
+        says, or holds no 2-D/3-D image (a ``ValueError`` subclass; the
+        message starts with the file name).
+    ValueError
+        For an unknown extension, a frame index out of range, ``frame``
+        missing for a multi-frame file, or ``dataset`` given for a format
+        without datasets.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.pgm")
+    ...     write_image(path, np.array([[0, 1, 2], [3, 4, 255]], dtype=np.uint8))
+    ...     read_image(path)
+    array([[  0,   1,   2],
+           [  3,   4, 255]], dtype=uint8)
+    """
+    path, fmt = _open_format(path, dataset)
+    if fmt.count is None:
+        select_frame(path, frame, 1)
+        return fmt.read(path, 0, None)
+    return fmt.read(path, frame, dataset)
+
+
+def read_mask(path):
+    """Read the pixel mask a file carries, ``True`` = pixel to ignore.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file.  Masks come from: the ``mask`` array of an ``.npz`` file;
+        the NeXus ``pixel_mask`` of an HDF5 file (nonzero = bad; looked up at
+        ``/entry/instrument/detector/pixel_mask``, CXI
+        ``/entry_1/instrument_1/detector_1/mask``, else the only dataset
+        named ``pixel_mask``); the negative pixels of a CBF file (Pilatus
+        module gaps -1 and bad pixels -2).
+
+    Returns
+    -------
+    numpy.ndarray of bool or None
+        The 2-D mask, or ``None`` when the file carries none (PGM, PNG, TIFF,
+        npy, and HDF5/npz files without a mask).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImageFormatError
+        If the file is corrupt or its mask is not 2-D.
+    ValueError
+        For an unknown extension.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.pgm")
+    ...     write_image(path, np.zeros((2, 3), dtype=np.uint8))
+    ...     read_mask(path) is None
+    True
+    """
+    path, fmt = _open_format(path, None)
+    if fmt.mask is None:
+        fmt.read(path, 0, None)  # still report a corrupt file
+        return None
+    return fmt.mask(path)
+
+
+def count_frames(path, dataset=None):
+    """Return the number of 2-D frames in an image file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (see :func:`read_image` for the extensions).
+    dataset : str, optional
+        HDF5 dataset path or ``.npz`` array name; auto-detected by default.
+
+    Returns
+    -------
+    int
+        1 for single-frame formats and 2-D datasets; ``n`` for an ``(n, H, W)``
+        stack or an ``n``-page TIFF.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImageFormatError
+        If the file is corrupt or holds no image.
+    ValueError
+        For an unknown extension.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.png")
+    ...     write_image(path, np.zeros((2, 3), dtype=np.uint16))
+    ...     count_frames(path)
+    1
+    """
+    path, fmt = _open_format(path, dataset)
+    if fmt.count is None:
+        fmt.read(path, 0, None)  # a corrupt file is not one frame
+        return 1
+    return fmt.count(path, dataset)
+
+
+def iter_frames(path, dataset=None):
+    """Iterate over the 2-D frames of an image file, one at a time.
+
+    The file is checked (and the dataset found) when this function is called;
+    frames are then read lazily, so memory stays at about one frame however
+    long the stack is.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (see :func:`read_image` for the extensions).
+    dataset : str, optional
+        HDF5 dataset path or ``.npz`` array name; auto-detected by default.
+
+    Returns
+    -------
+    iterator of numpy.ndarray
+        The frames in file order; a single-frame file yields one frame.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImageFormatError
+        If the file is corrupt or holds no image.
+    ValueError
+        For an unknown extension.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.pgm")
+    ...     write_image(path, np.ones((2, 3), dtype=np.uint8))
+    ...     [frame.sum() for frame in iter_frames(path)]
+    [np.uint64(6)]
+    """
+    path, fmt = _open_format(path, dataset)
+    if fmt.frames is None:
+        return iter((fmt.read(path, 0, None),))
+    return fmt.frames(path, dataset)
+
+
+def write_image(path, image, *, compression=None, mask=None, **metadata):
+    """Write one 2-D image; the format comes from the extension.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; its directory must exist.  Written atomically (temporary
+        file in the same directory, then renamed).
+    image : array_like, 2-D
+        The image.  Dtypes per format: PGM and PNG uint8 or uint16 (PGM maxval
+        255 or 65535, 16-bit big-endian); TIFF uint8, uint16, int16, uint32,
+        int32, float32, float64; CBF any integer dtype whose values fit int32
+        (stored as int32; floats are refused, round them explicitly); HDF5
+        any integer or float32/float64; npy/npz any integer, float or bool.
+    compression : str, optional
+        HDF5 only: ``"gzip"`` (default), ``"lz4"`` (needs ``hdf5plugin``) or
+        ``"none"``.  Other formats refuse the option.
+    mask : array_like of bool, optional
+        Pixel mask (``True`` = ignore), same shape as ``image``; stored by
+        HDF5 (NeXus ``/entry/instrument/detector/pixel_mask``, nonzero = bad)
+        and npz (array ``mask``) only.
+    **metadata
+        Stored with the image: PGM ``# key: value`` comment lines, PNG text
+        chunks, TIFF JSON description, CBF header items, HDF5 attributes of
+        the image dataset, extra npz arrays.  Not accepted for npy.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, dtype and shape for an image the format cannot store
+        (wrong number of dimensions, empty, float to PGM/PNG/CBF, bool,
+        complex); for an unknown or read-only extension; for options the
+        format does not take.
+    FileNotFoundError
+        If the output directory does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.pgm")
+    ...     write_image(path, np.array([[0, 1, 2], [3, 4, 5]], dtype=np.uint16))
+    ...     with open(path, "rb") as fh:
+    ...         fh.read()
+    b'P5\\n3 2\\n65535\\n\\x00\\x00\\x00\\x01\\x00\\x02\\x00\\x03\\x00\\x04\\x00\\x05'
+    """
+    fmt = _format_for(path)
+    if fmt.write is None:
+        raise ValueError(f"{path}: {fmt.name} files can be read but not written")
+    if mask is not None and not fmt.writes_mask:
+        raise ValueError(f"{path}: {fmt.name} files cannot store a mask (use HDF5 or npz)")
+    fmt.write(path, image, compression=compression, mask=mask, metadata=metadata)

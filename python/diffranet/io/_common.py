@@ -1,0 +1,170 @@
+"""Pieces shared by the format modules: the error type, the format record,
+path checks, frame selection, write-time validation and atomic writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .._validation import check_int
+
+
+class ImageFormatError(ValueError):
+    """A file is truncated, corrupt or not in the format its extension says.
+
+    The message always starts with the file name.  It is a ``ValueError``, so
+    ``except ValueError`` catches it together with bad arguments.
+    """
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """What one file format can do; the package keeps one record per extension.
+
+    ``read(path, frame, dataset)`` returns one 2-D frame.  Single-frame formats
+    leave ``count``, ``frames`` and ``mask`` as ``None``: the dispatcher then
+    treats the file as one frame without a mask.  ``write`` is ``None`` for a
+    read-only format; otherwise ``write(path, image, compression, metadata)``
+    writes to ``path`` (a temporary name, renamed afterwards by the caller).
+    """
+
+    name: str
+    read: Callable
+    write: Optional[Callable] = None
+    count: Optional[Callable] = None
+    frames: Optional[Callable] = None
+    mask: Optional[Callable] = None
+    has_datasets: bool = False
+    writes_mask: bool = False
+
+
+def existing_file(path):
+    """Return ``path`` as a ``Path`` if it names an existing regular file."""
+    try:
+        path = Path(os.fspath(path))
+    except TypeError as exc:
+        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from exc
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "No such image file", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Expected an image file, found a directory", str(path))
+    return path
+
+
+def select_frame(path, frame, n_frames):
+    """Return the index of the frame to read from a file holding ``n_frames``.
+
+    ``frame=None`` is allowed only when the file holds a single frame.
+    """
+    if frame is None:
+        if n_frames == 1:
+            return 0
+        raise ValueError(
+            f"{path}: the file holds {n_frames} frames; pass frame= (0 to {n_frames - 1}) "
+            "to choose one, or use iter_frames() to read them all"
+        )
+    frame = check_int("frame", frame, minimum=0)
+    if frame >= n_frames:
+        raise ValueError(
+            f"{path}: frame index {frame} is out of range; the file holds {n_frames} "
+            f"frame{'s' if n_frames != 1 else ''} (0 to {n_frames - 1})"
+        )
+    return frame
+
+
+@contextmanager
+def reading(path, kind):
+    """Turn any error a third-party reader raises into an ``ImageFormatError``
+    naming ``path``, chained to the original exception.
+
+    Errors that are not about the file contents (permissions, memory) pass
+    through unchanged.
+    """
+    try:
+        yield
+    except (ImageFormatError, PermissionError, IsADirectoryError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - readers raise many unrelated types
+        raise ImageFormatError(f"{path}: not a readable {kind} file ({type(exc).__name__}: {exc})") from exc
+
+
+def describe(image):
+    """``'dtype uint16, shape (2, 3)'`` for error messages."""
+    return f"dtype {image.dtype}, shape {image.shape}"
+
+
+def as_native(image):
+    """Return ``image`` as an array in native byte order (no copy if it already is)."""
+    image = np.asarray(image)
+    return image.astype(image.dtype.newbyteorder("="), copy=False)
+
+
+def check_writable(path, image, kind, dtypes, ndim=2, hint=""):
+    """Return ``image`` as a native-order array if ``kind`` can store it.
+
+    Raises ``ValueError`` naming the file, the dtype and the shape when the
+    array has the wrong number of dimensions, is empty, or has a dtype outside
+    ``dtypes``.
+    """
+    image = as_native(image)
+    if image.ndim != ndim or image.size == 0:
+        raise ValueError(
+            f"{path}: {kind} needs a non-empty {ndim}-D image, got {describe(image)}"
+        )
+    if image.dtype not in tuple(np.dtype(d) for d in dtypes):
+        names = ", ".join(str(np.dtype(d)) for d in dtypes)
+        raise ValueError(
+            f"{path}: {kind} cannot store {describe(image)}; supported dtypes: {names}"
+            + (f". {hint}" if hint else "")
+        )
+    return image
+
+
+def check_text_metadata(path, kind, metadata):
+    """Return ``metadata`` as ``{str: str}``, refusing keys or values that the
+    text-based headers (PGM comments, PNG text chunks) cannot hold."""
+    text = {}
+    for key, value in metadata.items():
+        value = str(value)
+        if not str(key) or any(c in str(key) + value for c in "\r\n"):
+            raise ValueError(
+                f"{path}: {kind} metadata keys must be non-empty and keys and values "
+                f"must be single-line text, got {key!r}: {value!r}"
+            )
+        text[str(key)] = value
+    return text
+
+
+def reject_compression(path, kind, compression):
+    """Raise unless ``compression`` is ``None`` (the format has no such option)."""
+    if compression is not None:
+        raise ValueError(f"{path}: {kind} files take no compression option, got {compression!r}")
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside ``path``; rename it to ``path`` on success.
+
+    The temporary file is removed if the body raises, so an interrupted write
+    never leaves a partial file under the final name.  The temporary name keeps
+    the extension, for libraries that look at it.
+    """
+    path = Path(os.fspath(path))
+    parent = path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "Directory for the image file does not exist", str(parent))
+    tmp = parent / f".{path.name}.{secrets.token_hex(6)}.part{path.suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
