@@ -1,0 +1,148 @@
+// GLCM Haralick features, computed without storing the normalised matrix.
+//
+// Every sum over the co-occurrence counts c(i, j) is accumulated in exact
+// integer arithmetic and divided by the pair count N only at the end, so the
+// features equal scikit-image's graycomatrix + graycoprops to rounding and
+// the correlation does not suffer from cancellation in E[ij] - E[i]E[j].
+//
+// References: R. M. Haralick, K. Shanmugam, I. Dinstein, "Textural features
+// for image classification", IEEE Trans. SMC 3 (1973) 610-621,
+// doi:10.1109/TSMC.1973.4309314.
+
+#include "diffranet/texture.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace diffranet {
+namespace {
+
+using int128 = __int128;
+
+// Grey-level range [lo, hi] present in one image: the GLCM is zero outside
+// that square, so the reductions only visit it.
+void grey_range(const uint8_t* image, int64_t n_pixels, int& lo, int& hi) {
+    uint8_t mn = 255, mx = 0;
+    for (int64_t k = 0; k < n_pixels; ++k) {
+        mn = std::min(mn, image[k]);
+        mx = std::max(mx, image[k]);
+    }
+    lo = mn;
+    hi = mx;
+}
+
+// Count the pixel pairs (image[r, c], image[r + drow, c + dcol]) into `counts`
+// (levels x levels, zeroed by the caller on the grey-level square [lo, hi])
+// and return their number N.
+uint64_t count_pairs(const uint8_t* image, int64_t rows, int64_t cols, GlcmOffset off,
+                     int levels, int lo, int hi, bool symmetric, uint32_t* counts) {
+    const int64_t r0 = std::max<int64_t>(0, -off.drow);
+    const int64_t r1 = std::min<int64_t>(rows, rows - off.drow);
+    const int64_t c0 = std::max<int64_t>(0, -off.dcol);
+    const int64_t c1 = std::min<int64_t>(cols, cols - off.dcol);
+    if (r1 <= r0 || c1 <= c0) return 0;
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* first = image + r * cols;
+        const uint8_t* second = image + (r + off.drow) * cols + off.dcol;
+        for (int64_t c = c0; c < c1; ++c) ++counts[first[c] * levels + second[c]];
+    }
+    const uint64_t n_pairs = static_cast<uint64_t>(r1 - r0) * static_cast<uint64_t>(c1 - c0);
+    if (!symmetric) return n_pairs;
+    // P + P^T: the diagonal doubles, off-diagonal pairs become their sum.
+    for (int i = lo; i <= hi; ++i) {
+        counts[i * levels + i] *= 2;
+        for (int j = i + 1; j <= hi; ++j) {
+            const uint32_t sum = counts[i * levels + j] + counts[j * levels + i];
+            counts[i * levels + j] = sum;
+            counts[j * levels + i] = sum;
+        }
+    }
+    return 2 * n_pairs;
+}
+
+// Haralick features of the counts restricted to grey levels [lo, hi].
+void haralick(const uint32_t* counts, uint64_t n_pairs, int levels, int lo, int hi,
+              const double* inv_one_plus_sq, double* feat) {
+    if (n_pairs == 0) {
+        std::fill(feat, feat + kGlcmPropertyCount, 0.0);
+        feat[kCorrelation] = 1.0;
+        return;
+    }
+    uint64_t s_con = 0, s_dis = 0, s_asm = 0;
+    uint64_t s_i = 0, s_j = 0, s_ii = 0, s_jj = 0, s_ij = 0;
+    double s_hom = 0.0;
+    for (int i = lo; i <= hi; ++i) {
+        const uint32_t* row = counts + static_cast<int64_t>(i) * levels;
+        uint64_t row_sum = 0, row_j = 0;
+        for (int j = lo; j <= hi; ++j) {
+            const uint64_t c = row[j];
+            if (c == 0) continue;
+            const int d = i > j ? i - j : j - i;
+            row_sum += c;
+            row_j += c * static_cast<uint64_t>(j);
+            s_jj += c * static_cast<uint64_t>(j * j);
+            s_con += c * static_cast<uint64_t>(d * d);
+            s_dis += c * static_cast<uint64_t>(d);
+            s_asm += c * c;
+            s_hom += static_cast<double>(c) * inv_one_plus_sq[d];
+        }
+        s_i += row_sum * static_cast<uint64_t>(i);
+        s_ii += row_sum * static_cast<uint64_t>(i * i);
+        s_j += row_j;
+        s_ij += row_j * static_cast<uint64_t>(i);
+    }
+    const double n = static_cast<double>(n_pairs);
+    feat[kContrast] = static_cast<double>(s_con) / n;
+    feat[kDissimilarity] = static_cast<double>(s_dis) / n;
+    feat[kHomogeneity] = s_hom / n;
+    feat[kAsm] = static_cast<double>(s_asm) / (n * n);
+    feat[kEnergy] = std::sqrt(feat[kAsm]);
+    // N^2 var_i = N sum c i^2 - (sum c i)^2, exact in 128-bit integers.
+    const int128 big_n = static_cast<int128>(n_pairs);
+    const int128 var_i = big_n * s_ii - static_cast<int128>(s_i) * s_i;
+    const int128 var_j = big_n * s_jj - static_cast<int128>(s_j) * s_j;
+    const int128 cov = big_n * s_ij - static_cast<int128>(s_i) * s_j;
+    if (var_i == 0 || var_j == 0) {
+        feat[kCorrelation] = 1.0;
+    } else {
+        feat[kCorrelation] = static_cast<double>(cov) /
+                             (std::sqrt(static_cast<double>(var_i)) * std::sqrt(static_cast<double>(var_j)));
+    }
+}
+
+}  // namespace
+
+void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_t cols,
+                   const GlcmOffset* offsets, int64_t n_offsets, int levels, bool symmetric,
+                   double* out, int n_threads) {
+    const int64_t n_pixels = rows * cols;
+    const int64_t n_tasks = n_images * n_offsets;
+    std::vector<double> inv_one_plus_sq(levels);
+    for (int d = 0; d < levels; ++d) inv_one_plus_sq[d] = 1.0 / (1.0 + static_cast<double>(d) * d);
+    if (n_threads <= 0) n_threads = omp_get_max_threads();
+
+#pragma omp parallel num_threads(n_threads)
+    {
+        std::vector<uint32_t> counts(static_cast<size_t>(levels) * levels);
+#pragma omp for schedule(dynamic)
+        for (int64_t task = 0; task < n_tasks; ++task) {
+            const int64_t k = task / n_offsets;
+            const int64_t o = task % n_offsets;
+            const uint8_t* image = images + k * n_pixels;
+            int lo = 0, hi = 0;
+            grey_range(image, n_pixels, lo, hi);
+            // Only the [lo, hi] square can be non-zero, so only it is cleared.
+            for (int i = lo; i <= hi; ++i)
+                std::fill_n(counts.data() + static_cast<int64_t>(i) * levels + lo, hi - lo + 1, 0u);
+            const uint64_t n_pairs = count_pairs(image, rows, cols, offsets[o], levels, lo, hi, symmetric,
+                                                 counts.data());
+            haralick(counts.data(), n_pairs, levels, lo, hi, inv_one_plus_sq.data(),
+                     out + task * kGlcmPropertyCount);
+        }
+    }
+}
+
+}  // namespace diffranet
