@@ -83,7 +83,7 @@ def _as_indices(name, value):
     bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
     bad |= np.abs(arr) >= _INDEX_OFFSET
     if bad.any():
-        raise ValueError(f"{name} must hold integers below {_INDEX_OFFSET} in magnitude, got {arr[bad].flat[0]!r}")
+        raise ValueError(f"{name} must hold integers below {_INDEX_OFFSET} in magnitude, got {arr[bad].flat[0].item()!r}")
     return arr.astype(np.int64)
 
 
@@ -106,7 +106,7 @@ def _as_amplitudes(name, amplitudes, n):
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} must be finite and >= 0, got {arr[i]!r} at row {i}")
+        raise ValueError(f"{name} must be finite and >= 0, got {arr[i].item()!r} at row {i}")
     return arr
 
 
@@ -241,8 +241,8 @@ def expand_to_p1(hkl, amplitudes, space_group, where):
     if conflict is not None:
         i, j = (c % n for c in conflict)
         raise ValueError(
-            f"{where(i)}: |F{tuple(hkl[i].tolist())}| = {amplitudes[i]!r} contradicts "
-            f"|F{tuple(hkl[j].tolist())}| = {amplitudes[j]!r} ({where(j)}), "
+            f"{where(i)}: |F{tuple(hkl[i].tolist())}| = {amplitudes[i].item()!r} contradicts "
+            f"|F{tuple(hkl[j].tolist())}| = {amplitudes[j].item()!r} ({where(j)}), "
             f"which is equivalent in space group {space_group.xhm()!r}"
         )
     keep = _first_of_each(keys)
@@ -376,7 +376,7 @@ def read_mtz_amplitudes(path, column=None):
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}: column {column!r} has |F{tuple(hkl[i].tolist())}| = {values[i]!r}; must be finite and >= 0")
+        raise ValueError(f"{path}: column {column!r} has |F{tuple(hkl[i].tolist())}| = {values[i].item()!r}; must be finite and >= 0")
     if values.size == 0:
         raise ValueError(f"{path}: column {column!r} lists no reflections")
     return hkl, values, mtz, column
@@ -593,6 +593,7 @@ def _structure_from_atoms(unit_cell, space_group, positions, element_index, b_is
     st.cell = unit_cell
     st.spacegroup_hm = space_group.xhm()
     st.add_model(model)
+    st.setup_cell_images()
     return st
 
 
@@ -708,7 +709,7 @@ class StructureFactors:
             i, j = conflict
             raise ValueError(
                 f"hkl {hkl[i].tolist()!r} is listed twice with different amplitudes "
-                f"({amplitudes[i]!r} at row {i}, {amplitudes[j]!r} at row {j})"
+                f"({amplitudes[i].item()!r} at row {i}, {amplitudes[j].item()!r} at row {j})"
             )
         keep = _first_of_each(keys)
         if space_group_name is not None and not isinstance(space_group_name, str):
