@@ -85,12 +85,12 @@ class LBPExtractor(ImageFeatureExtractor):
 
     Examples
     --------
-    A constant image: every neighbour equals the centre, so all P bits are set
-    and every pixel has the uniform code P = 4.
+    A zero image (the outside counts as zero): every neighbour equals the
+    centre, so all P bits are set and every pixel has the uniform code P = 4.
 
     >>> import numpy as np
     >>> lbp = LBPExtractor(n_points=4, radius=1)
-    >>> lbp.fit_transform(np.full((1, 3, 3), 7, dtype=np.uint8))
+    >>> lbp.fit_transform(np.zeros((1, 3, 3), dtype=np.uint8))
     array([[0., 0., 0., 0., 1., 0.]])
     """
 
