@@ -638,6 +638,7 @@ def _write_cache(path, key, sf):
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez_compressed(fh, table=sf.table, hkl_min=np.array(sf.hkl_min), cell=np.array(sf.cell), **key)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
