@@ -1,0 +1,14 @@
+// The compiled core, diffranet._core: registration only. Each register_*.cpp
+// converts arrays to the core's structs, releases the GIL and calls C++.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_bragg(py::module_& m);
+void register_texture(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "diffranet compiled core (private: use the diffranet package)";
+    register_bragg(m);
+    register_texture(m);
+}

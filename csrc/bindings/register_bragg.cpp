@@ -1,0 +1,107 @@
+// Bindings of the Bragg renderers and mosaic-domain generator.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "convert.hpp"
+#include "diffranet/bragg.hpp"
+#include "diffranet/mosaic.hpp"
+
+namespace {
+
+using namespace diffranet;
+
+DetectorGeometry make_detector(int rows, int cols, double pixel_size_mm, const DoubleArray& origin_mm,
+                               const DoubleArray& fast_axis, const DoubleArray& slow_axis,
+                               const DoubleArray& normal, int oversample) {
+    DetectorGeometry det;
+    det.rows = rows;
+    det.cols = cols;
+    det.pixel_size_mm = pixel_size_mm;
+    det.origin_mm = to_vec3(origin_mm, "origin_mm");
+    det.fast_axis = to_vec3(fast_axis, "fast_axis");
+    det.slow_axis = to_vec3(slow_axis, "slow_axis");
+    det.normal = to_vec3(normal, "normal");
+    det.oversample = oversample;
+    return det;
+}
+
+BeamParams make_beam(const DoubleArray& directions, const DoubleArray& wavelengths_A, const DoubleArray& weights,
+                     double fluence, double polarization_fraction, const DoubleArray& polarization_axis) {
+    BeamParams beam;
+    const py::ssize_t n = wavelengths_A.size();
+    require_size(directions, 3 * n, "source_directions");
+    require_size(weights, n, "source_weights");
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const double* d = directions.data() + 3 * i;
+        beam.sources.push_back(Source{{d[0], d[1], d[2]}, wavelengths_A.data()[i], weights.data()[i]});
+    }
+    beam.fluence_photons_per_m2 = fluence;
+    beam.polarization_fraction = polarization_fraction;
+    beam.polarization_axis = to_vec3(polarization_axis, "polarization_axis");
+    return beam;
+}
+
+py::tuple render_bragg(int rows, int cols, double pixel_size_mm, const DoubleArray& origin_mm,
+                       const DoubleArray& fast_axis, const DoubleArray& slow_axis, const DoubleArray& normal,
+                       int oversample, const DoubleArray& source_directions, const DoubleArray& source_wavelengths_A,
+                       const DoubleArray& source_weights, double fluence, double polarization_fraction,
+                       const DoubleArray& polarization_axis, const DoubleArray& real_basis_A,
+                       const DoubleArray& ncells, int shape, const DoubleArray& domain_rotations,
+                       const FloatArray& sf_table, const std::vector<int>& sf_hkl_min, double default_F,
+                       const std::string& method, int n_threads) {
+    BraggProblem problem;
+    problem.detector = make_detector(rows, cols, pixel_size_mm, origin_mm, fast_axis, slow_axis, normal, oversample);
+    problem.beam = make_beam(source_directions, source_wavelengths_A, source_weights, fluence, polarization_fraction,
+                             polarization_axis);
+    require_size(real_basis_A, 9, "real_basis_A");
+    problem.crystal.real_basis_A = to_mat3(real_basis_A.data());
+    const Vec3 n = to_vec3(ncells, "ncells");
+    problem.crystal.na = n.x;
+    problem.crystal.nb = n.y;
+    problem.crystal.nc = n.z;
+    problem.crystal.shape = static_cast<SpotShape>(shape);
+    problem.crystal.domain_rotations = to_mat3_list(domain_rotations, "domain_rotations");
+    if (sf_table.ndim() != 3 || sf_hkl_min.size() != 3)
+        throw std::invalid_argument("sf_table must be 3-D and sf_hkl_min hold 3 indices");
+    problem.structure_factors = StructureFactorTable{
+        sf_table.size() > 0 ? sf_table.data() : nullptr, sf_hkl_min[0], sf_hkl_min[1], sf_hkl_min[2],
+        static_cast<int>(sf_table.shape(0)), static_cast<int>(sf_table.shape(1)), static_cast<int>(sf_table.shape(2)),
+        default_F};
+
+    FloatArray image({rows, cols});
+    float* out = image.mutable_data();
+    ReflectionStats stats;
+    {
+        py::gil_scoped_release release;
+        if (method == "pixel")
+            render_bragg_pixelwise(problem, out, n_threads);
+        else
+            stats = render_bragg_reflectionwise(problem, out, n_threads);
+    }
+    py::dict info;
+    info["spots"] = stats.spots;
+    info["subpixels_tested"] = stats.subpixels_tested;
+    return py::make_tuple(image, info);
+}
+
+DoubleArray mosaic(int n_domains, double spread_rad, int distribution, std::uint64_t seed) {
+    return from_mat3_list(mosaic_rotations(n_domains, spread_rad, static_cast<MosaicDistribution>(distribution), seed));
+}
+
+}  // namespace
+
+void register_bragg(py::module_& m) {
+    m.def("render_bragg", &render_bragg, py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"),
+          py::arg("origin_mm"), py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"), py::arg("oversample"),
+          py::arg("source_directions"), py::arg("source_wavelengths_A"), py::arg("source_weights"),
+          py::arg("fluence"), py::arg("polarization_fraction"), py::arg("polarization_axis"),
+          py::arg("real_basis_A"), py::arg("ncells"), py::arg("shape"), py::arg("domain_rotations"),
+          py::arg("sf_table"), py::arg("sf_hkl_min"), py::arg("default_F"), py::arg("method"),
+          py::arg("n_threads"),
+          "Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics.");
+    m.def("mosaic_rotations", &mosaic, py::arg("n_domains"), py::arg("spread_rad"), py::arg("distribution"),
+          py::arg("seed"), "Lab-frame rotation matrices (n, 3, 3) of the mosaic domains.");
+}

@@ -1,0 +1,73 @@
+// Lattice transforms |F_latt|: the interference of Na x Nb x Nc unit cells
+// as a function of fractional Miller indices (h, k, l).
+// Forms follow nanoBragg (Holton et al. 2014), with the tophat normalised as in
+// cctbx simtbx: its integral over one reciprocal cell equals the sinc's.
+#pragma once
+
+#include <cmath>
+
+#include "diffranet/constants.hpp"
+
+namespace diffranet {
+
+enum class SpotShape : int { kSinc = 0, kTophat = 1, kGauss = 2, kRound = 3 };
+
+// Squared radius, in units of the spot size, below which the tophat is 1:
+// 0.3969 = 0.63^2 makes its FWHM match the sinc's (nanoBragg -tophat_spots).
+constexpr double kTophatRadiusSq = 0.3969;
+
+// The gauss form exp(-r^2/0.63) is truncated where its intensity falls below
+// exp(-2*4/0.63) ~ 3e-6 of the peak, so that spots are compact and the
+// reflection-centric renderer gives the same image as the per-pixel loop.
+constexpr double kGaussRadiusSq = 4.0;
+
+// Tophat amplitude per unit N: integral over one reciprocal cell of
+// |F_latt|^2 is N for the sinc; for a sphere of radius 0.63 in N-scaled
+// units it is N * (4/3) pi 0.63^3, hence the 1/sqrt of that factor.
+inline double tophat_amplitude_scale() {
+    return 1.0 / std::sqrt(4.0 / 3.0 * kPi * 0.63 * 0.63 * 0.63);
+}
+
+// sin(N x) / sin(x), the 1-D grating function; N at the lattice points.
+inline double sincg(double x, double n) {
+    const double s = std::sin(x);
+    if (std::fabs(s) < 1e-12) {
+        // lattice point: limit is +-N (sign from the parity of N*x/pi, squared later)
+        return n;
+    }
+    return std::sin(n * x) / s;
+}
+
+// 3 (sin x - x cos x) / x^3: the transform of a uniform sphere.
+inline double sinc3(double x) {
+    if (std::fabs(x) < 1e-6) return 1.0;
+    return 3.0 * (std::sin(x) / x - std::cos(x)) / (x * x);
+}
+
+// Whether a shape vanishes outside a bounded region (rasterised per reflection).
+inline bool is_compact(SpotShape shape) {
+    return shape == SpotShape::kTophat || shape == SpotShape::kGauss;
+}
+
+inline double compact_radius_sq(SpotShape shape) {
+    return shape == SpotShape::kTophat ? kTophatRadiusSq : kGaussRadiusSq;
+}
+
+// |F_latt| at fractional index offsets (dh, dk, dl) from the nearest lattice
+// point, for the compact and round shapes (which depend only on the offsets).
+// n_total = Na * Nb * Nc; r2 = (dh Na)^2 + (dk Nb)^2 + (dl Nc)^2.
+inline double compact_lattice_amplitude(SpotShape shape, double r2, double n_total) {
+    switch (shape) {
+        case SpotShape::kTophat:
+            return r2 < kTophatRadiusSq ? n_total * tophat_amplitude_scale() : 0.0;
+        case SpotShape::kGauss:
+            return r2 < kGaussRadiusSq ? n_total * std::exp(-r2 / 0.63) : 0.0;
+        case SpotShape::kRound:
+            // nanoBragg's "round": a sphere transform, 0.7236 matches its FWHM to the sinc
+            return n_total * 0.723601254558268 * sinc3(kPi * std::sqrt(r2));
+        default:
+            return 0.0;
+    }
+}
+
+}  // namespace diffranet

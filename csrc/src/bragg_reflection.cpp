@@ -1,0 +1,380 @@
+// Reflection-centric rendering of compact (tophat, gauss) spots.
+//
+// A reflection G = h a* + k b* + l c* of one domain lights the detector only
+// where the Ewald sphere |S + s0/lambda| = 1/lambda passes through its spot,
+// a small ellipsoid |diag(N) A (S - G)| < rho around G, inside a ball of
+// radius r_S. So for each source and domain we
+//  1. list the reflections whose ball meets the Ewald sphere inside the largest
+//     |S| the detector sees, solving a quadratic along one reciprocal axis
+//     instead of visiting every index;
+//  2. bound each spot's footprint: the sphere points inside the ball form a cap
+//     seen from the sphere's centre as a cone of half-angle alpha around the
+//     ray through G, and a cone meets the detector plane within
+//     D alpha / cos_min^2 of the ray's hit point;
+//  3. evaluate the exact per-pixel formula only at the subpixel centres inside
+//     that footprint. The per-pixel loop finds zero everywhere else, so both
+//     renderers give the same image.
+//
+// Determinism: spots are listed per domain (in parallel, each domain its own
+// list) and then bucketed, in domain order, into fixed bands of subpixel rows;
+// each band is filled by one thread in that fixed order. The result is
+// bit-identical for any number of threads.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "bragg_common.hpp"
+#include "diffranet/detector.hpp"
+
+namespace diffranet {
+
+namespace {
+
+constexpr int kBandRows = 8;  // subpixel rows per band (fixed: independent of threads)
+
+struct Spot {
+    int hkl[3];
+    int row0, row1, col0, col1;  // inclusive box of subpixel centres
+    int domain;
+    double f_cell_sq;
+};
+
+// Scattering vector S = (d - s0) / lambda at every subpixel centre, for one source.
+struct ScatteringVectors {
+    std::vector<double> x, y, z;
+    int sub_cols;
+
+    ScatteringVectors(const DetectorGeometry& det, const Source& src, int threads)
+        : sub_cols(det.cols * det.oversample) {
+        const int sub_rows = det.rows * det.oversample;
+        const size_t n = static_cast<size_t>(sub_rows) * sub_cols;
+        x.resize(n);
+        y.resize(n);
+        z.resize(n);
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int r = 0; r < sub_rows; ++r) {
+            for (int c = 0; c < sub_cols; ++c) {
+                const Vec3 s = (unit(subpixel_position_mm(det, r, c)) - src.direction) / src.wavelength_A;
+                const size_t i = static_cast<size_t>(r) * sub_cols + c;
+                x[i] = s.x;
+                y[i] = s.y;
+                z[i] = s.z;
+            }
+        }
+    }
+};
+
+// Largest singular value of m (square root of the largest eigenvalue of m^T m,
+// by power iteration from a fixed start), padded slightly to stay an upper bound.
+double spectral_norm(const Mat3& m) {
+    const Mat3 mtm = m.transposed() * m;
+    Vec3 v{1.0, 0.7, 0.4};
+    double lambda = 0.0;
+    for (int it = 0; it < 200; ++it) {
+        const Vec3 w = mtm * v;
+        const double nw = norm(w);
+        if (nw == 0.0) return 0.0;
+        const double next = nw;
+        v = w / nw;
+        if (std::fabs(next - lambda) <= 1e-13 * next) {
+            lambda = next;
+            break;
+        }
+        lambda = next;
+    }
+    return std::sqrt(lambda) * (1.0 + 1e-6);
+}
+
+// Largest |S| = |d - s0| / lambda over the detector: sampled at every subpixel
+// centre along the border (a flat panel's extreme angle lies on its border).
+double max_scattering_vector(const DetectorGeometry& det, const Source& src) {
+    const int sub_rows = det.rows * det.oversample, sub_cols = det.cols * det.oversample;
+    double best = 0.0;
+    auto visit = [&](int r, int c) {
+        const Vec3 d = unit(subpixel_position_mm(det, r, c));
+        best = std::max(best, norm(d - src.direction) / src.wavelength_A);
+    };
+    for (int c = 0; c < sub_cols; ++c) {
+        visit(0, c);
+        visit(sub_rows - 1, c);
+    }
+    for (int r = 0; r < sub_rows; ++r) {
+        visit(r, 0);
+        visit(r, sub_cols - 1);
+    }
+    return best;
+}
+
+// Interval [lo, hi] of t where |base + t w|^2 <= radius^2 (false if empty);
+// inv_ww = 1 / |w|^2.
+inline bool line_ball_interval(const Vec3& base, const Vec3& w, double inv_ww, double radius, double& lo,
+                               double& hi) {
+    const double bw = dot(base, w);
+    const double t_mid = -bw * inv_ww;
+    const double q_min = dot(base, base) + t_mid * bw;  // |base + t_mid w|^2
+    if (q_min > radius * radius) return false;
+    const double half = std::sqrt((radius * radius - q_min) * inv_ww);
+    lo = t_mid - half;
+    hi = t_mid + half;
+    return true;
+}
+
+// Reflections of the reference crystal that some mosaic domain may bring onto
+// the Ewald sphere. A domain rotation by theta moves G by at most theta |G|
+// and keeps |G|, so listing the reference reflections within r_s + theta_max
+// g_max of the sphere (and within g_max of the origin) once replaces a search
+// per domain.
+struct Candidates {
+    std::vector<double> gx, gy, gz, f_sq;
+    std::vector<int> h, k, l;
+};
+
+Candidates find_candidates(const BraggProblem& p, const Mat3& real_basis, const Vec3& k0, double inv_lambda,
+                           double shell_half_width, double g_max) {
+    const Mat3 recip = inverse(real_basis);  // columns a*, b*, c*
+    const std::array<Vec3, 3> axes{recip.col(0), recip.col(1), recip.col(2)};
+    const double r_out = inv_lambda + shell_half_width, r_in = inv_lambda - shell_half_width;
+
+    // Solve along the axis with the most indices; loop over the other two.
+    std::array<int, 3> index_max;
+    for (int i = 0; i < 3; ++i) index_max[i] = static_cast<int>(std::floor(g_max * norm(real_basis.row(i)))) + 1;
+    const int solved = static_cast<int>(std::max_element(index_max.begin(), index_max.end()) - index_max.begin());
+    const int u = (solved + 1) % 3, v = (solved + 2) % 3;
+    const Vec3& w = axes[solved];
+    const double inv_ww = 1.0 / dot(w, w);
+
+    Candidates out;
+    std::array<int, 3> hkl;
+    for (int iu = -index_max[u]; iu <= index_max[u]; ++iu) {
+        for (int iv = -index_max[v]; iv <= index_max[v]; ++iv) {
+            const Vec3 g_line = axes[u] * iu + axes[v] * iv;
+            // |G| <= g_max: the detector sees nothing beyond
+            double lo_g, hi_g;
+            if (!line_ball_interval(g_line, w, inv_ww, g_max, lo_g, hi_g)) continue;
+            // r_in <= |G + k0| <= r_out: near enough to the Ewald sphere
+            const Vec3 base = g_line + k0;
+            double lo_out, hi_out;
+            if (!line_ball_interval(base, w, inv_ww, r_out, lo_out, hi_out)) continue;
+            double lo_in = 1.0, hi_in = 0.0;  // empty unless the inner ball is cut
+            if (r_in > 0.0) line_ball_interval(base, w, inv_ww, r_in, lo_in, hi_in);
+            const int first = static_cast<int>(fast_ceil(std::max(lo_out, lo_g)));
+            const int last = static_cast<int>(fast_floor(std::min(hi_out, hi_g)));
+            for (int it = first; it <= last; ++it) {
+                if (it > lo_in && it < hi_in) continue;  // strictly inside the Ewald sphere
+                hkl[u] = iu;
+                hkl[v] = iv;
+                hkl[solved] = it;
+                const double f = p.structure_factors.amplitude(hkl[0], hkl[1], hkl[2]);
+                if (f == 0.0) continue;
+                const Vec3 g = axes[0] * hkl[0] + axes[1] * hkl[1] + axes[2] * hkl[2];
+                out.gx.push_back(g.x);
+                out.gy.push_back(g.y);
+                out.gz.push_back(g.z);
+                out.f_sq.push_back(f * f);
+                out.h.push_back(hkl[0]);
+                out.k.push_back(hkl[1]);
+                out.l.push_back(hkl[2]);
+            }
+        }
+    }
+    return out;
+}
+
+// Largest rotation angle (radians) among the domain rotations.
+double max_rotation_angle(const std::vector<Mat3>& rotations) {
+    double best = 0.0;
+    for (const Mat3& r : rotations) {
+        const double c = 0.5 * (r.m[0][0] + r.m[1][1] + r.m[2][2] - 1.0);
+        best = std::max(best, std::acos(std::max(-1.0, std::min(1.0, c))));
+    }
+    return best;
+}
+
+// Projects one domain's spots onto the detector.
+class SpotProjector {
+  public:
+    SpotProjector(const BraggProblem& p, const Source& src, double r_s)
+        : det_(p.detector), r_s_(r_s),
+          sub_rows_(p.detector.rows * p.detector.oversample), sub_cols_(p.detector.cols * p.detector.oversample),
+          step_mm_(p.detector.pixel_size_mm / p.detector.oversample),
+          plane_distance_mm_(dot(p.detector.origin_mm, p.detector.normal)), inv_lambda_(1.0 / src.wavelength_A),
+          k0_(src.direction * inv_lambda_) {}
+
+    const Vec3& k0() const { return k0_; }
+    double inv_lambda() const { return inv_lambda_; }
+
+    // Spots of the domain rotated by `rotation` among the candidates.
+    void project_domain(const Candidates& cand, const Mat3& rotation, int domain, std::vector<Spot>& out) const {
+        const double r_out_sq = (inv_lambda_ + r_s_) * (inv_lambda_ + r_s_);
+        const double r_in = std::max(0.0, inv_lambda_ - r_s_);
+        const size_t n = cand.gx.size();
+        for (size_t i = 0; i < n; ++i) {
+            const Vec3 g = rotation * Vec3{cand.gx[i], cand.gy[i], cand.gz[i]};
+            const Vec3 from_centre = g + k0_;  // from the Ewald sphere's centre to G
+            const double dist_sq = dot(from_centre, from_centre);
+            if (dist_sq > r_out_sq || dist_sq < r_in * r_in) continue;
+            add_spot(from_centre, std::sqrt(dist_sq), Spot{{cand.h[i], cand.k[i], cand.l[i]}, 0, 0, 0, 0, domain,
+                                                           cand.f_sq[i]}, out);
+        }
+    }
+
+  private:
+    // Footprint on the detector of the spot whose centre is `from_centre` from
+    // the Ewald sphere's centre, as an inclusive box of subpixel centres.
+    void add_spot(const Vec3& from_centre, double dist, Spot spot, std::vector<Spot>& out) const {
+        // cap of the sphere (radius R = 1/lambda) inside the ball (radius r_s) around G:
+        // its rim lies at distance x from the centre, at radius sqrt(R^2 - x^2)
+        const double radius = inv_lambda_;
+        const double x = (dist * dist + radius * radius - r_s_ * r_s_) / (2.0 * dist);
+        const double rim_sq = radius * radius - x * x;
+        if (rim_sq <= 0.0) return;
+        // half-angle alpha of the cone: sin(alpha) = rim / R; tan(alpha) >= alpha bounds it
+        const double sin_alpha = std::min(1.0, std::sqrt(rim_sq) / radius);
+        const double cos_alpha = std::sqrt(1.0 - sin_alpha * sin_alpha);
+        const Vec3 ray = from_centre / dist;
+        const double cos_normal = dot(ray, det_.normal);
+        if (cos_normal <= 0.0) return;
+        // cos(tilt + alpha): the most oblique direction in the cone
+        const double cos_min =
+            cos_normal * cos_alpha - std::sqrt(std::max(0.0, 1.0 - cos_normal * cos_normal)) * sin_alpha;
+        if (cos_min <= 1e-3) return;  // part of the cone runs (nearly) parallel to the plane
+        const double alpha = cos_alpha > 0.0 ? sin_alpha / cos_alpha * (1.0 + 1e-9) : 0.5 * kPi;
+        const Vec3 rel = ray * (plane_distance_mm_ / cos_normal) - det_.origin_mm;
+        // |dp| <= D dtheta / cos^2 along any path of directions within the cone
+        const double radius_sub = plane_distance_mm_ * alpha / (cos_min * cos_min) / step_mm_ + 1e-6;
+        const double col_c = dot(rel, det_.fast_axis) / step_mm_ - 0.5;
+        const double row_c = dot(rel, det_.slow_axis) / step_mm_ - 0.5;
+        if (col_c + radius_sub < 0.0 || row_c + radius_sub < 0.0 || col_c - radius_sub > sub_cols_ ||
+            row_c - radius_sub > sub_rows_)
+            return;  // off the detector (also keeps the integer conversions in range)
+        const int col0 = std::max(0, static_cast<int>(fast_ceil(col_c - radius_sub)));
+        const int col1 = std::min(sub_cols_ - 1, static_cast<int>(fast_floor(col_c + radius_sub)));
+        const int row0 = std::max(0, static_cast<int>(fast_ceil(row_c - radius_sub)));
+        const int row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(row_c + radius_sub)));
+        if (col0 > col1 || row0 > row1) return;
+        spot.row0 = row0;
+        spot.row1 = row1;
+        spot.col0 = col0;
+        spot.col1 = col1;
+        out.push_back(spot);
+    }
+
+    const DetectorGeometry& det_;
+    double r_s_;
+    int sub_rows_, sub_cols_;
+    double step_mm_, plane_distance_mm_, inv_lambda_;
+    Vec3 k0_;
+};
+
+}  // namespace
+
+ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image, int n_threads) {
+    const DetectorGeometry& det = p.detector;
+    const CrystalParams& xtal = p.crystal;
+    const int threads = resolve_threads(n_threads);
+    const int n = det.oversample;
+    const int sub_rows = det.rows * n, sub_cols = det.cols * n;
+    const std::vector<Mat3> bases = domain_bases(xtal);
+    const int n_domains = static_cast<int>(bases.size());
+    const int n_bands = (sub_rows + kBandRows - 1) / kBandRows;
+
+    // Ball around each spot: radius rho * ||(diag(N) A)^-1||_2, the same for
+    // every domain (rotations keep singular values).
+    const Mat3 recip = inverse(xtal.real_basis_A);
+    Mat3 spot_matrix = recip;
+    const double n_cells[3] = {xtal.na, xtal.nb, xtal.nc};
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) spot_matrix.m[i][j] /= n_cells[j];
+    const double r_s = std::sqrt(compact_radius_sq(xtal.shape)) * spectral_norm(spot_matrix);
+    const double mosaic_shift = max_rotation_angle(xtal.domain_rotations) * (1.0 + 1e-9) + 1e-12;
+
+    ReflectionStats stats;
+    std::vector<double> pixel_sum(static_cast<size_t>(det.rows) * det.cols, 0.0);
+    std::vector<double> sub_sum(static_cast<size_t>(sub_rows) * sub_cols);
+
+    for (const Source& src : p.beam.sources) {
+        // 1. candidate reflections, then the spots of every domain
+        const SpotProjector projector(p, src, r_s);
+        const double g_max = max_scattering_vector(det, src) + r_s;
+        const Candidates cand = find_candidates(p, xtal.real_basis_A, projector.k0(), projector.inv_lambda(),
+                                                r_s + mosaic_shift * g_max, g_max);
+        std::vector<std::vector<Spot>> spots(n_domains);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+        for (int d = 0; d < n_domains; ++d)
+            projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d]);
+
+        // 2. counting sort into row bands, keeping domain order within a band
+        std::vector<size_t> band_start(n_bands + 1, 0);
+        for (const auto& list : spots)
+            for (const Spot& s : list)
+                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) ++band_start[b + 1];
+        for (int b = 0; b < n_bands; ++b) band_start[b + 1] += band_start[b];
+        std::vector<Spot> banded(band_start[n_bands]);
+        {
+            std::vector<size_t> fill(band_start.begin(), band_start.end() - 1);
+            for (const auto& list : spots) {
+                stats.spots += static_cast<long long>(list.size());
+                for (const Spot& s : list)
+                    for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) banded[fill[b]++] = s;
+            }
+        }
+        spots.clear();
+
+        // 3. the exact formula at each spot's subpixels, one band per task
+        const ScatteringVectors sv(det, src, threads);
+        std::fill(sub_sum.begin(), sub_sum.end(), 0.0);
+        long long tested = 0;
+        const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : tested)
+        for (int b = 0; b < n_bands; ++b) {
+            const int band_row0 = b * kBandRows;
+            const int band_row1 = std::min(sub_rows - 1, band_row0 + kBandRows - 1);
+            for (size_t si = band_start[b]; si < band_start[b + 1]; ++si) {
+                const Spot* s = &banded[si];
+                const Mat3& basis = bases[s->domain];
+                for (int r = std::max(s->row0, band_row0); r <= std::min(s->row1, band_row1); ++r) {
+                    for (int c = s->col0; c <= s->col1; ++c) {
+                        ++tested;
+                        const size_t i = static_cast<size_t>(r) * sub_cols + c;
+                        const double h = basis.m[0][0] * sv.x[i] + basis.m[0][1] * sv.y[i] + basis.m[0][2] * sv.z[i];
+                        const double k = basis.m[1][0] * sv.x[i] + basis.m[1][1] * sv.y[i] + basis.m[1][2] * sv.z[i];
+                        const double l = basis.m[2][0] * sv.x[i] + basis.m[2][1] * sv.y[i] + basis.m[2][2] * sv.z[i];
+                        // a subpixel belongs to its nearest reflection only, as in the per-pixel loop
+                        if (nearest_index(h) != s->hkl[0] || nearest_index(k) != s->hkl[1] ||
+                            nearest_index(l) != s->hkl[2])
+                            continue;
+                        const double latt = lattice_intensity(xtal.shape, h, k, l, na, nb, nc);
+                        if (latt != 0.0) sub_sum[i] += s->f_cell_sq * latt;
+                    }
+                }
+            }
+        }
+        stats.subpixels_tested += tested;
+
+        // 4. solid angle and polarisation, only where some spot landed
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int row = 0; row < det.rows; ++row) {
+            for (int sr = 0; sr < n; ++sr) {
+                for (int col = 0; col < det.cols; ++col) {
+                    for (int sc = 0; sc < n; ++sc) {
+                        const int r = row * n + sr, c = col * n + sc;
+                        const double value = sub_sum[static_cast<size_t>(r) * sub_cols + c];
+                        if (value == 0.0) continue;
+                        const Vec3 pos = subpixel_position_mm(det, r, c);
+                        const double polar = polarization_factor(p.beam.polarization_fraction,
+                                                                 p.beam.polarization_axis, src.direction, unit(pos));
+                        pixel_sum[static_cast<size_t>(row) * det.cols + col] +=
+                            src.weight * pixel_solid_angle_sr(det, pos) * polar * value;
+                    }
+                }
+            }
+        }
+    }
+
+    const double scale = photon_scale(p);
+    for (size_t i = 0; i < pixel_sum.size(); ++i) image[i] = static_cast<float>(scale * pixel_sum[i]);
+    return stats;
+}
+
+}  // namespace diffranet

@@ -1,0 +1,93 @@
+"""The crystal: unit cell, orientation, size in unit cells, mosaicity, spot shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_rotation
+from .orientation import check_cell, real_space_basis
+
+__all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS"]
+
+# Names accepted for Crystal.spot_shape and the core's enum values.
+SPOT_SHAPES = {"sinc": 0, "tophat": 1, "gauss": 2, "round": 3}
+# Spot shapes that vanish outside a bounded region around each reflection.
+COMPACT_SHAPES = frozenset({"tophat", "gauss"})
+MOSAIC_DISTRIBUTIONS = {"tophat": 0, "gauss": 1}
+
+
+class Crystal:
+    """A mosaic crystal.
+
+    Parameters
+    ----------
+    cell : sequence of 6 float
+        ``(a, b, c, alpha, beta, gamma)`` in Angstrom and degrees; any
+        triclinic cell whose angles can form a cell.
+    ncells : sequence of 3 int or float, default (1, 1, 1)
+        Unit cells ``(Na, Nb, Nc)`` along a, b, c in each mosaic domain: they
+        set the spot size, which scales as 1/N in reciprocal space.
+    mosaic_domains : int, default 1
+        Number of mosaic domains averaged in each image.
+    mosaic_spread_deg : float, default 0.0
+        Diameter of the distribution of domain misorientations (degrees).
+    mosaic_distribution : {"tophat", "gauss"}, default "tophat"
+        ``"tophat"``: rotation vectors uniform within a ball of diameter
+        ``mosaic_spread_deg`` (the paper's top-hat). ``"gauss"``: rotation
+        vectors isotropic normal with RMS ``mosaic_spread_deg / 2`` per axis.
+    spot_shape : {"tophat", "sinc", "gauss", "round"}, default "tophat"
+        Lattice transform. ``"sinc"`` is the exact Fraunhofer grating
+        (nanoBragg's "square"); ``"tophat"`` is 1 inside the ellipsoid
+        ``sum(((h - h0) N)^2) < 0.3969`` and normalised so that its integrated
+        spot equals the sinc's; ``"gauss"`` and ``"round"`` are nanoBragg's.
+        ``"tophat"`` and ``"gauss"`` render reflection by reflection (fast).
+    default_F : float, default 100.0
+        Structure-factor amplitude of every reflection not listed in
+        ``structure_factors`` (of all reflections when it is None).
+    orientation : array_like, shape (3, 3), optional
+        Proper rotation ``U``: the lab-frame reciprocal basis is ``U @ B``
+        (see :func:`diffranet.orientation.reciprocal_basis`). Default: the
+        reference setting. :func:`diffranet.random_orientation` draws one.
+    structure_factors : StructureFactors, optional
+        Amplitudes |F(hkl)| for the reflections they list.
+    """
+
+    def __init__(self, cell, ncells=(1, 1, 1), mosaic_domains=1, mosaic_spread_deg=0.0,
+                 mosaic_distribution="tophat", spot_shape="tophat", default_F=100.0, orientation=None,
+                 structure_factors=None):
+        self.cell = check_cell(cell)
+        if not isinstance(ncells, (tuple, list, np.ndarray)) or len(ncells) != 3:
+            raise ValueError(f"ncells must be 3 numbers (Na, Nb, Nc), got {ncells!r}")
+        self.ncells = tuple(check_positive(f"ncells[{i}]", n) for i, n in enumerate(ncells))
+        self.mosaic_domains = check_int("mosaic_domains", mosaic_domains, minimum=1)
+        self.mosaic_spread_deg = check_nonnegative("mosaic_spread_deg", mosaic_spread_deg)
+        self.mosaic_distribution = check_choice("mosaic_distribution", mosaic_distribution, MOSAIC_DISTRIBUTIONS)
+        self.spot_shape = check_choice("spot_shape", spot_shape, SPOT_SHAPES)
+        self.default_F = check_nonnegative("default_F", default_F)
+        self.orientation = np.eye(3) if orientation is None else check_rotation("orientation", orientation)
+        if structure_factors is not None and not all(
+                hasattr(structure_factors, name) for name in ("table", "hkl_min")):
+            raise ValueError(f"structure_factors must be a StructureFactors, got {type(structure_factors).__name__}")
+        self.structure_factors = structure_factors
+
+    @property
+    def real_basis_A(self):
+        """Rows a, b, c of the reference domain in the lab frame (Angstrom)."""
+        return real_space_basis(self.cell, self.orientation)
+
+    @property
+    def volume_A3(self):
+        """Unit-cell volume (cubic Angstrom)."""
+        return float(abs(np.linalg.det(self.real_basis_A)))
+
+    def to_dict(self):
+        """JSON-serialisable parameters (structure factors by description only)."""
+        return {"cell": list(self.cell), "ncells": list(self.ncells), "mosaic_domains": self.mosaic_domains,
+                "mosaic_spread_deg": self.mosaic_spread_deg, "mosaic_distribution": self.mosaic_distribution,
+                "spot_shape": self.spot_shape, "default_F": self.default_F,
+                "orientation": self.orientation.tolist(),
+                "structure_factors": None if self.structure_factors is None else repr(self.structure_factors)}
+
+    def __repr__(self):
+        return (f"Crystal(cell={self.cell}, ncells={self.ncells}, mosaic_domains={self.mosaic_domains}, "
+                f"mosaic_spread_deg={self.mosaic_spread_deg}, spot_shape={self.spot_shape!r})")

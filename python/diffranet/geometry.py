@@ -1,0 +1,242 @@
+"""Experiment geometry: the detector and the incident beam.
+
+Lab frame (nanoBragg's default, see ``docs/conventions.md``): the beam travels
+along +x from the source through the sample at the origin; with the detector
+unrotated its normal is +x, image columns (the fast axis) run along +z and
+image rows (the slow axis) along -y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validation import (
+    check_finite,
+    check_fraction,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_vector3,
+)
+from .orientation import misset_to_rotation
+
+__all__ = ["Detector", "Beam"]
+
+_BEAM_AXIS = np.array([1.0, 0.0, 0.0])
+_FAST_AXIS = np.array([0.0, 0.0, 1.0])
+_SLOW_AXIS = np.array([0.0, -1.0, 0.0])
+
+
+def _check_shape(shape):
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
+        or min(shape) < 1
+    ):
+        raise ValueError(f"shape must be two positive integers (rows, cols), got {shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
+class Detector:
+    """A flat pixel-array detector.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)``: number of pixels along the slow and fast axes.
+    pixel_size_mm : float
+        Side of the square pixels (mm).
+    distance_mm : float
+        Distance from the sample to the detector plane along the beam (mm).
+    beam_center_mm : tuple of float, optional
+        ``(fast_mm, slow_mm)``: where the direct beam meets the unrotated
+        detector, measured from the outer corner of pixel (0, 0) along the fast
+        (column) and slow (row) axes. Default: the centre of the detector.
+    rotation_deg : tuple of float, optional
+        ``(rotx, roty, rotz)``: rigid rotation of the whole detector about the
+        sample, about the lab x, then y, then z axes (degrees; the same
+        convention as a crystal misset). Default: no rotation.
+
+    Attributes
+    ----------
+    origin_mm, fast_axis, slow_axis, normal : ndarray, shape (3,)
+        Lab position of the outer corner of pixel (0, 0), and the unit vectors
+        along increasing columns, increasing rows, and towards the detector.
+    """
+
+    def __init__(self, shape=(512, 512), pixel_size_mm=0.172, distance_mm=80.0, beam_center_mm=None,
+                 rotation_deg=(0.0, 0.0, 0.0)):
+        self.shape = _check_shape(shape)
+        self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
+        self.distance_mm = check_positive("distance_mm", distance_mm)
+        rows, cols = self.shape
+        if beam_center_mm is None:
+            beam_center_mm = (cols * self.pixel_size_mm / 2.0, rows * self.pixel_size_mm / 2.0)
+        if not isinstance(beam_center_mm, (tuple, list, np.ndarray)) or len(beam_center_mm) != 2:
+            raise ValueError(f"beam_center_mm must be (fast_mm, slow_mm), got {beam_center_mm!r}")
+        self.beam_center_mm = (check_finite("beam_center_mm[0]", beam_center_mm[0]),
+                               check_finite("beam_center_mm[1]", beam_center_mm[1]))
+        if not isinstance(rotation_deg, (tuple, list, np.ndarray)) or len(rotation_deg) != 3:
+            raise ValueError(f"rotation_deg must be (rotx, roty, rotz) in degrees, got {rotation_deg!r}")
+        self.rotation_deg = tuple(check_finite(f"rotation_deg[{i}]", v) for i, v in enumerate(rotation_deg))
+
+        rotation = misset_to_rotation(*self.rotation_deg)
+        fast_mm, slow_mm = self.beam_center_mm
+        origin = self.distance_mm * _BEAM_AXIS - fast_mm * _FAST_AXIS - slow_mm * _SLOW_AXIS
+        self.origin_mm = rotation @ origin
+        self.fast_axis = rotation @ _FAST_AXIS
+        self.slow_axis = rotation @ _SLOW_AXIS
+        self.normal = rotation @ _BEAM_AXIS
+
+    def pixel_centers_mm(self):
+        """Lab positions of the pixel centres, shape (rows, cols, 3), mm."""
+        rows, cols = self.shape
+        r = (np.arange(rows) + 0.5) * self.pixel_size_mm
+        c = (np.arange(cols) + 0.5) * self.pixel_size_mm
+        return (self.origin_mm + r[:, None, None] * self.slow_axis + c[None, :, None] * self.fast_axis)
+
+    def two_theta_deg(self, direction=_BEAM_AXIS):
+        """Scattering angle 2theta (degrees) of each pixel centre, shape (rows, cols)."""
+        pos = self.pixel_centers_mm()
+        cos2t = pos @ np.asarray(direction, float) / np.linalg.norm(pos, axis=-1)
+        return np.degrees(np.arccos(np.clip(cos2t, -1.0, 1.0)))
+
+    def to_dict(self):
+        """JSON-serialisable parameters that rebuild this detector."""
+        return {"shape": list(self.shape), "pixel_size_mm": self.pixel_size_mm, "distance_mm": self.distance_mm,
+                "beam_center_mm": list(self.beam_center_mm), "rotation_deg": list(self.rotation_deg)}
+
+    def __repr__(self):
+        return (f"Detector(shape={self.shape}, pixel_size_mm={self.pixel_size_mm}, "
+                f"distance_mm={self.distance_mm}, beam_center_mm={self.beam_center_mm}, "
+                f"rotation_deg={self.rotation_deg})")
+
+
+class Beam:
+    """The incident X-ray beam, as one or more weighted monochromatic sources.
+
+    Give the fluence directly, or as ``flux_photons_per_s * exposure_s`` spread
+    over a square beam of side ``beam_size_mm``.
+
+    Parameters
+    ----------
+    wavelength_A : float
+        Central wavelength (Angstrom).
+    fluence : float, optional
+        Photons per square metre at the sample.
+    flux_photons_per_s, exposure_s, beam_size_mm : float, optional
+        Alternative to ``fluence``: fluence = flux * exposure / beam_size^2.
+    polarization_fraction : float, default 0.0
+        Kahn polarisation factor: 0 unpolarised, 1 fully linearly polarised
+        along ``polarization_axis`` (XFELs are nearly 1 with the E-vector
+        horizontal).
+    polarization_axis : array_like, default (0, 0, 1)
+        E-vector direction of the polarised part, lab frame.
+    dispersion : float, default 0.0
+        Full spectral width as a fraction of the wavelength, sampled by
+        ``dispersion_steps`` equally weighted wavelengths spread evenly over it.
+    dispersion_steps : int, default 1
+    divergence_mrad : float, default 0.0
+        Full angular width of the beam, sampled on a ``divergence_steps`` x
+        ``divergence_steps`` grid of equally weighted directions (horizontal
+        and vertical).
+    divergence_steps : int, default 1
+    sources : sequence of (direction, wavelength_A, weight), optional
+        An explicit list of sources; replaces the dispersion and divergence
+        sampling. Weights are normalised to sum to 1.
+
+    Notes
+    -----
+    Every image is the weighted average of the images of the sources, as in
+    nanoBragg, so the fluence is shared among them.
+    """
+
+    def __init__(self, wavelength_A=1.5, fluence=None, *, flux_photons_per_s=None, exposure_s=None,
+                 beam_size_mm=None, polarization_fraction=0.0, polarization_axis=(0.0, 0.0, 1.0),
+                 dispersion=0.0, dispersion_steps=1, divergence_mrad=0.0, divergence_steps=1, sources=None):
+        self.wavelength_A = check_positive("wavelength_A", wavelength_A)
+        flux_given = [x is not None for x in (flux_photons_per_s, exposure_s, beam_size_mm)]
+        if fluence is not None and any(flux_given):
+            raise ValueError("give either fluence or flux_photons_per_s/exposure_s/beam_size_mm, not both")
+        if fluence is None:
+            if not all(flux_given):
+                raise ValueError("fluence is required (or all of flux_photons_per_s, exposure_s, beam_size_mm)")
+            flux = check_nonnegative("flux_photons_per_s", flux_photons_per_s)
+            exposure = check_nonnegative("exposure_s", exposure_s)
+            size_m = check_positive("beam_size_mm", beam_size_mm) * 1e-3
+            fluence = flux * exposure / size_m**2
+        self.fluence = check_nonnegative("fluence", fluence)
+        self.polarization_fraction = check_fraction("polarization_fraction", polarization_fraction)
+        self.polarization_axis = check_vector3("polarization_axis", polarization_axis, unit=True)
+        self.dispersion = check_nonnegative("dispersion", dispersion)
+        if self.dispersion >= 1.0:
+            raise ValueError(f"dispersion must be < 1 (a fraction of the wavelength), got {dispersion!r}")
+        self.dispersion_steps = check_int("dispersion_steps", dispersion_steps, minimum=1)
+        self.divergence_mrad = check_nonnegative("divergence_mrad", divergence_mrad)
+        self.divergence_steps = check_int("divergence_steps", divergence_steps, minimum=1)
+        self._explicit_sources = None if sources is None else self._check_sources(sources)
+
+    @staticmethod
+    def _check_sources(sources):
+        if len(sources) == 0:
+            raise ValueError("sources must not be empty")
+        dirs, lams, weights = [], [], []
+        for i, item in enumerate(sources):
+            if len(item) != 3:
+                raise ValueError(f"sources[{i}] must be (direction, wavelength_A, weight), got {item!r}")
+            direction, lam, weight = item
+            dirs.append(check_vector3(f"sources[{i}] direction", direction, unit=True))
+            lams.append(check_positive(f"sources[{i}] wavelength_A", lam))
+            weights.append(check_nonnegative(f"sources[{i}] weight", weight))
+        weights = np.asarray(weights)
+        if weights.sum() <= 0:
+            raise ValueError("sources: the weights must not all be zero")
+        return np.array(dirs), np.array(lams), weights / weights.sum()
+
+    def sources(self):
+        """The sampled sources.
+
+        Returns
+        -------
+        directions : ndarray, shape (n, 3)
+            Unit propagation vectors, lab frame.
+        wavelengths_A : ndarray, shape (n,)
+        weights : ndarray, shape (n,)
+            Fractions of the fluence, summing to 1.
+        """
+        if self._explicit_sources is not None:
+            return tuple(a.copy() for a in self._explicit_sources)
+        n_lam, n_div = self.dispersion_steps, self.divergence_steps
+        lam_offsets = np.linspace(-0.5, 0.5, n_lam) if n_lam > 1 else np.zeros(1)
+        wavelengths = self.wavelength_A * (1.0 + self.dispersion * lam_offsets)
+        div_rad = self.divergence_mrad * 1e-3
+        angles = div_rad * (np.linspace(-0.5, 0.5, n_div) if n_div > 1 else np.zeros(1))
+        directions = []
+        for vertical in angles:  # tilt about z then about y
+            for horizontal in angles:
+                d = np.array([math.cos(horizontal) * math.cos(vertical), math.sin(vertical),
+                              math.sin(horizontal) * math.cos(vertical)])
+                directions.append(d / np.linalg.norm(d))
+        dirs = np.repeat(np.array(directions), n_lam, axis=0)
+        lams = np.tile(wavelengths, len(directions))
+        weights = np.full(len(lams), 1.0 / len(lams))
+        return dirs, lams, weights
+
+    def to_dict(self):
+        """JSON-serialisable parameters that rebuild this beam."""
+        out = {"wavelength_A": self.wavelength_A, "fluence": self.fluence,
+               "polarization_fraction": self.polarization_fraction,
+               "polarization_axis": self.polarization_axis.tolist(), "dispersion": self.dispersion,
+               "dispersion_steps": self.dispersion_steps, "divergence_mrad": self.divergence_mrad,
+               "divergence_steps": self.divergence_steps}
+        if self._explicit_sources is not None:
+            d, lam, w = self._explicit_sources
+            out["sources"] = [[di.tolist(), float(li), float(wi)] for di, li, wi in zip(d, lam, w)]
+        return out
+
+    def __repr__(self):
+        return (f"Beam(wavelength_A={self.wavelength_A}, fluence={self.fluence:.4g}, "
+                f"polarization_fraction={self.polarization_fraction}, n_sources={len(self.sources()[1])})")
