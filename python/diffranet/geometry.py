@@ -59,6 +59,8 @@ class Detector:
         ``(rotx, roty, rotz)``: rigid rotation of the whole detector about the
         sample, about the lab x, then y, then z axes (degrees; the same
         convention as a crystal misset). Default: no rotation.
+    mask : array_like of bool, shape ``shape``, optional
+        True for pixels that record nothing (bad pixels, module gaps).
 
     Attributes
     ----------
@@ -68,7 +70,7 @@ class Detector:
     """
 
     def __init__(self, shape=(512, 512), pixel_size_mm=0.172, distance_mm=80.0, beam_center_mm=None,
-                 rotation_deg=(0.0, 0.0, 0.0)):
+                 rotation_deg=(0.0, 0.0, 0.0), mask=None):
         self.shape = _check_shape(shape)
         self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
         self.distance_mm = check_positive("distance_mm", distance_mm)
@@ -82,6 +84,12 @@ class Detector:
         if not isinstance(rotation_deg, (tuple, list, np.ndarray)) or len(rotation_deg) != 3:
             raise ValueError(f"rotation_deg must be (rotx, roty, rotz) in degrees, got {rotation_deg!r}")
         self.rotation_deg = tuple(check_finite(f"rotation_deg[{i}]", v) for i, v in enumerate(rotation_deg))
+
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != self.shape or mask.dtype != bool:
+                raise ValueError(f"mask must be a bool array of shape {self.shape}, got {mask.dtype} {mask.shape}")
+        self.mask = mask
 
         rotation = misset_to_rotation(*self.rotation_deg)
         fast_mm, slow_mm = self.beam_center_mm
@@ -107,7 +115,8 @@ class Detector:
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this detector."""
         return {"shape": list(self.shape), "pixel_size_mm": self.pixel_size_mm, "distance_mm": self.distance_mm,
-                "beam_center_mm": list(self.beam_center_mm), "rotation_deg": list(self.rotation_deg)}
+                "beam_center_mm": list(self.beam_center_mm), "rotation_deg": list(self.rotation_deg),
+                "mask": None if self.mask is None else np.argwhere(self.mask).tolist()}
 
     def __repr__(self):
         return (f"Detector(shape={self.shape}, pixel_size_mm={self.pixel_size_mm}, "
@@ -127,8 +136,12 @@ class Beam:
         Central wavelength (Angstrom).
     fluence : float, optional
         Photons per square metre at the sample.
-    flux_photons_per_s, exposure_s, beam_size_mm : float, optional
+    flux_photons_per_s, exposure_s : float, optional
         Alternative to ``fluence``: fluence = flux * exposure / beam_size^2.
+    beam_size_mm : float, optional
+        Side of the square beam at the sample (mm). Needed with the flux, and
+        for amorphous background, whose photons scale with the illuminated
+        volume (the Bragg image of a crystal smaller than the beam does not).
     polarization_fraction : float, default 0.0
         Kahn polarisation factor: 0 unpolarised, 1 fully linearly polarised
         along ``polarization_axis`` (XFELs are nearly 1 with the E-vector
@@ -158,16 +171,16 @@ class Beam:
                  beam_size_mm=None, polarization_fraction=0.0, polarization_axis=(0.0, 0.0, 1.0),
                  dispersion=0.0, dispersion_steps=1, divergence_mrad=0.0, divergence_steps=1, sources=None):
         self.wavelength_A = check_positive("wavelength_A", wavelength_A)
-        flux_given = [x is not None for x in (flux_photons_per_s, exposure_s, beam_size_mm)]
+        self.beam_size_mm = None if beam_size_mm is None else check_positive("beam_size_mm", beam_size_mm)
+        flux_given = [x is not None for x in (flux_photons_per_s, exposure_s)]
         if fluence is not None and any(flux_given):
-            raise ValueError("give either fluence or flux_photons_per_s/exposure_s/beam_size_mm, not both")
+            raise ValueError("give either fluence or flux_photons_per_s and exposure_s, not both")
         if fluence is None:
-            if not all(flux_given):
+            if not all(flux_given) or self.beam_size_mm is None:
                 raise ValueError("fluence is required (or all of flux_photons_per_s, exposure_s, beam_size_mm)")
             flux = check_nonnegative("flux_photons_per_s", flux_photons_per_s)
             exposure = check_nonnegative("exposure_s", exposure_s)
-            size_m = check_positive("beam_size_mm", beam_size_mm) * 1e-3
-            fluence = flux * exposure / size_m**2
+            fluence = flux * exposure / (self.beam_size_mm * 1e-3) ** 2
         self.fluence = check_nonnegative("fluence", fluence)
         self.polarization_fraction = check_fraction("polarization_fraction", polarization_fraction)
         self.polarization_axis = check_vector3("polarization_axis", polarization_axis, unit=True)
@@ -195,6 +208,13 @@ class Beam:
         if weights.sum() <= 0:
             raise ValueError("sources: the weights must not all be zero")
         return np.array(dirs), np.array(lams), weights / weights.sum()
+
+    @property
+    def photons(self):
+        """Photons in the whole pulse: fluence x beam area (needs ``beam_size_mm``)."""
+        if self.beam_size_mm is None:
+            raise ValueError("beam_size_mm is needed to count the photons in the beam")
+        return self.fluence * (self.beam_size_mm * 1e-3) ** 2
 
     def sources(self):
         """The sampled sources.
@@ -227,7 +247,7 @@ class Beam:
 
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this beam."""
-        out = {"wavelength_A": self.wavelength_A, "fluence": self.fluence,
+        out = {"wavelength_A": self.wavelength_A, "fluence": self.fluence, "beam_size_mm": self.beam_size_mm,
                "polarization_fraction": self.polarization_fraction,
                "polarization_axis": self.polarization_axis.tolist(), "dispersion": self.dispersion,
                "dispersion_steps": self.dispersion_steps, "divergence_mrad": self.divergence_mrad,
