@@ -12,6 +12,19 @@ def _cmd_demo(args):
     run_demo(out_dir=args.out, seed=args.seed)
 
 
+def _cmd_train(args):
+    from .search.spaces import default_configuration
+    from .train import train_classic
+
+    train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed, args.jobs)
+
+
+def _cmd_search_classic(args):
+    from .search.classic import run_search_classic
+
+    run_search_classic(args.data, args.out, args.max_evals, args.resume, args.seed, args.jobs)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="diffranet",
@@ -23,6 +36,26 @@ def build_parser():
     demo.add_argument("--out", default="diffranet-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
+
+    train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it")
+    train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
+    train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
+    train.add_argument("--data", required=True, help="data folder with train/ (and val/, test/) class folders")
+    train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
+    train.set_defaults(func=_cmd_train)
+
+    search = sub.add_parser("search", help="hyper-parameter search")
+    search_sub = search.add_subparsers(dest="search_command", required=True)
+    classic = search_sub.add_parser("classic", help="Hyperopt search of extractor + RF/SVM (paper Table 8)")
+    classic.add_argument("--data", required=True, help="data folder with train/ and val/ class folders")
+    classic.add_argument("--max-evals", type=int, required=True, help="total number of evaluations")
+    classic.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    classic.add_argument("--out", default="search-classic", help="output folder (default: %(default)s)")
+    classic.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    classic.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
+    classic.set_defaults(func=_cmd_search_classic)
 
     return parser
 
