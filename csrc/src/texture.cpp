@@ -34,51 +34,73 @@ void grey_range(const uint8_t* image, int64_t n_pixels, int& lo, int& hi) {
     hi = mx;
 }
 
-// Count the pixel pairs (image[r, c], image[r + drow, c + dcol]) into `counts`
-// (levels x levels, zeroed by the caller on the grey-level square [lo, hi])
-// and return their number N.
-uint64_t count_pairs(const uint8_t* image, int64_t rows, int64_t cols, GlcmOffset off,
-                     int levels, int lo, int hi, bool symmetric, uint32_t* counts) {
+// Number of interleaved partial histograms used while counting: consecutive
+// pixels of a smooth image often hit the same cell, and spreading them over
+// separate copies removes that store-to-load dependency.
+constexpr int kCopies = 4;
+
+// Count the pixel pairs (image[r, c], image[r + drow, c + dcol]) and return
+// their number N. Only grey levels [lo, hi] occur, so the matrix is stored
+// compactly: cell (i, j) at (i - lo) * span + (j - lo), span = hi - lo + 1.
+// `counts` holds kCopies * span^2 cells; on return the first span^2 hold the
+// GLCM (made symmetric if asked).
+uint64_t count_pairs(const uint8_t* image, int64_t rows, int64_t cols, GlcmOffset off, int lo, int hi,
+                     bool symmetric, uint32_t* counts) {
+    const int64_t span = hi - lo + 1;
+    const int64_t cells = span * span;
+    std::fill_n(counts, kCopies * cells, 0u);
     const int64_t r0 = std::max<int64_t>(0, -off.drow);
     const int64_t r1 = std::min<int64_t>(rows, rows - off.drow);
     const int64_t c0 = std::max<int64_t>(0, -off.dcol);
     const int64_t c1 = std::min<int64_t>(cols, cols - off.dcol);
     if (r1 <= r0 || c1 <= c0) return 0;
+    // Grey levels (a, b) index cell a * span + b - shift of the compact matrix.
+    const int64_t shift = lo * span + lo;
+    uint32_t* copy[kCopies];
+    for (int k = 0; k < kCopies; ++k) copy[k] = counts + k * cells;
     for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* first = image + r * cols;
         const uint8_t* second = image + (r + off.drow) * cols + off.dcol;
-        for (int64_t c = c0; c < c1; ++c) ++counts[first[c] * levels + second[c]];
+        int64_t c = c0;
+        for (; c + kCopies <= c1; c += kCopies) {
+            for (int k = 0; k < kCopies; ++k) ++copy[k][first[c + k] * span + second[c + k] - shift];
+        }
+        for (; c < c1; ++c) ++copy[0][first[c] * span + second[c] - shift];
+    }
+    for (int k = 1; k < kCopies; ++k) {
+        for (int64_t cell = 0; cell < cells; ++cell) counts[cell] += counts[k * cells + cell];
     }
     const uint64_t n_pairs = static_cast<uint64_t>(r1 - r0) * static_cast<uint64_t>(c1 - c0);
     if (!symmetric) return n_pairs;
     // P + P^T: the diagonal doubles, off-diagonal pairs become their sum.
-    for (int i = lo; i <= hi; ++i) {
-        counts[i * levels + i] *= 2;
-        for (int j = i + 1; j <= hi; ++j) {
-            const uint32_t sum = counts[i * levels + j] + counts[j * levels + i];
-            counts[i * levels + j] = sum;
-            counts[j * levels + i] = sum;
+    for (int64_t i = 0; i < span; ++i) {
+        counts[i * span + i] *= 2;
+        for (int64_t j = i + 1; j < span; ++j) {
+            const uint32_t sum = counts[i * span + j] + counts[j * span + i];
+            counts[i * span + j] = sum;
+            counts[j * span + i] = sum;
         }
     }
     return 2 * n_pairs;
 }
 
-// Haralick features of the counts restricted to grey levels [lo, hi].
-void haralick(const uint32_t* counts, uint64_t n_pairs, int levels, int lo, int hi,
-              const double* inv_one_plus_sq, double* feat) {
+// Haralick features of the compact counts of grey levels [lo, hi].
+void haralick(const uint32_t* counts, uint64_t n_pairs, int lo, int hi, const double* inv_one_plus_sq,
+              double* feat) {
     if (n_pairs == 0) {
         std::fill(feat, feat + kGlcmPropertyCount, 0.0);
         feat[kCorrelation] = 1.0;
         return;
     }
+    const int span = hi - lo + 1;
     uint64_t s_con = 0, s_dis = 0, s_asm = 0;
     uint64_t s_i = 0, s_j = 0, s_ii = 0, s_jj = 0, s_ij = 0;
     double s_hom = 0.0;
     for (int i = lo; i <= hi; ++i) {
-        const uint32_t* row = counts + static_cast<int64_t>(i) * levels;
+        const uint32_t* row = counts + static_cast<int64_t>(i - lo) * span;
         uint64_t row_sum = 0, row_j = 0;
         for (int j = lo; j <= hi; ++j) {
-            const uint64_t c = row[j];
+            const uint64_t c = row[j - lo];
             if (c == 0) continue;
             const int d = i > j ? i - j : j - i;
             row_sum += c;
@@ -126,7 +148,7 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
 
 #pragma omp parallel num_threads(n_threads)
     {
-        std::vector<uint32_t> counts(static_cast<size_t>(levels) * levels);
+        std::vector<uint32_t> counts(static_cast<size_t>(kCopies) * levels * levels);
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < n_tasks; ++task) {
             const int64_t k = task / n_offsets;
@@ -134,13 +156,8 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
             const uint8_t* image = images + k * n_pixels;
             int lo = 0, hi = 0;
             grey_range(image, n_pixels, lo, hi);
-            // Only the [lo, hi] square can be non-zero, so only it is cleared.
-            for (int i = lo; i <= hi; ++i)
-                std::fill_n(counts.data() + static_cast<int64_t>(i) * levels + lo, hi - lo + 1, 0u);
-            const uint64_t n_pairs = count_pairs(image, rows, cols, offsets[o], levels, lo, hi, symmetric,
-                                                 counts.data());
-            haralick(counts.data(), n_pairs, levels, lo, hi, inv_one_plus_sq.data(),
-                     out + task * kGlcmPropertyCount);
+            const uint64_t n_pairs = count_pairs(image, rows, cols, offsets[o], lo, hi, symmetric, counts.data());
+            haralick(counts.data(), n_pairs, lo, hi, inv_one_plus_sq.data(), out + task * kGlcmPropertyCount);
         }
     }
 }
