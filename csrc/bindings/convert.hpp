@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "diffranet/params.hpp"
 #include "diffranet/vec3.hpp"
 
 namespace py = pybind11;
@@ -49,4 +50,39 @@ inline DoubleArray from_mat3_list(const std::vector<diffranet::Mat3>& mats) {
         for (int i = 0; i < 3; ++i)
             for (int j = 0; j < 3; ++j) p[9 * n + 3 * i + j] = mats[n].m[i][j];
     return out;
+}
+
+// The detector and beam arguments shared by the renderers' bindings, in the
+// order the Python layer passes them (see diffranet._core_args).
+inline diffranet::DetectorGeometry make_detector(int rows, int cols, double pixel_size_mm,
+                                                 const DoubleArray& origin_mm, const DoubleArray& fast_axis,
+                                                 const DoubleArray& slow_axis, const DoubleArray& normal,
+                                                 int oversample) {
+    diffranet::DetectorGeometry det;
+    det.rows = rows;
+    det.cols = cols;
+    det.pixel_size_mm = pixel_size_mm;
+    det.origin_mm = to_vec3(origin_mm, "origin_mm");
+    det.fast_axis = to_vec3(fast_axis, "fast_axis");
+    det.slow_axis = to_vec3(slow_axis, "slow_axis");
+    det.normal = to_vec3(normal, "normal");
+    det.oversample = oversample;
+    return det;
+}
+
+inline diffranet::BeamParams make_beam(const DoubleArray& directions, const DoubleArray& wavelengths_A,
+                                       const DoubleArray& weights, double fluence, double polarization_fraction,
+                                       const DoubleArray& polarization_axis) {
+    diffranet::BeamParams beam;
+    const py::ssize_t n = wavelengths_A.size();
+    require_size(directions, 3 * n, "source_directions");
+    require_size(weights, n, "source_weights");
+    for (py::ssize_t i = 0; i < n; ++i) {
+        const double* d = directions.data() + 3 * i;
+        beam.sources.push_back(diffranet::Source{{d[0], d[1], d[2]}, wavelengths_A.data()[i], weights.data()[i]});
+    }
+    beam.fluence_photons_per_m2 = fluence;
+    beam.polarization_fraction = polarization_fraction;
+    beam.polarization_axis = to_vec3(polarization_axis, "polarization_axis");
+    return beam;
 }

@@ -56,10 +56,7 @@ inline double nearest_index(double x) { return fast_ceil(x - 0.5); }
 // |F_latt|^2 at fractional indices (h, k, l) for any shape.
 inline double lattice_intensity(SpotShape shape, double h, double k, double l, double na, double nb,
                                 double nc) {
-    if (shape == SpotShape::kSinc) {
-        const double f = sincg(kPi * h, na) * sincg(kPi * k, nb) * sincg(kPi * l, nc);
-        return f * f;
-    }
+    if (shape == SpotShape::kSinc) return grating_intensity(h, na) * grating_intensity(k, nb) * grating_intensity(l, nc);
     const double dh = (h - nearest_index(h)) * na;
     const double dk = (k - nearest_index(k)) * nb;
     const double dl = (l - nearest_index(l)) * nc;

@@ -24,23 +24,33 @@ struct DomainArrays {
 };
 
 // Sum over domains of |F_cell|^2 |F_latt|^2 at scattering vector s (1/A).
+// Two passes: the lattice transforms of all domains (branch-free arithmetic
+// the compiler vectorises), then the structure-factor lookups where they are
+// non-zero. `latt` is per-thread scratch space of one value per domain.
 template <SpotShape kShape>
 double domain_sum(const DomainArrays& dom, const Vec3& s, const CrystalParams& xtal,
-                  const StructureFactorTable& sf) {
+                  const StructureFactorTable& sf, std::vector<double>& latt, std::vector<double>& hkl) {
     const int n = dom.size();
     const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
+    double* hs = hkl.data();
+    double* ks = hs + n;
+    double* ls = ks + n;
+#pragma omp simd
     for (int d = 0; d < n; ++d) {
         const double h = dom.ax[d] * s.x + dom.ay[d] * s.y + dom.az[d] * s.z;
         const double k = dom.bx[d] * s.x + dom.by[d] * s.y + dom.bz[d] * s.z;
         const double l = dom.cx[d] * s.x + dom.cy[d] * s.y + dom.cz[d] * s.z;
-        const double latt = lattice_intensity(kShape, h, k, l, na, nb, nc);
-        if (latt != 0.0) {
-            const double f = sf.amplitude(static_cast<int>(nearest_index(h)), static_cast<int>(nearest_index(k)),
-                                          static_cast<int>(nearest_index(l)));
-            sum += f * f * latt;
-        }
+        hs[d] = h;
+        ks[d] = k;
+        ls[d] = l;
+        latt[d] = lattice_intensity(kShape, h, k, l, na, nb, nc);
+    }
+    double sum = 0.0;
+    for (int d = 0; d < n; ++d) {
+        if (latt[d] == 0.0) continue;
+        const double f = sf.amplitude(static_cast<int>(nearest_index(hs[d])), static_cast<int>(nearest_index(ks[d])),
+                                      static_cast<int>(nearest_index(ls[d])));
+        sum += f * f * latt[d];
     }
     return sum;
 }
@@ -52,7 +62,10 @@ void render(const BraggProblem& p, float* image, int n_threads) {
     const double scale = photon_scale(p);
     const int n = det.oversample;
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+    std::vector<double> latt(domains.size()), hkl(3 * domains.size());
+#pragma omp for schedule(dynamic, 1)
     for (int row = 0; row < det.rows; ++row) {
         for (int col = 0; col < det.cols; ++col) {
             double pixel_sum = 0.0;
@@ -66,12 +79,13 @@ void render(const BraggProblem& p, float* image, int n_threads) {
                         const double polar = polarization_factor(
                             p.beam.polarization_fraction, p.beam.polarization_axis, src.direction, diffracted);
                         pixel_sum += src.weight * omega * polar *
-                                     domain_sum<kShape>(domains, s, p.crystal, p.structure_factors);
+                                     domain_sum<kShape>(domains, s, p.crystal, p.structure_factors, latt, hkl);
                     }
                 }
             }
             image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
         }
+    }
     }
 }
 

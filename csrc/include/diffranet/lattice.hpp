@@ -28,14 +28,40 @@ inline double tophat_amplitude_scale() {
     return 1.0 / std::sqrt(4.0 / 3.0 * kPi * 0.63 * 0.63 * 0.63);
 }
 
-// sin(N x) / sin(x), the 1-D grating function; N at the lattice points.
-inline double sincg(double x, double n) {
-    const double s = std::sin(x);
-    if (std::fabs(s) < 1e-12) {
-        // lattice point: limit is +-N (sign from the parity of N*x/pi, squared later)
-        return n;
-    }
-    return std::sin(n * x) / s;
+// x - round(x), without a libm call so that loops over domains vectorise
+// (adding and subtracting 1.5 * 2^52 rounds to the nearest integer; |x| < 2^51).
+inline double fractional_offset(double x) {
+    constexpr double kRound = 6755399441055744.0;
+    return x - ((x + kRound) - kRound);
+}
+
+// sin(pi r)^2 for |r| <= 1/2, by its Taylor series to (pi r)^23: the first
+// omitted term is below 2e-17, so this is as accurate as libm's sin.
+inline double sin_pi_sq(double r) {
+    const double x = kPi * r, x2 = x * x;
+    double p = -1.0 / 25852016738884976640000.0;  // -1/23!
+    p = p * x2 + 1.0 / 51090942171709440000.0;     // 1/21!
+    p = p * x2 - 1.0 / 121645100408832000.0;       // -1/19!
+    p = p * x2 + 1.0 / 355687428096000.0;          // 1/17!
+    p = p * x2 - 1.0 / 1307674368000.0;            // -1/15!
+    p = p * x2 + 1.0 / 6227020800.0;               // 1/13!
+    p = p * x2 - 1.0 / 39916800.0;                 // -1/11!
+    p = p * x2 + 1.0 / 362880.0;                   // 1/9!
+    p = p * x2 - 1.0 / 5040.0;                     // -1/7!
+    p = p * x2 + 1.0 / 120.0;                      // 1/5!
+    p = p * x2 - 1.0 / 6.0;                        // -1/3!
+    p = p * x2 + 1.0;
+    const double s = x * p;
+    return s * s;
+}
+
+// (sin(N pi h) / sin(pi h))^2, the 1-D grating function (Fraunhofer), N^2 at
+// the lattice points. Both sines are periodic up to sign, so only the
+// fractional parts of h and N h matter (and no precision is lost at large h).
+inline double grating_intensity(double h, double n) {
+    const double denominator = sin_pi_sq(fractional_offset(h));
+    if (denominator < 1e-24) return n * n;  // |sin(pi h)| < 1e-12: the limit
+    return sin_pi_sq(fractional_offset(n * h)) / denominator;
 }
 
 // 3 (sin x - x cos x) / x^3: the transform of a uniform sphere.

@@ -1,0 +1,98 @@
+// Detector response: what a detector records given the expected number of
+// X-ray photons on each pixel (the output of the Bragg and background
+// renderers). Two detector models are built from these pieces:
+//
+//   fiber-coupled CCD (the DiffraNet paper, Appendix A), in this order:
+//     shot-to-shot fluence (flicker) -> Poisson photon counting ->
+//     point-spread function -> per-pixel calibration error ->
+//     read-out noise -> ADC offset -> digitise and clip at saturation;
+//   photon-counting pixel array (Pilatus, Eiger, Jungfrau-like):
+//     Poisson photon counting -> clip at the counter's saturation.
+//
+// Images are row-major float32, rows x cols. Every random draw is a pure
+// function of (seed, stream, pixel key) with the key built from the pixel's
+// position on the whole detector (pixel_key), so an image is the same for
+// any number of threads and a tile of the detector gets exactly the noise
+// of the same pixels in the whole image.
+//
+// The kernels check nothing: the Python layer (diffranet.response) validates.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "diffranet/rng.hpp"
+
+namespace diffranet {
+
+// Counter key of the pixel at (row, col) of the whole detector.
+inline std::uint64_t pixel_key(std::int64_t row, std::int64_t col) {
+    return (static_cast<std::uint64_t>(row) << 32) ^ static_cast<std::uint64_t>(col);
+}
+
+// Position of an image (or tile) on the whole detector and its pixel mask.
+struct ImageTile {
+    int rows = 0;
+    int cols = 0;
+    std::int64_t row0 = 0;               // detector row of the tile's first row
+    std::int64_t col0 = 0;               // detector column of the tile's first column
+    const std::uint8_t* mask = nullptr;  // rows x cols, nonzero = records nothing; may be null
+};
+
+// ---- noise.cpp ------------------------------------------------------------
+
+// Shot-to-shot fluence factor max(0, 1 + rms * z), z standard normal drawn
+// from (seed, kFlicker, 0): one factor per image.
+double flicker_factor(std::uint64_t seed, double rms);
+
+// One Poisson deviate of mean mu >= 0: exact for every mean (sequential
+// inversion below mu = 10, Hoermann's PTRS transformed rejection above).
+// `rng` supplies the uniforms.
+double poisson_deviate(double mu, CounterRng& rng);
+
+// out = Poisson(scale * expected) for each pixel, 0 where masked.
+void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
+                   int n_threads);
+
+// Fiber-coupled CCD read-out of photon counts, in place:
+//   adu = counts * (1 + calibration_rms * z_cal) + readout_rms * z_read + adc_offset,
+// rounded to the nearest integer and clipped to [0, saturation]; masked
+// pixels become 0. z_cal comes from (calibration_seed, kCalibration, key),
+// fixed for a detector; z_read from (seed, kReadout, key), new every image.
+struct ReadoutParams {
+    double calibration_rms = 0.0;        // fraction
+    std::uint64_t calibration_seed = 0;
+    double readout_rms = 0.0;            // photons (ADU, one ADU per photon)
+    double adc_offset = 0.0;             // ADU
+    double saturation = 65025.0;         // ADU
+};
+void ccd_readout(float* counts, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed, int n_threads);
+
+// Per-pixel calibration factors 1 + calibration_rms * z_cal (the gain map
+// ccd_readout applies), for inspection and tests.
+void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
+                     int n_threads);
+
+// Clip counts to [0, saturation] and zero masked pixels, in place.
+void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_threads);
+
+// ---- psf.cpp --------------------------------------------------------------
+
+// Separable convolution with a symmetric 1-D kernel k[0..radius] (k[d] is the
+// weight at offset +-d), applied along rows then columns. Zero outside the
+// image: what would land off the detector is lost.
+void convolve_separable(const float* in, int rows, int cols, const double* kernel, int radius, float* out,
+                        int n_threads);
+
+// Real half-spectrum (mrows x (mcols/2 + 1)) of a kernel that is even in both
+// axes, size (2 ry + 1) x (2 rx + 1) centred on its middle element, on the
+// periodic mrows x mcols grid (powers of two, mrows > 2 ry, mcols > 2 rx).
+std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mrows, int mcols, int n_threads);
+
+// Linear convolution of the image with the kernel whose spectrum is given, by
+// zero-padded FFT on the mrows x mcols grid; mrows >= rows + ry and
+// mcols >= cols + rx make it free of wrap-around. Zero outside the image.
+void convolve_fft(const float* in, int rows, int cols, const double* spectrum, int mrows, int mcols, float* out,
+                  int n_threads);
+
+}  // namespace diffranet

@@ -1,0 +1,70 @@
+#include "diffranet/background.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "bragg_common.hpp"
+#include "diffranet/constants.hpp"
+#include "diffranet/detector.hpp"
+
+namespace diffranet {
+
+namespace {
+
+// Linear interpolation of table y(x) at x, held at the end values outside [x0, xn].
+double interpolate(const std::vector<double>& x, const std::vector<double>& y, double at) {
+    if (at <= x.front()) return y.front();
+    if (at >= x.back()) return y.back();
+    const auto upper = std::upper_bound(x.begin(), x.end(), at);
+    const std::size_t i = static_cast<std::size_t>(upper - x.begin());
+    const double t = (at - x[i - 1]) / (x[i] - x[i - 1]);
+    return y[i - 1] + t * (y[i] - y[i - 1]);
+}
+
+}  // namespace
+
+AmorphousMaterial::AmorphousMaterial(std::vector<double> stol_per_A, std::vector<double> structure_factor,
+                                     std::vector<double> incoherent, double molecules)
+    : stol_(std::move(stol_per_A)),
+      f_(std::move(structure_factor)),
+      s_(std::move(incoherent)),
+      molecules_(molecules) {}
+
+double AmorphousMaterial::intensity(double stol_per_A) const {
+    const double f = interpolate(stol_, f_, stol_per_A);
+    return molecules_ * (f * f + interpolate(stol_, s_, stol_per_A));
+}
+
+void render_background(const BackgroundProblem& p, float* image, int n_threads) {
+    const DetectorGeometry& det = p.detector;
+    const int n = det.oversample;
+    // r_e^2 (m^2) * fluence (photons/m^2) / subpixels: the mean over subpixels
+    // and the weighted sum over sources below give photons per pixel.
+    const double scale = kElectronRadiusSq_m2 * p.beam.fluence_photons_per_m2 / (static_cast<double>(n) * n);
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
+    for (int row = 0; row < det.rows; ++row) {
+        for (int col = 0; col < det.cols; ++col) {
+            double pixel_sum = 0.0;
+            for (int sr = 0; sr < n; ++sr) {
+                for (int sc = 0; sc < n; ++sc) {
+                    const Vec3 pos = subpixel_position_mm(det, row * n + sr, col * n + sc);
+                    const Vec3 diffracted = unit(pos);
+                    const double omega = pixel_solid_angle_sr(det, pos);
+                    for (const Source& src : p.beam.sources) {
+                        // sin(theta)/lambda is half the length of the scattering vector
+                        const double stol = 0.5 * norm(diffracted - src.direction) / src.wavelength_A;
+                        const double polar = polarization_factor(
+                            p.beam.polarization_fraction, p.beam.polarization_axis, src.direction, diffracted);
+                        double per_molecule = 0.0;
+                        for (const AmorphousMaterial& material : p.materials) per_molecule += material.intensity(stol);
+                        pixel_sum += src.weight * omega * polar * per_molecule;
+                    }
+                }
+            }
+            image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
+        }
+    }
+}
+
+}  // namespace diffranet

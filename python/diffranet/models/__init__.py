@@ -1,0 +1,8 @@
+"""Neural-network classifiers. They need PyTorch, which is optional: importing
+this package always works, and using a model without torch raises an
+ImportError that says what to install."""
+
+from ._torch import require_torch, torch_available
+from .deepfreak import DeepFreakClassifier
+
+__all__ = ["DeepFreakClassifier", "require_torch", "torch_available"]
