@@ -14,6 +14,7 @@ from diffranet.io import (
     iter_frames,
     read_image,
     read_mask,
+    write_frames,
     write_image,
 )
 
@@ -221,3 +222,322 @@ class TestErrors:
             write_image(path, np.full((2, 3), 9, np.uint8))
         assert path.read_bytes() == before
         assert listdir(tmp_path) == ["a.pgm"]
+
+
+class TestTIFF:
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+    def test_round_trip(self, tmp_path, dtype):
+        image = ramp((13, 21), dtype)
+        if dtype == np.float32:
+            image = image / 7 - 3.5
+            image[0, 0] = np.nan
+        path = tmp_path / "a.tif"
+        write_image(path, image, exposure_s=0.1)
+        back = read_image(path)
+        assert back.dtype == dtype
+        np.testing.assert_array_equal(back, image)
+
+    def test_multi_page(self, tmp_path):
+        import tifffile
+
+        stack = ramp((3, 4, 5), np.uint16)
+        path = tmp_path / "stack.tiff"
+        with tifffile.TiffWriter(path) as tif:
+            for page in stack:
+                tif.write(page)
+        assert count_frames(path) == 3
+        np.testing.assert_array_equal(read_image(path, frame=2), stack[2])
+        np.testing.assert_array_equal(np.stack(list(iter_frames(path))), stack)
+        with pytest.raises(ValueError, match="holds 3 frames; pass frame="):
+            read_image(path)
+
+    def test_corrupt(self, tmp_path):
+        path = tmp_path / "bad.tif"
+        path.write_bytes(b"II*\x00" + bytes(4) + b"not really a tiff")
+        with pytest.raises(ImageFormatError, match="not a readable TIFF file") as info:
+            read_image(path)
+        assert str(path) in str(info.value)
+
+
+class TestCBF:
+    def pilatus_like(self):
+        image = ramp((40, 30), np.int32) * 50
+        image[:, 10] = -1  # module gap
+        image[5, 5] = -2  # bad pixel
+        return image
+
+    def test_round_trip_and_mask(self, tmp_path):
+        image = self.pilatus_like()
+        path = tmp_path / "a.cbf"
+        write_image(path, image, Exposure_time="0.019 s")
+        back = read_image(path)
+        assert back.dtype == np.int32
+        np.testing.assert_array_equal(back, image)
+        np.testing.assert_array_equal(read_mask(path), image < 0)
+        assert read_mask(path).sum() == 41
+
+    @pytest.mark.parametrize("compress", ["gz", "bz2"])
+    def test_compressed_read_only(self, tmp_path, compress):
+        import bz2
+        import gzip
+
+        image = self.pilatus_like()
+        plain = tmp_path / "a.cbf"
+        write_image(plain, image)
+        packed = tmp_path / f"a.cbf.{compress}"
+        packed.write_bytes({"gz": gzip.compress, "bz2": bz2.compress}[compress](plain.read_bytes()))
+        np.testing.assert_array_equal(read_image(packed), image)
+        with pytest.raises(ValueError, match="can be read but not written"):
+            write_image(packed, image)
+
+    def test_integer_types_converted(self, tmp_path):
+        path = tmp_path / "a.cbf"
+        write_image(path, ramp((4, 5), np.uint16))
+        np.testing.assert_array_equal(read_image(path), ramp((4, 5), np.uint16).astype(np.int32))
+
+    def test_float_and_overflow_refused(self, tmp_path):
+        with pytest.raises(ValueError, match=r"cannot store dtype float32, shape \(4, 5\).*np\.rint"):
+            write_image(tmp_path / "a.cbf", np.zeros((4, 5), np.float32))
+        with pytest.raises(ValueError, match="outside"):
+            write_image(tmp_path / "a.cbf", np.full((4, 5), 2**31, np.int64))
+        assert listdir(tmp_path) == []
+
+    @pytest.mark.parametrize(
+        "damage, message",
+        [
+            (lambda raw: raw[: len(raw) - 2000], "truncated CBF file"),
+            (lambda raw: raw[: raw.index(b"\x0c\x1a\x04\xd5") + 10], "truncated CBF file"),
+            (lambda raw: raw[:-3000] + b"\x80" * 50 + raw[-2950:], "does not match its Content-MD5"),
+            (lambda raw: raw[:200], "no binary data section"),
+            (lambda raw: b"garbage", "no binary data section"),
+        ],
+    )
+    def test_malformed(self, tmp_path, damage, message):
+        path = tmp_path / "bad.cbf"
+        write_image(path, ramp((60, 70), np.int32))
+        path.write_bytes(damage(path.read_bytes()))
+        with pytest.raises(ImageFormatError, match=message) as info:
+            read_image(path)
+        assert str(path) in str(info.value)
+
+
+class TestHDF5:
+    @pytest.mark.parametrize("compression", [None, "lz4", "none"])
+    @pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+    def test_single_round_trip(self, tmp_path, dtype, compression):
+        import h5py
+
+        image = ramp((12, 9), dtype)
+        path = tmp_path / "a.h5"
+        write_image(path, image, compression=compression, detector="JUNGFRAU", exposure_s=0.001)
+        back = read_image(path)
+        assert back.dtype == dtype
+        np.testing.assert_array_equal(back, image)
+        assert count_frames(path) == 1 and read_mask(path) is None
+        with h5py.File(path, "r") as f:
+            dset = f["/entry/data/data"]
+            assert dset.shape == (12, 9) and dset.chunks == (12, 9)
+            assert dset.attrs["detector"] == "JUNGFRAU"
+            assert f["/entry"].attrs["NX_class"] == "NXentry"
+            assert f["/entry/data"].attrs["NX_class"] == "NXdata"
+            assert f["/entry/data"].attrs["signal"] == "data"
+            plist = dset.id.get_create_plist()
+            filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+        expected = {None: h5py.h5z.FILTER_DEFLATE, "lz4": 32004, "none": None}[compression]  # 32004: HDF5 LZ4 filter id
+        assert expected in filters if expected else not filters
+
+    @pytest.mark.parametrize("as_iterator", [False, True])
+    def test_multi_frame_round_trip(self, tmp_path, as_iterator):
+        import h5py
+
+        stack = ramp((5, 6, 7), np.uint16)
+        mask = np.zeros((6, 7), bool)
+        mask[2, 3] = True
+        path = tmp_path / "run.nxs"
+        frames = (frame for frame in stack) if as_iterator else stack
+        write_frames(path, frames, compression="bitshuffle", mask=mask)
+        assert count_frames(path) == 5
+        np.testing.assert_array_equal(read_image(path, frame=4), stack[4])
+        np.testing.assert_array_equal(np.stack(list(iter_frames(path))), stack)
+        np.testing.assert_array_equal(read_mask(path), mask)
+        with h5py.File(path, "r") as f:
+            dset = f["/entry/data/data"]
+            assert dset.chunks == (1, 6, 7) and dset.maxshape == (None, 6, 7)
+
+    def test_iter_frames_is_lazy(self, tmp_path):
+        path = tmp_path / "run.h5"
+        write_frames(path, ramp((3, 4, 4), np.uint8))
+        frames = iter_frames(path)
+        path.unlink()  # POSIX: the file is opened on the first frame, so this must now fail
+        with pytest.raises((FileNotFoundError, ImageFormatError)):
+            next(frames)
+
+    def test_auto_detect_layouts(self, tmp_path):
+        import h5py
+
+        image = ramp((4, 5), np.int32)
+        layouts = {
+            "cxi.cxi": "/entry_1/data_1/data",
+            "plain.h5": "/some/where/images",
+        }
+        for name, dataset in layouts.items():
+            with h5py.File(tmp_path / name, "w") as f:
+                f[dataset] = image
+                f["/entry_1/instrument_1/detector_1/distance" if name.endswith("cxi") else "/x"] = 0.1
+            np.testing.assert_array_equal(read_image(tmp_path / name), image)
+        # an NXdata group whose signal is not called "data"
+        with h5py.File(tmp_path / "signal.nxs", "w") as f:
+            f["/scan/frames/img"] = image
+            f["/scan/frames"].attrs["NX_class"] = b"NXdata"
+            f["/scan/frames"].attrs["signal"] = "img"
+            f["/scan/other"] = image
+        np.testing.assert_array_equal(read_image(tmp_path / "signal.nxs"), image)
+
+    def test_explicit_dataset(self, tmp_path):
+        path = tmp_path / "run.h5"
+        write_frames(path, ramp((2, 3, 4), np.uint16), dataset="/raw/frames")
+        np.testing.assert_array_equal(read_image(path, frame=1, dataset="/raw/frames"), ramp((2, 3, 4), np.uint16)[1])
+        with pytest.raises(ImageFormatError, match=r"no dataset '/nope'.*\['/raw/frames'\]"):
+            read_image(path, dataset="/nope")
+
+    def test_eiger_style_mask(self, tmp_path):
+        import h5py
+
+        path = tmp_path / "master.h5"
+        bits = np.zeros((4, 5), np.uint32)
+        bits[1, 2] = 1 << 3
+        write_image(path, ramp((4, 5), np.uint16))
+        with h5py.File(path, "a") as f:
+            f["/entry/instrument/detector/detectorSpecific/pixel_mask"] = bits
+        np.testing.assert_array_equal(read_mask(path), bits != 0)
+
+    def test_corrupt(self, tmp_path):
+        path = tmp_path / "bad.h5"
+        write_frames(path, ramp((2, 8, 8), np.uint16))
+        path.write_bytes(path.read_bytes()[:100])
+        with pytest.raises(ImageFormatError, match="not a readable HDF5 file") as info:
+            read_image(path, frame=0)
+        assert str(path) in str(info.value) and info.value.__cause__ is not None
+
+    def test_no_image_dataset(self, tmp_path):
+        import h5py
+
+        path = tmp_path / "empty.h5"
+        with h5py.File(path, "w") as f:
+            f["/entry/instrument/detector/distance"] = 0.1
+            f["/entry/labels"] = np.array([1, 2, 3])
+        with pytest.raises(ImageFormatError, match="empty.h5: no 2-D or 3-D numeric image dataset"):
+            read_image(path)
+
+    def test_ambiguous_and_wrong_datasets(self, tmp_path):
+        import h5py
+
+        path = tmp_path / "two.h5"
+        with h5py.File(path, "w") as f:
+            f["/a"] = np.zeros((2, 2))
+            f["/b"] = np.zeros((2, 2))
+            f["/c"] = np.zeros(4)
+        with pytest.raises(ImageFormatError, match=r"several image datasets \['/a', '/b'\]; pass dataset="):
+            read_image(path)
+        with pytest.raises(ImageFormatError, match=r"dataset '/c' has dtype float64, shape \(4,\)"):
+            read_image(path, dataset="/c")
+
+    def test_frame_selection_errors(self, tmp_path):
+        path = tmp_path / "run.h5"
+        write_frames(path, ramp((3, 4, 4), np.uint8))
+        with pytest.raises(ValueError, match="run.h5: the file holds 3 frames; pass frame="):
+            read_image(path)
+        with pytest.raises(ValueError, match=r"run.h5: frame index 3 is out of range; the file holds 3 frames \(0 to 2\)"):
+            read_image(path, frame=3)
+
+    def test_write_errors(self, tmp_path):
+        path = tmp_path / "run.h5"
+        with pytest.raises(ValueError, match="no frames to write"):
+            write_frames(path, iter(()))
+        with pytest.raises(ValueError, match=r"frame 1 has dtype uint8, shape \(4, 4\)"):
+            write_frames(path, [np.zeros((4, 4), np.uint16), np.zeros((4, 4), np.uint8)])
+        with pytest.raises(ValueError, match=r"frame 1 has dtype uint16, shape \(4, 5\)"):
+            write_frames(path, [np.zeros((4, 4), np.uint16), np.zeros((4, 5), np.uint16)])
+        with pytest.raises(ValueError, match=r"needs a 3-D .* shape \(4, 4\)"):
+            write_frames(path, np.zeros((4, 4), np.uint16))
+        with pytest.raises(ValueError, match="cannot store dtype complex128"):
+            write_frames(path, np.zeros((2, 4, 4), complex))
+        with pytest.raises(ValueError, match="cannot store dtype bool"):
+            write_image(path, np.zeros((4, 4), bool))
+        with pytest.raises(ValueError, match="compression must be one of"):
+            write_frames(path, np.zeros((2, 4, 4), np.uint8), compression="zstd")
+        with pytest.raises(ValueError, match="mask must be a bool array"):
+            write_image(path, np.zeros((4, 4), np.uint8), mask=np.zeros((4, 4), np.uint8))
+        with pytest.raises(ValueError, match="cannot be stored as an HDF5 attribute"):
+            write_image(path, np.zeros((4, 4), np.uint8), settings={"a": 1})
+        with pytest.raises(ValueError, match="write_frames writes HDF5"):
+            write_frames(tmp_path / "run.tif", np.zeros((2, 4, 4), np.uint8))
+        assert listdir(tmp_path) == []
+
+
+class TestNumpy:
+    def test_npy_round_trip_and_stack(self, tmp_path):
+        image = ramp((6, 5), np.float32)
+        write_image(tmp_path / "a.npy", image)
+        np.testing.assert_array_equal(read_image(tmp_path / "a.npy"), image)
+        stack = ramp((3, 6, 5), np.uint16)
+        np.save(tmp_path / "stack.npy", stack)
+        assert count_frames(tmp_path / "stack.npy") == 3
+        np.testing.assert_array_equal(read_image(tmp_path / "stack.npy", frame=1), stack[1])
+        assert read_mask(tmp_path / "stack.npy") is None
+        with pytest.raises(ValueError, match="cannot store metadata"):
+            write_image(tmp_path / "b.npy", image, note="x")
+
+    def test_npz_with_mask(self, tmp_path):
+        image = ramp((6, 5), np.float32)
+        mask = image > 100
+        path = tmp_path / "a.npz"
+        write_image(path, image, mask=mask, wavelength_A=0.9686)
+        np.testing.assert_array_equal(read_image(path), image)
+        np.testing.assert_array_equal(read_mask(path), mask)
+        np.testing.assert_array_equal(read_image(path, dataset="mask"), mask)
+        with pytest.raises(ImageFormatError, match=r"no array 'nope' in the npz file; it holds \['data', 'mask', 'wavelength_A'\]"):
+            read_image(path, dataset="nope")
+
+    def test_corrupt_and_pickled(self, tmp_path):
+        (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 broken zip")
+        with pytest.raises(ImageFormatError, match="bad.npz: not a readable npz file"):
+            read_image(tmp_path / "bad.npz")
+        np.save(tmp_path / "obj.npy", np.array([[None, 1]], dtype=object))
+        with pytest.raises(ImageFormatError, match="obj.npy: not a readable npy file"):
+            read_image(tmp_path / "obj.npy")
+
+
+REAL_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "real-images"
+REAL_SHAPES = {
+    "dls_i24_thau_grid_0002.npz": (2527, 2463),
+    "dls_i24_thau_grid_0019.npz": (2527, 2463),
+    "jungfrau_mod5_conv00.npz": (512, 1024),
+}
+
+
+@pytest.mark.skipif(not REAL_IMAGES.is_dir(), reason=f"real detector frames not found at {REAL_IMAGES}")
+class TestRealImages:
+    @pytest.mark.parametrize("name", sorted(REAL_SHAPES))
+    def test_read_npz(self, name):
+        path = REAL_IMAGES / name
+        image, mask = read_image(path), read_mask(path)
+        assert image.shape == mask.shape == REAL_SHAPES[name]
+        assert image.dtype == np.float32 and mask.dtype == bool
+        assert 0 < mask.sum() < mask.size
+        if name.startswith("dls"):
+            # Pilatus: module gaps (-1) and bad pixels (-2) are masked
+            assert np.all(mask[image < 0])
+
+    def test_pilatus_through_cbf_and_hdf5(self, tmp_path):
+        """A full Pilatus 6M frame survives CBF (negative pixels = mask) and HDF5 with its mask."""
+        path = REAL_IMAGES / "dls_i24_thau_grid_0002.npz"
+        image, mask = read_image(path), read_mask(path)
+        counts = image.astype(np.int32)
+        np.testing.assert_array_equal(counts, image)  # Pilatus counts are whole numbers
+        write_image(tmp_path / "frame.cbf", counts)
+        np.testing.assert_array_equal(read_image(tmp_path / "frame.cbf"), counts)
+        np.testing.assert_array_equal(read_mask(tmp_path / "frame.cbf"), counts < 0)
+        write_image(tmp_path / "frame.h5", image, mask=mask, compression="lz4")
+        np.testing.assert_array_equal(read_image(tmp_path / "frame.h5"), image)
+        np.testing.assert_array_equal(read_mask(tmp_path / "frame.h5"), mask)

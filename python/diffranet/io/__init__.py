@@ -31,10 +31,21 @@ __all__ = [
     "write_image",
 ]
 
-# extension (lower case) -> module in this package defining FORMAT
+# extension (lower case) -> (module in this package, name of its ImageFormat record)
 _EXTENSIONS = {
-    ".pgm": "_pgm",
-    ".png": "_png",
+    ".pgm": ("_pgm", "FORMAT"),
+    ".png": ("_png", "FORMAT"),
+    ".tif": ("_tiff", "FORMAT"),
+    ".tiff": ("_tiff", "FORMAT"),
+    ".cbf": ("_cbf", "FORMAT"),
+    ".cbf.gz": ("_cbf", "COMPRESSED_FORMAT"),
+    ".cbf.bz2": ("_cbf", "COMPRESSED_FORMAT"),
+    ".h5": ("_hdf5", "FORMAT"),
+    ".hdf5": ("_hdf5", "FORMAT"),
+    ".nxs": ("_hdf5", "FORMAT"),
+    ".cxi": ("_hdf5", "FORMAT"),
+    ".npy": ("_numpy", "NPY_FORMAT"),
+    ".npz": ("_numpy", "NPZ_FORMAT"),
 }
 
 
@@ -59,7 +70,8 @@ def _format_for(path):
     # longest match first, so that ".cbf.gz" wins over ".gz"
     for ext in sorted(_EXTENSIONS, key=len, reverse=True):
         if name.endswith(ext):
-            return importlib.import_module(f".{_EXTENSIONS[ext]}", __name__).FORMAT
+            module, record = _EXTENSIONS[ext]
+            return getattr(importlib.import_module(f".{module}", __name__), record)
     raise ValueError(
         f"{path}: unknown image file extension {Path(path).suffix!r}; "
         f"supported: {' '.join(supported_extensions())}"
@@ -314,3 +326,57 @@ def write_image(path, image, *, compression=None, mask=None, **metadata):
     if mask is not None and not fmt.writes_mask:
         raise ValueError(f"{path}: {fmt.name} files cannot store a mask (use HDF5 or npz)")
     fmt.write(path, image, compression=compression, mask=mask, metadata=metadata)
+
+
+def write_frames(path, frames, dataset="/entry/data/data", compression="gzip", *, mask=None, **metadata):
+    """Write a stack of 2-D frames as a NeXus-style HDF5 file.
+
+    The frames go to a resizable ``(n, rows, columns)`` dataset chunked one
+    frame per chunk, under an ``NXentry``/``NXdata`` group pair (the group
+    holding the dataset gets ``NX_class="NXdata"`` and ``signal``); an
+    iterator is consumed one frame at a time, so memory stays at one frame.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file ending in ``.h5``, ``.hdf5``, ``.nxs`` or ``.cxi``;
+        written atomically (temporary file, then renamed).
+    frames : array_like of shape (n, rows, columns) or iterable of 2-D arrays
+        All frames must share shape and dtype (any integer, float32 or
+        float64).
+    dataset : str, default "/entry/data/data"
+        Path of the dataset in the file.
+    compression : {"gzip", "lz4", "bitshuffle", "none"} or None, default "gzip"
+        HDF5 filter; ``"lz4"`` and ``"bitshuffle"`` (Bitshuffle + LZ4, as
+        Eiger/JUNGFRAU files) need ``hdf5plugin``; ``None`` means ``"none"``.
+    mask : array_like of bool, optional
+        Pixel mask of the frame shape, stored as the NeXus
+        ``/entry/instrument/detector/pixel_mask`` (uint32, nonzero = bad).
+    **metadata
+        Attributes of the image dataset (numbers, strings, small arrays).
+
+    Raises
+    ------
+    ValueError
+        For a non-HDF5 extension, no frames, a frame of another shape or
+        dtype, an unsupported dtype (bool, complex), an unknown compression,
+        or metadata HDF5 cannot store.
+    FileNotFoundError
+        If the output directory does not exist.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "run.h5")
+    ...     write_frames(path, (np.full((2, 3), i, dtype=np.uint16) for i in range(4)))
+    ...     count_frames(path), int(read_image(path, frame=3)[0, 0])
+    (4, 3)
+    """
+    fmt = _format_for(path)
+    if fmt.write_frames is None:
+        raise ValueError(f"{path}: write_frames writes HDF5 files (.h5 .hdf5 .nxs .cxi), not {fmt.name}")
+    fmt.write_frames(
+        path, frames, dataset, "none" if compression is None else compression, mask=mask, metadata=metadata
+    )

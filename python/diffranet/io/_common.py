@@ -31,8 +31,9 @@ class ImageFormat:
     ``read(path, frame, dataset)`` returns one 2-D frame.  Single-frame formats
     leave ``count``, ``frames`` and ``mask`` as ``None``: the dispatcher then
     treats the file as one frame without a mask.  ``write`` is ``None`` for a
-    read-only format; otherwise ``write(path, image, compression, metadata)``
-    writes to ``path`` (a temporary name, renamed afterwards by the caller).
+    read-only format; otherwise ``write(path, image, compression, mask,
+    metadata)`` validates the image and writes it atomically.  Only formats
+    holding stacks define ``write_frames``.
     """
 
     name: str
@@ -43,6 +44,7 @@ class ImageFormat:
     mask: Optional[Callable] = None
     has_datasets: bool = False
     writes_mask: bool = False
+    write_frames: Optional[Callable] = None
 
 
 def existing_file(path):
@@ -77,6 +79,28 @@ def select_frame(path, frame, n_frames):
             f"frame{'s' if n_frames != 1 else ''} (0 to {n_frames - 1})"
         )
     return frame
+
+
+def count_stack(path, array, what, kinds="uif"):
+    """Number of frames in a 2-D image or 3-D ``(frames, rows, columns)`` stack.
+
+    ``array`` is anything with ``dtype``, ``ndim`` and ``shape`` (numpy array,
+    memory map, h5py dataset); ``what`` names it in the error message.
+    """
+    if array.dtype.kind not in kinds or array.ndim not in (2, 3):
+        raise ImageFormatError(
+            f"{path}: {what} has dtype {array.dtype}, shape {array.shape}; expected a numeric 2-D image "
+            "or 3-D (frames, rows, columns) stack"
+        )
+    n_frames = 1 if array.ndim == 2 else array.shape[0]
+    if n_frames == 0:
+        raise ImageFormatError(f"{path}: {what} holds no frames (shape {array.shape})")
+    return n_frames
+
+
+def stack_frame(array, index):
+    """Frame ``index`` of what :func:`count_stack` accepted, as a native-order in-memory array."""
+    return as_native(np.array(array[()] if array.ndim == 2 else array[index]))
 
 
 @contextmanager

@@ -1,0 +1,96 @@
+"""CBF (Crystallographic Binary File, miniCBF as written by Pilatus/Eiger) through fabio.
+
+Before fabio decodes the pixels, the binary section is checked here: it must be
+present, as long as its ``X-Binary-Size`` says, and match its ``Content-MD5``.
+fabio itself only logs a checksum mismatch and can loop on a truncated
+section, so these checks are what turns a damaged file into a clear error.
+Files compressed as a whole (``.cbf.gz``, ``.cbf.bz2``, as archived by many
+beamlines) are decompressed in memory first.
+"""
+
+from __future__ import annotations
+
+import base64
+import bz2
+import gzip
+import hashlib
+import io
+import re
+
+import numpy as np
+
+from ._common import ImageFormat, ImageFormatError, as_native, atomic_path, check_writable, reading, reject_compression
+
+_BINARY_START = b"\x0c\x1a\x04\xd5"
+_INT32 = np.iinfo(np.int32)
+_DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress}
+_INTEGER_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
+
+
+def _header_value(head, key):
+    match = re.search(rb"^" + re.escape(key) + rb":\s*(\S+)", head, flags=re.MULTILINE)
+    return None if match is None else match.group(1)
+
+
+def _checked_bytes(path):
+    """The (decompressed) file contents after checking the binary section."""
+    decompress = _DECOMPRESS.get(path.suffix.lower())
+    with reading(path, "compressed CBF"):
+        raw = path.read_bytes() if decompress is None else decompress(path.read_bytes())
+    start = raw.find(_BINARY_START)
+    head = raw[: max(start, 0)]
+    if start < 0 or b"--CIF-BINARY-FORMAT-SECTION--" not in head:
+        raise ImageFormatError(f"{path}: not a CBF image file (no binary data section)")
+    size = _header_value(head, b"X-Binary-Size")
+    if size is None or not size.isdigit():
+        raise ImageFormatError(f"{path}: corrupt CBF header (no valid X-Binary-Size)")
+    body = raw[start + len(_BINARY_START) : start + len(_BINARY_START) + int(size)]
+    if len(body) < int(size):
+        raise ImageFormatError(
+            f"{path}: truncated CBF file, binary section needs {int(size)} bytes, found {len(body)}"
+        )
+    expected_md5 = _header_value(head, b"Content-MD5")
+    if expected_md5 is not None and base64.b64encode(hashlib.md5(body).digest()) != expected_md5:
+        raise ImageFormatError(f"{path}: corrupt CBF file, pixel data does not match its Content-MD5")
+    return raw
+
+
+def read(path, frame=None, dataset=None):
+    """Read the image of a CBF file as stored (Pilatus: int32 counts, gaps -1, bad -2)."""
+    import fabio.cbfimage
+
+    raw = _checked_bytes(path)
+    with reading(path, "CBF"), fabio.cbfimage.CbfImage() as image:
+        image.read(io.BytesIO(raw))
+        data = image.data
+    if data is None or data.ndim != 2:
+        raise ImageFormatError(f"{path}: CBF file holds no 2-D image")
+    return as_native(data)
+
+
+def mask(path):
+    """Pixels with negative values (Pilatus module gaps -1, bad pixels -2)."""
+    return read(path) < 0
+
+
+def write(path, image, compression=None, mask=None, metadata=None):
+    """Write an integer image as int32 byte-offset-compressed CBF; floats are refused."""
+    import fabio.cbfimage
+
+    reject_compression(path, "CBF", compression)
+    image = check_writable(
+        path, image, "CBF", _INTEGER_DTYPES,
+        hint="CBF stores integer counts; round explicitly, e.g. np.rint(image).astype(np.int32)",
+    )
+    if image.size and (image.min() < _INT32.min or image.max() > _INT32.max):
+        raise ValueError(
+            f"{path}: CBF stores int32, but the image ({image.dtype}, shape {image.shape}) has values "
+            f"in [{image.min()}, {image.max()}] outside [{_INT32.min}, {_INT32.max}]"
+        )
+    header = {str(key): str(value) for key, value in (metadata or {}).items()}
+    with atomic_path(path) as tmp:
+        fabio.cbfimage.CbfImage(data=image.astype(np.int32), header=header).write(str(tmp))
+
+
+FORMAT = ImageFormat(name="CBF", read=read, write=write, mask=mask)
+COMPRESSED_FORMAT = ImageFormat(name="compressed CBF", read=read, mask=mask)

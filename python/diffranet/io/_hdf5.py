@@ -1,0 +1,270 @@
+"""HDF5 through h5py: NeXus (``/entry/data/data``, NXdata signal), CXI and plain files.
+
+``hdf5plugin`` is imported when available, which registers the Bitshuffle/LZ4
+filters that Eiger and JUNGFRAU files (Dectris, Jungfraujoch) are written with.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+
+import numpy as np
+
+from .._validation import check_choice
+from ._common import (
+    ImageFormat,
+    ImageFormatError,
+    atomic_path,
+    check_writable,
+    count_stack,
+    reading,
+    select_frame,
+    stack_frame,
+)
+
+NEXUS_DATA = "/entry/data/data"
+CXI_DATA = "/entry_1/data_1/data"
+NEXUS_MASK = "/entry/instrument/detector/pixel_mask"
+CXI_MASK = "/entry_1/instrument_1/detector_1/mask"
+_MASK_NAMES = ("pixel_mask", "mask")
+_DTYPES = (
+    np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64, np.float32, np.float64,
+)
+COMPRESSIONS = ("gzip", "lz4", "bitshuffle", "none")
+
+
+def _h5py():
+    import h5py
+
+    try:
+        import hdf5plugin  # noqa: F401  (registers the Bitshuffle/LZ4 HDF5 filters)
+    except ImportError:
+        pass
+    return h5py
+
+
+def _filters(compression):
+    """h5py ``create_dataset`` keywords for one of ``COMPRESSIONS``."""
+    check_choice("compression", compression, COMPRESSIONS)
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    if compression == "none":
+        return {}
+    try:
+        import hdf5plugin
+    except ImportError as exc:
+        raise ValueError(f"compression={compression!r} needs the hdf5plugin package (pip install hdf5plugin)") from exc
+    if compression == "lz4":
+        return dict(hdf5plugin.LZ4())
+    return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+
+
+def _text(value):
+    """An HDF5 attribute (bytes, str or 1-element array) as str."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _is_image(obj, h5py):
+    return isinstance(obj, h5py.Dataset) and obj.dtype.kind in "uif" and obj.ndim in (2, 3)
+
+
+def _nxdata_signals(f, h5py):
+    """Datasets named by the ``signal`` attribute of NXdata groups."""
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and _text(obj.attrs.get("NX_class", "")) == "NXdata":
+            signal = obj.attrs.get("signal")
+            if signal is not None and _is_image(obj.get(_text(signal)), h5py):
+                found.append(f"/{name}/{_text(signal)}")
+
+    f.visititems(visit)
+    return found
+
+
+def _image_datasets(f, h5py):
+    """All 2-D/3-D numeric datasets that are not masks."""
+    found = []
+
+    def visit(name, obj):
+        if _is_image(obj, h5py) and name.rsplit("/", 1)[-1] not in _MASK_NAMES:
+            found.append(f"/{name}")
+
+    f.visititems(visit)
+    return found
+
+
+def _find_dataset(path, f, dataset, h5py):
+    """The image dataset: ``dataset`` if given, else NeXus, NXdata signal, CXI, the only one."""
+    if dataset is not None:
+        obj = f.get(dataset)
+        if not isinstance(obj, h5py.Dataset):
+            raise ImageFormatError(
+                f"{path}: no dataset {dataset!r} in the file; image datasets found: "
+                f"{_image_datasets(f, h5py) or 'none'}"
+            )
+    else:
+        fixed = [name for name in (NEXUS_DATA,) if _is_image(f.get(name), h5py)]
+        cxi = [CXI_DATA] if _is_image(f.get(CXI_DATA), h5py) else []
+        preferred = fixed or _nxdata_signals(f, h5py)[:1] or cxi
+        candidates = preferred or _image_datasets(f, h5py)
+        if not candidates:
+            raise ImageFormatError(f"{path}: no 2-D or 3-D numeric image dataset in the HDF5 file")
+        if len(candidates) > 1:
+            raise ImageFormatError(
+                f"{path}: several image datasets {candidates}; pass dataset= to choose one"
+            )
+        obj = f[candidates[0]]
+    return obj, count_stack(path, obj, f"dataset {obj.name!r}")
+
+
+def count(path, dataset=None):
+    """Number of frames of the image dataset."""
+    h5py = _h5py()
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        return _find_dataset(path, f, dataset, h5py)[1]
+
+
+def read(path, frame=None, dataset=None):
+    """One frame of the image dataset."""
+    h5py = _h5py()
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        dset, n_frames = _find_dataset(path, f, dataset, h5py)
+        return stack_frame(dset, select_frame(path, frame, n_frames))
+
+
+def frames(path, dataset=None):
+    """Find the dataset now; then yield its frames one at a time from an open file."""
+    h5py = _h5py()
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        dset, n_frames = _find_dataset(path, f, dataset, h5py)
+        name = dset.name
+
+    def generate():
+        with reading(path, "HDF5"), h5py.File(path, "r") as f:
+            dset = f[name]
+            for index in range(n_frames):
+                yield stack_frame(dset, index)
+
+    return generate()
+
+
+def mask(path):
+    """The NeXus/CXI pixel mask as bool (nonzero = bad), or None."""
+    h5py = _h5py()
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        names = [name for name in (NEXUS_MASK, CXI_MASK) if isinstance(f.get(name), h5py.Dataset)]
+        if not names:
+            found = []
+            f.visititems(
+                lambda name, obj: found.append(f"/{name}")
+                if isinstance(obj, h5py.Dataset) and name.rsplit("/", 1)[-1] == "pixel_mask"
+                else None
+            )
+            names = found
+        if not names:
+            return None
+        if len(names) > 1:
+            raise ImageFormatError(f"{path}: several pixel masks {names}; cannot tell which one applies")
+        values = f[names[0]][()]
+    if values.ndim != 2:
+        raise ImageFormatError(f"{path}: pixel mask {names[0]!r} has shape {values.shape}, expected 2-D")
+    return values != 0
+
+
+def _dataset_parts(dataset):
+    if not isinstance(dataset, str) or not dataset.strip("/"):
+        raise ValueError(f"dataset must be an HDF5 path such as {NEXUS_DATA!r}, got {dataset!r}")
+    return [part for part in dataset.split("/") if part]
+
+
+def _add_nexus_attributes(f, parts):
+    """NXentry/NXdata classes and default/signal pointers along ``parts``."""
+    if len(parts) >= 2:
+        group = f["/" + "/".join(parts[:-1])]
+        group.attrs["NX_class"] = "NXdata"
+        group.attrs["signal"] = parts[-1]
+    if len(parts) >= 3:
+        entry = f["/" + parts[0]]
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "/".join(parts[1:-1])
+        f.attrs["default"] = parts[0]
+
+
+def _write_mask(path, f, mask, shape, filters):
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != shape:
+        raise ValueError(
+            f"{path}: mask must be a bool array of the image shape {shape}, got dtype {mask.dtype}, shape {mask.shape}"
+        )
+    f.create_dataset(NEXUS_MASK, data=mask.astype(np.uint32), chunks=shape, **filters)
+    f["/entry/instrument"].attrs["NX_class"] = "NXinstrument"
+    f["/entry/instrument/detector"].attrs["NX_class"] = "NXdetector"
+
+
+def _set_attributes(path, dset, metadata):
+    for key, value in metadata.items():
+        try:
+            dset.attrs[key] = value
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: metadata {key}={value!r} cannot be stored as an HDF5 attribute") from exc
+
+
+def _check_frame(path, frame, index, first):
+    frame = check_writable(path, frame, "HDF5", _DTYPES)
+    if frame.shape != first.shape or frame.dtype != first.dtype:
+        raise ValueError(
+            f"{path}: frame {index} has dtype {frame.dtype}, shape {frame.shape}; all frames must match "
+            f"frame 0 (dtype {first.dtype}, shape {first.shape})"
+        )
+    return frame
+
+
+def write_stack(path, frames, dataset=NEXUS_DATA, compression="gzip", mask=None, metadata=None, stack=True):
+    """Write frames (array or iterable of 2-D arrays) chunked one frame per chunk.
+
+    With ``stack=False`` the single frame is stored as a 2-D dataset.  For a
+    stack the dataset is resizable and grows by one frame per iteration, so an
+    iterator is never held in memory.
+    """
+    h5py = _h5py()
+    filters = _filters(compression)
+    parts = _dataset_parts(dataset)
+    if isinstance(frames, np.ndarray) and frames.ndim != (3 if stack else 2):
+        kind = "a 3-D (frames, rows, columns) stack" if stack else "a 2-D image"
+        raise ValueError(f"{path}: HDF5 needs {kind}, got dtype {frames.dtype}, shape {frames.shape}")
+    iterator = iter(frames) if stack else iter([frames])
+    first = next(iterator, None)
+    if first is None:
+        raise ValueError(f"{path}: no frames to write")
+    first = check_writable(path, first, "HDF5", _DTYPES)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        if stack:
+            dset = f.create_dataset(
+                dataset, shape=(0, *first.shape), maxshape=(None, *first.shape), chunks=(1, *first.shape),
+                dtype=first.dtype, **filters,
+            )
+            for index, frame in enumerate(chain([first], iterator)):
+                dset.resize(index + 1, axis=0)
+                dset[index] = _check_frame(path, frame, index, first)
+        else:
+            dset = f.create_dataset(dataset, data=first, chunks=first.shape, **filters)
+        _add_nexus_attributes(f, parts)
+        _set_attributes(path, dset, metadata or {})
+        if mask is not None:
+            _write_mask(path, f, mask, first.shape, filters)
+
+
+def write(path, image, compression=None, mask=None, metadata=None):
+    """Write one 2-D image as ``/entry/data/data`` (gzip unless told otherwise)."""
+    write_stack(
+        path, image, NEXUS_DATA, "gzip" if compression is None else compression, mask, metadata, stack=False
+    )
+
+
+FORMAT = ImageFormat(
+    name="HDF5", read=read, write=write, count=count, frames=frames, mask=mask,
+    has_datasets=True, writes_mask=True, write_frames=write_stack,
+)
