@@ -284,3 +284,44 @@ class TestValidation:
             Simulator(det, beam, Crystal((50, 50, 50, 90, 90, 90), spot_shape="sinc"), method="reflection")
         with pytest.raises(ValueError, match="seed"):
             Simulator(det, beam, xtal).bragg(seed=-1)
+
+
+class TestSimulate:
+    def test_without_models_records_expected_photons(self):
+        sim = small_simulator("tophat")
+        result = sim.simulate(seed=4)
+        np.testing.assert_array_equal(result.bragg, sim.bragg(seed=4))
+        np.testing.assert_array_equal(result.background, 0)
+        np.testing.assert_array_equal(result.expected, result.bragg)
+        assert result.image8.dtype == np.uint8
+        np.testing.assert_array_equal(result.image8, np.round(np.sqrt(np.clip(result.counts, 0, 65025))))
+
+    def test_no_crystal(self):
+        sim = Simulator(Detector((16, 16)), Beam(1.0, fluence=1e24))
+        result = sim.simulate()
+        assert not result.expected.any()
+        with pytest.raises(ValueError, match="no crystal"):
+            sim.bragg()
+
+    def test_metadata_rebuilds_the_same_shot(self):
+        import json
+
+        sim = small_simulator("gauss", volume_scale=7.0)
+        result = sim.simulate(seed=11)
+        metadata = json.loads(json.dumps(result.metadata))
+        assert metadata["seed"] == 11
+        again = Simulator.from_metadata(metadata).simulate(seed=metadata["seed"])
+        np.testing.assert_array_equal(again.expected, result.expected)
+
+    def test_volume_scale_multiplies_bragg(self):
+        base = small_simulator("tophat").bragg()
+        np.testing.assert_allclose(small_simulator("tophat", volume_scale=2.7e7).bragg(), 2.7e7 * base, rtol=1e-6)
+
+    def test_mask_zeroes_counts(self):
+        mask = np.zeros((32, 40), bool)
+        mask[5:9, :] = True
+        sim = small_simulator("tophat")
+        sim.detector = Detector(shape=(32, 40), pixel_size_mm=0.5, distance_mm=50.0, beam_center_mm=(9.0, 7.0),
+                                rotation_deg=(3.0, -4.0, 2.0), mask=mask)
+        result = sim.simulate()
+        assert not result.counts[mask].any()

@@ -556,3 +556,23 @@ class TestDefaultProtein:
         b_wilson, residual = wilson_b(sf, element_counts(st), 4.0, 1.9)
         assert 30 <= b_wilson <= 60
         assert residual < 0.25
+
+
+class TestSource:
+    def test_hkl_file_source_rebuilds(self, tmp_path):
+        path = tmp_path / "f.hkl"
+        path.write_text("1 2 3 10.0\n0 0 1 5.0\n")
+        sf = StructureFactors.from_hkl_file(path)
+        again = StructureFactors.from_source(sf.source)
+        np.testing.assert_array_equal(again.table, sf.table)
+        assert sf.source["kind"] == "hkl"
+
+    def test_arrays_cannot_be_rebuilt(self):
+        sf = StructureFactors(np.array([[1, 0, 0]]), [3.0])
+        assert sf.source == {"kind": "arrays"}
+        with pytest.raises(ValueError, match="cannot be rebuilt"):
+            StructureFactors.from_source(sf.source)
+
+    def test_bad_source(self):
+        with pytest.raises(ValueError, match="kind"):
+            StructureFactors.from_source({"path": "x"})

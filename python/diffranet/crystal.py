@@ -50,11 +50,16 @@ class Crystal:
         reference setting. :func:`diffranet.random_orientation` draws one.
     structure_factors : StructureFactors, optional
         Amplitudes |F(hkl)| for the reflections they list.
+    volume_scale : float, default 1.0
+        Multiplies the Bragg image: the volume of crystalline matter in the
+        beam over the volume of one simulated domain block. The paper rendered
+        a 0.1 um crystal (spots about a pixel wide) and scaled it by 2.7e7 to a
+        30 um crystal.
     """
 
     def __init__(self, cell, ncells=(1, 1, 1), mosaic_domains=1, mosaic_spread_deg=0.0,
                  mosaic_distribution="tophat", spot_shape="tophat", default_F=100.0, orientation=None,
-                 structure_factors=None):
+                 structure_factors=None, volume_scale=1.0):
         self.cell = check_cell(cell)
         if not isinstance(ncells, (tuple, list, np.ndarray)) or len(ncells) != 3:
             raise ValueError(f"ncells must be 3 numbers (Na, Nb, Nc), got {ncells!r}")
@@ -69,6 +74,7 @@ class Crystal:
                 hasattr(structure_factors, name) for name in ("table", "hkl_min")):
             raise ValueError(f"structure_factors must be a StructureFactors, got {type(structure_factors).__name__}")
         self.structure_factors = structure_factors
+        self.volume_scale = check_nonnegative("volume_scale", volume_scale)
 
     @property
     def real_basis_A(self):
@@ -85,8 +91,20 @@ class Crystal:
         return {"cell": list(self.cell), "ncells": list(self.ncells), "mosaic_domains": self.mosaic_domains,
                 "mosaic_spread_deg": self.mosaic_spread_deg, "mosaic_distribution": self.mosaic_distribution,
                 "spot_shape": self.spot_shape, "default_F": self.default_F,
-                "orientation": self.orientation.tolist(),
-                "structure_factors": None if self.structure_factors is None else repr(self.structure_factors)}
+                "orientation": self.orientation.tolist(), "volume_scale": self.volume_scale,
+                "structure_factors": None if self.structure_factors is None else self.structure_factors.source}
+
+    @classmethod
+    def from_dict(cls, params, structure_factors=None):
+        """Rebuild from :meth:`to_dict`; structure factors are rebuilt from their
+        description unless given."""
+        params = dict(params)
+        source = params.pop("structure_factors", None)
+        if structure_factors is None and source is not None:
+            from .structure_factors import StructureFactors
+
+            structure_factors = StructureFactors.from_source(source)
+        return cls(structure_factors=structure_factors, **params)
 
     def __repr__(self):
         return (f"Crystal(cell={self.cell}, ncells={self.ncells}, mosaic_domains={self.mosaic_domains}, "

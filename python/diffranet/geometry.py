@@ -118,6 +118,19 @@ class Detector:
                 "beam_center_mm": list(self.beam_center_mm), "rotation_deg": list(self.rotation_deg),
                 "mask": None if self.mask is None else np.argwhere(self.mask).tolist()}
 
+    @classmethod
+    def from_dict(cls, params):
+        """Rebuild from :meth:`to_dict`."""
+        params = dict(params)
+        masked = params.pop("mask", None)
+        shape = tuple(params.pop("shape"))
+        mask = None
+        if masked is not None:
+            mask = np.zeros(shape, dtype=bool)
+            if len(masked):
+                mask[tuple(np.asarray(masked).T)] = True
+        return cls(shape=shape, mask=mask, **params)
+
     def __repr__(self):
         return (f"Detector(shape={self.shape}, pixel_size_mm={self.pixel_size_mm}, "
                 f"distance_mm={self.distance_mm}, beam_center_mm={self.beam_center_mm}, "
@@ -256,6 +269,14 @@ class Beam:
             d, lam, w = self._explicit_sources
             out["sources"] = [[di.tolist(), float(li), float(wi)] for di, li, wi in zip(d, lam, w)]
         return out
+
+    @classmethod
+    def from_dict(cls, params):
+        """Rebuild from :meth:`to_dict`."""
+        params = dict(params)
+        if params.get("sources") is not None:
+            params["sources"] = [tuple(item) for item in params["sources"]]
+        return cls(**params)
 
     def __repr__(self):
         return (f"Beam(wavelength_A={self.wavelength_A}, fluence={self.fluence:.4g}, "

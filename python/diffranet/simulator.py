@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,10 +13,54 @@ from ._validation import check_choice, check_int, check_seed
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
 from .geometry import Beam, Detector
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "SimulationResult"]
 
 _METHODS = ("auto", "reflection", "pixel")
 _EMPTY_TABLE = np.zeros((0, 0, 0), dtype=np.float32)
+
+
+@dataclass
+class SimulationResult:
+    """One simulated shot, from expected photons to the detector's 8-bit image.
+
+    Attributes
+    ----------
+    bragg, background, expected : ndarray, float32
+        Expected photons per pixel: Bragg spots, amorphous background (after
+        the beamstop shadow), and their sum.
+    counts : ndarray
+        What the detector records (detector units, see the response model).
+    image8 : ndarray, uint8
+        The 8-bit image (square root of the counts for the paper's CCD).
+    metadata : dict
+        Every parameter and the seed, JSON-serialisable:
+        ``Simulator.from_metadata(metadata).simulate(seed=metadata["seed"])``
+        makes the same shot again.
+    """
+
+    bragg: np.ndarray
+    background: np.ndarray
+    expected: np.ndarray
+    counts: np.ndarray
+    image8: np.ndarray
+    metadata: dict
+
+
+def _component_to_dict(component):
+    if component is None:
+        return None
+    cls = type(component)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": component.to_dict()}
+
+
+def _component_from_dict(spec):
+    if spec is None:
+        return None
+    module, _, name = spec["class"].rpartition(".")
+    if not module.startswith("diffranet."):
+        raise ValueError(f"metadata names a class outside diffranet: {spec['class']!r}")
+    cls = getattr(importlib.import_module(module), name)
+    return cls.from_dict(spec["params"]) if hasattr(cls, "from_dict") else cls(**spec["params"])
 
 
 class Simulator:
@@ -24,7 +70,8 @@ class Simulator:
     ----------
     detector : Detector
     beam : Beam
-    crystal : Crystal
+    crystal : Crystal or None
+        None for a shot without a crystal (background and noise only).
     oversample : int, default 1
         Each pixel is split into ``oversample x oversample`` subpixels whose
         contributions are averaged (the paper used 2).
@@ -35,6 +82,14 @@ class Simulator:
         only); ``"pixel"`` evaluates every subpixel x source x domain (any
         shape); ``"auto"`` picks ``"reflection"`` whenever the spot shape allows.
         Both give the same image.
+    background : diffranet.background.Background, optional
+        Amorphous scatterers in the beam (water, air, ...); default none.
+    beamstop : diffranet.background.Beamstop, optional
+        Shadows the background and the Bragg spots behind it.
+    response : detector response model, optional
+        Turns expected photons into counts and an 8-bit image (e.g.
+        ``diffranet.response.CCDResponse``); default: an ideal counter that
+        records the expected photons.
 
     Examples
     --------
@@ -46,20 +101,29 @@ class Simulator:
     ((64, 64), dtype('float32'))
     """
 
-    def __init__(self, detector, beam, crystal, oversample=1, n_threads=None, method="auto"):
-        for name, value, cls in (("detector", detector, Detector), ("beam", beam, Beam),
-                                 ("crystal", crystal, Crystal)):
+    def __init__(self, detector, beam, crystal=None, oversample=1, n_threads=None, method="auto",
+                 background=None, beamstop=None, response=None):
+        for name, value, cls in (("detector", detector, Detector), ("beam", beam, Beam)):
             if not isinstance(value, cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+        if crystal is not None and not isinstance(crystal, Crystal):
+            raise ValueError(f"crystal must be a Crystal or None, got {type(crystal).__name__}")
+        for name, value, method_name in (("background", background, "render"), ("beamstop", beamstop, "shadow"),
+                                         ("response", response, "apply")):
+            if value is not None and not hasattr(value, method_name):
+                raise ValueError(f"{name} must provide .{method_name}(), got {type(value).__name__}")
         self.detector = detector
         self.beam = beam
         self.crystal = crystal
         self.oversample = check_int("oversample", oversample, minimum=1)
         self.n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
         self.method = check_choice("method", method, _METHODS)
-        if self.method == "reflection" and crystal.spot_shape not in COMPACT_SHAPES:
+        if self.method == "reflection" and crystal is not None and crystal.spot_shape not in COMPACT_SHAPES:
             raise ValueError(f"method='reflection' needs a compact spot_shape (tophat or gauss), "
                              f"got {crystal.spot_shape!r}")
+        self.background = background
+        self.beamstop = beamstop
+        self.response = response
         self.last_stats = {}
 
     def _structure_factor_table(self):
@@ -94,6 +158,8 @@ class Simulator:
             r_e^2 x fluence x solid angle x polarisation x |F_cell|^2 x |F_latt|^2,
             averaged over subpixels, sources and mosaic domains.
         """
+        if self.crystal is None:
+            raise ValueError("this Simulator has no crystal: bragg() needs one (simulate() works without)")
         method = self.method if method is None else check_choice("method", method, _METHODS)
         if method == "auto":
             method = "reflection" if self.crystal.spot_shape in COMPACT_SHAPES else "pixel"
@@ -114,7 +180,80 @@ class Simulator:
             domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
             default_F=xtal.default_F, method=method, n_threads=self.n_threads)
         self.last_stats = dict(stats, method=method)
+        if xtal.volume_scale != 1.0:
+            image *= np.float32(xtal.volume_scale)
         return image
+
+    def background_image(self):
+        """Expected background photons per pixel (zeros without a background model)."""
+        if self.background is None:
+            return np.zeros(self.detector.shape, dtype=np.float32)
+        return self.background.render(self.detector, self.beam, oversample=self.oversample,
+                                      n_threads=self.n_threads or None)
+
+    def simulate(self, seed=0):
+        """One shot: Bragg spots + background, through the detector.
+
+        Parameters
+        ----------
+        seed : int, default 0
+            Draws the mosaic domains and every noise source of the detector.
+
+        Returns
+        -------
+        SimulationResult
+        """
+        seed = check_seed("seed", seed)
+        det = self.detector
+        bragg = self.bragg(seed=seed) if self.crystal is not None else np.zeros(det.shape, dtype=np.float32)
+        background = self.background_image()
+        if self.beamstop is not None:
+            shadow = self.beamstop.shadow(det)
+            bragg[shadow] = 0.0
+            background[shadow] = 0.0
+        expected = bragg + background
+        if self.response is None:
+            counts = expected.copy()
+            if det.mask is not None:
+                counts[det.mask] = 0.0
+            image8 = np.sqrt(np.clip(counts, 0.0, 65025.0)).round().astype(np.uint8)
+        else:
+            counts = self.response.apply(expected, pixel_size_mm=det.pixel_size_mm, seed=seed, mask=det.mask,
+                                         n_threads=self.n_threads or None)
+            image8 = self.response.to_8bit(counts)
+        return SimulationResult(bragg=bragg, background=background, expected=expected, counts=counts,
+                                image8=image8, metadata=self.metadata(seed))
+
+    def metadata(self, seed=0):
+        """JSON-serialisable description of this simulator and ``seed``."""
+        return {
+            "seed": int(seed),
+            "detector": self.detector.to_dict(),
+            "beam": self.beam.to_dict(),
+            "crystal": None if self.crystal is None else self.crystal.to_dict(),
+            "oversample": self.oversample,
+            "method": self.method,
+            "background": _component_to_dict(self.background),
+            "beamstop": _component_to_dict(self.beamstop),
+            "response": _component_to_dict(self.response),
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata, structure_factors=None, n_threads=None):
+        """Rebuild the simulator described by :meth:`metadata`.
+
+        ``structure_factors`` replaces the crystal's (which are otherwise
+        rebuilt from their description).
+        """
+        crystal = metadata.get("crystal")
+        return cls(
+            Detector.from_dict(metadata["detector"]),
+            Beam.from_dict(metadata["beam"]),
+            None if crystal is None else Crystal.from_dict(crystal, structure_factors=structure_factors),
+            oversample=metadata["oversample"], n_threads=n_threads, method=metadata["method"],
+            background=_component_from_dict(metadata.get("background")),
+            beamstop=_component_from_dict(metadata.get("beamstop")),
+            response=_component_from_dict(metadata.get("response")))
 
     def __repr__(self):
         return (f"Simulator({self.detector!r}, {self.beam!r}, {self.crystal!r}, "

@@ -723,6 +723,11 @@ class StructureFactors:
         self._table, self._hkl_min = table, hkl_min
         self._cell, self._space_group_name = cell, space_group_name
         self._d_min = None
+        self._source = {"kind": "arrays"}
+
+    def _with_source(self, **source):
+        self._source = source
+        return self
 
     @classmethod
     def _from_p1(cls, hkl, amplitudes, cell, space_group_name):
@@ -768,7 +773,9 @@ class StructureFactors:
         path = _existing_file("path", path)
         hkl, amplitudes, lines = read_hkl_text(path)
         hkl, amplitudes = expand_to_p1(hkl, amplitudes, sg or _P1, lambda i: f"{path}:{lines[i]}")
-        return cls._from_p1(hkl, amplitudes, cell, sg.xhm() if sg else None)
+        return cls._from_p1(hkl, amplitudes, cell, sg.xhm() if sg else None)._with_source(
+            kind="hkl", path=str(path), space_group=sg.xhm() if sg else None,
+            cell=list(cell) if cell is not None else None)
 
     @classmethod
     def from_mtz(cls, path, column=None):
@@ -801,7 +808,8 @@ class StructureFactors:
             raise ValueError(f"{path}: MTZ has no space group")
         where = lambda i: f"{path}: column {label!r}, reflection {tuple(hkl[i].tolist())}"  # noqa: E731
         hkl, amplitudes = expand_to_p1(hkl, amplitudes, mtz.spacegroup, where)
-        return cls._from_p1(hkl, amplitudes, _as_cell(f"{path}: cell", mtz.cell), mtz.spacegroup.xhm())
+        sf = cls._from_p1(hkl, amplitudes, _as_cell(f"{path}: cell", mtz.cell), mtz.spacegroup.xhm())
+        return sf._with_source(kind="mtz", path=str(path), column=column)
 
     @classmethod
     def from_model(cls, path_or_structure, d_min_A, bulk_solvent=True, k_sol=0.35, b_sol_A2=46.0):
@@ -848,7 +856,10 @@ class StructureFactors:
         st = load_structure(path_or_structure)
         _check_grid_size(st.cell, d_min_A)
         hkl, amplitudes = fcalc_p1(st, d_min_A, bool(bulk_solvent), k_sol, b_sol_A2)
-        return cls._from_p1(hkl, amplitudes, _as_cell("cell", st.cell), st.find_spacegroup().xhm())
+        sf = cls._from_p1(hkl, amplitudes, _as_cell("cell", st.cell), st.find_spacegroup().xhm())
+        path = str(path_or_structure) if isinstance(path_or_structure, (str, os.PathLike)) else None
+        return sf._with_source(kind="model", path=path, d_min_A=d_min_A, bulk_solvent=bool(bulk_solvent),
+                               k_sol=k_sol, b_sol_A2=b_sol_A2)
 
     @classmethod
     def default_protein(cls, d_min_A=1.9, seed=0, cache_dir=None):
@@ -885,7 +896,7 @@ class StructureFactors:
         if cached is not None:
             sf = cls.__new__(cls)
             sf._set(cached[0], cached[1], cached[2], PSII_SPACE_GROUP)
-            return sf
+            return sf._with_source(kind="default_protein", d_min_A=d_min_A, seed=seed)
         with tqdm(total=5, desc="diffranet: building default structure factors", disable=None, leave=False) as bar:
 
             def step(label):
@@ -897,7 +908,43 @@ class StructureFactors:
             hkl, amplitudes = fcalc_p1(st, d_min_A, step=step)
         sf = cls._from_p1(hkl, amplitudes, PSII_CELL, PSII_SPACE_GROUP)
         _write_cache(path, key, sf)
-        return sf
+        return sf._with_source(kind="default_protein", d_min_A=d_min_A, seed=seed)
+
+    @classmethod
+    def from_source(cls, source):
+        """Rebuild structure factors from their :attr:`source` description.
+
+        Parameters
+        ----------
+        source : dict
+            As returned by :attr:`source` (JSON-serialisable): how the
+            amplitudes were made (``kind`` plus that constructor's arguments).
+
+        Raises
+        ------
+        ValueError
+            For amplitudes given as arrays (nothing on disk describes them), a
+            model given as an in-memory structure, or an unknown ``kind``.
+        """
+        if not isinstance(source, dict) or "kind" not in source:
+            raise ValueError(f"source must be a dict with a 'kind', got {source!r}")
+        kind = source["kind"]
+        args = {k: v for k, v in source.items() if k != "kind"}
+        if kind == "default_protein":
+            return cls.default_protein(**args)
+        if kind == "hkl":
+            return cls.from_hkl_file(args.pop("path"), args.pop("space_group"), **args)
+        if kind == "mtz":
+            return cls.from_mtz(**args)
+        if kind == "model" and args.get("path") is not None:
+            return cls.from_model(args.pop("path"), **args)
+        raise ValueError(f"structure factors of kind {kind!r} cannot be rebuilt from their description "
+                         f"{source!r}: keep them in a file (to_hkl_file) and use from_hkl_file")
+
+    @property
+    def source(self):
+        """JSON-serialisable description of how these amplitudes were made."""
+        return dict(self._source)
 
     # -- views -------------------------------------------------------------
 
