@@ -41,16 +41,17 @@ FloatArray poisson(const FloatArray& expected, double scale, std::uint64_t seed,
     return out;
 }
 
-FloatArray readout(FloatArray counts, double calibration_rms, std::uint64_t calibration_seed, double readout_rms,
-             double adc_offset, double saturation, std::uint64_t seed, std::int64_t row0, std::int64_t col0,
-             const OptionalMask& mask, int n_threads) {
+FloatArray readout(FloatArray counts, const std::optional<FloatArray>& gain, double readout_rms, double adc_offset,
+                   double saturation, std::uint64_t seed, std::int64_t row0, std::int64_t col0,
+                   const OptionalMask& mask, int n_threads) {
     const ImageTile tile =
         make_tile(static_cast<int>(counts.shape(0)), static_cast<int>(counts.shape(1)), row0, col0, mask);
-    const ReadoutParams params{calibration_rms, calibration_seed, readout_rms, adc_offset, saturation};
+    const ReadoutParams params{readout_rms, adc_offset, saturation};
+    const float* gain_data = gain ? gain->data() : nullptr;
     float* data = counts.mutable_data();
     {
         py::gil_scoped_release release;
-        ccd_readout(data, tile, params, seed, n_threads);
+        ccd_readout(data, gain_data, tile, params, seed, n_threads);
     }
     return counts;
 }
@@ -126,10 +127,10 @@ void register_response(py::module_& m) {
     m.def("poisson", &poisson, py::arg("expected"), py::arg("scale"), py::arg("seed"), py::arg("row0"),
           py::arg("col0"), py::arg("mask"), py::arg("n_threads"),
           "Poisson deviates of scale * expected (float32 rows x cols), 0 where masked.");
-    m.def("ccd_readout", &readout, py::arg("counts"), py::arg("calibration_rms"), py::arg("calibration_seed"),
-          py::arg("readout_rms"), py::arg("adc_offset"), py::arg("saturation"), py::arg("seed"), py::arg("row0"),
-          py::arg("col0"), py::arg("mask"), py::arg("n_threads"),
-          "Calibration, read-out noise, offset, digitise, clip (in place when counts is float32 C-contiguous).");
+    m.def("ccd_readout", &readout, py::arg("counts"), py::arg("gain"), py::arg("readout_rms"),
+          py::arg("adc_offset"), py::arg("saturation"), py::arg("seed"), py::arg("row0"), py::arg("col0"),
+          py::arg("mask"), py::arg("n_threads"),
+          "Gain map, read-out noise, offset, digitise, clip (in place when counts is float32 C-contiguous).");
     m.def("clip_counts", &clip, py::arg("counts"), py::arg("saturation"), py::arg("mask"), py::arg("n_threads"),
           "Clip to [0, saturation], 0 where masked (in place when counts is float32 C-contiguous).");
     m.def("calibration_map", &calibration, py::arg("rows"), py::arg("cols"), py::arg("calibration_rms"),

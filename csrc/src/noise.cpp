@@ -116,7 +116,8 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
     }
 }
 
-void ccd_readout(float* counts, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed, int n_threads) {
+void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
+                 int n_threads) {
 #pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
@@ -125,14 +126,9 @@ void ccd_readout(float* counts, const ImageTile& tile, const ReadoutParams& p, s
                 counts[i] = 0.0f;
                 continue;
             }
-            const std::uint64_t key = pixel_key(tile.row0 + r, tile.col0 + c);
-            double adu = counts[i];
-            if (p.calibration_rms > 0.0) {
-                CounterRng gain(p.calibration_seed, Stream::kCalibration, key);
-                adu *= 1.0 + p.calibration_rms * gain.normal();
-            }
+            double adu = gain != nullptr ? static_cast<double>(counts[i]) * gain[i] : static_cast<double>(counts[i]);
             if (p.readout_rms > 0.0) {
-                CounterRng noise(seed, Stream::kReadout, key);
+                CounterRng noise(seed, Stream::kReadout, pixel_key(tile.row0 + r, tile.col0 + c));
                 adu += p.readout_rms * noise.normal();
             }
             adu = std::floor(adu + p.adc_offset + 0.5);  // the ADC digitises to whole units

@@ -55,21 +55,22 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
                    int n_threads);
 
 // Fiber-coupled CCD read-out of photon counts, in place:
-//   adu = counts * (1 + calibration_rms * z_cal) + readout_rms * z_read + adc_offset,
+//   adu = counts * gain + readout_rms * z_read + adc_offset,
 // rounded to the nearest integer and clipped to [0, saturation]; masked
-// pixels become 0. z_cal comes from (calibration_seed, kCalibration, key),
-// fixed for a detector; z_read from (seed, kReadout, key), new every image.
+// pixels become 0. `gain` is the detector's calibration map (see
+// calibration_map; null means 1 everywhere); z_read is drawn from
+// (seed, kReadout, key), new for every image.
 struct ReadoutParams {
-    double calibration_rms = 0.0;        // fraction
-    std::uint64_t calibration_seed = 0;
-    double readout_rms = 0.0;            // photons (ADU, one ADU per photon)
-    double adc_offset = 0.0;             // ADU
-    double saturation = 65025.0;         // ADU
+    double readout_rms = 0.0;     // photons (ADU, one ADU per photon)
+    double adc_offset = 0.0;      // ADU
+    double saturation = 65025.0;  // ADU
 };
-void ccd_readout(float* counts, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed, int n_threads);
+void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
+                 int n_threads);
 
-// Per-pixel calibration factors 1 + calibration_rms * z_cal (the gain map
-// ccd_readout applies), for inspection and tests.
+// Per-pixel calibration factors 1 + calibration_rms * z_cal, z_cal drawn
+// from (calibration_seed, kCalibration, key): the same for every image of a
+// detector, whatever the image seed.
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads);
 
