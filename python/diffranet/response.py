@@ -513,7 +513,7 @@ def _params_from_dict(data, model):
     params = dict(data)
     found = params.pop("model", model)
     if found != model:
-        raise ValueError(f"data describes a {found!r} response, not {model!r}")
+        raise ValueError(f"data describes model {found!r}, not {model!r}")
     return params
 
 
