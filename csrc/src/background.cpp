@@ -11,14 +11,23 @@ namespace diffranet {
 
 namespace {
 
-// Linear interpolation of table y(x) at x, held at the end values outside [x0, xn].
-double interpolate(const std::vector<double>& x, const std::vector<double>& y, double at) {
-    if (at <= x.front()) return y.front();
-    if (at >= x.back()) return y.back();
-    const auto upper = std::upper_bound(x.begin(), x.end(), at);
-    const std::size_t i = static_cast<std::size_t>(upper - x.begin());
-    const double t = (at - x[i - 1]) / (x[i] - x[i - 1]);
-    return y[i - 1] + t * (y[i] - y[i - 1]);
+// Where `at` falls in the strictly increasing table x: index i and weight t such
+// that linear interpolation of y is y[i] + t (y[i+1] - y[i]); held at the end
+// values outside [x0, xn] (t = 0 there).
+struct Bracket {
+    std::size_t i;
+    double t;
+};
+
+Bracket bracket(const std::vector<double>& x, double at) {
+    if (at <= x.front()) return {0, 0.0};
+    if (at >= x.back()) return {x.size() - 1, 0.0};
+    const std::size_t i = static_cast<std::size_t>(std::upper_bound(x.begin(), x.end(), at) - x.begin()) - 1;
+    return {i, (at - x[i]) / (x[i + 1] - x[i])};
+}
+
+double interpolate(const std::vector<double>& y, const Bracket& b) {
+    return b.t == 0.0 ? y[b.i] : y[b.i] + b.t * (y[b.i + 1] - y[b.i]);
 }
 
 }  // namespace
@@ -31,8 +40,9 @@ AmorphousMaterial::AmorphousMaterial(std::vector<double> stol_per_A, std::vector
       molecules_(molecules) {}
 
 double AmorphousMaterial::intensity(double stol_per_A) const {
-    const double f = interpolate(stol_, f_, stol_per_A);
-    return molecules_ * (f * f + interpolate(stol_, s_, stol_per_A));
+    const Bracket b = bracket(stol_, stol_per_A);
+    const double f = interpolate(f_, b);
+    return molecules_ * (f * f + interpolate(s_, b));
 }
 
 void render_background(const BackgroundProblem& p, float* image, int n_threads) {

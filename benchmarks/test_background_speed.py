@@ -1,0 +1,38 @@
+"""Speed of the amorphous background (10 um water + 5 mm air) on the DiffraNet
+image (512^2, oversample 2, 1.5 A, 80 mm), as a fraction of the Bragg time of
+the same geometry (300 domains, tophat, PSII cell).
+
+Run: ``pytest benchmarks/test_background_speed.py``; each test records
+``bragg_seconds`` and ``background_over_bragg`` in its extra info
+(``--benchmark-columns`` or ``--benchmark-json`` show them).
+"""
+
+import time
+
+import pytest
+
+from diffranet.background import Background, LatticeDiffuse
+
+
+def best_of(function, rounds=2):
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("compton", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_background_vs_bragg(benchmark, paper_sim, n_threads, compton):
+    sim = paper_sim(n_threads=n_threads)
+    background = Background(compton=compton, diffuse=LatticeDiffuse() if compton else None)
+    image = benchmark(background.render, sim.detector, sim.beam, oversample=sim.oversample, n_threads=n_threads)
+    assert image.min() > 0
+    bragg_seconds = best_of(lambda: sim.bragg(seed=0))
+    ratio = benchmark.stats.stats.min / bragg_seconds
+    benchmark.extra_info["bragg_seconds"] = round(bragg_seconds, 4)
+    benchmark.extra_info["background_over_bragg"] = round(ratio, 4)
+    # the background must not dominate the Bragg time
+    assert ratio < 0.5
