@@ -93,7 +93,8 @@ WATER_MOLECULAR_WEIGHT_G_MOL = 18.015
 # Dry air by volume (mole fractions), its diatomic bond lengths (A, CRC Handbook)
 # and molar masses (g/mol).
 _AIR = (("N2", 0.78, "N", 1.0977, 28.0134), ("O2", 0.21, "O", 1.2075, 31.9988), ("Ar", 0.01, "Ar", None, 39.948))
-_AIR_STOL = tuple(np.round(np.arange(201) * 0.01, 2))
+# the grid (1/A) on which the computed tables (air, lattice diffuse) are stored
+_FINE_STOL = tuple(np.round(np.arange(201) * 0.01, 2))
 
 # The average amino-acid residue ("averagine", Senko et al. 1995, J. Am. Soc. Mass
 # Spectrom. 6, 229, https://doi.org/10.1016/1044-0305(95)00017-8) and the density of
@@ -365,7 +366,7 @@ def air(path_mm=5.0, temperature_C=20.0, pressure_kPa=101.325):
     if temperature_K <= 0:
         raise ValueError(f"temperature_C must be > -273.15, got {temperature_C!r}")
     pressure_Pa = check_positive("pressure_kPa", pressure_kPa) * 1e3
-    stol = np.asarray(_AIR_STOL)
+    stol = np.asarray(_FINE_STOL)
     f_squared = np.zeros_like(stol)
     incoherent = np.zeros_like(stol)
     molar_mass = 0.0
@@ -432,7 +433,7 @@ class LatticeDiffuse:
     def material(self):
         """The diffuse scatterer as an :class:`AmorphousMaterial` (one "molecule"
         is one average residue)."""
-        stol = np.asarray(_AIR_STOL)
+        stol = np.asarray(_FINE_STOL)
         f_squared = _independent_atom_f_squared(_AVERAGINE, stol) * -np.expm1(-2.0 * self.b_factor_A2 * stol**2)
         size_mm = self.crystal_size_um * 1e-3
         return AmorphousMaterial("lattice diffuse", stol, np.sqrt(f_squared), thickness_mm=size_mm,
@@ -555,7 +556,7 @@ def _check_pair(name, value):
     return (check_finite(f"{name}[0]", value[0]), check_finite(f"{name}[1]", value[1]))
 
 
-def direct_beam_position_mm(detector):
+def _direct_beam_position_mm(detector):
     """Where the undeflected beam (+x) meets the detector plane, as (fast_mm, slow_mm)
     from the outer corner of pixel (0, 0)."""
     along = float(detector.normal[0])
@@ -618,7 +619,7 @@ class Beamstop:
         """
         if not isinstance(detector, Detector):
             raise ValueError(f"detector must be a Detector, got {type(detector).__name__}")
-        fast0, slow0 = direct_beam_position_mm(detector) if self.center_mm is None else self.center_mm
+        fast0, slow0 = _direct_beam_position_mm(detector) if self.center_mm is None else self.center_mm
         rows, cols = detector.shape
         fast = (np.arange(cols) + 0.5) * detector.pixel_size_mm - fast0
         slow = (np.arange(rows) + 0.5) * detector.pixel_size_mm - slow0
