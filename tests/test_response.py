@@ -13,13 +13,13 @@ import pytest
 from scipy import integrate, ndimage, stats
 from scipy.signal import fftconvolve
 
+from diffranet.masks import module_gap_mask
 from diffranet.response import (
     FIBER_G_PER_FWHM,
     CCDResponse,
     PixelArrayResponse,
     apply_psf,
     calibration_map,
-    module_gap_mask,
     paper_ccd,
     poisson,
     psf_kernel,
@@ -432,7 +432,7 @@ class TestPixelArrayResponse:
         assert np.all(counts == 4095.0)
 
     def test_module_gaps_read_zero(self):
-        pad = PixelArrayResponse(module_shape=(195, 487), module_gap=(17, 7))
+        pad = PixelArrayResponse(module_shape=(195, 487), gap_px=(17, 7))
         counts = pad.apply(np.full((420, 500), 50.0), 0.172, 5)
         gaps = module_gap_mask((420, 500), (195, 487), (17, 7))
         assert gaps[195:212].all() and gaps[:, 487:494].all() and not gaps[:195, :487].any()
@@ -455,8 +455,8 @@ class TestPixelArrayResponse:
     @pytest.mark.parametrize("kwargs, name", [
         (dict(saturation=-1), "saturation"),
         (dict(module_shape=(0, 10)), "module_shape"),
-        (dict(module_shape=(10, 10), module_gap=(-1, 0)), "module_gap"),
-        (dict(module_gap=(1, 2, 3)), "module_gap"),
+        (dict(module_shape=(10, 10), gap_px=(-1, 0)), "gap_px"),
+        (dict(gap_px=(1, 2, 3)), "gap_px"),
         (dict(dead_time_s=-1e-9), "dead_time_s"),
         (dict(dead_time_s=1e-7), "exposure_s"),
         (dict(exposure_s=0.0), "exposure_s"),
@@ -470,17 +470,3 @@ class TestPixelArrayResponse:
             PixelArrayResponse().apply(np.ones((2, 2)), 0.0, 0)
         with pytest.raises(ValueError, match="expected_photons"):
             PixelArrayResponse().apply(np.ones(4), 0.172, 0)
-
-
-class TestModuleGapMask:
-    @pytest.mark.parametrize("kwargs, name", [
-        (dict(shape=(5,)), "shape"),
-        (dict(module_shape=(2, 0)), "module_shape"),
-        (dict(module_gap=(0, -1)), "module_gap"),
-        (dict(origin=(-1, 0)), r"origin\[0\]"),
-    ])
-    def test_validation(self, kwargs, name):
-        args = dict(shape=(5, 5), module_shape=(2, 2), module_gap=(1, 1))
-        args.update(kwargs)
-        with pytest.raises(ValueError, match=name):
-            module_gap_mask(**args)

@@ -6,25 +6,13 @@
 #include <array>
 #include <cmath>
 
+#include "diffranet/constants.hpp"
 #include "diffranet/response.hpp"
 #include "diffranet/rng.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace diffranet {
 
 namespace {
-
-int thread_count(int n_threads) {
-#ifdef _OPENMP
-    return n_threads > 0 ? n_threads : omp_get_max_threads();
-#else
-    (void)n_threads;
-    return 1;
-#endif
-}
 
 bool masked(const ImageTile& tile, std::int64_t i) { return tile.mask != nullptr && tile.mask[i] != 0; }
 
@@ -67,10 +55,9 @@ double poisson_inversion(double mu, CounterRng& rng) {
 // PTRS, Hoermann's transformed rejection with squeeze (W. Hoermann 1993,
 // Insurance: Mathematics and Economics 12, 39-45, doi:10.1016/0167-6687(93)90997-4):
 // a transformed-uniform proposal, a quick-acceptance region, and an exact
-// acceptance test against the Poisson probability. Exact for mu >= 10, about
-// 1.15 proposals (two uniforms each) per deviate whatever the mean.
+// acceptance test against the Poisson probability. Exact for mu >= 10, with
+// a cost (two uniforms per proposal, few rejections) independent of the mean.
 double poisson_ptrs(double mu, CounterRng& rng) {
-    const double log_mu = std::log(mu);
     const double b = 0.931 + 2.53 * std::sqrt(mu);
     const double a = -0.059 + 0.02483 * b;
     const double inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
@@ -82,7 +69,8 @@ double poisson_ptrs(double mu, CounterRng& rng) {
         const double k = std::floor((2.0 * a / us + b) * u + mu + 0.43);
         if (us >= 0.07 && v <= v_r) return k;
         if (k < 0.0 || (us < 0.013 && v > us)) continue;
-        if (std::log(v * inv_alpha / (a / (us * us) + b)) <= -mu + k * log_mu - log_factorial(k)) return k;
+        // the exact test, for the proposals outside the quick-acceptance region
+        if (std::log(v * inv_alpha / (a / (us * us) + b)) <= -mu + k * std::log(mu) - log_factorial(k)) return k;
     }
 }
 
@@ -101,7 +89,7 @@ double flicker_factor(std::uint64_t seed, double rms) {
 
 void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
                    int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
+#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
@@ -118,28 +106,41 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
 
 void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
                  int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
+#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        for (int c = 0; c < tile.cols; ++c) {
-            const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
-            if (masked(tile, i)) {
-                counts[i] = 0.0f;
-                continue;
-            }
-            double adu = gain != nullptr ? static_cast<double>(counts[i]) * gain[i] : static_cast<double>(counts[i]);
+        const std::int64_t row = tile.row0 + r;
+        for (int c = 0; c < tile.cols;) {
+            // Box-Muller gives two independent normals: the read-out noise of
+            // detector columns 2m and 2m + 1 comes from the draw keyed by (row, m)
+            const std::int64_t col = tile.col0 + c;
+            const int first = static_cast<int>(col & 1);
+            const int count = (first == 0 && c + 1 < tile.cols) ? 2 : 1;
+            double z[2] = {0.0, 0.0};
             if (p.readout_rms > 0.0) {
-                CounterRng noise(seed, Stream::kReadout, pixel_key(tile.row0 + r, tile.col0 + c));
-                adu += p.readout_rms * noise.normal();
+                CounterRng noise(seed, Stream::kReadout, pixel_key(row, col >> 1));
+                const double radius = std::sqrt(-2.0 * std::log(noise.uniform()));
+                const double angle = 2.0 * kPi * noise.uniform();
+                z[0] = radius * std::cos(angle);
+                z[1] = radius * std::sin(angle);
             }
-            adu = std::floor(adu + p.adc_offset + 0.5);  // the ADC digitises to whole units
-            counts[i] = static_cast<float>(std::min(p.saturation, std::max(0.0, adu)));
+            for (int j = 0; j < count; ++j, ++c) {
+                const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
+                if (masked(tile, i)) {
+                    counts[i] = 0.0f;
+                    continue;
+                }
+                double adu = gain != nullptr ? static_cast<double>(counts[i]) * gain[i] : static_cast<double>(counts[i]);
+                adu += p.readout_rms * z[first + j];
+                adu = std::floor(adu + p.adc_offset + 0.5);  // the ADC digitises to whole units
+                counts[i] = static_cast<float>(std::min(p.saturation, std::max(0.0, adu)));
+            }
         }
     }
 }
 
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
+#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
@@ -151,7 +152,7 @@ void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_
 
 void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_threads) {
     const float top = static_cast<float>(saturation);
-#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
+#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;

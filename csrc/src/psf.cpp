@@ -4,6 +4,7 @@
 // fiber-optic taper PSF has long 1/r^3 tails, so its kernel is large and is
 // applied by zero-padded FFT. Both are deterministic for any thread count:
 // every output value is summed in a fixed order by one thread.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <vector>
@@ -11,22 +12,9 @@
 #include "diffranet/constants.hpp"
 #include "diffranet/response.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace diffranet {
 
 namespace {
-
-int thread_count(int n_threads) {
-#ifdef _OPENMP
-    return n_threads > 0 ? n_threads : omp_get_max_threads();
-#else
-    (void)n_threads;
-    return 1;
-#endif
-}
 
 struct Complex {
     double re = 0.0;
@@ -34,14 +22,19 @@ struct Complex {
 };
 
 // In-place iterative radix-2 FFT of one length (a power of two), with the
-// twiddle factors and bit-reversal permutation computed once. inverse = true
-// gives the unnormalised backward transform (sign +i).
+// bit-reversal permutation and the twiddle factors computed once. The
+// twiddles of the stage of butterfly span `half` are stored contiguously at
+// [half, 2 half), exp(-+ i pi j / half), so the inner loop reads them in order.
+// inverse = true gives the unnormalised backward transform (sign +i).
 class Fft {
   public:
-    explicit Fft(int n) : n_(n), twiddle_(n / 2 > 0 ? n / 2 : 1), reversed_(n) {
-        for (int k = 0; k < n / 2; ++k) {
-            const double angle = -2.0 * kPi * k / n;
-            twiddle_[k] = {std::cos(angle), std::sin(angle)};
+    explicit Fft(int n) : n_(n), forward_(n > 1 ? n : 2), backward_(n > 1 ? n : 2), reversed_(n) {
+        for (int half = 1; half < n; half <<= 1) {
+            for (int j = 0; j < half; ++j) {
+                const double angle = kPi * j / half;
+                forward_[half + j] = {std::cos(angle), -std::sin(angle)};
+                backward_[half + j] = {std::cos(angle), std::sin(angle)};
+            }
         }
         int bits = 0;
         while ((1 << bits) < n) ++bits;
@@ -55,17 +48,22 @@ class Fft {
     void run(Complex* a, bool inverse) const {
         for (int i = 0; i < n_; ++i)
             if (i < reversed_[i]) std::swap(a[i], a[reversed_[i]]);
-        const double sign = inverse ? -1.0 : 1.0;
-        for (int half = 1; half < n_; half <<= 1) {
-            const int step = n_ / (2 * half);
+        // span-1 butterflies have the twiddle 1
+        for (int start = 0; start + 1 < n_; start += 2) {
+            const Complex lo = a[start];
+            const Complex hi = a[start + 1];
+            a[start] = {lo.re + hi.re, lo.im + hi.im};
+            a[start + 1] = {lo.re - hi.re, lo.im - hi.im};
+        }
+        const Complex* table = inverse ? backward_.data() : forward_.data();
+        for (int half = 2; half < n_; half <<= 1) {
+            const Complex* w = table + half;
             for (int start = 0; start < n_; start += 2 * half) {
                 Complex* lo = a + start;
                 Complex* hi = lo + half;
                 for (int j = 0; j < half; ++j) {
-                    const Complex w = twiddle_[j * step];
-                    const double wi = sign * w.im;
-                    const double tr = hi[j].re * w.re - hi[j].im * wi;
-                    const double ti = hi[j].re * wi + hi[j].im * w.re;
+                    const double tr = hi[j].re * w[j].re - hi[j].im * w[j].im;
+                    const double ti = hi[j].re * w[j].im + hi[j].im * w[j].re;
                     hi[j] = {lo[j].re - tr, lo[j].im - ti};
                     lo[j] = {lo[j].re + tr, lo[j].im + ti};
                 }
@@ -75,7 +73,8 @@ class Fft {
 
   private:
     int n_;
-    std::vector<Complex> twiddle_;
+    std::vector<Complex> forward_;
+    std::vector<Complex> backward_;
     std::vector<int> reversed_;
 };
 
@@ -115,7 +114,7 @@ void forward_rows(const T* in, int rows, int cols, const Fft& fft, int mcols, Co
 
 void convolve_separable(const float* in, int rows, int cols, const double* kernel, int radius, float* out,
                         int n_threads) {
-    const int threads = thread_count(n_threads);
+    const int threads = response_threads(n_threads);
     std::vector<double> along_rows(static_cast<std::size_t>(rows) * cols, 0.0);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; ++r) {
@@ -148,7 +147,7 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
 }
 
 std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mrows, int mcols, int n_threads) {
-    const int threads = thread_count(n_threads);
+    const int threads = response_threads(n_threads);
     const int kcols = 2 * rx + 1;
     // the kernel on the periodic grid, centre at (0, 0), negative offsets wrapped
     std::vector<double> grid(static_cast<std::size_t>(mrows) * mcols, 0.0);
@@ -178,7 +177,7 @@ std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mr
 
 void convolve_fft(const float* in, int rows, int cols, const double* spectrum, int mrows, int mcols, float* out,
                   int n_threads) {
-    const int threads = thread_count(n_threads);
+    const int threads = response_threads(n_threads);
     const int width = mcols / 2 + 1;
     const Fft row_fft(mcols);
     const Fft col_fft(mrows);
@@ -187,22 +186,36 @@ void convolve_fft(const float* in, int rows, int cols, const double* spectrum, i
     forward_rows(in, rows, cols, row_fft, mcols, spec.data(), threads);
 
     // along the columns: forward FFT, multiply by the kernel's spectrum, back;
-    // only the first `rows` rows of the result are ever needed
+    // only the first `rows` rows of the result are ever needed. Columns go in
+    // blocks of kBlock, so each row's cache line is read and written once.
+    constexpr int kBlock = 4;
+    const int blocks = (width + kBlock - 1) / kBlock;
 #pragma omp parallel num_threads(threads)
     {
-        std::vector<Complex> column(mrows);
+        std::vector<Complex> buffer(static_cast<std::size_t>(kBlock) * mrows);
 #pragma omp for schedule(static)
-        for (int k = 0; k < width; ++k) {
-            for (int r = 0; r < rows; ++r) column[r] = spec[static_cast<std::size_t>(r) * width + k];
-            for (int r = rows; r < mrows; ++r) column[r] = {};
-            col_fft.run(column.data(), false);
-            for (int r = 0; r < mrows; ++r) {
-                const double h = spectrum[static_cast<std::size_t>(r) * width + k];
-                column[r].re *= h;
-                column[r].im *= h;
+        for (int block = 0; block < blocks; ++block) {
+            const int k0 = block * kBlock;
+            const int nk = std::min(kBlock, width - k0);
+            for (int r = 0; r < rows; ++r) {
+                const Complex* src = spec.data() + static_cast<std::size_t>(r) * width + k0;
+                for (int j = 0; j < nk; ++j) buffer[static_cast<std::size_t>(j) * mrows + r] = src[j];
             }
-            col_fft.run(column.data(), true);
-            for (int r = 0; r < rows; ++r) spec[static_cast<std::size_t>(r) * width + k] = column[r];
+            for (int j = 0; j < nk; ++j) {
+                Complex* column = buffer.data() + static_cast<std::size_t>(j) * mrows;
+                for (int r = rows; r < mrows; ++r) column[r] = {};
+                col_fft.run(column, false);
+                for (int r = 0; r < mrows; ++r) {
+                    const double h = spectrum[static_cast<std::size_t>(r) * width + k0 + j];
+                    column[r].re *= h;
+                    column[r].im *= h;
+                }
+                col_fft.run(column, true);
+            }
+            for (int r = 0; r < rows; ++r) {
+                Complex* dst = spec.data() + static_cast<std::size_t>(r) * width + k0;
+                for (int j = 0; j < nk; ++j) dst[j] = buffer[static_cast<std::size_t>(j) * mrows + r];
+            }
         }
     }
 

@@ -13,7 +13,8 @@ X-ray photons per pixel, float32) into what a detector records:
   the counter's saturation and module gaps; no PSF and no read-out noise.
 
 The pieces are public pure functions too: :func:`poisson`, :func:`apply_psf`,
-:func:`psf_kernel`, :func:`calibration_map`, :func:`module_gap_mask`.
+:func:`psf_kernel`, :func:`calibration_map`, :func:`to_8bit`; module gaps come
+from :func:`diffranet.masks.module_gap_mask`.
 
 Every random draw is a pure function of (seed, stream, pixel), the pixel
 being its (row, column) on the whole detector, so an image does not depend on
@@ -32,6 +33,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from . import _core
+from .masks import module_gap_mask
 from ._validation import (
     check_choice,
     check_finite,
@@ -50,7 +52,6 @@ __all__ = [
     "apply_psf",
     "psf_kernel",
     "calibration_map",
-    "module_gap_mask",
     "to_8bit",
     "FIBER_G_PER_FWHM",
     "SATURATION_8BIT",
@@ -381,7 +382,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
     return _convolve(image, kind, fwhm_um * 1e-3 / pixel_size_mm, enclosed_fraction, _check_threads(n_threads))
 
 
-# --------------------------------------------------------------------------- calibration, 8 bit, gaps
+# --------------------------------------------------------------------------- calibration, 8 bit
 
 def calibration_map(shape, calibration_rms, calibration_seed, origin=(0, 0), n_threads=None):
     """Per-pixel gain factors of a detector: 1 + calibration_rms * z, z standard normal.
@@ -457,54 +458,14 @@ def to_8bit(counts):
     return np.rint(np.sqrt(np.clip(arr, 0.0, SATURATION_8BIT))).astype(np.uint8)
 
 
-def module_gap_mask(shape, module_shape, module_gap, origin=(0, 0)):
-    """Pixels in the gaps between the modules of a tiled detector.
-
-    The detector is a grid of modules of ``module_shape`` pixels separated by
-    ``module_gap`` pixels of dead space, starting with a module at detector
-    pixel (0, 0).
-
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(rows, cols)`` of the image.
-    module_shape : tuple of int
-        ``(rows, cols)`` of one module (Pilatus: 195 x 487).
-    module_gap : tuple of int
-        ``(rows, cols)`` of dead pixels between modules (Pilatus: 17, 7).
-    origin : tuple of int, default (0, 0)
-        Detector (row, col) of the image's first pixel.
-
-    Returns
-    -------
-    ndarray of bool, shape ``shape``
-        True in the gaps.
-
-    Examples
-    --------
-    >>> module_gap_mask((1, 7), (1, 2), (0, 1))[0].astype(int)
-    array([0, 0, 1, 0, 0, 1, 0])
-    """
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in shape)):
-        raise ValueError(f"shape must be two positive integers (rows, cols), got {shape!r}")
-    module_shape, module_gap = _check_modules(module_shape, module_gap)
-    row0, col0 = _check_origin(origin)
-    rows = (np.arange(shape[0]) + row0) % (module_shape[0] + module_gap[0]) >= module_shape[0]
-    cols = (np.arange(shape[1]) + col0) % (module_shape[1] + module_gap[1]) >= module_shape[1]
-    return rows[:, None] | cols[None, :]
-
-
-def _check_modules(module_shape, module_gap):
-    for name, value, minimum in (("module_shape", module_shape, 1), ("module_gap", module_gap, 0)):
-        if (not isinstance(value, (tuple, list)) or len(value) != 2
-                or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= minimum
-                           for n in value)):
-            raise ValueError(f"{name} must be two integers >= {minimum} (rows, cols), got {value!r}")
-    return (int(module_shape[0]), int(module_shape[1])), (int(module_gap[0]), int(module_gap[1]))
-
-
 # --------------------------------------------------------------------------- detector models
+
+def _check_apply_args(expected_photons, pixel_size_mm, seed, mask, n_threads, origin):
+    """Validated arguments of the detector models' ``apply``."""
+    expected = _check_image("expected_photons", expected_photons)
+    return (expected, check_positive("pixel_size_mm", pixel_size_mm), check_seed("seed", seed),
+            _check_mask(mask, expected.shape), _check_threads(n_threads), _check_origin(origin))
+
 
 def _params_from_dict(data, model):
     """Constructor arguments from a ``to_dict`` output, checking that it describes ``model``."""
@@ -621,12 +582,8 @@ class CCDResponse:
         """
         timings = {}
         start = time.perf_counter()
-        expected = _check_image("expected_photons", expected_photons)
-        pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
-        seed = check_seed("seed", seed)
-        mask = _check_mask(mask, expected.shape)
-        origin = _check_origin(origin)
-        threads = _check_threads(n_threads)
+        expected, pixel_size_mm, seed, mask, threads, origin = _check_apply_args(
+            expected_photons, pixel_size_mm, seed, mask, n_threads, origin)
         row0, col0 = origin
         now = time.perf_counter()
         timings["validate"] = now - start
@@ -685,10 +642,10 @@ class PixelArrayResponse:
         Largest count a pixel holds (Pilatus: a 20-bit counter, 2^20 - 1).
     module_shape : tuple of int, optional
         ``(rows, cols)`` of one module; with it the pixels in the gaps
-        between modules (:func:`module_gap_mask`) read 0. Default: one
-        seamless module.
-    module_gap : tuple of int, default (17, 7)
-        ``(rows, cols)`` of dead pixels between modules (Pilatus).
+        between modules (:func:`diffranet.masks.module_gap_mask`) read 0.
+        Default: one seamless module.
+    gap_px : int or tuple of int, default (17, 7)
+        Dead rows and columns between modules (Pilatus).
     dead_time_s : float, default 0.0
         Paralysable dead time of a pixel's counter (seconds); needs
         ``exposure_s``. The expected count n over the exposure T becomes
@@ -707,21 +664,19 @@ class PixelArrayResponse:
     Examples
     --------
     >>> import numpy as np
-    >>> pad = PixelArrayResponse(saturation=50, module_shape=(4, 4), module_gap=(1, 1))
+    >>> pad = PixelArrayResponse(saturation=50, module_shape=(4, 4), gap_px=1)
     >>> counts = pad.apply(np.full((9, 9), 80.0, np.float32), pixel_size_mm=0.172, seed=0)
     >>> float(counts.max()), float(counts[4].max())
     (50.0, 0.0)
     """
 
-    def __init__(self, saturation=2**20 - 1, module_shape=None, module_gap=(17, 7), dead_time_s=0.0,
+    def __init__(self, saturation=2**20 - 1, module_shape=None, gap_px=(17, 7), dead_time_s=0.0,
                  exposure_s=None):
         self.saturation = _check_saturation(saturation)
-        if module_shape is not None:
-            module_shape, module_gap = _check_modules(module_shape, module_gap)
-        else:
-            _, module_gap = _check_modules((1, 1), module_gap)
-        self.module_shape = module_shape
-        self.module_gap = module_gap
+        # module_gap_mask validates both and names the offending value
+        module_gap_mask((1, 1), (1, 1) if module_shape is None else module_shape, gap_px)
+        self.module_shape = None if module_shape is None else (int(module_shape[0]), int(module_shape[1]))
+        self.gap_px = (int(gap_px), int(gap_px)) if np.ndim(gap_px) == 0 else (int(gap_px[0]), int(gap_px[1]))
         self.dead_time_s = check_nonnegative("dead_time_s", dead_time_s)
         self.exposure_s = None if exposure_s is None else check_positive("exposure_s", exposure_s)
         if self.dead_time_s > 0 and self.exposure_s is None:
@@ -755,14 +710,10 @@ class PixelArrayResponse:
         """
         timings = {}
         start = time.perf_counter()
-        expected = _check_image("expected_photons", expected_photons)
-        check_positive("pixel_size_mm", pixel_size_mm)
-        seed = check_seed("seed", seed)
-        mask = _check_mask(mask, expected.shape)
-        origin = _check_origin(origin)
-        threads = _check_threads(n_threads)
+        expected, _, seed, mask, threads, origin = _check_apply_args(
+            expected_photons, pixel_size_mm, seed, mask, n_threads, origin)
         if self.module_shape is not None:
-            gaps = module_gap_mask(expected.shape, self.module_shape, self.module_gap, origin).astype(np.uint8)
+            gaps = module_gap_mask(expected.shape, self.module_shape, self.gap_px, origin).astype(np.uint8)
             mask = gaps if mask is None else mask | gaps
         if self.dead_time_s > 0:
             expected = (expected * np.exp(-expected * (self.dead_time_s / self.exposure_s))).astype(np.float32)
@@ -785,14 +736,14 @@ class PixelArrayResponse:
         """JSON-serialisable parameters that rebuild this response."""
         return {"model": "pixel_array", "saturation": self.saturation,
                 "module_shape": None if self.module_shape is None else list(self.module_shape),
-                "module_gap": list(self.module_gap), "dead_time_s": self.dead_time_s,
+                "gap_px": list(self.gap_px), "dead_time_s": self.dead_time_s,
                 "exposure_s": self.exposure_s}
 
     @classmethod
     def from_dict(cls, data):
         """Rebuild a response from :meth:`to_dict` output."""
         params = _params_from_dict(data, "pixel_array")
-        for name in ("module_shape", "module_gap"):
+        for name in ("module_shape", "gap_px"):
             if isinstance(params.get(name), list):
                 params[name] = tuple(params[name])
         return cls(**params)

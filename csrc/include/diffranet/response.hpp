@@ -23,7 +23,21 @@
 
 #include "diffranet/rng.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace diffranet {
+
+// OpenMP threads for a kernel: n_threads, or all available when it is 0.
+inline int response_threads(int n_threads) {
+#ifdef _OPENMP
+    return n_threads > 0 ? n_threads : omp_get_max_threads();
+#else
+    (void)n_threads;
+    return 1;
+#endif
+}
 
 // Counter key of the pixel at (row, col) of the whole detector.
 inline std::uint64_t pixel_key(std::int64_t row, std::int64_t col) {
@@ -58,8 +72,9 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
 //   adu = counts * gain + readout_rms * z_read + adc_offset,
 // rounded to the nearest integer and clipped to [0, saturation]; masked
 // pixels become 0. `gain` is the detector's calibration map (see
-// calibration_map; null means 1 everywhere); z_read is drawn from
-// (seed, kReadout, key), new for every image.
+// calibration_map; null means 1 everywhere); z_read is new for every image:
+// detector columns 2m and 2m + 1 of a row take the two normals of one
+// Box-Muller draw from (seed, kReadout, pixel_key(row, m)).
 struct ReadoutParams {
     double readout_rms = 0.0;     // photons (ADU, one ADU per photon)
     double adc_offset = 0.0;      // ADU

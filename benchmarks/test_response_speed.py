@@ -1,0 +1,120 @@
+"""Speed of the detector response on the DiffraNet image.
+
+The expected photons are the paper's shot: the Bragg image of the simulator
+issue's configuration (512^2 pixels of 172 um at 80 mm, PSII cell, 9x4x3 cells,
+300 domains, oversample 2) scaled by 2.7e7 as in the paper (a 0.1 um crystal
+standing for a 30 um one), plus 10 um of water and 5 mm of air (about 700
+photons per pixel). Each round records a new image (new seed) through the
+paper's CCD chain and converts it to 8 bits.
+
+Run: ``pytest benchmarks/test_response_speed.py -s``. Besides the timing table,
+each test prints and stores in ``extra_info`` the images per second, the time of
+each stage (median over 10 images) and the ratio of the whole chain to the Bragg
+render of the same image with the same number of threads.
+"""
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from diffranet import Beam, Crystal, Detector, Simulator, random_orientation
+from diffranet.background import Background
+from diffranet.response import PixelArrayResponse, paper_ccd
+
+PAPER_VOLUME_SCALE = 2.7e7  # (30 um / 0.1 um)^3, Appendix A
+
+
+def paper_simulator(n_threads):
+    return Simulator(Detector((512, 512), 0.172, 80), Beam(1.5, fluence=1e12 / (30e-6) ** 2, beam_size_mm=0.03),
+                     Crystal((117, 223, 310, 90, 90, 90), ncells=(9, 4, 3), mosaic_domains=300,
+                             mosaic_spread_deg=0.5, orientation=random_orientation(0)),
+                     oversample=2, n_threads=n_threads)
+
+
+def median_seconds(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+@pytest.fixture(scope="module")
+def paper_shot():
+    sim = paper_simulator(n_threads=None)
+    bragg = sim.bragg(seed=0)
+    background = Background().render(sim.detector, sim.beam, oversample=2)
+    return (bragg * PAPER_VOLUME_SCALE + background).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bragg_seconds():
+    """Median Bragg render time of the paper image, per thread count (measured once)."""
+    cache = {}
+
+    def measure(n_threads):
+        if n_threads not in cache:
+            sim = paper_simulator(n_threads)
+            sim.bragg(seed=0)
+            cache[n_threads] = median_seconds(lambda: sim.bragg(seed=0), repeats=3)
+        return cache[n_threads]
+
+    return measure
+
+
+def report(benchmark, label, stage_seconds, bragg):
+    total = benchmark.stats.stats.median
+    benchmark.extra_info["images_per_s"] = 1.0 / total
+    benchmark.extra_info["bragg_s"] = bragg
+    benchmark.extra_info["response_over_bragg"] = total / bragg
+    for stage, seconds in stage_seconds.items():
+        benchmark.extra_info[f"{stage}_s"] = seconds
+    stages = ", ".join(f"{stage} {1e3 * s:.1f} ms" for stage, s in stage_seconds.items())
+    print(f"\n{label}: {1.0 / total:.1f} images/s ({1e3 * total:.1f} ms: {stages}); "
+          f"Bragg {1e3 * bragg:.0f} ms, response / Bragg = {total / bragg:.3f}")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_paper_ccd_chain(benchmark, paper_shot, bragg_seconds, n_threads):
+    ccd = paper_ccd()
+    seeds = itertools.count()
+
+    def record():
+        return ccd.to_8bit(ccd.apply(paper_shot, 0.172, next(seeds), n_threads=n_threads))
+
+    record()  # builds the cached PSF spectrum and calibration map
+    image8 = benchmark(record)
+    assert image8.dtype == np.uint8 and image8.shape == (512, 512)
+
+    stages = {name: [] for name in ("poisson", "psf", "readout", "to_8bit")}
+    for seed in range(10):
+        counts = ccd.apply(paper_shot, 0.172, seed, n_threads=n_threads)
+        for name in ("poisson", "psf", "readout"):
+            stages[name].append(ccd.last_timings[name])
+        stages["to_8bit"].append(median_seconds(lambda: ccd.to_8bit(counts), repeats=1))
+    bragg = bragg_seconds(n_threads)
+    report(benchmark, f"paper CCD chain, {n_threads} thread(s)",
+           {name: float(np.median(values)) for name, values in stages.items()}, bragg)
+    # the detector must not dominate the image's cost
+    assert benchmark.stats.stats.median < 0.5 * bragg
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_pixel_array(benchmark, paper_shot, bragg_seconds, n_threads):
+    pad = PixelArrayResponse(module_shape=(195, 487), gap_px=(17, 7))
+    seeds = itertools.count()
+
+    def record():
+        return pad.to_8bit(pad.apply(paper_shot, 0.172, next(seeds), n_threads=n_threads))
+
+    image8 = benchmark(record)
+    assert image8.dtype == np.uint8
+    poisson = []
+    for seed in range(10):
+        pad.apply(paper_shot, 0.172, seed, n_threads=n_threads)
+        poisson.append(pad.last_timings["poisson"])
+    report(benchmark, f"pixel array, {n_threads} thread(s)", {"poisson": float(np.median(poisson))},
+           bragg_seconds(n_threads))
