@@ -3,10 +3,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "convert.hpp"
 #include "diffranet/bragg.hpp"
+#include "diffranet/detector.hpp"
 #include "diffranet/mosaic.hpp"
 
 namespace {
@@ -20,9 +22,13 @@ py::tuple render_bragg(int rows, int cols, double pixel_size_mm, const DoubleArr
                        const DoubleArray& polarization_axis, const DoubleArray& real_basis_A,
                        const DoubleArray& ncells, int shape, const DoubleArray& domain_rotations,
                        const FloatArray& sf_table, const std::vector<int>& sf_hkl_min, double default_F,
-                       const std::string& method, int n_threads) {
+                       const std::string& method, int n_threads, const std::optional<DoubleArray>& directions) {
     BraggProblem problem;
     problem.detector = make_detector(rows, cols, pixel_size_mm, origin_mm, fast_axis, slow_axis, normal, oversample);
+    if (directions) {
+        require_size(*directions, 3LL * rows * oversample * cols * oversample, "directions");
+        problem.detector.directions = directions->data();
+    }
     problem.beam = make_beam(source_directions, source_wavelengths_A, source_weights, fluence, polarization_fraction,
                              polarization_axis);
     require_size(real_basis_A, 9, "real_basis_A");
@@ -56,6 +62,21 @@ py::tuple render_bragg(int rows, int cols, double pixel_size_mm, const DoubleArr
     return py::make_tuple(image, info);
 }
 
+DoubleArray directions(int rows, int cols, double pixel_size_mm, const DoubleArray& origin_mm,
+                       const DoubleArray& fast_axis, const DoubleArray& slow_axis, const DoubleArray& normal,
+                       int oversample) {
+    const DetectorGeometry det =
+        make_detector(rows, cols, pixel_size_mm, origin_mm, fast_axis, slow_axis, normal, oversample);
+    DoubleArray out({static_cast<py::ssize_t>(rows) * oversample, static_cast<py::ssize_t>(cols) * oversample,
+                     py::ssize_t(3)});
+    double* data = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fill_subpixel_directions(det, data, 0);
+    }
+    return out;
+}
+
 DoubleArray mosaic(int n_domains, double spread_rad, int distribution, std::uint64_t seed) {
     return from_mat3_list(mosaic_rotations(n_domains, spread_rad, static_cast<MosaicDistribution>(distribution), seed));
 }
@@ -69,8 +90,11 @@ void register_bragg(py::module_& m) {
           py::arg("fluence"), py::arg("polarization_fraction"), py::arg("polarization_axis"),
           py::arg("real_basis_A"), py::arg("ncells"), py::arg("shape"), py::arg("domain_rotations"),
           py::arg("sf_table"), py::arg("sf_hkl_min"), py::arg("default_F"), py::arg("method"),
-          py::arg("n_threads"),
+          py::arg("n_threads"), py::arg("directions") = py::none(),
           "Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics.");
+    m.def("subpixel_directions", &directions, py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"),
+          py::arg("origin_mm"), py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"), py::arg("oversample"),
+          "Unit vectors from the sample to every subpixel centre, shape (rows*n, cols*n, 3).");
     m.def("mosaic_rotations", &mosaic, py::arg("n_domains"), py::arg("spread_rad"), py::arg("distribution"),
           py::arg("seed"), "Lab-frame rotation matrices (n, 3, 3) of the mosaic domains.");
 }

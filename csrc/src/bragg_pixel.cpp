@@ -61,6 +61,8 @@ void render(const BraggProblem& p, float* image, int n_threads) {
     const DomainArrays domains(domain_bases(p.crystal));
     const double scale = photon_scale(p);
     const int n = det.oversample;
+    const long long sub_cols = static_cast<long long>(det.cols) * n;
+    const SubpixelDirections directions(det, n_threads);
 
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
@@ -72,10 +74,10 @@ void render(const BraggProblem& p, float* image, int n_threads) {
             for (int sr = 0; sr < n; ++sr) {
                 for (int sc = 0; sc < n; ++sc) {
                     const Vec3 pos = subpixel_position_mm(det, row * n + sr, col * n + sc);
-                    const Vec3 diffracted = unit(pos);
+                    const Vec3 diffracted = directions[(static_cast<long long>(row) * n + sr) * sub_cols + col * n + sc];
                     const double omega = pixel_solid_angle_sr(det, pos);
                     for (const Source& src : p.beam.sources) {
-                        const Vec3 s = (diffracted - src.direction) / src.wavelength_A;
+                        const Vec3 s = (diffracted - src.direction) * (1.0 / src.wavelength_A);
                         const double polar = polarization_factor(
                             p.beam.polarization_fraction, p.beam.polarization_axis, src.direction, diffracted);
                         pixel_sum += src.weight * omega * polar *

@@ -21,6 +21,7 @@
 // bit-identical for any number of threads.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cmath>
 #include <vector>
 
@@ -35,34 +36,9 @@ constexpr int kBandRows = 8;  // subpixel rows per band (fixed: independent of t
 
 struct Spot {
     int hkl[3];
-    int row0, row1, col0, col1;  // inclusive box of subpixel centres
     int domain;
     double f_cell_sq;
-};
-
-// Scattering vector S = (d - s0) / lambda at every subpixel centre, for one source.
-struct ScatteringVectors {
-    std::vector<double> x, y, z;
-    int sub_cols;
-
-    ScatteringVectors(const DetectorGeometry& det, const Source& src, int threads)
-        : sub_cols(det.cols * det.oversample) {
-        const int sub_rows = det.rows * det.oversample;
-        const size_t n = static_cast<size_t>(sub_rows) * sub_cols;
-        x.resize(n);
-        y.resize(n);
-        z.resize(n);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int r = 0; r < sub_rows; ++r) {
-            for (int c = 0; c < sub_cols; ++c) {
-                const Vec3 s = (unit(subpixel_position_mm(det, r, c)) - src.direction) / src.wavelength_A;
-                const size_t i = static_cast<size_t>(r) * sub_cols + c;
-                x[i] = s.x;
-                y[i] = s.y;
-                z[i] = s.z;
-            }
-        }
-    }
+    std::uint16_t row0, row1, col0, col1;  // inclusive box of subpixel centres
 };
 
 // Largest singular value of m (square root of the largest eigenvalue of m^T m,
@@ -128,6 +104,7 @@ inline bool line_ball_interval(const Vec3& base, const Vec3& w, double inv_ww, d
 struct Candidates {
     std::vector<double> gx, gy, gz, f_sq;
     std::vector<int> h, k, l;
+    std::vector<double> g_sq;  // |G|^2
 };
 
 Candidates find_candidates(const BraggProblem& p, const Mat3& real_basis, const Vec3& k0, double inv_lambda,
@@ -171,6 +148,7 @@ Candidates find_candidates(const BraggProblem& p, const Mat3& real_basis, const 
                 out.gx.push_back(g.x);
                 out.gy.push_back(g.y);
                 out.gz.push_back(g.z);
+                out.g_sq.push_back(dot(g, g));
                 out.f_sq.push_back(f * f);
                 out.h.push_back(hkl[0]);
                 out.k.push_back(hkl[1]);
@@ -197,54 +175,72 @@ class SpotProjector {
     SpotProjector(const BraggProblem& p, const Source& src, double r_s)
         : det_(p.detector), r_s_(r_s),
           sub_rows_(p.detector.rows * p.detector.oversample), sub_cols_(p.detector.cols * p.detector.oversample),
-          step_mm_(p.detector.pixel_size_mm / p.detector.oversample),
-          plane_distance_mm_(dot(p.detector.origin_mm, p.detector.normal)), inv_lambda_(1.0 / src.wavelength_A),
+          inv_step_(p.detector.oversample / p.detector.pixel_size_mm),
+          plane_distance_mm_(dot(p.detector.origin_mm, p.detector.normal)), lambda_(src.wavelength_A),
+          inv_lambda_(1.0 / src.wavelength_A), cap_offset_sq_(inv_lambda_ * inv_lambda_ - r_s * r_s),
           k0_(src.direction * inv_lambda_) {}
 
     const Vec3& k0() const { return k0_; }
     double inv_lambda() const { return inv_lambda_; }
 
     // Spots of the domain rotated by `rotation` among the candidates.
-    void project_domain(const Candidates& cand, const Mat3& rotation, int domain, std::vector<Spot>& out) const {
+    // `near` is scratch space with one flag per candidate.
+    void project_domain(const Candidates& cand, const Mat3& rotation, int domain, std::vector<Spot>& out,
+                        std::vector<unsigned char>& near) const {
         const double r_out_sq = (inv_lambda_ + r_s_) * (inv_lambda_ + r_s_);
         const double r_in = std::max(0.0, inv_lambda_ - r_s_);
+        const double r_in_sq = r_in * r_in;
+        // |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0): one dot product per candidate
+        const Vec3 k_rot = rotation.transposed() * k0_;
+        const double k_sq = dot(k0_, k0_);
         const size_t n = cand.gx.size();
+        near.resize(n);
+        out.reserve(n / 4);
+        const double* gx = cand.gx.data();
+        const double* gy = cand.gy.data();
+        const double* gz = cand.gz.data();
+        const double* g_sq = cand.g_sq.data();
+        unsigned char* flag = near.data();
+#pragma omp simd
         for (size_t i = 0; i < n; ++i) {
-            const Vec3 g = rotation * Vec3{cand.gx[i], cand.gy[i], cand.gz[i]};
-            const Vec3 from_centre = g + k0_;  // from the Ewald sphere's centre to G
-            const double dist_sq = dot(from_centre, from_centre);
-            if (dist_sq > r_out_sq || dist_sq < r_in * r_in) continue;
-            add_spot(from_centre, std::sqrt(dist_sq), Spot{{cand.h[i], cand.k[i], cand.l[i]}, 0, 0, 0, 0, domain,
-                                                           cand.f_sq[i]}, out);
+            const double dist_sq = g_sq[i] + k_sq + 2.0 * (gx[i] * k_rot.x + gy[i] * k_rot.y + gz[i] * k_rot.z);
+            flag[i] = dist_sq <= r_out_sq && dist_sq >= r_in_sq;
+        }
+        for (size_t i = 0; i < n; ++i) {
+            if (!flag[i]) continue;
+            const Vec3 from_centre = rotation * Vec3{gx[i], gy[i], gz[i]} + k0_;  // sphere centre to G
+            Spot spot{{cand.h[i], cand.k[i], cand.l[i]}, domain, cand.f_sq[i], 0, 0, 0, 0};
+            add_spot(from_centre, dot(from_centre, from_centre), spot, out);
         }
     }
 
   private:
     // Footprint on the detector of the spot whose centre is `from_centre` from
     // the Ewald sphere's centre, as an inclusive box of subpixel centres.
-    void add_spot(const Vec3& from_centre, double dist, Spot spot, std::vector<Spot>& out) const {
+    void add_spot(const Vec3& from_centre, double dist_sq, Spot spot, std::vector<Spot>& out) const {
+        const double inv_dist = 1.0 / std::sqrt(dist_sq);
         // cap of the sphere (radius R = 1/lambda) inside the ball (radius r_s) around G:
         // its rim lies at distance x from the centre, at radius sqrt(R^2 - x^2)
-        const double radius = inv_lambda_;
-        const double x = (dist * dist + radius * radius - r_s_ * r_s_) / (2.0 * dist);
-        const double rim_sq = radius * radius - x * x;
+        const double x = (dist_sq + cap_offset_sq_) * 0.5 * inv_dist;
+        const double rim_sq = inv_lambda_ * inv_lambda_ - x * x;
         if (rim_sq <= 0.0) return;
-        // half-angle alpha of the cone: sin(alpha) = rim / R; tan(alpha) >= alpha bounds it
-        const double sin_alpha = std::min(1.0, std::sqrt(rim_sq) / radius);
-        const double cos_alpha = std::sqrt(1.0 - sin_alpha * sin_alpha);
-        const Vec3 ray = from_centre / dist;
+        const Vec3 ray = from_centre * inv_dist;
         const double cos_normal = dot(ray, det_.normal);
         if (cos_normal <= 0.0) return;
+        // half-angle alpha of the cone: sin(alpha) = rim / R; tan(alpha) >= alpha bounds it
+        const double sin_alpha = std::min(1.0, std::sqrt(rim_sq) * lambda_);
+        const double cos_alpha = std::sqrt(1.0 - sin_alpha * sin_alpha);
         // cos(tilt + alpha): the most oblique direction in the cone
         const double cos_min =
             cos_normal * cos_alpha - std::sqrt(std::max(0.0, 1.0 - cos_normal * cos_normal)) * sin_alpha;
         if (cos_min <= 1e-3) return;  // part of the cone runs (nearly) parallel to the plane
-        const double alpha = cos_alpha > 0.0 ? sin_alpha / cos_alpha * (1.0 + 1e-9) : 0.5 * kPi;
-        const Vec3 rel = ray * (plane_distance_mm_ / cos_normal) - det_.origin_mm;
+        const double hit_scale = plane_distance_mm_ / cos_normal;
+        const Vec3 rel = ray * hit_scale - det_.origin_mm;
         // |dp| <= D dtheta / cos^2 along any path of directions within the cone
-        const double radius_sub = plane_distance_mm_ * alpha / (cos_min * cos_min) / step_mm_ + 1e-6;
-        const double col_c = dot(rel, det_.fast_axis) / step_mm_ - 0.5;
-        const double row_c = dot(rel, det_.slow_axis) / step_mm_ - 0.5;
+        const double radius_sub =
+            plane_distance_mm_ * sin_alpha * (1.0 + 1e-9) / (cos_alpha * cos_min * cos_min) * inv_step_ + 1e-6;
+        const double col_c = dot(rel, det_.fast_axis) * inv_step_ - 0.5;
+        const double row_c = dot(rel, det_.slow_axis) * inv_step_ - 0.5;
         if (col_c + radius_sub < 0.0 || row_c + radius_sub < 0.0 || col_c - radius_sub > sub_cols_ ||
             row_c - radius_sub > sub_rows_)
             return;  // off the detector (also keeps the integer conversions in range)
@@ -253,17 +249,18 @@ class SpotProjector {
         const int row0 = std::max(0, static_cast<int>(fast_ceil(row_c - radius_sub)));
         const int row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(row_c + radius_sub)));
         if (col0 > col1 || row0 > row1) return;
-        spot.row0 = row0;
-        spot.row1 = row1;
-        spot.col0 = col0;
-        spot.col1 = col1;
+        spot.row0 = static_cast<std::uint16_t>(row0);
+        spot.row1 = static_cast<std::uint16_t>(row1);
+        spot.col0 = static_cast<std::uint16_t>(col0);
+        spot.col1 = static_cast<std::uint16_t>(col1);
         out.push_back(spot);
     }
 
     const DetectorGeometry& det_;
     double r_s_;
     int sub_rows_, sub_cols_;
-    double step_mm_, plane_distance_mm_, inv_lambda_;
+    double inv_step_, plane_distance_mm_, lambda_, inv_lambda_;
+    double cap_offset_sq_;  // R^2 - r_s^2
     Vec3 k0_;
 };
 
@@ -289,6 +286,7 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
     const double r_s = std::sqrt(compact_radius_sq(xtal.shape)) * spectral_norm(spot_matrix);
     const double mosaic_shift = max_rotation_angle(xtal.domain_rotations) * (1.0 + 1e-9) + 1e-12;
 
+    const SubpixelDirections directions(det, threads);
     ReflectionStats stats;
     std::vector<double> pixel_sum(static_cast<size_t>(det.rows) * det.cols, 0.0);
     std::vector<double> sub_sum(static_cast<size_t>(sub_rows) * sub_cols);
@@ -300,29 +298,46 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
         const Candidates cand = find_candidates(p, xtal.real_basis_A, projector.k0(), projector.inv_lambda(),
                                                 r_s + mosaic_shift * g_max, g_max);
         std::vector<std::vector<Spot>> spots(n_domains);
+#pragma omp parallel num_threads(threads)
+        {
+            std::vector<unsigned char> near;
+#pragma omp for schedule(dynamic, 4)
+            for (int d = 0; d < n_domains; ++d)
+                projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d], near);
+        }
+
+        // 2. counting sort into row bands, keeping domain order within a band:
+        // count per (domain, band), prefix-sum in (band, domain) order, scatter
+        std::vector<size_t> offset(static_cast<size_t>(n_domains) * n_bands, 0);
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
         for (int d = 0; d < n_domains; ++d)
-            projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d]);
-
-        // 2. counting sort into row bands, keeping domain order within a band
+            for (const Spot& s : spots[d])
+                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b)
+                    ++offset[static_cast<size_t>(d) * n_bands + b];
         std::vector<size_t> band_start(n_bands + 1, 0);
-        for (const auto& list : spots)
-            for (const Spot& s : list)
-                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) ++band_start[b + 1];
-        for (int b = 0; b < n_bands; ++b) band_start[b + 1] += band_start[b];
-        std::vector<Spot> banded(band_start[n_bands]);
-        {
-            std::vector<size_t> fill(band_start.begin(), band_start.end() - 1);
-            for (const auto& list : spots) {
-                stats.spots += static_cast<long long>(list.size());
-                for (const Spot& s : list)
-                    for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) banded[fill[b]++] = s;
+        size_t total = 0;
+        for (int b = 0; b < n_bands; ++b) {
+            band_start[b] = total;
+            for (int d = 0; d < n_domains; ++d) {
+                const size_t count = offset[static_cast<size_t>(d) * n_bands + b];
+                offset[static_cast<size_t>(d) * n_bands + b] = total;
+                total += count;
             }
         }
+        band_start[n_bands] = total;
+        std::vector<Spot> banded(total);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
+        for (int d = 0; d < n_domains; ++d) {
+            size_t* next = &offset[static_cast<size_t>(d) * n_bands];
+            for (const Spot& s : spots[d])
+                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) banded[next[b]++] = s;
+        }
+        for (const auto& list : spots) stats.spots += static_cast<long long>(list.size());
         spots.clear();
 
         // 3. the exact formula at each spot's subpixels, one band per task
-        const ScatteringVectors sv(det, src, threads);
+        const Vec3 s0 = src.direction;
+        const double inv_lambda = 1.0 / src.wavelength_A;
         std::fill(sub_sum.begin(), sub_sum.end(), 0.0);
         long long tested = 0;
         const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
@@ -333,18 +348,18 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
             for (size_t si = band_start[b]; si < band_start[b + 1]; ++si) {
                 const Spot* s = &banded[si];
                 const Mat3& basis = bases[s->domain];
-                for (int r = std::max(s->row0, band_row0); r <= std::min(s->row1, band_row1); ++r) {
+                for (int r = std::max<int>(s->row0, band_row0); r <= std::min<int>(s->row1, band_row1); ++r) {
                     for (int c = s->col0; c <= s->col1; ++c) {
                         ++tested;
                         const size_t i = static_cast<size_t>(r) * sub_cols + c;
-                        const double h = basis.m[0][0] * sv.x[i] + basis.m[0][1] * sv.y[i] + basis.m[0][2] * sv.z[i];
-                        const double k = basis.m[1][0] * sv.x[i] + basis.m[1][1] * sv.y[i] + basis.m[1][2] * sv.z[i];
-                        const double l = basis.m[2][0] * sv.x[i] + basis.m[2][1] * sv.y[i] + basis.m[2][2] * sv.z[i];
-                        // a subpixel belongs to its nearest reflection only, as in the per-pixel loop
-                        if (nearest_index(h) != s->hkl[0] || nearest_index(k) != s->hkl[1] ||
-                            nearest_index(l) != s->hkl[2])
+                        const Vec3 sv = (directions[static_cast<long long>(i)] - s0) * inv_lambda;
+                        const double h = dot(basis.row(0), sv), k = dot(basis.row(1), sv), l = dot(basis.row(2), sv);
+                        // a subpixel belongs to its nearest reflection only, as in the per-pixel
+                        // loop: ceil(h - 0.5) == h0 exactly when -0.5 < h - h0 <= 0.5
+                        const double dh = h - s->hkl[0], dk = k - s->hkl[1], dl = l - s->hkl[2];
+                        if (!(dh > -0.5 && dh <= 0.5 && dk > -0.5 && dk <= 0.5 && dl > -0.5 && dl <= 0.5))
                             continue;
-                        const double latt = lattice_intensity(xtal.shape, h, k, l, na, nb, nc);
+                        const double latt = offset_intensity(xtal.shape, dh, dk, dl, na, nb, nc);
                         if (latt != 0.0) sub_sum[i] += s->f_cell_sq * latt;
                     }
                 }
@@ -362,8 +377,9 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
                         const double value = sub_sum[static_cast<size_t>(r) * sub_cols + c];
                         if (value == 0.0) continue;
                         const Vec3 pos = subpixel_position_mm(det, r, c);
-                        const double polar = polarization_factor(p.beam.polarization_fraction,
-                                                                 p.beam.polarization_axis, src.direction, unit(pos));
+                        const double polar =
+                            polarization_factor(p.beam.polarization_fraction, p.beam.polarization_axis, src.direction,
+                                                directions[static_cast<long long>(r) * sub_cols + c]);
                         pixel_sum[static_cast<size_t>(row) * det.cols + col] +=
                             src.weight * pixel_solid_angle_sr(det, pos) * polar * value;
                     }

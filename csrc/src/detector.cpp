@@ -2,12 +2,35 @@
 
 #include <cmath>
 
+#include <omp.h>
+
 namespace diffranet {
 
 Vec3 subpixel_position_mm(const DetectorGeometry& det, int sub_row, int sub_col) {
     const double step_mm = det.pixel_size_mm / det.oversample;
     return det.origin_mm + det.fast_axis * ((sub_col + 0.5) * step_mm) +
            det.slow_axis * ((sub_row + 0.5) * step_mm);
+}
+
+void fill_subpixel_directions(const DetectorGeometry& det, double* out, int n_threads) {
+    const int sub_rows = det.rows * det.oversample, sub_cols = det.cols * det.oversample;
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : omp_get_max_threads())
+    for (int r = 0; r < sub_rows; ++r) {
+        for (int c = 0; c < sub_cols; ++c) {
+            const Vec3 d = unit(subpixel_position_mm(det, r, c));
+            double* o = out + 3 * (static_cast<long long>(r) * sub_cols + c);
+            o[0] = d.x;
+            o[1] = d.y;
+            o[2] = d.z;
+        }
+    }
+}
+
+SubpixelDirections::SubpixelDirections(const DetectorGeometry& det, int n_threads) : data_(det.directions) {
+    if (data_ != nullptr) return;
+    owned_.resize(3 * static_cast<size_t>(det.rows) * det.oversample * det.cols * det.oversample);
+    fill_subpixel_directions(det, owned_.data(), n_threads);
+    data_ = owned_.data();
 }
 
 double pixel_solid_angle_sr(const DetectorGeometry& det, const Vec3& position_mm) {

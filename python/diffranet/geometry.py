@@ -99,6 +99,27 @@ class Detector:
         self.slow_axis = rotation @ _SLOW_AXIS
         self.normal = rotation @ _BEAM_AXIS
 
+    def subpixel_directions(self, oversample=1):
+        """Unit vectors from the sample to every subpixel centre.
+
+        Computed once per ``oversample`` by the compiled core and cached: the
+        renderers read them instead of recomputing them for every image.
+
+        Returns
+        -------
+        ndarray, float64, shape (rows * oversample, cols * oversample, 3)
+            Read-only.
+        """
+        from . import _core
+        from ._core_args import detector_args
+
+        cache = self.__dict__.setdefault("_directions", {})
+        if oversample not in cache:
+            directions = _core.subpixel_directions(**detector_args(self, oversample))
+            directions.flags.writeable = False
+            cache[oversample] = directions
+        return cache[oversample]
+
     def pixel_centers_mm(self):
         """Lab positions of the pixel centres, shape (rows, cols, 3), mm."""
         rows, cols = self.shape

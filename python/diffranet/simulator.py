@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._core_args import beam_args, detector_args
 from ._validation import check_choice, check_int, check_seed
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
 from .geometry import Beam, Detector
@@ -166,19 +167,14 @@ class Simulator:
         if method == "reflection" and self.crystal.spot_shape not in COMPACT_SHAPES:
             raise ValueError(f"method='reflection' needs a compact spot_shape (tophat or gauss), "
                              f"got {self.crystal.spot_shape!r}")
-        det, beam, xtal = self.detector, self.beam, self.crystal
-        directions, wavelengths, weights = beam.sources()
+        det, xtal = self.detector, self.crystal
         table, hkl_min = self._structure_factor_table()
-        rows, cols = det.shape
         image, stats = _core.render_bragg(
-            rows=rows, cols=cols, pixel_size_mm=det.pixel_size_mm, origin_mm=det.origin_mm,
-            fast_axis=det.fast_axis, slow_axis=det.slow_axis, normal=det.normal, oversample=self.oversample,
-            source_directions=directions, source_wavelengths_A=wavelengths, source_weights=weights,
-            fluence=beam.fluence, polarization_fraction=beam.polarization_fraction,
-            polarization_axis=beam.polarization_axis, real_basis_A=xtal.real_basis_A,
+            **detector_args(det, self.oversample), **beam_args(self.beam), real_basis_A=xtal.real_basis_A,
             ncells=np.asarray(xtal.ncells, dtype=float), shape=SPOT_SHAPES[xtal.spot_shape],
             domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
-            default_F=xtal.default_F, method=method, n_threads=self.n_threads)
+            default_F=xtal.default_F, method=method, n_threads=self.n_threads,
+            directions=det.subpixel_directions(self.oversample))
         self.last_stats = dict(stats, method=method)
         if xtal.volume_scale != 1.0:
             image *= np.float32(xtal.volume_scale)

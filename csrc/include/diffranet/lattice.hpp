@@ -23,10 +23,8 @@ constexpr double kGaussRadiusSq = 4.0;
 
 // Tophat amplitude per unit N: integral over one reciprocal cell of
 // |F_latt|^2 is N for the sinc; for a sphere of radius 0.63 in N-scaled
-// units it is N * (4/3) pi 0.63^3, hence the 1/sqrt of that factor.
-inline double tophat_amplitude_scale() {
-    return 1.0 / std::sqrt(4.0 / 3.0 * kPi * 0.63 * 0.63 * 0.63);
-}
+// units it is N * (4/3) pi 0.63^3, hence 1 / sqrt(4/3 pi 0.63^3).
+constexpr double kTophatAmplitudeScale = 0.9771131794834488;
 
 // x - round(x), without a libm call so that loops over domains vectorise
 // (adding and subtracting 1.5 * 2^52 rounds to the nearest integer; |x| < 2^51).
@@ -85,7 +83,7 @@ inline double compact_radius_sq(SpotShape shape) {
 inline double compact_lattice_amplitude(SpotShape shape, double r2, double n_total) {
     switch (shape) {
         case SpotShape::kTophat:
-            return r2 < kTophatRadiusSq ? n_total * tophat_amplitude_scale() : 0.0;
+            return r2 < kTophatRadiusSq ? n_total * kTophatAmplitudeScale : 0.0;
         case SpotShape::kGauss:
             return r2 < kGaussRadiusSq ? n_total * std::exp(-r2 / 0.63) : 0.0;
         case SpotShape::kRound:

@@ -21,6 +21,10 @@ struct DetectorGeometry {
     Vec3 slow_axis;   // unit vector along increasing row
     Vec3 normal;      // unit vector from the sample towards the detector plane
     int oversample = 1;  // each pixel is split into oversample x oversample subpixels
+    // Optional cache of the unit vectors from the sample to every subpixel centre
+    // (row-major, (rows*oversample) x (cols*oversample) x 3, from
+    // fill_subpixel_directions); computed on the fly when null.
+    const double* directions = nullptr;
 };
 
 // One monochromatic, parallel component of the incident beam.
