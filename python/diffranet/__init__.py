@@ -13,6 +13,11 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _PUBLIC = {
     "Simulator": "simulator",
+    "SimulationResult": "simulator",
+    "Background": "background",
+    "Beamstop": "background",
+    "water": "background",
+    "air": "background",
     "Detector": "geometry",
     "Beam": "geometry",
     "Crystal": "crystal",
