@@ -131,10 +131,7 @@ class Simulator:
         sf = self.crystal.structure_factors
         if sf is None:
             return _EMPTY_TABLE, [0, 0, 0]
-        table = np.asarray(sf.table, dtype=np.float32)
-        # listed reflections keep their F; unlisted ones (NaN) get default_F
-        filled = np.where(np.isnan(table), np.float32(self.crystal.default_F), table)
-        return np.ascontiguousarray(filled, dtype=np.float32), [int(i) for i in sf.hkl_min]
+        return sf.filled_table(self.crystal.default_F), [int(i) for i in sf.hkl_min]
 
     def mosaic_rotations(self, seed=0):
         """Lab-frame rotations (n_domains, 3, 3) of the mosaic domains for ``seed``."""

@@ -953,6 +953,21 @@ class StructureFactors:
         """Dense float32 (nh, nk, nl) table of |F|, NaN where not listed."""
         return self._table
 
+    def filled_table(self, default_F):
+        """The dense table with unlisted reflections (NaN) set to ``default_F``.
+
+        Cached per value (the renderers call it for every image), read-only.
+        """
+        default_F = check_nonnegative("default_F", default_F)
+        cache = self.__dict__.setdefault("_filled", {})
+        if default_F not in cache:
+            if len(cache) >= 4:
+                cache.clear()
+            filled = np.where(np.isnan(self._table), np.float32(default_F), self._table).astype(np.float32)
+            filled.flags.writeable = False
+            cache[default_F] = filled
+        return cache[default_F]
+
     @property
     def hkl_min(self):
         """(hmin, kmin, lmin): ``table[i, j, k]`` is F(hmin + i, kmin + j, lmin + k)."""
