@@ -179,10 +179,11 @@ class TestPsfKernel:
 
 
 class TestApplyPsf:
+    @pytest.mark.parametrize("shape", [(45, 62), (3, 200), (1, 1)])
     @pytest.mark.parametrize("kind, fwhm_um", [("gauss", 250.0), ("fiber", 80.0), ("fiber", 400.0)])
-    def test_matches_scipy_fftconvolve(self, kind, fwhm_um):
-        image = np.random.default_rng(3).exponential(50.0, (45, 62)).astype(np.float32)
-        kernel = psf_kernel(kind, fwhm_um, 0.172, max_radius=max(image.shape) - 1)
+    def test_matches_scipy_fftconvolve(self, kind, fwhm_um, shape):
+        image = np.random.default_rng(3).exponential(50.0, shape).astype(np.float32)
+        kernel = psf_kernel(kind, fwhm_um, 0.172, max_radius=max(max(image.shape) - 1, 1))
         reference = fftconvolve(image.astype(np.float64), kernel, mode="same")
         result = apply_psf(image, 0.172, kind, fwhm_um)
         np.testing.assert_allclose(result, reference, rtol=1e-5, atol=1e-4)

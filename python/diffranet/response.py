@@ -36,7 +36,6 @@ from . import _core
 from .masks import module_gap_mask
 from ._validation import (
     check_choice,
-    check_finite,
     check_fraction,
     check_int,
     check_nonnegative,
@@ -118,10 +117,6 @@ def _check_saturation(value):
     if value > _MAX_SATURATION:
         raise ValueError(f"saturation must be <= 2**24 (float32 counts stay exact), got {value!r}")
     return value
-
-
-def _check_psf_kind(kind):
-    return check_choice("kind", kind, PSF_KINDS)
 
 
 # --------------------------------------------------------------------------- Poisson
@@ -224,7 +219,7 @@ def _kernel_radius(kind, width_px, enclosed_fraction):
 
 
 def _check_psf(kind, fwhm_um, pixel_size_mm, enclosed_fraction):
-    kind = _check_psf_kind(kind)
+    kind = check_choice("kind", kind, PSF_KINDS)
     fwhm_um = check_positive("fwhm_um", fwhm_um)
     pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
     enclosed_fraction = check_fraction("enclosed_fraction", enclosed_fraction)
