@@ -462,18 +462,33 @@ def _check_apply_args(expected_photons, pixel_size_mm, seed, mask, n_threads, or
             _check_mask(mask, expected.shape), _check_threads(n_threads), _check_origin(origin))
 
 
-def _params_from_dict(data, model):
-    """Constructor arguments from a ``to_dict`` output, checking that it describes ``model``."""
-    if not isinstance(data, dict):
-        raise ValueError(f"data must be a dict from to_dict(), got {type(data).__name__}")
-    params = dict(data)
-    found = params.pop("model", model)
-    if found != model:
-        raise ValueError(f"data describes model {found!r}, not {model!r}")
-    return params
+class _DetectorResponse:
+    """What the detector models share: the 8-bit conversion and their metadata."""
+
+    _model = ""
+
+    @staticmethod
+    def to_8bit(counts):
+        """8-bit image by the square root: see :func:`to_8bit`."""
+        return to_8bit(counts)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a response from :meth:`to_dict` output."""
+        if not isinstance(data, dict):
+            raise ValueError(f"data must be a dict from to_dict(), got {type(data).__name__}")
+        params = dict(data)
+        found = params.pop("model", cls._model)
+        if found != cls._model:
+            raise ValueError(f"data describes model {found!r}, not {cls._model!r}")
+        return cls(**params)
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "model")
+        return f"{type(self).__name__}({params})"
 
 
-class CCDResponse:
+class CCDResponse(_DetectorResponse):
     """Fiber-coupled CCD: the detector chain of the DiffraNet paper (Appendix A).
 
     Parameters
@@ -525,6 +540,8 @@ class CCDResponse:
     >>> ccd.to_8bit(counts).dtype
     dtype('uint8')
     """
+
+    _model = "ccd"
 
     def __init__(self, flicker_rms=0.0, psf="fiber", psf_fwhm_um=DEFAULT_PSF_FWHM_UM, calibration_rms=0.04,
                  calibration_seed=0, readout_rms_photons=3.0, adc_offset=10.0, saturation=SATURATION_8BIT):
@@ -604,29 +621,16 @@ class CCDResponse:
         self.last_timings = timings
         return counts
 
-    @staticmethod
-    def to_8bit(counts):
-        """8-bit image by the square root: see :func:`to_8bit`."""
-        return to_8bit(counts)
-
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this response."""
-        return {"model": "ccd", "flicker_rms": self.flicker_rms, "psf": self.psf, "psf_fwhm_um": self.psf_fwhm_um,
+        return {"model": self._model, "flicker_rms": self.flicker_rms, "psf": self.psf, "psf_fwhm_um": self.psf_fwhm_um,
                 "calibration_rms": self.calibration_rms, "calibration_seed": self.calibration_seed,
                 "readout_rms_photons": self.readout_rms_photons, "adc_offset": self.adc_offset,
                 "saturation": self.saturation}
 
-    @classmethod
-    def from_dict(cls, data):
-        """Rebuild a response from :meth:`to_dict` output."""
-        return cls(**_params_from_dict(data, "ccd"))
-
-    def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "model")
-        return f"CCDResponse({params})"
 
 
-class PixelArrayResponse:
+class PixelArrayResponse(_DetectorResponse):
     """Photon-counting pixel-array detector (Pilatus, Eiger, Jungfrau-like).
 
     Each pixel counts photons directly: no PSF, no read-out noise, no offset.
@@ -664,6 +668,8 @@ class PixelArrayResponse:
     >>> float(counts.max()), float(counts[4].max())
     (50.0, 0.0)
     """
+
+    _model = "pixel_array"
 
     def __init__(self, saturation=2**20 - 1, module_shape=None, gap_px=(17, 7), dead_time_s=0.0,
                  exposure_s=None):
@@ -722,30 +728,13 @@ class PixelArrayResponse:
         self.last_timings = timings
         return counts
 
-    @staticmethod
-    def to_8bit(counts):
-        """8-bit image by the square root: see :func:`to_8bit`."""
-        return to_8bit(counts)
-
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this response."""
-        return {"model": "pixel_array", "saturation": self.saturation,
+        return {"model": self._model, "saturation": self.saturation,
                 "module_shape": None if self.module_shape is None else list(self.module_shape),
                 "gap_px": list(self.gap_px), "dead_time_s": self.dead_time_s,
                 "exposure_s": self.exposure_s}
 
-    @classmethod
-    def from_dict(cls, data):
-        """Rebuild a response from :meth:`to_dict` output."""
-        params = _params_from_dict(data, "pixel_array")
-        for name in ("module_shape", "gap_px"):
-            if isinstance(params.get(name), list):
-                params[name] = tuple(params[name])
-        return cls(**params)
-
-    def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "model")
-        return f"PixelArrayResponse({params})"
 
 
 def paper_ccd(flicker_rms=0.0, calibration_seed=0):
