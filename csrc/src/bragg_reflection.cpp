@@ -21,7 +21,6 @@
 // bit-identical for any number of threads.
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <cmath>
 #include <vector>
 
@@ -34,11 +33,12 @@ namespace {
 
 constexpr int kBandRows = 8;  // subpixel rows per band (fixed: independent of threads)
 
+// One reflection (an index into the candidates) of one domain, with the box of
+// subpixel centres its spot can touch (inclusive).
 struct Spot {
-    int hkl[3];
+    int candidate;
     int domain;
-    double f_cell_sq;
-    std::uint16_t row0, row1, col0, col1;  // inclusive box of subpixel centres
+    int row0, row1, col0, col1;
 };
 
 // Largest singular value of m (square root of the largest eigenvalue of m^T m,
@@ -209,7 +209,7 @@ class SpotProjector {
         for (size_t i = 0; i < n; ++i) {
             if (!flag[i]) continue;
             const Vec3 from_centre = rotation * Vec3{gx[i], gy[i], gz[i]} + k0_;  // sphere centre to G
-            Spot spot{{cand.h[i], cand.k[i], cand.l[i]}, domain, cand.f_sq[i], 0, 0, 0, 0};
+            Spot spot{static_cast<int>(i), domain, 0, 0, 0, 0};
             add_spot(from_centre, dot(from_centre, from_centre), spot, out);
         }
     }
@@ -233,7 +233,16 @@ class SpotProjector {
         // cos(tilt + alpha): the most oblique direction in the cone
         const double cos_min =
             cos_normal * cos_alpha - std::sqrt(std::max(0.0, 1.0 - cos_normal * cos_normal)) * sin_alpha;
-        if (cos_min <= 1e-3) return;  // part of the cone runs (nearly) parallel to the plane
+        if (cos_min <= 1e-3) {
+            // part of the cone runs (nearly) parallel to the plane: the footprint
+            // is unbounded, so the whole detector is searched (rare, correct)
+            spot.row0 = 0;
+            spot.row1 = sub_rows_ - 1;
+            spot.col0 = 0;
+            spot.col1 = sub_cols_ - 1;
+            out.push_back(spot);
+            return;
+        }
         const double hit_scale = plane_distance_mm_ / cos_normal;
         const Vec3 rel = ray * hit_scale - det_.origin_mm;
         // |dp| <= D dtheta / cos^2 along any path of directions within the cone
@@ -249,10 +258,10 @@ class SpotProjector {
         const int row0 = std::max(0, static_cast<int>(fast_ceil(row_c - radius_sub)));
         const int row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(row_c + radius_sub)));
         if (col0 > col1 || row0 > row1) return;
-        spot.row0 = static_cast<std::uint16_t>(row0);
-        spot.row1 = static_cast<std::uint16_t>(row1);
-        spot.col0 = static_cast<std::uint16_t>(col0);
-        spot.col1 = static_cast<std::uint16_t>(col1);
+        spot.row0 = row0;
+        spot.row1 = row1;
+        spot.col0 = col0;
+        spot.col1 = col1;
         out.push_back(spot);
     }
 
@@ -347,8 +356,10 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
             const int band_row1 = std::min(sub_rows - 1, band_row0 + kBandRows - 1);
             for (size_t si = band_start[b]; si < band_start[b + 1]; ++si) {
                 const Spot* s = &banded[si];
+                const int h0 = cand.h[s->candidate], k0 = cand.k[s->candidate], l0 = cand.l[s->candidate];
+                const double f_cell_sq = cand.f_sq[s->candidate];
                 const Mat3& basis = bases[s->domain];
-                for (int r = std::max<int>(s->row0, band_row0); r <= std::min<int>(s->row1, band_row1); ++r) {
+                for (int r = std::max(s->row0, band_row0); r <= std::min(s->row1, band_row1); ++r) {
                     for (int c = s->col0; c <= s->col1; ++c) {
                         ++tested;
                         const size_t i = static_cast<size_t>(r) * sub_cols + c;
@@ -356,11 +367,11 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
                         const double h = dot(basis.row(0), sv), k = dot(basis.row(1), sv), l = dot(basis.row(2), sv);
                         // a subpixel belongs to its nearest reflection only, as in the per-pixel
                         // loop: ceil(h - 0.5) == h0 exactly when -0.5 < h - h0 <= 0.5
-                        const double dh = h - s->hkl[0], dk = k - s->hkl[1], dl = l - s->hkl[2];
+                        const double dh = h - h0, dk = k - k0, dl = l - l0;
                         if (!(dh > -0.5 && dh <= 0.5 && dk > -0.5 && dk <= 0.5 && dl > -0.5 && dl <= 0.5))
                             continue;
                         const double latt = offset_intensity(xtal.shape, dh, dk, dl, na, nb, nc);
-                        if (latt != 0.0) sub_sum[i] += s->f_cell_sq * latt;
+                        if (latt != 0.0) sub_sum[i] += f_cell_sq * latt;
                     }
                 }
             }
