@@ -7,21 +7,9 @@
 #include "diffranet/bragg.hpp"
 #include "diffranet/constants.hpp"
 #include "diffranet/lattice.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "diffranet/threads.hpp"
 
 namespace diffranet {
-
-inline int resolve_threads(int n_threads) {
-#ifdef _OPENMP
-    return n_threads > 0 ? n_threads : omp_get_max_threads();
-#else
-    (void)n_threads;
-    return 1;
-#endif
-}
 
 // Real-space basis (rows a, b, c in Angstrom) of every mosaic domain: each domain
 // rotates the reference crystal's cell vectors in the lab frame.

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include <omp.h>
+#include "diffranet/threads.hpp"
 
 namespace diffranet {
 
@@ -14,7 +14,7 @@ Vec3 subpixel_position_mm(const DetectorGeometry& det, int sub_row, int sub_col)
 
 void fill_subpixel_directions(const DetectorGeometry& det, double* out, int n_threads) {
     const int sub_rows = det.rows * det.oversample, sub_cols = det.cols * det.oversample;
-#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : omp_get_max_threads())
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < sub_rows; ++r) {
         for (int c = 0; c < sub_cols; ++c) {
             const Vec3 d = unit(subpixel_position_mm(det, r, c));

@@ -89,7 +89,7 @@ double flicker_factor(std::uint64_t seed, double rms) {
 
 void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
                    int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
@@ -106,7 +106,7 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
 
 void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
                  int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         const std::int64_t row = tile.row0 + r;
         for (int c = 0; c < tile.cols;) {
@@ -140,7 +140,7 @@ void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const 
 
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
@@ -152,7 +152,7 @@ void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_
 
 void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_threads) {
     const float top = static_cast<float>(saturation);
-#pragma omp parallel for schedule(static) num_threads(response_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
         for (int c = 0; c < tile.cols; ++c) {
             const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;

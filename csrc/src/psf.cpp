@@ -114,7 +114,7 @@ void forward_rows(const T* in, int rows, int cols, const Fft& fft, int mcols, Co
 
 void convolve_separable(const float* in, int rows, int cols, const double* kernel, int radius, float* out,
                         int n_threads) {
-    const int threads = response_threads(n_threads);
+    const int threads = resolve_threads(n_threads);
     std::vector<double> along_rows(static_cast<std::size_t>(rows) * cols, 0.0);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; ++r) {
@@ -147,7 +147,7 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
 }
 
 std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mrows, int mcols, int n_threads) {
-    const int threads = response_threads(n_threads);
+    const int threads = resolve_threads(n_threads);
     const int kcols = 2 * rx + 1;
     // the kernel on the periodic grid, centre at (0, 0), negative offsets wrapped
     std::vector<double> grid(static_cast<std::size_t>(mrows) * mcols, 0.0);
@@ -177,7 +177,7 @@ std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mr
 
 void convolve_fft(const float* in, int rows, int cols, const double* spectrum, int mrows, int mcols, float* out,
                   int n_threads) {
-    const int threads = response_threads(n_threads);
+    const int threads = resolve_threads(n_threads);
     const int width = mcols / 2 + 1;
     const Fft row_fft(mcols);
     const Fft col_fft(mrows);

@@ -11,7 +11,7 @@
 
 #include "diffranet/texture.hpp"
 
-#include <omp.h>
+#include "diffranet/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -144,7 +144,7 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
     const int64_t n_tasks = n_images * n_offsets;
     std::vector<double> inv_one_plus_sq(levels);
     for (int d = 0; d < levels; ++d) inv_one_plus_sq[d] = 1.0 / (1.0 + static_cast<double>(d) * d);
-    if (n_threads <= 0) n_threads = omp_get_max_threads();
+    n_threads = resolve_threads(n_threads);
 
 #pragma omp parallel num_threads(n_threads)
     {

@@ -11,6 +11,7 @@ import numpy as np
 from . import _core
 from ._core_args import beam_args, detector_args
 from ._validation import check_choice, check_int, check_seed
+from .response import to_8bit
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
 from .geometry import Beam, Detector
 
@@ -209,7 +210,7 @@ class Simulator:
             counts = expected.copy()
             if det.mask is not None:
                 counts[det.mask] = 0.0
-            image8 = np.sqrt(np.clip(counts, 0.0, 65025.0)).round().astype(np.uint8)
+            image8 = to_8bit(counts)
         else:
             counts = self.response.apply(expected, pixel_size_mm=det.pixel_size_mm, seed=seed, mask=det.mask,
                                          n_threads=self.n_threads or None)

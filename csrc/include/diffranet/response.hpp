@@ -23,21 +23,9 @@
 
 #include "diffranet/rng.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "diffranet/threads.hpp"
 
 namespace diffranet {
-
-// OpenMP threads for a kernel: n_threads, or all available when it is 0.
-inline int response_threads(int n_threads) {
-#ifdef _OPENMP
-    return n_threads > 0 ? n_threads : omp_get_max_threads();
-#else
-    (void)n_threads;
-    return 1;
-#endif
-}
 
 // Counter key of the pixel at (row, col) of the whole detector.
 inline std::uint64_t pixel_key(std::int64_t row, std::int64_t col) {
