@@ -25,6 +25,12 @@ def _cmd_search_classic(args):
     run_search_classic(args.data, args.out, args.max_evals, args.resume, args.seed, args.jobs)
 
 
+def _cmd_dataset(args):
+    from .dataset.command import run_dataset_command
+
+    run_dataset_command(args)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="diffranet",
@@ -56,6 +62,25 @@ def build_parser():
     classic.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     classic.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
     classic.set_defaults(func=_cmd_search_classic)
+
+    dataset = sub.add_parser("dataset", help="generate the labelled DiffraNet dataset, or summarise one (--info)")
+    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes)")
+    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and write "
+                         "DIR/gallery.png")
+    dataset.add_argument("--preset", default="diffranet",
+                         help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
+    dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
+    dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
+    dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")
+    dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dataset.add_argument("--workers", type=int, default=None,
+                         help="worker processes; 1 renders in this process (default: CPU count)")
+    dataset.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:PORT")
+    dataset.add_argument("--format", choices=["hdf5", "pgm", "png"], default="hdf5",
+                         help="hdf5 shards; pgm/png also write <split>/<1..5>/ image folders (default: %(default)s)")
+    dataset.add_argument("--shard-size", type=int, default=500, help="images per shard file (default: %(default)s)")
+    dataset.add_argument("--quiet", action="store_true", help="no progress bar")
+    dataset.set_defaults(func=_cmd_dataset)
 
     return parser
 

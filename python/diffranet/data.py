@@ -1,9 +1,15 @@
-"""Load labelled image sets in DiffraNet's folder layout.
+"""Load labelled image sets: DiffraNet's folder layout or a generated dataset.
 
-A data folder holds one sub-folder per split (``train``, ``val``, ``test``),
-each with one sub-folder per class: ``1`` to ``5`` as in the published
-DiffraNet archive, or the class names (``blank``, ``no-crystal``, ``weak``,
-``good``, ``strong``). Labels are 0 (blank) to 4 (strong).
+Two layouts are read, chosen by what the data folder holds:
+
+* **folders**: one sub-folder per split (``train``, ``val``, ``test``), each
+  with one sub-folder per class: ``1`` to ``5`` as in the published DiffraNet
+  archive, or the class names (``blank``, ``no-crystal``, ``weak``, ``good``,
+  ``strong``);
+* **shards**: a directory made by ``diffranet dataset`` (``index.json`` and
+  HDF5 shards), read by :func:`diffranet.dataset.load_arrays`.
+
+Labels are 0 (blank) to 4 (strong).
 """
 
 from __future__ import annotations
@@ -57,37 +63,76 @@ def _load_image_folders(split_dir):
     return X, np.asarray(labels, dtype=np.int64)
 
 
-def load_split(data_dir, split):
-    """Read one split of a labelled data folder.
+def _is_shard_dataset(data_dir):
+    from .dataset.loader import is_dataset_dir
 
-    Parameters
-    ----------
-    data_dir : str or path-like
-        Data folder holding ``<split>/<class>/*.pgm|png``.
-    split : str
-        Split name, e.g. ``"train"``, ``"val"`` or ``"test"``.
+    return is_dataset_dir(data_dir)
 
-    Returns
-    -------
-    X : ndarray of uint8, shape (n_images, height, width)
-        Images in class order, then file-name order.
-    y : ndarray of int64, shape (n_images,)
-        Labels 0 (blank) to 4 (strong).
 
-    Raises
-    ------
-    FileNotFoundError
-        If ``data_dir/split`` does not exist.
-    ValueError
-        If a class folder has another name, there are no images, or the images
-        differ in shape or are not 8-bit.
-    """
+def _load_shards(data_dir, split):
+    from .dataset.loader import load_arrays
+
+    return load_arrays(data_dir, split)
+
+
+def _has_shard_split(data_dir, split):
+    from .dataset.loader import read_index
+
+    return split in read_index(data_dir)["splits"]
+
+
+def _load_folders(data_dir, split):
     split_dir = Path(data_dir) / split
     if not split_dir.is_dir():
         raise FileNotFoundError(f"{split_dir}: no such split folder")
     return _load_image_folders(split_dir)
 
 
+def _has_folder_split(data_dir, split):
+    return (Path(data_dir) / split).is_dir()
+
+
+#: Data layouts, tried in order: (name, detect(data_dir), load(data_dir, split), has(data_dir, split)).
+LAYOUTS = (
+    ("shards", _is_shard_dataset, _load_shards, _has_shard_split),
+    ("folders", lambda data_dir: True, _load_folders, _has_folder_split),
+)
+
+
+def _layout(data_dir):
+    return next(layout for layout in LAYOUTS if layout[1](data_dir))
+
+
+def load_split(data_dir, split):
+    """Read one split of a labelled data folder.
+
+    Parameters
+    ----------
+    data_dir : str or path-like
+        Data folder holding ``<split>/<class>/*.pgm|png``, or a dataset
+        directory made by ``diffranet dataset``.
+    split : str
+        Split name, e.g. ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (n_images, height, width)
+        Folders: images in class order, then file-name order; shards: in
+        image-number order.
+    y : ndarray of int64, shape (n_images,)
+        Labels 0 (blank) to 4 (strong).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the split does not exist.
+    ValueError
+        If a class folder has another name, there are no images, or the images
+        differ in shape or are not 8-bit.
+    """
+    return _layout(data_dir)[2](data_dir, split)
+
+
 def has_split(data_dir, split):
     """Whether ``data_dir`` holds the split ``split``."""
-    return (Path(data_dir) / split).is_dir()
+    return _layout(data_dir)[3](data_dir, split)

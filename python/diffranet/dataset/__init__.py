@@ -1,0 +1,47 @@
+"""The DiffraNet dataset generator: labelled synthetic diffraction images.
+
+``generate_dataset`` renders a preset (:mod:`.presets`) into HDF5 shards
+(:mod:`.shards`), labelling crystal images by the number of significant spots
+(:mod:`.labels`); :mod:`.loader` reads them back (numpy arrays, or a lazy
+``torch.utils.data.Dataset``), :mod:`.export` writes the original folder
+layout, :mod:`.info` summarises a set. See ``docs/dataset.md``.
+"""
+
+from .export import export_dataset
+from .generate import PAPER_SIZES, SPLITS, WorkerFailure, generate_dataset
+from .info import dataset_info, format_info, write_gallery
+from .labels import LabelRule
+from .loader import is_dataset_dir, load_arrays, read_index
+from .presets import PRESETS, Preset, get_preset
+from .shots import class_counts, class_sequence, shot_simulator
+
+__all__ = [
+    "LabelRule",
+    "PAPER_SIZES",
+    "PRESETS",
+    "Preset",
+    "SPLITS",
+    "ShardDataset",
+    "WorkerFailure",
+    "class_counts",
+    "class_sequence",
+    "dataset_info",
+    "export_dataset",
+    "format_info",
+    "generate_dataset",
+    "get_preset",
+    "is_dataset_dir",
+    "load_arrays",
+    "read_index",
+    "shot_simulator",
+    "write_gallery",
+]
+
+
+def __getattr__(name):
+    """``ShardDataset`` imports torch, so it is built on first use."""
+    if name == "ShardDataset":
+        from . import loader
+
+        return loader.ShardDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,136 @@
+"""Summarise a generated dataset: class counts, label-quantity ranges, example gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._validation import check_int
+from ..data import CLASS_NAMES
+from .loader import read_index
+from .shards import read_shard
+
+__all__ = ["dataset_info", "format_info", "write_gallery"]
+
+_COLUMNS = ("n_significant_spots", "volume_scale", "crystal_size_um", "photons")
+
+
+def _tables(dataset_dir, index):
+    for split, entry in index["splits"].items():
+        for shard in entry["shards"]:
+            yield split, read_shard(Path(dataset_dir) / shard["file"], images=False)["metadata"]
+
+
+def dataset_info(dataset_dir):
+    """Class counts and ranges of the label quantity and the drawn parameters.
+
+    Parameters
+    ----------
+    dataset_dir : path-like
+
+    Returns
+    -------
+    dict
+        ``{"splits": {split: {"n_images", "class_counts"}}, "classes": {name:
+        {"count", column: [min, median, max], ...}}}`` over all splits, for the
+        columns ``n_significant_spots``, ``volume_scale``, ``crystal_size_um``
+        and ``photons``.
+    """
+    index = read_index(dataset_dir)
+    per_class = {k: [] for k in range(len(CLASS_NAMES))}
+    for _, table in _tables(dataset_dir, index):
+        for k in per_class:
+            per_class[k].append(table[table["label"] == k])
+    classes = {}
+    for k, parts in per_class.items():
+        rows = np.concatenate(parts) if parts else np.zeros(0)
+        entry = {"count": int(len(rows))}
+        for column in _COLUMNS:
+            values = rows[column] if len(rows) else np.zeros(0)
+            entry[column] = ([float(values.min()), float(np.median(values)), float(values.max())]
+                             if len(values) else None)
+        classes[CLASS_NAMES[k]] = entry
+    splits = {s: {"n_images": e["n_images"], "class_counts": e["class_counts"]} for s, e in index["splits"].items()}
+    return {"splits": splits, "classes": classes}
+
+
+def format_info(info):
+    """The report of :func:`dataset_info` as text."""
+    lines = ["split   images  " + "  ".join(f"{name:>10}" for name in CLASS_NAMES)]
+    for split, entry in info["splits"].items():
+        counts = "  ".join(f"{c:>10d}" for c in entry["class_counts"])
+        lines.append(f"{split:<7} {entry['n_images']:>6d}  {counts}")
+    lines.append("")
+    lines.append("class        count   significant spots (min/median/max)   volume scale (min/median/max)"
+                 "   crystal size um (min/max)   photons (min/max)")
+    for name, entry in info["classes"].items():
+        def triple(col, fmt):
+            values = entry[col]
+            return "-" if values is None else "/".join(format(v, fmt) for v in values)
+
+        size = entry["crystal_size_um"]
+        photons = entry["photons"]
+        lines.append(f"{name:<11} {entry['count']:>6d}   {triple('n_significant_spots', '.0f'):>34}   "
+                     f"{triple('volume_scale', '.3g'):>29}   "
+                     f"{'-' if size is None else f'{size[0]:.3g}/{size[2]:.3g}':>25}   "
+                     f"{'-' if photons is None else f'{photons[0]:.3g}/{photons[2]:.3g}':>17}")
+    return "\n".join(lines)
+
+
+def write_gallery(dataset_dir, path, per_class=6, split=None):
+    """Save a PNG grid: ``per_class`` example images of each class, one row per class.
+
+    Parameters
+    ----------
+    dataset_dir : path-like
+    path : path-like
+        Output PNG.
+    per_class : int, default 6
+    split : str, optional
+        Split to draw from; default: the first one with images.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_class = check_int("per_class", per_class, minimum=1)
+    index = read_index(dataset_dir)
+    if split is None:
+        split = next((s for s, e in index["splits"].items() if e["n_images"]), None)
+    if split is None or split not in index["splits"]:
+        raise ValueError(f"split must name a split with images in {dataset_dir}, got {split!r}")
+    examples = {k: [] for k in range(len(CLASS_NAMES))}
+    for shard in index["splits"][split]["shards"]:
+        data = read_shard(Path(dataset_dir) / shard["file"])
+        for image, row in zip(data["images"], data["metadata"]):
+            bucket = examples[int(row["label"])]
+            if len(bucket) < per_class:
+                bucket.append((image, row))
+        if all(len(b) == per_class for b in examples.values()):
+            break
+    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(2.0 * per_class, 2.15 * len(CLASS_NAMES)),
+                             squeeze=False)
+    for k, name in enumerate(CLASS_NAMES):
+        for j in range(per_class):
+            ax = axes[k, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(examples[k]):
+                image, row = examples[k][j]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                ax.set_title(f"#{int(row['index'])}  n={int(row['n_significant_spots'])}", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(f"{Path(dataset_dir).name}: {split}, {per_class} per class (n: significant spots)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,248 @@
+"""Dataset presets: every physical and labelling parameter of a generated set.
+
+A :class:`Preset` holds the fixed experiment (detector, beam, crystal,
+amorphous background, detector response), the shot-to-shot distributions
+(fluence, wavelength, orientation), the label rule and the class shares. The
+``diffranet`` preset is the paper's Appendix A; ``quick`` is the same code path
+on a 64 x 64 detector of 344 um pixels (the central 22 mm), with 20 mosaic
+domains, uniform structure factors (F = 2000 electrons, the size of the
+protein's low-resolution amplitudes) and no oversampling, for smoke runs and
+tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .._validation import check_int, check_positive
+from ..background import Background, air, water
+from ..crystal import Crystal
+from ..geometry import Beam, Detector
+from ..response import CCDResponse
+from .labels import LabelRule
+
+__all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
+
+#: The class shares of the paper's test set: blank, no-crystal, weak, good, strong.
+CLASS_FRACTIONS_PAPER = (0.164, 0.259, 0.266, 0.194, 0.117)
+
+_TUPLE_FIELDS = ("shape", "cell", "ncells", "class_fractions")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Parameters of a generated dataset (all JSON-serialisable).
+
+    Parameters
+    ----------
+    name : str
+        Preset name, stored with the data.
+    shape : tuple of int, default (512, 512)
+        Detector (rows, columns).
+    pixel_size_mm : float, default 0.172
+        Pixel side (mm).
+    distance_mm : float, default 80.0
+        Sample-to-detector distance (mm).
+    wavelength_A : float, default 1.5
+        Mean X-ray wavelength (Angstrom).
+    wavelength_rms : float, default 0.005
+        RMS shot-to-shot wavelength variation, fraction of the mean (Gaussian).
+    mean_photons : float, default 1e12
+        Mean photons per pulse in the beam; the pulse energy is Gaussian with
+        RMS ``fluence_rms * mean_photons``, and draws at or below zero are a
+        beam-off (blank) shot.
+    fluence_rms : float, default 1.0
+        RMS of the pulse energy, fraction of the mean (the paper: 1).
+    beam_size_mm : float, default 0.03
+        Side of the square beam (mm); fluence = photons / beam_size^2.
+    cell : tuple of 6 float
+        Unit cell (A, degrees); default photosystem II, (117, 223, 310, 90, 90, 90).
+    ncells : tuple of 3 int, default (9, 4, 3)
+        Cells per mosaic domain block: a ~0.1 um crystal, as in the paper.
+    mosaic_domains : int, default 300
+    mosaic_spread_deg : float, default 0.5
+        Top-hat diameter of the domain misorientations (degrees).
+    spot_shape : str, default "tophat"
+    structure_factors : {"default_protein", None}, default "default_protein"
+        ``"default_protein"``: :meth:`StructureFactors.default_protein` (Fcalc of a
+        protein-like model in the PSII cell) with ``default_F = 0``; None: every
+        reflection has amplitude ``default_F``.
+    default_F : float, default 100.0
+        Amplitude of every reflection when ``structure_factors`` is None.
+    oversample : int, default 2
+        Subpixels per pixel side (the paper: 2).
+    water_um : float, default 10.0
+        Liquid water in the beam (um).
+    air_mm : float, default 5.0
+        Air path (mm).
+    psf_fwhm_um : float, default 80.0
+        Fiber-optic PSF FWHM (um).
+    calibration_rms : float, default 0.04
+        Per-pixel gain error (fraction).
+    readout_rms_photons : float, default 3.0
+    adc_offset : float, default 10.0
+    saturation : float, default 65025
+    max_volume_scale : float, default 2.7e7
+        Largest crystal volume in the beam, in units of the rendered domain
+        block: (30 um / 0.1 um)^3, a 30 um crystal filling the 30 um beam.
+    k_sigma, weak_min, good_min, strong_min :
+        The label rule (:class:`LabelRule`).
+    strong_target_max : int, default 3000
+        Largest label quantity drawn for a strong image.
+    class_fractions : tuple of 5 float
+        Shares of blank, no-crystal, weak, good, strong (sum 1).
+    max_attempts : int, default 32
+        Redraws of an image's nuisance parameters when its class cannot be reached.
+    """
+
+    name: str = "diffranet"
+    shape: tuple = (512, 512)
+    pixel_size_mm: float = 0.172
+    distance_mm: float = 80.0
+    wavelength_A: float = 1.5
+    wavelength_rms: float = 0.005
+    mean_photons: float = 1e12
+    fluence_rms: float = 1.0
+    beam_size_mm: float = 0.03
+    cell: tuple = (117.0, 223.0, 310.0, 90.0, 90.0, 90.0)
+    ncells: tuple = (9, 4, 3)
+    mosaic_domains: int = 300
+    mosaic_spread_deg: float = 0.5
+    spot_shape: str = "tophat"
+    structure_factors: str = "default_protein"
+    default_F: float = 100.0
+    oversample: int = 2
+    water_um: float = 10.0
+    air_mm: float = 5.0
+    psf_fwhm_um: float = 80.0
+    calibration_rms: float = 0.04
+    readout_rms_photons: float = 3.0
+    adc_offset: float = 10.0
+    saturation: float = 65025.0
+    max_volume_scale: float = 2.7e7
+    k_sigma: float = 3.0
+    weak_min: int = 5
+    good_min: int = 50
+    strong_min: int = 400
+    strong_target_max: int = 3000
+    class_fractions: tuple = CLASS_FRACTIONS_PAPER
+    max_attempts: int = 32
+
+    def __post_init__(self):
+        for name in _TUPLE_FIELDS:
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.structure_factors not in ("default_protein", None):
+            raise ValueError(f"structure_factors must be 'default_protein' or None, got {self.structure_factors!r}")
+        if len(self.class_fractions) != 5 or any(f < 0 for f in self.class_fractions) \
+                or not math.isclose(sum(self.class_fractions), 1.0, abs_tol=1e-9):
+            raise ValueError(f"class_fractions must be 5 shares >= 0 summing to 1, got {self.class_fractions!r}")
+        check_positive("mean_photons", self.mean_photons)
+        check_positive("max_volume_scale", self.max_volume_scale)
+        check_int("max_attempts", self.max_attempts, minimum=1)
+        if not self.strong_target_max >= self.strong_min:
+            raise ValueError(f"strong_target_max must be >= strong_min={self.strong_min}, "
+                             f"got {self.strong_target_max!r}")
+        self.label_rule()  # validates the thresholds
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self):
+        """JSON-serialisable parameters (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, params):
+        """Rebuild from :meth:`to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"preset: unknown parameters {unknown}")
+        return cls(**params)
+
+    def to_json(self):
+        """Canonical JSON (sorted keys): equal presets give equal strings."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # ------------------------------------------------------------------ components
+    def detector(self):
+        """The :class:`Detector`."""
+        return Detector(shape=self.shape, pixel_size_mm=self.pixel_size_mm, distance_mm=self.distance_mm)
+
+    def beam(self, photons, wavelength_A):
+        """The :class:`Beam` of one shot with ``photons`` in the pulse (>= 0)."""
+        return Beam(wavelength_A=wavelength_A, fluence=photons / (self.beam_size_mm * 1e-3) ** 2,
+                    beam_size_mm=self.beam_size_mm)
+
+    def crystal(self, orientation, structure_factors, volume_scale=1.0):
+        """The :class:`Crystal` in ``orientation`` (structure factors from :meth:`load_structure_factors`)."""
+        default_F = 0.0 if self.structure_factors == "default_protein" else self.default_F
+        return Crystal(cell=self.cell, ncells=self.ncells, mosaic_domains=self.mosaic_domains,
+                       mosaic_spread_deg=self.mosaic_spread_deg, spot_shape=self.spot_shape, default_F=default_F,
+                       orientation=orientation, structure_factors=structure_factors, volume_scale=volume_scale)
+
+    def load_structure_factors(self):
+        """The structure factors (None when every reflection has ``default_F``)."""
+        if self.structure_factors is None:
+            return None
+        from ..structure_factors import StructureFactors
+
+        return StructureFactors.default_protein()
+
+    def background(self):
+        """The amorphous :class:`Background`: water and air."""
+        return Background(materials=(water(thickness_um=self.water_um), air(path_mm=self.air_mm)))
+
+    def response(self):
+        """The detector response: the paper's fiber-coupled CCD (fluence drawn here, so no flicker)."""
+        return CCDResponse(flicker_rms=0.0, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
+                           calibration_rms=self.calibration_rms, calibration_seed=0,
+                           readout_rms_photons=self.readout_rms_photons, adc_offset=self.adc_offset,
+                           saturation=self.saturation)
+
+    def label_rule(self):
+        """The :class:`LabelRule` that tells weak, good and strong apart."""
+        return LabelRule(k_sigma=self.k_sigma, weak_min=self.weak_min, good_min=self.good_min,
+                         strong_min=self.strong_min, calibration_rms=self.calibration_rms,
+                         readout_rms_photons=self.readout_rms_photons)
+
+    @property
+    def block_volume_um3(self):
+        """Volume of the rendered domain block (um^3): Na Nb Nc cells."""
+        a, b, c, al, be, ga = (math.radians(x) if i >= 3 else x for i, x in enumerate(self.cell))
+        cell_A3 = a * b * c * math.sqrt(1 - math.cos(al) ** 2 - math.cos(be) ** 2 - math.cos(ga) ** 2
+                                        + 2 * math.cos(al) * math.cos(be) * math.cos(ga))
+        return cell_A3 * math.prod(self.ncells) * 1e-12
+
+
+#: Built-in presets by name.
+PRESETS = {
+    "diffranet": Preset(),
+    "quick": Preset(name="quick", shape=(64, 64), pixel_size_mm=0.344, mosaic_domains=20, structure_factors=None,
+                    default_F=2000.0, oversample=1, weak_min=2, good_min=8, strong_min=25, strong_target_max=60),
+}
+
+
+def get_preset(preset):
+    """A :class:`Preset` from a name in :data:`PRESETS`, a JSON file, a dict or a Preset.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a file that is not a preset.
+    """
+    if isinstance(preset, Preset):
+        return preset
+    if isinstance(preset, dict):
+        return Preset.from_dict(preset)
+    if isinstance(preset, (str, Path)):
+        if str(preset) in PRESETS:
+            return PRESETS[str(preset)]
+        path = Path(preset)
+        if path.suffix == ".json" and path.is_file():
+            try:
+                return Preset.from_dict(json.loads(path.read_text()))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise ValueError(f"preset file {path}: not a preset ({exc})") from exc
+    raise ValueError(f"preset must be one of {sorted(PRESETS)} or a preset .json file, got {preset!r}")
