@@ -81,6 +81,9 @@ def format_info(info):
 def write_gallery(dataset_dir, path, per_class=6, split=None):
     """Save a PNG grid: ``per_class`` example images of each class, one row per class.
 
+    Each panel shows the central half of the image (rows and columns) at its
+    8-bit values (0 black, 255 white), so that single-pixel spots stay visible.
+
     Parameters
     ----------
     dataset_dir : path-like
@@ -124,11 +127,14 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
             ax.set_yticks([])
             if j < len(examples[k]):
                 image, row = examples[k][j]
-                ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                rows, cols = image.shape
+                crop = image[rows // 4:rows - rows // 4, cols // 4:cols - cols // 4]
+                ax.imshow(crop, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
                 ax.set_title(f"#{int(row['index'])}  n={int(row['n_significant_spots'])}", fontsize=7)
             if j == 0:
                 ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"{Path(dataset_dir).name}: {split}, {per_class} per class (n: significant spots)", fontsize=9)
+    fig.suptitle(f"{Path(dataset_dir).name}: {split}, {per_class} per class, central half of each image "
+                 f"(n: significant spots)", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -90,7 +90,7 @@ class Preset:
         block: (30 um / 0.1 um)^3, a 30 um crystal filling the 30 um beam.
     k_sigma, weak_min, good_min, strong_min :
         The label rule (:class:`LabelRule`).
-    strong_target_max : int, default 3000
+    strong_target_max : int, default 4000
         Largest label quantity drawn for a strong image.
     class_fractions : tuple of 5 float
         Shares of blank, no-crystal, weak, good, strong (sum 1).
@@ -123,11 +123,11 @@ class Preset:
     adc_offset: float = 10.0
     saturation: float = 65025.0
     max_volume_scale: float = 2.7e7
-    k_sigma: float = 3.0
-    weak_min: int = 5
-    good_min: int = 50
-    strong_min: int = 400
-    strong_target_max: int = 3000
+    k_sigma: float = 5.0
+    weak_min: int = 10
+    good_min: int = 100
+    strong_min: int = 1000
+    strong_target_max: int = 4000
     class_fractions: tuple = CLASS_FRACTIONS_PAPER
     max_attempts: int = 32
 
@@ -220,7 +220,7 @@ class Preset:
 PRESETS = {
     "diffranet": Preset(),
     "quick": Preset(name="quick", shape=(64, 64), pixel_size_mm=0.344, mosaic_domains=20, structure_factors=None,
-                    default_F=2000.0, oversample=1, weak_min=2, good_min=8, strong_min=25, strong_target_max=60),
+                    default_F=2000.0, oversample=1, k_sigma=3.0, weak_min=2, good_min=8, strong_min=25, strong_target_max=60),
 }
 
 
