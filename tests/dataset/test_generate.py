@@ -1,0 +1,162 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from diffranet.dataset import class_counts, generate_dataset, load_arrays, read_index
+from diffranet.dataset.shards import shard_paths, verify_shard
+
+
+def _bytes(out):
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".h5", ".json"))
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+class TestGenerate:
+    def test_layout_and_index(self, small_dataset):
+        index = read_index(small_dataset)
+        assert {s: e["n_images"] for s, e in index["splits"].items()} == {"train": 30, "val": 10, "test": 20}
+        assert [s["start"] for s in index["splits"]["train"]["shards"]] == [0, 8, 16, 24]
+        for path in shard_paths(small_dataset):
+            assert verify_shard(path) is not None
+        assert not list(small_dataset.rglob("*.tmp"))
+
+    def test_exact_class_counts(self, small_dataset, tiny):
+        for split, n in (("train", 30), ("val", 10), ("test", 20)):
+            _, y = load_arrays(small_dataset, split)
+            assert np.bincount(y, minlength=5).tolist() == class_counts(n, tiny.class_fractions).tolist()
+
+    def test_metadata_holds_label_quantity(self, small_dataset, tiny):
+        _, y, table = load_arrays(small_dataset, "train", metadata=True)
+        assert table["index"].tolist() == list(range(30))
+        rule = tiny.label_rule()
+        for label, n in zip(y, table["n_significant_spots"]):
+            assert (rule.classify(int(n)) or 0) == (label if label >= 2 else 0)
+
+    def test_byte_identical_rerun(self, small_dataset, tiny, tmp_path):
+        out = tmp_path / "again"
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        assert _bytes(out) == _bytes(small_dataset)
+
+    def test_image_independent_of_size_and_shards(self, small_dataset, tiny, tmp_path):
+        out = tmp_path / "other"
+        generate_dataset(out, preset=tiny, n_train=13, n_val=0, n_test=0, seed=5, workers=1, shard_size=5,
+                         quiet=True)
+        X, y, table = load_arrays(out, "train", metadata=True)
+        X0, y0, table0 = load_arrays(small_dataset, "train", metadata=True)
+        assert np.array_equal(X, X0[:13]) and np.array_equal(y, y0[:13])
+        assert table.tobytes() == table0[:13].tobytes()
+
+    def test_other_seed_differs(self, small_dataset, tiny, tmp_path):
+        out = tmp_path / "seed"
+        generate_dataset(out, preset=tiny, n_train=5, n_val=0, n_test=0, seed=6, workers=1, quiet=True)
+        assert not np.array_equal(load_arrays(out, "train")[0], load_arrays(small_dataset, "train")[0][:5])
+
+    def test_resume_skips_finished_and_redoes_damaged(self, small_dataset, tiny, tmp_path):
+        out = tmp_path / "resume"
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        victim = out / "shards" / "train-00001.h5"
+        victim.write_bytes(victim.read_bytes()[:-100])  # truncated
+        (out / "shards" / "val-00001.h5").unlink()
+        (out / "shards" / "test-00000.h5.tmp").write_bytes(b"partial")
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        assert _bytes(out) == _bytes(small_dataset)
+
+    def test_other_settings_refused(self, small_dataset, tiny):
+        with pytest.raises(ValueError, match="other settings.*seed"):
+            generate_dataset(small_dataset, preset=tiny, n_train=30, n_val=10, n_test=20, seed=6, workers=1,
+                             shard_size=8, quiet=True)
+
+    @pytest.mark.parametrize("kw, name", [(dict(n_train=-1), "n_train"), (dict(seed=-3), "seed"),
+                                          (dict(workers=0), "workers"), (dict(format="tif"), "format"),
+                                          (dict(shard_size=0), "shard_size"), (dict(preset="nope"), "preset")])
+    def test_bad_arguments(self, tmp_path, tiny, kw, name):
+        args = dict(preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+        args.update(kw)
+        with pytest.raises(ValueError, match=name):
+            generate_dataset(tmp_path / "x", **args)
+
+    def test_out_is_a_file(self, tmp_path, tiny):
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(OSError, match="not a directory"):
+            generate_dataset(tmp_path / "file", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+
+    @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+    def test_unwritable_directory(self, tmp_path, tiny):
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(OSError, match="cannot write"):
+                generate_dataset(locked / "data", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+        finally:
+            locked.chmod(0o700)
+
+    def test_bad_path(self, tmp_path, tiny):
+        with pytest.raises(OSError, match="cannot write"):
+            generate_dataset("/proc/diffranet-data", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1,
+                             quiet=True)
+
+    def test_full_disk_keeps_finished_shards(self, tmp_path, tiny, monkeypatch):
+        from diffranet.dataset import generate as generate_module
+
+        real = generate_module.write_shard
+        calls = []
+
+        def write_then_fail(path, *args, **kwargs):
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(generate_module, "write_shard", write_then_fail)
+        out = tmp_path / "full"
+        with pytest.raises(OSError, match="No space left on device.*kept"):
+            generate_dataset(out, preset=tiny, n_train=12, n_val=0, n_test=0, workers=1, shard_size=4, quiet=True)
+        assert [p.name for p in shard_paths(out)] == ["train-00000.h5"]
+
+
+class TestDask:
+    def test_two_workers_match_one(self, small_dataset, tiny, tmp_path):
+        out = tmp_path / "dask"
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=2, shard_size=8,
+                         chunk_size=3, quiet=True)
+        assert _bytes(out) == _bytes(small_dataset)
+
+
+def _cli(out, preset_file):
+    return [sys.executable, "-m", "diffranet", "dataset", "--out", str(out), "--preset", str(preset_file),
+            "--n-train", "200", "--n-val", "0", "--n-test", "0", "--shard-size", "10", "--workers", "1", "--quiet"]
+
+
+class TestKill:
+    def test_resume_after_kill_9(self, tmp_path, quick):
+        # the quick preset with the paper's 300 mosaic domains: ~15 ms per image, 20 shards
+        preset_file = tmp_path / "preset.json"
+        preset_file.write_text(json.dumps(dict(quick.to_dict(), name="kill-test", mosaic_domains=300)))
+        reference = tmp_path / "reference"
+        subprocess.run(_cli(reference, preset_file), check=True, capture_output=True)
+        out = tmp_path / "killed"
+        proc = subprocess.Popen(_cli(out, preset_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not list((out / "shards").glob("*.h5")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proc.poll() is None, "the run finished before it could be killed"
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        n_shards = len(list((out / "shards").glob("*.h5")))
+        assert 1 <= n_shards < 20
+        subprocess.run(_cli(out, preset_file), check=True, capture_output=True)
+        assert _bytes(out) == _bytes(reference)
+        assert json.loads((out / "index.json").read_text())["splits"]["train"]["n_images"] == 200

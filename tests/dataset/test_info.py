@@ -1,0 +1,48 @@
+import pytest
+
+from diffranet.cli import main
+from diffranet.dataset import dataset_info, format_info, write_gallery
+
+
+class TestInfo:
+    def test_counts_and_ranges(self, small_dataset, tiny):
+        info = dataset_info(small_dataset)
+        assert sum(info["splits"]["train"]["class_counts"]) == 30
+        assert info["classes"]["blank"]["n_significant_spots"] == [0, 0, 0]
+        low, _, high = info["classes"]["good"]["n_significant_spots"]
+        assert tiny.good_min <= low <= high < tiny.strong_min
+        assert info["classes"]["weak"]["volume_scale"][0] > 0
+        text = format_info(info)
+        assert "no-crystal" in text and "train" in text
+
+    def test_gallery(self, small_dataset, tmp_path):
+        path = write_gallery(small_dataset, tmp_path / "g.png", per_class=2)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def test_gallery_bad_split(self, small_dataset, tmp_path):
+        with pytest.raises(ValueError, match="split"):
+            write_gallery(small_dataset, tmp_path / "g.png", split="extra")
+
+
+class TestCommand:
+    def test_info_command(self, small_dataset, capsys):
+        assert main(["dataset", "--info", str(small_dataset)]) == 0
+        out = capsys.readouterr().out
+        assert "strong" in out and "gallery" in out
+        assert (small_dataset / "gallery.png").is_file()
+
+    def test_generate_command_pgm(self, tmp_path, capsys):
+        out = tmp_path / "d"
+        assert main(["dataset", "--out", str(out), "--preset", "quick", "--n-train", "6", "--n-val", "2",
+                     "--n-test", "2", "--workers", "1", "--format", "pgm", "--quiet"]) == 0
+        assert "10 images" in capsys.readouterr().out
+        assert len(list(out.glob("*/[1-5]/*.pgm"))) == 10
+
+    def test_needs_out_or_info(self, capsys):
+        assert main(["dataset"]) == 2
+        assert "--out" in capsys.readouterr().err
+
+    def test_bad_path_message(self, capsys):
+        assert main(["dataset", "--out", "/proc/x/y", "--preset", "quick", "--n-train", "1", "--workers", "1",
+                     "--quiet"]) == 2
+        assert "cannot write" in capsys.readouterr().err
