@@ -183,86 +183,123 @@ class SpotProjector {
     const Vec3& k0() const { return k0_; }
     double inv_lambda() const { return inv_lambda_; }
 
-    // Spots of the domain rotated by `rotation` among the candidates.
-    // `near` is scratch space with one flag per candidate.
+    // Per-thread scratch space for project_domain.
+    struct Scratch {
+        std::vector<double> near;  // doubles (not flags): loops of one width vectorise
+        std::vector<int> index;
+        std::vector<double> col_c, row_c, radius, rim_sq, cos_normal, cos_min;
+    };
+
+    // Spots of the domain rotated by `rotation` among the candidates. Three
+    // passes so that the arithmetic vectorises: a shell filter over all
+    // candidates, the footprints of those near the sphere, then the boxes.
     void project_domain(const Candidates& cand, const Mat3& rotation, int domain, std::vector<Spot>& out,
-                        std::vector<unsigned char>& near) const {
-        const double r_out_sq = (inv_lambda_ + r_s_) * (inv_lambda_ + r_s_);
-        const double r_in = std::max(0.0, inv_lambda_ - r_s_);
-        const double r_in_sq = r_in * r_in;
-        // |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0): one dot product per candidate
-        const Vec3 k_rot = rotation.transposed() * k0_;
-        const double k_sq = dot(k0_, k0_);
+                        Scratch& scratch) const {
         const size_t n = cand.gx.size();
-        near.resize(n);
-        out.reserve(n / 4);
         const double* gx = cand.gx.data();
         const double* gy = cand.gy.data();
         const double* gz = cand.gz.data();
         const double* g_sq = cand.g_sq.data();
-        unsigned char* flag = near.data();
+
+        // 1. shell filter: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
+        const double r_out_sq = (inv_lambda_ + r_s_) * (inv_lambda_ + r_s_);
+        const double r_in = std::max(0.0, inv_lambda_ - r_s_);
+        const double r_in_sq = r_in * r_in;
+        const Vec3 k_rot = rotation.transposed() * k0_;
+        const double k_sq = dot(k0_, k0_);
+        scratch.near.resize(n);
+        double* near = scratch.near.data();
 #pragma omp simd
         for (size_t i = 0; i < n; ++i) {
             const double dist_sq = g_sq[i] + k_sq + 2.0 * (gx[i] * k_rot.x + gy[i] * k_rot.y + gz[i] * k_rot.z);
-            flag[i] = dist_sq <= r_out_sq && dist_sq >= r_in_sq;
+            near[i] = (dist_sq <= r_out_sq) & (dist_sq >= r_in_sq) ? 1.0 : 0.0;
         }
-        for (size_t i = 0; i < n; ++i) {
-            if (!flag[i]) continue;
-            const Vec3 from_centre = rotation * Vec3{gx[i], gy[i], gz[i]} + k0_;  // sphere centre to G
-            Spot spot{static_cast<int>(i), domain, 0, 0, 0, 0};
-            add_spot(from_centre, dot(from_centre, from_centre), spot, out);
+        scratch.index.clear();
+        for (size_t i = 0; i < n; ++i)
+            if (near[i] != 0.0) scratch.index.push_back(static_cast<int>(i));
+
+        // 2. footprints
+        const size_t m = scratch.index.size();
+        for (auto* v : {&scratch.col_c, &scratch.row_c, &scratch.radius, &scratch.rim_sq, &scratch.cos_normal,
+                        &scratch.cos_min})
+            v->resize(m);
+        const int* index = scratch.index.data();
+        double* col_c = scratch.col_c.data();
+        double* row_c = scratch.row_c.data();
+        double* radius = scratch.radius.data();
+        double* rim_sq = scratch.rim_sq.data();
+        double* cos_normal = scratch.cos_normal.data();
+        double* cos_min = scratch.cos_min.data();
+        const Footprint fp = footprint_constants();
+        const Mat3 rot = rotation;
+#pragma omp simd
+        for (size_t j = 0; j < m; ++j) {
+            const int i = index[j];
+            const Vec3 from_centre = rot * Vec3{gx[i], gy[i], gz[i]} + fp.k0;  // sphere centre to G
+            footprint(fp, from_centre, col_c[j], row_c[j], radius[j], rim_sq[j], cos_normal[j], cos_min[j]);
+        }
+
+        // 3. boxes of subpixel centres
+        out.reserve(out.size() + m);
+        for (size_t j = 0; j < m; ++j) {
+            if (!(rim_sq[j] > 0.0 && cos_normal[j] > 0.0)) continue;  // the cap misses the sphere or the plane
+            Spot spot{index[j], domain, 0, sub_rows_ - 1, 0, sub_cols_ - 1};
+            // part of the cone running (nearly) parallel to the plane makes the footprint
+            // unbounded: search the whole detector (rare, correct)
+            if (cos_min[j] > 1e-3) {
+                const double c = col_c[j], r = row_c[j], rad = radius[j];
+                if (c + rad < 0.0 || r + rad < 0.0 || c - rad > sub_cols_ || r - rad > sub_rows_)
+                    continue;  // off the detector (also keeps the integer conversions in range)
+                spot.col0 = std::max(0, static_cast<int>(fast_ceil(c - rad)));
+                spot.col1 = std::min(sub_cols_ - 1, static_cast<int>(fast_floor(c + rad)));
+                spot.row0 = std::max(0, static_cast<int>(fast_ceil(r - rad)));
+                spot.row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(r + rad)));
+                if (spot.col0 > spot.col1 || spot.row0 > spot.row1) continue;
+            }
+            out.push_back(spot);
         }
     }
 
   private:
+    // Constants of the footprint computation, copied into the vectorised loop.
+    struct Footprint {
+        Vec3 normal, origin_mm, fast_axis, slow_axis, k0;
+        double plane_distance_mm, inv_step, lambda, inv_lambda, cap_offset_sq;
+    };
+
+    Footprint footprint_constants() const {
+        return {det_.normal, det_.origin_mm, det_.fast_axis, det_.slow_axis, k0_,
+                plane_distance_mm_, inv_step_, lambda_, inv_lambda_, cap_offset_sq_};
+    }
+
     // Footprint on the detector of the spot whose centre is `from_centre` from
-    // the Ewald sphere's centre, as an inclusive box of subpixel centres.
-    void add_spot(const Vec3& from_centre, double dist_sq, Spot spot, std::vector<Spot>& out) const {
+    // the Ewald sphere's centre: centre (col_c, row_c) and radius in subpixels,
+    // plus the quantities that decide whether it is usable (rim_sq > 0: the
+    // ball meets the sphere; cos_normal > 0: towards the detector; cos_min: the
+    // most oblique ray). Free of selects (max(x, 0) = (x + |x|) / 2) so that
+    // the loop over spots vectorises.
+    static void footprint(const Footprint& c, const Vec3& from_centre, double& col_c, double& row_c, double& radius,
+                          double& rim_sq, double& cos_normal, double& cos_min) {
+        const double dist_sq = dot(from_centre, from_centre);
         const double inv_dist = 1.0 / std::sqrt(dist_sq);
         // cap of the sphere (radius R = 1/lambda) inside the ball (radius r_s) around G:
         // its rim lies at distance x from the centre, at radius sqrt(R^2 - x^2)
-        const double x = (dist_sq + cap_offset_sq_) * 0.5 * inv_dist;
-        const double rim_sq = inv_lambda_ * inv_lambda_ - x * x;
-        if (rim_sq <= 0.0) return;
+        const double x = (dist_sq + c.cap_offset_sq) * 0.5 * inv_dist;
+        rim_sq = c.inv_lambda * c.inv_lambda - x * x;
         const Vec3 ray = from_centre * inv_dist;
-        const double cos_normal = dot(ray, det_.normal);
-        if (cos_normal <= 0.0) return;
+        cos_normal = dot(ray, c.normal);
         // half-angle alpha of the cone: sin(alpha) = rim / R; tan(alpha) >= alpha bounds it
-        const double sin_alpha = std::min(1.0, std::sqrt(rim_sq) * lambda_);
-        const double cos_alpha = std::sqrt(1.0 - sin_alpha * sin_alpha);
+        const double sin_alpha = std::sqrt(0.5 * (rim_sq + std::fabs(rim_sq))) * c.lambda;
+        const double cos_alpha_sq = 1.0 - sin_alpha * sin_alpha;
+        const double cos_alpha = std::sqrt(0.5 * (cos_alpha_sq + std::fabs(cos_alpha_sq)));
         // cos(tilt + alpha): the most oblique direction in the cone
-        const double cos_min =
-            cos_normal * cos_alpha - std::sqrt(std::max(0.0, 1.0 - cos_normal * cos_normal)) * sin_alpha;
-        if (cos_min <= 1e-3) {
-            // part of the cone runs (nearly) parallel to the plane: the footprint
-            // is unbounded, so the whole detector is searched (rare, correct)
-            spot.row0 = 0;
-            spot.row1 = sub_rows_ - 1;
-            spot.col0 = 0;
-            spot.col1 = sub_cols_ - 1;
-            out.push_back(spot);
-            return;
-        }
-        const double hit_scale = plane_distance_mm_ / cos_normal;
-        const Vec3 rel = ray * hit_scale - det_.origin_mm;
+        const double sin_normal_sq = 1.0 - cos_normal * cos_normal;
+        cos_min = cos_normal * cos_alpha - std::sqrt(0.5 * (sin_normal_sq + std::fabs(sin_normal_sq))) * sin_alpha;
+        const Vec3 rel = ray * (c.plane_distance_mm / cos_normal) - c.origin_mm;
         // |dp| <= D dtheta / cos^2 along any path of directions within the cone
-        const double radius_sub =
-            plane_distance_mm_ * sin_alpha * (1.0 + 1e-9) / (cos_alpha * cos_min * cos_min) * inv_step_ + 1e-6;
-        const double col_c = dot(rel, det_.fast_axis) * inv_step_ - 0.5;
-        const double row_c = dot(rel, det_.slow_axis) * inv_step_ - 0.5;
-        if (col_c + radius_sub < 0.0 || row_c + radius_sub < 0.0 || col_c - radius_sub > sub_cols_ ||
-            row_c - radius_sub > sub_rows_)
-            return;  // off the detector (also keeps the integer conversions in range)
-        const int col0 = std::max(0, static_cast<int>(fast_ceil(col_c - radius_sub)));
-        const int col1 = std::min(sub_cols_ - 1, static_cast<int>(fast_floor(col_c + radius_sub)));
-        const int row0 = std::max(0, static_cast<int>(fast_ceil(row_c - radius_sub)));
-        const int row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(row_c + radius_sub)));
-        if (col0 > col1 || row0 > row1) return;
-        spot.row0 = row0;
-        spot.row1 = row1;
-        spot.col0 = col0;
-        spot.col1 = col1;
-        out.push_back(spot);
+        radius = c.plane_distance_mm * sin_alpha * (1.0 + 1e-9) / (cos_alpha * cos_min * cos_min) * c.inv_step + 1e-6;
+        col_c = dot(rel, c.fast_axis) * c.inv_step - 0.5;
+        row_c = dot(rel, c.slow_axis) * c.inv_step - 0.5;
     }
 
     const DetectorGeometry& det_;
@@ -272,6 +309,48 @@ class SpotProjector {
     double cap_offset_sq_;  // R^2 - r_s^2
     Vec3 k0_;
 };
+
+// The spots of one band of subpixel rows, in their fixed order.
+struct BandTask {
+    const Spot* first;
+    const Spot* last;
+    int row0, row1;
+};
+
+// Adds |F_cell|^2 |F_latt|^2 of every spot of the band to the subpixels of its
+// box; returns the number of subpixels evaluated. Each subpixel counts for its
+// nearest reflection only, as in the per-pixel loop (ceil(h - 0.5) == h0
+// exactly when -0.5 < h - h0 <= 0.5). Selects instead of branches: adding
+// zero leaves a sum unchanged, so the result equals the branching loop's.
+template <SpotShape kShape>
+long long rasterise_band(const BandTask& task, const Candidates& cand, const std::vector<Mat3>& bases,
+                         const CrystalParams& xtal, const Source& src, const SubpixelDirections& directions,
+                         int sub_cols, double* sub_sum) {
+    const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
+    const Vec3 s0 = src.direction;
+    const double inv_lambda = 1.0 / src.wavelength_A;
+    long long tested = 0;
+    for (const Spot* s = task.first; s != task.last; ++s) {
+        const double h0 = cand.h[s->candidate], k0 = cand.k[s->candidate], l0 = cand.l[s->candidate];
+        const double f_cell_sq = cand.f_sq[s->candidate];
+        const Mat3& basis = bases[s->domain];
+        const int row0 = std::max(s->row0, task.row0), row1 = std::min(s->row1, task.row1);
+        for (int r = row0; r <= row1; ++r) {
+            for (int c = s->col0; c <= s->col1; ++c) {
+                const long long i = static_cast<long long>(r) * sub_cols + c;
+                const Vec3 sv = (directions[i] - s0) * inv_lambda;
+                const double dh = dot(basis.row(0), sv) - h0;
+                const double dk = dot(basis.row(1), sv) - k0;
+                const double dl = dot(basis.row(2), sv) - l0;
+                const double nearest =
+                    (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5) ? 1.0 : 0.0;
+                sub_sum[i] += f_cell_sq * offset_intensity(kShape, dh, dk, dl, na, nb, nc) * nearest;
+            }
+        }
+        tested += static_cast<long long>(row1 - row0 + 1) * (s->col1 - s->col0 + 1);
+    }
+    return tested;
+}
 
 }  // namespace
 
@@ -309,10 +388,10 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
         std::vector<std::vector<Spot>> spots(n_domains);
 #pragma omp parallel num_threads(threads)
         {
-            std::vector<unsigned char> near;
+            SpotProjector::Scratch scratch;
 #pragma omp for schedule(dynamic, 4)
             for (int d = 0; d < n_domains; ++d)
-                projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d], near);
+                projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d], scratch);
         }
 
         // 2. counting sort into row bands, keeping domain order within a band:
@@ -345,36 +424,17 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
         spots.clear();
 
         // 3. the exact formula at each spot's subpixels, one band per task
-        const Vec3 s0 = src.direction;
-        const double inv_lambda = 1.0 / src.wavelength_A;
         std::fill(sub_sum.begin(), sub_sum.end(), 0.0);
         long long tested = 0;
-        const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : tested)
         for (int b = 0; b < n_bands; ++b) {
-            const int band_row0 = b * kBandRows;
-            const int band_row1 = std::min(sub_rows - 1, band_row0 + kBandRows - 1);
-            for (size_t si = band_start[b]; si < band_start[b + 1]; ++si) {
-                const Spot* s = &banded[si];
-                const int h0 = cand.h[s->candidate], k0 = cand.k[s->candidate], l0 = cand.l[s->candidate];
-                const double f_cell_sq = cand.f_sq[s->candidate];
-                const Mat3& basis = bases[s->domain];
-                for (int r = std::max(s->row0, band_row0); r <= std::min(s->row1, band_row1); ++r) {
-                    for (int c = s->col0; c <= s->col1; ++c) {
-                        ++tested;
-                        const size_t i = static_cast<size_t>(r) * sub_cols + c;
-                        const Vec3 sv = (directions[static_cast<long long>(i)] - s0) * inv_lambda;
-                        const double h = dot(basis.row(0), sv), k = dot(basis.row(1), sv), l = dot(basis.row(2), sv);
-                        // a subpixel belongs to its nearest reflection only, as in the per-pixel
-                        // loop: ceil(h - 0.5) == h0 exactly when -0.5 < h - h0 <= 0.5
-                        const double dh = h - h0, dk = k - k0, dl = l - l0;
-                        if (!(dh > -0.5 && dh <= 0.5 && dk > -0.5 && dk <= 0.5 && dl > -0.5 && dl <= 0.5))
-                            continue;
-                        const double latt = offset_intensity(xtal.shape, dh, dk, dl, na, nb, nc);
-                        if (latt != 0.0) sub_sum[i] += f_cell_sq * latt;
-                    }
-                }
-            }
+            const BandTask task{banded.data() + band_start[b], banded.data() + band_start[b + 1], b * kBandRows,
+                                std::min(sub_rows - 1, b * kBandRows + kBandRows - 1)};
+            tested += xtal.shape == SpotShape::kTophat
+                          ? rasterise_band<SpotShape::kTophat>(task, cand, bases, xtal, src, directions, sub_cols,
+                                                               sub_sum.data())
+                          : rasterise_band<SpotShape::kGauss>(task, cand, bases, xtal, src, directions, sub_cols,
+                                                              sub_sum.data());
         }
         stats.subpixels_tested += tested;
 
