@@ -30,6 +30,7 @@ from .shards import (
     FORMAT,
     FORMAT_VERSION,
     SHARD_DIR,
+    SPLITS,
     TABLE_DTYPE,
     build_index,
     shard_name,
@@ -41,8 +42,6 @@ from .shots import ShotRenderer, class_sequence
 
 __all__ = ["generate_dataset", "render_chunk", "plan_shards", "WorkerFailure", "SPLITS", "PAPER_SIZES"]
 
-#: Split names in generation order.
-SPLITS = ("train", "val", "test")
 #: The paper's split sizes.
 PAPER_SIZES = {"train": 10_000, "val": 2_400, "test": 12_600}
 FORMATS = ("hdf5", "pgm", "png")

@@ -37,6 +37,8 @@ __all__ = [
     "write_json_atomic",
 ]
 
+#: Split names in generation order.
+SPLITS = ("train", "val", "test")
 FORMAT = "diffranet-dataset"
 FORMAT_VERSION = 1
 SHARD_DIR = "shards"
@@ -189,12 +191,12 @@ def shard_paths(out_dir):
 
 
 def write_json_atomic(path, data):
-    """Write ``data`` as indented JSON with sorted keys, atomically."""
+    """Write ``data`` as indented JSON, atomically (keys in the dict's order)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
+            json.dump(data, fh, indent=1)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -229,6 +231,7 @@ def build_index(out_dir):
                                 "count": int(attrs["count"]), "sha256": attrs["sha256"]})
     for entry in splits.values():
         entry["shards"].sort(key=lambda s: s["start"])
-    index = {"format": FORMAT, "version": FORMAT_VERSION, "splits": splits}
+    order = sorted(splits, key=lambda name: (SPLITS.index(name) if name in SPLITS else len(SPLITS), name))
+    index = {"format": FORMAT, "version": FORMAT_VERSION, "splits": {name: splits[name] for name in order}}
     write_json_atomic(Path(out_dir) / INDEX_FILE, index)
     return index
