@@ -131,6 +131,52 @@ class TestDask:
                          chunk_size=3, quiet=True)
         assert _bytes(out) == _bytes(small_dataset)
 
+    def test_existing_scheduler(self, small_dataset, tiny, tmp_path):
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            out = tmp_path / "remote"
+            generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, shard_size=8,
+                             scheduler=cluster.scheduler_address, quiet=True)
+        assert _bytes(out) == _bytes(small_dataset)
+
+    def test_no_scheduler_there(self, tmp_path, tiny):
+        with pytest.raises(OSError, match="--scheduler tcp://127.0.0.1:9: cannot connect"):
+            generate_dataset(tmp_path / "x", preset=tiny, n_train=1, n_val=0, n_test=0,
+                             scheduler="tcp://127.0.0.1:9", quiet=True, connect_timeout="1s")
+
+    def test_dead_worker_is_a_clear_error(self):
+        import dask
+
+        from diffranet.dataset.generate import WorkerFailure, _OnDask
+
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            executor = _OnDask(1, None)
+            try:
+                future = executor.client.submit(os._exit, 1, pure=False)
+                with pytest.raises(WorkerFailure, match="a worker died"):
+                    executor.result(future)
+            finally:
+                executor.close()
+
+    def test_worker_failure_keeps_finished_shards(self, tmp_path, tiny, monkeypatch):
+        from diffranet.dataset import generate as generate_module
+
+        calls = []
+
+        def fail_third(handle):
+            calls.append(handle)
+            if len(calls) == 3:
+                raise generate_module.WorkerFailure("a worker died while rendering (test)")
+            return handle
+
+        monkeypatch.setattr(generate_module._InProcess, "result", staticmethod(fail_third))
+        out = tmp_path / "died"
+        with pytest.raises(generate_module.WorkerFailure, match="1 shard.*kept.*resume"):
+            generate_dataset(out, preset=tiny, n_train=12, n_val=0, n_test=0, workers=1, shard_size=4,
+                             chunk_size=2, quiet=True)
+        assert [p.name for p in shard_paths(out)] == ["train-00000.h5"]
+
 
 def _cli(out, preset_file):
     return [sys.executable, "-m", "diffranet", "dataset", "--out", str(out), "--preset", str(preset_file),

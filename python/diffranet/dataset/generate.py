@@ -147,7 +147,7 @@ class _InProcess:
 class _OnDask:
     """Run chunks on a Dask cluster: a LocalCluster, or an existing scheduler."""
 
-    def __init__(self, workers, scheduler):
+    def __init__(self, workers, scheduler, connect_timeout="30s"):
         import logging
 
         from distributed import Client, LocalCluster
@@ -159,7 +159,7 @@ class _OnDask:
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(scheduler, timeout="30s")
+                self.client = Client(scheduler, timeout=connect_timeout)
             except OSError as exc:
                 raise OSError(f"--scheduler {scheduler}: cannot connect ({exc})") from exc
 
@@ -190,7 +190,7 @@ def _progress(total, quiet):
 
 def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_val=PAPER_SIZES["val"],
                      n_test=PAPER_SIZES["test"], seed=0, workers=None, scheduler=None, format="hdf5",
-                     shard_size=500, chunk_size=10, quiet=False):
+                     shard_size=500, chunk_size=10, quiet=False, connect_timeout="30s"):
     """Render a labelled dataset into ``out`` (resuming whatever is there).
 
     Parameters
@@ -216,6 +216,8 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
         Images per task.
     quiet : bool, default False
         No progress bar.
+    connect_timeout : str, default "30s"
+        How long to wait for ``scheduler``.
 
     Returns
     -------
@@ -259,7 +261,7 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
         print(f"diffranet dataset: {out}: {n_done} of {len(plan)} shards present, {total} images to render "
               f"({'scheduler ' + scheduler if scheduler else f'{workers} worker(s)'})", file=sys.stderr)
     if pending:
-        _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet)
+        _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout)
     index = build_index(out)
     if format != "hdf5":
         from .export import export_dataset
@@ -268,7 +270,7 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
     return index
 
 
-def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet):
+def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout):
     preset_json = preset.to_json()
     attrs_common = {"format": FORMAT, "version": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
                     "label_rule": preset.label_rule().to_dict()}
@@ -277,7 +279,7 @@ def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, 
         split, _, start, stop = shard
         for a in range(start, stop, chunk_size):
             chunks.append((shard, a, min(a + chunk_size, stop)))
-    executor = _InProcess() if scheduler is None and workers == 1 else _OnDask(workers, scheduler)
+    executor = _InProcess() if scheduler is None and workers == 1 else _OnDask(workers, scheduler, connect_timeout)
     window = 1 if isinstance(executor, _InProcess) else 4 * (workers if scheduler is None else max(
         len(executor.client.scheduler_info().get("workers", {})), 1))
     buffers = {}
