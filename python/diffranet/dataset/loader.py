@@ -21,7 +21,7 @@ import numpy as np
 from .._validation import check_int
 from .shards import INDEX_FILE, build_index, read_shard
 
-__all__ = ["read_index", "load_arrays", "ShardDataset", "is_dataset_dir"]
+__all__ = ["read_index", "load_arrays", "ShardDataset", "is_dataset_dir"]  # noqa: F822 (built by __getattr__)
 
 
 def is_dataset_dir(path):

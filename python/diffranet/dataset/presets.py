@@ -220,7 +220,8 @@ class Preset:
 PRESETS = {
     "diffranet": Preset(),
     "quick": Preset(name="quick", shape=(64, 64), pixel_size_mm=0.344, mosaic_domains=20, structure_factors=None,
-                    default_F=2000.0, oversample=1, k_sigma=3.0, weak_min=2, good_min=8, strong_min=25, strong_target_max=60),
+                    default_F=2000.0, oversample=1, k_sigma=3.0, weak_min=2, good_min=8, strong_min=25,
+                    strong_target_max=60),
 }
 
 
