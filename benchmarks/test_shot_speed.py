@@ -1,0 +1,78 @@
+"""Whole paper shots per second: Bragg + water + air + the paper's CCD + 8 bit.
+
+The DiffraNet image of the paper's Appendix A (512^2 pixels of 172 um at 80 mm,
+1.5 A, 1e12 photons in 30 um, PSII crystal 9x4x3 cells x 300 domains of 0.5 deg,
+0.1 um scaled by 2.7e7, 10 um water, 5 mm air, fiber-coupled CCD), each shot a
+new orientation and seed. Two ways to use 2 cores:
+
+- ``test_shot_threads``: one process, the core's OpenMP threads;
+- ``test_shots_two_processes``: two single-threaded worker processes, as the
+  dataset generator runs.
+
+Run: ``pytest benchmarks/test_shot_speed.py -s``; ``extra_info`` holds images/s
+and the time of each part (Bragg, background, detector) of one shot.
+"""
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from diffranet import StructureFactors, random_orientation
+from diffranet.demo import paper_simulator
+
+SHOTS = 8
+
+
+def shot(seed, n_threads=None, sf=None):
+    sim = paper_simulator(orientation=random_orientation(seed), structure_factors=sf, n_threads=n_threads,
+                          full=True, volume_scale=2.7e7)
+    return sim.simulate(seed=seed).image8
+
+
+def shots(seeds, n_threads=1):
+    sf = StructureFactors.default_protein()
+    return [int(shot(seed, n_threads, sf).sum()) for seed in seeds]
+
+
+def part_times(n_threads):
+    sim = paper_simulator(orientation=random_orientation(0), structure_factors=StructureFactors.default_protein(),
+                          n_threads=n_threads, full=True, volume_scale=2.7e7)
+    sim.simulate(seed=0)  # warm caches
+    times = {}
+    start = time.perf_counter()
+    expected = sim.bragg(seed=1)
+    times["bragg_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    expected = expected + sim.background_image()
+    times["background_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    counts = sim.response.apply(expected, pixel_size_mm=0.172, seed=1, n_threads=n_threads)
+    sim.response.to_8bit(counts)
+    times["detector_s"] = time.perf_counter() - start
+    return times
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_shot_threads(benchmark, n_threads):
+    sf = StructureFactors.default_protein()
+    seeds = iter(range(10**6))
+    image = benchmark.pedantic(lambda: shot(next(seeds), n_threads, sf), rounds=SHOTS, iterations=1,
+                               warmup_rounds=1)
+    assert image.max() > 0
+    benchmark.extra_info["images_per_s"] = 1.0 / benchmark.stats.stats.mean
+    benchmark.extra_info.update(part_times(n_threads))
+    print(f"\n{n_threads} thread(s): {benchmark.extra_info}")
+
+
+def test_shots_two_processes(benchmark):
+    StructureFactors.default_protein()  # build the cache before the workers start
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        list(pool.map(shots, [[0], [1]]))  # start the workers and load their tables
+
+        def run():
+            return list(pool.map(shots, [list(range(2, 2 + SHOTS, 2)), list(range(3, 3 + SHOTS, 2))]))
+
+        benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info["images_per_s"] = SHOTS / benchmark.stats.stats.mean
+    print(f"\ntwo single-threaded processes: {benchmark.extra_info['images_per_s']:.1f} images/s")
