@@ -66,3 +66,29 @@ class TestShotRenderer:
         image, row = renderer.render(3, "val", 2, label)
         sim = shot_simulator(renderer.preset, row)
         assert np.array_equal(sim.simulate(seed=int(row["seed"])).image8, image)
+
+
+@pytest.fixture(scope="module")
+def paper():
+    """The paper's preset itself: 512 x 512, 300 domains, protein structure factors."""
+    from diffranet.dataset import get_preset
+
+    preset = get_preset("diffranet")
+    return ShotRenderer(preset, preset.load_structure_factors())
+
+
+@pytest.mark.slow
+class TestDiffranetPreset:
+    @pytest.mark.parametrize("label", [0, 1, 2, 3, 4])
+    def test_every_class(self, paper, label):
+        image, row = paper.render(0, "test", label, label)
+        assert image.shape == (512, 512) and row["label"] == label
+        if label >= 2:
+            low, high = paper.rule.class_range(label)
+            assert low <= row["n_significant_spots"] < high
+            assert 0 < row["volume_scale"] <= 2.7e7
+
+    def test_simulator_remakes_a_crystal_image(self, paper):
+        image, row = paper.render(0, "test", 4, 4)
+        sim = shot_simulator(paper.preset, row, structure_factors=paper.structure_factors)
+        assert np.array_equal(sim.simulate(seed=int(row["seed"])).image8, image)
