@@ -22,9 +22,10 @@ SMALL = {
     "head_pool_size": None,
     "epochs": 5,
     "batch_size": 8,
-    "learning_rate": 0.02,
+    "learning_rate": 0.01,
     "momentum": 0.9,
-    "lr_step_epochs": None,
+    "lr_step_epochs": 3,
+    "lr_gamma": 0.2,
     "num_threads": 2,
     "random_state": 0,
 }
