@@ -401,3 +401,17 @@ class TestValidation:
     def test_masks(self, call, match):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_background_oversample_changes_the_image_by_a_second_order_term():
+    # the background is smooth: one sample per pixel agrees with 2 x 2 to ~(pixel/distance)^2
+    from diffranet import Simulator
+
+    det = Detector((64, 64), pixel_size_mm=0.172, distance_mm=80.0)
+    beam = Beam(1.5, fluence=1e22, beam_size_mm=0.03)
+    fine = Simulator(det, beam, background=Background((water(10.0), air(5.0))), oversample=2).background_image()
+    coarse = Simulator(det, beam, background=Background((water(10.0), air(5.0))), oversample=2,
+                       background_oversample=1).background_image()
+    assert fine.min() > 0
+    np.testing.assert_allclose(coarse, fine, rtol=1e-4)
+    assert not np.array_equal(coarse, fine)

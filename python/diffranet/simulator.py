@@ -88,6 +88,10 @@ class Simulator:
         Amorphous scatterers in the beam (water, air, ...); default none.
     beamstop : diffranet.background.Beamstop, optional
         Shadows the background and the Bragg spots behind it.
+    background_oversample : int, optional
+        Subpixels per pixel side for the background, which is smooth on the
+        scale of a pixel (its solid angle and sin(theta)/lambda change by
+        about (pixel / distance)^2 across one); default: ``oversample``.
     response : detector response model, optional
         Turns expected photons into counts and an 8-bit image (e.g.
         ``diffranet.response.CCDResponse``); default: an ideal counter that
@@ -104,7 +108,7 @@ class Simulator:
     """
 
     def __init__(self, detector, beam, crystal=None, oversample=1, n_threads=None, method="auto",
-                 background=None, beamstop=None, response=None):
+                 background=None, beamstop=None, response=None, background_oversample=None):
         for name, value, cls in (("detector", detector, Detector), ("beam", beam, Beam)):
             if not isinstance(value, cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
@@ -124,6 +128,8 @@ class Simulator:
             raise ValueError(f"method='reflection' needs a compact spot_shape (tophat or gauss), "
                              f"got {crystal.spot_shape!r}")
         self.background = background
+        self.background_oversample = (self.oversample if background_oversample is None
+                                      else check_int("background_oversample", background_oversample, minimum=1))
         self.beamstop = beamstop
         self.response = response
         self.last_stats = {}
@@ -182,7 +188,7 @@ class Simulator:
         """Expected background photons per pixel (zeros without a background model)."""
         if self.background is None:
             return np.zeros(self.detector.shape, dtype=np.float32)
-        return self.background.render(self.detector, self.beam, oversample=self.oversample,
+        return self.background.render(self.detector, self.beam, oversample=self.background_oversample,
                                       n_threads=self.n_threads or None)
 
     def simulate(self, seed=0):
@@ -226,6 +232,7 @@ class Simulator:
             "beam": self.beam.to_dict(),
             "crystal": None if self.crystal is None else self.crystal.to_dict(),
             "oversample": self.oversample,
+            "background_oversample": self.background_oversample,
             "method": self.method,
             "background": _component_to_dict(self.background),
             "beamstop": _component_to_dict(self.beamstop),
@@ -245,6 +252,7 @@ class Simulator:
             Beam.from_dict(metadata["beam"]),
             None if crystal is None else Crystal.from_dict(crystal, structure_factors=structure_factors),
             oversample=metadata["oversample"], n_threads=n_threads, method=metadata["method"],
+            background_oversample=metadata.get("background_oversample"),
             background=_component_from_dict(metadata.get("background")),
             beamstop=_component_from_dict(metadata.get("beamstop")),
             response=_component_from_dict(metadata.get("response")))

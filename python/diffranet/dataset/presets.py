@@ -74,6 +74,9 @@ class Preset:
         Amplitude of every reflection when ``structure_factors`` is None.
     oversample : int, default 2
         Subpixels per pixel side (the paper: 2).
+    background_oversample : int, default 1
+        Subpixels per pixel side for the amorphous background, which is smooth
+        on the pixel scale (one sample per pixel agrees with 2 x 2 to 1e-4).
     water_um : float, default 10.0
         Liquid water in the beam (um).
     air_mm : float, default 5.0
@@ -115,6 +118,7 @@ class Preset:
     structure_factors: str = "default_protein"
     default_F: float = 100.0
     oversample: int = 2
+    background_oversample: int = 1
     water_um: float = 10.0
     air_mm: float = 5.0
     psf_fwhm_um: float = 80.0

@@ -167,7 +167,8 @@ class ShotRenderer:
             draws = self._draws(seed, split, index, attempt, label)
             beam = preset.beam(draws["photons"], draws["wavelength_A"])
             if draws["photons"] > 0:
-                background = self.background.render(self.detector, beam, oversample=preset.oversample, n_threads=1)
+                background = self.background.render(self.detector, beam, oversample=preset.background_oversample,
+                                                    n_threads=1)
             else:
                 background = np.zeros(self.detector.shape, dtype=np.float32)
             bragg = np.zeros(self.detector.shape, dtype=np.float32)
@@ -218,4 +219,5 @@ def shot_simulator(preset, row, structure_factors=None, n_threads=None):
         sf = preset.load_structure_factors() if structure_factors is None else structure_factors
         crystal = preset.crystal(np.asarray(row["orientation"]), sf, volume_scale=float(row["volume_scale"]))
     return Simulator(preset.detector(), beam, crystal, oversample=preset.oversample, n_threads=n_threads,
-                     background=preset.background(), response=preset.response())
+                     background=preset.background(), response=preset.response(),
+                     background_oversample=preset.background_oversample)
