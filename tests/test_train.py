@@ -1,5 +1,4 @@
 import json
-import sys
 from pathlib import Path
 
 import joblib
@@ -13,14 +12,11 @@ from diffranet.features import GLCMExtractor
 from diffranet.search.spaces import PAPER_BEST
 from diffranet.train import build_pipeline, evaluate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "features"))
-from synthetic import write_dataset  # noqa: E402
-
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(tmp_path_factory, write_synthetic_dataset):
     out = tmp_path_factory.mktemp("data")
-    write_dataset(out, n_per_class=8, size=48, seed=0)
+    write_synthetic_dataset(out, n_per_class=8, size=48, seed=0)
     return out
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from synthetic import synthetic_images
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +27,7 @@ def spot_images():
 
 
 @pytest.fixture(scope="session")
-def three_classes():
+def three_classes(make_synthetic_images):
     """(train, test) sets of blank (0), no-crystal (1) and crystal (3) 64 x 64 images."""
-    return synthetic_images([0, 1, 3], 30, size=64, seed=0), synthetic_images([0, 1, 3], 30, size=64, seed=1)
+    labels = [0, 1, 3]
+    return make_synthetic_images(labels, 30, size=64, seed=0), make_synthetic_images(labels, 30, size=64, seed=1)
