@@ -63,8 +63,10 @@ class TestSearchClassic:
             search_classic(*tiny_split, max_evals=1, out_dir=tmp_path, space=TINY, resume=True, progress=False)
 
     def test_failed_bovw_evaluations_are_recorded(self, tiny_split, tmp_path):
-        # SIFT finds no keypoints in these one-pixel spots: BoVW trials fail, GLCM ones succeed.
-        space = ClassicSpace(extractors=("glcm", "bovw"), glcm_distances=(1,), glcm_angles=(0,), rf_n_estimators=(10,))
+        # the tiny images hold far fewer distinct SIFT descriptors than 5000 visual words:
+        # every BoVW vocabulary fails to fit and is recorded as a failed trial
+        space = ClassicSpace(extractors=("glcm", "bovw"), glcm_distances=(1,), glcm_angles=(0,), rf_n_estimators=(10,),
+                             bovw_clusters=(5000,))
         result = search_classic(*tiny_split, max_evals=6, out_dir=tmp_path, space=space, progress=False)
         statuses = {t["result"]["status"] for t in result.trials.trials}
         assert statuses == {"ok", "fail"}
