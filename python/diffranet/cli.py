@@ -9,7 +9,7 @@ import sys
 def _cmd_demo(args):
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, seed=args.seed)
+    run_demo(out_dir=args.out, seed=args.seed, preset=args.preset)
 
 
 def _cmd_train(args):
@@ -41,6 +41,8 @@ def build_parser():
     demo = sub.add_parser("demo", help="render example diffraction images and save them")
     demo.add_argument("--out", default="diffranet-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--preset", default="diffranet",
+                      help="dataset preset: diffranet (the paper's set-up), quick, or a JSON file (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
 
     train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it")

@@ -12,10 +12,8 @@ from .background import Background, air, water
 from .crystal import Crystal
 from .geometry import Beam, Detector
 from .io import write_image
-from .orientation import random_orientation
 from .response import paper_ccd
 from .simulator import Simulator
-from .structure_factors import StructureFactors
 
 __all__ = ["paper_simulator", "run_demo"]
 
@@ -40,61 +38,61 @@ def paper_simulator(orientation=None, structure_factors=None, n_threads=None, fu
                      background=Background((water(10.0), air(5.0))), response=paper_ccd())
 
 
-def _save_png(path, image, title, log=True):
+def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
+    """Simulate one shot of each of the five DiffraNet classes.
+
+    Uses the dataset generator's preset (the paper's Appendix A set-up, with
+    classes defined by the number of significant spots, see docs/dataset.md):
+    for each class, one labelled shot written as ``<class>.pgm`` (the 8-bit
+    image, the paper's format) with ``<class>.json`` (its parameters, label
+    quantity and the metadata that re-make it), plus ``gallery.png`` showing
+    the five side by side and ``summary.json``; prints timings.
+    """
+    from .data import CLASS_NAMES
+    from .dataset.presets import get_preset
+    from .dataset.shots import ShotRenderer, shot_simulator
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    preset = get_preset(preset)
+    print(f"diffranet demo: preset {preset.name!r}; loading structure factors (built and cached on first use)")
+    t0 = time.perf_counter()
+    structure_factors = preset.load_structure_factors()
+    print(f"  ready in {time.perf_counter() - t0:.1f} s")
+    renderer = ShotRenderer(preset, structure_factors)
+    summary, images = [], []
+    for label, name in enumerate(CLASS_NAMES):
+        t0 = time.perf_counter()
+        image8, row = renderer.render(seed, "demo", label, label)
+        seconds = time.perf_counter() - t0
+        record = {name: row[name].item() if row[name].ndim == 0 else row[name].tolist() for name in row.dtype.names}
+        record["class"] = name
+        record["seconds"] = round(seconds, 3)
+        record["simulator"] = shot_simulator(preset, row, structure_factors).metadata(int(row["seed"]))
+        write_image(out / f"{name}.pgm", image8)
+        (out / f"{name}.json").write_text(json.dumps(record, indent=1))
+        images.append(image8)
+        summary.append({k: record[k] for k in ("class", "seconds", "n_significant_spots", "volume_scale",
+                                                "photons")})
+        print(f"  {name:>10}: {seconds:.2f} s, {record['n_significant_spots']} significant spots, "
+              f"{record['photons']:.3g} photons -> {out / (name + '.pgm')}")
+    _save_gallery(out / "gallery.png", images, summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"diffranet demo: wrote the five classes and {out / 'gallery.png'}")
+    return summary
+
+
+def _save_gallery(path, images, summary):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
-    if log:
-        positive = image[image > 0]
-        reference = float(np.percentile(positive, 50)) if positive.size else 1.0
-        ax.imshow(np.log10(1.0 + image / reference), cmap="gray_r", origin="upper")
-    else:
-        ax.imshow(image, cmap="gray", origin="upper", vmin=0, vmax=255)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("column (fast axis)")
-    ax.set_ylabel("row (slow axis)")
+    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.9), dpi=100)
+    for ax, image, record in zip(axes, images, summary):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=max(int(np.percentile(image, 99.9)), 1))
+        ax.set_title(f"{record['class']}\n{record['n_significant_spots']} significant spots", fontsize=9)
+        ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def run_demo(out_dir="diffranet-demo", seed=0, n_images=3):
-    """Simulate ``n_images`` shots of randomly oriented crystals in the paper's set-up.
-
-    Each shot is the Bragg image of the paper's crystal (0.1 um, scaled by
-    2.7e7 to 30 um) plus water and air scattering through the paper's CCD.
-    Writes, per shot, ``shot_<i>.pgm`` (the 8-bit image, the paper's format),
-    ``shot_<i>.png`` (a view of it), ``bragg_<i>.png`` (log view of the Bragg
-    photons) and ``shot_<i>.json`` (metadata that re-makes the shot), plus
-    ``summary.json``; prints timings.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    print("diffranet demo: loading the default protein structure factors (built and cached on first use)")
-    t0 = time.perf_counter()
-    sf = StructureFactors.default_protein()
-    print(f"  {sf.n_reflections:,} reflections in {time.perf_counter() - t0:.1f} s")
-    summary = []
-    for i in range(n_images):
-        sim = paper_simulator(orientation=random_orientation(seed + i), structure_factors=sf, full=True,
-                              volume_scale=2.7e7)
-        t0 = time.perf_counter()
-        shot = sim.simulate(seed=seed + i)
-        seconds = time.perf_counter() - t0
-        write_image(out / f"shot_{i}.pgm", shot.image8)
-        (out / f"shot_{i}.json").write_text(json.dumps(shot.metadata))
-        _save_png(out / f"shot_{i}.png", shot.image8, f"8-bit image, orientation seed {seed + i}", log=False)
-        _save_png(out / f"bragg_{i}.png", shot.bragg, f"Bragg photons ({seconds:.2f} s for the whole shot)")
-        record = {"shot": f"shot_{i}.pgm", "seed": seed + i, "seconds": round(seconds, 3),
-                  "bragg_photons": float(shot.bragg.sum(dtype=np.float64)),
-                  "background_photons": float(shot.background.sum(dtype=np.float64)),
-                  "spots_rendered": sim.last_stats.get("spots")}
-        summary.append(record)
-        print(f"  shot {i}: {seconds:.2f} s, {record['bragg_photons']:.3g} Bragg and "
-              f"{record['background_photons']:.3g} background photons -> {out / f'shot_{i}.png'}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"diffranet demo: wrote {n_images} shots to {out}/")
-    return summary
