@@ -325,3 +325,18 @@ class TestSimulate:
                                 rotation_deg=(3.0, -4.0, 2.0), mask=mask)
         result = sim.simulate()
         assert not result.counts[mask].any()
+
+
+def test_core_errors_arrive_as_python_exceptions():
+    # the compiled core throws std::invalid_argument; pybind11 raises ValueError
+    from diffranet import _core
+    from diffranet._core_args import beam_args, detector_args
+
+    det, beam = Detector((4, 4)), Beam(1.0, fluence=1.0)
+    args = dict(**detector_args(det, 1), **beam_args(beam), real_basis_A=np.eye(3) * 50, ncells=np.ones(3), shape=1,
+                domain_rotations=np.eye(3)[None], sf_table=np.zeros((0, 0, 0), np.float32), sf_hkl_min=[0, 0, 0],
+                default_F=1.0, method="reflection", n_threads=1)
+    with pytest.raises(ValueError, match="domain_rotations"):
+        _core.render_bragg(**{**args, "domain_rotations": np.eye(3)})
+    with pytest.raises(ValueError, match="ncells"):
+        _core.render_bragg(**{**args, "ncells": np.ones(2)})
