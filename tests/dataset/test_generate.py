@@ -134,7 +134,7 @@ class TestDask:
     def test_existing_scheduler(self, small_dataset, tiny, tmp_path):
         from distributed import LocalCluster
 
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
             out = tmp_path / "remote"
             generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, shard_size=8,
                              scheduler=cluster.scheduler_address, quiet=True)

@@ -154,8 +154,9 @@ class _OnDask:
 
         self.cluster = None
         if scheduler is None:
+            # dashboard on any free port: another cluster on the default 8787 must not matter
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
             try:
