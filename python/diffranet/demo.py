@@ -24,7 +24,8 @@ def paper_simulator(orientation=None, structure_factors=None, n_threads=None, fu
     512 x 512 pixels of 172 um at 80 mm; 1.5 A; 1e12 photons in a 30 um square;
     photosystem II cell, 9 x 4 x 3 cells per domain, 300 domains in a 0.5 deg
     top-hat; tophat spots, 2 x 2 oversampling. With ``full``, also 10 um of
-    water, 5 mm of air and the paper's CCD.
+    water and 5 mm of air (sampled once per pixel: the background is smooth)
+    and the paper's CCD.
     """
     det = Detector(shape=(512, 512), pixel_size_mm=0.172, distance_mm=80.0)
     beam = Beam(wavelength_A=1.5, fluence=1e12 / (30e-6) ** 2, beam_size_mm=0.03)
@@ -35,7 +36,7 @@ def paper_simulator(orientation=None, structure_factors=None, n_threads=None, fu
     if not full:
         return Simulator(det, beam, xtal, oversample=2, n_threads=n_threads)
     return Simulator(det, beam, xtal, oversample=2, n_threads=n_threads,
-                     background=Background((water(10.0), air(5.0))), response=paper_ccd())
+                     background=Background((water(10.0), air(5.0))), response=paper_ccd(), background_oversample=1)
 
 
 def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
