@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from diffranet.background import Background, LatticeDiffuse
+from diffranet.simulation.background import Background, LatticeDiffuse
 
 
 def best_of(function, rounds=2):

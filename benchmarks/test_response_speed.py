@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from diffranet import Beam, Crystal, Detector, Simulator, random_orientation
-from diffranet.background import Background
-from diffranet.response import PixelArrayResponse, paper_ccd
+from diffranet.simulation.background import Background
+from diffranet.simulation.response import PixelArrayResponse, paper_ccd
 
 PAPER_VOLUME_SCALE = 2.7e7  # (30 um / 0.1 um)^3, Appendix A
 

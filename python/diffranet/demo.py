@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .background import Background, air, water
-from .crystal import Crystal
-from .geometry import Beam, Detector
+from .simulation.background import Background, air, water
+from .simulation.crystal import Crystal
+from .simulation.geometry import Beam, Detector
 from .io import write_image
-from .response import paper_ccd
-from .simulator import Simulator
+from .simulation.response import paper_ccd
+from .simulation.simulator import Simulator
 
 __all__ = ["paper_simulator", "run_demo"]
 

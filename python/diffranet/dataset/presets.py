@@ -18,10 +18,10 @@ import math
 from pathlib import Path
 
 from .._validation import check_int, check_positive
-from ..background import Background, air, water
-from ..crystal import Crystal
-from ..geometry import Beam, Detector
-from ..response import CCDResponse
+from ..simulation.background import Background, air, water
+from ..simulation.crystal import Crystal
+from ..simulation.geometry import Beam, Detector
+from ..simulation.response import CCDResponse
 from .labels import LabelRule
 
 __all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
@@ -190,7 +190,7 @@ class Preset:
         """The structure factors (None when every reflection has ``default_F``)."""
         if self.structure_factors is None:
             return None
-        from ..structure_factors import StructureFactors
+        from ..simulation.structure_factors import StructureFactors
 
         return StructureFactors.default_protein()
 

@@ -26,8 +26,8 @@ import zlib
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from ..orientation import random_orientation
-from ..simulator import Simulator
+from ..simulation.orientation import random_orientation
+from ..simulation.simulator import Simulator
 from .labels import spot_sums, volume_for_count
 from .shards import TABLE_DTYPE
 

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from ._validation import check_finite, check_nonnegative, check_positive, check_seed
+from .._validation import check_finite, check_nonnegative, check_positive, check_seed
 
 __all__ = ["StructureFactors"]
 

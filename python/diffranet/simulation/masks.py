@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_fraction, check_int, check_seed
+from .._validation import check_fraction, check_int, check_seed
 
 __all__ = ["bad_pixel_mask", "module_gap_mask"]
 

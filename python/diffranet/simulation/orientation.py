@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_finite, check_int, check_positive, check_rotation, check_seed
+from .._validation import check_finite, check_int, check_positive, check_rotation, check_seed
 
 __all__ = [
     "check_cell",

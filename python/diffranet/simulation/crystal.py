@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_choice, check_int, check_nonnegative, check_positive, check_rotation
+from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_rotation
 from .orientation import check_cell, real_space_basis
 
 __all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS"]

@@ -7,26 +7,26 @@ import sys
 
 
 def _cmd_demo(args):
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(out_dir=args.out, seed=args.seed, preset=args.preset)
 
 
 def _cmd_train(args):
-    from .search.spaces import default_configuration
-    from .train import train_classic
+    from ..search.spaces import default_configuration
+    from ..train import train_classic
 
     train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed, args.jobs)
 
 
 def _cmd_search_classic(args):
-    from .search.classic import run_search_classic
+    from ..search.classic import run_search_classic
 
     run_search_classic(args.data, args.out, args.max_evals, args.resume, args.seed, args.jobs)
 
 
 def _cmd_dataset(args):
-    from .dataset.command import run_dataset_command
+    from .dataset import run_dataset_command
 
     run_dataset_command(args)
 

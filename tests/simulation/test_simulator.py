@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from bragg_reference import bragg_reference
 from diffranet import Beam, Crystal, Detector, Simulator, StructureFactors, random_orientation
-from diffranet.orientation import misset_to_rotation
+from diffranet.simulation.orientation import misset_to_rotation
 
 
 def small_simulator(shape="tophat", oversample=2, **crystal_kw):
@@ -330,7 +330,7 @@ class TestSimulate:
 def test_core_errors_arrive_as_python_exceptions():
     # the compiled core throws std::invalid_argument; pybind11 raises ValueError
     from diffranet import _core
-    from diffranet._core_args import beam_args, detector_args
+    from diffranet.simulation._core_args import beam_args, detector_args
 
     det, beam = Detector((4, 4)), Beam(1.0, fluence=1.0)
     args = dict(**detector_args(det, 1), **beam_args(beam), real_basis_A=np.eye(3) * 50, ncells=np.ones(3), shape=1,

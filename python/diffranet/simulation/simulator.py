@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
+from .. import _core
 from ._core_args import beam_args, detector_args
-from ._validation import check_choice, check_int, check_seed
+from .._validation import check_choice, check_int, check_seed
 from .response import to_8bit
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
 from .geometry import Beam, Detector
@@ -84,9 +84,9 @@ class Simulator:
         only); ``"pixel"`` evaluates every subpixel x source x domain (any
         shape); ``"auto"`` picks ``"reflection"`` whenever the spot shape allows.
         Both give the same image.
-    background : diffranet.background.Background, optional
+    background : diffranet.simulation.background.Background, optional
         Amorphous scatterers in the beam (water, air, ...); default none.
-    beamstop : diffranet.background.Beamstop, optional
+    beamstop : diffranet.simulation.background.Beamstop, optional
         Shadows the background and the Bragg spots behind it.
     background_oversample : int, optional
         Subpixels per pixel side for the background, which is smooth on the
@@ -94,7 +94,7 @@ class Simulator:
         about (pixel / distance)^2 across one); default: ``oversample``.
     response : detector response model, optional
         Turns expected photons into counts and an 8-bit image (e.g.
-        ``diffranet.response.CCDResponse``); default: an ideal counter that
+        ``diffranet.simulation.response.CCDResponse``); default: an ideal counter that
         records the expected photons.
 
     Examples

@@ -1,4 +1,4 @@
-"""Tests for diffranet.orientation: cells, reference setting, orientations, nanoBragg conversions."""
+"""Tests for diffranet.simulation.orientation: cells, reference setting, orientations, nanoBragg conversions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from diffranet.orientation import (
+from diffranet.simulation.orientation import (
     check_cell,
     misset_to_rotation,
     orientation_from_reciprocal_basis,

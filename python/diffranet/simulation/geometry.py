@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._validation import (
+from .._validation import (
     check_finite,
     check_fraction,
     check_int,
@@ -110,7 +110,7 @@ class Detector:
         ndarray, float64, shape (rows * oversample, cols * oversample, 3)
             Read-only.
         """
-        from . import _core
+        from .. import _core
         from ._core_args import detector_args
 
         cache = self.__dict__.setdefault("_directions", {})

@@ -29,9 +29,9 @@ import math
 
 import numpy as np
 
-from . import _core
+from .. import _core
 from ._core_args import beam_args, detector_args
-from ._validation import check_choice, check_finite, check_int, check_nonnegative, check_positive
+from .._validation import check_choice, check_finite, check_int, check_nonnegative, check_positive
 from .geometry import Beam, Detector
 
 __all__ = [

@@ -10,7 +10,7 @@ import pytest
 
 from bragg_reference import R_E_SQ_M2, polarization, subpixel_positions
 from diffranet import Beam, Detector
-from diffranet.background import (
+from diffranet.simulation.background import (
     AVOGADRO_PER_MOL,
     AmorphousMaterial,
     Background,
@@ -21,7 +21,7 @@ from diffranet.background import (
     incoherent_scattering,
     water,
 )
-from diffranet.masks import bad_pixel_mask, module_gap_mask
+from diffranet.simulation.masks import bad_pixel_mask, module_gap_mask
 
 
 def background_reference(background, det, beam, oversample):

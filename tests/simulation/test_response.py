@@ -13,8 +13,8 @@ import pytest
 from scipy import integrate, ndimage, stats
 from scipy.signal import fftconvolve
 
-from diffranet.masks import module_gap_mask
-from diffranet.response import (
+from diffranet.simulation.masks import module_gap_mask
+from diffranet.simulation.response import (
     FIBER_G_PER_FWHM,
     CCDResponse,
     PixelArrayResponse,

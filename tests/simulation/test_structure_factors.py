@@ -1,4 +1,4 @@
-"""Tests of diffranet.structure_factors: tables, symmetry, readers, Fcalc, default protein."""
+"""Tests of diffranet.simulation.structure_factors: tables, symmetry, readers, Fcalc, default protein."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import gemmi
 import numpy as np
 import pytest
 
-from diffranet import structure_factors as sfmod
-from diffranet.structure_factors import StructureFactors
+from diffranet.simulation import structure_factors as sfmod
+from diffranet.simulation.structure_factors import StructureFactors
 
 P212121 = "P 21 21 21"
 

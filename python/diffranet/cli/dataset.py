@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .generate import generate_dataset
-from .info import dataset_info, format_info, write_gallery
+from ..dataset.generate import generate_dataset
+from ..dataset.info import dataset_info, format_info, write_gallery
 
 __all__ = ["run_dataset_command"]
 

@@ -14,7 +14,7 @@ X-ray photons per pixel, float32) into what a detector records:
 
 The pieces are public pure functions too: :func:`poisson`, :func:`apply_psf`,
 :func:`psf_kernel`, :func:`calibration_map`, :func:`to_8bit`; module gaps come
-from :func:`diffranet.masks.module_gap_mask`.
+from :func:`diffranet.simulation.masks.module_gap_mask`.
 
 Every random draw is a pure function of (seed, stream, pixel), the pixel
 being its (row, column) on the whole detector, so an image does not depend on
@@ -32,9 +32,9 @@ import time
 import numpy as np
 from scipy.special import ndtr
 
-from . import _core
+from .. import _core
 from .masks import module_gap_mask
-from ._validation import (
+from .._validation import (
     check_choice,
     check_fraction,
     check_int,
@@ -641,7 +641,7 @@ class PixelArrayResponse(_DetectorResponse):
         Largest count a pixel holds (Pilatus: a 20-bit counter, 2^20 - 1).
     module_shape : tuple of int, optional
         ``(rows, cols)`` of one module; with it the pixels in the gaps
-        between modules (:func:`diffranet.masks.module_gap_mask`) read 0.
+        between modules (:func:`diffranet.simulation.masks.module_gap_mask`) read 0.
         Default: one seamless module.
     gap_px : int or tuple of int, default (17, 7)
         Dead rows and columns between modules (Pilatus).

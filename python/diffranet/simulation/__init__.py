@@ -1,0 +1,29 @@
+"""The simulator: parameters (detector, beam, crystal, structure factors), the
+amorphous background, the detector response, and the :class:`Simulator` that
+turns them into an image through the compiled core. See ``docs/physics.md``.
+"""
+
+from .background import Background, Beamstop, air, water
+from .crystal import Crystal
+from .geometry import Beam, Detector
+from .orientation import random_orientation
+from .response import CCDResponse, PixelArrayResponse, paper_ccd
+from .simulator import SimulationResult, Simulator
+from .structure_factors import StructureFactors
+
+__all__ = [
+    "Background",
+    "Beam",
+    "Beamstop",
+    "CCDResponse",
+    "Crystal",
+    "Detector",
+    "PixelArrayResponse",
+    "SimulationResult",
+    "Simulator",
+    "StructureFactors",
+    "air",
+    "paper_ccd",
+    "random_orientation",
+    "water",
+]
