@@ -18,13 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .classes import CLASS_NAMES, MISS_LABELS  # noqa: F401  (re-exported)
 from .io import read_image, supported_extensions
-
-#: Class names in label order (label k is DiffraNet class folder k + 1).
-CLASS_NAMES = ("blank", "no-crystal", "weak", "good", "strong")
-
-#: Labels of the classes without diffraction (discarded by a hit finder).
-MISS_LABELS = (0, 1)
 
 #: Image extensions read from class folders.
 IMAGE_EXTENSIONS = (".pgm", ".png")

@@ -49,7 +49,7 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
     quantity and the metadata that re-make it), plus ``gallery.png`` showing
     the five side by side and ``summary.json``; prints timings.
     """
-    from .data import CLASS_NAMES
+    from .classes import CLASS_NAMES
     from .dataset.presets import get_preset
     from .dataset.shots import ShotRenderer, shot_simulator
 

@@ -21,7 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from ._validation import check_choice
-from .data import CLASS_NAMES, MISS_LABELS, has_split, load_split
+from .classes import CLASS_NAMES, MISS_LABELS
+from .data import has_split, load_split
 from .features import BoVWExtractor, GLCMExtractor, LBPExtractor
 
 

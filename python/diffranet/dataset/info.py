@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int
-from ..data import CLASS_NAMES
+from ..classes import CLASS_NAMES
 from .loader import read_index
 from .shards import read_shard
 
