@@ -164,6 +164,12 @@ def _max_scattering_vector(detector, wavelength_A):
     return best
 
 
+def _solid_angle_bound(detector):
+    """Largest solid angle of one pixel: its area over the squared distance of the detector plane (sr)."""
+    ratio = detector.pixel_size_mm / detector.distance_mm
+    return ratio * ratio
+
+
 def _largest_F(crystal):
     """Largest structure-factor amplitude the crystal's reflections can have."""
     largest = float(crystal.default_F)
@@ -182,7 +188,7 @@ def _bragg_terms(sim, method):
     work, memory = {}, {}
     na, nb, nc = (float(n) for n in xtal.ncells)
     if method == "pixel":
-        work["subpixels x sources x mosaic_domains"] = n_sub * n_sources * n_domains
+        work["subpixels x sources x domains (shape, oversample, Beam steps, mosaic_domains)"] = n_sub * n_sources * n_domains
     else:
         real = np.asarray(xtal.real_basis_A, dtype=float)
         volume_A3 = abs(float(np.linalg.det(real)))
@@ -192,27 +198,35 @@ def _bragg_terms(sim, method):
         theta = min(math.pi, spread_rad * (0.5 if xtal.mosaic_distribution == "tophat" else 2.0))
         g_max = _max_scattering_vector(det, wavelength_A) + r_s
         shell = r_s + theta * g_max
-        ball = 4.0 / 3.0 * math.pi * g_max ** 3
-        candidates = volume_A3 * min(2.0 * math.pi * g_max ** 2 * shell, ball) + 1.0
+        # lattice points in a region number at most its volume, grown by the reach of one reciprocal cell,
+        # over the cell's volume 1 / volume_A3
+        reach = 0.5 * float(np.sum(np.linalg.norm(recip, axis=0)))
+        ball = 4.0 / 3.0 * math.pi * (g_max + reach) ** 3
+
+        def in_shell(half_width):
+            radius = g_max + half_width + 2.0 * reach
+            return volume_A3 * min(2.0 * math.pi * radius * radius * (half_width + reach), ball)
+
+        candidates = in_shell(shell)
         index_max = sorted(math.floor(g_max * float(np.linalg.norm(row))) + 1 for row in real)
         lines = (2.0 * index_max[0] + 1.0) * (2.0 * index_max[1] + 1.0)
-        spots = n_domains * min(candidates, volume_A3 * 2.0 * math.pi * g_max ** 2 * r_s + 1.0)
+        spots = n_domains * min(candidates, in_shell(r_s))
         # footprint radius (subpixels) of one spot: D alpha / cos^3 over the subpixel side, alpha ~ r_s lambda
         cos_min = max(1e-3, _largest_cos_angle(det))
         radius = det.distance_mm * r_s * wavelength_A / cos_min ** 3 * sim.oversample / det.pixel_size_mm
         box = min((2.0 * radius + 2.0) ** 2, n_sub)
-        work["candidate reflections (wavelength, cell, detector angles)"] = n_sources * (candidates + lines)
-        work["candidates x mosaic_domains"] = n_sources * candidates * n_domains
-        work["spot subpixels (spots x footprint)"] = n_sources * spots * box
-        memory["candidate reflections"] = _CANDIDATE_BYTES * candidates
+        work["candidate reflections (wavelength_A, cell, detector angles, mosaic_spread_deg)"] = n_sources * (candidates + lines)
+        work["candidate reflections x domains (mosaic_domains)"] = n_sources * candidates * n_domains
+        work["spot subpixels (mosaic_domains, ncells, wavelength_A, distance_mm / pixel_size_mm, oversample)"] = n_sources * spots * box
+        memory["candidate reflections (wavelength_A, cell, detector angles, mosaic_spread_deg)"] = _CANDIDATE_BYTES * candidates
         memory["spots (mosaic_domains x reflections)"] = _SPOT_BYTES * spots
-        memory["subpixel sums"] = 8.0 * n_sub + 8.0 * n_domains * (n_sub / sim.oversample / 8.0 + 1.0)
+        memory["subpixel sums (shape, oversample, mosaic_domains)"] = 8.0 * n_sub + 8.0 * n_domains * (n_sub / sim.oversample / 8.0 + 1.0)
     memory["subpixel directions (shape x oversample^2)"] = 24.0 * n_sub
     photons = {
         "r_e^2 x fluence": _ELECTRON_RADIUS_SQ_M2 * _fluence(beam),
-        "|F|^2 (default_F, structure_factors)": _largest_F(xtal) ** 2,
-        "(Na Nb Nc)^2 (ncells)": (na * nb * nc) ** 2,
-        "pixel solid angle (pixel_size_mm / distance_mm)^2": (det.pixel_size_mm / det.distance_mm) ** 2,
+        "|F|^2 (default_F, structure_factors)": _largest_F(xtal) * _largest_F(xtal),
+        "(Na Nb Nc)^2 (ncells)": (na * nb * nc) * (na * nb * nc),
+        "pixel solid angle (pixel_size_mm / distance_mm)^2": _solid_angle_bound(det),
         "volume_scale": float(xtal.volume_scale),
     }
     return work, memory, photons
@@ -236,7 +250,7 @@ def _background_terms(sim):
     scatterers = background.scatterers() if hasattr(background, "scatterers") else ()
     n_sources, _ = _sources(beam)
     n_sub = _subpixels(det, sim.background_oversample)
-    work = {"background subpixels x sources x materials": n_sub * n_sources * max(1, len(scatterers))}
+    work = {"background subpixels x sources x materials (shape, background_oversample, Beam steps)": n_sub * n_sources * max(1, len(scatterers))}
     memory = {"background subpixel directions": 24.0 * n_sub if sim.background_oversample != sim.oversample else 0.0}
     strength = 0.0
     beam_size = getattr(beam, "beam_size_mm", None)
@@ -247,7 +261,7 @@ def _background_terms(sim):
                 table = table + np.asarray(material.incoherent, dtype=float)
             strength += float(material.molecules(beam_size)) * float(np.max(table, initial=0.0))
     photons = {"r_e^2 x fluence x molecules x (F^2 + S) x solid angle":
-               _ELECTRON_RADIUS_SQ_M2 * _fluence(beam) * strength * (det.pixel_size_mm / det.distance_mm) ** 2}
+               _ELECTRON_RADIUS_SQ_M2 * _fluence(beam) * strength * _solid_angle_bound(det)}
     return work, memory, photons
 
 
