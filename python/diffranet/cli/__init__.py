@@ -55,16 +55,25 @@ def build_parser():
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (main may run again with another one)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _show_progress_messages(quiet):
     """Send the package's log messages (progress of long steps) to stderr, unless ``quiet``."""
     logger = logging.getLogger("diffranet")
-    handler = next((h for h in logger.handlers if getattr(h, "_diffranet_cli", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("diffranet: %(message)s"))
-        handler._diffranet_cli = True
         logger.addHandler(handler)
-    handler.setStream(sys.stderr)  # the current stderr (main may be called again with another one)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
