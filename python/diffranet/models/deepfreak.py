@@ -394,17 +394,11 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- network
 
     def _network_kwargs(self):
-        return {
-            "width": self.width,
-            "stem_kernel": self.stem_kernel,
-            "stem_stride": self.stem_stride,
-            "stem_pool_size": self.stem_pool_size,
-            "stem_pool_stride": self.stem_pool_stride,
-            "stage_strides": tuple(self.stage_strides),
-            "head_pool_size": self.head_pool_size,
-            "head_pool_stride": self.head_pool_stride,
-            "input_size": self.input_size,
-        }
+        from .topology import TOPOLOGY_PARAMETERS
+
+        kwargs = {name: getattr(self, name) for name in TOPOLOGY_PARAMETERS}
+        kwargs["stage_strides"] = tuple(kwargs["stage_strides"])
+        return dict(kwargs, input_size=self.input_size)
 
     def _build_network(self, n_classes):
         from .resnet import build_resnet
