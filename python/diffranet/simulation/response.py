@@ -31,6 +31,7 @@ import math
 import time
 
 import numpy as np
+import scipy.fft
 from scipy.special import ndtr
 
 from .. import _core
@@ -303,31 +304,39 @@ def _gauss_half_cached(sigma, enclosed_fraction, max_radius):
     return half
 
 
-def _fft_size(n):
-    """Smallest power of two >= max(n, 2)."""
-    return 1 << max(1, (int(n) - 1).bit_length())
-
-
 @functools.lru_cache(maxsize=8)
 def _fiber_spectrum(g, enclosed_fraction, shape):
-    """Real spectrum of the fiber kernel on the zero-padded FFT grid for images of ``shape``."""
+    """The fiber kernel on the zero-padded FFT grid for images of ``shape``: its real spectrum and the grid.
+
+    The kernel sits with its centre at (0, 0) and negative offsets wrapped
+    round; a grid of at least (rows + ry) x (cols + rx) keeps the circular
+    convolution free of wrap-around on the image's pixels.
+    """
     rows, cols = shape
     kernel = _fiber_kernel_cached(g, enclosed_fraction, max(rows, cols) - 1)
     radius = kernel.shape[0] // 2
     # offsets beyond the image's extent along an axis never connect two pixels
     ry, rx = min(radius, rows - 1), min(radius, cols - 1)
-    cut = np.ascontiguousarray(kernel[radius - ry:radius + ry + 1, radius - rx:radius + rx + 1])
-    spectrum = _core.kernel_spectrum(cut, _fft_size(rows + ry), _fft_size(cols + rx), 0)
+    grid_shape = (scipy.fft.next_fast_len(rows + ry, real=True), scipy.fft.next_fast_len(cols + rx, real=True))
+    grid = np.zeros(grid_shape)
+    grid[np.ix_(np.arange(-ry, ry + 1) % grid_shape[0], np.arange(-rx, rx + 1) % grid_shape[1])] = \
+        kernel[radius - ry:radius + ry + 1, radius - rx:radius + rx + 1]
+    # a kernel even in both axes has a real spectrum
+    spectrum = scipy.fft.rfft2(grid, workers=1).real
     spectrum.setflags(write=False)
-    return spectrum
+    return spectrum, grid_shape
 
 
 def _convolve(image, kind, fwhm_px, enclosed_fraction, n_threads):
     """Validated-input PSF convolution (image float32 C-contiguous)."""
     rows, cols = image.shape
     if kind == "fiber":
-        spectrum = _fiber_spectrum(fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, (rows, cols))
-        return _core.convolve_fft(image, spectrum, n_threads)
+        spectrum, grid_shape = _fiber_spectrum(fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, (rows, cols))
+        # each 1-D transform is computed whole by one worker: the result does not depend on their number
+        workers = n_threads if n_threads > 0 else -1
+        product = scipy.fft.rfft2(image.astype(np.float64), s=grid_shape, workers=workers)
+        product *= spectrum
+        return scipy.fft.irfft2(product, s=grid_shape, workers=workers)[:rows, :cols].astype(np.float32)
     half = _gauss_half_cached(fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max(rows, cols) - 1)
     return _core.convolve_separable(image, half, n_threads)
 
@@ -364,7 +373,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
     -----
     The Gaussian is separable and applied directly (two 1-D passes); the
     fiber kernel, a few hundred pixels wide, is applied by zero-padded FFT
-    (radix 2, double precision) with its spectrum cached per image shape.
+    (:mod:`scipy.fft`, double precision) with its spectrum cached per image shape.
 
     Examples
     --------
