@@ -21,9 +21,9 @@ from sklearn.svm import SVC
 
 from .._atomic import atomic_write
 from .._validation import check_choice
-from ..dataset.loader import has_split, load_split
+from ..dataset.loader import load_split
 from ..features import BoVWExtractor, GLCMExtractor, LBPExtractor
-from .metrics import evaluate
+from .metrics import evaluate, evaluate_splits
 
 __all__ = ["build_classifier", "build_extractor", "build_pipeline", "evaluate", "save_model", "train_classic"]
 
@@ -137,13 +137,7 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=None):
     model.fit(X, y)
     metrics = {"train_seconds": time.perf_counter() - start}
     log(f"fitted in {metrics['train_seconds']:.1f} s")
-    for split in ("val", "test"):
-        if has_split(data_dir, split):
-            metrics[split] = evaluate(model, *load_split(data_dir, split))
-            log(
-                f"{split}: accuracy {metrics[split]['accuracy']:.4f}, "
-                f"hit/miss accuracy {metrics[split]['hit_miss_accuracy']:.4f}"
-            )
+    metrics.update(evaluate_splits(model, data_dir, log=log))
     save_model(model, out, config, metrics)
     log(f"saved {out}")
     return model, metrics

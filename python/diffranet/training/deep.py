@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from ..dataset.loader import has_split, is_dataset_dir, load_split
-from .metrics import evaluate
+from ..dataset.loader import is_dataset_dir, load_split
+from .metrics import evaluate_splits
 
 __all__ = ["train_deepfreak"]
 
@@ -55,9 +55,5 @@ def train_deepfreak(data_dir, log=None, **params):
     model.fit(X, y)
     metrics = {"train_seconds": time.perf_counter() - start}
     log(f"fitted in {metrics['train_seconds']:.1f} s")
-    for split in ("val", "test"):
-        if has_split(data_dir, split):
-            metrics[split] = evaluate(model, *_split(data_dir, split))
-            log(f"{split}: accuracy {metrics[split]['accuracy']:.4f}, "
-                f"hit/miss accuracy {metrics[split]['hit_miss_accuracy']:.4f}")
+    metrics.update(evaluate_splits(model, data_dir, log=log, load=_split))
     return model, metrics

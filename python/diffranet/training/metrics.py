@@ -6,8 +6,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from ..classes import CLASS_NAMES, MISS_LABELS
+from ..dataset.loader import has_split, load_split
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_splits"]
 
 
 def evaluate(model, X, y):
@@ -32,3 +33,32 @@ def evaluate(model, X, y):
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
         "n_images": int(len(y)),
     }
+
+
+def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load_split):
+    """:func:`evaluate` on each of ``splits`` that ``data_dir`` holds.
+
+    Parameters
+    ----------
+    model : fitted classifier
+    data_dir : path-like
+        Either layout read by :func:`diffranet.dataset.loader.load_split`.
+    splits : sequence of str, default ("val", "test")
+    log : callable, optional
+        Receives one line per split scored.
+    load : callable, default load_split
+        ``load(data_dir, split) -> (X, y)``.
+
+    Returns
+    -------
+    dict
+        Split name -> :func:`evaluate` result, for the splits present.
+    """
+    scores = {}
+    for split in splits:
+        if has_split(data_dir, split):
+            scores[split] = evaluate(model, *load(data_dir, split))
+            if log is not None:
+                log(f"{split}: accuracy {scores[split]['accuracy']:.4f}, "
+                    f"hit/miss accuracy {scores[split]['hit_miss_accuracy']:.4f}")
+    return scores
