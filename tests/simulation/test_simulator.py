@@ -105,8 +105,8 @@ class TestScaling:
     def test_proportional_to_fluence(self):
         sim = small_simulator("tophat")
         image = sim.bragg()
-        sim.beam = Beam(1.2, fluence_photons_per_m2=3e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
-                        divergence_steps=2, polarization_fraction=0.9)
+        sim = sim.with_(beam=Beam(1.2, fluence_photons_per_m2=3e24, dispersion=0.02, dispersion_steps=2,
+                                  divergence_mrad=1.0, divergence_steps=2, polarization_fraction=0.9))
         np.testing.assert_allclose(sim.bragg(), 3 * image, rtol=1e-6)
 
     def test_proportional_to_f_squared(self):
@@ -321,8 +321,7 @@ class TestSimulate:
         mask = np.zeros((32, 40), bool)
         mask[5:9, :] = True
         sim = small_simulator("tophat")
-        sim.detector = Detector(shape=(32, 40), pixel_size_mm=0.5, distance_mm=50.0, beam_center_mm=(9.0, 7.0),
-                                rotation_deg=(3.0, -4.0, 2.0), mask=mask)
+        sim = sim.with_(detector=sim.detector.with_(mask=mask))
         result = sim.simulate()
         assert not result.counts[mask].any()
 
