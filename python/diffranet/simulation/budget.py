@@ -116,7 +116,8 @@ class Estimate:
     memory_bytes : float
         Peak memory of the largest buffers (bytes).
     max_photons : float
-        Upper bound of the expected photons of one pixel (Bragg plus background).
+        Upper bound of the expected photons of one pixel (Bragg plus background),
+        and of the Bragg image before ``volume_scale`` multiplies it.
     work_terms, memory_terms, photon_terms : dict
         What each estimate is made of, by name, for the error messages.
     """
@@ -227,7 +228,8 @@ def _bragg_terms(sim, method):
         "|F|^2 (default_F, structure_factors)": _largest_F(xtal) * _largest_F(xtal),
         "(Na Nb Nc)^2 (ncells)": (na * nb * nc) * (na * nb * nc),
         "pixel solid angle (pixel_size_mm / distance_mm)^2": _solid_angle_bound(det),
-        "volume_scale": float(xtal.volume_scale),
+        # the image is rendered first and scaled after: both must fit
+        "volume_scale": max(1.0, float(xtal.volume_scale)),
     }
     return work, memory, photons
 
