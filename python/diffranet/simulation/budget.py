@@ -25,7 +25,7 @@ progress through the ``diffranet.simulation.budget`` logger (INFO).
 Examples
 --------
 >>> from diffranet import Beam, Crystal, Detector, Simulator
->>> sim = Simulator(Detector((64, 64)), Beam(1.0, fluence=1e24),
+>>> sim = Simulator(Detector((64, 64)), Beam(1.0, fluence_photons_per_m2=1e24),
 ...                 Crystal((50, 60, 70, 90, 90, 90), ncells=(5, 5, 5), mosaic_domains=10))
 >>> cost = estimate(sim)
 >>> bool(cost.work < 1e8), bool(cost.memory_bytes < 1e8)
@@ -135,7 +135,7 @@ class Estimate:
 def _fluence(beam):
     """Photons per m^2 of ``beam`` (whatever the attribute is called)."""
     value = getattr(beam, "fluence_photons_per_m2", None)
-    return float(beam.fluence if value is None else value)
+    return float(beam.fluence_photons_per_m2 if value is None else value)
 
 
 def _sources(beam):

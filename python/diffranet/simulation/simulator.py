@@ -104,7 +104,7 @@ class Simulator:
     Examples
     --------
     >>> from diffranet import Simulator, Detector, Beam, Crystal
-    >>> sim = Simulator(Detector(shape=(64, 64)), Beam(1.5, fluence=1e24),
+    >>> sim = Simulator(Detector(shape=(64, 64)), Beam(1.5, fluence_photons_per_m2=1e24),
     ...                 Crystal((50, 60, 70, 90, 90, 90), ncells=(5, 5, 5)))
     >>> img = sim.bragg(seed=0)
     >>> img.shape, img.dtype
@@ -139,7 +139,6 @@ class Simulator:
         if budget is not None and not isinstance(budget, Budget):
             raise ValueError(f"budget must be a Budget or None, got {type(budget).__name__}")
         self.budget = Budget() if budget is None else budget
-        self.last_stats = {}
 
     def _structure_factor_table(self):
         sf = self.crystal.structure_factors
@@ -154,7 +153,7 @@ class Simulator:
         return _core.mosaic_rotations(xtal.mosaic_domains, math.radians(xtal.mosaic_spread_deg),
                                       MOSAIC_DISTRIBUTIONS[xtal.mosaic_distribution], seed)
 
-    def bragg(self, seed=0, method=None):
+    def bragg(self, seed=0, method=None, return_stats=False):
         """Expected Bragg photons per pixel, without noise.
 
         Parameters
@@ -163,12 +162,17 @@ class Simulator:
             Draws the mosaic domains' misorientations.
         method : {"auto", "reflection", "pixel"}, optional
             Overrides the simulator's renderer for this call.
+        return_stats : bool, default False
+            Also return the renderer's counters.
 
         Returns
         -------
-        ndarray, float32, shape detector.shape
+        image : ndarray, float32, shape detector.shape
             r_e^2 x fluence x solid angle x polarisation x |F_cell|^2 x |F_latt|^2,
             averaged over subpixels, sources and mosaic domains.
+        stats : dict
+            Only with ``return_stats``: the renderer used (``"method"``) and its
+            work counters (e.g. ``"spots"``, ``"subpixels_tested"``).
         """
         if self.crystal is None:
             raise ValueError("this Simulator has no crystal: bragg() needs one (simulate() works without)")
@@ -188,10 +192,10 @@ class Simulator:
                 domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
                 default_F=xtal.default_F, method=method, n_threads=self.n_threads,
                 directions=det.subpixel_directions(self.oversample))
-        self.last_stats = dict(stats, method=method)
         if xtal.volume_scale != 1.0:
             image *= np.float32(xtal.volume_scale)
-        return check_photons(image, "Bragg photons")
+        image = check_photons(image, "Bragg photons")
+        return (image, dict(stats, method=method)) if return_stats else image
 
     def background_image(self):
         """Expected background photons per pixel (zeros without a background model)."""
