@@ -153,7 +153,7 @@ class TestProgress:
 
 def test_overflow_before_volume_scale_is_refused():
     # the Bragg image is rendered, then scaled: a zero volume_scale must not hide an overflowing render
-    sim = Simulator(Detector((1, 1)), Beam(1.5, fluence=1e24), crystal(ncells=(1, 1, 1), default_F=1e25,
+    sim = Simulator(Detector((1, 1)), Beam(1.5, fluence_photons_per_m2=1e24), crystal(ncells=(1, 1, 1), default_F=1e25,
                                                                        volume_scale=0.0))
     with pytest.raises(ValueError, match="float32"):
         sim.simulate()

@@ -63,7 +63,7 @@ parameters = st.fixed_dictionaries({
     }),
     "beam": st.fixed_dictionaries({
         "wavelength_A": plain_or_extreme(1.5, 1e-4, 1e4),
-        "fluence": plain_or_extreme(1e24, 1e-10, 1e40, zero=True),
+        "fluence_photons_per_m2": plain_or_extreme(1e24, 1e-10, 1e40, zero=True),
         "beam_size_mm": st.one_of(st.none(), plain_or_extreme(0.03, 1e-6, 1e3)),
         "polarization_fraction": st.floats(0.0, 1.0),
         "dispersion": st.one_of(st.just(0.0), st.floats(0.0, 0.99)),
