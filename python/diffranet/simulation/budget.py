@@ -33,8 +33,8 @@ Examples
 >>> try:
 ...     check(sim, Budget(max_work=10.0))
 ... except ValueError as error:
-...     print(str(error)[:48])
-the render would need about 7e+03 evaluations, m
+...     print(str(error).split(";")[0])
+the render would need about 1.8e+05 evaluations, more than the budget's max_work=10
 """
 
 from __future__ import annotations
