@@ -16,10 +16,10 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
                         int n_threads) {
     const int threads = resolve_threads(n_threads);
     std::vector<double> along_rows(static_cast<std::size_t>(rows) * cols, 0.0);
-    ParallelRun rows_pass(nullptr, "convolve_separable");
+    ParallelRun errors(nullptr, "convolve_separable");
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; ++r) {
-        rows_pass.task([&] {
+        errors.task([&] {
             const float* src = in + static_cast<std::ptrdiff_t>(r) * cols;
             double* dst = along_rows.data() + static_cast<std::ptrdiff_t>(r) * cols;
             for (int d = -radius; d <= radius; ++d) {
@@ -30,15 +30,14 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
             }
         });
     }
-    rows_pass.finish();
-    ParallelRun columns_pass(nullptr, "convolve_separable");
+    errors.finish();
 #pragma omp parallel num_threads(threads)
     {
         std::vector<double> acc;
-        columns_pass.task([&] { acc.resize(cols); });
+        errors.task([&] { acc.resize(cols); });
 #pragma omp for schedule(static)
         for (int r = 0; r < rows; ++r) {
-            columns_pass.task([&] {
+            errors.task([&] {
                 for (int c = 0; c < cols; ++c) acc[c] = 0.0;
                 const int d_lo = r - radius < 0 ? -r : -radius;
                 const int d_hi = r + radius >= rows ? rows - 1 - r : radius;
@@ -52,7 +51,7 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
             });
         }
     }
-    columns_pass.finish();
+    errors.finish();
 }
 
 }  // namespace diffranet
