@@ -46,7 +46,7 @@ double domain_sum(const DomainArrays& dom, const Vec3& s, const CrystalParams& x
         hs[d] = h;
         ks[d] = k;
         ls[d] = l;
-        latt[d] = lattice_intensity(kShape, h, k, l, na, nb, nc);
+        latt[d] = lattice_intensity<kShape>(h, k, l, na, nb, nc);
     }
     double sum = 0.0;
     for (int d = 0; d < n; ++d) {
