@@ -78,6 +78,8 @@ void render(const BraggProblem& p, float* image, int n_threads, const RunControl
                 latt.resize(domains.size());
                 hkl.resize(3 * domains.size());
                 for (int col = 0; col < det.cols; ++col) {
+                    if (run.stopped()) return;
+                    run.poll();  // a pixel is many domains: poll (cheaply) at each
                     const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
                         const Source& src = p.beam.sources[j];
                         const Vec3 s = (diffracted - src.direction) * (1.0 / src.wavelength_A);
