@@ -314,7 +314,8 @@ struct DomainSet {
 
 // Per-thread working space of the band tasks (reused from band to band).
 struct BandScratch {
-    std::vector<int> domains;      // domains whose spot passes the shell test
+    std::vector<double> near;      // 1 where a domain's spot passes the shell test (doubles: vectorises)
+    std::vector<int> domains;      // the domains whose spot passes it
     // their footprints, one array per field so that the loop computing them vectorises
     std::vector<double> col_c, row_c, radius, rim_sq, cos_max, cos_min;
     std::vector<double> sums;      // subpixel sums of the band, row-major
@@ -417,6 +418,7 @@ void render_band(const SourcePass& pass, const int* first, const int* last, int 
     const DomainSet& dom = pass.domains;
     const int n_domains = dom.size();
     const int sub_cols = g.sub_cols;
+    scratch.near.resize(n_domains);
     scratch.domains.resize(n_domains);
     for (auto* v : {&scratch.col_c, &scratch.row_c, &scratch.radius, &scratch.rim_sq, &scratch.cos_max,
                     &scratch.cos_min})
@@ -444,12 +446,17 @@ void render_band(const SourcePass& pass, const int* first, const int* last, int 
         const int clip0 = std::max(ubox.row0, row0), clip1 = std::min(ubox.row1, row1);
 
         // 1. shell test of every domain: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
+        double* near = scratch.near.data();
+#pragma omp simd
+        for (int d = 0; d < n_domains; ++d) {
+            const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
+            near[d] = static_cast<double>((dist_sq <= r_out_sq) & (dist_sq >= r_in_sq));
+        }
         int* passing = scratch.domains.data();
         int m = 0;
         for (int d = 0; d < n_domains; ++d) {
-            const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
             passing[m] = d;
-            m += (dist_sq <= r_out_sq) & (dist_sq >= r_in_sq);
+            m += near[d] != 0.0;
         }
 
         // 2. footprints of the passing domains' spots
