@@ -183,20 +183,19 @@ typedef double Lanes __attribute__((vector_size(4 * sizeof(double))));
 typedef long long LaneMask __attribute__((vector_size(4 * sizeof(double))));
 static_assert(sizeof(Lanes) == kLanes * sizeof(double), "four lanes");
 
-inline Lanes load_lanes(const double* p) {
-    Lanes v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-inline void store_lanes(double* p, const Lanes& v) { std::memcpy(p, &v, sizeof v); }
-// value where keep, +0.0 elsewhere (adding +0.0 leaves a sum of non-negative terms unchanged)
-inline Lanes select(const LaneMask& keep, const Lanes& value) {
+// (by reference: passing vectors by value would tie the ABI to the instruction set)
+inline void load_lanes(const double* p, Lanes& v) { std::memcpy(&v, p, sizeof v); }
+// p[lane] += value[lane] where keep, else += +0.0 (which leaves a sum of
+// non-negative terms unchanged)
+inline void add_where(double* p, const LaneMask& keep, const Lanes& value) {
     LaneMask bits;
     std::memcpy(&bits, &value, sizeof bits);
     bits &= keep;
-    Lanes out;
-    std::memcpy(&out, &bits, sizeof out);
-    return out;
+    Lanes kept, sums;
+    std::memcpy(&kept, &bits, sizeof kept);
+    std::memcpy(&sums, p, sizeof sums);
+    sums += kept;
+    std::memcpy(p, &sums, sizeof sums);
 }
 
 // Smallest integer >= x, clamped to [0, n]; largest integer <= x, clamped to
@@ -370,7 +369,10 @@ long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, dou
         // blocks of kLanes columns (the band's arrays are padded): most spots are
         // at most that wide, so this is one branch-free block per row
         for (int col = box.col0; col <= box.col1; col += kLanes) {
-            const Lanes x = load_lanes(sx + col), y = load_lanes(sy + col), z = load_lanes(sz + col);
+            Lanes x, y, z;
+            load_lanes(sx + col, x);
+            load_lanes(sy + col, y);
+            load_lanes(sz + col, z);
             // the per-pixel loop's arithmetic, lane by lane: dot(a, S) - h0, ...
             const Lanes dh = ax * x + ay * y + az * z - h0;
             const Lanes dk = bx * x + by * y + bz * z - k0;
@@ -389,7 +391,7 @@ long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, dou
                 for (int lane = 0; lane < kLanes; ++lane)
                     value[lane] = f_cell_sq * offset_intensity<kShape>(dh[lane], dk[lane], dl[lane], na, nb, nc);
             }
-            store_lanes(sums + col, load_lanes(sums + col) + select(keep, value));
+            add_where(sums + col, keep, value);
         }
     }
     return static_cast<long long>(box.row1 - box.row0 + 1) * (box.col1 - box.col0 + 1);
@@ -411,7 +413,7 @@ struct SourcePass {
 // Renders the spots of the band's candidates into the band's subpixel rows
 // [row0, row1], then adds the band's pixels to pixel_sum.
 template <SpotShape kShape, bool kCheckNearest>
-void render_band(const SourcePass& pass, const int* first, const int* last, int row0, int row1,
+__attribute__((target_clones("avx2", "default"))) void render_band(const SourcePass& pass, const int* first, const int* last, int row0, int row1,
                  BandScratch& scratch, ParallelRun& run, double* pixel_sum, ReflectionStats& stats) {
     const FootprintGeometry& g = pass.geometry;
     const Candidates& cand = pass.cand;
