@@ -360,15 +360,21 @@ long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, dou
     const double bx = basis.m[1][0], by = basis.m[1][1], bz = basis.m[1][2];
     const double cx = basis.m[2][0], cy = basis.m[2][1], cz = basis.m[2][2];
     const Lanes lane_index = {0.0, 1.0, 2.0, 3.0};
+    // f_cell^2 times the tophat's height squared (the scalar expression's order)
+    const double tophat_height = compact_lattice_amplitude<SpotShape::kTophat>(0.0, na * nb * nc);
+    const double tophat_value = f_cell_sq * (tophat_height * tophat_height);
     for (int r = box.row0; r <= box.row1; ++r) {
         const size_t offset = static_cast<size_t>(r - row0) * sub_cols;
         const double* sx = scratch.sx.data() + offset;
         const double* sy = scratch.sy.data() + offset;
         const double* sz = scratch.sz.data() + offset;
         double* sums = scratch.sums.data() + offset;
-        // blocks of kLanes columns (the band's arrays are padded): most spots are
-        // at most that wide, so this is one branch-free block per row
-        for (int col = box.col0; col <= box.col1; col += kLanes) {
+        // aligned blocks of kLanes columns (the band's arrays are padded): most
+        // spots are at most that wide, so this is one or two branch-free blocks
+        // per row; alignment lets the domains of one reflection, which add to
+        // the same subpixels one after the other, reuse each other's stores
+        const double first = static_cast<double>(box.col0), last = static_cast<double>(box.col1);
+        for (int col = box.col0 & ~(kLanes - 1); col <= box.col1; col += kLanes) {
             Lanes x, y, z;
             load_lanes(sx + col, x);
             load_lanes(sy + col, y);
@@ -377,16 +383,16 @@ long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, dou
             const Lanes dh = ax * x + ay * y + az * z - h0;
             const Lanes dk = bx * x + by * y + bz * z - k0;
             const Lanes dl = cx * x + cy * y + cz * z - l0;
-            LaneMask keep = lane_index <= static_cast<double>(box.col1 - col);
+            const Lanes column = lane_index + static_cast<double>(col);
+            LaneMask keep = (column >= first) & (column <= last);
             if constexpr (kCheckNearest)
                 keep &= (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5);
             Lanes value;
             if constexpr (kShape == SpotShape::kTophat) {
                 const Lanes sh = dh * na, sk = dk * nb, sl = dl * nc;
                 const Lanes r2 = sh * sh + sk * sk + sl * sl;
-                const double f = compact_lattice_amplitude<kShape>(0.0, na * nb * nc);  // the tophat's height
                 keep &= r2 < kTophatRadiusSq;
-                value = f_cell_sq * (f * f) + Lanes{};
+                value = tophat_value + Lanes{};
             } else {
                 for (int lane = 0; lane < kLanes; ++lane)
                     value[lane] = f_cell_sq * offset_intensity<kShape>(dh[lane], dk[lane], dl[lane], na, nb, nc);
