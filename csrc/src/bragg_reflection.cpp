@@ -327,10 +327,11 @@ struct BandScratch {
 void band_scattering_vectors(const SubpixelSampler& sampler, const Source& src, int row0, int row1, int sub_cols,
                              BandScratch& scratch) {
     const size_t size = static_cast<size_t>(row1 - row0 + 1) * sub_cols;
-    // padded by kLanes: the last row's final block reads past its end (and adds zeros)
-    scratch.sx.assign(size + kLanes, 0.0);
-    scratch.sy.assign(size + kLanes, 0.0);
-    scratch.sz.assign(size + kLanes, 0.0);
+    // padded by kLanes: the last row's final block reads past its end (lanes
+    // that are masked out; resize keeps the padding's zeros from the first band)
+    scratch.sx.resize(size + kLanes);
+    scratch.sy.resize(size + kLanes);
+    scratch.sz.resize(size + kLanes);
     const double inv_lambda = 1.0 / src.wavelength_A;
     for (int r = row0; r <= row1; ++r) {
         const size_t offset = static_cast<size_t>(r - row0) * sub_cols;
