@@ -354,7 +354,7 @@ void band_scattering_vectors(const SubpixelSampler& sampler, const Source& src, 
 // smaller than half a reciprocal cell along every axis (rho < N / 2), every
 // subpixel it lights is nearest to it and kCheckNearest may be false.
 template <SpotShape kShape, bool kCheckNearest>
-long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, double l0, double f_cell_sq,
+__attribute__((always_inline)) inline long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, double l0, double f_cell_sq,
                     const CrystalParams& xtal, int row0, int sub_cols, BandScratch& scratch) {
     const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
     const double ax = basis.m[0][0], ay = basis.m[0][1], az = basis.m[0][2];
