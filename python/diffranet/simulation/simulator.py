@@ -180,8 +180,8 @@ class Simulator:
             default_F=xtal.default_F, method=method, n_threads=self.n_threads,
             directions=det.subpixel_directions(self.oversample))
         self.last_stats = dict(stats, method=method)
-        if xtal.volume_scale != 1.0:
-            image *= np.float32(xtal.volume_scale)
+        if xtal.intensity_scale != 1.0:
+            image *= np.float32(xtal.intensity_scale)
         return image
 
     def background_image(self):
