@@ -66,7 +66,7 @@ class TestNonBragg:
 
     @staticmethod
     def render(material, wavelength_A, program="nonbragg"):
-        beam = Beam(wavelength_A, fluence=1.1111e21, beam_size_mm=0.03)
+        beam = Beam(wavelength_A, fluence_photons_per_m2=1.1111e21, beam_size_mm=0.03)
         return Background(materials=(material,)).render(paper_detector(program), beam)
 
     @pytest.mark.parametrize("name", ["water", "air"])
@@ -138,7 +138,7 @@ class TestNanoBragg:
         # the cubic cases' fudge = a^2 / N^4 makes nanoBragg's reciprocal-space radius our (dh N)^2
         xtal = Crystal(cell, ncells=case["ncells"], spot_shape=case["shape"], default_F=case["default_F"],
                        orientation=orientation, tophat_volume=tophat_volume)
-        beam = Beam(case["wavelength_A"], fluence=case["fluence"])
+        beam = Beam(case["wavelength_A"], fluence_photons_per_m2=case["fluence"])
         return Simulator(det, beam, xtal, oversample=case["oversample"]).bragg()
 
     @pytest.mark.parametrize("name", ["sinc_triclinic_misset", "gauss_cubic_fudge"])
@@ -178,7 +178,7 @@ class TestNanoBragg:
         det = Detector((pixels, pixels), pixel_mm, case["distance_mm"])
         xtal = Crystal(case["cell"], ncells=case["ncells"], spot_shape="gauss", default_F=case["default_F"],
                        orientation=misset_to_rotation(*case["misset_deg"]))
-        image = Simulator(det, Beam(1.5, fluence=case["fluence"]), xtal, oversample=2).bragg()
+        image = Simulator(det, Beam(1.5, fluence_photons_per_m2=case["fluence"]), xtal, oversample=2).bragg()
         assert correlation(image, images["gauss_cubic_fudge"]) < 0.9
 
 
