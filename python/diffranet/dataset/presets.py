@@ -92,7 +92,7 @@ class Preset:
     compton : bool, default True
         Add the inelastic (Compton) scattering of the water and air: 4.4 % of
         their elastic background at the paper's geometry, 0.3 % near the beam
-        to 7 % in the corners. The lattice-disorder diffuse term is left out
+        to 8 % in the corners. The lattice-disorder diffuse term is left out
         (it scales with the crystal's volume; see docs/background.md).
     psf_fwhm_um : float, default 46.0
         Fiber-optic PSF FWHM (um): noisify's default (Holton et al. 2012).
