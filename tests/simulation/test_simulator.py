@@ -40,6 +40,22 @@ class TestAgainstReference:
         assert reference.max() > 0 and np.count_nonzero(reference) > 20
         assert np.abs(image - reference).max() <= 1e-5 * reference.max()
 
+    @pytest.mark.parametrize("method", ["reflection", "pixel"])
+    def test_nanobragg_tophat_volume(self, method):
+        # nanoBragg's tophat: F_latt = Na Nb Nc inside the sphere, with the volume scale on top
+        sim = small_simulator("tophat", tophat_volume="nanobragg", volume_scale=3.0)
+        image = sim.bragg(seed=1, method=method)
+        reference = bragg_reference(sim, seed=1)
+        assert reference.max() > 0 and np.count_nonzero(reference) > 20
+        assert np.abs(image - reference).max() <= 1e-5 * reference.max()
+        # the spots are the same, 4/3 pi 0.63^3 = 1.0474 times brighter than the default's
+        default = small_simulator("tophat", volume_scale=3.0).bragg(seed=1, method=method)
+        np.testing.assert_allclose(image, default * (4 / 3 * np.pi * 0.63**3), rtol=1e-6, atol=1e-6 * image.max())
+
+    def test_tophat_volume_ignored_for_other_shapes(self):
+        gauss = small_simulator("gauss", tophat_volume="nanobragg").bragg(seed=1)
+        np.testing.assert_array_equal(gauss, small_simulator("gauss").bragg(seed=1))
+
     @pytest.mark.parametrize("shape", ["tophat", "gauss"])
     def test_reflection_renderer_equals_pixel_loop(self, shape):
         sim = small_simulator(shape, oversample=3, mosaic_domains=7)
@@ -275,6 +291,8 @@ class TestValidation:
         (dict(orientation=np.diag([1.0, 1.0, -1.0])), "orientation"),
         (dict(orientation=np.ones((2, 2))), "orientation"),
         (dict(structure_factors=[1, 2, 3]), "structure_factors"),
+        (dict(tophat_volume="cctbx"), "tophat_volume"),
+        (dict(tophat_volume=["sinc"]), "tophat_volume"),
     ])
     def test_crystal(self, kwargs, match):
         with pytest.raises(ValueError, match=match):

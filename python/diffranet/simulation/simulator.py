@@ -217,8 +217,8 @@ class Simulator:
                 domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
                 default_F=xtal.default_F, method=method, n_threads=self.n_threads,
                 directions=det.subpixel_directions(self.oversample))
-        if xtal.volume_scale != 1.0:
-            image *= np.float32(xtal.volume_scale)
+        if xtal.intensity_scale != 1.0:
+            image *= np.float32(xtal.intensity_scale)
         image = check_photons(image, "Bragg photons")
         return (image, dict(stats, method=method)) if return_stats else image
 
