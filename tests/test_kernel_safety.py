@@ -18,7 +18,7 @@ def bragg_simulator(n_threads, shape=(48, 48), domains=4, spot_shape="tophat", o
     det = Detector(shape=shape, pixel_size_mm=0.172, distance_mm=60.0)
     xtal = Crystal((60, 70, 80, 90, 90, 90), ncells=(5, 5, 5), mosaic_domains=domains, mosaic_spread_deg=0.5,
                    spot_shape=spot_shape, orientation=random_orientation(1))
-    return Simulator(det, Beam(1.5, fluence=1e24, beam_size_mm=0.03), xtal, oversample=oversample,
+    return Simulator(det, Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03), xtal, oversample=oversample,
                      n_threads=n_threads)
 
 
@@ -26,7 +26,7 @@ RENDERS = {
     "bragg_reflection": lambda n_threads: bragg_simulator(n_threads).bragg(method="reflection"),
     "bragg_pixel": lambda n_threads: bragg_simulator(n_threads).bragg(method="pixel"),
     "background": lambda n_threads: Background((water(10.0),)).render(
-        Detector((48, 48), 0.172, 60.0), Beam(1.5, fluence=1e24, beam_size_mm=0.03), oversample=2,
+        Detector((48, 48), 0.172, 60.0), Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03), oversample=2,
         n_threads=n_threads),
 }
 
@@ -68,7 +68,7 @@ LONG_RENDERS = {
     "bragg_reflection": lambda: bragg_simulator(2, shape=(512, 512), domains=200000, oversample=2).bragg(),
     "bragg_pixel": lambda: bragg_simulator(2, shape=(512, 512), domains=5000, spot_shape="sinc").bragg(),
     "background": lambda: Background((water(10.0),)).render(
-        Detector((4096, 4096), 0.05, 60.0), Beam(1.5, fluence=1e24, beam_size_mm=0.03), oversample=16, n_threads=2),
+        Detector((4096, 4096), 0.05, 60.0), Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03), oversample=16, n_threads=2),
 }
 
 
