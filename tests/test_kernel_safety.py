@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from diffranet import Beam, Crystal, Detector, Simulator, _core, random_orientation
-from diffranet.background import Background, water
+from diffranet.simulation.background import Background, water
 
 
 def bragg_simulator(n_threads, shape=(48, 48), domains=4, spot_shape="tophat", oversample=2):
