@@ -6,12 +6,6 @@ import argparse
 import sys
 
 
-def _cmd_demo(args):
-    from ..demo import run_demo
-
-    run_demo(out_dir=args.out, seed=args.seed, preset=args.preset)
-
-
 def _cmd_train(args):
     from ..search.spaces import default_configuration
     from ..train import train_classic
@@ -38,12 +32,10 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="render example diffraction images and save them")
-    demo.add_argument("--out", default="diffranet-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--preset", default="diffranet",
-                      help="dataset preset: diffranet (the paper's set-up), quick, or a JSON file (default: %(default)s)")
-    demo.set_defaults(func=_cmd_demo)
+    from . import demo, evaluate
+
+    demo.add_parser(sub)
+    evaluate.add_parser(sub)
 
     train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it")
     train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
