@@ -82,6 +82,16 @@ def _check_model(model):
     return names
 
 
+def _unrecorded_input(model, data):
+    """An old joblib model records no input geometry: it is given the data's 8-bit images as they are."""
+    if getattr(model, "metadata", {}).get("kind") != "joblib" or data.images is None:
+        return model
+    from ..inference import Preprocessing, SavedModel
+
+    return SavedModel(model.estimator, model.class_names, Preprocessing(shape=data.images.shape[1:]),
+                      model.metadata)
+
+
 def _model_images(model, data, progress):
     """The 8-bit images the model scores: the data's own, or its frames preprocessed for this model."""
     shape = tuple(model.preprocessing.shape)
@@ -145,6 +155,7 @@ def evaluate_model(model, data, name=None, batch_size=256, progress=False):
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     names = _check_model(model)
+    model = _unrecorded_input(model, data)
     start = time.perf_counter()
     images = _model_images(model, data, progress)
     proba = _predict(model, images, int(batch_size), progress)

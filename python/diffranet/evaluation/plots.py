@@ -15,6 +15,7 @@ one-pixel Bragg spots stay visible.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -263,14 +264,15 @@ def gallery_figure(images, titles, path, title, columns=6, panel_px=256, shared_
     scaling += ", values beyond clipped" + (
         "" if factor == 1 else f"; each displayed pixel is the maximum of {factor} x {factor} detector pixels")
     size = panel_px / _DPI
-    fig = _figure(columns * size * 1.02, rows * (size + 0.55) + 0.6)
+    fig = _figure(columns * size * 1.02, rows * (size + 0.55) + 0.9)
     for k, ((image, _), caption, (vmin, vmax)) in enumerate(zip(shown, titles, windows)):
         ax = fig.add_subplot(rows, columns, k + 1)
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(caption if shared_scale else f"{caption}\n[{vmin}-{vmax}]", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{title}\n{scaling}", fontsize=8)
+    width_chars = int(columns * size * 15)  # about 15 characters of 8 pt per inch
+    fig.suptitle("\n".join(textwrap.wrap(title, width_chars) + textwrap.wrap(scaling, width_chars)), fontsize=8)
     return _save(fig, path), scaling
 
 
