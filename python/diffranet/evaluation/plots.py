@@ -41,9 +41,12 @@ def _figure(width, height):
 
 
 def _save(fig, path):
+    from .._atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 

@@ -17,12 +17,12 @@ import base64
 import html
 import json
 import math
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from . import plots
 
 __all__ = ["write_report", "to_json"]
@@ -46,9 +46,8 @@ def to_json(value):
 
 
 def _write_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def _slug(name):
