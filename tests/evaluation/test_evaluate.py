@@ -164,3 +164,17 @@ class TestRealFrames:
         (tmp_path / "x.txt").write_text("")
         with pytest.raises(ValueError, match=".csv"):
             load_labelled_data(tmp_path / "x.txt")
+
+
+class TestTrainingLog:
+    def test_deepfreak_style_log_is_reported_and_drawn(self, tmp_path, first_pixel_model):
+        class Logged(type(first_pixel_model.estimator)):
+            loss_curve_ = [1.2, 0.7, 0.4]
+            validation_scores_ = [0.5, 0.7, 0.8]
+
+        model = SavedModel(Logged(), CLASS_NAMES, Preprocessing(shape=(8, 8)))
+        result = evaluate([model], hand_data(), tmp_path, names=["cnn"], progress=False)
+        document = json.loads((tmp_path / "metrics.json").read_text())
+        assert document["training_log"] == {"loss": [1.2, 0.7, 0.4], "validation_accuracy": [0.5, 0.7, 0.8]}
+        assert read_png(tmp_path / "training-cnn.png").std() > 0
+        assert tmp_path / "training-cnn.png" in result["figures"]
