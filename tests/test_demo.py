@@ -1,21 +1,52 @@
-"""`diffranet demo` renders one labelled shot of every class."""
+"""`diffranet demo` end to end at a reduced size: render, train, classify, report."""
 
 import json
 
-from diffranet.cli import main
+import numpy as np
+from PIL import Image
+
 from diffranet.classes import CLASS_NAMES
-from diffranet.io import read_image
+from diffranet.cli import main
+from diffranet.dataset import load_arrays
+from diffranet.inference import load_model
 
 
-def test_demo_writes_one_shot_per_class(tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--preset", "quick"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [record["class"] for record in summary] == list(CLASS_NAMES)
-    for record in summary:
-        image = read_image(tmp_path / f"{record['class']}.pgm")
-        assert image.shape == (64, 64) and image.dtype.name == "uint8"
-    blank, no_crystal = summary[0], summary[1]
-    assert blank["photons"] == 0 and no_crystal["photons"] > 0
-    spots = [record["n_significant_spots"] for record in summary]
-    assert spots[0] == spots[1] == 0 and 0 < spots[2] < spots[3] < spots[4]
-    assert (tmp_path / "gallery.png").stat().st_size > 0
+def test_demo_renders_trains_and_reports(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--preset", "quick", "--size", "25", "--workers", "1",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    report = tmp_path / "report"
+    assert f"report: {report / 'index.html'}" in out
+
+    # the rendered test set: every class, labels consistent with their label quantity
+    data_dir = tmp_path / "data" / "quick-seed0-n25"
+    X, y, table = load_arrays(data_dir, "test", metadata=True)
+    assert X.shape == (25, 64, 64) and set(y.tolist()) == set(range(5))
+    assert (table["n_significant_spots"][y <= 1] == 0).all() and (table["n_significant_spots"][y >= 2] > 0).all()
+    assert load_arrays(data_dir, "train")[0].shape == (50, 64, 64)
+
+    # metrics.json agrees with the confusion matrix and with the saved model's own predictions
+    document = json.loads((report / "metrics.json").read_text())
+    matrix = np.array(document["confusion_matrix"])
+    assert matrix.shape == (5, 5) and matrix.sum(axis=1).tolist() == np.bincount(y, minlength=5).tolist()
+    assert document["accuracy"] == np.trace(matrix) / 25
+    predicted = load_model(tmp_path / "model.dfm").predict_proba(X).argmax(axis=1)
+    assert (predicted == y).mean() == document["accuracy"]
+    hit, hit_pred = y >= 2, predicted >= 2
+    assert document["hitmiss_accuracy"] == (hit == hit_pred).mean()
+    assert document["hitmiss_accuracy"] > 0.6  # the model has learnt something (chance: ~0.5)
+    assert sum(document["data"]["class_counts"].values()) == 25
+
+    # the report: the PNGs decode, the gallery shows two shots per class, the page embeds them
+    for name in ("gallery.png", "roc.png", "precision-recall.png", "accuracy-by-spots.png", "confusion-model.dfm.png"):
+        with Image.open(report / name) as image:
+            pixels = np.asarray(image.convert("L"))
+        assert min(pixels.shape) > 100 and pixels.std() > 5
+    html = (report / "index.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5 and "grey scale" in html
+    assert all(name in html for name in CLASS_NAMES)
+
+
+def test_demo_rejects_a_bad_size(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--preset", "quick", "--size", "2"]) == 2
+    assert "size" in capsys.readouterr().err

@@ -1,84 +1,143 @@
-"""Example diffraction images: one shot of each class in the paper's set-up (``diffranet demo``)."""
+"""``diffranet demo``: render a small labelled set, classify it and write a report.
+
+:func:`run_demo` renders test shots of all five classes with a dataset preset
+(the paper's 512 x 512 set-up by default, fewer images), classifies them
+with the model shipped with diffranet or, when there is none, with the
+fastest classic pipeline (GLCM + random forest, the paper's Table 3
+settings) trained on the spot on a separately rendered training set, and
+writes the evaluation report (:func:`diffranet.evaluation.evaluate`): a
+gallery of the rendered shots, the confusion matrix, the hit / miss curves and
+``metrics.json``.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path, atomic_write
-from .io import write_image
+__all__ = ["run_demo", "DEMO_SIZE"]
 
-__all__ = ["make_demo"]
-
-_log = logging.getLogger(__name__)
+#: Test images rendered by default (the training set has twice as many).
+DEMO_SIZE = 120
 
 
-def make_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
-    """Simulate one shot of each of the five DiffraNet classes.
+def _preprocessing(preset):
+    """The input a model trained on ``preset``'s images expects."""
+    from .inference import FrameGeometry, Preprocessing
 
-    Uses the dataset generator's preset (the paper's Appendix A set-up, with
-    classes defined by the number of significant spots, see docs/dataset.md):
-    for each class, one labelled shot written as ``<class>.pgm`` (the 8-bit
-    image, the paper's format) with ``<class>.json`` (its parameters, label
-    quantity and the metadata that re-make it), plus ``gallery.png`` showing
-    the five side by side and ``summary.json``. Progress goes to the
-    module's :mod:`logging` logger.
+    return Preprocessing(shape=preset.shape, adc_offset=preset.adc_offset,
+                         geometry=FrameGeometry(preset.pixel_size_mm, preset.distance_mm, preset.wavelength_A))
+
+
+def _shipped_model(preset):
+    """``"default"`` if diffranet ships a model for this preset's images, else None."""
+    from .inference import load_model
+    from .inference.modelfile import default_model_path
+
+    if default_model_path() is None:
+        return None
+    model = load_model("default")
+    return "default" if tuple(model.preprocessing.shape) == tuple(preset.shape) else None
+
+
+def _examples(data, per_class=2):
+    """Indices of the first ``per_class`` test shots of each class."""
+    chosen = []
+    for label in range(len(data.class_names)):
+        chosen += np.flatnonzero(data.labels == label)[:per_class].tolist()
+    return chosen
+
+
+def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZE, workers=None, progress=True,
+             log=None):
+    """Render, classify and report: diffranet from end to end in a few minutes.
+
+    Parameters
+    ----------
+    out_dir : path-like, default "diffranet-demo"
+        Output folder: ``data/<preset>-seed<seed>-n<size>/`` (the rendered
+        set, a ``diffranet dataset`` directory; a rerun with the same settings
+        reuses it), ``model.dfm`` (the model trained here) and ``report/``.
+    seed : int, default 0
+        Seed of the rendered shots and of the model.
+    preset : str, dict or Preset, default "diffranet"
+        Dataset preset (see :func:`diffranet.dataset.presets.get_preset`).
+    size : int, default :data:`DEMO_SIZE`
+        Test images; the training set (rendered only when a model is trained)
+        has ``2 * size``. Classes follow the preset's shares.
+    workers : int, optional
+        Worker processes for rendering and training; default the CPU count.
+    progress : bool, default True
+        Progress bars (on stderr).
+    log : callable, optional
+        Receives one line per step.
 
     Returns
     -------
-    list of dict
-        Per class: ``class``, ``seconds``, ``n_significant_spots``,
-        ``volume_scale``, ``photons`` and the ``image`` file written.
+    dict
+        ``report`` (index.html), ``metrics`` (metrics.json), ``model`` (the
+        model file, or ``"default"``), ``data`` (the dataset directory),
+        ``accuracy``, ``hitmiss_accuracy`` and ``seconds`` (per step).
     """
+    from ._validation import check_int, check_seed
     from .classes import CLASS_NAMES
+    from .dataset import generate_dataset
     from .dataset.presets import get_preset
-    from .dataset.shots import ShotRenderer, shot_simulator
+    from .evaluation import evaluate, load_labelled_data
+    from .inference import save_model
+    from .search.spaces import default_configuration
+    from .train import build_pipeline
 
+    log = log or (lambda line: None)
+    preset = get_preset(preset)
+    seed = check_seed("seed", seed)
+    size = check_int("size", size, minimum=5)
+    workers = None if workers is None else check_int("workers", workers, minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    preset = get_preset(preset)
-    _log.info("preset %r: loading structure factors (built and cached on first use)", preset.name)
-    t0 = time.perf_counter()
-    structure_factors = preset.load_structure_factors()
-    _log.info("structure factors ready in %.1f s", time.perf_counter() - t0)
-    renderer = ShotRenderer(preset, structure_factors)
-    summary, images = [], []
-    for label, name in enumerate(CLASS_NAMES):
-        t0 = time.perf_counter()
-        image8, row = renderer.render(seed, "demo", label, label)
-        seconds = time.perf_counter() - t0
-        record = {name: row[name].item() if row[name].ndim == 0 else row[name].tolist() for name in row.dtype.names}
-        record["class"] = name
-        record["seconds"] = round(seconds, 3)
-        record["simulator"] = shot_simulator(preset, row, structure_factors).metadata(int(row["seed"]))
-        write_image(out / f"{name}.pgm", image8)
-        with atomic_write(out / f"{name}.json", "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1)
-        images.append(image8)
-        summary.append({k: record[k] for k in ("class", "seconds", "n_significant_spots", "volume_scale",
-                                                "photons")})
-    _save_gallery(out / "gallery.png", images, summary)
-    with atomic_write(out / "summary.json", "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=2)
-    return [dict(record, image=str(out / f"{record['class']}.pgm")) for record in summary]
+    seconds = {}
 
+    model = _shipped_model(preset)
+    n_train = 0 if model is not None else 2 * size
+    data_dir = out / "data" / f"{preset.name}-seed{seed}-n{size}"
+    log(f"rendering {size} test{'' if model is not None else f' and {n_train} training'} shots of the "
+        f"{preset.name!r} preset ({preset.shape[0]} x {preset.shape[1]} pixels) into {data_dir}")
+    start = time.perf_counter()
+    generate_dataset(data_dir, preset=preset, n_train=n_train, n_val=0, n_test=size, seed=seed, workers=workers,
+                     quiet=not progress)
+    seconds["render"] = time.perf_counter() - start
 
-def _save_gallery(path, images, summary):
-    import matplotlib
+    if model is None:
+        from .dataset.loader import load_arrays
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        config = default_configuration("glcm", "rf")
+        log("no model is shipped for these images: training GLCM + random forest (the paper's Table 3 "
+            f"settings) on the {n_train} training shots")
+        start = time.perf_counter()
+        X, y = load_arrays(data_dir, "train")
+        estimator = build_pipeline(config, random_state=seed, n_jobs=workers or -1).fit(X, y)
+        seconds["train"] = time.perf_counter() - start
+        model = save_model(estimator, out / "model.dfm", class_names=CLASS_NAMES,
+                           preprocessing=_preprocessing(preset),
+                           training={"data": str(data_dir), "split": "train", "n_images": int(len(y)),
+                                     "class_counts": np.bincount(y, minlength=5).tolist(), "preset": preset.name,
+                                     "seed": seed, "configuration": config,
+                                     "train_seconds": seconds["train"]})
+        log(f"trained in {seconds['train']:.1f} s, saved {model}")
 
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.9), dpi=100)
-    for ax, image, record in zip(axes, images, summary):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=max(int(np.percentile(image, 99.9)), 1))
-        ax.set_title(f"{record['class']}\n{record['n_significant_spots']} significant spots", fontsize=9)
-        ax.set_axis_off()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    start = time.perf_counter()
+    data = load_labelled_data(data_dir, "test")
+    shown = _examples(data)
+    gallery = {"images": [data.images[i] for i in shown],
+               "titles": [f"{data.class_names[data.labels[i]]}\n{int(data.quantity[i])} significant spots"
+                          for i in shown],
+               "title": f"Rendered test shots ({preset.name!r} preset, {preset.shape[0]} x {preset.shape[1]} "
+                        f"pixels, 8-bit): the first two of each class"}
+    result = evaluate([model], data, out / "report", names=[Path(str(model)).name], progress=progress,
+                      gallery=gallery)
+    seconds["evaluate"] = time.perf_counter() - start
+    metrics = result["evaluations"][0].metrics
+    return {"report": result["report"], "metrics": result["metrics"], "model": model, "data": data_dir,
+            "accuracy": metrics["accuracy"], "hitmiss_accuracy": metrics["hitmiss_accuracy"], "seconds": seconds}

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import demo, search, train
+from . import demo, evaluate, search, train
 
 
 def _cmd_dataset(args):
@@ -30,6 +30,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo.add_parser(sub)
+    evaluate.add_parser(sub)
     train.add_parser(sub)
     search.add_parser(sub)
 
