@@ -12,7 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, confusion_matrix
@@ -111,17 +110,23 @@ def evaluate(model, X, y):
     }
 
 
-def save_model(model, path, config, metrics=None):
-    """Save a fitted pipeline with joblib, and its configuration and scores as JSON.
+def save_model(model, path, config, metrics=None, preprocessing=None, training=None):
+    """Save a fitted pipeline as a diffranet model file, and its configuration and scores as JSON.
 
-    The JSON goes to ``<path>.json``; both files are written under a temporary
-    name and renamed into place.
+    The model file (:func:`diffranet.inference.save_model`) records the class
+    names, ``preprocessing`` and a training summary (``training`` plus the
+    configuration and scores); the JSON goes to ``<path>.json`` for reading.
+    Both are written under a temporary name and renamed into place.
     """
+    from .inference import save_model as save_model_file
+    from .inference.training_input import shape_preprocessing
+
+    if preprocessing is None:
+        preprocessing = shape_preprocessing(getattr(model[0], "image_shape_", None) if hasattr(model, "steps") else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    joblib.dump(model, tmp)
-    os.replace(tmp, path)
+    summary = {**(training or {}), "config": config, "metrics": metrics or {}}
+    save_model_file(model, path, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)
     info = path.with_name(path.name + ".json")
     tmp = info.with_name(info.name + ".tmp")
     tmp.write_text(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")
@@ -138,7 +143,8 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print)
     config : dict
         Extractor + classifier configuration.
     out : path-like
-        Model file (joblib); the configuration and scores go to ``<out>.json``.
+        Model file (:func:`diffranet.inference.save_model` format); the
+        configuration and scores also go to ``<out>.json``.
     random_state : int, default=0
     n_jobs : int or None, default=None
     log : callable, default=print
@@ -165,6 +171,9 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print)
                 f"{split}: accuracy {metrics[split]['accuracy']:.4f}, "
                 f"hit/miss accuracy {metrics[split]['hit_miss_accuracy']:.4f}"
             )
-    save_model(model, out, config, metrics)
+    from .inference.training_input import training_input
+
+    preprocessing, training = training_input(data_dir, X.shape[1:], y)
+    save_model(model, out, config, metrics, preprocessing, training)
     log(f"saved {out}")
     return model, metrics

@@ -51,7 +51,7 @@ def build_parser():
     train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
     train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
     train.add_argument("--data", required=True, help="data folder with train/ (and val/, test/) class folders")
-    train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
+    train.add_argument("--out", required=True, help="model file (.dfm, loads without running code); settings also go to MODEL.json")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
     train.set_defaults(func=_cmd_train)
