@@ -122,7 +122,8 @@ def save_model(model, path, config, metrics=None, preprocessing=None, training=N
     from .inference.training_input import shape_preprocessing
 
     if preprocessing is None:
-        preprocessing = shape_preprocessing(getattr(model[0], "image_shape_", None) if hasattr(model, "steps") else None)
+        first = model.steps[0][1] if hasattr(model, "steps") else model
+        preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {**(training or {}), "config": config, "metrics": metrics or {}}

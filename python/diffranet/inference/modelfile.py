@@ -424,9 +424,9 @@ def _load_archive(path):
         class_names = meta["class_names"]
         preprocessing = Preprocessing.from_dict(meta["preprocessing"])
         estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload)
-    except ModelFileError:
+    except (ModelFileError, ImportError):
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and skops raise their own types
         raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
     return SavedModel(estimator, class_names, preprocessing, meta)
 
@@ -476,4 +476,8 @@ def _load_trusted_pickle(path):
     classes = np.asarray(getattr(estimator, "classes_", []))
     # old files hold label integers 0..4 (the five DiffraNet classes) or the class names themselves
     names = CLASS_NAMES if classes.dtype.kind in "iu" else tuple(str(c) for c in classes)
-    return SavedModel(estimator, names, PAPER_PREPROCESSING, {"kind": "joblib", "trusted": True})
+    from .training_input import shape_preprocessing
+
+    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+    preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
+    return SavedModel(estimator, names, preprocessing, {"kind": "joblib", "trusted": True})
