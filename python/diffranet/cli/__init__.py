@@ -73,6 +73,9 @@ def build_parser():
                          "DIR/gallery.png")
     dataset.add_argument("--preset", default="diffranet",
                          help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
+    dataset.add_argument("--detector", metavar="FILE",
+                         help="render on this detector: a detector TOML file or a shipped name "
+                              "(paper, pilatus6m, eiger16m)")
     dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
     dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
     dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")

@@ -21,7 +21,7 @@ from .._validation import check_int, check_positive
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
-from ..simulation.response import CCDResponse
+from ..simulation.response import CCDResponse, PixelArrayResponse
 from .labels import LabelRule
 
 __all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
@@ -99,6 +99,10 @@ class Preset:
         Shares of blank, no-crystal, weak, good, strong (sum 1).
     max_attempts : int, default 32
         Redraws of an image's nuisance parameters when its class cannot be reached.
+    detector_spec : dict, optional
+        A user's detector (:meth:`diffranet.inference.detector_files.DetectorSpec.to_dict`,
+        set by ``DetectorSpec.training_preset``): beam centre, module gaps
+        (masked) and, for ``kind = "pixel_array"``, a photon-counting response.
     """
 
     name: str = "diffranet"
@@ -134,6 +138,7 @@ class Preset:
     strong_target_max: int = 4000
     class_fractions: tuple = CLASS_FRACTIONS_PAPER
     max_attempts: int = 32
+    detector_spec: dict = None
 
     def __post_init__(self):
         for name in _TUPLE_FIELDS:
@@ -172,6 +177,8 @@ class Preset:
     # ------------------------------------------------------------------ components
     def detector(self):
         """The :class:`Detector`."""
+        if self.detector_spec is not None:
+            return _user_detector(self)
         return Detector(shape=self.shape, pixel_size_mm=self.pixel_size_mm, distance_mm=self.distance_mm)
 
     def beam(self, photons, wavelength_A):
@@ -199,7 +206,10 @@ class Preset:
         return Background(materials=(water(thickness_um=self.water_um), air(path_mm=self.air_mm)))
 
     def response(self):
-        """The detector response: the paper's fiber-coupled CCD (fluence drawn here, so no flicker)."""
+        """The detector response: the paper's fiber-coupled CCD (fluence drawn here, so no flicker),
+        or a photon counter for a ``pixel_array`` ``detector_spec``."""
+        if self.detector_spec is not None and self.detector_spec["kind"] == "pixel_array":
+            return PixelArrayResponse(saturation=self.saturation)
         return CCDResponse(flicker_rms=0.0, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
                            calibration_rms=self.calibration_rms, calibration_seed=0,
                            readout_rms_photons=self.readout_rms_photons, adc_offset=self.adc_offset,
@@ -218,6 +228,18 @@ class Preset:
         cell_A3 = a * b * c * math.sqrt(1 - math.cos(al) ** 2 - math.cos(be) ** 2 - math.cos(ga) ** 2
                                         + 2 * math.cos(al) * math.cos(be) * math.cos(ga))
         return cell_A3 * math.prod(self.ncells) * 1e-12
+
+
+def _user_detector(preset):
+    """The :class:`Detector` of a preset's ``detector_spec`` (beam centre, module gaps masked)."""
+    from ..inference.detector_files import DetectorSpec
+
+    spec = DetectorSpec.from_dict(preset.detector_spec)
+    bx, by = spec.geometry().beam_center_px
+    gaps = spec.gap_mask()
+    return Detector(shape=spec.shape, pixel_size_mm=spec.pixel_size_mm, distance_mm=spec.distance_mm,
+                    beam_center_mm=(bx * spec.pixel_size_mm, by * spec.pixel_size_mm),
+                    mask=gaps if gaps.any() else None)
 
 
 #: Built-in presets by name.

@@ -23,12 +23,12 @@ def preset_preprocessing(preset):
         wavelength, beam centre, ADC offset.
     """
     params = preset if isinstance(preset, dict) else preset.to_dict()
-    shape = tuple(params["shape"])
-    beam = params.get("beam_center_px")
+    spec = params.get("detector_spec") or {}
+    beam = spec.get("beam_center_px")
     geometry = FrameGeometry(params["pixel_size_mm"], params["distance_mm"], params["wavelength_A"],
                              None if beam is None else tuple(beam))
-    offset = params.get("adc_offset", 10.0) if params.get("detector_kind", "ccd") == "ccd" else 0.0
-    return Preprocessing(shape=shape, geometry=geometry, adc_offset=offset)
+    offset = 0.0 if spec.get("kind") == "pixel_array" else params.get("adc_offset", 10.0)
+    return Preprocessing(shape=tuple(params["shape"]), geometry=geometry, adc_offset=offset)
 
 
 def training_input(data_dir, image_shape, labels):
