@@ -25,6 +25,7 @@ See ``docs/preprocessing.md`` for the choices and pictures.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 
 import numpy as np
@@ -184,7 +185,7 @@ def _expected_pixels(source, preprocessing):
 
 @functools.lru_cache(maxsize=4)
 def _mapping(shape, source, preprocessing):
-    """Target pixel index (or -1) of every source subpixel, subpixel weight, expected coverage.
+    """(source pixel, training pixel) index pairs per subpixel, subpixel weight, expected coverage.
 
     Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
     subpixel spans at most half a training pixel (no holes when the source
@@ -205,19 +206,40 @@ def _mapping(shape, source, preprocessing):
             step = step[np.isfinite(step)]
             largest = max(largest, float(step.max()) if step.size else 0.0)
     k = int(min(max(math.ceil(2.0 * largest), 1), 8))
-    indices = []
+    pairs = []
     for i in range(k):
         for j in range(k):
             if k > 1:
                 xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
                                            y - 0.5 + (i + 0.5) / k)
             with np.errstate(invalid="ignore"):
-                col, row = np.floor(xt), np.floor(yt)
+                col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            index = np.where(inside, np.nan_to_num(row) * shape_t[1] + np.nan_to_num(col), -1).astype(np.int64)
-            indices.append(index.ravel())
+            sources = np.flatnonzero(inside)
+            targets = (row[inside] * shape_t[1] + col[inside]).astype(np.intp)
+            pairs.append((sources, targets))
     expected = _expected_pixels(source, preprocessing)
-    return np.stack(indices), 1.0 / (k * k), expected
+    return tuple(pairs), 1.0 / (k * k), expected
+
+
+@functools.lru_cache(maxsize=4)
+def _covered_cache(mapping_key, invalid_digest):
+    """Slot for the coverage of one mask under one mapping (filled by :func:`_coverage`)."""
+    return {}
+
+
+def _coverage(pairs, n, invalid, mapping_key):
+    """Valid source pixels per training pixel; cached per mask (masks rarely change between frames)."""
+    digest = hashlib.blake2b(np.packbits(invalid).tobytes(), digest_size=16).digest()
+    slot = _covered_cache(mapping_key, digest)
+    if "covered" not in slot:
+        valid = (~invalid.ravel()).astype(np.float64)
+        covered = np.zeros(n)
+        for sources, targets in pairs:
+            covered += np.bincount(targets, weights=valid[sources], minlength=n)
+        covered.flags.writeable = False
+        slot["covered"] = covered
+    return slot["covered"]
 
 
 def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
@@ -255,17 +277,14 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
     """
     if not isinstance(geometry, FrameGeometry):
         raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
-    index, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
+    pairs, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
     n = preprocessing.shape[0] * preprocessing.shape[1]
-    valid = ~invalid.ravel()
-    values = np.where(valid, frame.ravel().astype(np.float64, copy=False), 0.0)
+    values = frame.astype(np.float64).ravel()
+    values[invalid.ravel()] = 0.0
     sums = np.zeros(n)
-    covered = np.zeros(n)
-    for sub in index:
-        keep = sub >= 0
-        target = sub[keep]
-        sums += np.bincount(target, weights=values[keep], minlength=n)
-        covered += np.bincount(target, weights=valid[keep], minlength=n)
+    for sources, targets in pairs:
+        sums += np.bincount(targets, weights=values[sources], minlength=n)
+    covered = _coverage(pairs, n, invalid, (tuple(frame.shape), geometry, preprocessing))
     shape = preprocessing.shape
     return (sums * weight).reshape(shape), (covered * weight).reshape(shape), expected
 
@@ -321,16 +340,34 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
 
 
 def _group_medians(values, labels, n_labels):
-    """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts."""
-    order = np.lexsort((values, labels))
-    labels_sorted, values_sorted = labels[order], values[order]
-    starts = np.searchsorted(labels_sorted, np.arange(n_labels), side="left")
-    stops = np.searchsorted(labels_sorted, np.arange(n_labels), side="right")
-    counts = stops - starts
+    """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts.
+
+    One sort of ``label * span + value`` puts every group's values in order, contiguously.
+    """
+    low = float(values.min()) if values.size else 0.0
+    span = float(values.max()) - low + 1.0 if values.size else 1.0
+    keys = np.sort(labels * span + (values - low))
+    bounds = np.arange(n_labels + 1) * span
+    edges = np.searchsorted(keys, bounds, side="left")
+    starts, counts = edges[:-1], np.diff(edges)
     medians = np.full(n_labels, np.nan)
     has = counts > 0
-    medians[has] = values_sorted[starts[has] + (counts[has] - 1) // 2]
+    medians[has] = keys[starts[has] + (counts[has] - 1) // 2] - np.flatnonzero(has) * span + low
     return medians
+
+
+@functools.lru_cache(maxsize=8)
+def _rings_and_sectors(shape, beam_center_px, ring_width_px, n_sectors):
+    """Ring index and ring * n_sectors + sector of every pixel (read-only, cached)."""
+    rows, cols = shape
+    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
+    y, x = np.indices(shape, dtype=np.float64)
+    dx, dy = x + 0.5 - bx, y + 0.5 - by
+    ring = (np.hypot(dx, dy) / ring_width_px).astype(np.int64)
+    sector = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64) % n_sectors
+    cell = ring * n_sectors + sector
+    ring.flags.writeable = cell.flags.writeable = False
+    return ring, cell
 
 
 def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
@@ -363,20 +400,20 @@ def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_s
     n_sectors = check_int("n_sectors", n_sectors, minimum=1)
     if masked.all():
         return np.zeros(values.shape)
-    rows, cols = values.shape
-    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
-    y, x = np.indices(values.shape, dtype=np.float64)
-    dx, dy = x + 0.5 - bx, y + 0.5 - by
-    ring = (np.hypot(dx, dy) / ring_width_px).astype(np.int64)
-    sector = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64) % n_sectors
+    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+    ring, cell = _rings_and_sectors(values.shape, center, float(ring_width_px), n_sectors)
     n_rings = int(ring.max()) + 1
     good = ~masked
-    local = _group_medians(values[good], (ring * n_sectors + sector)[good], n_rings * n_sectors)
-    per_ring = _group_medians(values[good], ring[good], n_rings)
+    local = _group_medians(values[good], cell[good], n_rings * n_sectors).reshape(n_rings, n_sectors)
+    # a sector with no unmasked pixel: the median of its ring's sectors; a ring with none: the nearest ring
+    with np.errstate(all="ignore"):
+        empty_rings = np.isnan(local).all(axis=1)
+        per_ring = np.full(n_rings, np.nan)
+        per_ring[~empty_rings] = np.nanmedian(local[~empty_rings], axis=1)
     have = np.flatnonzero(np.isfinite(per_ring))
     per_ring = np.interp(np.arange(n_rings), have, per_ring[have])
-    background = local[ring * n_sectors + sector]
-    return np.where(np.isfinite(background), background, per_ring[ring])
+    local = np.where(np.isnan(local), per_ring[:, None], local)
+    return local.ravel()[cell]
 
 
 def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
