@@ -110,12 +110,14 @@ def evaluate(model, X, y):
     }
 
 
-def save_model(model, path, config, metrics=None, preprocessing=None, training=None):
+def save_model(model, path, config, metrics=None, preprocessing=None, training=None, class_names=CLASS_NAMES):
     """Save a fitted pipeline as a diffranet model file, and its configuration and scores as JSON.
 
-    The model file (:func:`diffranet.inference.save_model`) records the class
-    names, ``preprocessing`` and a training summary (``training`` plus the
-    configuration and scores); the JSON goes to ``<path>.json`` for reading.
+    The model file (:func:`diffranet.inference.save_model`) records
+    ``class_names`` (the five DiffraNet classes; ``HITMISS_NAMES`` for a
+    hit / miss classifier), ``preprocessing`` (default: the paper's detector
+    at the shape the model was fitted on) and a training summary (``training``
+    plus the configuration and scores); the JSON goes to ``<path>.json``.
     Both are written under a temporary name and renamed into place.
     """
     from .inference import save_model as save_model_file
@@ -127,7 +129,7 @@ def save_model(model, path, config, metrics=None, preprocessing=None, training=N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = {**(training or {}), "config": config, "metrics": metrics or {}}
-    save_model_file(model, path, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)
+    save_model_file(model, path, class_names=class_names, preprocessing=preprocessing, training=summary)
     info = path.with_name(path.name + ".json")
     tmp = info.with_name(info.name + ".tmp")
     tmp.write_text(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")

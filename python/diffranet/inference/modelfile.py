@@ -46,9 +46,7 @@ ALLOWED_TYPES = (
     "diffranet.features.glcm.GLCMExtractor",
     "diffranet.features.lbp.LBPExtractor",
     "diffranet.features.bovw.BoVWExtractor",
-    "diffranet.hitfinding.PeakFinderHitFinder",
-    "diffranet.hitfinder.PeakFinderHitFinder",
-    "diffranet.peakfinder.PeakFinderHitFinder",
+    "diffranet.peaks.hitfinder.PeakFinderHitFinder",
     "sklearn.tree._tree.Tree",
 )
 
