@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._atomic import atomic_path
 from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
 from .geometry import PAPER_PREPROCESSING, Preprocessing
 
@@ -306,15 +307,9 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
         meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"training summary must be JSON-serialisable: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_META, meta_bytes)
-            archive.writestr(member, payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_META, meta_bytes)
+        archive.writestr(member, payload)
     return path
 
 
