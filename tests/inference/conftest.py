@@ -7,7 +7,7 @@ from sklearn.preprocessing import StandardScaler
 from diffranet.classes import CLASS_NAMES
 from diffranet.features import GLCMExtractor
 from diffranet.inference import save_model
-from inference.model_helpers import SMALL, spotty_images
+from inference_helpers import SMALL, spotty_images
 
 
 @pytest.fixture(scope="session")

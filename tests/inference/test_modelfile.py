@@ -17,7 +17,7 @@ from diffranet.features import GLCMExtractor
 from diffranet.inference import (
     PAPER_PREPROCESSING, ModelFileError, SavedModel, load_model, preprocess, save_model, verdict,
 )
-from inference.model_helpers import SMALL, spotty_images
+from inference_helpers import SMALL, spotty_images
 
 
 class Boom:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .._validation import check_int
 from ..classes import CLASS_NAMES
 from .loader import read_index
@@ -137,6 +138,7 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
                  f"(n: significant spots)", fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
