@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import demo, evaluate, search, train
+from . import classify, demo, evaluate, search, train
 
 
 def _cmd_dataset(args):
@@ -40,6 +40,9 @@ def build_parser():
                          "DIR/gallery.png")
     dataset.add_argument("--preset", default="diffranet",
                          help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
+    dataset.add_argument("--detector", metavar="FILE",
+                         help="render on this detector: a detector TOML file or a shipped name "
+                              "(paper, pilatus6m, eiger16m)")
     dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
     dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
     dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")
@@ -53,6 +56,7 @@ def build_parser():
     dataset.add_argument("--quiet", action="store_true", help="no progress bar")
     dataset.set_defaults(func=_cmd_dataset)
 
+    classify.add_parser(sub)
     return parser
 
 
@@ -83,14 +87,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _show_progress_messages(quiet=getattr(args, "quiet", False))
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, FileNotFoundError, OSError, ImportError) as exc:
         print(f"diffranet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diffranet {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ def add_parser(subparsers):
     train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
     train.add_argument("--data", required=True, help="data folder with train/ (and val/, test/) class folders, "
                        "or a generated dataset")
-    train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
+    train.add_argument("--out", required=True, help="model file (.dfm, loads without running code); settings also go to MODEL.json")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--n-jobs", "--jobs", dest="n_jobs", type=int, default=-1,
                        help="parallel jobs (joblib), -1: all cores (default: %(default)s)")

@@ -39,7 +39,7 @@ from ..training.classic import build_classifier, build_extractor, build_pipeline
 from .spaces import TABLE8, non_empty_subsets
 
 TRIALS_FILE = "trials.pkl"
-MODEL_FILE = "best_model.joblib"
+MODEL_FILE = "best_model.dfm"
 
 
 def _as_json(value):
@@ -215,7 +215,7 @@ def search_classic(
     out_dir : path-like
         Folder for ``trials.pkl`` (rewritten after every evaluation), the
         feature cache ``features/`` and the refitted best model
-        ``best_model.joblib`` with ``best_model.joblib.json``.
+        ``best_model.dfm`` (a diffranet model file) with ``best_model.dfm.json``.
     space : ClassicSpace, default=TABLE8
         Search space.
     resume : bool, default=False
@@ -238,7 +238,7 @@ def search_classic(
     SearchResult
         With ``metrics``: :func:`~diffranet.training.metrics.evaluate` on
         ``"val"`` (and ``"test"``), and ``"n_evals"``; they are also saved in
-        ``best_model.joblib.json``.
+        ``best_model.dfm.json``.
     """
     max_evals = check_int("max_evals", max_evals, minimum=1)
     random_state = check_seed("random_state", random_state)
