@@ -30,6 +30,10 @@ _PUBLIC = {
     "LBPExtractor": "features",
     "BoVWExtractor": "features",
     "DeepFreakClassifier": "models",
+    "load_model": "inference",
+    "save_model": "inference",
+    "preprocess": "inference",
+    "FrameGeometry": "inference",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

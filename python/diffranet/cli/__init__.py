@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import classify
+
 
 def _cmd_demo(args):
     from ..demo import run_demo
@@ -84,6 +86,7 @@ def build_parser():
     dataset.add_argument("--quiet", action="store_true", help="no progress bar")
     dataset.set_defaults(func=_cmd_dataset)
 
+    classify.add_parser(sub)
     return parser
 
 
@@ -91,14 +94,14 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, FileNotFoundError, OSError, ImportError) as exc:
         print(f"diffranet {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"diffranet {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ __all__ = [
     "ImageFormatError",
     "count_frames",
     "iter_frames",
+    "read_geometry",
     "read_image",
     "read_mask",
     "supported_extensions",
@@ -185,6 +186,51 @@ def read_mask(path):
         fmt.read(path, 0, None)  # still report a corrupt file
         return None
     return fmt.mask(path)
+
+
+def read_geometry(path):
+    """Read the experiment geometry a file's header records.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file. CBF headers (``# Pixel_size``, ``# Detector_distance``,
+        ``# Wavelength``, ``# Beam_xy``) and NeXus / CXI metadata
+        (``x_pixel_size``, ``detector_distance``, ``beam_center_x/y``,
+        ``incident_wavelength`` or the source energy) carry it; other formats
+        carry none.
+
+    Returns
+    -------
+    dict
+        Any of ``pixel_size_mm``, ``distance_mm``, ``wavelength_A`` and
+        ``beam_center_px`` (``(x, y)`` in pixels from the outer corner of pixel
+        (0, 0)) that the file records; empty when it records none.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImageFormatError
+        If the file is corrupt.
+    ValueError
+        For an unknown extension.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "frame.pgm")
+    ...     write_image(path, np.zeros((2, 3), dtype=np.uint8))
+    ...     read_geometry(path)
+    {}
+    """
+    path, fmt = _open_format(path, None)
+    if fmt.geometry is None:
+        fmt.read(path, 0, None)  # still report a corrupt file
+        return {}
+    return fmt.geometry(path)
 
 
 def count_frames(path, dataset=None):

@@ -19,7 +19,17 @@ import re
 
 import numpy as np
 
-from ._common import ImageFormat, ImageFormatError, as_native, atomic_path, check_writable, reading, reject_compression
+from ._common import (
+    LENGTH_TO_MM,
+    WAVELENGTH_TO_A,
+    ImageFormat,
+    ImageFormatError,
+    as_native,
+    atomic_path,
+    check_writable,
+    reading,
+    reject_compression,
+)
 
 _BINARY_START = b"\x0c\x1a\x04\xd5"
 _INT32 = np.iinfo(np.int32)
@@ -73,6 +83,38 @@ def mask(path):
     return read(path) < 0
 
 
+_NUMBER = rb"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def _header_number(head, pattern):
+    match = re.search(pattern, head, flags=re.MULTILINE | re.IGNORECASE)
+    return None if match is None else match.groups()
+
+
+def geometry(path):
+    """Pixel size, distance, wavelength and beam centre from a miniCBF (Pilatus/Eiger) header.
+
+    Reads the ``# Pixel_size``, ``# Detector_distance``, ``# Wavelength`` and
+    ``# Beam_xy`` lines; a value the header lacks is left out.
+    """
+    raw = _checked_bytes(path)
+    head = raw[: raw.find(_BINARY_START)]
+    found = {}
+    pixel = _header_number(head, rb"^#\s*Pixel_size\s+" + _NUMBER + rb"\s*(m|mm|um)\b")
+    if pixel is not None:
+        found["pixel_size_mm"] = float(pixel[0]) * LENGTH_TO_MM[pixel[1].decode().lower()]
+    distance = _header_number(head, rb"^#\s*Detector_distance\s+" + _NUMBER + rb"\s*(m|mm)\b")
+    if distance is not None:
+        found["distance_mm"] = float(distance[0]) * LENGTH_TO_MM[distance[1].decode().lower()]
+    wavelength = _header_number(head, rb"^#\s*Wavelength\s+" + _NUMBER + rb"\s*(A|nm)\b")
+    if wavelength is not None:
+        found["wavelength_A"] = float(wavelength[0]) * WAVELENGTH_TO_A[wavelength[1].decode().lower()]
+    beam = _header_number(head, rb"^#\s*Beam_xy\s*\(\s*" + _NUMBER + rb"\s*,\s*" + _NUMBER + rb"\s*\)\s*pixels")
+    if beam is not None:
+        found["beam_center_px"] = (float(beam[0]), float(beam[1]))
+    return found
+
+
 def write(path, image, compression=None, mask=None, metadata=None):
     """Write an integer image as int32 byte-offset-compressed CBF; floats are refused."""
     import fabio.cbfimage
@@ -92,5 +134,5 @@ def write(path, image, compression=None, mask=None, metadata=None):
         fabio.cbfimage.CbfImage(data=image.astype(np.int32), header=header).write(str(tmp))
 
 
-FORMAT = ImageFormat(name="CBF", read=read, write=write, mask=mask)
-COMPRESSED_FORMAT = ImageFormat(name="compressed CBF", read=read, mask=mask)
+FORMAT = ImageFormat(name="CBF", read=read, write=write, mask=mask, geometry=geometry)
+COMPRESSED_FORMAT = ImageFormat(name="compressed CBF", read=read, mask=mask, geometry=geometry)

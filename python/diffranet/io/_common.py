@@ -33,7 +33,8 @@ class ImageFormat:
     treats the file as one frame without a mask.  ``write`` is ``None`` for a
     read-only format; otherwise ``write(path, image, compression, mask,
     metadata)`` validates the image and writes it atomically.  Only formats
-    holding stacks define ``write_frames``.
+    holding stacks define ``write_frames``. ``geometry(path)`` returns the
+    header geometry (:func:`diffranet.io.read_geometry`) of formats that carry one.
     """
 
     name: str
@@ -45,6 +46,7 @@ class ImageFormat:
     has_datasets: bool = False
     writes_mask: bool = False
     write_frames: Optional[Callable] = None
+    geometry: Optional[Callable] = None
 
 
 def existing_file(path):
@@ -192,3 +194,8 @@ def atomic_path(path):
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# unit name (lower case) -> factor to the target unit, for header values
+LENGTH_TO_MM = {"m": 1e3, "mm": 1.0, "um": 1e-3, "micron": 1e-3, "microns": 1e-3, "cm": 10.0}
+WAVELENGTH_TO_A = {"a": 1.0, "angstrom": 1.0, "angstroms": 1.0, "nm": 10.0, "m": 1e10}

@@ -12,6 +12,8 @@ import numpy as np
 
 from .._validation import check_choice
 from ._common import (
+    LENGTH_TO_MM,
+    WAVELENGTH_TO_A,
     ImageFormat,
     ImageFormatError,
     atomic_path,
@@ -174,6 +176,57 @@ def mask(path):
     return values != 0
 
 
+# (key, HDF5 paths tried in order, unit table, unit assumed when the dataset has no "units")
+_GEOMETRY_FIELDS = (
+    ("pixel_size_mm", ("/entry/instrument/detector/x_pixel_size", "/entry_1/instrument_1/detector_1/x_pixel_size"),
+     LENGTH_TO_MM, "m"),
+    ("distance_mm", ("/entry/instrument/detector/detector_distance", "/entry/instrument/detector/distance",
+                     "/entry_1/instrument_1/detector_1/distance"), LENGTH_TO_MM, "m"),
+    ("wavelength_A", ("/entry/instrument/beam/incident_wavelength", "/entry/instrument/monochromator/wavelength",
+                      "/entry_1/instrument_1/source_1/wavelength"), WAVELENGTH_TO_A, "angstrom"),
+)
+_CXI_ENERGY = "/entry_1/instrument_1/source_1/energy"  # joules
+_HC_J_A = 1.98644586e-15  # h c in J * Angstrom
+
+
+def _scalar(f, name, h5py):
+    obj = f.get(name)
+    if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "iuf" or obj.size < 1:
+        return None
+    value = float(np.ravel(obj[()])[0])
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def geometry(path):
+    """Pixel size, distance, wavelength and beam centre from NeXus (Dectris) or CXI metadata.
+
+    NeXus: ``/entry/instrument/detector/{x_pixel_size, detector_distance,
+    beam_center_x, beam_center_y}`` and ``/entry/instrument/beam/incident_wavelength``;
+    CXI: ``/entry_1/instrument_1/detector_1/{x_pixel_size, distance}`` and the
+    source ``energy`` (J). Values are converted from their ``units`` attribute
+    (SI when absent); a value the file lacks is left out.
+    """
+    h5py = _h5py()
+    found = {}
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        for key, names, table, default_unit in _GEOMETRY_FIELDS:
+            for name in names:
+                value = _scalar(f, name, h5py)
+                if value is not None:
+                    unit = _text(f[name].attrs.get("units", default_unit)).strip().lower()
+                    if unit in table:
+                        found[key] = value * table[unit]
+                        break
+        if "wavelength_A" not in found:
+            energy = _scalar(f, _CXI_ENERGY, h5py)
+            if energy is not None:
+                found["wavelength_A"] = _HC_J_A / energy
+        beam = [_scalar(f, f"/entry/instrument/detector/beam_center_{axis}", h5py) for axis in "xy"]
+        if None not in beam:
+            found["beam_center_px"] = tuple(beam)
+    return found
+
+
 def _dataset_parts(dataset):
     if not isinstance(dataset, str) or not dataset.strip("/"):
         raise ValueError(f"dataset must be an HDF5 path such as {NEXUS_DATA!r}, got {dataset!r}")
@@ -266,5 +319,5 @@ def write(path, image, compression=None, mask=None, metadata=None):
 
 FORMAT = ImageFormat(
     name="HDF5", read=read, write=write, count=count, frames=frames, mask=mask,
-    has_datasets=True, writes_mask=True, write_frames=write_stack,
+    has_datasets=True, writes_mask=True, write_frames=write_stack, geometry=geometry,
 )

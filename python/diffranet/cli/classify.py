@@ -1,0 +1,76 @@
+"""``diffranet classify``: apply a model to every frame of image files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Register ``classify`` on the ``diffranet`` sub-command parsers."""
+    parser = subparsers.add_parser(
+        "classify", help="classify every frame of image files (PGM, PNG, TIFF, CBF, HDF5/NeXus/CXI, npz)",
+        description="Classify every frame of every file; one JSON line per frame on stdout, a summary on stderr.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILES", help="image files")
+    parser.add_argument("--model", required=True,
+                        help="model file, or 'default' for the model shipped with diffranet")
+    parser.add_argument("--detector", metavar="FILE",
+                        help="detector TOML file, or a shipped name (paper, pilatus6m, eiger16m)")
+    parser.add_argument("--pixel-size-mm", type=float, help="pixel size (mm), over the file header")
+    parser.add_argument("--distance-mm", type=float, help="sample-detector distance (mm), over the file header")
+    parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom), over the file header")
+    parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
+                        help="beam centre in pixels (x along columns, y along rows), over the file header")
+    parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
+    parser.add_argument("--trust", action="store_true",
+                        help="also load a joblib/pickle model file (can run code: only for files you trust)")
+    parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _load(args):
+    from ..inference import ModelFileError, load_model
+
+    try:
+        return load_model(args.model, trust=args.trust)
+    except ModelFileError as exc:
+        if "pickle" in str(exc) and not args.trust:
+            raise ModelFileError(f"{exc}; pass --trust to load it") from exc
+        raise
+
+
+def run(args):
+    """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
+    from ..inference.detector_files import load_detector
+    from ..inference.files import FileError, Summary, classify_files
+
+    model = _load(args)
+    detector = None if args.detector is None else load_detector(args.detector)
+    overrides = {"pixel_size_mm": args.pixel_size_mm, "distance_mm": args.distance_mm,
+                 "wavelength_A": args.wavelength_A,
+                 "beam_center_px": None if args.beam_center_px is None else tuple(args.beam_center_px)}
+    writer = None
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "frame", "label", "hit", "latency_ms", *(f"p_{n}" for n in model.class_names)])
+    summary = Summary()
+    for record in classify_files(model, args.files, detector=detector, overrides=overrides,
+                                 batch_size=args.batch_size):
+        summary.add(record)
+        if isinstance(record, FileError):
+            print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)
+        elif writer is not None:
+            writer.writerow([record.file, record.frame, record.label, int(record.hit), f"{record.latency_ms:.2f}",
+                             *(f"{p:.6g}" for p in record.proba)])
+        else:
+            print(json.dumps(record.to_dict()), flush=True)
+    s = summary.to_dict()
+    print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
+          f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
+          file=sys.stderr)
+    return 1 if s["unreadable"] else 0
