@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import classify
+from . import classify, stream, watch
 
 
 def _cmd_demo(args):
@@ -87,6 +87,8 @@ def build_parser():
     dataset.set_defaults(func=_cmd_dataset)
 
     classify.add_parser(sub)
+    stream.add_parser(sub)
+    watch.add_parser(sub)
     return parser
 
 
