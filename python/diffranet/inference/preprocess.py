@@ -307,6 +307,12 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
     good = np.zeros(window.shape, bool)
     r0, r1 = max(top, 0), min(top + tr * factor, rows)
     c0, c1 = max(left, 0), min(left + tc * factor, cols)
+    if factor == 1 and (r0, r1, c0, c1) == (top, top + tr, left, left + tc):
+        # the window lies inside the frame, no binning: each pixel is its own block (fast path, same result)
+        masked = np.ascontiguousarray(invalid[r0:r1, c0:c1])
+        counts = frame[r0:r1, c0:c1].astype(np.float32)
+        counts[masked] = 0.0
+        return counts, masked
     if r1 > r0 and c1 > c0:
         part_valid = ~invalid[r0:r1, c0:c1]
         good[r0 - top : r1 - top, c0 - left : c1 - left] = part_valid
