@@ -24,7 +24,8 @@ _MAX_HEADER_BYTES = 64 * 1024
 
 
 def _buffer(part):
-    return part.buffer if hasattr(part, "buffer") else memoryview(part)
+    view = part.buffer if hasattr(part, "buffer") else memoryview(part)
+    return view if view.ndim == 1 and view.itemsize == 1 else view.cast("B")
 
 
 def _header(part):
@@ -115,4 +116,4 @@ def encode_simple(frame_id, data):
     if data.ndim != 2:
         raise ValueError(f"data must be 2-D, got shape {data.shape}")
     header = {"id": frame_id, "shape": list(data.shape), "dtype": data.dtype.str}
-    return json.dumps(header).encode(), data.data
+    return json.dumps(header).encode(), data.data.cast("B")
