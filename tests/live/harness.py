@@ -12,6 +12,9 @@ import zmq
 #: Upper bound on any wait in these tests, so that a bug fails a test instead of hanging the suite.
 TIMEOUT_S = 90.0
 
+#: Side of the test frames and of the test model's input (pixels).
+SIZE = 128
+
 
 def free_address():
     """A tcp://127.0.0.1:PORT address with a port that is free now."""
@@ -20,12 +23,12 @@ def free_address():
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def frames_with_spots(n, shape=(512, 512), seed=0):
+def frames_with_spots(n, shape=(SIZE, SIZE), seed=0):
     """Raw uint16 frames: Poisson background, every third frame with bright spots."""
     rng = np.random.default_rng(seed)
     frames = rng.poisson(2.0, (n, *shape)).astype("<u2")
     for i in range(0, n, 3):
-        rows, cols = rng.integers(20, shape[0] - 20, 40), rng.integers(20, shape[1] - 20, 40)
+        rows, cols = rng.integers(10, shape[0] - 10, 20), rng.integers(10, shape[1] - 10, 20)
         frames[i, rows, cols] += 3000
     return frames
 

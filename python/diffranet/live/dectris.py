@@ -262,7 +262,10 @@ class Stream2Decoder:
             return None
         if kind == "image":
             return self._image(decoded, received)
-        return SeriesEnd(tags={"series_id": decoded.get("series_id")})
+        tags = {"series_id": decoded.get("series_id")}
+        if "series_unique_id" in decoded:
+            tags["series_unique_id"] = decoded["series_unique_id"]
+        return SeriesEnd(tags=tags)
 
 
 # --------------------------------------------------------------------------- encoding (senders, tests)
