@@ -34,10 +34,11 @@ def run(args):
     import zmq
 
     from ..inference import load_model
-    from ..live import RecordWriter, stop_on_signals, watch_directory
+    from ..live import DirectoryWatcher, RecordWriter, stop_on_signals, watch_directory
 
     model = load_model(args.model, trust=args.trust)
     detector, overrides = detector_and_overrides(args)
+    watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing)
     context = zmq.Context()
     publish = None
     if args.publish:
@@ -48,10 +49,10 @@ def run(args):
         writer = RecordWriter(publish, [sys.stdout] + ([log] if log else []), status=status_printer(args),
                               status_interval_s=args.status_interval).start()
         with stop_on_signals() as stop:
+            print(f"diffranet watch: watching {args.directory}", file=sys.stderr, flush=True)
             try:
-                watch_directory(model, args.directory, writer, stop, detector=detector, overrides=overrides,
-                                settle_s=args.settle, poll_s=args.poll, include_existing=args.existing,
-                                batch_size=args.batch_size)
+                watch_directory(model, watcher, writer, stop, detector=detector, overrides=overrides,
+                                poll_s=args.poll, batch_size=args.batch_size)
             finally:
                 final = writer.close()
     finally:

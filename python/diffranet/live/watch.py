@@ -151,14 +151,13 @@ def _record(item):
     return item.to_dict()
 
 
-def watch_directory(model, directory, writer, stop, *, detector=None, overrides=None, settle_s=1.0, poll_s=0.2,
-                    include_existing=False, batch_size=16):
-    """Classify files as they are completely written in ``directory`` until ``stop`` is set.
+def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16):
+    """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
 
     Parameters
     ----------
     model : SavedModel
-    directory : str or path-like
+    watcher : DirectoryWatcher
     writer : RecordWriter
         Receives one record per frame (``{"file", "frame", "label", "hit",
         "proba", "latency_ms"}``) or per unreadable file (``{"file",
@@ -167,18 +166,14 @@ def watch_directory(model, directory, writer, stop, *, detector=None, overrides=
         Set to stop; the file being classified is finished first.
     detector, overrides
         Geometry as for :func:`diffranet.inference.files.classify_files`.
-    settle_s : float
-        See :class:`DirectoryWatcher`.
     poll_s : float
         Time between directory scans.
-    include_existing : bool
     batch_size : int
     """
     from .._validation import check_positive
     from ..inference.files import classify_files
 
     poll_s = check_positive("poll_s", poll_s)
-    watcher = DirectoryWatcher(directory, settle_s=settle_s, include_existing=include_existing)
     while not stop.is_set():
         for path in watcher.poll():
             for item in classify_files(model, [path], detector=detector, overrides=overrides,
