@@ -8,6 +8,9 @@ publishes verdicts; a subscriber counts them. Two runs per configuration:
 * latency: the sender is paced at half the measured throughput; p50 / p99 of ``latency_ms``
   (receipt to publication) of those verdicts.
 
+Also reported: CPU milliseconds per frame used by the service and its workers (not the sender), which
+bounds the rate on dedicated cores when the machine is shared: frames/s <= cores * 1000 / CPU ms.
+
 Run with ``pytest benchmarks/test_stream_speed.py -s`` (prints a table); set ``STREAM_BENCH_FRAMES``
 to change the number of frames (default 3000).
 """
@@ -28,7 +31,6 @@ from diffranet.live import StreamService
 N_FRAMES = int(os.environ.get("STREAM_BENCH_FRAMES", 3000))
 SHAPE = (512, 512)
 N_DISTINCT = 32  # distinct frames, sent in turn (the sender must not be the bottleneck)
-RESULTS = []
 
 
 def _address():
@@ -77,6 +79,21 @@ def _send(address, fmt, n, rate_hz):
     context.term()
 
 
+def _service_cpu_s(exclude=None):
+    """CPU seconds used so far by this process (service, subscriber) and its worker processes."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        if child.pid != exclude:
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass
+    return total
+
+
 def _run(model_path, fmt, workers, n, rate_hz):
     input_address, publish_address = _address(), _address()
     service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
@@ -92,6 +109,7 @@ def _run(model_path, fmt, workers, n, rate_hz):
     sub.connect(publish_address)
     time.sleep(0.5)
     sender = multiprocessing.get_context("spawn").Process(target=_send, args=(input_address, fmt, n, rate_hz))
+    cpu_before = _service_cpu_s()
     sender.start()
     latencies, times = [], []
     while len(latencies) < n and sub.poll(60_000):
@@ -99,6 +117,7 @@ def _run(model_path, fmt, workers, n, rate_hz):
         if "latency_ms" in record:
             latencies.append(record["latency_ms"])
             times.append(time.monotonic())
+    cpu_ms_per_frame = (_service_cpu_s(exclude=sender.pid) - cpu_before) / max(len(latencies), 1) * 1e3
     sender.join(60)
     stop.set()
     thread.join(120)
@@ -106,7 +125,7 @@ def _run(model_path, fmt, workers, n, rate_hz):
     context.term()
     assert len(latencies) == n, f"{len(latencies)} of {n} verdicts"
     rate = (n - 1) / (times[-1] - times[0])
-    return rate, np.percentile(latencies, 50), np.percentile(latencies, 99)
+    return rate, np.percentile(latencies, 50), np.percentile(latencies, 99), cpu_ms_per_frame
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +151,13 @@ def glcm_rf_model(tmp_path_factory):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_stream_speed(benchmark, glcm_rf_model, fmt, workers):
     def measure():
-        rate, _, _ = _run(glcm_rf_model, fmt, workers, N_FRAMES, rate_hz=None)
+        rate, _, _, cpu_ms = _run(glcm_rf_model, fmt, workers, N_FRAMES, rate_hz=None)
         paced = max(10.0, 0.5 * rate)
-        _, p50, p99 = _run(glcm_rf_model, fmt, workers, min(N_FRAMES, int(paced * 5)), rate_hz=paced)
-        return rate, paced, p50, p99
+        _, p50, p99, _ = _run(glcm_rf_model, fmt, workers, min(N_FRAMES, int(paced * 5)), rate_hz=paced)
+        return rate, cpu_ms, paced, p50, p99
 
-    rate, paced, p50, p99 = benchmark.pedantic(measure, rounds=1, iterations=1)
-    benchmark.extra_info.update(frames_per_s=rate, paced_hz=paced, latency_p50_ms=p50, latency_p99_ms=p99)
-    RESULTS.append(("glcm+rf", fmt, workers, rate, paced, p50, p99))
-    print(f"\nglcm+rf {fmt:7s} workers={workers}: {rate:7.0f} frames/s; at {paced:.0f} Hz latency "
-          f"p50 {p50:.1f} ms p99 {p99:.1f} ms")
+    rate, cpu_ms, paced, p50, p99 = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(frames_per_s=rate, cpu_ms_per_frame=cpu_ms, paced_hz=paced, latency_p50_ms=p50,
+                                latency_p99_ms=p99)
+    print(f"\nglcm+rf {fmt:7s} workers={workers}: {rate:7.0f} frames/s, {cpu_ms:.2f} CPU ms per frame "
+          f"(service + workers); at {paced:.0f} Hz latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
