@@ -178,6 +178,7 @@ def _expected_pixels(source, preprocessing):
 
 
 @functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)  # a stream's frames share one geometry: compute the mapping once
 def _mapping(shape, source, preprocessing):
     """Target pixel index (or -1) of every source subpixel, subpixel weight, expected coverage.
 
@@ -405,6 +406,17 @@ def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sector
 # --------------------------------------------------------------------------- the whole chain
 
 
+def _is_training_detector(geometry, shape, preprocessing):
+    """Whether a frame of ``shape`` and ``geometry`` is pixel for pixel the training detector."""
+    target = preprocessing.geometry
+    return (tuple(shape) == preprocessing.shape
+            and all(math.isclose(a, b, rel_tol=1e-9) for a, b in (
+                (geometry.pixel_size_mm, target.pixel_size_mm), (geometry.distance_mm, target.distance_mm),
+                (geometry.wavelength_A, target.wavelength_A)))
+            and all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(geometry.center_px(shape),
+                                                                      target.center_px(shape))))
+
+
 def to_training_counts(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *,
                        beam_center_px=None, saturation=None):
     """Photons per training-detector pixel, masked pixels filled (steps 1 and 2 of :func:`preprocess`).
@@ -419,7 +431,10 @@ def to_training_counts(frame, mask=None, geometry=None, preprocessing=PAPER_PREP
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
     invalid = invalid_pixels(frame, mask, saturation)
-    if geometry is not None:
+    if geometry is not None and _is_training_detector(geometry, frame.shape, preprocessing):
+        # the frame already is in the training geometry: resampling would map each pixel onto itself
+        counts, masked = bin_and_crop(frame, invalid, 1, preprocessing.shape, (frame.shape[1] / 2, frame.shape[0] / 2))
+    elif geometry is not None:
         counts, masked = resample(frame, invalid, geometry, preprocessing)
     else:
         factor = preprocessing.bin_factor or default_bin_factor(frame.shape, preprocessing.shape)
