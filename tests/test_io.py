@@ -541,3 +541,40 @@ class TestRealImages:
         write_image(tmp_path / "frame.h5", image, mask=mask, compression="lz4")
         np.testing.assert_array_equal(read_image(tmp_path / "frame.h5"), image)
         np.testing.assert_array_equal(read_mask(tmp_path / "frame.h5"), mask)
+
+
+class TestReadGeometry:
+    def test_formats_without_geometry(self, tmp_path):
+        from diffranet.io import read_geometry
+
+        path = tmp_path / "frame.pgm"
+        write_image(path, np.zeros((2, 3), np.uint8))
+        assert read_geometry(path) == {}
+
+    def test_cxi_units_and_energy(self, tmp_path):
+        import h5py
+
+        from diffranet.io import read_geometry
+
+        path = tmp_path / "run.cxi"
+        with h5py.File(path, "w") as f:
+            f["/entry_1/data_1/data"] = np.zeros((2, 4, 4), np.float32)
+            f["/entry_1/instrument_1/detector_1/distance"] = 120.0
+            f["/entry_1/instrument_1/detector_1/distance"].attrs["units"] = "mm"
+            f["/entry_1/instrument_1/detector_1/x_pixel_size"] = 110e-6
+            f["/entry_1/instrument_1/source_1/energy"] = 1.6021766e-15    # 10 keV in joules
+        found = read_geometry(path)
+        assert found == pytest.approx({"distance_mm": 120.0, "pixel_size_mm": 0.11, "wavelength_A": 1.23984},
+                                      rel=1e-5)
+
+    def test_cbf_header_lines(self, tmp_path):
+        import fabio.cbfimage
+
+        from diffranet.io import read_geometry
+
+        path = tmp_path / "frame.cbf"
+        header = "# Pixel_size 75e-6 m x 75e-6 m\r\n# Detector_distance 0.20000 m\r\n# Wavelength 0.97950 A"
+        fabio.cbfimage.CbfImage(data=np.zeros((4, 4), np.int32),
+                                header={"_array_data.header_contents": header}).write(str(path))
+        assert read_geometry(path) == pytest.approx({"pixel_size_mm": 0.075, "distance_mm": 200.0,
+                                                     "wavelength_A": 0.9795})

@@ -1,7 +1,6 @@
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -9,6 +8,7 @@ from sklearn.svm import SVC
 
 from diffranet.cli import main
 from diffranet.features import GLCMExtractor
+from diffranet.inference import load_model
 from diffranet.search.spaces import PAPER_BEST
 from diffranet.train import build_pipeline, evaluate
 
@@ -58,13 +58,17 @@ class TestEvaluate:
 
 class TestCli:
     def test_train(self, data_dir, tmp_path, capsys):
-        out = tmp_path / "glcm-rf.joblib"
+        out = tmp_path / "glcm-rf.dfm"
         assert main(["train", "--features", "glcm", "--model", "rf", "--data", str(data_dir), "--out", str(out)]) == 0
         info = json.loads(Path(f"{out}.json").read_text())
         assert info["config"] == PAPER_BEST[("glcm", "rf")]
         assert info["metrics"]["test"]["n_images"] == 40
         assert "test: accuracy" in capsys.readouterr().out
-        assert joblib.load(out).predict(np.zeros((1, 48, 48), np.uint8)).shape == (1,)
+        model = load_model(out)
+        assert model.predict_proba(np.zeros((1, 48, 48), np.uint8)).shape == (1, 5)
+        assert model.preprocessing.shape == (48, 48)
+        assert model.metadata["training"]["n_images"] == 40
+        assert model.metadata["training"]["config"] == PAPER_BEST[("glcm", "rf")]
 
     def test_search_classic_and_resume(self, data_dir, tmp_path, capsys):
         argv = ["search", "classic", "--data", str(data_dir), "--max-evals", "2", "--out", str(tmp_path)]
@@ -73,6 +77,6 @@ class TestCli:
         assert main(argv) == 2
         assert "--resume" in capsys.readouterr().err
         assert main(argv[:5] + ["3"] + argv[6:] + ["--resume"]) == 0
-        info = json.loads((tmp_path / "best_model.joblib.json").read_text())
+        info = json.loads((tmp_path / "best_model.dfm.json").read_text())
         assert info["metrics"]["n_evals"] == 3
         assert "hit_miss_accuracy" in info["metrics"]["test"]

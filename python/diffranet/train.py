@@ -11,7 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, confusion_matrix
@@ -111,16 +110,26 @@ def evaluate(model, X, y):
     }
 
 
-def save_model(model, path, config, metrics=None):
-    """Save a fitted pipeline with joblib, and its configuration and scores as JSON.
+def save_model(model, path, config, metrics=None, preprocessing=None, training=None, class_names=CLASS_NAMES):
+    """Save a fitted pipeline as a diffranet model file, and its configuration and scores as JSON.
 
-    The JSON goes to ``<path>.json``; both files are written under a temporary
-    name and renamed into place.
+    The model file (:func:`diffranet.inference.save_model`) records
+    ``class_names`` (the five DiffraNet classes; ``HITMISS_NAMES`` for a
+    hit / miss classifier), ``preprocessing`` (default: the paper's detector
+    at the shape the model was fitted on) and a training summary (``training``
+    plus the configuration and scores); the JSON goes to ``<path>.json``.
+    Both are written under a temporary name and renamed into place.
     """
+    from .inference import save_model as save_model_file
+    from .inference.training_input import shape_preprocessing
+
+    if preprocessing is None:
+        first = model.steps[0][1] if hasattr(model, "steps") else model
+        preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        joblib.dump(model, fh)
+    summary = {**(training or {}), "config": config, "metrics": metrics or {}}
+    save_model_file(model, path, class_names=class_names, preprocessing=preprocessing, training=summary)
     with atomic_write(path.with_name(path.name + ".json"), "w", encoding="utf-8") as fh:
         fh.write(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")
 
@@ -135,7 +144,8 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print)
     config : dict
         Extractor + classifier configuration.
     out : path-like
-        Model file (joblib); the configuration and scores go to ``<out>.json``.
+        Model file (:func:`diffranet.inference.save_model` format); the
+        configuration and scores also go to ``<out>.json``.
     random_state : int, default=0
     n_jobs : int or None, default=None
     log : callable, default=print
@@ -162,6 +172,9 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print)
                 f"{split}: accuracy {metrics[split]['accuracy']:.4f}, "
                 f"hit/miss accuracy {metrics[split]['hit_miss_accuracy']:.4f}"
             )
-    save_model(model, out, config, metrics)
+    from .inference.training_input import training_input
+
+    preprocessing, training = training_input(data_dir, X.shape[1:], y)
+    save_model(model, out, config, metrics, preprocessing, training)
     log(f"saved {out}")
     return model, metrics

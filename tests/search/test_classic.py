@@ -1,9 +1,9 @@
 import json
 
-import joblib
 import numpy as np
 import pytest
 
+from diffranet.inference import load_model
 from diffranet.search import ClassicSpace, search_classic
 
 # A tiny space: 3 x 3 GLCM combinations or 2 LBP settings, with RF or SVM.
@@ -31,9 +31,9 @@ class TestSearchClassic:
         # the refitted pipeline reproduces the best validation accuracy
         X_val, y_val = tiny_split[2], tiny_split[3]
         assert result.model.score(X_val, y_val) == pytest.approx(result.best_val_accuracy)
-        saved = joblib.load(tmp_path / "best_model.joblib")
-        np.testing.assert_array_equal(saved.predict(X_val), result.model.predict(X_val))
-        info = json.loads((tmp_path / "best_model.joblib.json").read_text())
+        saved = load_model(tmp_path / "best_model.dfm")
+        np.testing.assert_array_equal(np.argmax(saved.predict_proba(X_val), axis=1), result.model.predict(X_val))
+        info = json.loads((tmp_path / "best_model.dfm.json").read_text())
         assert info["config"] == result.best_config
         # 4 extractor settings at most: repeated ones come from the cache
         assert result.n_features_computed <= len({json.dumps(c["extractor"]) for c in _configs(result.trials)})

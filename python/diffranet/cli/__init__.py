@@ -51,7 +51,7 @@ def build_parser():
     train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
     train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
     train.add_argument("--data", required=True, help="data folder with train/ (and val/, test/) class folders")
-    train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
+    train.add_argument("--out", required=True, help="model file (.dfm, loads without running code); settings also go to MODEL.json")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
     train.set_defaults(func=_cmd_train)
@@ -73,6 +73,9 @@ def build_parser():
                          "DIR/gallery.png")
     dataset.add_argument("--preset", default="diffranet",
                          help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
+    dataset.add_argument("--detector", metavar="FILE",
+                         help="render on this detector: a detector TOML file or a shipped name "
+                              "(paper, pilatus6m, eiger16m)")
     dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
     dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
     dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")

@@ -59,18 +59,21 @@ def run(args):
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "frame", "label", "hit", "latency_ms", *(f"p_{n}" for n in model.class_names)])
     summary = Summary()
-    for record in classify_files(model, args.files, detector=detector, overrides=overrides,
-                                 batch_size=args.batch_size):
-        summary.add(record)
-        if isinstance(record, FileError):
-            print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)
-        elif writer is not None:
-            writer.writerow([record.file, record.frame, record.label, int(record.hit), f"{record.latency_ms:.2f}",
-                             *(f"{p:.6g}" for p in record.proba)])
-        else:
-            print(json.dumps(record.to_dict()), flush=True)
-    s = summary.to_dict()
-    print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
-          f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
-          file=sys.stderr)
+    try:
+        for record in classify_files(model, args.files, detector=detector, overrides=overrides,
+                                     batch_size=args.batch_size):
+            summary.add(record)
+            if isinstance(record, FileError):
+                print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)
+            elif writer is not None:
+                writer.writerow([record.file, record.frame, record.label, int(record.hit),
+                                 f"{record.latency_ms:.2f}", *(f"{p:.6g}" for p in record.proba)])
+                sys.stdout.flush()
+            else:
+                print(json.dumps(record.to_dict()), flush=True)
+    finally:  # the summary of what was done, also after an interruption
+        s = summary.to_dict()
+        print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
+              f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
+              file=sys.stderr)
     return 1 if s["unreadable"] else 0

@@ -19,7 +19,12 @@ def run_dataset_command(args):
         gallery = write_gallery(args.info, Path(args.info) / "gallery.png")
         print(f"gallery: {gallery}")
         return
-    index = generate_dataset(args.out, preset=args.preset, n_train=args.n_train, n_val=args.n_val,
+    preset = args.preset
+    if getattr(args, "detector", None) is not None:
+        from ..inference.detector_files import load_detector
+
+        preset = load_detector(args.detector).training_preset(preset)
+    index = generate_dataset(args.out, preset=preset, n_train=args.n_train, n_val=args.n_val,
                              n_test=args.n_test, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
                              format=args.format, shard_size=args.shard_size, quiet=args.quiet)
     total = sum(entry["n_images"] for entry in index["splits"].values())

@@ -22,7 +22,7 @@ from .._validation import check_int, check_positive
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
-from ..simulation.response import CCDResponse
+from ..simulation.response import CCDResponse, PixelArrayResponse
 from ..simulation.simulator import Simulator
 from .labels import LabelRule
 
@@ -107,6 +107,10 @@ class Preset:
         Shares of blank, no-crystal, weak, good, strong (sum 1).
     max_attempts : int, default 32
         Redraws of an image's nuisance parameters when its class cannot be reached.
+    detector_spec : dict, optional
+        A user's detector (:meth:`diffranet.inference.detector_files.DetectorSpec.to_dict`,
+        set by ``DetectorSpec.training_preset``): beam centre, module gaps
+        (masked) and, for ``kind = "pixel_array"``, a photon-counting response.
     """
 
     name: str = "diffranet"
@@ -142,6 +146,7 @@ class Preset:
     strong_target_max: int = 4000
     class_fractions: tuple = CLASS_FRACTIONS_PAPER
     max_attempts: int = 32
+    detector_spec: dict = None
 
     def __post_init__(self):
         for name in _TUPLE_FIELDS:
@@ -192,6 +197,8 @@ class Preset:
     # ------------------------------------------------------------------ components
     def detector(self):
         """The :class:`Detector` (shared: it is immutable and caches its pixel directions)."""
+        if self.detector_spec is not None:
+            return _user_detector(json.dumps(self.detector_spec, sort_keys=True))
         return _detector(self.shape, self.pixel_size_mm, self.distance_mm)
 
     def beam(self, photons=None, wavelength_A=None):
@@ -229,7 +236,8 @@ class Preset:
         return _background(self.water_um, self.air_mm)
 
     def response(self, flicker_rms=0.0, calibration_seed=0):
-        """The detector response: the paper's fiber-coupled CCD.
+        """The detector response: the paper's fiber-coupled CCD, or a photon counter for a
+        ``pixel_array`` ``detector_spec``.
 
         Parameters
         ----------
@@ -240,6 +248,8 @@ class Preset:
         calibration_seed : int, default 0
             Identifies the detector's calibration pattern.
         """
+        if self.detector_spec is not None and self.detector_spec["kind"] == "pixel_array":
+            return PixelArrayResponse(saturation=self.saturation)
         return CCDResponse(flicker_rms=flicker_rms, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
                            calibration_rms=self.calibration_rms, calibration_seed=calibration_seed,
                            readout_rms_photons=self.readout_rms_photons, adc_offset=self.adc_offset,
@@ -302,6 +312,19 @@ def _detector(shape, pixel_size_mm, distance_mm):
 @functools.lru_cache(maxsize=8)
 def _background(water_um, air_mm):
     return Background(materials=(water(thickness_um=water_um), air(path_mm=air_mm)))
+
+
+@functools.lru_cache(maxsize=8)
+def _user_detector(spec_json):
+    """The shared :class:`Detector` of a ``detector_spec`` (beam centre, module gaps masked)."""
+    from ..inference.detector_files import DetectorSpec
+
+    spec = DetectorSpec.from_dict(json.loads(spec_json))
+    bx, by = spec.geometry().beam_center_px
+    gaps = spec.gap_mask()
+    return Detector(shape=spec.shape, pixel_size_mm=spec.pixel_size_mm, distance_mm=spec.distance_mm,
+                    beam_center_mm=(bx * spec.pixel_size_mm, by * spec.pixel_size_mm),
+                    mask=gaps if gaps.any() else None)
 
 
 #: Built-in presets by name.

@@ -15,8 +15,8 @@ A detector file describes one detector at one set-up::
 
 The same file serves both ways of applying a model to a beamline:
 :meth:`DetectorSpec.geometry` is the geometry of its frames for
-:func:`~diffranet.inference.preprocess`, and
-:func:`diffranet.dataset.presets.detector_preset` renders a training set on it.
+:func:`~diffranet.inference.preprocess`, and :meth:`DetectorSpec.training_preset`
+is a dataset preset that renders a training set on it.
 Files for the paper's detector, a PILATUS 6M and an EIGER 16M ship with
 diffranet and are found by name (:data:`SHIPPED`).
 """
@@ -142,6 +142,39 @@ class DetectorSpec:
             self, name=name or f"{self.name}-{rows}x{cols}", shape=(rows, cols), beam_center_px=(bx - left, by - top),
             origin_px=(self.origin_px[0] + top, self.origin_px[1] + left),
         )
+
+    def training_preset(self, base="diffranet"):
+        """A dataset preset that renders training images on this detector.
+
+        The crystal, beam, background, class shares and label rule are those
+        of ``base``; the detector (shape, pixel size, distance, wavelength,
+        beam centre, module gaps) is this one. A ``pixel_array`` detector
+        counts photons (no PSF, read-out noise, gain error or offset, and the
+        label rule counts no read-out noise); a ``ccd`` keeps ``base``'s
+        fiber-coupled CCD.
+
+        Parameters
+        ----------
+        base : str, dict or Preset, default "diffranet"
+            The preset to start from (:func:`diffranet.dataset.presets.get_preset`).
+
+        Returns
+        -------
+        Preset
+        """
+        from ..dataset.presets import get_preset
+
+        base = get_preset(base)
+        changes = {"name": f"{base.name}@{self.name}", "shape": self.shape, "pixel_size_mm": self.pixel_size_mm,
+                   "distance_mm": self.distance_mm, "wavelength_A": self.wavelength_A,
+                   "detector_spec": self.to_dict()}
+        if self.kind == "pixel_array":
+            # the simulated counter holds at most 2**24 (float32 counts stay exact): far above any spot here
+            saturation = min(self.saturation, 2.0**24) if self.saturation is not None else 2.0**20 - 1
+            changes.update(calibration_rms=0.0, readout_rms_photons=0.0, adc_offset=0.0, saturation=saturation)
+        elif self.saturation is not None:
+            changes["saturation"] = self.saturation
+        return dataclasses.replace(base, **changes)
 
     def to_dict(self):
         """JSON-serialisable parameters."""

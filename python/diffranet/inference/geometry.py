@@ -49,7 +49,7 @@ class FrameGeometry:
     --------
     >>> g = FrameGeometry(pixel_size_mm=0.172, distance_mm=80.0, wavelength_A=1.5)
     >>> round(g.resolution_A(radius_mm=44.0), 2)
-    2.96
+    3.01
     """
 
     pixel_size_mm: float

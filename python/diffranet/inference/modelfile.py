@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._atomic import atomic_path
 from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
 from .geometry import PAPER_PREPROCESSING, Preprocessing
 
@@ -46,9 +47,7 @@ ALLOWED_TYPES = (
     "diffranet.features.glcm.GLCMExtractor",
     "diffranet.features.lbp.LBPExtractor",
     "diffranet.features.bovw.BoVWExtractor",
-    "diffranet.hitfinding.PeakFinderHitFinder",
-    "diffranet.hitfinder.PeakFinderHitFinder",
-    "diffranet.peakfinder.PeakFinderHitFinder",
+    "diffranet.peaks.hitfinder.PeakFinderHitFinder",
     "sklearn.tree._tree.Tree",
 )
 
@@ -308,15 +307,9 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
         meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"training summary must be JSON-serialisable: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_META, meta_bytes)
-            archive.writestr(member, payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_META, meta_bytes)
+        archive.writestr(member, payload)
     return path
 
 
@@ -424,9 +417,9 @@ def _load_archive(path):
         class_names = meta["class_names"]
         preprocessing = Preprocessing.from_dict(meta["preprocessing"])
         estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload)
-    except ModelFileError:
+    except (ModelFileError, ImportError):
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and skops raise their own types
         raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
     return SavedModel(estimator, class_names, preprocessing, meta)
 
@@ -476,4 +469,8 @@ def _load_trusted_pickle(path):
     classes = np.asarray(getattr(estimator, "classes_", []))
     # old files hold label integers 0..4 (the five DiffraNet classes) or the class names themselves
     names = CLASS_NAMES if classes.dtype.kind in "iu" else tuple(str(c) for c in classes)
-    return SavedModel(estimator, names, PAPER_PREPROCESSING, {"kind": "joblib", "trusted": True})
+    from .training_input import shape_preprocessing
+
+    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+    preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
+    return SavedModel(estimator, names, preprocessing, {"kind": "joblib", "trusted": True})

@@ -9,11 +9,13 @@ Three steps, each a function of its own:
    would land on the training detector, and its photons stay together).
    Without geometry, :func:`bin_and_crop` sums ``f x f`` blocks of pixels and
    keeps a window of the training shape around the beam centre.
-2. **Masked pixels.** Pixels to ignore (mask, negative flags such as Pilatus
-   gaps -1 and bad pixels -2, non-finite values, saturated pixels) carry no
-   photons; a training pixel fed mostly by them is masked in turn, and
-   :func:`fill_masked` gives it the median of the unmasked pixels of its ring
-   and sector: local background, neither a spot nor empty sky.
+2. **Missing area.** Pixels to ignore (mask, negative flags such as Pilatus
+   gaps -1 and bad pixels -2, non-finite values, saturated pixels) send no
+   photons. The part of a training pixel that no valid pixel fed (masks, gaps,
+   the frame's edge, and the sampling of one pixel grid by the other) gets the
+   local background: the median photon density of its ring and sector times
+   the missing area (:func:`complete`). A training pixel fed mostly by ignored
+   pixels holds only that background: neither a spot nor empty sky.
 3. **8-bit.** The training detector's ADC offset is added and the paper's
    square-root transform applied (:func:`diffranet.simulation.response.to_8bit`).
 
@@ -23,6 +25,7 @@ See ``docs/preprocessing.md`` for the choices and pictures.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 
 import numpy as np
@@ -31,7 +34,10 @@ from .._validation import check_finite, check_int, check_positive
 from ..simulation.response import to_8bit
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
-__all__ = ["preprocess", "to_training_counts", "resample", "bin_and_crop", "fill_masked", "invalid_pixels"]
+__all__ = [
+    "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
+    "invalid_pixels",
+]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
 MIN_COVERAGE = 0.5
@@ -178,9 +184,8 @@ def _expected_pixels(source, preprocessing):
 
 
 @functools.lru_cache(maxsize=4)
-@functools.lru_cache(maxsize=4)  # a stream's frames share one geometry: compute the mapping once
 def _mapping(shape, source, preprocessing):
-    """Target pixel index (or -1) of every source subpixel, subpixel weight, expected coverage.
+    """(source pixel, training pixel) index pairs per subpixel, subpixel weight, expected coverage.
 
     Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
     subpixel spans at most half a training pixel (no holes when the source
@@ -201,23 +206,44 @@ def _mapping(shape, source, preprocessing):
             step = step[np.isfinite(step)]
             largest = max(largest, float(step.max()) if step.size else 0.0)
     k = int(min(max(math.ceil(2.0 * largest), 1), 8))
-    indices = []
+    pairs = []
     for i in range(k):
         for j in range(k):
             if k > 1:
                 xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
                                            y - 0.5 + (i + 0.5) / k)
             with np.errstate(invalid="ignore"):
-                col, row = np.floor(xt), np.floor(yt)
+                col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            index = np.where(inside, np.nan_to_num(row) * shape_t[1] + np.nan_to_num(col), -1).astype(np.int64)
-            indices.append(index.ravel())
+            sources = np.flatnonzero(inside)
+            targets = (row[inside] * shape_t[1] + col[inside]).astype(np.intp)
+            pairs.append((sources, targets))
     expected = _expected_pixels(source, preprocessing)
-    return np.stack(indices), 1.0 / (k * k), expected
+    return tuple(pairs), 1.0 / (k * k), expected
+
+
+@functools.lru_cache(maxsize=4)
+def _covered_cache(mapping_key, invalid_digest):
+    """Slot for the coverage of one mask under one mapping (filled by :func:`_coverage`)."""
+    return {}
+
+
+def _coverage(pairs, n, invalid, mapping_key):
+    """Valid source pixels per training pixel; cached per mask (masks rarely change between frames)."""
+    digest = hashlib.blake2b(np.packbits(invalid).tobytes(), digest_size=16).digest()
+    slot = _covered_cache(mapping_key, digest)
+    if "covered" not in slot:
+        valid = (~invalid.ravel()).astype(np.float64)
+        covered = np.zeros(n)
+        for sources, targets in pairs:
+            covered += np.bincount(targets, weights=valid[sources], minlength=n)
+        covered.flags.writeable = False
+        slot["covered"] = covered
+    return slot["covered"]
 
 
 def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
-    """Move a frame's photons onto the training detector by resolution and azimuth.
+    """Sum a frame's photons into the training detector's pixels by resolution and azimuth.
 
     Every (sub)pixel of the frame sends its photons to the training pixel that
     sees the same resolution d = lambda / (2 sin theta) at the same azimuth
@@ -231,7 +257,7 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
     frame : ndarray, shape (rows, cols)
         Detector values (photons).
     invalid : ndarray of bool, same shape
-        Pixels to ignore (:func:`invalid_pixels`).
+        Pixels to ignore (:func:`invalid_pixels`): they send nothing.
     geometry : FrameGeometry
         The frame's geometry.
     preprocessing : Preprocessing
@@ -239,33 +265,28 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
 
     Returns
     -------
-    counts : ndarray of float32, shape preprocessing.shape
-        Photons per training pixel; a pixel partly fed by ignored source
-        pixels is scaled up by (source pixels) / (unmasked source pixels).
-    masked : ndarray of bool
-        Training pixels whose unmasked source pixels cover less than
-        :data:`MIN_COVERAGE` of them (gaps, beamstop, outside the frame).
+    sums : ndarray of float64, shape preprocessing.shape
+        Photons received by each training pixel.
+    covered : ndarray of float64
+        Area of each training pixel covered by the valid source pixels that
+        fed it, in source pixels.
+    expected : ndarray of float64
+        Area of each training pixel in source pixels (from the Jacobian of the
+        mapping); ``covered`` differs from it by the masked source pixels and
+        by the sampling of one pixel grid by the other.
     """
     if not isinstance(geometry, FrameGeometry):
         raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
-    index, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
+    pairs, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
     n = preprocessing.shape[0] * preprocessing.shape[1]
-    valid = ~invalid.ravel()
-    values = np.where(valid, frame.ravel().astype(np.float64, copy=False), 0.0) * weight
+    values = frame.astype(np.float64).ravel()
+    values[invalid.ravel()] = 0.0
     sums = np.zeros(n)
-    covered = np.zeros(n)
-    everything = np.zeros(n)
-    for sub in index:
-        keep = sub >= 0
-        target = sub[keep]
-        sums += np.bincount(target, weights=values[keep], minlength=n)
-        covered += np.bincount(target, weights=valid[keep] * weight, minlength=n)
-        everything += np.bincount(target, minlength=n) * weight
-    expected = expected.ravel()
-    masked = (covered < MIN_COVERAGE * expected) | (covered <= 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        counts = np.where(masked, 0.0, sums * (everything / np.where(covered > 0, covered, 1.0)))
-    return counts.reshape(preprocessing.shape).astype(np.float32), masked.reshape(preprocessing.shape)
+    for sources, targets in pairs:
+        sums += np.bincount(targets, weights=values[sources], minlength=n)
+    covered = _coverage(pairs, n, invalid, (tuple(frame.shape), geometry, preprocessing))
+    shape = preprocessing.shape
+    return (sums * weight).reshape(shape), (covered * weight).reshape(shape), expected
 
 
 # --------------------------------------------------------------------------- no geometry
@@ -283,7 +304,7 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
     ----------
     frame : ndarray, shape (rows, cols)
     invalid : ndarray of bool, same shape
-        Pixels to ignore.
+        Pixels to ignore: they send nothing.
     factor : int
         Block side (pixels).
     target_shape : tuple of int
@@ -293,11 +314,9 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
 
     Returns
     -------
-    counts : ndarray of float32, shape target_shape
-        Photons per block; a block with ignored pixels is scaled by
-        (pixels) / (unmasked pixels).
-    masked : ndarray of bool
-        Blocks less than :data:`MIN_COVERAGE` unmasked, or outside the frame.
+    sums, covered, expected : ndarray of float64, shape target_shape
+        As :func:`resample`: photons per block, valid pixels per block, and
+        ``factor ** 2``.
     """
     factor = check_int("bin factor", factor, minimum=1)
     rows, cols = frame.shape
@@ -308,53 +327,60 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
     good = np.zeros(window.shape, bool)
     r0, r1 = max(top, 0), min(top + tr * factor, rows)
     c0, c1 = max(left, 0), min(left + tc * factor, cols)
-    if factor == 1 and (r0, r1, c0, c1) == (top, top + tr, left, left + tc):
-        # the window lies inside the frame, no binning: each pixel is its own block (fast path, same result)
-        masked = np.ascontiguousarray(invalid[r0:r1, c0:c1])
-        counts = frame[r0:r1, c0:c1].astype(np.float32)
-        counts[masked] = 0.0
-        return counts, masked
     if r1 > r0 and c1 > c0:
         part_valid = ~invalid[r0:r1, c0:c1]
         good[r0 - top : r1 - top, c0 - left : c1 - left] = part_valid
         window[r0 - top : r1 - top, c0 - left : c1 - left] = np.where(part_valid, frame[r0:r1, c0:c1], 0.0)
     sums = window.reshape(tr, factor, tc, factor).sum(axis=(1, 3))
-    covered = good.reshape(tr, factor, tc, factor).sum(axis=(1, 3)) / float(factor * factor)
-    masked = covered < MIN_COVERAGE
-    with np.errstate(invalid="ignore", divide="ignore"):
-        counts = np.where(masked, 0.0, sums / np.where(covered > 0, covered, 1.0))
-    return counts.astype(np.float32), masked
+    covered = good.reshape(tr, factor, tc, factor).sum(axis=(1, 3)).astype(np.float64)
+    return sums, covered, np.full(target_shape, float(factor * factor))
 
 
 # --------------------------------------------------------------------------- masked pixels
 
 
 def _group_medians(values, labels, n_labels):
-    """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts."""
-    order = np.lexsort((values, labels))
-    labels_sorted, values_sorted = labels[order], values[order]
-    starts = np.searchsorted(labels_sorted, np.arange(n_labels), side="left")
-    stops = np.searchsorted(labels_sorted, np.arange(n_labels), side="right")
-    counts = stops - starts
+    """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts.
+
+    One sort of ``label * span + value`` puts every group's values in order, contiguously.
+    """
+    low = float(values.min()) if values.size else 0.0
+    span = float(values.max()) - low + 1.0 if values.size else 1.0
+    keys = np.sort(labels * span + (values - low))
+    bounds = np.arange(n_labels + 1) * span
+    edges = np.searchsorted(keys, bounds, side="left")
+    starts, counts = edges[:-1], np.diff(edges)
     medians = np.full(n_labels, np.nan)
     has = counts > 0
-    medians[has] = values_sorted[starts[has] + (counts[has] - 1) // 2]
+    medians[has] = keys[starts[has] + (counts[has] - 1) // 2] - np.flatnonzero(has) * span + low
     return medians
 
 
-def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
-    """Give masked pixels the local background: the median of their ring and sector.
+@functools.lru_cache(maxsize=8)
+def _rings_and_sectors(shape, beam_center_px, ring_width_px, n_sectors):
+    """Ring index and ring * n_sectors + sector of every pixel (read-only, cached)."""
+    rows, cols = shape
+    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
+    y, x = np.indices(shape, dtype=np.float64)
+    dx, dy = x + 0.5 - bx, y + 0.5 - by
+    ring = (np.hypot(dx, dy) / ring_width_px).astype(np.int64)
+    sector = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64) % n_sectors
+    cell = ring * n_sectors + sector
+    ring.flags.writeable = cell.flags.writeable = False
+    return ring, cell
+
+
+def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
+    """Median of the unmasked ``values`` of each pixel's ring and sector around the beam.
 
     Rings are ``ring_width_px`` wide around the beam centre and cut into
-    ``n_sectors`` azimuthal sectors. A masked pixel gets the median of the
-    unmasked pixels of its sector of its ring; where the whole sector is
-    masked, the median of the ring; where the whole ring is, the nearest ring
-    with data. Medians ignore spots, so a filled pixel looks like the sky
-    around it.
+    ``n_sectors`` azimuthal sectors. Where a whole sector is masked the median
+    of the ring is used, and where the whole ring is, the nearest ring with
+    data. Medians ignore spots, so the result is the sky around each pixel.
 
     Parameters
     ----------
-    counts : ndarray, shape (rows, cols)
+    values : ndarray, shape (rows, cols)
     masked : ndarray of bool, same shape
     beam_center_px : tuple of float, optional
         ``(x, y)``; default the image centre.
@@ -363,86 +389,111 @@ def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sector
 
     Returns
     -------
+    ndarray of float64, same shape
+        All zeros if every pixel is masked.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    masked = np.asarray(masked, dtype=bool)
+    if masked.shape != values.shape:
+        raise ValueError(f"masked has shape {masked.shape}, values {values.shape}")
+    check_positive("ring_width_px", ring_width_px)
+    n_sectors = check_int("n_sectors", n_sectors, minimum=1)
+    if masked.all():
+        return np.zeros(values.shape)
+    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+    ring, cell = _rings_and_sectors(values.shape, center, float(ring_width_px), n_sectors)
+    n_rings = int(ring.max()) + 1
+    good = ~masked
+    local = _group_medians(values[good], cell[good], n_rings * n_sectors).reshape(n_rings, n_sectors)
+    # a sector with no unmasked pixel: the median of its ring's sectors; a ring with none: the nearest ring
+    with np.errstate(all="ignore"):
+        empty_rings = np.isnan(local).all(axis=1)
+        per_ring = np.full(n_rings, np.nan)
+        per_ring[~empty_rings] = np.nanmedian(local[~empty_rings], axis=1)
+    have = np.flatnonzero(np.isfinite(per_ring))
+    per_ring = np.interp(np.arange(n_rings), have, per_ring[have])
+    local = np.where(np.isnan(local), per_ring[:, None], local)
+    return local.ravel()[cell]
+
+
+def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
+    """Give masked pixels the local background (:func:`local_background`), neither a spot nor empty sky.
+
+    Returns
+    -------
     ndarray of float32
-        A copy of ``counts`` with masked pixels filled (all zeros if every
-        pixel is masked).
+        A copy of ``counts`` with masked pixels filled.
 
     Examples
     --------
     >>> counts = np.array([[1.0, 1, 1], [1, 50, 1], [1, 1, 1]])
-    >>> fill_masked(counts, counts > 10)[1, 1]
-    np.float32(1.0)
+    >>> float(fill_masked(counts, counts > 10)[1, 1])
+    1.0
     """
     counts = np.asarray(counts, dtype=np.float32)
     masked = np.asarray(masked, dtype=bool)
-    if masked.shape != counts.shape:
-        raise ValueError(f"masked has shape {masked.shape}, counts {counts.shape}")
-    check_positive("ring_width_px", ring_width_px)
-    n_sectors = check_int("n_sectors", n_sectors, minimum=1)
     if not masked.any():
         return counts.copy()
-    out = counts.copy()
-    if masked.all():
-        out[:] = 0.0
-        return out
-    rows, cols = counts.shape
-    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
-    y, x = np.indices(counts.shape, dtype=np.float64)
-    dx, dy = x + 0.5 - bx, y + 0.5 - by
-    ring = (np.hypot(dx, dy) / ring_width_px).astype(np.int64)
-    sector = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64) % n_sectors
-    n_rings = int(ring.max()) + 1
-    good = ~masked
-    local = _group_medians(counts[good], (ring * n_sectors + sector)[good], n_rings * n_sectors)
-    per_ring = _group_medians(counts[good], ring[good], n_rings)
-    have = np.flatnonzero(np.isfinite(per_ring))
-    per_ring = np.interp(np.arange(n_rings), have, per_ring[have])
-    fill = local[ring * n_sectors + sector]
-    fill = np.where(np.isfinite(fill), fill, per_ring[ring])
-    out[masked] = fill[masked]
-    return out
+    background = local_background(counts, masked, beam_center_px, ring_width_px, n_sectors)
+    return np.where(masked, background, counts).astype(np.float32)
+
+
+def complete(sums, covered, expected, beam_center_px=None):
+    """Photons per training pixel: the photons received plus the background of the area no valid pixel fed.
+
+    A training pixel of area ``expected`` (in source pixels) received the
+    photons of valid source pixels covering ``covered`` of it. The rest (masked
+    source pixels, gaps, the edge of the frame, and the sampling of one pixel
+    grid by the other) gets the local background photon density (median of
+    ``sums / covered`` over the ring and sector, :func:`local_background`):
+
+        counts = sums + (expected - covered) * background_density
+
+    so spots keep exactly the photons they had, and the background keeps its
+    level wherever pixels are missing. Pixels with ``covered`` below
+    :data:`MIN_COVERAGE` of ``expected`` are masked: they get
+    ``expected * background_density`` only.
+
+    Returns
+    -------
+    counts : ndarray of float32
+    masked : ndarray of bool
+    """
+    masked = (covered < MIN_COVERAGE * expected) | (covered <= 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        density = np.where(covered > 0, sums / np.where(covered > 0, covered, 1.0), 0.0)
+    background = local_background(density, masked, beam_center_px)
+    counts = np.where(masked, expected * background, sums + (expected - covered) * background)
+    return np.maximum(counts, 0.0).astype(np.float32), masked
 
 
 # --------------------------------------------------------------------------- the whole chain
 
 
-def _is_training_detector(geometry, shape, preprocessing):
-    """Whether a frame of ``shape`` and ``geometry`` is pixel for pixel the training detector."""
-    target = preprocessing.geometry
-    return (tuple(shape) == preprocessing.shape
-            and all(math.isclose(a, b, rel_tol=1e-9) for a, b in (
-                (geometry.pixel_size_mm, target.pixel_size_mm), (geometry.distance_mm, target.distance_mm),
-                (geometry.wavelength_A, target.wavelength_A)))
-            and all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(geometry.center_px(shape),
-                                                                      target.center_px(shape))))
-
-
 def to_training_counts(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *,
                        beam_center_px=None, saturation=None):
-    """Photons per training-detector pixel, masked pixels filled (steps 1 and 2 of :func:`preprocess`).
+    """Photons per training-detector pixel, missing area completed (steps 1 and 2 of :func:`preprocess`).
 
     Returns
     -------
     counts : ndarray of float32, shape preprocessing.shape
     masked : ndarray of bool
-        Training pixels that were filled.
+        Training pixels mostly fed by masked pixels or lying outside the
+        frame: they hold only the local background.
     """
     frame = _check_frame(frame)
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
     invalid = invalid_pixels(frame, mask, saturation)
-    if geometry is not None and _is_training_detector(geometry, frame.shape, preprocessing):
-        # the frame already is in the training geometry: resampling would map each pixel onto itself
-        counts, masked = bin_and_crop(frame, invalid, 1, preprocessing.shape, (frame.shape[1] / 2, frame.shape[0] / 2))
-    elif geometry is not None:
-        counts, masked = resample(frame, invalid, geometry, preprocessing)
+    if geometry is not None:
+        sums, covered, expected = resample(frame, invalid, geometry, preprocessing)
     else:
         factor = preprocessing.bin_factor or default_bin_factor(frame.shape, preprocessing.shape)
         if beam_center_px is not None:
             beam_center_px = (check_finite("beam_center_px[0]", beam_center_px[0]),
                               check_finite("beam_center_px[1]", beam_center_px[1]))
-        counts, masked = bin_and_crop(frame, invalid, factor, preprocessing.shape, beam_center_px)
-    return fill_masked(counts, masked, preprocessing.geometry.center_px(preprocessing.shape)), masked
+        sums, covered, expected = bin_and_crop(frame, invalid, factor, preprocessing.shape, beam_center_px)
+    return complete(sums, covered, expected, preprocessing.geometry.center_px(preprocessing.shape))
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,

@@ -88,6 +88,14 @@ def _open_format(path, dataset):
     return path, fmt
 
 
+def _optional(path, fmt, reader, default):
+    """``reader(path)``, or ``default`` for a format without that reader (a corrupt file still raises)."""
+    if reader is None:
+        fmt.read(path, 0, None)
+        return default
+    return reader(path)
+
+
 def read_image(path, frame=None, dataset=None):
     """Read one 2-D frame from an image file.
 
@@ -182,10 +190,7 @@ def read_mask(path):
     True
     """
     path, fmt = _open_format(path, None)
-    if fmt.mask is None:
-        fmt.read(path, 0, None)  # still report a corrupt file
-        return None
-    return fmt.mask(path)
+    return _optional(path, fmt, fmt.mask, None)
 
 
 def read_geometry(path):
@@ -227,10 +232,7 @@ def read_geometry(path):
     {}
     """
     path, fmt = _open_format(path, None)
-    if fmt.geometry is None:
-        fmt.read(path, 0, None)  # still report a corrupt file
-        return {}
-    return fmt.geometry(path)
+    return _optional(path, fmt, fmt.geometry, {})
 
 
 def count_frames(path, dataset=None):

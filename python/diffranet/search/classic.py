@@ -41,7 +41,7 @@ from ..train import build_classifier, build_extractor, build_pipeline, evaluate,
 from .spaces import TABLE8, non_empty_subsets
 
 TRIALS_FILE = "trials.pkl"
-MODEL_FILE = "best_model.joblib"
+MODEL_FILE = "best_model.dfm"
 
 
 def _as_json(value):
@@ -215,7 +215,7 @@ def search_classic(
     out_dir : path-like
         Folder for ``trials.pkl`` (rewritten after every evaluation), the
         feature cache ``features/`` and the refitted best model
-        ``best_model.joblib`` with ``best_model.joblib.json``.
+        ``best_model.dfm`` (a diffranet model file) with ``best_model.dfm.json``.
     space : ClassicSpace, default=TABLE8
         Search space.
     resume : bool, default=False
@@ -279,7 +279,7 @@ def run_search_classic(data_dir, out_dir, max_evals, resume=False, random_state=
     Reads the ``train`` and ``val`` splits of ``data_dir``, runs
     :func:`search_classic` into ``out_dir`` and, when the folder has a ``test``
     split, scores the refitted best model on it (accuracy and hit/miss
-    accuracy, also stored in ``best_model.joblib.json``).
+    accuracy, also stored in ``best_model.dfm.json``).
     """
     X_train, y_train = load_split(data_dir, "train")
     X_val, y_val = load_split(data_dir, "val")
