@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import classify, demo, evaluate, search, train
+from . import classify, demo, evaluate, search, stream, train, watch
 
 
 def _cmd_dataset(args):
@@ -57,6 +57,8 @@ def build_parser():
     dataset.set_defaults(func=_cmd_dataset)
 
     classify.add_parser(sub)
+    stream.add_parser(sub)
+    watch.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,65 @@
+"""``diffranet watch``: classify image files as they appear in a directory."""
+
+from __future__ import annotations
+
+import sys
+
+from ._live import add_model_and_geometry_options, detector_and_overrides, print_summary, status_printer
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Register ``watch`` on the ``diffranet`` sub-command parsers."""
+    parser = subparsers.add_parser(
+        "watch", help="classify image files as they appear in a directory (once completely written)",
+        description="Watch DIR; classify every frame of each new image file once it is completely written; one "
+                    "JSON line per frame on stdout (and in --log). Stops cleanly on Ctrl-C / SIGTERM.",
+    )
+    parser.add_argument("directory", metavar="DIR", help="directory the detector writes to")
+    add_model_and_geometry_options(parser)
+    parser.add_argument("--settle", type=float, default=1.0, metavar="S",
+                        help="seconds a file's size must stay unchanged before it is read (default: %(default)s)")
+    parser.add_argument("--poll", type=float, default=0.2, metavar="S",
+                        help="seconds between directory scans (default: %(default)s)")
+    parser.add_argument("--existing", action="store_true", help="also classify the files already in DIR")
+    parser.add_argument("--publish", metavar="tcp://HOST:PORT", help="also publish verdicts on a PUB socket")
+    parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Watch until SIGINT / SIGTERM; returns the exit status."""
+    import zmq
+
+    from ..inference import load_model
+    from ..live import DirectoryWatcher, RecordWriter, stop_on_signals, watch_directory
+
+    model = load_model(args.model, trust=args.trust)
+    detector, overrides = detector_and_overrides(args)
+    watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing)
+    context = zmq.Context()
+    publish = None
+    if args.publish:
+        publish = context.socket(zmq.PUB)
+        publish.bind(args.publish)
+    log = open(args.log, "a", encoding="utf-8") if args.log else None
+    try:
+        writer = RecordWriter(publish, [sys.stdout] + ([log] if log else []), status=status_printer(args),
+                              status_interval_s=args.status_interval).start()
+        with stop_on_signals() as stop:
+            print(f"diffranet watch: watching {args.directory}", file=sys.stderr, flush=True)
+            try:
+                watch_directory(model, watcher, writer, stop, detector=detector, overrides=overrides,
+                                poll_s=args.poll, batch_size=args.batch_size)
+            finally:
+                final = writer.close()
+    finally:
+        if log is not None:
+            log.close()
+        if publish is not None:
+            publish.close(linger=1000)
+        context.term()
+    print_summary(args.command, final)
+    return 0

@@ -1,0 +1,198 @@
+"""Byte-string compression of DECTRIS Stream V2: bslz4 and lz4 in HDF5 framing.
+
+Stream V2 wraps a compressed byte string in CBOR tag 56500 as
+``[algorithm, modifier, payload]`` (DECTRIS "CBOR Tag for Compressed Byte
+Strings"). Both algorithms use the framing of their HDF5 filters:
+
+* a 12-byte header: the uncompressed size in bytes (uint64, big endian) and
+  the block size in bytes (uint32, big endian);
+* then one record per block: the compressed size (uint32, big endian) and the
+  LZ4 block of that size.
+
+``lz4``: the blocks hold the raw bytes; a block whose compressed size equals
+its uncompressed size is stored as is (HDF5 LZ4 filter). ``bslz4``: the data
+were bit-shuffled in blocks of ``block size / element size`` elements
+(bitshuffle's HDF5 filter); the last partial block is cut to a multiple of 8
+elements and the remaining fewer-than-8 elements follow uncompressed.
+
+Decoding checks every size against the payload before touching it and uses
+the bounds-checked ``lz4.block`` decoder, so a truncated or corrupt payload
+raises :class:`CompressionError` instead of reading past the buffer.
+Bit-unshuffling then uses ``bitshuffle`` on the already validated buffer.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+__all__ = ["CompressionError", "ALGORITHMS", "decompress", "compress"]
+
+#: Algorithms a Stream V2 payload may use.
+ALGORITHMS = ("bslz4", "lz4")
+
+_HEADER = struct.Struct(">QI")
+_BLOCK_SIZE = struct.Struct(">I")
+_BSHUF_MULTIPLE = 8            # bitshuffle blocks are multiples of 8 elements
+_BSHUF_TARGET_BLOCK_BYTES = 8192  # bitshuffle's default block size in bytes
+_LZ4_BLOCK_BYTES = 1 << 16
+
+
+class CompressionError(ValueError):
+    """A compressed byte string is truncated, corrupt or of an unknown kind."""
+
+
+def _blocks(payload, offset, sizes):
+    """Decompress consecutive framed LZ4 blocks of the given uncompressed sizes."""
+    import lz4.block
+
+    view = memoryview(payload)
+    parts = []
+    for size in sizes:
+        if offset + _BLOCK_SIZE.size > len(view):
+            raise CompressionError("compressed data end in the middle of a block header")
+        (stored,) = _BLOCK_SIZE.unpack_from(view, offset)
+        offset += _BLOCK_SIZE.size
+        if stored > len(view) - offset:
+            raise CompressionError(f"a block of {stored} bytes runs past the end of the data")
+        chunk = view[offset:offset + stored]
+        offset += stored
+        if stored == size:
+            parts.append(bytes(chunk))
+            continue
+        try:
+            block = lz4.block.decompress(chunk, uncompressed_size=size)
+        except lz4.block.LZ4BlockError as exc:
+            raise CompressionError(f"corrupt LZ4 block: {exc}") from None
+        if len(block) != size:
+            raise CompressionError(f"an LZ4 block holds {len(block)} bytes, expected {size}")
+        parts.append(block)
+    return parts, offset
+
+
+def _header(payload):
+    if len(payload) < _HEADER.size:
+        raise CompressionError(f"compressed data of {len(payload)} bytes are shorter than their 12-byte header")
+    return _HEADER.unpack_from(payload, 0)
+
+
+def _decompress_lz4(payload):
+    total, block_bytes = _header(payload)
+    if block_bytes == 0 and total:
+        raise CompressionError("LZ4 block size of 0 bytes")
+    sizes = [block_bytes] * (total // block_bytes) if total else []
+    if total % max(block_bytes, 1):
+        sizes.append(total % block_bytes)
+    parts, end = _blocks(payload, _HEADER.size, sizes)
+    if end != len(payload):
+        raise CompressionError(f"{len(payload) - end} bytes after the last LZ4 block")
+    return b"".join(parts)
+
+
+def _decompress_bslz4(payload, elem_size):
+    import bitshuffle
+
+    if elem_size not in (1, 2, 4, 8):
+        raise CompressionError(f"bslz4 element size must be 1, 2, 4 or 8 bytes, got {elem_size!r}")
+    total, block_bytes = _header(payload)
+    if total % elem_size:
+        raise CompressionError(f"{total} bytes are not a whole number of {elem_size}-byte elements")
+    n = total // elem_size
+    block = block_bytes // elem_size
+    if n and (block == 0 or block % _BSHUF_MULTIPLE or block_bytes % elem_size):
+        raise CompressionError(f"bslz4 block size of {block_bytes} bytes is not a multiple of 8 elements")
+    sizes = [block * elem_size] * (n // block) if n else []
+    last = (n % block) - (n % block) % _BSHUF_MULTIPLE if n else 0
+    if last:
+        sizes.append(last * elem_size)
+    leftover = (n % _BSHUF_MULTIPLE) * elem_size
+    parts, end = _blocks(payload, _HEADER.size, sizes)
+    if len(payload) - end != leftover:
+        raise CompressionError(f"bslz4 data hold {len(payload) - end} bytes after the last block, "
+                               f"expected {leftover}")
+    parts.append(bytes(payload[end:]))
+    shuffled = np.frombuffer(b"".join(parts), dtype=np.dtype(f"u{elem_size}"))
+    if n == 0:
+        return b""
+    return bitshuffle.bitunshuffle(shuffled, block).tobytes()
+
+
+def decompress(algorithm, modifier, payload):
+    """Decompress one Stream V2 compressed byte string.
+
+    Parameters
+    ----------
+    algorithm : {"bslz4", "lz4"}
+        The first element of the tag-56500 array.
+    modifier : int
+        The second element: the element size in bytes for ``bslz4``,
+        unused (0) for ``lz4``.
+    payload : bytes-like
+        The compressed bytes, HDF5 framing included.
+
+    Returns
+    -------
+    bytes
+        The decompressed byte string.
+
+    Raises
+    ------
+    CompressionError
+        Unknown algorithm, truncated or corrupt data.
+
+    Examples
+    --------
+    >>> data = np.arange(1000, dtype="<u2")
+    >>> algorithm, elem_size, payload = compress(data, "bslz4")
+    >>> np.array_equal(np.frombuffer(decompress(algorithm, elem_size, payload), "<u2"), data)
+    True
+    """
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise CompressionError(f"compressed data must be a byte string, got {type(payload).__name__}")
+    if algorithm == "lz4":
+        return _decompress_lz4(payload)
+    if algorithm == "bslz4":
+        if isinstance(modifier, bool) or not isinstance(modifier, int):
+            raise CompressionError(f"bslz4 element size must be an integer, got {modifier!r}")
+        return _decompress_bslz4(payload, modifier)
+    raise CompressionError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+
+
+def compress(data, algorithm):
+    """Compress an array as a Stream V2 detector would (the inverse of :func:`decompress`).
+
+    Parameters
+    ----------
+    data : ndarray
+        Array of 1, 2, 4 or 8-byte elements; its bytes are compressed in C order.
+    algorithm : {"bslz4", "lz4"}
+
+    Returns
+    -------
+    (algorithm, modifier, payload) : (str, int, bytes)
+        The three elements of the tag-56500 array.
+    """
+    import lz4.block
+
+    data = np.ascontiguousarray(data)
+    raw = data.tobytes()
+    if algorithm == "lz4":
+        out = [_HEADER.pack(len(raw), _LZ4_BLOCK_BYTES)]
+        for start in range(0, len(raw), _LZ4_BLOCK_BYTES):
+            block = raw[start:start + _LZ4_BLOCK_BYTES]
+            packed = lz4.block.compress(block, store_size=False)
+            if len(packed) >= len(block):
+                packed = block
+            out += [_BLOCK_SIZE.pack(len(packed)), packed]
+        return "lz4", 0, b"".join(out)
+    if algorithm == "bslz4":
+        import bitshuffle
+
+        elem_size = data.dtype.itemsize
+        if elem_size not in (1, 2, 4, 8):
+            raise ValueError(f"bslz4 needs 1, 2, 4 or 8-byte elements, got {data.dtype}")
+        block = max(_BSHUF_MULTIPLE, _BSHUF_TARGET_BLOCK_BYTES // elem_size)
+        body = bitshuffle.compress_lz4(data.reshape(-1), block).tobytes() if data.size else b""
+        return "bslz4", elem_size, _HEADER.pack(len(raw), block * elem_size) + body
+    raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")

@@ -1,0 +1,357 @@
+"""DECTRIS Stream V2: CBOR start / image / end messages to frames.
+
+Each ZMQ message is one CBOR map (RFC 8949), usually behind the
+self-described CBOR tag 55799, whose first key ``type`` is ``"start"``,
+``"image"`` or ``"end"``. Arrays use RFC 8746: typed arrays (tags 64-87:
+the tag gives element type, size and byte order) inside multi-dimensional
+arrays (tag 40, ``[[rows, cols], typed array]`` in row-major order). Any byte
+string may be replaced by DECTRIS tag 56500 ``[algorithm, modifier, bytes]``,
+the same bytes compressed with ``bslz4`` or ``lz4``
+(:mod:`diffranet.live.compression`).
+
+What diffranet takes from the messages:
+
+* start: ``series_id``, ``series_unique_id``, ``image_size_x`` / ``_y``,
+  ``channels`` (the first one is classified), ``pixel_mask`` (nonzero =
+  ignore), ``saturation_value``, and the geometry: ``pixel_size_x`` (m),
+  the detector distance (``detector_translation[2]`` in m, or
+  ``detector_distance`` in m where a sender provides it),
+  ``incident_wavelength`` (A; else from ``incident_energy`` in eV) and
+  ``beam_center_x`` / ``beam_center_y`` (pixels);
+* image: ``image_id``, ``series_id`` and ``data`` (channel -> 2-D array);
+* end: ``series_id``.
+
+Values missing from the start message come from the defaults given to
+:class:`Stream2Decoder` (the command-line geometry options).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+
+from .compression import CompressionError, compress, decompress
+from .frames import Frame, MalformedMessage, SeriesEnd
+
+__all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
+
+_SELF_DESCRIBED = b"\xd9\xd9\xf7"
+_MULTI_DIM_ROW_MAJOR = 40
+_MULTI_DIM_COLUMN_MAJOR = 1040
+_COMPRESSED = 56500
+_HC_PLANCK_EV_A = 12398.419843320026  # h c in eV * Angstrom
+
+
+def _typed_array_dtype(tag):
+    """The NumPy dtype of an RFC 8746 typed-array tag (64-87), or None."""
+    if not 64 <= tag <= 87 or tag == 76:  # 76 (signed 8-bit, little endian) is reserved
+        return None
+    is_float, signed, little, log_size = (tag >> 4) & 1, (tag >> 3) & 1, (tag >> 2) & 1, tag & 3
+    if is_float:
+        if log_size == 3:  # binary128: no NumPy type
+            return None
+        kind, size = "f", 2 << log_size
+    else:
+        kind, size = ("i" if signed else "u"), 1 << log_size
+    order = "|" if size == 1 else ("<" if little else ">")
+    return np.dtype(f"{order}{kind}{size}")
+
+
+#: Typed-array tag -> dtype, for every RFC 8746 tag with a NumPy type.
+TYPED_ARRAY_TAGS = {tag: _typed_array_dtype(tag) for tag in range(64, 88) if _typed_array_dtype(tag) is not None}
+# dtype string -> tag; uint8 gets tag 64 (not the clamped 68)
+_TAG_FOR_DTYPE = {dtype.str: tag for tag, dtype in sorted(TYPED_ARRAY_TAGS.items(), reverse=True)}
+
+
+def _tag_hook(first, second):
+    # cbor2 < 6 calls tag_hook(decoder, tag), cbor2 6 calls tag_hook(tag, immutable)
+    tag = second if hasattr(second, "tag") else first
+    value = tag.value
+    if tag.tag == _COMPRESSED:
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            raise MalformedMessage("compressed byte string (tag 56500) must be [algorithm, modifier, bytes]")
+        return decompress(*value)
+    dtype = TYPED_ARRAY_TAGS.get(tag.tag)
+    if dtype is not None:
+        if not isinstance(value, (bytes, bytearray)):
+            raise MalformedMessage(f"typed array (tag {tag.tag}) must hold a byte string")
+        if len(value) % dtype.itemsize:
+            raise MalformedMessage(f"typed array of {len(value)} bytes is not a whole number of {dtype} elements")
+        return np.frombuffer(value, dtype=dtype)
+    if tag.tag in (_MULTI_DIM_ROW_MAJOR, _MULTI_DIM_COLUMN_MAJOR):
+        if not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], (list, tuple)):
+            raise MalformedMessage("multi-dimensional array must be [dimensions, array]")
+        dims, array = value
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims):
+            raise MalformedMessage(f"array dimensions must be non-negative integers, got {dims!r}")
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)
+        if int(np.prod(dims)) != array.size:
+            raise MalformedMessage(f"array dimensions {dims} do not match its {array.size} elements")
+        return array.reshape(tuple(dims), order="C" if tag.tag == _MULTI_DIM_ROW_MAJOR else "F")
+    return tag
+
+
+def decode_message(message):
+    """Decode one Stream V2 message into a dict (arrays as NumPy arrays, compressed data expanded).
+
+    Parameters
+    ----------
+    message : bytes-like
+        The CBOR bytes of one ZMQ message.
+
+    Returns
+    -------
+    dict
+        The top-level map; ``message["type"]`` is ``"start"``, ``"image"`` or ``"end"``.
+
+    Raises
+    ------
+    MalformedMessage
+        Not CBOR, not a map, unknown type, bad array or compressed data.
+    """
+    import cbor2
+
+    try:
+        decoded = cbor2.loads(bytes(message), tag_hook=_tag_hook)
+    except MalformedMessage:
+        raise
+    except (CompressionError, cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
+            RecursionError, MemoryError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, (CompressionError, MalformedMessage)) else exc
+        raise MalformedMessage(f"not a Stream V2 message: {cause}") from None
+    if not isinstance(decoded, Mapping):
+        raise MalformedMessage(f"a Stream V2 message is a CBOR map, got {type(decoded).__name__}")
+    kind = decoded.get("type")
+    if kind not in ("start", "image", "end"):
+        raise MalformedMessage(f"unknown Stream V2 message type {kind!r}")
+    return dict(decoded)
+
+
+def _number(message, key):
+    value = message.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Series:
+    tags: dict
+    shape: tuple = None
+    channel: str = None
+    mask: np.ndarray = None
+    geometry: object = None
+    beam_center_px: tuple = None
+    saturation: float = None
+
+
+class Stream2Decoder:
+    """Turn the messages of a Stream V2 stream into frames, remembering the current series.
+
+    Parameters
+    ----------
+    geometry : FrameGeometry, optional
+        Geometry for series whose start message lacks pixel size, distance
+        or wavelength (and for images that arrive before any start message).
+    beam_center_px : tuple of float, optional
+        Beam centre ``(x, y)`` in pixels when the start message has none.
+    """
+
+    def __init__(self, geometry=None, beam_center_px=None):
+        self.geometry = geometry
+        self.beam_center_px = beam_center_px
+        self._series = _Series(tags={}, geometry=geometry, beam_center_px=beam_center_px)
+
+    def _start(self, message):
+        from ..inference import FrameGeometry
+
+        tags = {"series_id": message.get("series_id")}
+        if "series_unique_id" in message:
+            tags["series_unique_id"] = message["series_unique_id"]
+        size_x, size_y = message.get("image_size_x"), message.get("image_size_y")
+        shape = (int(size_y), int(size_x)) if isinstance(size_x, int) and isinstance(size_y, int) else None
+        channels = message.get("channels")
+        channel = channels[0] if isinstance(channels, (list, tuple)) and channels and isinstance(channels[0], str) else None
+        mask = None
+        masks = message.get("pixel_mask")
+        if isinstance(masks, Mapping) and masks:
+            mask = masks.get(channel) if channel in masks else next(iter(masks.values()))
+            if not isinstance(mask, np.ndarray) or mask.ndim != 2:
+                raise MalformedMessage("pixel_mask must map channels to 2-D arrays", tags)
+            if shape is not None and mask.shape != shape:
+                raise MalformedMessage(f"pixel_mask has shape {mask.shape}, the images {shape}", tags)
+            mask = mask != 0
+        saturation = _number(message, "saturation_value")
+        saturation = None if saturation is None else saturation + 1  # values above the last valid one
+
+        center = (_number(message, "beam_center_x"), _number(message, "beam_center_y"))
+        beam_center_px = center if None not in center else self.beam_center_px
+        pixel_size_m = _number(message, "pixel_size_x")
+        distance_m = _number(message, "detector_distance")
+        translation = message.get("detector_translation")
+        if distance_m is None and isinstance(translation, (list, tuple)) and len(translation) == 3:
+            distance_m = translation[2] if isinstance(translation[2], (int, float)) else None
+        wavelength_A = _number(message, "incident_wavelength")
+        energy_eV = _number(message, "incident_energy")
+        if wavelength_A is None and energy_eV:
+            wavelength_A = _HC_PLANCK_EV_A / energy_eV
+        default = self.geometry
+        pixel_size_mm = pixel_size_m * 1e3 if pixel_size_m else (default.pixel_size_mm if default else None)
+        distance_mm = distance_m * 1e3 if distance_m else (default.distance_mm if default else None)
+        wavelength_A = wavelength_A or (default.wavelength_A if default else None)
+        geometry = None
+        if pixel_size_mm and distance_mm and wavelength_A:
+            try:
+                geometry = FrameGeometry(pixel_size_mm, distance_mm, wavelength_A, beam_center_px)
+            except ValueError as exc:
+                raise MalformedMessage(f"start message geometry: {exc}", tags) from None
+        self._series = _Series(tags=tags, shape=shape, channel=channel, mask=mask, geometry=geometry,
+                               beam_center_px=beam_center_px, saturation=saturation)
+
+    def _image(self, message, received):
+        series = self._series
+        image_id = message.get("image_id")
+        tags = {"id": image_id, "series_id": message.get("series_id")}
+        if "series_unique_id" in message:
+            tags["series_unique_id"] = message["series_unique_id"]
+        if isinstance(image_id, bool) or not isinstance(image_id, int):
+            raise MalformedMessage(f"image_id must be an integer, got {image_id!r}", tags)
+        channels = message.get("data")
+        if not isinstance(channels, Mapping) or not channels:
+            raise MalformedMessage("image message has no data map", tags)
+        data = channels.get(series.channel) if series.channel in channels else next(iter(channels.values()))
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype.kind not in "uif":
+            raise MalformedMessage("image data must be a 2-D array of numbers", tags)
+        same_series = series.tags.get("series_id") == tags["series_id"]
+        if same_series and series.shape is not None and data.shape != series.shape:
+            raise MalformedMessage(f"image has shape {data.shape}, the start message says {series.shape}", tags)
+        if not same_series:  # no start message seen for this series: defaults only
+            series = _Series(tags={}, geometry=self.geometry, beam_center_px=self.beam_center_px)
+        saturation = series.saturation
+        if saturation is None and data.dtype.kind == "u":
+            saturation = float(np.iinfo(data.dtype).max)  # all bits set: no data (gap or bad pixel)
+        return Frame(tags=tags, data=data, mask=series.mask if same_series else None, geometry=series.geometry,
+                     beam_center_px=series.beam_center_px, saturation=saturation, received=received)
+
+    def decode(self, message, received):
+        """Decode one message.
+
+        Parameters
+        ----------
+        message : bytes-like
+        received : float
+            ``time.monotonic()`` at arrival.
+
+        Returns
+        -------
+        Frame, SeriesEnd or None
+            A frame for an image message, a :class:`SeriesEnd` for an end
+            message, None for a start message (its settings are kept).
+
+        Raises
+        ------
+        MalformedMessage
+        """
+        decoded = decode_message(message)
+        kind = decoded["type"]
+        if kind == "start":
+            self._start(decoded)
+            return None
+        if kind == "image":
+            return self._image(decoded, received)
+        tags = {"series_id": decoded.get("series_id")}
+        if "series_unique_id" in decoded:
+            tags["series_unique_id"] = decoded["series_unique_id"]
+        return SeriesEnd(tags=tags)
+
+
+# --------------------------------------------------------------------------- encoding (senders, tests)
+
+
+def _typed_array(array, compression):
+    import cbor2
+
+    array = np.ascontiguousarray(array)
+    tag = _TAG_FOR_DTYPE.get(array.dtype.str)
+    if tag is None:
+        raise ValueError(f"no RFC 8746 typed-array tag for dtype {array.dtype}")
+    payload = array.tobytes() if compression is None else cbor2.CBORTag(_COMPRESSED, list(compress(array, compression)))
+    return cbor2.CBORTag(_MULTI_DIM_ROW_MAJOR, [list(array.shape), cbor2.CBORTag(tag, payload)])
+
+
+def _dumps(message):
+    import cbor2
+
+    return _SELF_DESCRIBED + cbor2.dumps(message)
+
+
+def encode_start(series_id, *, image_shape, pixel_size_m=None, distance_m=None, wavelength_A=None,
+                 beam_center_px=None, pixel_mask=None, saturation_value=None, channel="threshold_1",
+                 number_of_images=0, compression="bslz4", series_unique_id=None):
+    """A Stream V2 start message (CBOR bytes), as a detector sends it when armed.
+
+    Parameters
+    ----------
+    series_id : int
+    image_shape : (rows, cols)
+    pixel_size_m, distance_m, wavelength_A : float, optional
+        Geometry (the distance goes into ``detector_translation``).
+    beam_center_px : (x, y), optional
+    pixel_mask : ndarray of uint32, optional
+        Nonzero = bad pixel.
+    saturation_value : int, optional
+    channel : str
+    number_of_images : int
+    compression : {"bslz4", "lz4", None}
+        How the pixel mask is compressed.
+    series_unique_id : str, optional
+    """
+    message = {"type": "start", "series_id": int(series_id),
+               "series_unique_id": series_unique_id or f"series-{series_id}",
+               "channels": [channel], "image_size_x": int(image_shape[1]), "image_size_y": int(image_shape[0]),
+               "number_of_images": int(number_of_images)}
+    if pixel_size_m is not None:
+        message["pixel_size_x"] = message["pixel_size_y"] = float(pixel_size_m)
+    if distance_m is not None:
+        message["detector_translation"] = [0.0, 0.0, float(distance_m)]
+    if wavelength_A is not None:
+        message["incident_wavelength"] = float(wavelength_A)
+        message["incident_energy"] = _HC_PLANCK_EV_A / float(wavelength_A)
+    if beam_center_px is not None:
+        message["beam_center_x"], message["beam_center_y"] = float(beam_center_px[0]), float(beam_center_px[1])
+    if saturation_value is not None:
+        message["saturation_value"] = int(saturation_value)
+    if pixel_mask is not None:
+        message["pixel_mask"] = {channel: _typed_array(np.asarray(pixel_mask, dtype="<u4"), compression)}
+        message["pixel_mask_enabled"] = True
+    return _dumps(message)
+
+
+def encode_image(series_id, image_id, data, *, channel="threshold_1", compression="bslz4", series_unique_id=None):
+    """A Stream V2 image message (CBOR bytes) holding one channel's 2-D frame.
+
+    Parameters
+    ----------
+    series_id, image_id : int
+    data : ndarray, shape (rows, cols)
+        uint8, uint16 or uint32 pixels as a detector sends them (any
+        dtype with a typed-array tag works).
+    channel : str
+    compression : {"bslz4", "lz4", None}
+    series_unique_id : str, optional
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"data must be 2-D, got shape {data.shape}")
+    return _dumps({"type": "image", "series_id": int(series_id),
+                   "series_unique_id": series_unique_id or f"series-{series_id}", "image_id": int(image_id),
+                   "data": {channel: _typed_array(data, compression)}})
+
+
+def encode_end(series_id, *, series_unique_id=None):
+    """A Stream V2 end message (CBOR bytes)."""
+    return _dumps({"type": "end", "series_id": int(series_id),
+                   "series_unique_id": series_unique_id or f"series-{series_id}"})

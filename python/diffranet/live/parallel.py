@@ -1,0 +1,333 @@
+"""The parallelisation layer: where frames are classified, and verdicts put back in order.
+
+* :class:`ThreadBackend` (``workers=1``): one processing thread in the
+  service process, fed by an in-memory queue.
+* :class:`ProcessBackend` (``workers=N >= 2``): N worker processes behind a
+  ZMQ PUSH socket (frames, dealt round-robin) and a PULL socket (verdicts).
+  Each worker loads the model once, takes the frames waiting for it in
+  batches, and sends back one verdict (or error) per frame with the
+  frame's sequence number.
+* :class:`OrderedMerger`: results arrive in any order; records leave in
+  sequence-number order, so the published stream and the log follow the
+  order in which frames arrived.
+
+The number of frames in flight is bounded by the service (see
+:mod:`diffranet.live.service`), not by these classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import tempfile
+import threading
+import time
+
+import numpy as np
+import zmq
+
+__all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
+
+_STOP = b"STOP"
+
+
+class OrderedMerger:
+    """Release records in sequence order (0, 1, 2, ...) whatever order they are added in.
+
+    Parameters
+    ----------
+    emit : callable
+        Called with each record, in order, under the merger's lock.
+
+    Examples
+    --------
+    >>> out = []
+    >>> merger = OrderedMerger(out.append)
+    >>> merger.add(1, "b"); merger.add(0, "a"); merger.add(2, "c")
+    >>> out
+    ['a', 'b', 'c']
+    """
+
+    def __init__(self, emit):
+        self._emit = emit
+        self._next = 0
+        self._waiting = {}
+        self._lock = threading.Lock()
+
+    def add(self, seq, record):
+        """Add the record of sequence number ``seq`` (each number exactly once)."""
+        with self._lock:
+            self._waiting[seq] = record
+            while self._next in self._waiting:
+                self._emit(self._waiting.pop(self._next))
+                self._next += 1
+
+    @property
+    def waiting(self):
+        """Records held back until an earlier one arrives."""
+        return len(self._waiting)
+
+
+def _limit_openmp_threads():
+    """One OpenMP thread in the calling thread: frames are parallel across workers, not within one."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")
+
+
+class ThreadBackend:
+    """Classify frames on one thread of this process.
+
+    Parameters
+    ----------
+    classifier : FrameClassifier
+    on_results : callable
+        Called with a list of ``(seq, verdict or ValueError)`` after each batch.
+    batch_size : int
+        Most frames per model call.
+    """
+
+    def __init__(self, classifier, on_results, batch_size=32):
+        self.classifier = classifier
+        self.on_results = on_results
+        self.batch_size = batch_size
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="diffranet-classifier", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def submit(self, seq, frame):
+        """Queue one frame (the caller bounds the number in flight)."""
+        self._queue.put((seq, frame))
+
+    def close(self, timeout=30.0):
+        """Finish the queued frames and stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self):
+        _limit_openmp_threads()
+        running = True
+        while running:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is None:
+                running = False
+                batch.pop()
+            if None in batch:  # pragma: no cover - close() puts exactly one, last
+                batch = [item for item in batch if item is not None]
+                running = False
+            if not batch:
+                continue
+            seqs = [seq for seq, _ in batch]
+            try:
+                results = self.classifier.classify([frame for _, frame in batch])
+            except Exception as exc:  # the service must survive a failing model call
+                results = [ValueError(f"classification failed: {exc}")] * len(batch)
+            self.on_results(list(zip(seqs, results)))
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+def _frame_parts(seq, frame):
+    header = {"seq": seq, "shape": list(frame.data.shape), "dtype": frame.data.dtype.str,
+              "geometry": None if frame.geometry is None else frame.geometry.to_dict(),
+              "beam_center_px": None if frame.beam_center_px is None else list(frame.beam_center_px),
+              "saturation": frame.saturation, "mask": frame.mask is not None}
+    parts = [json.dumps(header).encode(), np.ascontiguousarray(frame.data).data]
+    if frame.mask is not None:
+        parts.append(np.ascontiguousarray(frame.mask, dtype=bool).data)
+    return parts
+
+
+def _frame_from_parts(parts):
+    from ..inference import FrameGeometry
+    from .frames import Frame
+
+    header = json.loads(bytes(parts[0].buffer))
+    shape = tuple(header["shape"])
+    data = np.frombuffer(parts[1].buffer, dtype=np.dtype(header["dtype"])).reshape(shape)
+    mask = np.frombuffer(parts[2].buffer, dtype=bool).reshape(shape) if header["mask"] else None
+    geometry = None if header["geometry"] is None else FrameGeometry.from_dict(header["geometry"])
+    center = header["beam_center_px"]
+    return header["seq"], Frame(tags={}, data=data, mask=mask, geometry=geometry,
+                                beam_center_px=None if center is None else tuple(center),
+                                saturation=header["saturation"])
+
+
+def _result_json(seq, result):
+    if isinstance(result, Exception):
+        return {"seq": seq, "error": str(result)}
+    return {"seq": seq, "verdict": result}
+
+
+def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid):
+    """Body of one worker process: load the model, classify frames until told to stop.
+
+    The worker ignores SIGINT and SIGTERM: the service stops it once every
+    frame in flight is classified (a STOP message), or it exits when its
+    parent is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _limit_openmp_threads()
+    context = zmq.Context()
+    tasks = context.socket(zmq.PULL)
+    tasks.connect(tasks_address)
+    results = context.socket(zmq.PUSH)
+    results.connect(results_address)
+    try:
+        from ..inference import load_model
+        from .processing import FrameClassifier
+
+        classifier = FrameClassifier(load_model(model, trust=trust))
+    except Exception as exc:  # reported to the service, which stops with a clear error
+        results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        results.close(linger=5000)
+        context.term()
+        return
+    results.send_json({"ready": True, "pid": os.getpid()})
+    poller = zmq.Poller()
+    poller.register(tasks, zmq.POLLIN)
+    running = True
+    while running:
+        if not poller.poll(500):
+            if os.getppid() != parent_pid:
+                break
+            continue
+        batch = []
+        while len(batch) < batch_size:
+            try:
+                parts = tasks.recv_multipart(flags=zmq.NOBLOCK if batch else 0, copy=False)
+            except zmq.Again:
+                break
+            if parts[0].bytes == _STOP:
+                running = False
+                break
+            batch.append(_frame_from_parts(parts))
+        if not batch:
+            continue
+        try:
+            outcome = classifier.classify([frame for _, frame in batch])
+        except Exception as exc:  # keep serving: every frame of the batch gets the error
+            outcome = [ValueError(f"classification failed: {exc}")] * len(batch)
+        results.send_json([_result_json(seq, result) for (seq, _), result in zip(batch, outcome)])
+    tasks.close(linger=0)
+    results.close(linger=5000)
+    context.term()
+
+
+class ProcessBackend:
+    """Classify frames in ``n_workers`` processes behind PUSH / PULL sockets.
+
+    Parameters
+    ----------
+    model : str or path
+        Model file or name; each worker loads it.
+    trust : bool
+        Passed to :func:`~diffranet.inference.load_model`.
+    n_workers : int
+    on_results : callable
+        Called (on the collector thread) with a list of ``(seq, verdict or ValueError)``.
+    batch_size : int
+    context : zmq.Context
+    start_timeout_s : float
+        How long to wait for every worker to load the model.
+    """
+
+    def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0):
+        self.model, self.trust = str(model), trust
+        self.n_workers = n_workers
+        self.on_results = on_results
+        self.batch_size = batch_size
+        self.context = context or zmq.Context.instance()
+        self.start_timeout_s = start_timeout_s
+        self._processes = []
+        self._collector = None
+        self._stopping = threading.Event()
+
+    def start(self):
+        """Start the workers and wait until each has loaded the model.
+
+        Raises
+        ------
+        ValueError
+            A worker could not load the model, or did not start in time.
+        """
+        import multiprocessing
+
+        self._dir = tempfile.TemporaryDirectory(prefix="diffranet-live-")
+        tasks_address = f"ipc://{self._dir.name}/tasks"
+        results_address = f"ipc://{self._dir.name}/results"
+        self.tasks = self.context.socket(zmq.PUSH)
+        self.tasks.bind(tasks_address)
+        self.results = self.context.socket(zmq.PULL)
+        self.results.bind(results_address)
+        spawn = multiprocessing.get_context("spawn")
+        for _ in range(self.n_workers):
+            process = spawn.Process(target=worker_main, daemon=True,
+                                    args=(self.model, self.trust, tasks_address, results_address,
+                                          self.batch_size, os.getpid()))
+            process.start()
+            self._processes.append(process)
+        deadline = time.monotonic() + self.start_timeout_s
+        ready = 0
+        while ready < self.n_workers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.results.poll(int(remaining * 1000)):
+                self._kill()
+                raise ValueError(f"{self.n_workers - ready} of {self.n_workers} workers did not start "
+                                 f"within {self.start_timeout_s:.0f} s")
+            message = self.results.recv_json()
+            if not message.get("ready"):
+                self._kill()
+                raise ValueError(f"a worker could not load the model: {message.get('error')}")
+            ready += 1
+        self._collector = threading.Thread(target=self._collect, name="diffranet-collector", daemon=True)
+        self._collector.start()
+        return self
+
+    def submit(self, seq, frame):
+        """Send one frame to the next worker (from the thread that receives frames only)."""
+        self.tasks.send_multipart(_frame_parts(seq, frame), copy=False)
+
+    def _collect(self):
+        while not self._stopping.is_set():
+            if not self.results.poll(200):
+                continue
+            message = self.results.recv_json()
+            self.on_results([(item["seq"], item["verdict"] if "verdict" in item else ValueError(item["error"]))
+                             for item in message])
+
+    def close(self, timeout=10.0):
+        """Stop the workers (after the service has collected every frame in flight)."""
+        for _ in self._processes:
+            try:
+                self.tasks.send(_STOP, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        deadline = time.monotonic() + timeout
+        for process in self._processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        self._kill()
+        self._stopping.set()
+        if self._collector is not None:
+            self._collector.join(timeout)
+        self.tasks.close(linger=0)
+        self.results.close(linger=0)
+        self._dir.cleanup()
+
+    def _kill(self):
+        for process in self._processes:
+            if process.is_alive():
+                process.kill()
+                process.join(5)

@@ -1,0 +1,70 @@
+"""The processing layer: frames to verdicts with one saved model.
+
+Frames are classified in batches (one ``SavedModel.classify`` call per run
+of consecutive frames that share mask, geometry and saturation), so the
+per-call overhead of the model is paid once per batch. A frame the model
+rejects (``ValueError``: wrong shape for the geometry, unusable values) is
+isolated by classifying its batch frame by frame; it gets an error and the
+others their verdicts.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FrameClassifier"]
+
+
+def _group_key(frame):
+    return (id(frame.mask), frame.geometry, frame.beam_center_px, frame.saturation)
+
+
+class FrameClassifier:
+    """Classify :class:`~diffranet.live.frames.Frame` objects with a :class:`~diffranet.inference.SavedModel`.
+
+    Parameters
+    ----------
+    model : SavedModel
+        Any object with the ``classify(frames, masks, geometry, *,
+        beam_center_px, saturation)`` method of a saved model.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def _classify_group(self, frames):
+        first = frames[0]
+        masks = None if first.mask is None else [f.mask for f in frames]
+        return self.model.classify([f.data for f in frames], masks, first.geometry,
+                                   beam_center_px=first.beam_center_px, saturation=first.saturation)
+
+    def classify(self, frames):
+        """Verdicts of a batch of frames.
+
+        Parameters
+        ----------
+        frames : list of Frame
+
+        Returns
+        -------
+        list of dict or ValueError
+            For each frame, in order, its verdict ``{"label", "hit",
+            "proba"}`` or the ``ValueError`` that explains why it could not
+            be classified.
+        """
+        results = []
+        start = 0
+        while start < len(frames):
+            stop = start + 1
+            key = _group_key(frames[start])
+            while stop < len(frames) and _group_key(frames[stop]) == key:
+                stop += 1
+            group = frames[start:stop]
+            try:
+                results += self._classify_group(group)
+            except ValueError as exc:
+                if len(group) == 1:
+                    results.append(exc)
+                else:
+                    for frame in group:
+                        results += self.classify([frame])
+            start = stop
+        return results

@@ -1,0 +1,123 @@
+"""The sink layer: every record published on a ZMQ PUB socket and appended to a JSON-lines log.
+
+Records arrive in frame order (see :class:`~diffranet.live.parallel.OrderedMerger`).
+A :class:`RecordWriter` thread owns the PUB socket and the log: it writes
+each record as one JSON line, flushes the log after every batch (so a crash
+loses at most the batch being written), counts the records into
+:class:`~diffranet.live.stats.LiveStats`, and reports a status snapshot at a
+fixed interval.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+
+import zmq
+
+from .stats import LiveStats
+
+__all__ = ["RecordWriter", "RECEIVED_KEY"]
+
+#: Key of the ``time.monotonic()`` arrival time a record carries to the writer (removed before writing).
+RECEIVED_KEY = "_received"
+
+_STOP = object()
+
+
+class RecordWriter:
+    """Write records from a queue on a background thread.
+
+    Parameters
+    ----------
+    publish : zmq.Socket, optional
+        PUB socket for verdicts, drops and end-of-series records (errors
+        are only logged).
+    streams : list of text files
+        Each record is written to each as one JSON line (the log, stdout).
+    queue_size : int
+        The bound on frames in flight (for the status line).
+    queue_depth : callable, optional
+        Returns the number of frames in flight.
+    status : callable, optional
+        Called with a :class:`~diffranet.live.stats.StatsSnapshot` every
+        ``status_interval_s`` seconds and once at the end.
+    status_interval_s : float
+    """
+
+    def __init__(self, publish=None, streams=(), *, queue_size=0, queue_depth=None, status=None,
+                 status_interval_s=1.0):
+        self.publish = publish
+        self.streams = list(streams)
+        self.stats = LiveStats(queue_size)
+        self._queue_depth = queue_depth or (lambda: 0)
+        self._status = status
+        self._interval = status_interval_s
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="diffranet-record-writer", daemon=True)
+        self.final = None
+
+    def start(self):
+        """Start the writer thread."""
+        self._thread.start()
+        return self
+
+    def put(self, record):
+        """Queue one record (any thread)."""
+        self._queue.put(record)
+
+    def close(self, timeout=30.0):
+        """Write what is queued, flush, stop the thread; return the final :class:`StatsSnapshot`."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        return self.final
+
+    def _write(self, record):
+        received = record.pop(RECEIVED_KEY, None)
+        if received is not None:
+            record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
+        line = json.dumps(record)
+        if self.publish is not None and "error" not in record:
+            try:
+                self.publish.send_string(line, flags=zmq.NOBLOCK)
+            except zmq.Again:  # no subscriber keeps up: PUB drops by design; the log still has it
+                pass
+        for stream in self.streams:
+            stream.write(line + "\n")
+        self.stats.count(record)
+
+    def _report(self):
+        snapshot = self.stats.snapshot(self._queue_depth())
+        if self._status is not None:
+            self._status(snapshot)
+        return snapshot
+
+    def _run(self):
+        next_report = time.monotonic() + self._interval
+        running = True
+        while running:
+            try:
+                item = self._queue.get(timeout=min(self._interval, 0.2))
+            except queue.Empty:
+                item = None
+            batch = [] if item is None else [item]
+            while item is not None and len(batch) < 4096:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for record in batch:
+                if record is _STOP:
+                    running = False
+                    continue
+                self._write(record)
+            if batch:
+                for stream in self.streams:
+                    stream.flush()
+            if time.monotonic() >= next_report:
+                self._report()
+                next_report = time.monotonic() + self._interval
+        self.final = self._report()
+

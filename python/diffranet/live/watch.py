@@ -1,0 +1,184 @@
+"""The file source: classify image files as they appear in a directory, once completely written.
+
+A file is taken when
+
+1. its size and modification time have not changed for ``settle_s`` seconds,
+   it is not empty, and its name is not a temporary one (hidden, ``.part``,
+   ``.tmp``, ``~``); and
+2. no process has it open for writing, where Linux can tell: the watcher
+   asks for a read lease (``fcntl(F_SETLEASE)``), which the kernel refuses
+   while a writer holds the file open. Leases need the file to belong to
+   the watching user; for other files the settle time alone decides.
+
+Each version of a file is classified once: a file that changes afterwards
+(size or modification time) is classified again. Files that vanish before
+they are read are forgotten; truncated or corrupt files give one error
+record and the watcher goes on. Frames are read and classified by
+:func:`diffranet.inference.files.classify_files`, exactly as ``diffranet
+classify`` does (header geometry, masks, every frame of multi-frame files).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+
+__all__ = ["DirectoryWatcher", "watch_directory", "is_open_for_writing"]
+
+_F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", "~", ".swp")
+
+
+def is_open_for_writing(path):
+    """Whether the kernel reports a writer holding ``path`` open (False when it cannot tell).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    bool
+        True if a read lease is refused because the file is open for
+        writing, or the file cannot be opened (it vanished); False if the
+        lease was granted (and released) or leases are not available for it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EBUSY)
+    else:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
+class DirectoryWatcher:
+    """Find the completely written image files of a directory, each version once.
+
+    Parameters
+    ----------
+    directory : str or path-like
+    settle_s : float, default 1.0
+        How long size and modification time must stay unchanged.
+    include_existing : bool, default False
+        Also report the files present when the watcher starts.
+    extensions : sequence of str, optional
+        File name endings to watch (default: every format
+        :mod:`diffranet.io` reads).
+    """
+
+    def __init__(self, directory, *, settle_s=1.0, include_existing=False, extensions=None):
+        from .. import io as dio
+        from .._validation import check_nonnegative
+
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ValueError(f"{self.directory} is not a directory")
+        self.settle_s = check_nonnegative("settle_s", settle_s)
+        self.extensions = tuple(e.lower() for e in (extensions or dio.supported_extensions()))
+        self._observed = {}  # path -> (signature, time the signature was first seen)
+        self._done = {}  # path -> signature classified
+        if not include_existing:
+            self._done = {path: signature for path, signature in self._scan().items()}
+
+    def _wanted(self, name):
+        lower = name.lower()
+        return (not name.startswith(".") and lower.endswith(self.extensions)
+                and not lower.endswith(_TEMPORARY_SUFFIXES))
+
+    def _scan(self):
+        found = {}
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return found
+        for entry in entries:
+            if not self._wanted(entry.name):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            if entry.is_file():
+                found[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return found
+
+    def poll(self, now=None):
+        """The files that became ready since the last call, oldest first.
+
+        Returns
+        -------
+        list of pathlib.Path
+        """
+        now = time.monotonic() if now is None else now
+        current = self._scan()
+        for path in list(self._observed):
+            if path not in current:
+                del self._observed[path]
+        for path in list(self._done):
+            if path not in current:
+                del self._done[path]
+        ready = []
+        for path, signature in current.items():
+            if self._done.get(path) == signature:
+                continue
+            seen = self._observed.get(path)
+            if seen is None or seen[0] != signature:
+                self._observed[path] = (signature, now)
+                continue
+            if signature[0] == 0 or now - seen[1] < self.settle_s or is_open_for_writing(path):
+                continue
+            ready.append((signature[1], path))
+            self._done[path] = signature
+            del self._observed[path]
+        return [Path(path) for _, path in sorted(ready)]
+
+
+def _record(item):
+    from ..inference.files import FileError
+
+    if isinstance(item, FileError):
+        return {"file": item.file, "frame": item.frame, "error": item.message}
+    return item.to_dict()
+
+
+def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16):
+    """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
+
+    Parameters
+    ----------
+    model : SavedModel
+    watcher : DirectoryWatcher
+    writer : RecordWriter
+        Receives one record per frame (``{"file", "frame", "label", "hit",
+        "proba", "latency_ms"}``) or per unreadable file (``{"file",
+        "frame", "error"}``).
+    stop : threading.Event
+        Set to stop; the file being classified is finished first.
+    detector, overrides
+        Geometry as for :func:`diffranet.inference.files.classify_files`.
+    poll_s : float
+        Time between directory scans.
+    batch_size : int
+    """
+    from .._validation import check_positive
+    from ..inference.files import classify_files
+
+    poll_s = check_positive("poll_s", poll_s)
+    while not stop.is_set():
+        for path in watcher.poll():
+            for item in classify_files(model, [path], detector=detector, overrides=overrides,
+                                       batch_size=batch_size):
+                writer.put(_record(item))
+            if stop.is_set():
+                break
+        stop.wait(poll_s)

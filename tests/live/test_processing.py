@@ -1,0 +1,45 @@
+"""Processing and ordering layers: batches with one bad frame, verdicts put back in order."""
+
+import random
+
+import numpy as np
+
+from diffranet.live.frames import Frame
+from diffranet.live.parallel import OrderedMerger
+from diffranet.live.processing import FrameClassifier
+from live.harness import frames_with_spots
+
+
+def test_a_frame_the_model_rejects_gets_an_error_and_the_others_their_verdicts(model):
+    data = frames_with_spots(4, seed=8)
+    mask = np.zeros(data.shape[1:], bool)
+    mask[:5] = True
+    frames = [Frame({"id": 0}, data[0], mask=mask), Frame({"id": 1}, data[1], mask=mask),
+              Frame({"id": 2}, data[2], mask=np.zeros((3, 3), bool)),  # mask of the wrong shape
+              Frame({"id": 3}, data[3])]
+    results = FrameClassifier(model).classify(frames)
+    assert isinstance(results[2], ValueError)
+    assert results[:2] == model.classify(list(data[:2]), masks=[mask, mask])
+    assert results[3] == model.classify([data[3]])[0]
+
+
+def test_batches_split_where_geometry_changes(model):
+    from diffranet.inference import FrameGeometry
+
+    data = frames_with_spots(3, seed=9)
+    geometry = FrameGeometry(0.688, 80.0, 1.5)
+    frames = [Frame({}, data[0]), Frame({}, data[1], geometry=geometry), Frame({}, data[2])]
+    results = FrameClassifier(model).classify(frames)
+    assert results[1] == model.classify([data[1]], geometry=geometry)[0]
+    assert [results[0], results[2]] == model.classify([data[0], data[2]])
+
+
+def test_ordered_merger_releases_in_sequence_whatever_the_arrival_order():
+    out = []
+    merger = OrderedMerger(out.append)
+    order = list(range(500))
+    random.Random(0).shuffle(order)
+    for seq in order:
+        merger.add(seq, seq)
+        assert out == list(range(len(out)))  # never out of order, never ahead of a gap
+    assert out == list(range(500)) and merger.waiting == 0
