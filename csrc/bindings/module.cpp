@@ -7,6 +7,7 @@ namespace py = pybind11;
 void register_background(py::module_& m);
 void register_bragg(py::module_& m);
 void register_response(py::module_& m);
+void register_testing(py::module_& m);
 void register_texture(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -14,5 +15,6 @@ PYBIND11_MODULE(_core, m) {
     register_background(m);
     register_bragg(m);
     register_response(m);
+    register_testing(m);
     register_texture(m);
 }
