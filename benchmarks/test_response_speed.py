@@ -1,8 +1,8 @@
 """Speed of the detector response on the DiffraNet image.
 
-The expected photons are the paper's shot: the Bragg image of the simulator
-issue's configuration (512^2 pixels of 172 um at 80 mm, PSII cell, 9x4x3 cells,
-300 domains, oversample 2) scaled by 2.7e7 as in the paper (a 0.1 um crystal
+The expected photons are the paper's shot: the Bragg image of the paper's
+set-up (``PRESETS["diffranet"]`` with uniform structure factors: 512^2 pixels
+of 172 um at 80 mm, PSII cell, 9x4x3 cells, 300 domains, oversample 2) scaled by 2.7e7 as in the paper (a 0.1 um crystal
 standing for a 30 um one), plus 10 um of water and 5 mm of air (about 700
 photons per pixel). Each round records a new image (new seed) through the
 paper's CCD chain and converts it to 8 bits.

@@ -78,9 +78,9 @@ class Detector(Params):
 
     Examples
     --------
-    >>> det = Detector((4, 6), pixel_size_mm=0.1, distance_mm=50.0)
+    >>> det = Detector((4, 6), pixel_size_mm=0.125, distance_mm=50.0)
     >>> det.direct_beam_mm
-    (0.3, 0.2)
+    (0.375, 0.25)
     >>> det.distance_mm = 60.0
     Traceback (most recent call last):
     ...
@@ -238,8 +238,8 @@ class Beam(Params):
     Examples
     --------
     >>> beam = Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03)
-    >>> round(beam.photons / 1e12, 6)
-    0.9
+    >>> f"{beam.photons:.3g}"   # photons in the 30 um square beam
+    '9e+14'
     >>> beam.with_(wavelength_A=1.0).wavelength_A
     1.0
     """
