@@ -18,7 +18,7 @@ from diffranet.search.deepfreak import (  # noqa: E402
 
 # A CPU-sized network every Table 9 topology can run at 32 px: global pooling
 # instead of the fixed 7-15 px head pools of the 512 px paper network.
-TINY = {"depth": 18, "width": 4, "input_size": 32, "head_pool_size": None, "num_threads": 1}
+TINY = {"depth": 18, "width": 4, "input_size": 32, "head_pool_size": None, "n_threads": 1}
 SPACE = DeepFreakSpace(topologies=(3, 9), learning_rate=(1e-3, 0.1), batch_sizes=(8, 16))
 
 
@@ -96,3 +96,29 @@ class TestSearch:
     def test_bad_arguments(self, tiny_split, tmp_path, kwargs):
         with pytest.raises(ValueError):
             search_deepfreak(tiny_split, tmp_path / "x", **{"min_budget": 1, "max_budget": 3, **kwargs})
+
+
+def test_command_line(write_synthetic_dataset, tmp_path, capsys):
+    from diffranet.cli import main
+
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, 2, size=32)
+    config = tmp_path / "cpu.json"
+    config.write_text(json.dumps({**TINY, "batch_size": 4}))
+    out = tmp_path / "search"
+    argv = ["search", "deepfreak", "--data", str(data), "--min-budget", "1", "--max-budget", "1", "--iterations", "2",
+            "--config", str(config), "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    assert "best validation accuracy" in capsys.readouterr().out
+    best = json.loads((out / "best_config.json").read_text())
+    assert best["params"]["batch_size"] == 4 and best["params"]["device"] == "cpu"
+    assert len(_lines(out / "results.json")) == 2
+    assert main(argv) == 2  # the log exists: --resume is needed
+    assert "resume" in capsys.readouterr().err
+
+
+def test_unknown_base_param_refused_before_training(tiny_split, tmp_path):
+    with pytest.raises(ValueError, match="num_threads"):
+        search_deepfreak(tiny_split, tmp_path / "x", min_budget=1, max_budget=1, space=SPACE,
+                         base_params={"num_threads": 1})
+    assert not (tmp_path / "x" / "results.json").exists()

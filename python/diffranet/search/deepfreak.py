@@ -143,6 +143,17 @@ def deepfreak_params(config, base_params=None):
     return params
 
 
+def _check_base_params(space, base_params, seed):
+    """Refuse settings DeepFreakClassifier does not take before any worker starts."""
+    from ..models.deepfreak import DeepFreakClassifier
+
+    default = config_space(space, seed).get_default_configuration()
+    try:
+        DeepFreakClassifier(**deepfreak_params(default, base_params))._validate_params()
+    except (TypeError, ValueError) as exc:  # unknown keyword, or scikit-learn's InvalidParameterError
+        raise ValueError(f"base_params: {exc}") from None
+
+
 def _make_worker_class():
     from hpbandster.core.worker import Worker
 
@@ -306,6 +317,8 @@ def search_deepfreak(data, out_dir, *, min_budget=1, max_budget=50, eta=3, n_ite
     X_train, y_train, X_val, y_val = data
     if len(X_train) == 0 or len(X_val) == 0:
         raise ValueError("the search needs training and validation images")
+
+    _check_base_params(space, base_params, seed)
 
     import hpbandster.core.nameserver as hpns
     from hpbandster.optimizers import BOHB
