@@ -125,6 +125,20 @@ class TestPreprocessing:
         blocks = scaled.reshape(len(X), 16, 2, 16, 2).mean(axis=(2, 4))
         np.testing.assert_allclose(clf.mean_image_, blocks.mean(axis=0), atol=1e-5)
 
+    def test_max_resize_keeps_one_pixel_spots(self, tiny_split):
+        X, y, _, _ = tiny_split
+        clf = fitted(X, y, epochs=1, input_size=16, resize="max")
+        # Max resampling by 2 takes the largest of each 2 x 2 block, so a lone
+        # bright pixel keeps its full height.
+        scaled = X / 255.0
+        blocks = scaled.reshape(len(X), 16, 2, 16, 2).max(axis=(2, 4))
+        np.testing.assert_allclose(clf.mean_image_, blocks.mean(axis=0), atol=1e-5)
+        spot = np.zeros((1,) + X.shape[1:], np.uint8)
+        spot[0, 7, 9] = 255
+        torch = pytest.importorskip("torch")
+        x = clf._preprocess(spot, torch, "cpu").numpy()[0, 0]
+        assert x[3, 4] == pytest.approx(1.0) and np.count_nonzero(x > 0.5) == 1
+
     def test_fixed_pixel_range(self, tiny_split):
         X, y, _, _ = tiny_split
         assert fitted(X, y, epochs=1, pixel_range=(0, 1000)).pixel_range_ == (0.0, 1000.0)

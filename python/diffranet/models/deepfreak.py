@@ -197,8 +197,11 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     input_size : int, default 512
         Images are resized to ``input_size`` x ``input_size`` pixels before
         the network.
-    resize : {"bilinear", "area"}, default "bilinear"
-        Resampling: anti-aliased bilinear, or area averaging.
+    resize : {"bilinear", "area", "max"}, default "bilinear"
+        Resampling: anti-aliased bilinear, area averaging, or the maximum of
+        each block ("max": a one-pixel Bragg spot keeps its full height when
+        a 512 px image is shrunk for a CPU-sized network, where averaging
+        would dilute it by the square of the factor).
     pixel_range : tuple (low, high) or None, default None
         Grey values mapped to 0 and 1. ``None``: (0, 255) for uint8 images,
         otherwise the smallest and largest value of the training images.
@@ -301,7 +304,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "head_pool_size": [Interval(Integral, 1, None, closed="left"), None],
         "head_pool_stride": [Interval(Integral, 1, None, closed="left")],
         "input_size": [Interval(Integral, 1, None, closed="left")],
-        "resize": [StrOptions({"bilinear", "area"})],
+        "resize": [StrOptions({"bilinear", "area", "max"})],
         "pixel_range": ["array-like", None],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -453,6 +456,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             size = (self.input_size, self.input_size)
             if self.resize == "area":
                 x = torch.nn.functional.interpolate(x, size=size, mode="area")
+            elif self.resize == "max":
+                x = torch.nn.functional.adaptive_max_pool2d(x, size)
             else:
                 x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         if mean is not None:
