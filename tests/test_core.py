@@ -202,6 +202,207 @@ class TestShapesDtypesRanges:
         np.testing.assert_allclose(result, np.full((3, 3), 1e-4), rtol=1e-6)
 
 
+# Valid arguments of the renderers: a 4 x 5 detector 100 mm downstream, one
+# source along the beam (+x), a 50 A cubic cell and one amorphous material.
+DETECTOR = {"rows": 4, "cols": 5, "pixel_size_mm": 0.1, "origin_mm": np.array([100.0, -0.25, -0.2]),
+            "fast_axis": np.array([0.0, 1.0, 0.0]), "slow_axis": np.array([0.0, 0.0, 1.0]),
+            "normal": np.array([1.0, 0.0, 0.0]), "oversample": 2}
+BEAM = {"source_directions": np.array([[1.0, 0.0, 0.0]]), "source_wavelengths_A": np.array([1.0]),
+        "source_weights": np.array([1.0]), "fluence": 1e24, "polarization_fraction": 0.0,
+        "polarization_axis": np.array([0.0, 0.0, 1.0])}
+CRYSTAL = {"real_basis_A": np.eye(3) * 50.0, "ncells": np.full(3, 5.0), "shape": 1, "domain_rotations": np.eye(3)[None],
+           "sf_table": np.ones((3, 3, 3), np.float32), "sf_hkl_min": [-1, -1, -1], "default_F": 1.0,
+           "method": "reflection", "n_threads": 1}
+MATERIALS = {"material_stol_per_A": [np.array([0.0, 0.5])], "material_F": [np.array([2.0, 1.0])],
+             "material_incoherent": [np.zeros(2)], "material_molecules": [1e12], "n_threads": 1}
+
+
+def bragg(**changes):
+    return _core.render_bragg(**{**DETECTOR, **BEAM, **CRYSTAL, **changes})[0]
+
+
+def background(**changes):
+    return _core.render_background(**{**DETECTOR, **BEAM, **MATERIALS, **changes})
+
+
+def directions(**changes):
+    args = {**DETECTOR, **changes}
+    return _core.subpixel_directions(**{name: args[name] for name in DETECTOR})
+
+
+RENDERERS = {"render_bragg": bragg, "render_background": background}
+DETECTOR_USERS = {**RENDERERS, "subpixel_directions": directions}
+
+
+class TestRendererArguments:
+    @pytest.mark.parametrize("call", RENDERERS.values(), ids=RENDERERS.keys())
+    def test_baseline_renders(self, call):
+        image = call()
+        assert image.shape == (4, 5) and image.dtype == np.float32
+        assert np.all(np.isfinite(image)) and image.max() > 0
+
+    def test_single_point_table_is_constant(self):
+        # the shortest table the kernel can interpolate: held at its one value everywhere
+        one = background(material_stol_per_A=[np.array([0.1])], material_F=[np.array([2.0])],
+                         material_incoherent=[np.array([0.5])])
+        flat = background(material_stol_per_A=[np.array([0.0, 9.0])], material_F=[np.array([2.0, 2.0])],
+                          material_incoherent=[np.array([0.5, 0.5])])
+        np.testing.assert_allclose(one, flat, rtol=1e-6)
+
+    @pytest.mark.parametrize("call", DETECTOR_USERS.values(), ids=DETECTOR_USERS.keys())
+    @pytest.mark.parametrize("rows, cols", [(0, 5), (4, -1), (2**31, 5)])
+    def test_bad_rows_or_cols(self, call, rows, cols):
+        with pytest.raises(ValueError, match="rows|cols"):
+            call(rows=rows, cols=cols)
+
+    @pytest.mark.parametrize("call", DETECTOR_USERS.values(), ids=DETECTOR_USERS.keys())
+    @pytest.mark.parametrize("rows, oversample", [(4, 0), (4, -2), (2**16, 2**16), (1, 2**31)])
+    def test_bad_oversample(self, call, rows, oversample):
+        # rows * oversample = 2**32 wrapped around in the kernels' int subpixel counters
+        with pytest.raises(ValueError, match="oversample"):
+            call(rows=rows, oversample=oversample)
+
+    @pytest.mark.parametrize("call", RENDERERS.values(), ids=RENDERERS.keys())
+    @pytest.mark.parametrize("n_threads", [-1, 10**6])
+    def test_bad_thread_count(self, call, n_threads):
+        # a huge count asked OpenMP for that many threads
+        with pytest.raises(ValueError, match="n_threads"):
+            call(n_threads=n_threads)
+
+    @pytest.mark.parametrize("call", DETECTOR_USERS.values(), ids=DETECTOR_USERS.keys())
+    @pytest.mark.parametrize("name, value", [
+        ("pixel_size_mm", 0.0), ("pixel_size_mm", np.nan), ("origin_mm", np.array([np.inf, 0.0, 0.0])),
+        ("origin_mm", np.zeros(2)), ("fast_axis", np.array([0.0, 2.0, 0.0])), ("normal", np.zeros(3)),
+    ])
+    def test_bad_detector(self, call, name, value):
+        with pytest.raises(ValueError, match=name):
+            call(**{name: value})
+
+    @pytest.mark.parametrize("call", DETECTOR_USERS.values(), ids=DETECTOR_USERS.keys())
+    @pytest.mark.parametrize("value", [np.array([100.0, 0.0, 0.0], np.float32), np.array([100, 0, 0]),
+                                       [100.0, 0.0, 0.0], np.zeros(6)[::2]],
+                             ids=["float32", "int64", "list", "strided"])
+    def test_arrays_are_refused_not_cast(self, call, value):
+        with pytest.raises(ValueError, match="origin_mm"):
+            call(origin_mm=value)
+
+    @pytest.mark.parametrize("call", RENDERERS.values(), ids=RENDERERS.keys())
+    @pytest.mark.parametrize("wavelength", [np.nan, np.inf, 0.0, -1.0])
+    def test_bad_wavelength(self, call, wavelength):
+        with pytest.raises(ValueError, match="source_wavelengths_A"):
+            call(source_wavelengths_A=np.array([wavelength]))
+
+    @pytest.mark.parametrize("call", RENDERERS.values(), ids=RENDERERS.keys())
+    @pytest.mark.parametrize("fluence", [np.nan, np.inf, -1.0])
+    def test_bad_fluence(self, call, fluence):
+        with pytest.raises(ValueError, match="fluence"):
+            call(fluence=fluence)
+
+    @pytest.mark.parametrize("call", RENDERERS.values(), ids=RENDERERS.keys())
+    @pytest.mark.parametrize("name, value", [
+        ("source_wavelengths_A", np.zeros(0)), ("source_wavelengths_A", np.array([1.0], np.float32)),
+        ("source_directions", np.array([[1.0, 0.0, 0.0]] * 2)), ("source_directions", np.array([[0.5, 0.0, 0.0]])),
+        ("source_weights", np.array([-0.5])), ("source_weights", np.array([1.0, 0.0])),
+        ("polarization_fraction", 1.5), ("polarization_axis", np.array([0.0, 0.0, np.nan])),
+    ])
+    def test_bad_beam(self, call, name, value):
+        with pytest.raises(ValueError, match=name):
+            call(**{name: value})
+
+
+class TestBraggArguments:
+    @pytest.mark.parametrize("ncells", [[np.nan, 5, 5], [5, np.inf, 5], [5, 5, 0], [-2, 5, 5]])
+    def test_bad_ncells(self, ncells):
+        with pytest.raises(ValueError, match="ncells"):
+            bragg(ncells=np.array(ncells, dtype=float))
+
+    @pytest.mark.parametrize("basis", [np.full((3, 3), np.nan), np.diag([50.0, 50.0, 0.0]),
+                                       np.array([[50.0, 0, 0], [0, 50, 0], [50, 50, 0]]),
+                                       (np.eye(3) * 50).astype(np.float32)],
+                             ids=["nan", "zero-axis", "coplanar", "float32"])
+    def test_bad_real_basis(self, basis):
+        # a flat cell has no finite reciprocal basis
+        with pytest.raises(ValueError, match="real_basis_A"):
+            bragg(real_basis_A=basis)
+
+    @pytest.mark.parametrize("rotations", [np.zeros((0, 3, 3)), np.full((1, 3, 3), np.nan),
+                                           np.eye(3, dtype=np.float32)[None]], ids=["none", "nan", "float32"])
+    def test_bad_domain_rotations(self, rotations):
+        with pytest.raises(ValueError, match="domain_rotations"):
+            bragg(domain_rotations=rotations)
+
+    @pytest.mark.parametrize("name, value", [
+        ("sf_table", np.ones((3, 3, 3))), ("sf_table", np.full((3, 3, 3), np.nan, np.float32)),
+        ("sf_table", np.full((3, 3, 3), -1.0, np.float32)), ("sf_table", np.ones((3, 3), np.float32)),
+        ("sf_hkl_min", [0, 0]), ("sf_hkl_min", [-2**31, 0, 0]), ("default_F", np.nan), ("default_F", -1.0),
+    ])
+    def test_bad_structure_factors(self, name, value):
+        with pytest.raises(ValueError, match=name):
+            bragg(**{name: value})
+
+    @pytest.mark.parametrize("cache", [np.zeros((8, 9, 3)), np.zeros((8, 10, 3), np.float32),
+                                       np.full((8, 10, 3), np.nan)], ids=["shape", "float32", "nan"])
+    def test_bad_directions_cache(self, cache):
+        # a cache smaller than the subpixel grid was read past its end
+        with pytest.raises(ValueError, match="directions"):
+            bragg(directions=cache)
+
+    def test_directions_cache_gives_same_image(self):
+        np.testing.assert_array_equal(bragg(directions=directions()), bragg())
+
+
+class TestMosaicArguments:
+    @pytest.mark.parametrize("distribution", [2, -1, 99])
+    def test_unknown_distribution(self, distribution):
+        # it was cast to the enum unchecked
+        with pytest.raises(ValueError, match="distribution"):
+            _core.mosaic_rotations(3, 0.01, distribution, 0)
+
+    @pytest.mark.parametrize("n_domains", [0, -1, 2**31])
+    def test_bad_domain_count(self, n_domains):
+        with pytest.raises(ValueError, match="n_domains"):
+            _core.mosaic_rotations(n_domains, 0.01, 0, 0)
+
+    @pytest.mark.parametrize("spread", [np.nan, np.inf, -0.01])
+    def test_bad_spread(self, spread):
+        with pytest.raises(ValueError, match="spread_rad"):
+            _core.mosaic_rotations(3, spread, 0, 0)
+
+
+class TestBackgroundArguments:
+    def test_empty_table_is_refused(self):
+        # the kernel read x.front() of an empty table: a segfault
+        with pytest.raises(ValueError, match=r"material_stol_per_A\[0\] must hold at least one value"):
+            background(material_stol_per_A=[np.zeros(0)], material_F=[np.zeros(0)], material_incoherent=[np.zeros(0)])
+
+    @pytest.mark.parametrize("stol", [[0.0, 0.2, 0.1], [0.0, 0.1, 0.1]], ids=["decreasing", "repeated"])
+    def test_table_not_strictly_increasing(self, stol):
+        with pytest.raises(ValueError, match=r"material_stol_per_A\[0\] must be strictly increasing"):
+            background(material_stol_per_A=[np.array(stol)], material_F=[np.ones(3)], material_incoherent=[np.zeros(3)])
+
+    @pytest.mark.parametrize("name", ["material_stol_per_A", "material_F", "material_incoherent"])
+    @pytest.mark.parametrize("value", [np.nan, np.inf, -1.0])
+    def test_non_finite_or_negative_table(self, name, value):
+        table = MATERIALS[name][0].copy()
+        table[0] = value
+        with pytest.raises(ValueError, match=rf"{name}\[0\]"):
+            background(**{name: [table]})
+
+    @pytest.mark.parametrize("name, value", [
+        ("material_F", [np.ones(3)]), ("material_incoherent", [np.zeros(1)]),
+        ("material_F", [np.ones(2, np.float32)]), ("material_stol_per_A", [[0.0, 0.5]]),
+        ("material_molecules", [1e12, 1e12]), ("material_F", []),
+    ], ids=["F-length", "incoherent-length", "float32", "list", "two-molecule-counts", "no-F"])
+    def test_tables_of_wrong_size_or_dtype(self, name, value):
+        with pytest.raises(ValueError, match=name):
+            background(**{name: value})
+
+    @pytest.mark.parametrize("molecules", [np.nan, np.inf, -1.0, 0.0])
+    def test_bad_molecule_count(self, molecules):
+        with pytest.raises(ValueError, match="material_molecules"):
+            background(material_molecules=[molecules])
+
+
 @contextlib.contextmanager
 def failing(kernel):
     _core._inject_failure(kernel)

@@ -99,4 +99,20 @@ inline double nonnegative(double value, const char* name) {
     return value;
 }
 
+// A real number that must be finite and > 0.
+inline double positive(double value, const char* name) {
+    if (!(finite(value, name) > 0.0)) fail(std::string(name) + " must be > 0, got " + std::to_string(value));
+    return value;
+}
+
+// An array whose values must all be finite.
+template <typename T>
+const py::array_t<T, py::array::c_style>& all_finite(const py::array_t<T, py::array::c_style>& a, const char* name) {
+    const T* values = a.data();
+    for (py::ssize_t i = 0; i < a.size(); ++i)
+        if (!std::isfinite(values[i]))
+            fail(std::string(name) + " must hold finite values, got " + std::to_string(values[i]));
+    return a;
+}
+
 }  // namespace checked
