@@ -30,6 +30,7 @@ _PUBLIC = {
     "LBPExtractor": "features",
     "BoVWExtractor": "features",
     "DeepFreakClassifier": "models",
+    "PeakFinderHitFinder": "peaks",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
