@@ -8,8 +8,8 @@ class TestInfo:
     def test_counts_and_ranges(self, small_dataset, tiny):
         info = dataset_info(small_dataset)
         assert sum(info["splits"]["train"]["class_counts"]) == 30
-        assert info["classes"]["blank"]["n_significant_spots"] == [0, 0, 0]
-        low, _, high = info["classes"]["good"]["n_significant_spots"]
+        assert info["classes"]["blank"]["n_detectable_spots"] == [0, 0, 0]
+        low, _, high = info["classes"]["good"]["n_detectable_spots"]
         assert tiny.good_min <= low <= high < tiny.strong_min
         assert info["classes"]["weak"]["volume_scale"][0] > 0
         text = format_info(info)

@@ -13,7 +13,7 @@ from .shards import read_shard
 
 __all__ = ["dataset_info", "format_info", "write_gallery"]
 
-_COLUMNS = ("n_significant_spots", "volume_scale", "crystal_size_um", "photons")
+_COLUMNS = ("n_detectable_spots", "n_significant_spots", "volume_scale", "crystal_size_um", "photons")
 
 
 def _tables(dataset_dir, index):
@@ -34,7 +34,7 @@ def dataset_info(dataset_dir):
     dict
         ``{"splits": {split: {"n_images", "class_counts"}}, "classes": {name:
         {"count", column: [min, median, max], ...}}}`` over all splits, for the
-        columns ``n_significant_spots``, ``volume_scale``, ``crystal_size_um``
+        columns ``n_detectable_spots``, ``n_significant_spots``, ``volume_scale``, ``crystal_size_um``
         and ``photons``.
     """
     index = read_index(dataset_dir)
@@ -62,8 +62,8 @@ def format_info(info):
         counts = "  ".join(f"{c:>10d}" for c in entry["class_counts"])
         lines.append(f"{split:<7} {entry['n_images']:>6d}  {counts}")
     lines.append("")
-    lines.append("class        count   significant spots (min/median/max)   volume scale (min/median/max)"
-                 "   crystal size um (min/max)   photons (min/max)")
+    lines.append("class        count   detectable spots (min/median/max)   significant spots (min/median/max)"
+                 "   volume scale (min/median/max)   crystal size um (min/max)   photons (min/max)")
     for name, entry in info["classes"].items():
         def triple(col, fmt):
             values = entry[col]
@@ -71,7 +71,8 @@ def format_info(info):
 
         size = entry["crystal_size_um"]
         photons = entry["photons"]
-        lines.append(f"{name:<11} {entry['count']:>6d}   {triple('n_significant_spots', '.0f'):>34}   "
+        lines.append(f"{name:<11} {entry['count']:>6d}   {triple('n_detectable_spots', '.0f'):>33}   "
+                     f"{triple('n_significant_spots', '.0f'):>34}   "
                      f"{triple('volume_scale', '.3g'):>29}   "
                      f"{'-' if size is None else f'{size[0]:.3g}/{size[2]:.3g}':>25}   "
                      f"{'-' if photons is None else f'{photons[0]:.3g}/{photons[2]:.3g}':>17}")
