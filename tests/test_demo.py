@@ -16,6 +16,6 @@ def test_demo_writes_one_shot_per_class(tmp_path):
         assert image.shape == (64, 64) and image.dtype.name == "uint8"
     blank, no_crystal = summary[0], summary[1]
     assert blank["photons"] == 0 and no_crystal["photons"] > 0
-    spots = [record["n_significant_spots"] for record in summary]
+    spots = [record["n_detectable_spots"] for record in summary]
     assert spots[0] == spots[1] == 0 and 0 < spots[2] < spots[3] < spots[4]
     assert (tmp_path / "gallery.png").stat().st_size > 0

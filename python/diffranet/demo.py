@@ -6,8 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .simulation.background import Background, air, water
 from .simulation.crystal import Crystal
 from .simulation.geometry import Beam, Detector
@@ -43,7 +41,7 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
     """Simulate one shot of each of the five DiffraNet classes.
 
     Uses the dataset generator's preset (the paper's Appendix A set-up, with
-    classes defined by the number of significant spots, see docs/dataset.md):
+    classes defined by the number of detectable spots, see docs/dataset.md):
     for each class, one labelled shot written as ``<class>.pgm`` (the 8-bit
     image, the paper's format) with ``<class>.json`` (its parameters, label
     quantity and the metadata that re-make it), plus ``gallery.png`` showing
@@ -73,9 +71,9 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
         write_image(out / f"{name}.pgm", image8)
         (out / f"{name}.json").write_text(json.dumps(record, indent=1))
         images.append(image8)
-        summary.append({k: record[k] for k in ("class", "seconds", "n_significant_spots", "volume_scale",
-                                                "photons")})
-        print(f"  {name:>10}: {seconds:.2f} s, {record['n_significant_spots']} significant spots, "
+        summary.append({k: record[k] for k in ("class", "seconds", "n_detectable_spots", "n_significant_spots",
+                                                "volume_scale", "photons")})
+        print(f"  {name:>10}: {seconds:.2f} s, {record['n_detectable_spots']} detectable spots, "
               f"{record['photons']:.3g} photons -> {out / (name + '.pgm')}")
     _save_gallery(out / "gallery.png", images, summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -84,16 +82,8 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):
 
 
 def _save_gallery(path, images, summary):
-    import matplotlib
+    from .dataset.gallery import save_gallery
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.9), dpi=100)
-    for ax, image, record in zip(axes, images, summary):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=max(int(np.percentile(image, 99.9)), 1))
-        ax.set_title(f"{record['class']}\n{record['n_significant_spots']} significant spots", fontsize=9)
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    panels = [(image, f"{record['class']}: {record['n_detectable_spots']} detectable spots")
+              for image, record in zip(images, summary)]
+    save_gallery(path, [("", panels)], "diffranet demo: one shot per class")

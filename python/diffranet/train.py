@@ -111,6 +111,25 @@ def evaluate(model, X, y):
     }
 
 
+def format_confusion(matrix, class_names=CLASS_NAMES):
+    """A confusion matrix as text: one row per true class, one column per predicted class.
+
+    Examples
+    --------
+    >>> print(format_confusion([[3, 1], [0, 2]], ("miss", "hit")))
+    true / predicted  miss   hit
+    miss                 3     1
+    hit                  0     2
+    """
+    corner = "true / predicted"
+    width = max(6, max(len(n) for n in class_names) + 1)
+    first = max(len(corner), max(len(n) for n in class_names))
+    lines = [corner.ljust(first) + "".join(n.rjust(width) for n in class_names)]
+    for name, row in zip(class_names, matrix):
+        lines.append(name.ljust(first) + "".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
 def save_model(model, path, config, metrics=None):
     """Save a fitted pipeline with joblib, and its configuration and scores as JSON.
 
@@ -165,6 +184,7 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print)
                 f"{split}: accuracy {metrics[split]['accuracy']:.4f}, "
                 f"hit/miss accuracy {metrics[split]['hit_miss_accuracy']:.4f}"
             )
+            log(format_confusion(metrics[split]["confusion_matrix"]))
     save_model(model, out, config, metrics)
     log(f"saved {out}")
     return model, metrics

@@ -45,10 +45,15 @@ def build_parser():
                       help="dataset preset: diffranet (the paper's set-up), quick, or a JSON file (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it")
+    train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it",
+                           description="Train a classic classifier with the paper's best settings on the "
+                                       "train split of --data, score it on val and test (accuracy, hit/miss accuracy "
+                                       "and the confusion matrix, printed with class names), and save it.")
     train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
     train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
-    train.add_argument("--data", required=True, help="data folder with train/ (and val/, test/) class folders")
+    train.add_argument("--data", required=True,
+                       help="a dataset made by 'diffranet dataset' (HDF5 shards), or a folder with train/ "
+                            "(and val/, test/) holding class folders 1..5 or blank .. strong")
     train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
@@ -66,14 +71,18 @@ def build_parser():
     classic.set_defaults(func=_cmd_search_classic)
 
     dataset = sub.add_parser("dataset", help="generate the labelled DiffraNet dataset, or summarise one (--info)")
-    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes)")
-    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and write "
-                         "DIR/gallery.png")
+    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes, a run with "
+                         "larger sizes adds the new images); with --info, the gallery picture (default "
+                         "DIR/gallery.png)")
+    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and save a "
+                         "gallery of examples per class")
     dataset.add_argument("--preset", default="diffranet",
                          help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
-    dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
-    dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
-    dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")
+    dataset.add_argument("--n-train", type=int, default=None,
+                         help="training images (default: 10000; when only some sizes are given, the others "
+                              "follow them in the paper's proportions 10000 : 2400 : 12600)")
+    dataset.add_argument("--n-val", type=int, default=None, help="validation images (default: 2400)")
+    dataset.add_argument("--n-test", type=int, default=None, help="test images (default: 12600)")
     dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dataset.add_argument("--workers", type=int, default=None,
                          help="worker processes; 1 renders in this process (default: CPU count)")

@@ -40,7 +40,8 @@ from .shards import (
 )
 from .shots import ShotRenderer, class_sequence
 
-__all__ = ["generate_dataset", "render_chunk", "plan_shards", "WorkerFailure", "SPLITS", "PAPER_SIZES"]
+__all__ = ["generate_dataset", "render_chunk", "plan_shards", "split_sizes", "WorkerFailure", "SPLITS",
+           "PAPER_SIZES"]
 
 #: The paper's split sizes.
 PAPER_SIZES = {"train": 10_000, "val": 2_400, "test": 12_600}
@@ -86,6 +87,35 @@ def render_chunk(preset_json, seed, split, start, stop):
     for j, index in enumerate(range(start, stop)):
         images[j], table[j] = renderer.render(seed, split, index, int(labels[index]))
     return images, table
+
+
+def split_sizes(n_train=None, n_val=None, n_test=None):
+    """Split sizes with the unspecified ones following the given ones.
+
+    With no size given, the paper's 10,000 / 2,400 / 12,600. Otherwise every
+    size left as None is scaled from the first given split (train, val, test
+    in that order) in the paper's proportions, rounded to the nearest image:
+    ``n_train=50`` gives 50 / 12 / 63.
+
+    Returns
+    -------
+    dict
+        ``{"train": int, "val": int, "test": int}``.
+
+    Examples
+    --------
+    >>> split_sizes(n_train=50)
+    {'train': 50, 'val': 12, 'test': 63}
+    >>> split_sizes(n_train=0, n_val=0, n_test=600)
+    {'train': 0, 'val': 0, 'test': 600}
+    """
+    given = {split: n for split, n in zip(SPLITS, (n_train, n_val, n_test)) if n is not None}
+    given = {split: check_int(f"n_{split}", n, minimum=0) for split, n in given.items()}
+    if not given:
+        return dict(PAPER_SIZES)
+    reference = next(iter(given))
+    scale = given[reference] / PAPER_SIZES[reference]
+    return {split: given.get(split, int(round(PAPER_SIZES[split] * scale))) for split in SPLITS}
 
 
 def plan_shards(sizes, shard_size):

@@ -82,8 +82,9 @@ def format_info(info):
 def write_gallery(dataset_dir, path, per_class=6, split=None):
     """Save a PNG grid: ``per_class`` example images of each class, one row per class.
 
-    Each panel shows the central half of the image (rows and columns) at its
-    8-bit values (0 black, 255 white), so that single-pixel spots stay visible.
+    Rendered by :func:`diffranet.dataset.gallery.save_gallery` (central half of
+    each image, one grey scale for the figure, stated on it); each panel's
+    title gives the image number and its detectable spots.
 
     Parameters
     ----------
@@ -99,10 +100,7 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
     pathlib.Path
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .gallery import save_gallery
 
     per_class = check_int("per_class", per_class, minimum=1)
     index = read_index(dataset_dir)
@@ -116,28 +114,9 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
         for image, row in zip(data["images"], data["metadata"]):
             bucket = examples[int(row["label"])]
             if len(bucket) < per_class:
-                bucket.append((image, row))
+                bucket.append((image, f"#{int(row['index'])}  {int(row['n_detectable_spots'])} spots"))
         if all(len(b) == per_class for b in examples.values()):
             break
-    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(2.0 * per_class, 2.15 * len(CLASS_NAMES)),
-                             squeeze=False)
-    for k, name in enumerate(CLASS_NAMES):
-        for j in range(per_class):
-            ax = axes[k, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(examples[k]):
-                image, row = examples[k][j]
-                rows, cols = image.shape
-                crop = image[rows // 4:rows - rows // 4, cols // 4:cols - cols // 4]
-                ax.imshow(crop, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                ax.set_title(f"#{int(row['index'])}  n={int(row['n_significant_spots'])}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"{Path(dataset_dir).name}: {split}, {per_class} per class, central half of each image "
-                 f"(n: significant spots)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    rows = [(name, examples[k]) for k, name in enumerate(CLASS_NAMES)]
+    return save_gallery(path, rows, f"{Path(dataset_dir).name}: {split}, {per_class} per class "
+                                    f"(spots: detectable spots, the label quantity)")

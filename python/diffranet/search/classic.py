@@ -276,6 +276,10 @@ def search_classic(
     return SearchResult(best["config"], best["val_accuracy"], model, trials, cache.n_computed)
 
 
+#: The name of :func:`search_classic` in the paper's reproduction plan (Table 8's Hyperopt search).
+hyperopt_search = search_classic
+
+
 def run_search_classic(data_dir, out_dir, max_evals, resume=False, random_state=0, n_jobs=None, log=print):
     """``diffranet search classic``: search on a data folder, report the best model.
 
