@@ -73,6 +73,24 @@ class TestGenerate:
                          quiet=True)
         assert _bytes(out) == _bytes(small_dataset)
 
+    def test_growing_renders_only_the_new_images(self, small_dataset, tiny, tmp_path, monkeypatch):
+        from diffranet.dataset.shots import ShotRenderer
+
+        out = tmp_path / "grow"
+        generate_dataset(out, preset=tiny, n_train=13, n_val=3, n_test=0, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        rendered = []
+        real = ShotRenderer.render
+        monkeypatch.setattr(ShotRenderer, "render", lambda self, *a: rendered.append(a) or real(self, *a))
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        assert len(rendered) == 60 - 16
+        assert sorted(i for _, split, i, _ in rendered if split == "train") == list(range(13, 30))
+        assert _bytes(out) == _bytes(small_dataset)
+        with pytest.raises(ValueError, match="grow but not shrink"):
+            generate_dataset(out, preset=tiny, n_train=20, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                             quiet=True)
+
     def test_other_settings_refused(self, small_dataset, tiny):
         with pytest.raises(ValueError, match="other settings.*seed"):
             generate_dataset(small_dataset, preset=tiny, n_train=30, n_val=10, n_test=20, seed=6, workers=1,

@@ -10,7 +10,9 @@ flight, so memory stays bounded whatever the dataset size.
 A rerun with the same settings skips every shard already on disk whose
 checksum matches, and renders the rest: since image ``i`` of split ``s``
 depends only on ``(seed, s, i)``, the result is byte-identical to an
-uninterrupted run.
+uninterrupted run. A rerun with larger split sizes (same preset and seed)
+grows the dataset: it renders only the new images, completing the last shard
+of a split from the images already in it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .shards import (
     SPLITS,
     TABLE_DTYPE,
     build_index,
+    read_shard,
     shard_name,
     verify_shard,
     write_json_atomic,
@@ -145,7 +148,11 @@ def _prepare_directory(out):
 
 
 def _check_config(out, config):
-    """Write dataset.json, or check that an existing one has the same settings."""
+    """Write dataset.json, or check that an existing one has the same settings.
+
+    Larger split sizes are allowed (the dataset grows: image ``i`` does not
+    depend on the sizes); any other difference is refused.
+    """
     path = out / CONFIG_FILE
     if path.exists():
         try:
@@ -154,6 +161,14 @@ def _check_config(out, config):
             raise ValueError(f"{path}: not a dataset settings file ({exc})") from exc
         if existing != config:
             diff = sorted(k for k in set(config) | set(existing) if config.get(k) != existing.get(k))
+            if diff == ["sizes"] and isinstance(existing.get("sizes"), dict):
+                old = existing["sizes"]
+                shrunk = [s for s in SPLITS if config["sizes"][s] < old.get(s, 0)]
+                if shrunk:
+                    raise ValueError(f"{out} holds larger splits ({', '.join(f'{s}: {old[s]}' for s in shrunk)}); "
+                                     f"a dataset can grow but not shrink: use another --out")
+                write_json_atomic(path, config)
+                return
             raise ValueError(f"{out} holds a dataset made with other settings ({', '.join(diff)}); "
                              f"use another --out or the same settings to resume")
     else:
@@ -281,13 +296,18 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
     pending = []
     for split, number, start, stop in plan:
         path = out / SHARD_DIR / shard_name(split, number)
+        kept = 0
         if path.exists():
-            if verify_shard(path) is not None:
+            attrs = verify_shard(path)
+            if attrs is not None and attrs.get("start") == start and attrs.get("count") == stop - start:
                 continue
-            path.unlink()  # damaged: render it again
-        pending.append((split, number, start, stop))
+            if attrs is not None and attrs.get("start") == start and attrs.get("count", 0) < stop - start:
+                kept = int(attrs["count"])  # the last shard of a smaller split: keep its images, add the rest
+            else:
+                path.unlink()  # damaged: render it again
+        pending.append((split, number, start, stop, kept))
     n_done = len(plan) - len(pending)
-    total = sum(stop - start for _, _, start, stop in pending)
+    total = sum(stop - start - kept for _, _, start, stop, kept in pending)
     if not quiet:
         print(f"diffranet dataset: {out}: {n_done} of {len(plan)} shards present, {total} images to render "
               f"({'scheduler ' + scheduler if scheduler else f'{workers} worker(s)'})", file=sys.stderr)
@@ -306,14 +326,17 @@ def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, 
     attrs_common = {"format": FORMAT, "version": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
                     "label_rule": preset.label_rule().to_dict()}
     chunks = deque()
-    for shard in pending:
-        split, _, start, stop = shard
-        for a in range(start, stop, chunk_size):
+    buffers = {}
+    for split, number, start, stop, kept in pending:
+        shard = (split, number, start, stop)
+        if kept:
+            old = read_shard(out / SHARD_DIR / shard_name(split, number))
+            buffers[shard] = [(start, old["images"], old["metadata"])]
+        for a in range(start + kept, stop, chunk_size):
             chunks.append((shard, a, min(a + chunk_size, stop)))
     executor = _InProcess() if scheduler is None and workers == 1 else _OnDask(workers, scheduler, connect_timeout)
     window = 1 if isinstance(executor, _InProcess) else 4 * (workers if scheduler is None else max(
         len(executor.client.scheduler_info().get("workers", {})), 1))
-    buffers = {}
     written = 0
     in_flight = deque()
     bar = _progress(total, quiet)
