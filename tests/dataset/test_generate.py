@@ -227,3 +227,26 @@ class TestKill:
         subprocess.run(_cli(out, preset_file), check=True, capture_output=True)
         assert _bytes(out) == _bytes(reference)
         assert json.loads((out / "index.json").read_text())["splits"]["train"]["n_images"] == 200
+
+    @pytest.mark.slow
+    def test_ctrl_c_with_two_workers_is_quiet(self, tmp_path):
+        """SIGINT to the whole process group (what Ctrl-C does): one line, no worker tracebacks."""
+        out = tmp_path / "interrupted"
+        command = [sys.executable, "-m", "diffranet", "dataset", "--out", str(out), "--preset", "quick",
+                   "--n-train", "3000", "--n-val", "0", "--n-test", "0", "--shard-size", "10", "--workers", "2"]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 120
+            while not list((out / "shards").glob("*.h5")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, "the run finished before it could be interrupted"
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 130
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+        assert err.rstrip().endswith("diffranet dataset: interrupted")

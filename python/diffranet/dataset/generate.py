@@ -17,9 +17,12 @@ of a split from the images already in it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -189,6 +192,25 @@ class _InProcess:
         pass
 
 
+@contextlib.contextmanager
+def _workers_ignore_interrupt():
+    """Start worker processes with SIGINT ignored: Ctrl-C reaches this process only.
+
+    The terminal sends SIGINT to every process of the foreground group; worker
+    processes would print their own tracebacks. A child started while SIGINT is
+    ignored keeps ignoring it, and this process, which closes the cluster on
+    KeyboardInterrupt, stops them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _OnDask:
     """Run chunks on a Dask cluster: a LocalCluster, or an existing scheduler."""
 
@@ -200,8 +222,9 @@ class _OnDask:
         self.cluster = None
         if scheduler is None:
             # dashboard on any free port: another cluster on the default 8787 must not matter
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0", silence_logs=logging.ERROR)
+            with _workers_ignore_interrupt():
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
             try:
