@@ -42,7 +42,7 @@ RingLayout::RingLayout(int rows, int cols, double beam_center_x, double beam_cen
     order_.resize(static_cast<std::size_t>(ring_start_.back()));
     std::vector<std::int64_t> fill(ring_start_.begin(), ring_start_.end() - 1);
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(ring_.size()); ++i)
-        if (ring_[i] >= 0) order_[fill[ring_[i]]++] = i;
+        if (ring_[i] >= 0) order_[fill[ring_[i]]++] = static_cast<std::int32_t>(i);
 }
 
 namespace {
@@ -90,6 +90,7 @@ struct Workspace {
     std::vector<std::uint8_t> state;  // 0 below threshold, 1 candidate, 2 grouped
     std::vector<std::int64_t> pixels;
     std::vector<std::int64_t> stack;
+    std::vector<std::int64_t> candidates;
 };
 
 RingStats ring_statistics_impl(const float* image, const RingLayout& layout, const PeakFinderParams& p,
@@ -150,26 +151,41 @@ std::vector<Peak> find_peaks_impl(const float* image, const RingLayout& layout, 
     const RingStats st = ring_statistics_impl(image, layout, p, n_threads, ws);
     const int rows = layout.rows(), cols = layout.cols();
     const std::int64_t n_pixels = static_cast<std::int64_t>(rows) * cols;
-    ws.state.resize(static_cast<std::size_t>(n_pixels));
+    ws.state.assign(static_cast<std::size_t>(n_pixels), 0);
     std::uint8_t* state = ws.state.data();
+    // Threshold ring by ring on the gathered values (contiguous, one threshold
+    // per ring); candidates are then sorted into row-major order.
     const double r_lo = p.min_radius_px, r_hi = p.max_radius_px;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (std::int64_t i = 0; i < n_pixels; ++i) {
-        const std::int32_t k = layout.ring_of(i);
-        std::uint8_t s = 0;
-        if (k >= 0 && image[i] > st.threshold[k]) {
-            const double dx = static_cast<double>(i % cols) - p.beam_center_x;
-            const double dy = static_cast<double>(i / cols) - p.beam_center_y;
-            const double r = std::sqrt(dx * dx + dy * dy);
-            s = (r >= r_lo && r <= r_hi) ? 1 : 0;
+    const auto& order = layout.order();
+    const float* values = ws.ring_values.data();
+    ws.candidates.clear();
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    {
+        std::vector<std::int64_t> found;
+#pragma omp for schedule(dynamic, 16) nowait
+        for (int k = 0; k < layout.n_rings(); ++k) {
+            const double threshold = st.threshold[k];
+            for (std::int64_t j = layout.ring_start(k); j < layout.ring_start(k + 1); ++j) {
+                if (!(values[j] > threshold)) continue;
+                const std::int64_t i = order[j];
+                const double dx = static_cast<double>(i % cols) - p.beam_center_x;
+                const double dy = static_cast<double>(i / cols) - p.beam_center_y;
+                const double r = std::sqrt(dx * dx + dy * dy);
+                if (r >= r_lo && r <= r_hi) {
+                    state[i] = 1;
+                    found.push_back(i);
+                }
+            }
         }
-        state[i] = s;
+#pragma omp critical(diffranet_peak_candidates)
+        ws.candidates.insert(ws.candidates.end(), found.begin(), found.end());
     }
+    std::sort(ws.candidates.begin(), ws.candidates.end());
 
     // Group 8-connected candidates, in row-major order of their first pixel.
     std::vector<Peak> peaks;
     const int bg_radius = 2 * p.local_bg_radius;
-    for (std::int64_t start = 0; start < n_pixels; ++start) {
+    for (std::int64_t start : ws.candidates) {
         if (state[start] != 1) continue;
         ws.pixels.clear();
         ws.stack.assign(1, start);

@@ -23,6 +23,7 @@
 // Coordinates: x is the column, y the row, pixel centres at integer values.
 // Results do not depend on the number of threads: every sum runs in a fixed
 // order and peaks are listed in row-major order of their first pixel.
+// Images must have fewer than 2^31 pixels.
 //
 // The callers (python/diffranet/peaks/) validate every argument; these
 // kernels check nothing.
@@ -71,15 +72,16 @@ public:
     int n_rings() const { return static_cast<int>(ring_start_.size()) - 1; }
     // Ring of pixel i (row-major), -1 if masked.
     std::int32_t ring_of(std::int64_t i) const { return ring_[i]; }
-    // Unmasked pixels of ring k: order()[ring_start(k) .. ring_start(k + 1)).
+    // Unmasked pixels of ring k: order()[ring_start(k) .. ring_start(k + 1)),
+    // row-major pixel indices (images have fewer than 2^31 pixels).
     std::int64_t ring_start(int k) const { return ring_start_[k]; }
-    const std::vector<std::int64_t>& order() const { return order_; }
+    const std::vector<std::int32_t>& order() const { return order_; }
 
 private:
     int rows_, cols_;
     std::vector<std::int32_t> ring_;
     std::vector<std::int64_t> ring_start_;
-    std::vector<std::int64_t> order_;
+    std::vector<std::int32_t> order_;
 };
 
 // Sigma-clipped background of every ring.
