@@ -3,7 +3,11 @@
 import pytest
 
 from diffranet import random_orientation
-from diffranet.demo import paper_simulator
+from diffranet.dataset.presets import PRESETS
+
+#: The paper's set-up with uniform structure factors (default_F 100): the renderers' speed does not
+#: depend on the amplitudes, and the table need not be built.
+PAPER_UNIFORM_F = PRESETS["diffranet"].with_(structure_factors=None)
 
 
 @pytest.fixture(scope="session")
@@ -13,12 +17,10 @@ def paper_orientation():
 
 @pytest.fixture
 def paper_sim(paper_orientation):
-    """Factory for the DiffraNet configuration of the simulator issue (default_F 100)."""
+    """Factory for the Bragg-only simulator of the paper's set-up; keywords change the preset."""
 
-    def make(n_threads=None, **crystal_changes):
-        sim = paper_simulator(orientation=paper_orientation, n_threads=n_threads)
-        for name, value in crystal_changes.items():
-            setattr(sim.crystal, name, value)
-        return sim
+    def make(n_threads=None, **preset_changes):
+        return PAPER_UNIFORM_F.with_(**preset_changes).simulator(paper_orientation, background=False,
+                                                                  response=False, n_threads=n_threads)
 
     return make

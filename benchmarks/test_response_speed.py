@@ -19,18 +19,17 @@ import time
 import numpy as np
 import pytest
 
-from diffranet import Beam, Crystal, Detector, Simulator, random_orientation
+from diffranet import random_orientation
+from diffranet.dataset.presets import PRESETS
 from diffranet.simulation.background import Background
-from diffranet.simulation.response import PixelArrayResponse, paper_ccd
+from diffranet.simulation.response import PixelArrayResponse
 
-PAPER_VOLUME_SCALE = 2.7e7  # (30 um / 0.1 um)^3, Appendix A
+PAPER = PRESETS["diffranet"].with_(structure_factors=None)  # uniform F: the table is not needed here
+PAPER_VOLUME_SCALE = PAPER.max_volume_scale  # (30 um / 0.1 um)^3, Appendix A
 
 
 def paper_simulator(n_threads):
-    return Simulator(Detector((512, 512), 0.172, 80), Beam(1.5, fluence=1e12 / (30e-6) ** 2, beam_size_mm=0.03),
-                     Crystal((117, 223, 310, 90, 90, 90), ncells=(9, 4, 3), mosaic_domains=300,
-                             mosaic_spread_deg=0.5, orientation=random_orientation(0)),
-                     oversample=2, n_threads=n_threads)
+    return PAPER.simulator(random_orientation(0), background=False, response=False, n_threads=n_threads)
 
 
 def median_seconds(function, repeats):
@@ -79,7 +78,7 @@ def report(benchmark, label, stage_seconds, bragg):
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_paper_ccd_chain(benchmark, paper_shot, bragg_seconds, n_threads):
-    ccd = paper_ccd()
+    ccd = PAPER.response()
     seeds = itertools.count()
 
     def record():
@@ -91,9 +90,9 @@ def test_paper_ccd_chain(benchmark, paper_shot, bragg_seconds, n_threads):
 
     stages = {name: [] for name in ("poisson", "psf", "readout", "to_8bit")}
     for seed in range(10):
-        counts = ccd.apply(paper_shot, 0.172, seed, n_threads=n_threads)
+        counts, timings = ccd.apply(paper_shot, 0.172, seed, n_threads=n_threads, return_timings=True)
         for name in ("poisson", "psf", "readout"):
-            stages[name].append(ccd.last_timings[name])
+            stages[name].append(timings[name])
         stages["to_8bit"].append(median_seconds(lambda: ccd.to_8bit(counts), repeats=1))
     bragg = bragg_seconds(n_threads)
     report(benchmark, f"paper CCD chain, {n_threads} thread(s)",
@@ -114,7 +113,7 @@ def test_pixel_array(benchmark, paper_shot, bragg_seconds, n_threads):
     assert image8.dtype == np.uint8
     poisson = []
     for seed in range(10):
-        pad.apply(paper_shot, 0.172, seed, n_threads=n_threads)
-        poisson.append(pad.last_timings["poisson"])
+        _, timings = pad.apply(paper_shot, 0.172, seed, n_threads=n_threads, return_timings=True)
+        poisson.append(timings["poisson"])
     report(benchmark, f"pixel array, {n_threads} thread(s)", {"poisson": float(np.median(poisson))},
            bragg_seconds(n_threads))

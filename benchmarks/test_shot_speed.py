@@ -19,14 +19,15 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from diffranet import StructureFactors, random_orientation
-from diffranet.demo import paper_simulator
+from diffranet.dataset.presets import PRESETS
+
+PAPER = PRESETS["diffranet"]
 
 SHOTS = 8
 
 
 def shot(seed, n_threads=None, sf=None):
-    sim = paper_simulator(orientation=random_orientation(seed), structure_factors=sf, n_threads=n_threads,
-                          full=True, volume_scale=2.7e7)
+    sim = PAPER.simulator(random_orientation(seed), sf, volume_scale=PAPER.max_volume_scale, n_threads=n_threads)
     return sim.simulate(seed=seed).image8
 
 
@@ -36,8 +37,8 @@ def shots(seeds, n_threads=1):
 
 
 def part_times(n_threads):
-    sim = paper_simulator(orientation=random_orientation(0), structure_factors=StructureFactors.default_protein(),
-                          n_threads=n_threads, full=True, volume_scale=2.7e7)
+    sim = PAPER.simulator(random_orientation(0), StructureFactors.default_protein(),
+                          volume_scale=PAPER.max_volume_scale, n_threads=n_threads)
     sim.simulate(seed=0)  # warm caches
     times = {}
     start = time.perf_counter()

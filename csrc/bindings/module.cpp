@@ -8,6 +8,7 @@ void register_background(py::module_& m);
 void register_bragg(py::module_& m);
 void register_peakfinder(py::module_& m);
 void register_response(py::module_& m);
+void register_testing(py::module_& m);
 void register_texture(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -16,5 +17,6 @@ PYBIND11_MODULE(_core, m) {
     register_bragg(m);
     register_peakfinder(m);
     register_response(m);
+    register_testing(m);
     register_texture(m);
 }

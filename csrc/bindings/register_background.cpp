@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convert.hpp"
+#include "interruptible.hpp"
 #include "diffranet/background.hpp"
 
 namespace {
@@ -43,10 +44,9 @@ FloatArray render(int rows, int cols, double pixel_size_mm, const DoubleArray& o
 
     FloatArray image({rows, cols});
     float* out = image.mutable_data();
-    {
-        py::gil_scoped_release release;
-        diffranet::render_background(problem, out, n_threads);
-    }
+    call_interruptible("render_background", [&](const RunControl* control) {
+        diffranet::render_background(problem, out, n_threads, control);
+    });
     return image;
 }
 

@@ -4,9 +4,11 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "convert.hpp"
+#include "interruptible.hpp"
 #include "diffranet/bragg.hpp"
 #include "diffranet/detector.hpp"
 #include "diffranet/mosaic.hpp"
@@ -37,6 +39,12 @@ py::tuple render_bragg(int rows, int cols, double pixel_size_mm, const DoubleArr
     problem.crystal.na = n.x;
     problem.crystal.nb = n.y;
     problem.crystal.nc = n.z;
+    if (shape < static_cast<int>(SpotShape::kSinc) || shape > static_cast<int>(SpotShape::kRound))
+        throw std::invalid_argument("shape: unknown spot shape " + std::to_string(shape));
+    if (method != "pixel" && method != "reflection")
+        throw std::invalid_argument("method: expected 'pixel' or 'reflection', got '" + method + "'");
+    if (method == "reflection" && !is_compact(static_cast<SpotShape>(shape)))
+        throw std::invalid_argument("method 'reflection' needs a compact spot shape (tophat or gauss)");
     problem.crystal.shape = static_cast<SpotShape>(shape);
     problem.crystal.domain_rotations = to_mat3_list(domain_rotations, "domain_rotations");
     if (sf_table.ndim() != 3 || sf_hkl_min.size() != 3)
@@ -48,14 +56,13 @@ py::tuple render_bragg(int rows, int cols, double pixel_size_mm, const DoubleArr
 
     FloatArray image({rows, cols});
     float* out = image.mutable_data();
-    ReflectionStats stats;
-    {
-        py::gil_scoped_release release;
-        if (method == "pixel")
-            render_bragg_pixelwise(problem, out, n_threads);
-        else
-            stats = render_bragg_reflectionwise(problem, out, n_threads);
-    }
+    const ReflectionStats stats = call_interruptible("render_bragg", [&](const RunControl* control) {
+        if (method == "pixel") {
+            render_bragg_pixelwise(problem, out, n_threads, control);
+            return ReflectionStats{};
+        }
+        return render_bragg_reflectionwise(problem, out, n_threads, control);
+    });
     py::dict info;
     info["spots"] = stats.spots;
     info["subpixels_tested"] = stats.subpixels_tested;
@@ -84,6 +91,10 @@ DoubleArray mosaic(int n_domains, double spread_rad, int distribution, std::uint
 }  // namespace
 
 void register_bragg(py::module_& m) {
+    m.def(
+        "_inject_failure", [](const std::string& kernel) { set_injected_failure(kernel.c_str()); }, py::arg("kernel"),
+        "Testing only: every parallel task of `kernel` ('bragg_reflection', 'bragg_pixel', 'background') throws "
+        "std::bad_alloc until called again with ''.");
     m.def("render_bragg", &render_bragg, py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"),
           py::arg("origin_mm"), py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"), py::arg("oversample"),
           py::arg("source_directions"), py::arg("source_wavelengths_A"), py::arg("source_weights"),

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "bragg_common.hpp"
 #include "diffranet/constants.hpp"
 #include "diffranet/detector.hpp"
+#include "diffranet/subpixel.hpp"
+#include "diffranet/threads.hpp"
 
 namespace diffranet {
 
@@ -45,36 +46,32 @@ double AmorphousMaterial::intensity(double stol_per_A) const {
     return molecules_ * (f * f + interpolate(s_, b));
 }
 
-void render_background(const BackgroundProblem& p, float* image, int n_threads) {
+void render_background(const BackgroundProblem& p, float* image, int n_threads, const RunControl* control) {
     const DetectorGeometry& det = p.detector;
     const int n = det.oversample;
     // r_e^2 (m^2) * fluence (photons/m^2) / subpixels: the mean over subpixels
     // and the weighted sum over sources below give photons per pixel.
     const double scale = kElectronRadiusSq_m2 * p.beam.fluence_photons_per_m2 / (static_cast<double>(n) * n);
+    const SubpixelSampler sampler(det, p.beam);
+    ParallelRun run(control, "background");
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
     for (int row = 0; row < det.rows; ++row) {
-        for (int col = 0; col < det.cols; ++col) {
-            double pixel_sum = 0.0;
-            for (int sr = 0; sr < n; ++sr) {
-                for (int sc = 0; sc < n; ++sc) {
-                    const Vec3 pos = subpixel_position_mm(det, row * n + sr, col * n + sc);
-                    const Vec3 diffracted = unit(pos);
-                    const double omega = pixel_solid_angle_sr(det, pos);
-                    for (const Source& src : p.beam.sources) {
-                        // sin(theta)/lambda is half the length of the scattering vector
-                        const double stol = 0.5 * norm(diffracted - src.direction) / src.wavelength_A;
-                        const double polar = polarization_factor(
-                            p.beam.polarization_fraction, p.beam.polarization_axis, src.direction, diffracted);
-                        double per_molecule = 0.0;
-                        for (const AmorphousMaterial& material : p.materials) per_molecule += material.intensity(stol);
-                        pixel_sum += src.weight * omega * polar * per_molecule;
-                    }
-                }
+        run.task([&] {
+            for (int col = 0; col < det.cols; ++col) {
+                const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
+                    const Source& src = p.beam.sources[j];
+                    // sin(theta)/lambda is half the length of the scattering vector
+                    const double stol = 0.5 * norm(diffracted - src.direction) / src.wavelength_A;
+                    double per_molecule = 0.0;
+                    for (const AmorphousMaterial& material : p.materials) per_molecule += material.intensity(stol);
+                    return per_molecule;
+                });
+                image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
             }
-            image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
-        }
+        });
     }
+    run.finish();
 }
 
 }  // namespace diffranet

@@ -1,10 +1,13 @@
 // The per-pixel Bragg loop: every subpixel x source x mosaic domain.
 // Written as a structure-of-arrays loop over domains so that the compiler can
 // vectorise the Miller-index and lattice-transform arithmetic.
+#include <stdexcept>
 #include <vector>
 
 #include "bragg_common.hpp"
 #include "diffranet/detector.hpp"
+#include "diffranet/parallel.hpp"
+#include "diffranet/subpixel.hpp"
 
 namespace diffranet {
 
@@ -56,49 +59,47 @@ double domain_sum(const DomainArrays& dom, const Vec3& s, const CrystalParams& x
 }
 
 template <SpotShape kShape>
-void render(const BraggProblem& p, float* image, int n_threads) {
+void render(const BraggProblem& p, float* image, int n_threads, const RunControl* control) {
     const DetectorGeometry& det = p.detector;
     const DomainArrays domains(domain_bases(p.crystal));
     const double scale = photon_scale(p);
-    const int n = det.oversample;
-    const long long sub_cols = static_cast<long long>(det.cols) * n;
     const SubpixelDirections directions(det, n_threads);
+    DetectorGeometry cached = det;
+    cached.directions = directions.data();
+    const SubpixelSampler sampler(cached, p.beam);
+    ParallelRun run(control, "bragg_pixel");
 
 #pragma omp parallel num_threads(resolve_threads(n_threads))
     {
-    std::vector<double> latt(domains.size()), hkl(3 * domains.size());
+        std::vector<double> latt, hkl;
 #pragma omp for schedule(dynamic, 1)
-    for (int row = 0; row < det.rows; ++row) {
-        for (int col = 0; col < det.cols; ++col) {
-            double pixel_sum = 0.0;
-            for (int sr = 0; sr < n; ++sr) {
-                for (int sc = 0; sc < n; ++sc) {
-                    const Vec3 pos = subpixel_position_mm(det, row * n + sr, col * n + sc);
-                    const Vec3 diffracted = directions[(static_cast<long long>(row) * n + sr) * sub_cols + col * n + sc];
-                    const double omega = pixel_solid_angle_sr(det, pos);
-                    for (const Source& src : p.beam.sources) {
+        for (int row = 0; row < det.rows; ++row) {
+            run.task([&] {
+                latt.resize(domains.size());
+                hkl.resize(3 * domains.size());
+                for (int col = 0; col < det.cols; ++col) {
+                    const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
+                        const Source& src = p.beam.sources[j];
                         const Vec3 s = (diffracted - src.direction) * (1.0 / src.wavelength_A);
-                        const double polar = polarization_factor(
-                            p.beam.polarization_fraction, p.beam.polarization_axis, src.direction, diffracted);
-                        pixel_sum += src.weight * omega * polar *
-                                     domain_sum<kShape>(domains, s, p.crystal, p.structure_factors, latt, hkl);
-                    }
+                        return domain_sum<kShape>(domains, s, p.crystal, p.structure_factors, latt, hkl);
+                    });
+                    image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
                 }
-            }
-            image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
+            });
         }
     }
-    }
+    run.finish();
 }
 
 }  // namespace
 
-void render_bragg_pixelwise(const BraggProblem& p, float* image, int n_threads) {
+void render_bragg_pixelwise(const BraggProblem& p, float* image, int n_threads, const RunControl* control) {
     switch (p.crystal.shape) {
-        case SpotShape::kSinc: render<SpotShape::kSinc>(p, image, n_threads); break;
-        case SpotShape::kTophat: render<SpotShape::kTophat>(p, image, n_threads); break;
-        case SpotShape::kGauss: render<SpotShape::kGauss>(p, image, n_threads); break;
-        case SpotShape::kRound: render<SpotShape::kRound>(p, image, n_threads); break;
+        case SpotShape::kSinc: render<SpotShape::kSinc>(p, image, n_threads, control); break;
+        case SpotShape::kTophat: render<SpotShape::kTophat>(p, image, n_threads, control); break;
+        case SpotShape::kGauss: render<SpotShape::kGauss>(p, image, n_threads, control); break;
+        case SpotShape::kRound: render<SpotShape::kRound>(p, image, n_threads, control); break;
+        default: throw std::invalid_argument("unknown spot shape");
     }
 }
 

@@ -3,22 +3,34 @@
 // A reflection G = h a* + k b* + l c* of one domain lights the detector only
 // where the Ewald sphere |S + s0/lambda| = 1/lambda passes through its spot,
 // a small ellipsoid |diag(N) A (S - G)| < rho around G, inside a ball of
-// radius r_S. So for each source and domain we
-//  1. list the reflections whose ball meets the Ewald sphere inside the largest
-//     |S| the detector sees, solving a quadratic along one reciprocal axis
-//     instead of visiting every index;
-//  2. bound each spot's footprint: the sphere points inside the ball form a cap
-//     seen from the sphere's centre as a cone of half-angle alpha around the
-//     ray through G, and a cone meets the detector plane within
-//     D alpha / cos_min^2 of the ray's hit point;
-//  3. evaluate the exact per-pixel formula only at the subpixel centres inside
-//     that footprint. The per-pixel loop finds zero everywhere else, so both
-//     renderers give the same image.
+// radius r_S. So for each source we
+//  1. list the reflections of the reference crystal that some domain may bring
+//     near the Ewald sphere (a domain rotation by at most theta moves G by at
+//     most theta |G|), solving a quadratic along one reciprocal axis instead of
+//     visiting every index;
+//  2. bound, for each such reflection, the part of the detector that any of its
+//     domains can light (its "union box": the footprint of the ball of radius
+//     r_S + theta |G| around G), and file it under the bands of subpixel rows
+//     that box meets;
+//  3. per band, take its reflections in a fixed order and, for each, all the
+//     domains together: a shell test |R G + k0| ~ 1/lambda over the domains,
+//     the footprint of each domain's spot that passes (the sphere points
+//     inside the spot's ball form a cap seen from the sphere's centre as a cone
+//     of half-angle alpha around the ray through G, and a cone meets the
+//     detector plane within D tan(alpha) / cos_min^2 of the ray's hit point),
+//     and the exact per-pixel formula at the subpixel centres inside that
+//     footprint. The per-pixel loop finds zero everywhere else, so both
+//     renderers give the same image up to the order of additions;
+//  4. fold the band's subpixel sums into pixels (solid angle, polarisation)
+//     while they are still in cache.
 //
-// Determinism: spots are listed per domain (in parallel, each domain its own
-// list) and then bucketed, in domain order, into fixed bands of subpixel rows;
-// each band is filled by one thread in that fixed order. The result is
-// bit-identical for any number of threads.
+// Memory: one band of subpixel sums per thread and one double per pixel,
+// whatever the number of domains or reflections.
+//
+// Determinism: bands have a fixed height (independent of the thread count),
+// each band is filled by one thread in candidate-then-domain order and writes
+// only its own pixel rows, so the image is bit-identical for any number of
+// threads.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -26,20 +38,14 @@
 
 #include "bragg_common.hpp"
 #include "diffranet/detector.hpp"
+#include "diffranet/parallel.hpp"
+#include "diffranet/subpixel.hpp"
 
 namespace diffranet {
 
 namespace {
 
-constexpr int kBandRows = 8;  // subpixel rows per band (fixed: independent of threads)
-
-// One reflection (an index into the candidates) of one domain, with the box of
-// subpixel centres its spot can touch (inclusive).
-struct Spot {
-    int candidate;
-    int domain;
-    int row0, row1, col0, col1;
-};
+constexpr int kBandSubRows = 64;  // subpixel rows per band, rounded up to whole pixels
 
 // Largest singular value of m (square root of the largest eigenvalue of m^T m,
 // by power iteration from a fixed start), padded slightly to stay an upper bound.
@@ -169,200 +175,248 @@ double max_rotation_angle(const std::vector<Mat3>& rotations) {
     return best;
 }
 
-// Projects one domain's spots onto the detector.
-class SpotProjector {
-  public:
-    SpotProjector(const BraggProblem& p, const Source& src, double r_s)
-        : det_(p.detector), r_s_(r_s),
-          sub_rows_(p.detector.rows * p.detector.oversample), sub_cols_(p.detector.cols * p.detector.oversample),
-          inv_step_(p.detector.oversample / p.detector.pixel_size_mm),
-          plane_distance_mm_(dot(p.detector.origin_mm, p.detector.normal)), lambda_(src.wavelength_A),
-          inv_lambda_(1.0 / src.wavelength_A), cap_offset_sq_(inv_lambda_ * inv_lambda_ - r_s * r_s),
-          k0_(src.direction * inv_lambda_) {}
-
-    const Vec3& k0() const { return k0_; }
-    double inv_lambda() const { return inv_lambda_; }
-
-    // Per-thread scratch space for project_domain.
-    struct Scratch {
-        std::vector<double> near;  // doubles (not flags): loops of one width vectorise
-        std::vector<int> index;
-        std::vector<double> col_c, row_c, radius, rim_sq, cos_normal, cos_min;
-    };
-
-    // Spots of the domain rotated by `rotation` among the candidates. Three
-    // passes so that the arithmetic vectorises: a shell filter over all
-    // candidates, the footprints of those near the sphere, then the boxes.
-    void project_domain(const Candidates& cand, const Mat3& rotation, int domain, std::vector<Spot>& out,
-                        Scratch& scratch) const {
-        const size_t n = cand.gx.size();
-        const double* gx = cand.gx.data();
-        const double* gy = cand.gy.data();
-        const double* gz = cand.gz.data();
-        const double* g_sq = cand.g_sq.data();
-
-        // 1. shell filter: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
-        const double r_out_sq = (inv_lambda_ + r_s_) * (inv_lambda_ + r_s_);
-        const double r_in = std::max(0.0, inv_lambda_ - r_s_);
-        const double r_in_sq = r_in * r_in;
-        const Vec3 k_rot = rotation.transposed() * k0_;
-        const double k_sq = dot(k0_, k0_);
-        scratch.near.resize(n);
-        double* near = scratch.near.data();
-#pragma omp simd
-        for (size_t i = 0; i < n; ++i) {
-            const double dist_sq = g_sq[i] + k_sq + 2.0 * (gx[i] * k_rot.x + gy[i] * k_rot.y + gz[i] * k_rot.z);
-            near[i] = (dist_sq <= r_out_sq) & (dist_sq >= r_in_sq) ? 1.0 : 0.0;
-        }
-        scratch.index.clear();
-        for (size_t i = 0; i < n; ++i)
-            if (near[i] != 0.0) scratch.index.push_back(static_cast<int>(i));
-
-        // 2. footprints
-        const size_t m = scratch.index.size();
-        for (auto* v : {&scratch.col_c, &scratch.row_c, &scratch.radius, &scratch.rim_sq, &scratch.cos_normal,
-                        &scratch.cos_min})
-            v->resize(m);
-        const int* index = scratch.index.data();
-        double* col_c = scratch.col_c.data();
-        double* row_c = scratch.row_c.data();
-        double* radius = scratch.radius.data();
-        double* rim_sq = scratch.rim_sq.data();
-        double* cos_normal = scratch.cos_normal.data();
-        double* cos_min = scratch.cos_min.data();
-        const Footprint fp = footprint_constants();
-        const Mat3 rot = rotation;
-#pragma omp simd
-        for (size_t j = 0; j < m; ++j) {
-            const int i = index[j];
-            const Vec3 from_centre = rot * Vec3{gx[i], gy[i], gz[i]} + fp.k0;  // sphere centre to G
-            footprint(fp, from_centre, col_c[j], row_c[j], radius[j], rim_sq[j], cos_normal[j], cos_min[j]);
-        }
-
-        // 3. boxes of subpixel centres
-        out.reserve(out.size() + m);
-        for (size_t j = 0; j < m; ++j) {
-            if (!(rim_sq[j] > 0.0 && cos_normal[j] > 0.0)) continue;  // the cap misses the sphere or the plane
-            Spot spot{index[j], domain, 0, sub_rows_ - 1, 0, sub_cols_ - 1};
-            // part of the cone running (nearly) parallel to the plane makes the footprint
-            // unbounded: search the whole detector (rare, correct)
-            if (cos_min[j] > 1e-3) {
-                const double c = col_c[j], r = row_c[j], rad = radius[j];
-                if (c + rad < 0.0 || r + rad < 0.0 || c - rad > sub_cols_ || r - rad > sub_rows_)
-                    continue;  // off the detector (also keeps the integer conversions in range)
-                spot.col0 = std::max(0, static_cast<int>(fast_ceil(c - rad)));
-                spot.col1 = std::min(sub_cols_ - 1, static_cast<int>(fast_floor(c + rad)));
-                spot.row0 = std::max(0, static_cast<int>(fast_ceil(r - rad)));
-                spot.row1 = std::min(sub_rows_ - 1, static_cast<int>(fast_floor(r + rad)));
-                if (spot.col0 > spot.col1 || spot.row0 > spot.row1) continue;
-            }
-            out.push_back(spot);
-        }
-    }
-
-  private:
-    // Constants of the footprint computation, copied into the vectorised loop.
-    struct Footprint {
-        Vec3 normal, origin_mm, fast_axis, slow_axis, k0;
-        double plane_distance_mm, inv_step, lambda, inv_lambda, cap_offset_sq;
-    };
-
-    Footprint footprint_constants() const {
-        return {det_.normal, det_.origin_mm, det_.fast_axis, det_.slow_axis, k0_,
-                plane_distance_mm_, inv_step_, lambda_, inv_lambda_, cap_offset_sq_};
-    }
-
-    // Footprint on the detector of the spot whose centre is `from_centre` from
-    // the Ewald sphere's centre: centre (col_c, row_c) and radius in subpixels,
-    // plus the quantities that decide whether it is usable (rim_sq > 0: the
-    // ball meets the sphere; cos_normal > 0: towards the detector; cos_min: the
-    // most oblique ray). Free of selects (max(x, 0) = (x + |x|) / 2) so that
-    // the loop over spots vectorises.
-    static void footprint(const Footprint& c, const Vec3& from_centre, double& col_c, double& row_c, double& radius,
-                          double& rim_sq, double& cos_normal, double& cos_min) {
-        const double dist_sq = dot(from_centre, from_centre);
-        const double inv_dist = 1.0 / std::sqrt(dist_sq);
-        // cap of the sphere (radius R = 1/lambda) inside the ball (radius r_s) around G:
-        // its rim lies at distance x from the centre, at radius sqrt(R^2 - x^2)
-        const double x = (dist_sq + c.cap_offset_sq) * 0.5 * inv_dist;
-        rim_sq = c.inv_lambda * c.inv_lambda - x * x;
-        const Vec3 ray = from_centre * inv_dist;
-        cos_normal = dot(ray, c.normal);
-        // half-angle alpha of the cone: sin(alpha) = rim / R; tan(alpha) >= alpha bounds it
-        const double sin_alpha = std::sqrt(0.5 * (rim_sq + std::fabs(rim_sq))) * c.lambda;
-        const double cos_alpha_sq = 1.0 - sin_alpha * sin_alpha;
-        const double cos_alpha = std::sqrt(0.5 * (cos_alpha_sq + std::fabs(cos_alpha_sq)));
-        // cos(tilt + alpha): the most oblique direction in the cone
-        const double sin_normal_sq = 1.0 - cos_normal * cos_normal;
-        cos_min = cos_normal * cos_alpha - std::sqrt(0.5 * (sin_normal_sq + std::fabs(sin_normal_sq))) * sin_alpha;
-        const Vec3 rel = ray * (c.plane_distance_mm / cos_normal) - c.origin_mm;
-        // |dp| <= D dtheta / cos^2 along any path of directions within the cone
-        radius = c.plane_distance_mm * sin_alpha * (1.0 + 1e-9) / (cos_alpha * cos_min * cos_min) * c.inv_step + 1e-6;
-        col_c = dot(rel, c.fast_axis) * c.inv_step - 0.5;
-        row_c = dot(rel, c.slow_axis) * c.inv_step - 0.5;
-    }
-
-    const DetectorGeometry& det_;
-    double r_s_;
-    int sub_rows_, sub_cols_;
-    double inv_step_, plane_distance_mm_, lambda_, inv_lambda_;
-    double cap_offset_sq_;  // R^2 - r_s^2
-    Vec3 k0_;
+// A box of subpixel centres (inclusive bounds).
+struct Box {
+    int row0, row1, col0, col1;
 };
 
-// The spots of one band of subpixel rows, in their fixed order.
-struct BandTask {
-    const Spot* first;
-    const Spot* last;
-    int row0, row1;
+// Constants of the footprint computation for one source.
+struct FootprintGeometry {
+    Vec3 normal, origin_mm, fast_axis, slow_axis, k0;
+    double plane_distance_mm, inv_step, lambda, inv_lambda;
+    int sub_rows, sub_cols;
+
+    FootprintGeometry(const DetectorGeometry& det, const Source& src)
+        : normal(det.normal), origin_mm(det.origin_mm), fast_axis(det.fast_axis), slow_axis(det.slow_axis),
+          k0(src.direction * (1.0 / src.wavelength_A)), plane_distance_mm(dot(det.origin_mm, det.normal)),
+          inv_step(det.oversample / det.pixel_size_mm), lambda(src.wavelength_A), inv_lambda(1.0 / src.wavelength_A),
+          sub_rows(det.rows * det.oversample), sub_cols(det.cols * det.oversample) {}
 };
 
-// Adds |F_cell|^2 |F_latt|^2 of every spot of the band to the subpixels of its
-// box; returns the number of subpixels evaluated. Each subpixel counts for its
-// nearest reflection only, as in the per-pixel loop (ceil(h - 0.5) == h0
-// exactly when -0.5 < h - h0 <= 0.5). Selects instead of branches: adding
-// zero leaves a sum unchanged, so the result equals the branching loop's.
+// Where a spot can land: the footprint on the detector of the sphere points
+// inside a ball whose centre is `from_centre` from the Ewald sphere's centre
+// (cap_offset_sq = R^2 - radius^2, R = 1/lambda): centre (col_c, row_c) and
+// radius in subpixels, and the quantities that decide whether it is usable:
+// rim_sq > 0 when the ball meets the sphere, cos_max > 0 when some direction
+// of the cone heads for the detector plane, cos_min the most oblique direction
+// of the cone (the footprint is bounded only when it is clearly positive).
+// Free of branches (max(x, 0) = (x + |x|) / 2) so that loops over spots vectorise.
+struct Footprint {
+    double col_c, row_c, radius, rim_sq, cos_max, cos_min;
+};
+
+inline Footprint footprint(const FootprintGeometry& g, const Vec3& from_centre, double cap_offset_sq) {
+    Footprint f;
+    const double dist_sq = dot(from_centre, from_centre);
+    const double inv_dist = 1.0 / std::sqrt(dist_sq);
+    // the cap's rim lies at distance x from the sphere's centre along the ray, at radius sqrt(R^2 - x^2)
+    const double x = (dist_sq + cap_offset_sq) * 0.5 * inv_dist;
+    f.rim_sq = g.inv_lambda * g.inv_lambda - x * x;
+    const Vec3 ray = from_centre * inv_dist;
+    const double cos_normal = dot(ray, g.normal);
+    // half-angle alpha of the cone: cos(alpha) = x / R (negative beyond a hemisphere)
+    const double sin_alpha = std::sqrt(0.5 * (f.rim_sq + std::fabs(f.rim_sq))) * g.lambda;
+    const double cos_alpha = x * g.lambda;
+    // cos(tilt -/+ alpha): the least and the most oblique directions in the cone
+    const double sin_normal_sq = 1.0 - cos_normal * cos_normal;
+    const double sin_normal = std::sqrt(0.5 * (sin_normal_sq + std::fabs(sin_normal_sq)));
+    f.cos_max = cos_normal * cos_alpha + sin_normal * sin_alpha;
+    f.cos_min = cos_normal * cos_alpha - sin_normal * sin_alpha;
+    const Vec3 rel = ray * (g.plane_distance_mm / cos_normal) - g.origin_mm;
+    // |dp| <= D dtheta / cos^2 along any path of directions within the cone, dtheta <= alpha <= tan(alpha)
+    f.radius = g.plane_distance_mm * sin_alpha * (1.0 + 1e-9) / (cos_alpha * f.cos_min * f.cos_min) * g.inv_step + 1e-6;
+    f.col_c = dot(rel, g.fast_axis) * g.inv_step - 0.5;
+    f.row_c = dot(rel, g.slow_axis) * g.inv_step - 0.5;
+    return f;
+}
+
+// The subpixel box of a footprint; false when it cannot light the detector.
+// Footprints that are unbounded (part of the cone runs nearly parallel to the
+// plane) search the whole detector: rare, and correct.
+inline bool footprint_box(const FootprintGeometry& g, const Footprint& f, Box& box) {
+    if (!(f.rim_sq > 0.0 && f.cos_max > 0.0)) return false;  // misses the sphere, or heads away from the plane
+    box = {0, g.sub_rows - 1, 0, g.sub_cols - 1};
+    if (!(f.cos_min > 1e-3)) return true;
+    const double c = f.col_c, r = f.row_c, rad = f.radius;
+    if (!(c + rad >= 0.0 && r + rad >= 0.0 && c - rad <= g.sub_cols && r - rad <= g.sub_rows))
+        return false;  // off the detector (also keeps the integer conversions in range)
+    box.col0 = std::max(0, static_cast<int>(fast_ceil(c - rad)));
+    box.col1 = std::min(g.sub_cols - 1, static_cast<int>(fast_floor(c + rad)));
+    box.row0 = std::max(0, static_cast<int>(fast_ceil(r - rad)));
+    box.row1 = std::min(g.sub_rows - 1, static_cast<int>(fast_floor(r + rad)));
+    return box.col0 <= box.col1 && box.row0 <= box.row1;
+}
+
+// The domains' rotations in structure-of-arrays form, and for one source the
+// beam direction seen from each domain (R^T k0) for the shell test.
+struct DomainSet {
+    std::array<std::vector<double>, 9> rot;  // R[i][j] of every domain
+    std::vector<double> kx, ky, kz;          // R^T k0
+    std::vector<Mat3> bases;                 // real-space basis (rows a, b, c) of every domain
+
+    explicit DomainSet(const CrystalParams& xtal) : bases(domain_bases(xtal)) {
+        const size_t n = xtal.domain_rotations.size();
+        for (auto& v : rot) v.resize(n);
+        for (size_t d = 0; d < n; ++d)
+            for (int i = 0; i < 3; ++i)
+                for (int j = 0; j < 3; ++j) rot[3 * i + j][d] = xtal.domain_rotations[d].m[i][j];
+        kx.resize(n);
+        ky.resize(n);
+        kz.resize(n);
+    }
+    int size() const { return static_cast<int>(bases.size()); }
+
+    void set_beam(const std::vector<Mat3>& rotations, const Vec3& k0) {
+        for (size_t d = 0; d < rotations.size(); ++d) {
+            const Vec3 k = rotations[d].transposed() * k0;
+            kx[d] = k.x;
+            ky[d] = k.y;
+            kz[d] = k.z;
+        }
+    }
+};
+
+// Per-thread working space of the band tasks (reused from band to band).
+struct BandScratch {
+    std::vector<int> domains;      // domains whose spot passes the shell test
+    std::vector<Footprint> spots;  // their footprints
+    std::vector<double> sums;      // subpixel sums of the band, row-major
+};
+
+// Adds |F_cell|^2 |F_latt|^2 of one domain's spot to the subpixels of `box`
+// (rows relative to the band start row0); returns the subpixels evaluated.
+// Each subpixel counts for its nearest reflection only, as in the per-pixel
+// loop (ceil(h - 0.5) == h0 exactly when -0.5 < h - h0 <= 0.5), with the
+// same arithmetic. Selects instead of branches: adding zero leaves a sum
+// unchanged, so the result equals the branching loop's.
 template <SpotShape kShape>
-long long rasterise_band(const BandTask& task, const Candidates& cand, const std::vector<Mat3>& bases,
-                         const CrystalParams& xtal, const Source& src, const SubpixelDirections& directions,
-                         int sub_cols, double* sub_sum) {
+long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, double l0, double f_cell_sq,
+                    const CrystalParams& xtal, const Source& src, const SubpixelSampler& sampler, int row0,
+                    int sub_cols, double* sums) {
     const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
     const Vec3 s0 = src.direction;
     const double inv_lambda = 1.0 / src.wavelength_A;
-    long long tested = 0;
-    for (const Spot* s = task.first; s != task.last; ++s) {
-        const double h0 = cand.h[s->candidate], k0 = cand.k[s->candidate], l0 = cand.l[s->candidate];
-        const double f_cell_sq = cand.f_sq[s->candidate];
-        const Mat3& basis = bases[s->domain];
-        const int row0 = std::max(s->row0, task.row0), row1 = std::min(s->row1, task.row1);
-        for (int r = row0; r <= row1; ++r) {
-            for (int c = s->col0; c <= s->col1; ++c) {
-                const long long i = static_cast<long long>(r) * sub_cols + c;
-                const Vec3 sv = (directions[i] - s0) * inv_lambda;
-                const double dh = dot(basis.row(0), sv) - h0;
-                const double dk = dot(basis.row(1), sv) - k0;
-                const double dl = dot(basis.row(2), sv) - l0;
-                const double nearest =
-                    (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5) ? 1.0 : 0.0;
-                sub_sum[i] += f_cell_sq * offset_intensity(kShape, dh, dk, dl, na, nb, nc) * nearest;
-            }
+    const Vec3 a = basis.row(0), b = basis.row(1), c = basis.row(2);
+    for (int r = box.row0; r <= box.row1; ++r) {
+        double* row_sums = sums + static_cast<long long>(r - row0) * sub_cols;
+        for (int col = box.col0; col <= box.col1; ++col) {
+            const Vec3 sv = (sampler.direction(r, col) - s0) * inv_lambda;
+            const double dh = dot(a, sv) - h0;
+            const double dk = dot(b, sv) - k0;
+            const double dl = dot(c, sv) - l0;
+            const double nearest =
+                (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5) ? 1.0 : 0.0;
+            row_sums[col] += f_cell_sq * offset_intensity(kShape, dh, dk, dl, na, nb, nc) * nearest;
         }
-        tested += static_cast<long long>(row1 - row0 + 1) * (s->col1 - s->col0 + 1);
     }
-    return tested;
+    return static_cast<long long>(box.row1 - box.row0 + 1) * (box.col1 - box.col0 + 1);
+}
+
+// Everything a band task reads, for one source.
+struct SourcePass {
+    const BraggProblem& p;
+    const Source& src;
+    const FootprintGeometry& geometry;
+    const Candidates& cand;
+    const std::vector<Box>& union_boxes;
+    const DomainSet& domains;
+    const SubpixelSampler& sampler;
+    int source_index;
+    double r_s;
+};
+
+// Renders the spots of the band's candidates into the band's subpixel rows
+// [row0, row1], then adds the band's pixels to pixel_sum.
+template <SpotShape kShape>
+void render_band(const SourcePass& pass, const int* first, const int* last, int row0, int row1,
+                 BandScratch& scratch, ParallelRun& run, double* pixel_sum, ReflectionStats& stats) {
+    const FootprintGeometry& g = pass.geometry;
+    const Candidates& cand = pass.cand;
+    const DomainSet& dom = pass.domains;
+    const int n_domains = dom.size();
+    const int sub_cols = g.sub_cols;
+    scratch.domains.resize(n_domains);
+    scratch.spots.resize(n_domains);
+    scratch.sums.assign(static_cast<size_t>(row1 - row0 + 1) * sub_cols, 0.0);
+
+    const double r_s = pass.r_s;
+    const double r_out_sq = (g.inv_lambda + r_s) * (g.inv_lambda + r_s);
+    const double r_in = std::max(0.0, g.inv_lambda - r_s);
+    const double r_in_sq = r_in * r_in;
+    const double k_sq = dot(g.k0, g.k0);
+    const double cap_offset_sq = g.inv_lambda * g.inv_lambda - r_s * r_s;
+    const double *kx = dom.kx.data(), *ky = dom.ky.data(), *kz = dom.kz.data();
+    const std::array<const double*, 9> rot{dom.rot[0].data(), dom.rot[1].data(), dom.rot[2].data(),
+                                           dom.rot[3].data(), dom.rot[4].data(), dom.rot[5].data(),
+                                           dom.rot[6].data(), dom.rot[7].data(), dom.rot[8].data()};
+
+    for (const int* it = first; it != last; ++it) {
+        if (run.stopped()) return;
+        run.poll();
+        const int i = *it;
+        const double gx = cand.gx[i], gy = cand.gy[i], gz = cand.gz[i], g_sq = cand.g_sq[i];
+        const Box& ubox = pass.union_boxes[i];
+        const int clip0 = std::max(ubox.row0, row0), clip1 = std::min(ubox.row1, row1);
+
+        // 1. shell test of every domain: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
+        int* passing = scratch.domains.data();
+        int m = 0;
+        for (int d = 0; d < n_domains; ++d) {
+            const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
+            passing[m] = d;
+            m += (dist_sq <= r_out_sq) & (dist_sq >= r_in_sq);
+        }
+
+        // 2. footprints of the passing domains' spots
+        Footprint* spots = scratch.spots.data();
+#pragma omp simd
+        for (int j = 0; j < m; ++j) {
+            const int d = passing[j];
+            const Vec3 from_centre{rot[0][d] * gx + rot[1][d] * gy + rot[2][d] * gz + g.k0.x,
+                                   rot[3][d] * gx + rot[4][d] * gy + rot[5][d] * gz + g.k0.y,
+                                   rot[6][d] * gx + rot[7][d] * gy + rot[8][d] * gz + g.k0.z};
+            spots[j] = footprint(g, from_centre, cap_offset_sq);
+        }
+
+        // 3. the exact formula inside each footprint (rows of this band and of the union box)
+        const double h0 = cand.h[i], k0 = cand.k[i], l0 = cand.l[i], f_cell_sq = cand.f_sq[i];
+        for (int j = 0; j < m; ++j) {
+            Box box;
+            if (!footprint_box(g, spots[j], box)) continue;
+            const int first_row = std::max(box.row0, ubox.row0);
+            box.row0 = std::max(box.row0, clip0);
+            box.row1 = std::min(box.row1, clip1);
+            if (box.row0 > box.row1) continue;
+            if (first_row >= row0) ++stats.spots;  // counted once: in the band of its first row
+            stats.subpixels_tested += rasterise<kShape>(box, dom.bases[passing[j]], h0, k0, l0, f_cell_sq, pass.p.crystal,
+                                                        pass.src, pass.sampler, row0, sub_cols, scratch.sums.data());
+        }
+    }
+
+    // 4. solid angle and polarisation of the band's pixels, where some spot landed
+    const int n = pass.sampler.oversample();
+    const int n_cols = pass.p.detector.cols;
+    const double* sums = scratch.sums.data();
+    for (int row = row0 / n; row <= row1 / n; ++row) {
+        for (int col = 0; col < n_cols; ++col) {
+            pixel_sum[static_cast<size_t>(row) * n_cols + col] += pass.sampler.sparse_source_pixel_sum(
+                pass.source_index, row, col,
+                [&](int r, int c) { return sums[static_cast<size_t>(r - row0) * sub_cols + c]; });
+        }
+    }
 }
 
 }  // namespace
 
-ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image, int n_threads) {
+ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image, int n_threads,
+                                            const RunControl* control) {
     const DetectorGeometry& det = p.detector;
     const CrystalParams& xtal = p.crystal;
     const int threads = resolve_threads(n_threads);
     const int n = det.oversample;
-    const int sub_rows = det.rows * n, sub_cols = det.cols * n;
-    const std::vector<Mat3> bases = domain_bases(xtal);
-    const int n_domains = static_cast<int>(bases.size());
-    const int n_bands = (sub_rows + kBandRows - 1) / kBandRows;
+    const int sub_rows = det.rows * n;
+    const int band_rows = n * std::max(1, (kBandSubRows + n - 1) / n);  // whole pixels per band
+    const int n_bands = (sub_rows + band_rows - 1) / band_rows;
 
     // Ball around each spot: radius rho * ||(diag(N) A)^-1||_2, the same for
     // every domain (rotations keep singular values).
@@ -374,89 +428,76 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
     const double r_s = std::sqrt(compact_radius_sq(xtal.shape)) * spectral_norm(spot_matrix);
     const double mosaic_shift = max_rotation_angle(xtal.domain_rotations) * (1.0 + 1e-9) + 1e-12;
 
-    const SubpixelDirections directions(det, threads);
+    DomainSet domains(xtal);
+    const SubpixelSampler sampler(det, p.beam);
     ReflectionStats stats;
     std::vector<double> pixel_sum(static_cast<size_t>(det.rows) * det.cols, 0.0);
-    std::vector<double> sub_sum(static_cast<size_t>(sub_rows) * sub_cols);
 
-    for (const Source& src : p.beam.sources) {
-        // 1. candidate reflections, then the spots of every domain
-        const SpotProjector projector(p, src, r_s);
+    for (int source = 0; source < static_cast<int>(p.beam.sources.size()); ++source) {
+        const Source& src = p.beam.sources[source];
+        const FootprintGeometry geometry(det, src);
+        domains.set_beam(xtal.domain_rotations, geometry.k0);
+
+        // 1. candidate reflections
         const double g_max = max_scattering_vector(det, src) + r_s;
-        const Candidates cand = find_candidates(p, xtal.real_basis_A, projector.k0(), projector.inv_lambda(),
+        const Candidates cand = find_candidates(p, xtal.real_basis_A, geometry.k0, geometry.inv_lambda,
                                                 r_s + mosaic_shift * g_max, g_max);
-        std::vector<std::vector<Spot>> spots(n_domains);
-#pragma omp parallel num_threads(threads)
+        const int n_cand = static_cast<int>(cand.gx.size());
+
+        // 2. union boxes, and the candidates of each band (counting sort, in candidate order)
+        std::vector<Box> union_boxes(n_cand);
+        std::vector<int> band_count(n_bands + 1, 0);
+        for (int i = 0; i < n_cand; ++i) {
+            const double radius = r_s + mosaic_shift * std::sqrt(cand.g_sq[i]);
+            const Vec3 from_centre = Vec3{cand.gx[i], cand.gy[i], cand.gz[i]} + geometry.k0;
+            const Footprint f = footprint(geometry, from_centre,
+                                          geometry.inv_lambda * geometry.inv_lambda - radius * radius);
+            Box& box = union_boxes[i];
+            if (!footprint_box(geometry, f, box)) {
+                box = {1, 0, 1, 0};  // empty: in no band
+                continue;
+            }
+            for (int b = box.row0 / band_rows; b <= box.row1 / band_rows; ++b) ++band_count[b + 1];
+        }
+        for (int b = 0; b < n_bands; ++b) band_count[b + 1] += band_count[b];
+        std::vector<int> band_members(band_count[n_bands]);
         {
-            SpotProjector::Scratch scratch;
-#pragma omp for schedule(dynamic, 4)
-            for (int d = 0; d < n_domains; ++d)
-                projector.project_domain(cand, xtal.domain_rotations[d], d, spots[d], scratch);
-        }
-
-        // 2. counting sort into row bands, keeping domain order within a band:
-        // count per (domain, band), prefix-sum in (band, domain) order, scatter
-        std::vector<size_t> offset(static_cast<size_t>(n_domains) * n_bands, 0);
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
-        for (int d = 0; d < n_domains; ++d)
-            for (const Spot& s : spots[d])
-                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b)
-                    ++offset[static_cast<size_t>(d) * n_bands + b];
-        std::vector<size_t> band_start(n_bands + 1, 0);
-        size_t total = 0;
-        for (int b = 0; b < n_bands; ++b) {
-            band_start[b] = total;
-            for (int d = 0; d < n_domains; ++d) {
-                const size_t count = offset[static_cast<size_t>(d) * n_bands + b];
-                offset[static_cast<size_t>(d) * n_bands + b] = total;
-                total += count;
+            std::vector<int> next(band_count.begin(), band_count.end() - 1);
+            for (int i = 0; i < n_cand; ++i) {
+                const Box& box = union_boxes[i];
+                if (box.row0 > box.row1) continue;
+                for (int b = box.row0 / band_rows; b <= box.row1 / band_rows; ++b) band_members[next[b]++] = i;
             }
         }
-        band_start[n_bands] = total;
-        std::vector<Spot> banded(total);
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
-        for (int d = 0; d < n_domains; ++d) {
-            size_t* next = &offset[static_cast<size_t>(d) * n_bands];
-            for (const Spot& s : spots[d])
-                for (int b = s.row0 / kBandRows; b <= s.row1 / kBandRows; ++b) banded[next[b]++] = s;
-        }
-        for (const auto& list : spots) stats.spots += static_cast<long long>(list.size());
-        spots.clear();
 
-        // 3. the exact formula at each spot's subpixels, one band per task
-        std::fill(sub_sum.begin(), sub_sum.end(), 0.0);
-        long long tested = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : tested)
-        for (int b = 0; b < n_bands; ++b) {
-            const BandTask task{banded.data() + band_start[b], banded.data() + band_start[b + 1], b * kBandRows,
-                                std::min(sub_rows - 1, b * kBandRows + kBandRows - 1)};
-            tested += xtal.shape == SpotShape::kTophat
-                          ? rasterise_band<SpotShape::kTophat>(task, cand, bases, xtal, src, directions, sub_cols,
-                                                               sub_sum.data())
-                          : rasterise_band<SpotShape::kGauss>(task, cand, bases, xtal, src, directions, sub_cols,
-                                                              sub_sum.data());
+        // 3-4. the bands
+        const SourcePass pass{p, src, geometry, cand, union_boxes, domains, sampler, source, r_s};
+        ParallelRun run(control, "bragg_reflection");
+        long long spots = 0, tested = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : spots, tested)
+        {
+            BandScratch scratch;
+            ReflectionStats local;
+#pragma omp for schedule(dynamic, 1)
+            for (int b = 0; b < n_bands; ++b) {
+                run.task([&] {
+                    const int row0 = b * band_rows, row1 = std::min(sub_rows - 1, row0 + band_rows - 1);
+                    const int* first = band_members.data() + band_count[b];
+                    const int* last = band_members.data() + band_count[b + 1];
+                    if (xtal.shape == SpotShape::kTophat)
+                        render_band<SpotShape::kTophat>(pass, first, last, row0, row1, scratch, run, pixel_sum.data(),
+                                                        local);
+                    else
+                        render_band<SpotShape::kGauss>(pass, first, last, row0, row1, scratch, run, pixel_sum.data(),
+                                                       local);
+                });
+            }
+            spots += local.spots;
+            tested += local.subpixels_tested;
         }
+        run.finish();
+        stats.spots += spots;
         stats.subpixels_tested += tested;
-
-        // 4. solid angle and polarisation, only where some spot landed
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int row = 0; row < det.rows; ++row) {
-            for (int sr = 0; sr < n; ++sr) {
-                for (int col = 0; col < det.cols; ++col) {
-                    for (int sc = 0; sc < n; ++sc) {
-                        const int r = row * n + sr, c = col * n + sc;
-                        const double value = sub_sum[static_cast<size_t>(r) * sub_cols + c];
-                        if (value == 0.0) continue;
-                        const Vec3 pos = subpixel_position_mm(det, r, c);
-                        const double polar =
-                            polarization_factor(p.beam.polarization_fraction, p.beam.polarization_axis, src.direction,
-                                                directions[static_cast<long long>(r) * sub_cols + c]);
-                        pixel_sum[static_cast<size_t>(row) * det.cols + col] +=
-                            src.weight * pixel_solid_angle_sr(det, pos) * polar * value;
-                    }
-                }
-            }
-        }
     }
 
     const double scale = photon_scale(p);

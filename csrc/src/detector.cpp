@@ -39,20 +39,4 @@ double pixel_solid_angle_sr(const DetectorGeometry& det, const Vec3& position_mm
     return det.pixel_size_mm * det.pixel_size_mm / (r * r) * obliquity;
 }
 
-double polarization_factor(double fraction, const Vec3& axis, const Vec3& incident,
-                           const Vec3& diffracted) {
-    const double cos2theta = dot(incident, diffracted);
-    const double cos2theta_sq = cos2theta * cos2theta;
-    const double sin2theta_sq = 1.0 - cos2theta_sq;
-    double cos2psi = 0.0;
-    if (fraction != 0.0) {
-        // E-vector of the incident light: the part of `axis` perpendicular to the beam.
-        const Vec3 b_in = unit(cross(axis, incident));
-        const Vec3 e_in = unit(cross(incident, b_in));
-        const double psi = -std::atan2(dot(diffracted, b_in), dot(diffracted, e_in));
-        cos2psi = std::cos(2.0 * psi);
-    }
-    return 0.5 * (1.0 + cos2theta_sq - fraction * cos2psi * sin2theta_sq);
-}
-
 }  // namespace diffranet

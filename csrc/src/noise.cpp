@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "diffranet/constants.hpp"
+#include "diffranet/parallel_errors.hpp"
 #include "diffranet/response.hpp"
 #include "diffranet/rng.hpp"
 
@@ -89,76 +90,93 @@ double flicker_factor(std::uint64_t seed, double rms) {
 
 void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
                    int n_threads) {
+    ParallelErrors errors("poisson");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        for (int c = 0; c < tile.cols; ++c) {
-            const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
-            const double mu = scale * static_cast<double>(expected[i]);
-            if (masked(tile, i) || mu <= 0.0) {
-                out[i] = 0.0f;
-                continue;
-            }
-            CounterRng rng(seed, Stream::kPoisson, pixel_key(tile.row0 + r, tile.col0 + c));
-            out[i] = static_cast<float>(poisson_deviate(mu, rng));
-        }
-    }
-}
-
-void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
-                 int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
-    for (int r = 0; r < tile.rows; ++r) {
-        const std::int64_t row = tile.row0 + r;
-        for (int c = 0; c < tile.cols;) {
-            // Box-Muller gives two independent normals: the read-out noise of
-            // detector columns 2m and 2m + 1 comes from the draw keyed by (row, m)
-            const std::int64_t col = tile.col0 + c;
-            const int first = static_cast<int>(col & 1);
-            const int count = (first == 0 && c + 1 < tile.cols) ? 2 : 1;
-            double z[2] = {0.0, 0.0};
-            if (p.readout_rms > 0.0) {
-                CounterRng noise(seed, Stream::kReadout, pixel_key(row, col >> 1));
-                const double radius = std::sqrt(-2.0 * std::log(noise.uniform()));
-                const double angle = 2.0 * kPi * noise.uniform();
-                z[0] = radius * std::cos(angle);
-                z[1] = radius * std::sin(angle);
-            }
-            for (int j = 0; j < count; ++j, ++c) {
+        errors.run([&] {
+            for (int c = 0; c < tile.cols; ++c) {
                 const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
-                if (masked(tile, i)) {
-                    counts[i] = 0.0f;
+                const double mu = scale * static_cast<double>(expected[i]);
+                if (masked(tile, i) || mu <= 0.0) {
+                    out[i] = 0.0f;
                     continue;
                 }
-                double adu = gain != nullptr ? static_cast<double>(counts[i]) * gain[i] : static_cast<double>(counts[i]);
-                adu += p.readout_rms * z[first + j];
-                adu = std::floor(adu + p.adc_offset + 0.5);  // the ADC digitises to whole units
-                counts[i] = static_cast<float>(std::min(p.saturation, std::max(0.0, adu)));
+                CounterRng rng(seed, Stream::kPoisson, pixel_key(tile.row0 + r, tile.col0 + c));
+                out[i] = static_cast<float>(poisson_deviate(mu, rng));
             }
-        }
+        });
     }
+    errors.rethrow();
+}
+
+void ccd_readout(const float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p,
+                 std::uint64_t seed, float* out, int n_threads) {
+    ParallelErrors errors("ccd_readout");
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+    for (int r = 0; r < tile.rows; ++r) {
+        errors.run([&] {
+            const std::int64_t row = tile.row0 + r;
+            for (int c = 0; c < tile.cols;) {
+                // Box-Muller gives two independent normals: the read-out noise of
+                // detector columns 2m and 2m + 1 comes from the draw keyed by (row, m)
+                const std::int64_t col = tile.col0 + c;
+                const int first = static_cast<int>(col & 1);
+                const int count = (first == 0 && c + 1 < tile.cols) ? 2 : 1;
+                double z[2] = {0.0, 0.0};
+                if (p.readout_rms > 0.0) {
+                    CounterRng noise(seed, Stream::kReadout, pixel_key(row, col >> 1));
+                    const double radius = std::sqrt(-2.0 * std::log(noise.uniform()));
+                    const double angle = 2.0 * kPi * noise.uniform();
+                    z[0] = radius * std::cos(angle);
+                    z[1] = radius * std::sin(angle);
+                }
+                for (int j = 0; j < count; ++j, ++c) {
+                    const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
+                    if (masked(tile, i)) {
+                        out[i] = 0.0f;
+                        continue;
+                    }
+                    const double photons = static_cast<double>(counts[i]);
+                    double adu = gain != nullptr ? photons * gain[i] : photons;
+                    adu += p.readout_rms * z[first + j];
+                    adu = std::floor(adu + p.adc_offset + 0.5);  // the ADC digitises to whole units
+                    out[i] = static_cast<float>(std::min(p.saturation, std::max(0.0, adu)));
+                }
+            }
+        });
+    }
+    errors.rethrow();
 }
 
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads) {
+    ParallelErrors errors("calibration_map");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        for (int c = 0; c < tile.cols; ++c) {
-            const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
-            CounterRng gain(calibration_seed, Stream::kCalibration, pixel_key(tile.row0 + r, tile.col0 + c));
-            out[i] = static_cast<float>(1.0 + calibration_rms * gain.normal());
-        }
+        errors.run([&] {
+            for (int c = 0; c < tile.cols; ++c) {
+                const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
+                CounterRng gain(calibration_seed, Stream::kCalibration, pixel_key(tile.row0 + r, tile.col0 + c));
+                out[i] = static_cast<float>(1.0 + calibration_rms * gain.normal());
+            }
+        });
     }
+    errors.rethrow();
 }
 
-void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_threads) {
+void clip_counts(const float* counts, const ImageTile& tile, double saturation, float* out, int n_threads) {
     const float top = static_cast<float>(saturation);
+    ParallelErrors errors("clip_counts");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        for (int c = 0; c < tile.cols; ++c) {
-            const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
-            counts[i] = masked(tile, i) ? 0.0f : std::min(top, std::max(0.0f, counts[i]));
-        }
+        errors.run([&] {
+            for (int c = 0; c < tile.cols; ++c) {
+                const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
+                out[i] = masked(tile, i) ? 0.0f : std::min(top, std::max(0.0f, counts[i]));
+            }
+        });
     }
+    errors.rethrow();
 }
 
 }  // namespace diffranet

@@ -11,6 +11,7 @@
 
 #include "diffranet/texture.hpp"
 
+#include "diffranet/parallel_errors.hpp"
 #include "diffranet/threads.hpp"
 
 #include <algorithm>
@@ -146,20 +147,26 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
     for (int d = 0; d < levels; ++d) inv_one_plus_sq[d] = 1.0 / (1.0 + static_cast<double>(d) * d);
     n_threads = resolve_threads(n_threads);
 
+    ParallelErrors errors("glcm_features");
 #pragma omp parallel num_threads(n_threads)
     {
-        std::vector<uint32_t> counts(static_cast<size_t>(kCopies) * levels * levels);
+        std::vector<uint32_t> counts;
+        errors.run([&] { counts.resize(static_cast<size_t>(kCopies) * levels * levels); });
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < n_tasks; ++task) {
-            const int64_t k = task / n_offsets;
-            const int64_t o = task % n_offsets;
-            const uint8_t* image = images + k * n_pixels;
-            int lo = 0, hi = 0;
-            grey_range(image, n_pixels, lo, hi);
-            const uint64_t n_pairs = count_pairs(image, rows, cols, offsets[o], lo, hi, symmetric, counts.data());
-            haralick(counts.data(), n_pairs, lo, hi, inv_one_plus_sq.data(), out + task * kGlcmPropertyCount);
+            errors.run([&] {
+                const int64_t k = task / n_offsets;
+                const int64_t o = task % n_offsets;
+                const uint8_t* image = images + k * n_pixels;
+                int lo = 0, hi = 0;
+                grey_range(image, n_pixels, lo, hi);
+                const uint64_t n_pairs =
+                    count_pairs(image, rows, cols, offsets[o], lo, hi, symmetric, counts.data());
+                haralick(counts.data(), n_pairs, lo, hi, inv_one_plus_sq.data(), out + task * kGlcmPropertyCount);
+            });
         }
     }
+    errors.rethrow();
 }
 
 }  // namespace diffranet

@@ -6,35 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from .simulation.background import Background, air, water
-from .simulation.crystal import Crystal
-from .simulation.geometry import Beam, Detector
 from .io import write_image
-from .simulation.response import paper_ccd
-from .simulation.simulator import Simulator
 
-__all__ = ["paper_simulator", "run_demo"]
-
-
-def paper_simulator(orientation=None, structure_factors=None, n_threads=None, full=False, volume_scale=1.0):
-    """The DiffraNet geometry (the paper's Appendix A).
-
-    512 x 512 pixels of 172 um at 80 mm; 1.5 A; 1e12 photons in a 30 um square;
-    photosystem II cell, 9 x 4 x 3 cells per domain, 300 domains in a 0.5 deg
-    top-hat; tophat spots, 2 x 2 oversampling. With ``full``, also 10 um of
-    water and 5 mm of air (sampled once per pixel: the background is smooth)
-    and the paper's CCD.
-    """
-    det = Detector(shape=(512, 512), pixel_size_mm=0.172, distance_mm=80.0)
-    beam = Beam(wavelength_A=1.5, fluence=1e12 / (30e-6) ** 2, beam_size_mm=0.03)
-    xtal = Crystal(cell=(117, 223, 310, 90, 90, 90), ncells=(9, 4, 3), mosaic_domains=300,
-                   mosaic_spread_deg=0.5, spot_shape="tophat",
-                   default_F=0.0 if structure_factors is not None else 100.0,
-                   orientation=orientation, structure_factors=structure_factors, volume_scale=volume_scale)
-    if not full:
-        return Simulator(det, beam, xtal, oversample=2, n_threads=n_threads)
-    return Simulator(det, beam, xtal, oversample=2, n_threads=n_threads,
-                     background=Background((water(10.0), air(5.0))), response=paper_ccd(), background_oversample=1)
+__all__ = ["run_demo"]
 
 
 def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet"):

@@ -8,7 +8,6 @@ classifier with their hyper-parameters; :func:`build_pipeline` turns it into
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from ._atomic import atomic_write
 from ._validation import check_choice
 from .classes import CLASS_NAMES, MISS_LABELS
 from .data import has_split, load_split
@@ -138,13 +138,10 @@ def save_model(model, path, config, metrics=None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    joblib.dump(model, tmp)
-    os.replace(tmp, path)
-    info = path.with_name(path.name + ".json")
-    tmp = info.with_name(info.name + ".tmp")
-    tmp.write_text(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")
-    os.replace(tmp, info)
+    with atomic_write(path) as fh:
+        joblib.dump(model, fh)
+    with atomic_write(path.with_name(path.name + ".json"), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")
 
 
 def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=print):

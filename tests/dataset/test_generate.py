@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from diffranet._atomic import TEMPORARY_GLOB
 from diffranet.dataset import class_counts, generate_dataset, load_arrays, read_index
 from diffranet.dataset.shards import shard_paths, verify_shard
 
@@ -24,7 +25,7 @@ class TestGenerate:
         assert [s["start"] for s in index["splits"]["train"]["shards"]] == [0, 8, 16, 24]
         for path in shard_paths(small_dataset):
             assert verify_shard(path) is not None
-        assert not list(small_dataset.rglob("*.tmp"))
+        assert not list(small_dataset.rglob(TEMPORARY_GLOB))
 
     def test_exact_class_counts(self, small_dataset, tiny):
         for split, n in (("train", 30), ("val", 10), ("test", 20)):
@@ -46,6 +47,7 @@ class TestGenerate:
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
                          quiet=True)
         assert _bytes(out) == _bytes(small_dataset)
+        assert not list(out.rglob(TEMPORARY_GLOB))
 
     def test_image_independent_of_size_and_shards(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "other"
@@ -68,7 +70,7 @@ class TestGenerate:
         victim = out / "shards" / "train-00001.h5"
         victim.write_bytes(victim.read_bytes()[:-100])  # truncated
         (out / "shards" / "val-00001.h5").unlink()
-        (out / "shards" / "test-00000.h5.tmp").write_bytes(b"partial")
+        (out / "shards" / ".test-00000.h5.0123abcd.part.h5").write_bytes(b"partial")  # an interrupted write
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
                          quiet=True)
         assert _bytes(out) == _bytes(small_dataset)

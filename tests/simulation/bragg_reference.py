@@ -64,7 +64,7 @@ def bragg_reference(sim, seed=0):
     rotations = sim.mosaic_rotations(seed)
     base = xtal.real_basis_A
     sf = xtal.structure_factors
-    for direction, lam, weight in zip(*beam.sources()):
+    for direction, lam, weight in zip(*beam.sampled_sources()):
         s = (diffracted - direction) / lam
         pol = polarization(beam.polarization_fraction, beam.polarization_axis, direction, diffracted)
         acc = np.zeros(pos.shape[:2])
@@ -80,6 +80,6 @@ def bragg_reference(sim, seed=0):
                 f = np.where(np.isnan(f), xtal.default_F, f)
             acc += f**2 * latt
         total += weight * omega * pol * acc
-    total *= R_E_SQ_M2 * beam.fluence / (n * n * len(rotations))
+    total *= R_E_SQ_M2 * beam.fluence_photons_per_m2 / (n * n * len(rotations))
     rows, cols = det.shape
     return total.reshape(rows, n, cols, n).sum(axis=(1, 3))

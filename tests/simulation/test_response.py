@@ -346,10 +346,13 @@ class TestCCDResponse:
         assert abs(counts.sum() - raw.sum()) <= counts.size * 0.5  # rounding of each pixel
         assert counts[80, 80] < raw[80, 80]
 
-    def test_timings_reported(self):
+    def test_timings_returned(self):
         ccd = paper_ccd()
-        ccd.apply(np.ones((16, 16)), 0.172, 0)
-        assert set(ccd.last_timings) == {"validate", "poisson", "psf", "readout"}
+        counts, timings = ccd.apply(np.ones((16, 16)), 0.172, 0, return_timings=True)
+        assert set(timings) == {"validate", "poisson", "psf", "readout"}
+        assert all(seconds >= 0 for seconds in timings.values())
+        np.testing.assert_array_equal(counts, ccd.apply(np.ones((16, 16)), 0.172, 0))
+        assert not hasattr(ccd, "last_timings")
 
     def test_to_dict_round_trip(self):
         ccd = CCDResponse(flicker_rms=0.2, psf="gauss", psf_fwhm_um=50.0, calibration_seed=9)

@@ -19,7 +19,7 @@ from diffranet.simulation.orientation import misset_to_rotation
 def small_simulator(shape="tophat", oversample=2, **crystal_kw):
     det = Detector(shape=(32, 40), pixel_size_mm=0.5, distance_mm=50.0, beam_center_mm=(9.0, 7.0),
                    rotation_deg=(3.0, -4.0, 2.0))
-    beam = Beam(1.2, fluence=1e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
+    beam = Beam(1.2, fluence_photons_per_m2=1e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
                 divergence_steps=2, polarization_fraction=0.9)
     kw = dict(ncells=(3, 4, 5), mosaic_domains=4, mosaic_spread_deg=2.0, spot_shape=shape,
               orientation=random_orientation(3))
@@ -87,7 +87,7 @@ def laue_spot_positions(sim):
 
 def test_spot_centres_obey_laue_equations():
     det = Detector(shape=(200, 200), pixel_size_mm=0.2, distance_mm=60.0)
-    beam = Beam(1.0, fluence=1e24)
+    beam = Beam(1.0, fluence_photons_per_m2=1e24)
     xtal = Crystal((40, 50, 60, 90, 90, 90), ncells=(20, 20, 20), spot_shape="gauss",
                    orientation=random_orientation(7))
     sim = Simulator(det, beam, xtal, oversample=4)
@@ -105,7 +105,7 @@ class TestScaling:
     def test_proportional_to_fluence(self):
         sim = small_simulator("tophat")
         image = sim.bragg()
-        sim.beam = Beam(1.2, fluence=3e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
+        sim.beam = Beam(1.2, fluence_photons_per_m2=3e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
                         divergence_steps=2, polarization_fraction=0.9)
         np.testing.assert_allclose(sim.bragg(), 3 * image, rtol=1e-6)
 
@@ -116,7 +116,7 @@ class TestScaling:
     def test_flux_fluence_equivalence(self):
         det = Detector(shape=(16, 16), pixel_size_mm=0.5, distance_mm=30.0)
         xtal = Crystal((20, 20, 20, 90, 90, 90), ncells=(4, 4, 4), orientation=random_orientation(1))
-        by_fluence = Simulator(det, Beam(1.0, fluence=1e12 / (30e-6) ** 2), xtal).bragg()
+        by_fluence = Simulator(det, Beam(1.0, fluence_photons_per_m2=1e12 / (30e-6) ** 2), xtal).bragg()
         by_flux = Simulator(det, Beam(1.0, flux_photons_per_s=1e13, exposure_s=0.1, beam_size_mm=0.03), xtal).bragg()
         np.testing.assert_allclose(by_flux, by_fluence, rtol=1e-6)
 
@@ -126,7 +126,7 @@ def integrated_reflection(shape, ncells, steps):
     that carries its whole reciprocal-lattice cell through the Ewald sphere."""
     sf = StructureFactors(np.array([[1, 0, 0]]), np.array([100.0]))
     det = Detector(shape=(60, 60), pixel_size_mm=0.2, distance_mm=100.0, beam_center_mm=(6.0, 6.0 - 5.0))
-    beam = Beam(1.0, fluence=1e24)
+    beam = Beam(1.0, fluence_photons_per_m2=1e24)
     total = 0.0
     # (1,0,0) of a 20 A cube sits at 2theta = 2.865 deg; rotating about the
     # vertical axis (z) sweeps it through the sphere, its spot near column 30.
@@ -158,7 +158,7 @@ class TestDeterminism:
         det = Detector(shape=(96, 96), pixel_size_mm=0.172, distance_mm=40.0)
         xtal = Crystal((60, 70, 80, 90, 90, 90), ncells=(5, 5, 5), mosaic_domains=20, mosaic_spread_deg=0.5,
                        orientation=random_orientation(4))
-        beam = Beam(1.5, fluence=1e24)
+        beam = Beam(1.5, fluence_photons_per_m2=1e24)
         for method in ("reflection", "pixel"):
             one = Simulator(det, beam, xtal, oversample=2, n_threads=1).bragg(seed=5, method=method)
             two = Simulator(det, beam, xtal, oversample=2, n_threads=2).bragg(seed=5, method=method)
@@ -169,7 +169,7 @@ class TestDeterminism:
         script = (
             "import numpy as np, sys\n"
             "from diffranet import *\n"
-            "sim = Simulator(Detector((64, 64), 0.172, 40.0), Beam(1.5, fluence=1e24),\n"
+            "sim = Simulator(Detector((64, 64), 0.172, 40.0), Beam(1.5, fluence_photons_per_m2=1e24),\n"
             "    Crystal((60, 70, 80, 90, 90, 90), ncells=(5, 5, 5), mosaic_domains=10, mosaic_spread_deg=0.5,\n"
             "            orientation=random_orientation(2)), oversample=2)\n"
             "np.save(sys.argv[1], sim.bragg(seed=3))\n")
@@ -192,7 +192,7 @@ class TestMosaic:
     def _angles(self, distribution, spread_deg, n=20000):
         xtal = Crystal((50, 50, 50, 90, 90, 90), mosaic_domains=n, mosaic_spread_deg=spread_deg,
                        mosaic_distribution=distribution)
-        sim = Simulator(Detector((4, 4)), Beam(1.0, fluence=1.0), xtal)
+        sim = Simulator(Detector((4, 4)), Beam(1.0, fluence_photons_per_m2=1.0), xtal)
         rot = sim.mosaic_rotations(seed=0)
         np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape), atol=1e-12)
         cos = np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1, 1)
@@ -233,18 +233,18 @@ class TestValidation:
             Detector(**{"shape": (8, 8), **kwargs})
 
     @pytest.mark.parametrize("kwargs, match", [
-        (dict(wavelength_A=0.0, fluence=1.0), "wavelength_A"),
-        (dict(wavelength_A=float("nan"), fluence=1.0), "wavelength_A"),
-        (dict(fluence=-1.0), "fluence"),
-        (dict(fluence=float("inf")), "fluence"),
+        (dict(wavelength_A=0.0, fluence_photons_per_m2=1.0), "wavelength_A"),
+        (dict(wavelength_A=float("nan"), fluence_photons_per_m2=1.0), "wavelength_A"),
+        (dict(fluence_photons_per_m2=-1.0), "fluence"),
+        (dict(fluence_photons_per_m2=float("inf")), "fluence"),
         (dict(), "fluence"),
-        (dict(fluence=1.0, flux_photons_per_s=1.0), "either"),
-        (dict(fluence=1.0, polarization_fraction=1.5), "polarization_fraction"),
-        (dict(fluence=1.0, polarization_axis=(0, 0, 0)), "polarization_axis"),
-        (dict(fluence=1.0, dispersion=1.0), "dispersion"),
-        (dict(fluence=1.0, dispersion_steps=0), "dispersion_steps"),
-        (dict(fluence=1.0, sources=[]), "sources"),
-        (dict(fluence=1.0, sources=[((1, 0, 0), -1.0, 1.0)]), "wavelength_A"),
+        (dict(fluence_photons_per_m2=1.0, flux_photons_per_s=1.0), "either"),
+        (dict(fluence_photons_per_m2=1.0, polarization_fraction=1.5), "polarization_fraction"),
+        (dict(fluence_photons_per_m2=1.0, polarization_axis=(0, 0, 0)), "polarization_axis"),
+        (dict(fluence_photons_per_m2=1.0, dispersion=1.0), "dispersion"),
+        (dict(fluence_photons_per_m2=1.0, dispersion_steps=0), "dispersion_steps"),
+        (dict(fluence_photons_per_m2=1.0, sources=[]), "sources"),
+        (dict(fluence_photons_per_m2=1.0, sources=[((1, 0, 0), -1.0, 1.0)]), "wavelength_A"),
     ])
     def test_beam(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
@@ -271,7 +271,7 @@ class TestValidation:
             Crystal(**{"cell": (50, 50, 50, 90, 90, 90), **kwargs})
 
     def test_simulator(self):
-        det, beam, xtal = Detector((8, 8)), Beam(1.0, fluence=1.0), Crystal((50, 50, 50, 90, 90, 90))
+        det, beam, xtal = Detector((8, 8)), Beam(1.0, fluence_photons_per_m2=1.0), Crystal((50, 50, 50, 90, 90, 90))
         with pytest.raises(ValueError, match="oversample"):
             Simulator(det, beam, xtal, oversample=0)
         with pytest.raises(ValueError, match="n_threads"):
@@ -297,7 +297,7 @@ class TestSimulate:
         np.testing.assert_array_equal(result.image8, np.round(np.sqrt(np.clip(result.counts, 0, 65025))))
 
     def test_no_crystal(self):
-        sim = Simulator(Detector((16, 16)), Beam(1.0, fluence=1e24))
+        sim = Simulator(Detector((16, 16)), Beam(1.0, fluence_photons_per_m2=1e24))
         result = sim.simulate()
         assert not result.expected.any()
         with pytest.raises(ValueError, match="no crystal"):
@@ -332,7 +332,7 @@ def test_core_errors_arrive_as_python_exceptions():
     from diffranet import _core
     from diffranet.simulation._core_args import beam_args, detector_args
 
-    det, beam = Detector((4, 4)), Beam(1.0, fluence=1.0)
+    det, beam = Detector((4, 4)), Beam(1.0, fluence_photons_per_m2=1.0)
     args = dict(**detector_args(det, 1), **beam_args(beam), real_basis_A=np.eye(3) * 50, ncells=np.ones(3), shape=1,
                 domain_rotations=np.eye(3)[None], sf_table=np.zeros((0, 0, 0), np.float32), sf_hkl_min=[0, 0, 0],
                 default_F=1.0, method="reflection", n_threads=1)

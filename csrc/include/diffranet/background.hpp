@@ -15,6 +15,7 @@
 
 #include <vector>
 
+#include "diffranet/parallel.hpp"
 #include "diffranet/params.hpp"
 
 namespace diffranet {
@@ -43,7 +44,10 @@ struct BackgroundProblem {
 
 // Output: rows * cols float32 expected photons per pixel, row-major. Each pixel
 // is computed by one thread, so the image does not depend on n_threads
-// (<= 0: the OpenMP default).
-void render_background(const BackgroundProblem& problem, float* image, int n_threads);
+// (<= 0: the OpenMP default). `control` (optional) lets the caller stop the
+// render (it then throws Cancelled); an exception in any thread is rethrown
+// from the calling thread.
+void render_background(const BackgroundProblem& problem, float* image, int n_threads,
+                       const RunControl* control = nullptr);
 
 }  // namespace diffranet

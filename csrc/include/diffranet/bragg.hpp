@@ -18,6 +18,7 @@
 
 #include <vector>
 
+#include "diffranet/parallel.hpp"
 #include "diffranet/params.hpp"
 
 namespace diffranet {
@@ -36,8 +37,12 @@ struct ReflectionStats {
     long long subpixels_tested = 0;
 };
 
-// Output: rows * cols float32 photons per pixel, row-major.
-void render_bragg_pixelwise(const BraggProblem& problem, float* image, int n_threads);
-ReflectionStats render_bragg_reflectionwise(const BraggProblem& problem, float* image, int n_threads);
+// Output: rows * cols float32 photons per pixel, row-major. `control`
+// (optional) lets the caller stop the render (it then throws Cancelled); an
+// exception in any thread is rethrown from the calling thread.
+void render_bragg_pixelwise(const BraggProblem& problem, float* image, int n_threads,
+                            const RunControl* control = nullptr);
+ReflectionStats render_bragg_reflectionwise(const BraggProblem& problem, float* image, int n_threads,
+                                            const RunControl* control = nullptr);
 
 }  // namespace diffranet

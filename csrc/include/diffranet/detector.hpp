@@ -24,6 +24,7 @@ class SubpixelDirections {
         const double* d = data_ + 3 * subpixel;
         return {d[0], d[1], d[2]};
     }
+    const double* data() const { return data_; }
 
   private:
     std::vector<double> owned_;
@@ -33,12 +34,5 @@ class SubpixelDirections {
 // Solid angle (sr) of a whole pixel seen from the sample, evaluated at one of its
 // subpixel positions: area / R^2 times the obliquity cos = (position . normal) / R.
 double pixel_solid_angle_sr(const DetectorGeometry& det, const Vec3& position_mm);
-
-// Polarisation factor of Kahn et al. (1982) for incident direction `incident` and
-// diffracted unit vector `diffracted`:
-//   P = (1 + cos^2 2theta - f cos(2 psi) sin^2 2theta) / 2,
-// psi the azimuth of the diffracted ray about the beam, measured from the E-vector.
-double polarization_factor(double fraction, const Vec3& axis, const Vec3& incident,
-                           const Vec3& diffracted);
 
 }  // namespace diffranet

@@ -15,7 +15,10 @@
 // any number of threads and a tile of the detector gets exactly the noise
 // of the same pixels in the whole image.
 //
-// The kernels check nothing: the Python layer (diffranet.response) validates.
+// The kernels check nothing: the Python layer (diffranet.simulation.response)
+// validates and the bindings check every array's dtype, layout and shape.
+// Each parallel region catches what its work throws and rethrows it after
+// the region (diffranet/parallel_errors.hpp).
 #pragma once
 
 #include <cstdint>
@@ -56,7 +59,8 @@ double poisson_deviate(double mu, CounterRng& rng);
 void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
                    int n_threads);
 
-// Fiber-coupled CCD read-out of photon counts, in place:
+// Fiber-coupled CCD read-out of photon counts `counts` into `out` (which may
+// be `counts` itself):
 //   adu = counts * gain + readout_rms * z_read + adc_offset,
 // rounded to the nearest integer and clipped to [0, saturation]; masked
 // pixels become 0. `gain` is the detector's calibration map (see
@@ -68,8 +72,8 @@ struct ReadoutParams {
     double adc_offset = 0.0;      // ADU
     double saturation = 65025.0;  // ADU
 };
-void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p, std::uint64_t seed,
-                 int n_threads);
+void ccd_readout(const float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p,
+                 std::uint64_t seed, float* out, int n_threads);
 
 // Per-pixel calibration factors 1 + calibration_rms * z_cal, z_cal drawn
 // from (calibration_seed, kCalibration, key): the same for every image of a
@@ -77,8 +81,8 @@ void ccd_readout(float* counts, const float* gain, const ImageTile& tile, const 
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads);
 
-// Clip counts to [0, saturation] and zero masked pixels, in place.
-void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_threads);
+// out = counts clipped to [0, saturation], 0 where masked (`out` may be `counts`).
+void clip_counts(const float* counts, const ImageTile& tile, double saturation, float* out, int n_threads);
 
 // ---- psf.cpp --------------------------------------------------------------
 
@@ -87,16 +91,5 @@ void clip_counts(float* counts, const ImageTile& tile, double saturation, int n_
 // image: what would land off the detector is lost.
 void convolve_separable(const float* in, int rows, int cols, const double* kernel, int radius, float* out,
                         int n_threads);
-
-// Real half-spectrum (mrows x (mcols/2 + 1)) of a kernel that is even in both
-// axes, size (2 ry + 1) x (2 rx + 1) centred on its middle element, on the
-// periodic mrows x mcols grid (powers of two, mrows > 2 ry, mcols > 2 rx).
-std::vector<double> kernel_spectrum(const double* kernel, int ry, int rx, int mrows, int mcols, int n_threads);
-
-// Linear convolution of the image with the kernel whose spectrum is given, by
-// zero-padded FFT on the mrows x mcols grid; mrows >= rows + ry and
-// mcols >= cols + rx make it free of wrap-around. Zero outside the image.
-void convolve_fft(const float* in, int rows, int cols, const double* spectrum, int mrows, int mcols, float* out,
-                  int n_threads);
 
 }  // namespace diffranet

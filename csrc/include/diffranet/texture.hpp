@@ -1,8 +1,9 @@
 // Texture descriptors of 8-bit detector images: grey-level co-occurrence
 // matrices (GLCM) reduced to Haralick features.
 //
-// The callers in python/diffranet/features/ validate every argument; these
-// kernels check nothing and only fill the output buffer.
+// The callers in python/diffranet/features/ validate every argument and the
+// binding checks every buffer; these kernels check nothing and only fill the
+// output buffer.
 #pragma once
 
 #include <cstdint>

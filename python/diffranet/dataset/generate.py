@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import remove_temporaries
 from .._validation import check_choice, check_int, check_seed
 from .presets import get_preset
 from .shards import (
@@ -145,8 +146,7 @@ def _prepare_directory(out):
         probe.unlink()
     except OSError as exc:
         raise OSError(f"--out {out}: cannot write there ({exc.strerror or exc})") from exc
-    for stale in (out / SHARD_DIR).glob("*.tmp"):
-        stale.unlink()
+    remove_temporaries(out / SHARD_DIR)  # left by an interrupted run
     return out
 
 

@@ -13,6 +13,7 @@ tests.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
 from ..simulation.response import CCDResponse
+from ..simulation.simulator import Simulator
 from .labels import LabelRule
 
 __all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
@@ -35,6 +37,12 @@ _TUPLE_FIELDS = ("shape", "cell", "ncells", "class_fractions")
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Parameters of a generated dataset (all JSON-serialisable).
+
+    The one definition of the experiment: :meth:`simulator` builds the
+    :class:`~diffranet.simulation.simulator.Simulator` of a shot, and
+    :meth:`detector`, :meth:`beam`, :meth:`crystal`, :meth:`background`,
+    :meth:`response` its parts. ``PRESETS["diffranet"]`` is the paper's set-up.
+    An immutable value: :meth:`with_` returns a changed, re-validated copy.
 
     Parameters
     ----------
@@ -153,6 +161,18 @@ class Preset:
             raise ValueError(f"strong_target_max must be >= strong_min={self.strong_min}, "
                              f"got {self.strong_target_max!r}")
         self.label_rule()  # validates the thresholds
+        # every component validates its own parameters
+        self.detector(), self.beam(), self.crystal(), self.background(), self.response()
+
+    def with_(self, **changes):
+        """A copy with ``changes`` applied, validated like a new preset.
+
+        Examples
+        --------
+        >>> Preset().with_(shape=(64, 64)).shape
+        (64, 64)
+        """
+        return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self):
@@ -174,15 +194,25 @@ class Preset:
 
     # ------------------------------------------------------------------ components
     def detector(self):
-        """The :class:`Detector`."""
-        return Detector(shape=self.shape, pixel_size_mm=self.pixel_size_mm, distance_mm=self.distance_mm)
+        """The :class:`Detector` (shared: it is immutable and caches its pixel directions)."""
+        return _detector(self.shape, self.pixel_size_mm, self.distance_mm)
 
-    def beam(self, photons, wavelength_A):
-        """The :class:`Beam` of one shot with ``photons`` in the pulse (>= 0)."""
-        return Beam(wavelength_A=wavelength_A, fluence=photons / (self.beam_size_mm * 1e-3) ** 2,
+    def beam(self, photons=None, wavelength_A=None):
+        """The :class:`Beam` of one shot.
+
+        Parameters
+        ----------
+        photons : float, optional
+            Photons in the pulse (>= 0); default ``mean_photons``.
+        wavelength_A : float, optional
+            Default ``wavelength_A`` of the preset.
+        """
+        photons = self.mean_photons if photons is None else photons
+        wavelength_A = self.wavelength_A if wavelength_A is None else wavelength_A
+        return Beam(wavelength_A=wavelength_A, fluence_photons_per_m2=photons / (self.beam_size_mm * 1e-3) ** 2,
                     beam_size_mm=self.beam_size_mm)
 
-    def crystal(self, orientation, structure_factors, volume_scale=1.0):
+    def crystal(self, orientation=None, structure_factors=None, volume_scale=1.0):
         """The :class:`Crystal` in ``orientation`` (structure factors from :meth:`load_structure_factors`)."""
         default_F = 0.0 if self.structure_factors == "default_protein" else self.default_F
         return Crystal(cell=self.cell, ncells=self.ncells, mosaic_domains=self.mosaic_domains,
@@ -199,14 +229,60 @@ class Preset:
 
     def background(self):
         """The amorphous :class:`Background`: water and air."""
-        return Background(materials=(water(thickness_um=self.water_um), air(path_mm=self.air_mm)))
+        return _background(self.water_um, self.air_mm)
 
-    def response(self):
-        """The detector response: the paper's fiber-coupled CCD (fluence drawn here, so no flicker)."""
-        return CCDResponse(flicker_rms=0.0, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
-                           calibration_rms=self.calibration_rms, calibration_seed=0,
+    def response(self, flicker_rms=0.0, calibration_seed=0):
+        """The detector response: the paper's fiber-coupled CCD.
+
+        Parameters
+        ----------
+        flicker_rms : float, default 0.0
+            Shot-to-shot fluence RMS drawn by the detector model; 0 because the
+            dataset generator draws each shot's pulse energy itself (the paper
+            drew it with an RMS equal to the mean: pass 1.0 to draw it here).
+        calibration_seed : int, default 0
+            Identifies the detector's calibration pattern.
+        """
+        return CCDResponse(flicker_rms=flicker_rms, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
+                           calibration_rms=self.calibration_rms, calibration_seed=calibration_seed,
                            readout_rms_photons=self.readout_rms_photons, adc_offset=self.adc_offset,
                            saturation=self.saturation)
+
+    def simulator(self, orientation=None, structure_factors=None, *, photons=None, wavelength_A=None,
+                  volume_scale=1.0, crystal=True, background=True, response=True, n_threads=None):
+        """The :class:`Simulator` of one shot of this preset.
+
+        Parameters
+        ----------
+        orientation : array_like, shape (3, 3), optional
+            Crystal rotation; default the reference setting.
+        structure_factors : StructureFactors, optional
+            Default: the preset's (:meth:`load_structure_factors`).
+        photons, wavelength_A : float, optional
+            The shot's pulse and wavelength (:meth:`beam`); default the preset's means.
+        volume_scale : float, default 1.0
+            Crystal volume in units of the rendered domain block.
+        crystal, background, response : bool, default True
+            Include the crystal (False: a shot without one), the water and air
+            background, and the CCD response (False: the ideal counter).
+        n_threads : int, optional
+            OpenMP threads; default all. Images do not depend on it.
+
+        Examples
+        --------
+        >>> sim = PRESETS["quick"].simulator(background=False, response=False)
+        >>> sim.bragg().shape
+        (64, 64)
+        """
+        xtal = None
+        if crystal:
+            if structure_factors is None:
+                structure_factors = self.load_structure_factors()
+            xtal = self.crystal(orientation, structure_factors, volume_scale=volume_scale)
+        return Simulator(self.detector(), self.beam(photons, wavelength_A), xtal, oversample=self.oversample,
+                         n_threads=n_threads, background=self.background() if background else None,
+                         response=self.response() if response else None,
+                         background_oversample=self.background_oversample)
 
     def label_rule(self):
         """The :class:`LabelRule` that tells weak, good and strong apart."""
@@ -217,11 +293,19 @@ class Preset:
 
     @property
     def block_volume_um3(self):
-        """Volume of the rendered domain block (um^3): Na Nb Nc cells."""
-        a, b, c, al, be, ga = (math.radians(x) if i >= 3 else x for i, x in enumerate(self.cell))
-        cell_A3 = a * b * c * math.sqrt(1 - math.cos(al) ** 2 - math.cos(be) ** 2 - math.cos(ga) ** 2
-                                        + 2 * math.cos(al) * math.cos(be) * math.cos(ga))
-        return cell_A3 * math.prod(self.ncells) * 1e-12
+        """Volume of the rendered domain block (um^3): Na Nb Nc cells (:attr:`Crystal.block_volume_um3`)."""
+        return self.crystal().block_volume_um3
+
+
+@functools.lru_cache(maxsize=8)
+def _detector(shape, pixel_size_mm, distance_mm):
+    """One shared Detector per geometry, so its cached pixel directions are computed once per process."""
+    return Detector(shape=shape, pixel_size_mm=pixel_size_mm, distance_mm=distance_mm)
+
+
+@functools.lru_cache(maxsize=8)
+def _background(water_um, air_mm):
+    return Background(materials=(water(thickness_um=water_um), air(path_mm=air_mm)))
 
 
 #: Built-in presets by name.

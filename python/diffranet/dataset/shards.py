@@ -9,9 +9,10 @@ A dataset directory holds::
 A shard holds ``images`` (uint8, (n, rows, cols), one gzip chunk per image),
 ``labels`` (int64, (n,)) and ``metadata`` (one row of :data:`TABLE_DTYPE`
 per image), and attributes naming its split, first image, count, the preset
-and the SHA-256 of its three datasets. It is written to ``<name>.tmp``,
-flushed to disk and renamed, so a shard under its final name is complete;
-the checksum catches a file damaged later. No timestamps are stored, so the
+and the SHA-256 of its three datasets. It is written atomically
+(:func:`diffranet._atomic.atomic_path`: a temporary file, flushed to disk and
+renamed), so a shard under its final name is complete; the checksum catches a
+file damaged later. No timestamps are stored, so the
 same images give the same bytes.
 """
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_path, atomic_write
 
 __all__ = [
     "FORMAT",
@@ -81,26 +83,13 @@ def _checksum(images, labels, table):
     return digest.hexdigest()
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_shard(path, images, labels, table, attrs):
     """Write a shard atomically.
 
     Parameters
     ----------
     path : path-like
-        Final file name; ``<path>.tmp`` is written first, then renamed.
+        Final file name; a temporary file beside it is written first, then renamed.
     images : ndarray of uint8, shape (n, rows, cols)
     labels : ndarray of int64, shape (n,)
     table : ndarray of :data:`TABLE_DTYPE`, shape (n,)
@@ -122,8 +111,7 @@ def write_shard(path, images, labels, table, attrs):
     if images.ndim != 3 or len(labels) != len(images) or len(table) != len(images):
         raise ValueError(f"write_shard: images (n, rows, cols), labels (n,) and table (n,) must agree, got "
                          f"{images.shape}, {labels.shape}, {table.shape}")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", libver=("earliest", "v110")) as f:
             f.create_dataset("images", data=images, chunks=(1,) + images.shape[1:], compression="gzip",
                              compression_opts=_GZIP_LEVEL, track_times=False)
@@ -132,13 +120,6 @@ def write_shard(path, images, labels, table, attrs):
             for key, value in sorted(attrs.items()):
                 f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
             f.attrs["sha256"] = _checksum(images, labels, table)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _attrs(f):
@@ -193,18 +174,9 @@ def shard_paths(out_dir):
 
 def write_json_atomic(path, data):
     """Write ``data`` as indented JSON, atomically (keys in the dict's order)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.write("\n")
 
 
 def build_index(out_dir):

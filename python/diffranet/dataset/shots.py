@@ -27,7 +27,6 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from ..simulation.orientation import random_orientation
-from ..simulation.simulator import Simulator
 from .labels import volume_for_count
 from .shards import TABLE_DTYPE
 
@@ -131,11 +130,11 @@ class ShotRenderer:
                 "wavelength_A": preset.wavelength_A * (1.0 + preset.wavelength_rms * z_wavelength),
                 "u_target": u_target, "orientation": random_orientation(orientation_seed), "seed": shot_seed}
 
-    def _crystal(self, beam, draws, label, background):
+    def _crystal(self, draws, label, background):
         """Bragg image and volume scale reaching ``label``, or None if out of reach."""
         preset, rule = self.preset, self.rule
-        sim = Simulator(self.detector, beam, preset.crystal(draws["orientation"], self.structure_factors),
-                        oversample=preset.oversample, n_threads=1)
+        sim = preset.simulator(draws["orientation"], self.structure_factors, photons=draws["photons"],
+                               wavelength_A=draws["wavelength_A"], background=False, response=False, n_threads=1)
         unit = sim.bragg(seed=draws["seed"])
         blurred_background = rule.blur(background)
         thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background)
@@ -175,7 +174,7 @@ class ShotRenderer:
             bragg = np.zeros(self.detector.shape, dtype=np.float32)
             volume, target, n_detectable, n_significant, n_spots = 0.0, 0, 0, 0, 0
             if label >= 2:
-                found = self._crystal(beam, draws, label, background)
+                found = self._crystal(draws, label, background)
                 if found is None:
                     continue
                 bragg, volume, target, n_detectable, n_significant, n_spots = found
@@ -185,7 +184,7 @@ class ShotRenderer:
             row = np.zeros((), dtype=TABLE_DTYPE)
             row["index"], row["label"], row["seed"], row["attempt"] = index, label, draws["seed"], attempt
             row["photons_drawn"], row["photons"] = draws["photons_drawn"], draws["photons"]
-            row["fluence_per_m2"], row["wavelength_A"] = beam.fluence, draws["wavelength_A"]
+            row["fluence_per_m2"], row["wavelength_A"] = beam.fluence_photons_per_m2, draws["wavelength_A"]
             row["orientation"] = draws["orientation"]
             row["volume_scale"] = volume
             row["crystal_size_um"] = (volume * preset.block_volume_um3) ** (1.0 / 3.0)
@@ -215,11 +214,6 @@ def shot_simulator(preset, row, structure_factors=None, n_threads=None):
     -------
     Simulator
     """
-    beam = preset.beam(float(row["photons"]), float(row["wavelength_A"]))
-    crystal = None
-    if int(row["label"]) >= 2:
-        sf = preset.load_structure_factors() if structure_factors is None else structure_factors
-        crystal = preset.crystal(np.asarray(row["orientation"]), sf, volume_scale=float(row["volume_scale"]))
-    return Simulator(preset.detector(), beam, crystal, oversample=preset.oversample, n_threads=n_threads,
-                     background=preset.background(), response=preset.response(),
-                     background_oversample=preset.background_oversample)
+    return preset.simulator(np.asarray(row["orientation"]), structure_factors, photons=float(row["photons"]),
+                            wavelength_A=float(row["wavelength_A"]), volume_scale=float(row["volume_scale"]),
+                            crystal=int(row["label"]) >= 2, n_threads=n_threads)

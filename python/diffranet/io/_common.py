@@ -1,18 +1,19 @@
 """Pieces shared by the format modules: the error type, the format record,
-path checks, frame selection, write-time validation and atomic writes."""
+path checks, frame selection and write-time validation; files are written
+through :func:`diffranet._atomic.atomic_path`."""
 
 from __future__ import annotations
 
 import errno
 import os
-import secrets
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from .._atomic import atomic_path  # noqa: F401  (the format modules write through it)
 from .._validation import check_int
 
 
@@ -172,23 +173,3 @@ def reject_compression(path, kind, compression):
         raise ValueError(f"{path}: {kind} files take no compression option, got {compression!r}")
 
 
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary name beside ``path``; rename it to ``path`` on success.
-
-    The temporary file is removed if the body raises, so an interrupted write
-    never leaves a partial file under the final name.  The temporary name keeps
-    the extension, for libraries that look at it.
-    """
-    path = Path(os.fspath(path))
-    parent = path.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "Directory for the image file does not exist", str(parent))
-    tmp = parent / f".{path.name}.{secrets.token_hex(6)}.part{path.suffix}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,6 +24,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._atomic import atomic_write
 from ._torch import require_torch
 
 __all__ = ["DeepFreakClassifier"]
@@ -594,19 +594,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def _save_checkpoint(self, state):
-        path = os.fspath(self.checkpoint_path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".deepfreak-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                require_torch().save(state, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_write(os.path.abspath(os.fspath(self.checkpoint_path))) as handle:
+            require_torch().save(state, handle)
 
     def _train(self, dataset, encoded, seed, torch, device):
         n = len(dataset)

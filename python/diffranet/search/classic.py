@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_write
 from .._validation import check_int, check_seed
 from ..data import has_split, load_split
 from ..train import build_classifier, build_extractor, build_pipeline, evaluate, save_model
@@ -126,9 +126,8 @@ class FeatureCache:
             self.n_computed += 1
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp.npz")
-                np.savez(tmp, train=features[0], val=features[1])
-                os.replace(tmp, path)
+                with atomic_write(path) as fh:
+                    np.savez(fh, train=features[0], val=features[1])
         self._memory[key] = features
         return features
 
@@ -156,10 +155,8 @@ def _objective(cache, y_val, random_state, n_jobs):
 
 
 def _save_trials(path, state):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         pickle.dump(state, f)
-    os.replace(tmp, path)
 
 
 def _load_trials(path, state):

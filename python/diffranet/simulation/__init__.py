@@ -4,6 +4,7 @@ turns them into an image through the compiled core. See ``docs/physics.md``.
 """
 
 from .background import Background, Beamstop, air, water
+from .budget import Budget
 from .crystal import Crystal
 from .geometry import Beam, Detector
 from .orientation import random_orientation
@@ -15,6 +16,7 @@ __all__ = [
     "Background",
     "Beam",
     "Beamstop",
+    "Budget",
     "CCDResponse",
     "Crystal",
     "Detector",

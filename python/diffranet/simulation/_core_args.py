@@ -18,7 +18,7 @@ def detector_args(detector, oversample):
 
 def beam_args(beam):
     """Sources, fluence (photons/m^2) and polarisation of ``beam``."""
-    directions, wavelengths, weights = beam.sources()
+    directions, wavelengths, weights = beam.sampled_sources()
     return {"source_directions": directions, "source_wavelengths_A": wavelengths, "source_weights": weights,
-            "fluence": beam.fluence, "polarization_fraction": beam.polarization_fraction,
+            "fluence": beam.fluence_photons_per_m2, "polarization_fraction": beam.polarization_fraction,
             "polarization_axis": beam.polarization_axis}

@@ -25,6 +25,7 @@ https://doi.org/10.1111/febs.12922
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -32,6 +33,7 @@ import numpy as np
 from .. import _core
 from ._core_args import beam_args, detector_args
 from .._validation import check_choice, check_finite, check_int, check_nonnegative, check_positive
+from ._params import Params, frozen_array
 from .geometry import Beam, Detector
 
 __all__ = [
@@ -184,7 +186,8 @@ def _independent_atom_f_squared(composition, stol_per_A):
     return sum(n * atomic_form_factor(el, stol_per_A) ** 2 for el, n in composition.items())
 
 
-class AmorphousMaterial:
+@dataclasses.dataclass(frozen=True, eq=False)
+class AmorphousMaterial(Params):
     """An amorphous scatterer: a table of its molecular structure factor and
     the number of its molecules in the beam.
 
@@ -227,28 +230,38 @@ class AmorphousMaterial:
     1.0
     """
 
-    def __init__(self, name, stol_per_A, F, thickness_mm, density_g_cm3, molecular_weight_g_mol, incoherent=None,
-                 width_mm=None):
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        self.name = name
-        stol = np.array(stol_per_A, dtype=float, ndmin=1)
+    name: str
+    stol_per_A: np.ndarray = dataclasses.field(repr=False)
+    F: np.ndarray = dataclasses.field(repr=False)
+    thickness_mm: float
+    density_g_cm3: float
+    molecular_weight_g_mol: float
+    incoherent: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    width_mm: float | None = None
+    builtin: tuple | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        stol = np.array(self.stol_per_A, dtype=float, ndmin=1)
         if stol.ndim != 1 or stol.size == 0:
             raise ValueError(f"stol_per_A must be a non-empty 1-D table, got shape {stol.shape}")
         _stol_array("stol_per_A", stol)
         if np.any(np.diff(stol) <= 0):
             raise ValueError(f"stol_per_A must be strictly increasing, got {stol.tolist()!r}")
-        self.stol_per_A = stol
-        self.F = self._table("F", F, stol.size)
-        self.incoherent = None if incoherent is None else self._table("incoherent", incoherent, stol.size)
-        self.thickness_mm = check_positive("thickness_mm", thickness_mm)
-        self.density_g_cm3 = check_positive("density_g_cm3", density_g_cm3)
-        self.molecular_weight_g_mol = check_positive("molecular_weight_g_mol", molecular_weight_g_mol)
-        self.width_mm = None if width_mm is None else check_positive("width_mm", width_mm)
-        for table in (self.stol_per_A, self.F, self.incoherent):
-            if table is not None:
-                table.flags.writeable = False
-        self._builtin = None  # (builder name, its keyword arguments) for water() and air()
+        self._set("stol_per_A", frozen_array(stol))
+        self._set("F", frozen_array(self._table("F", self.F, stol.size)))
+        if self.incoherent is not None:
+            self._set("incoherent", frozen_array(self._table("incoherent", self.incoherent, stol.size)))
+        self._set("thickness_mm", check_positive("thickness_mm", self.thickness_mm))
+        self._set("density_g_cm3", check_positive("density_g_cm3", self.density_g_cm3))
+        self._set("molecular_weight_g_mol", check_positive("molecular_weight_g_mol", self.molecular_weight_g_mol))
+        if self.width_mm is not None:
+            self._set("width_mm", check_positive("width_mm", self.width_mm))
+        if self.builtin is not None:
+            builder, params = self.builtin
+            check_choice("builtin", builder, _BUILDERS)
+            self._set("builtin", (builder, dict(params)))
 
     @staticmethod
     def _table(name, values, size):
@@ -270,12 +283,25 @@ class AmorphousMaterial:
         """F(s) (electrons), interpolated as the renderer does."""
         return np.interp(_stol_array("stol_per_A", stol_per_A), self.stol_per_A, self.F)
 
+    def tables_equal(self, other):
+        """Whether ``other`` has the same name, tables and amounts (``builtin`` aside)."""
+        def arrays(m):
+            return (m.stol_per_A, m.F, m.incoherent)
+
+        return (self.name == other.name and self.thickness_mm == other.thickness_mm
+                and self.density_g_cm3 == other.density_g_cm3
+                and self.molecular_weight_g_mol == other.molecular_weight_g_mol and self.width_mm == other.width_mm
+                and all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+                        for x, y in zip(arrays(self), arrays(other))))
+
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this material: the builder's
-        arguments for :func:`water` and :func:`air`, the tables otherwise."""
-        if self._builtin is not None:
-            builder, params = self._builtin
-            return {"builtin": builder, "params": dict(params)}
+        arguments for :func:`water` and :func:`air` (while the tables are still
+        theirs), the tables otherwise."""
+        if self.builtin is not None:
+            builder, params = self.builtin
+            if _BUILDERS[builder](**params).tables_equal(self):
+                return {"builtin": builder, "params": dict(params)}
         return {"name": self.name, "stol_per_A": self.stol_per_A.tolist(), "F": self.F.tolist(),
                 "thickness_mm": self.thickness_mm, "density_g_cm3": self.density_g_cm3,
                 "molecular_weight_g_mol": self.molecular_weight_g_mol,
@@ -317,12 +343,10 @@ def water(thickness_um=10.0):
     0.162
     """
     thickness_um = check_positive("thickness_um", thickness_um)
-    material = AmorphousMaterial("water", _WATER_STOL, _WATER_F, thickness_mm=thickness_um * 1e-3,
-                                 density_g_cm3=WATER_DENSITY_G_CM3,
-                                 molecular_weight_g_mol=WATER_MOLECULAR_WEIGHT_G_MOL,
-                                 incoherent=incoherent_scattering({"H": 2, "O": 1}, _WATER_STOL))
-    material._builtin = ("water", {"thickness_um": thickness_um})
-    return material
+    return AmorphousMaterial("water", _WATER_STOL, _WATER_F, thickness_mm=thickness_um * 1e-3,
+                             density_g_cm3=WATER_DENSITY_G_CM3, molecular_weight_g_mol=WATER_MOLECULAR_WEIGHT_G_MOL,
+                             incoherent=incoherent_scattering({"H": 2, "O": 1}, _WATER_STOL),
+                             builtin=("water", {"thickness_um": thickness_um}))
 
 
 def _diatomic_f_squared(element, bond_A, stol_per_A):
@@ -379,19 +403,18 @@ def air(path_mm=5.0, temperature_C=20.0, pressure_kPa=101.325):
             incoherent += fraction * incoherent_scattering({element: 2}, stol)
         molar_mass += fraction * mass
     density_g_cm3 = pressure_Pa * molar_mass / (GAS_CONSTANT_J_PER_MOL_K * temperature_K) * 1e-6
-    material = AmorphousMaterial("air", stol, np.sqrt(f_squared), thickness_mm=path_mm,
-                                 density_g_cm3=density_g_cm3, molecular_weight_g_mol=molar_mass,
-                                 incoherent=incoherent)
-    material._builtin = ("air", {"path_mm": path_mm, "temperature_C": float(temperature_C),
-                                 "pressure_kPa": pressure_Pa * 1e-3})
-    return material
+    return AmorphousMaterial("air", stol, np.sqrt(f_squared), thickness_mm=path_mm, density_g_cm3=density_g_cm3,
+                             molecular_weight_g_mol=molar_mass, incoherent=incoherent,
+                             builtin=("air", {"path_mm": path_mm, "temperature_C": float(temperature_C),
+                                              "pressure_kPa": pressure_Pa * 1e-3}))
 
 
 # the built-in materials, by the name AmorphousMaterial.to_dict records
 _BUILDERS = {"water": water, "air": air}
 
 
-class LatticeDiffuse:
+@dataclasses.dataclass(frozen=True, eq=False)
+class LatticeDiffuse(Params):
     """Diffuse scattering from uncorrelated atomic displacements in the crystal.
 
     Displacements that are independent from atom to atom (an Einstein model)
@@ -423,12 +446,17 @@ class LatticeDiffuse:
     0.0
     """
 
-    def __init__(self, b_factor_A2=20.0, crystal_size_um=30.0, solvent_fraction=0.5):
-        self.b_factor_A2 = check_positive("b_factor_A2", b_factor_A2)
-        self.crystal_size_um = check_positive("crystal_size_um", crystal_size_um)
-        self.solvent_fraction = check_nonnegative("solvent_fraction", solvent_fraction)
-        if self.solvent_fraction >= 1.0:
-            raise ValueError(f"solvent_fraction must be < 1, got {solvent_fraction!r}")
+    b_factor_A2: float = 20.0
+    crystal_size_um: float = 30.0
+    solvent_fraction: float = 0.5
+
+    def __post_init__(self):
+        self._set("b_factor_A2", check_positive("b_factor_A2", self.b_factor_A2))
+        self._set("crystal_size_um", check_positive("crystal_size_um", self.crystal_size_um))
+        solvent_fraction = check_nonnegative("solvent_fraction", self.solvent_fraction)
+        if solvent_fraction >= 1.0:
+            raise ValueError(f"solvent_fraction must be < 1, got {self.solvent_fraction!r}")
+        self._set("solvent_fraction", solvent_fraction)
 
     def material(self):
         """The diffuse scatterer as an :class:`AmorphousMaterial` (one "molecule"
@@ -451,7 +479,8 @@ class LatticeDiffuse:
                 f"solvent_fraction={self.solvent_fraction:g})")
 
 
-class Background:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Background(Params):
     """Expected background photons from amorphous scatterers.
 
     Parameters
@@ -469,12 +498,17 @@ class Background:
     --------
     >>> from diffranet import Beam, Detector
     >>> bg = Background()
-    >>> img = bg.render(Detector((16, 16), 0.172, 80.0), Beam(1.5, fluence=1e24, beam_size_mm=0.03))
+    >>> img = bg.render(Detector((16, 16), 0.172, 80.0), Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03))
     >>> img.shape, img.dtype, bool(img.min() > 0)
     ((16, 16), dtype('float32'), True)
     """
 
-    def __init__(self, materials=(water(), air()), compton=False, diffuse=None):
+    materials: tuple = (water(), air())
+    compton: bool = False
+    diffuse: LatticeDiffuse | None = None
+
+    def __post_init__(self):
+        materials, compton, diffuse = self.materials, self.compton, self.diffuse
         if isinstance(materials, AmorphousMaterial) or not isinstance(materials, (tuple, list)):
             raise ValueError(f"materials must be a sequence of AmorphousMaterial, got {materials!r}")
         for i, material in enumerate(materials):
@@ -489,9 +523,8 @@ class Background:
                 if material.incoherent is None:
                     raise ValueError(f"compton=True needs an incoherent table for every material; "
                                      f"material {material.name!r} has none")
-        self.materials = tuple(materials)
-        self.compton = bool(compton)
-        self.diffuse = diffuse
+        self._set("materials", tuple(materials))
+        self._set("compton", bool(compton))
 
     def scatterers(self):
         """Every material rendered: the layers, then the diffuse term if any."""
@@ -567,7 +600,8 @@ def _direct_beam_position_mm(detector):
     return float(offset @ detector.fast_axis), float(offset @ detector.slow_axis)
 
 
-class Beamstop:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Beamstop(Params):
     """The shadow of a beamstop on the detector: a disc plus an arm.
 
     Dimensions are those of the shadow in the detector plane.
@@ -597,11 +631,17 @@ class Beamstop:
            [0, 1, 1, 0, 0, 0, 0, 0]])
     """
 
-    def __init__(self, radius_mm, arm_width_mm=0.0, arm_angle_deg=0.0, center_mm=None):
-        self.radius_mm = check_nonnegative("radius_mm", radius_mm)
-        self.arm_width_mm = check_nonnegative("arm_width_mm", arm_width_mm)
-        self.arm_angle_deg = check_finite("arm_angle_deg", arm_angle_deg)
-        self.center_mm = None if center_mm is None else _check_pair("center_mm", center_mm)
+    radius_mm: float
+    arm_width_mm: float = 0.0
+    arm_angle_deg: float = 0.0
+    center_mm: tuple | None = None
+
+    def __post_init__(self):
+        self._set("radius_mm", check_nonnegative("radius_mm", self.radius_mm))
+        self._set("arm_width_mm", check_nonnegative("arm_width_mm", self.arm_width_mm))
+        self._set("arm_angle_deg", check_finite("arm_angle_deg", self.arm_angle_deg))
+        if self.center_mm is not None:
+            self._set("center_mm", _check_pair("center_mm", self.center_mm))
 
     def shadow(self, detector):
         """Pixels whose centre lies in the shadow.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_rotation
+from ._params import Params, frozen_array
 from .orientation import check_cell, real_space_basis
 
 __all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS"]
@@ -16,8 +19,9 @@ COMPACT_SHAPES = frozenset({"tophat", "gauss"})
 MOSAIC_DISTRIBUTIONS = {"tophat": 0, "gauss": 1}
 
 
-class Crystal:
-    """A mosaic crystal.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Crystal(Params):
+    """A mosaic crystal (an immutable value: see :meth:`with_`).
 
     Parameters
     ----------
@@ -55,26 +59,46 @@ class Crystal:
         beam over the volume of one simulated domain block. The paper rendered
         a 0.1 um crystal (spots about a pixel wide) and scaled it by 2.7e7 to a
         30 um crystal.
+
+    Examples
+    --------
+    >>> xtal = Crystal((50, 60, 70, 90, 90, 90), ncells=(5, 5, 5))
+    >>> round(xtal.volume_A3)
+    210000
+    >>> Crystal((50, 60, 70, 90, 90, 90), spot_shape="bogus")
+    Traceback (most recent call last):
+    ...
+    ValueError: spot_shape must be one of ['gauss', 'round', 'sinc', 'tophat'], got 'bogus'
     """
 
-    def __init__(self, cell, ncells=(1, 1, 1), mosaic_domains=1, mosaic_spread_deg=0.0,
-                 mosaic_distribution="tophat", spot_shape="tophat", default_F=100.0, orientation=None,
-                 structure_factors=None, volume_scale=1.0):
-        self.cell = check_cell(cell)
+    cell: tuple
+    ncells: tuple = (1, 1, 1)
+    mosaic_domains: int = 1
+    mosaic_spread_deg: float = 0.0
+    mosaic_distribution: str = "tophat"
+    spot_shape: str = "tophat"
+    default_F: float = 100.0
+    orientation: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    structure_factors: object = dataclasses.field(default=None, repr=False)
+    volume_scale: float = 1.0
+
+    def __post_init__(self):
+        self._set("cell", check_cell(self.cell))
+        ncells = self.ncells
         if not isinstance(ncells, (tuple, list, np.ndarray)) or len(ncells) != 3:
             raise ValueError(f"ncells must be 3 numbers (Na, Nb, Nc), got {ncells!r}")
-        self.ncells = tuple(check_positive(f"ncells[{i}]", n) for i, n in enumerate(ncells))
-        self.mosaic_domains = check_int("mosaic_domains", mosaic_domains, minimum=1)
-        self.mosaic_spread_deg = check_nonnegative("mosaic_spread_deg", mosaic_spread_deg)
-        self.mosaic_distribution = check_choice("mosaic_distribution", mosaic_distribution, MOSAIC_DISTRIBUTIONS)
-        self.spot_shape = check_choice("spot_shape", spot_shape, SPOT_SHAPES)
-        self.default_F = check_nonnegative("default_F", default_F)
-        self.orientation = np.eye(3) if orientation is None else check_rotation("orientation", orientation)
-        if structure_factors is not None and not all(
-                hasattr(structure_factors, name) for name in ("table", "hkl_min")):
-            raise ValueError(f"structure_factors must be a StructureFactors, got {type(structure_factors).__name__}")
-        self.structure_factors = structure_factors
-        self.volume_scale = check_nonnegative("volume_scale", volume_scale)
+        self._set("ncells", tuple(check_positive(f"ncells[{i}]", n) for i, n in enumerate(ncells)))
+        self._set("mosaic_domains", check_int("mosaic_domains", self.mosaic_domains, minimum=1))
+        self._set("mosaic_spread_deg", check_nonnegative("mosaic_spread_deg", self.mosaic_spread_deg))
+        check_choice("mosaic_distribution", self.mosaic_distribution, MOSAIC_DISTRIBUTIONS)
+        check_choice("spot_shape", self.spot_shape, SPOT_SHAPES)
+        self._set("default_F", check_nonnegative("default_F", self.default_F))
+        orientation = np.eye(3) if self.orientation is None else check_rotation("orientation", self.orientation)
+        self._set("orientation", frozen_array(orientation))
+        sf = self.structure_factors
+        if sf is not None and not all(hasattr(sf, name) for name in ("table", "hkl_min")):
+            raise ValueError(f"structure_factors must be a StructureFactors, got {type(sf).__name__}")
+        self._set("volume_scale", check_nonnegative("volume_scale", self.volume_scale))
 
     @property
     def real_basis_A(self):
@@ -85,6 +109,11 @@ class Crystal:
     def volume_A3(self):
         """Unit-cell volume (cubic Angstrom)."""
         return float(abs(np.linalg.det(self.real_basis_A)))
+
+    @property
+    def block_volume_um3(self):
+        """Volume of one rendered domain block, Na x Nb x Nc cells (cubic micrometres)."""
+        return self.volume_A3 * float(np.prod(self.ncells)) * 1e-12
 
     def to_dict(self):
         """JSON-serialisable parameters (structure factors by description only)."""

@@ -8,6 +8,7 @@ image rows (the slow axis) along -y.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ from .._validation import (
     check_positive,
     check_vector3,
 )
+from ._params import Params, frozen_array
 from .orientation import misset_to_rotation
 
 __all__ = ["Detector", "Beam"]
@@ -40,8 +42,9 @@ def _check_shape(shape):
     return int(shape[0]), int(shape[1])
 
 
-class Detector:
-    """A flat pixel-array detector.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Detector(Params):
+    """A flat pixel-array detector (an immutable value: see :meth:`with_`).
 
     Parameters
     ----------
@@ -54,50 +57,82 @@ class Detector:
     beam_center_mm : tuple of float, optional
         ``(fast_mm, slow_mm)``: where the direct beam meets the unrotated
         detector, measured from the outer corner of pixel (0, 0) along the fast
-        (column) and slow (row) axes. Default: the centre of the detector.
+        (column) and slow (row) axes. Default (None): the centre of the
+        detector, whatever its shape.
     rotation_deg : tuple of float, optional
         ``(rotx, roty, rotz)``: rigid rotation of the whole detector about the
         sample, about the lab x, then y, then z axes (degrees; the same
         convention as a crystal misset). Default: no rotation.
     mask : array_like of bool, shape ``shape``, optional
-        True for pixels that record nothing (bad pixels, module gaps).
+        True for pixels that record nothing (bad pixels, module gaps); stored
+        as a read-only copy.
 
     Attributes
     ----------
+    direct_beam_mm : tuple of float
+        ``beam_center_mm``, or the detector's centre when it is None.
     origin_mm, fast_axis, slow_axis, normal : ndarray, shape (3,)
         Lab position of the outer corner of pixel (0, 0), and the unit vectors
-        along increasing columns, increasing rows, and towards the detector.
+        along increasing columns, increasing rows, and towards the detector;
+        derived from the fields at construction (read-only).
+
+    Examples
+    --------
+    >>> det = Detector((4, 6), pixel_size_mm=0.1, distance_mm=50.0)
+    >>> det.direct_beam_mm
+    (0.3, 0.2)
+    >>> det.distance_mm = 60.0
+    Traceback (most recent call last):
+    ...
+    dataclasses.FrozenInstanceError: cannot assign to field 'distance_mm'
     """
 
-    def __init__(self, shape=(512, 512), pixel_size_mm=0.172, distance_mm=80.0, beam_center_mm=None,
-                 rotation_deg=(0.0, 0.0, 0.0), mask=None):
-        self.shape = _check_shape(shape)
-        self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
-        self.distance_mm = check_positive("distance_mm", distance_mm)
+    shape: tuple = (512, 512)
+    pixel_size_mm: float = 0.172
+    distance_mm: float = 80.0
+    beam_center_mm: tuple | None = None
+    rotation_deg: tuple = (0.0, 0.0, 0.0)
+    mask: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    direct_beam_mm: tuple = dataclasses.field(init=False, repr=False)
+    origin_mm: np.ndarray = dataclasses.field(init=False, repr=False)
+    fast_axis: np.ndarray = dataclasses.field(init=False, repr=False)
+    slow_axis: np.ndarray = dataclasses.field(init=False, repr=False)
+    normal: np.ndarray = dataclasses.field(init=False, repr=False)
+    _directions: dict = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._set("shape", _check_shape(self.shape))
+        self._set("pixel_size_mm", check_positive("pixel_size_mm", self.pixel_size_mm))
+        self._set("distance_mm", check_positive("distance_mm", self.distance_mm))
         rows, cols = self.shape
-        if beam_center_mm is None:
-            beam_center_mm = (cols * self.pixel_size_mm / 2.0, rows * self.pixel_size_mm / 2.0)
-        if not isinstance(beam_center_mm, (tuple, list, np.ndarray)) or len(beam_center_mm) != 2:
-            raise ValueError(f"beam_center_mm must be (fast_mm, slow_mm), got {beam_center_mm!r}")
-        self.beam_center_mm = (check_finite("beam_center_mm[0]", beam_center_mm[0]),
-                               check_finite("beam_center_mm[1]", beam_center_mm[1]))
+        center = self.beam_center_mm
+        if center is not None:
+            if not isinstance(center, (tuple, list, np.ndarray)) or len(center) != 2:
+                raise ValueError(f"beam_center_mm must be (fast_mm, slow_mm), got {center!r}")
+            center = (check_finite("beam_center_mm[0]", center[0]), check_finite("beam_center_mm[1]", center[1]))
+        self._set("beam_center_mm", center)
+        rotation_deg = self.rotation_deg
         if not isinstance(rotation_deg, (tuple, list, np.ndarray)) or len(rotation_deg) != 3:
             raise ValueError(f"rotation_deg must be (rotx, roty, rotz) in degrees, got {rotation_deg!r}")
-        self.rotation_deg = tuple(check_finite(f"rotation_deg[{i}]", v) for i, v in enumerate(rotation_deg))
-
-        if mask is not None:
-            mask = np.asarray(mask)
+        self._set("rotation_deg", tuple(check_finite(f"rotation_deg[{i}]", v) for i, v in enumerate(rotation_deg)))
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
             if mask.shape != self.shape or mask.dtype != bool:
                 raise ValueError(f"mask must be a bool array of shape {self.shape}, got {mask.dtype} {mask.shape}")
-        self.mask = mask
+            self._set("mask", frozen_array(mask, dtype=bool))
 
+        # derived values: computed here from the fields, so they follow every change
+        if center is None:
+            center = (cols * self.pixel_size_mm / 2.0, rows * self.pixel_size_mm / 2.0)
+        self._set("direct_beam_mm", center)
         rotation = misset_to_rotation(*self.rotation_deg)
-        fast_mm, slow_mm = self.beam_center_mm
+        fast_mm, slow_mm = center
         origin = self.distance_mm * _BEAM_AXIS - fast_mm * _FAST_AXIS - slow_mm * _SLOW_AXIS
-        self.origin_mm = rotation @ origin
-        self.fast_axis = rotation @ _FAST_AXIS
-        self.slow_axis = rotation @ _SLOW_AXIS
-        self.normal = rotation @ _BEAM_AXIS
+        self._set("origin_mm", frozen_array(rotation @ origin))
+        self._set("fast_axis", frozen_array(rotation @ _FAST_AXIS))
+        self._set("slow_axis", frozen_array(rotation @ _SLOW_AXIS))
+        self._set("normal", frozen_array(rotation @ _BEAM_AXIS))
+        self._set("_directions", {})
 
     def subpixel_directions(self, oversample=1):
         """Unit vectors from the sample to every subpixel centre.
@@ -113,12 +148,13 @@ class Detector:
         from .. import _core
         from ._core_args import detector_args
 
-        cache = self.__dict__.setdefault("_directions", {})
-        if oversample not in cache:
+        directions = self._directions.get(oversample)
+        if directions is None:
             directions = _core.subpixel_directions(**detector_args(self, oversample))
             directions.flags.writeable = False
-            cache[oversample] = directions
-        return cache[oversample]
+            # a concurrent caller may store an identical array first: either one is right
+            directions = self._directions.setdefault(oversample, directions)
+        return directions
 
     def pixel_centers_mm(self):
         """Lab positions of the pixel centres, shape (rows, cols, 3), mm."""
@@ -136,7 +172,8 @@ class Detector:
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this detector."""
         return {"shape": list(self.shape), "pixel_size_mm": self.pixel_size_mm, "distance_mm": self.distance_mm,
-                "beam_center_mm": list(self.beam_center_mm), "rotation_deg": list(self.rotation_deg),
+                "beam_center_mm": None if self.beam_center_mm is None else list(self.beam_center_mm),
+                "rotation_deg": list(self.rotation_deg),
                 "mask": None if self.mask is None else np.argwhere(self.mask).tolist()}
 
     @classmethod
@@ -152,26 +189,24 @@ class Detector:
                 mask[tuple(np.asarray(masked).T)] = True
         return cls(shape=shape, mask=mask, **params)
 
-    def __repr__(self):
-        return (f"Detector(shape={self.shape}, pixel_size_mm={self.pixel_size_mm}, "
-                f"distance_mm={self.distance_mm}, beam_center_mm={self.beam_center_mm}, "
-                f"rotation_deg={self.rotation_deg})")
 
-
-class Beam:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Beam(Params):
     """The incident X-ray beam, as one or more weighted monochromatic sources.
 
     Give the fluence directly, or as ``flux_photons_per_s * exposure_s`` spread
-    over a square beam of side ``beam_size_mm``.
+    over a square beam of side ``beam_size_mm``. An immutable value: see
+    :meth:`with_`.
 
     Parameters
     ----------
     wavelength_A : float
         Central wavelength (Angstrom).
-    fluence : float, optional
+    fluence_photons_per_m2 : float, optional
         Photons per square metre at the sample.
     flux_photons_per_s, exposure_s : float, optional
-        Alternative to ``fluence``: fluence = flux * exposure / beam_size^2.
+        Alternative to ``fluence_photons_per_m2`` (keyword only):
+        fluence = flux * exposure / beam_size^2.
     beam_size_mm : float, optional
         Side of the square beam at the sample (mm). Needed with the flux, and
         for amorphous background, whose photons scale with the illuminated
@@ -181,7 +216,7 @@ class Beam:
         along ``polarization_axis`` (XFELs are nearly 1 with the E-vector
         horizontal).
     polarization_axis : array_like, default (0, 0, 1)
-        E-vector direction of the polarised part, lab frame.
+        E-vector direction of the polarised part, lab frame (normalised).
     dispersion : float, default 0.0
         Full spectral width as a fraction of the wavelength, sampled by
         ``dispersion_steps`` equally weighted wavelengths spread evenly over it.
@@ -193,65 +228,93 @@ class Beam:
     divergence_steps : int, default 1
     sources : sequence of (direction, wavelength_A, weight), optional
         An explicit list of sources; replaces the dispersion and divergence
-        sampling. Weights are normalised to sum to 1.
+        sampling. Stored with unit directions and weights normalised to sum to 1.
 
     Notes
     -----
     Every image is the weighted average of the images of the sources, as in
     nanoBragg, so the fluence is shared among them.
+
+    Examples
+    --------
+    >>> beam = Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03)
+    >>> round(beam.photons / 1e12, 6)
+    0.9
+    >>> beam.with_(wavelength_A=1.0).wavelength_A
+    1.0
     """
 
-    def __init__(self, wavelength_A=1.5, fluence=None, *, flux_photons_per_s=None, exposure_s=None,
-                 beam_size_mm=None, polarization_fraction=0.0, polarization_axis=(0.0, 0.0, 1.0),
-                 dispersion=0.0, dispersion_steps=1, divergence_mrad=0.0, divergence_steps=1, sources=None):
-        self.wavelength_A = check_positive("wavelength_A", wavelength_A)
-        self.beam_size_mm = None if beam_size_mm is None else check_positive("beam_size_mm", beam_size_mm)
+    wavelength_A: float = 1.5
+    fluence_photons_per_m2: float | None = None
+    _: dataclasses.KW_ONLY
+    flux_photons_per_s: dataclasses.InitVar[float | None] = None
+    exposure_s: dataclasses.InitVar[float | None] = None
+    beam_size_mm: float | None = None
+    polarization_fraction: float = 0.0
+    polarization_axis: np.ndarray = (0.0, 0.0, 1.0)
+    dispersion: float = 0.0
+    dispersion_steps: int = 1
+    divergence_mrad: float = 0.0
+    divergence_steps: int = 1
+    sources: tuple | None = None
+
+    def __post_init__(self, flux_photons_per_s, exposure_s):
+        self._set("wavelength_A", check_positive("wavelength_A", self.wavelength_A))
+        beam_size = None if self.beam_size_mm is None else check_positive("beam_size_mm", self.beam_size_mm)
+        self._set("beam_size_mm", beam_size)
+        fluence = self.fluence_photons_per_m2
         flux_given = [x is not None for x in (flux_photons_per_s, exposure_s)]
         if fluence is not None and any(flux_given):
-            raise ValueError("give either fluence or flux_photons_per_s and exposure_s, not both")
+            raise ValueError("give either fluence_photons_per_m2 or flux_photons_per_s and exposure_s, not both")
         if fluence is None:
-            if not all(flux_given) or self.beam_size_mm is None:
-                raise ValueError("fluence is required (or all of flux_photons_per_s, exposure_s, beam_size_mm)")
+            if not all(flux_given) or beam_size is None:
+                raise ValueError("fluence_photons_per_m2 is required "
+                                 "(or all of flux_photons_per_s, exposure_s, beam_size_mm)")
             flux = check_nonnegative("flux_photons_per_s", flux_photons_per_s)
             exposure = check_nonnegative("exposure_s", exposure_s)
-            fluence = flux * exposure / (self.beam_size_mm * 1e-3) ** 2
-        self.fluence = check_nonnegative("fluence", fluence)
-        self.polarization_fraction = check_fraction("polarization_fraction", polarization_fraction)
-        self.polarization_axis = check_vector3("polarization_axis", polarization_axis, unit=True)
-        self.dispersion = check_nonnegative("dispersion", dispersion)
-        if self.dispersion >= 1.0:
-            raise ValueError(f"dispersion must be < 1 (a fraction of the wavelength), got {dispersion!r}")
-        self.dispersion_steps = check_int("dispersion_steps", dispersion_steps, minimum=1)
-        self.divergence_mrad = check_nonnegative("divergence_mrad", divergence_mrad)
-        self.divergence_steps = check_int("divergence_steps", divergence_steps, minimum=1)
-        self._explicit_sources = None if sources is None else self._check_sources(sources)
+            fluence = flux * exposure / (beam_size * 1e-3) ** 2
+        self._set("fluence_photons_per_m2", check_nonnegative("fluence_photons_per_m2", fluence))
+        self._set("polarization_fraction", check_fraction("polarization_fraction", self.polarization_fraction))
+        self._set("polarization_axis", frozen_array(check_vector3("polarization_axis", self.polarization_axis,
+                                                                  unit=True)))
+        dispersion = check_nonnegative("dispersion", self.dispersion)
+        if dispersion >= 1.0:
+            raise ValueError(f"dispersion must be < 1 (a fraction of the wavelength), got {self.dispersion!r}")
+        self._set("dispersion", dispersion)
+        self._set("dispersion_steps", check_int("dispersion_steps", self.dispersion_steps, minimum=1))
+        self._set("divergence_mrad", check_nonnegative("divergence_mrad", self.divergence_mrad))
+        self._set("divergence_steps", check_int("divergence_steps", self.divergence_steps, minimum=1))
+        self._set("sources", None if self.sources is None else self._check_sources(self.sources))
 
     @staticmethod
     def _check_sources(sources):
+        """Explicit sources as a tuple of (unit direction tuple, wavelength_A, weight), weights summing to 1."""
+        if isinstance(sources, (str, bytes)) or not hasattr(sources, "__len__"):
+            raise ValueError(f"sources must be a sequence of (direction, wavelength_A, weight), got {sources!r}")
         if len(sources) == 0:
             raise ValueError("sources must not be empty")
         dirs, lams, weights = [], [], []
         for i, item in enumerate(sources):
-            if len(item) != 3:
+            if not hasattr(item, "__len__") or len(item) != 3:
                 raise ValueError(f"sources[{i}] must be (direction, wavelength_A, weight), got {item!r}")
             direction, lam, weight = item
             dirs.append(check_vector3(f"sources[{i}] direction", direction, unit=True))
             lams.append(check_positive(f"sources[{i}] wavelength_A", lam))
             weights.append(check_nonnegative(f"sources[{i}] weight", weight))
-        weights = np.asarray(weights)
-        if weights.sum() <= 0:
+        total = sum(weights)
+        if total <= 0:
             raise ValueError("sources: the weights must not all be zero")
-        return np.array(dirs), np.array(lams), weights / weights.sum()
+        return tuple((tuple(float(x) for x in d), lam, w / total) for d, lam, w in zip(dirs, lams, weights))
 
     @property
     def photons(self):
         """Photons in the whole pulse: fluence x beam area (needs ``beam_size_mm``)."""
         if self.beam_size_mm is None:
             raise ValueError("beam_size_mm is needed to count the photons in the beam")
-        return self.fluence * (self.beam_size_mm * 1e-3) ** 2
+        return self.fluence_photons_per_m2 * (self.beam_size_mm * 1e-3) ** 2
 
-    def sources(self):
-        """The sampled sources.
+    def sampled_sources(self):
+        """The sources the renderers average over.
 
         Returns
         -------
@@ -261,8 +324,9 @@ class Beam:
         weights : ndarray, shape (n,)
             Fractions of the fluence, summing to 1.
         """
-        if self._explicit_sources is not None:
-            return tuple(a.copy() for a in self._explicit_sources)
+        if self.sources is not None:
+            return (np.array([d for d, _, _ in self.sources]), np.array([lam for _, lam, _ in self.sources]),
+                    np.array([w for _, _, w in self.sources]))
         n_lam, n_div = self.dispersion_steps, self.divergence_steps
         lam_offsets = np.linspace(-0.5, 0.5, n_lam) if n_lam > 1 else np.zeros(1)
         wavelengths = self.wavelength_A * (1.0 + self.dispersion * lam_offsets)
@@ -281,24 +345,24 @@ class Beam:
 
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this beam."""
-        out = {"wavelength_A": self.wavelength_A, "fluence": self.fluence, "beam_size_mm": self.beam_size_mm,
-               "polarization_fraction": self.polarization_fraction,
+        out = {"wavelength_A": self.wavelength_A, "fluence_photons_per_m2": self.fluence_photons_per_m2,
+               "beam_size_mm": self.beam_size_mm, "polarization_fraction": self.polarization_fraction,
                "polarization_axis": self.polarization_axis.tolist(), "dispersion": self.dispersion,
                "dispersion_steps": self.dispersion_steps, "divergence_mrad": self.divergence_mrad,
                "divergence_steps": self.divergence_steps}
-        if self._explicit_sources is not None:
-            d, lam, w = self._explicit_sources
-            out["sources"] = [[di.tolist(), float(li), float(wi)] for di, li, wi in zip(d, lam, w)]
+        if self.sources is not None:
+            out["sources"] = [[list(d), lam, w] for d, lam, w in self.sources]
         return out
 
     @classmethod
     def from_dict(cls, params):
-        """Rebuild from :meth:`to_dict`."""
+        """Rebuild from :meth:`to_dict` (also reads the older key ``fluence``)."""
         params = dict(params)
-        if params.get("sources") is not None:
-            params["sources"] = [tuple(item) for item in params["sources"]]
+        if "fluence" in params:
+            params["fluence_photons_per_m2"] = params.pop("fluence")
         return cls(**params)
 
     def __repr__(self):
-        return (f"Beam(wavelength_A={self.wavelength_A}, fluence={self.fluence:.4g}, "
-                f"polarization_fraction={self.polarization_fraction}, n_sources={len(self.sources()[1])})")
+        return (f"Beam(wavelength_A={self.wavelength_A}, fluence_photons_per_m2={self.fluence_photons_per_m2:.4g}, "
+                f"beam_size_mm={self.beam_size_mm}, polarization_fraction={self.polarization_fraction}, "
+                f"n_sources={len(self.sampled_sources()[1])})")

@@ -25,14 +25,17 @@ those pixels of the whole image. Equations, units and conventions:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
 
 import numpy as np
+import scipy.fft
 from scipy.special import ndtr
 
 from .. import _core
+from ._params import Params
 from .masks import module_gap_mask
 from .._validation import (
     check_choice,
@@ -301,31 +304,39 @@ def _gauss_half_cached(sigma, enclosed_fraction, max_radius):
     return half
 
 
-def _fft_size(n):
-    """Smallest power of two >= max(n, 2)."""
-    return 1 << max(1, (int(n) - 1).bit_length())
-
-
 @functools.lru_cache(maxsize=8)
 def _fiber_spectrum(g, enclosed_fraction, shape):
-    """Real spectrum of the fiber kernel on the zero-padded FFT grid for images of ``shape``."""
+    """The fiber kernel on the zero-padded FFT grid for images of ``shape``: its real spectrum and the grid.
+
+    The kernel sits with its centre at (0, 0) and negative offsets wrapped
+    round; a grid of at least (rows + ry) x (cols + rx) keeps the circular
+    convolution free of wrap-around on the image's pixels.
+    """
     rows, cols = shape
     kernel = _fiber_kernel_cached(g, enclosed_fraction, max(rows, cols) - 1)
     radius = kernel.shape[0] // 2
     # offsets beyond the image's extent along an axis never connect two pixels
     ry, rx = min(radius, rows - 1), min(radius, cols - 1)
-    cut = np.ascontiguousarray(kernel[radius - ry:radius + ry + 1, radius - rx:radius + rx + 1])
-    spectrum = _core.kernel_spectrum(cut, _fft_size(rows + ry), _fft_size(cols + rx), 0)
+    grid_shape = (scipy.fft.next_fast_len(rows + ry, real=True), scipy.fft.next_fast_len(cols + rx, real=True))
+    grid = np.zeros(grid_shape)
+    grid[np.ix_(np.arange(-ry, ry + 1) % grid_shape[0], np.arange(-rx, rx + 1) % grid_shape[1])] = \
+        kernel[radius - ry:radius + ry + 1, radius - rx:radius + rx + 1]
+    # a kernel even in both axes has a real spectrum
+    spectrum = scipy.fft.rfft2(grid, workers=1).real
     spectrum.setflags(write=False)
-    return spectrum
+    return spectrum, grid_shape
 
 
 def _convolve(image, kind, fwhm_px, enclosed_fraction, n_threads):
     """Validated-input PSF convolution (image float32 C-contiguous)."""
     rows, cols = image.shape
     if kind == "fiber":
-        spectrum = _fiber_spectrum(fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, (rows, cols))
-        return _core.convolve_fft(image, spectrum, n_threads)
+        spectrum, grid_shape = _fiber_spectrum(fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, (rows, cols))
+        # each 1-D transform is computed whole by one worker: the result does not depend on their number
+        workers = n_threads if n_threads > 0 else -1
+        product = scipy.fft.rfft2(image.astype(np.float64), s=grid_shape, workers=workers)
+        product *= spectrum
+        return scipy.fft.irfft2(product, s=grid_shape, workers=workers)[:rows, :cols].astype(np.float32)
     half = _gauss_half_cached(fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max(rows, cols) - 1)
     return _core.convolve_separable(image, half, n_threads)
 
@@ -362,7 +373,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
     -----
     The Gaussian is separable and applied directly (two 1-D passes); the
     fiber kernel, a few hundred pixels wide, is applied by zero-padded FFT
-    (radix 2, double precision) with its spectrum cached per image shape.
+    (:mod:`scipy.fft`, double precision) with its spectrum cached per image shape.
 
     Examples
     --------
@@ -462,7 +473,7 @@ def _check_apply_args(expected_photons, pixel_size_mm, seed, mask, n_threads, or
             _check_mask(mask, expected.shape), _check_threads(n_threads), _check_origin(origin))
 
 
-class _DetectorResponse:
+class _DetectorResponse(Params):
     """What the detector models share: the 8-bit conversion and their metadata."""
 
     _model = ""
@@ -483,11 +494,9 @@ class _DetectorResponse:
             raise ValueError(f"data describes model {found!r}, not {cls._model!r}")
         return cls(**params)
 
-    def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "model")
-        return f"{type(self).__name__}({params})"
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
 class CCDResponse(_DetectorResponse):
     """Fiber-coupled CCD: the detector chain of the DiffraNet paper (Appendix A).
 
@@ -516,11 +525,6 @@ class CCDResponse(_DetectorResponse):
         Largest recorded value (ADU); 65025 = 255^2 is the paper's 16-bit
         ceiling, which the square root maps onto 255.
 
-    Attributes
-    ----------
-    last_timings : dict
-        Seconds spent in each stage by the last :meth:`apply`.
-
     Notes
     -----
     For expected photons mu at a pixel, the recorded value is
@@ -543,29 +547,28 @@ class CCDResponse(_DetectorResponse):
 
     _model = "ccd"
 
-    def __init__(self, flicker_rms=0.0, psf="fiber", psf_fwhm_um=DEFAULT_PSF_FWHM_UM, calibration_rms=0.04,
-                 calibration_seed=0, readout_rms_photons=3.0, adc_offset=10.0, saturation=SATURATION_8BIT):
-        self.flicker_rms = check_nonnegative("flicker_rms", flicker_rms)
-        self.psf = None if psf is None else check_choice("psf", psf, PSF_KINDS)
-        self.psf_fwhm_um = check_positive("psf_fwhm_um", psf_fwhm_um)
-        self.calibration_rms = check_nonnegative("calibration_rms", calibration_rms)
-        self.calibration_seed = check_seed("calibration_seed", calibration_seed)
-        self.readout_rms_photons = check_nonnegative("readout_rms_photons", readout_rms_photons)
-        self.adc_offset = check_nonnegative("adc_offset", adc_offset)
-        self.saturation = _check_saturation(saturation)
-        self.last_timings = {}
-        self._gain = {}
+    flicker_rms: float = 0.0
+    psf: str | None = "fiber"
+    psf_fwhm_um: float = DEFAULT_PSF_FWHM_UM
+    calibration_rms: float = 0.04
+    calibration_seed: int = 0
+    readout_rms_photons: float = 3.0
+    adc_offset: float = 10.0
+    saturation: float = SATURATION_8BIT
 
-    def _gain_map(self, shape, origin, n_threads):
-        """The detector's calibration map for a tile, cached: it is the same for every image."""
-        key = (shape, origin)
-        if key not in self._gain:
-            self._gain.clear()
-            self._gain[key] = _core.calibration_map(shape[0], shape[1], self.calibration_rms,
-                                                    self.calibration_seed, origin[0], origin[1], n_threads)
-        return self._gain[key]
+    def __post_init__(self):
+        self._set("flicker_rms", check_nonnegative("flicker_rms", self.flicker_rms))
+        if self.psf is not None:
+            check_choice("psf", self.psf, PSF_KINDS)
+        self._set("psf_fwhm_um", check_positive("psf_fwhm_um", self.psf_fwhm_um))
+        self._set("calibration_rms", check_nonnegative("calibration_rms", self.calibration_rms))
+        self._set("calibration_seed", check_seed("calibration_seed", self.calibration_seed))
+        self._set("readout_rms_photons", check_nonnegative("readout_rms_photons", self.readout_rms_photons))
+        self._set("adc_offset", check_nonnegative("adc_offset", self.adc_offset))
+        self._set("saturation", _check_saturation(self.saturation))
 
-    def apply(self, expected_photons, pixel_size_mm, seed, mask=None, n_threads=None, origin=(0, 0)):
+    def apply(self, expected_photons, pixel_size_mm, seed, mask=None, n_threads=None, origin=(0, 0),
+              return_timings=False):
         """Record an image: expected photons in, CCD pixel values (ADU) out.
 
         Parameters
@@ -586,11 +589,16 @@ class CCDResponse(_DetectorResponse):
         origin : tuple of int, default (0, 0)
             Detector (row, col) of the image's first pixel, for tiles. The noise
             is keyed by detector position; the PSF sees only the tile.
+        return_timings : bool, default False
+            Also return the seconds spent in each stage.
 
         Returns
         -------
-        ndarray, float32, shape (rows, cols)
+        counts : ndarray, float32, shape (rows, cols)
             Whole ADU values in [0, saturation], one ADU per photon.
+        timings : dict of str to float
+            Only with ``return_timings``: seconds in "validate", "poisson",
+            "psf" and "readout".
         """
         timings = {}
         start = time.perf_counter()
@@ -614,12 +622,14 @@ class CCDResponse(_DetectorResponse):
         timings["psf"] = now - start
 
         start = now
-        gain = self._gain_map(expected.shape, origin, threads) if self.calibration_rms > 0 else None
+        gain = None
+        if self.calibration_rms > 0:
+            gain = _calibration_map_cached(expected.shape, origin, self.calibration_rms, self.calibration_seed,
+                                           threads)
         counts = _core.ccd_readout(counts, gain, self.readout_rms_photons, self.adc_offset, self.saturation, seed,
                                    row0, col0, mask, threads)
         timings["readout"] = time.perf_counter() - start
-        self.last_timings = timings
-        return counts
+        return (counts, timings) if return_timings else counts
 
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this response."""
@@ -630,6 +640,16 @@ class CCDResponse(_DetectorResponse):
 
 
 
+@functools.lru_cache(maxsize=4)
+def _calibration_map_cached(shape, origin, calibration_rms, calibration_seed, n_threads):
+    """A detector's calibration map for a tile (read-only): the same for every image, so computed once."""
+    gain = _core.calibration_map(shape[0], shape[1], calibration_rms, calibration_seed, origin[0], origin[1],
+                                 n_threads)
+    gain.setflags(write=False)
+    return gain
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class PixelArrayResponse(_DetectorResponse):
     """Photon-counting pixel-array detector (Pilatus, Eiger, Jungfrau-like).
 
@@ -671,20 +691,28 @@ class PixelArrayResponse(_DetectorResponse):
 
     _model = "pixel_array"
 
-    def __init__(self, saturation=2**20 - 1, module_shape=None, gap_px=(17, 7), dead_time_s=0.0,
-                 exposure_s=None):
-        self.saturation = _check_saturation(saturation)
+    saturation: float = 2**20 - 1
+    module_shape: tuple | None = None
+    gap_px: tuple = (17, 7)
+    dead_time_s: float = 0.0
+    exposure_s: float | None = None
+
+    def __post_init__(self):
+        self._set("saturation", _check_saturation(self.saturation))
+        module_shape, gap_px = self.module_shape, self.gap_px
         # module_gap_mask validates both and names the offending value
         module_gap_mask((1, 1), (1, 1) if module_shape is None else module_shape, gap_px)
-        self.module_shape = None if module_shape is None else (int(module_shape[0]), int(module_shape[1]))
-        self.gap_px = (int(gap_px), int(gap_px)) if np.ndim(gap_px) == 0 else (int(gap_px[0]), int(gap_px[1]))
-        self.dead_time_s = check_nonnegative("dead_time_s", dead_time_s)
-        self.exposure_s = None if exposure_s is None else check_positive("exposure_s", exposure_s)
+        if module_shape is not None:
+            self._set("module_shape", (int(module_shape[0]), int(module_shape[1])))
+        self._set("gap_px", (int(gap_px), int(gap_px)) if np.ndim(gap_px) == 0 else (int(gap_px[0]), int(gap_px[1])))
+        self._set("dead_time_s", check_nonnegative("dead_time_s", self.dead_time_s))
+        if self.exposure_s is not None:
+            self._set("exposure_s", check_positive("exposure_s", self.exposure_s))
         if self.dead_time_s > 0 and self.exposure_s is None:
-            raise ValueError(f"exposure_s is needed with dead_time_s={dead_time_s!r}")
-        self.last_timings = {}
+            raise ValueError(f"exposure_s is needed with dead_time_s={self.dead_time_s!r}")
 
-    def apply(self, expected_photons, pixel_size_mm, seed, mask=None, n_threads=None, origin=(0, 0)):
+    def apply(self, expected_photons, pixel_size_mm, seed, mask=None, n_threads=None, origin=(0, 0),
+              return_timings=False):
         """Record an image: expected photons in, photon counts out.
 
         Parameters
@@ -703,11 +731,15 @@ class PixelArrayResponse(_DetectorResponse):
         origin : tuple of int, default (0, 0)
             Detector (row, col) of the image's first pixel (noise keys and
             module positions).
+        return_timings : bool, default False
+            Also return the seconds spent in each stage.
 
         Returns
         -------
-        ndarray, float32, shape (rows, cols)
+        counts : ndarray, float32, shape (rows, cols)
             Whole photon counts in [0, saturation].
+        timings : dict of str to float
+            Only with ``return_timings``: seconds in "validate" and "poisson".
         """
         timings = {}
         start = time.perf_counter()
@@ -725,8 +757,7 @@ class PixelArrayResponse(_DetectorResponse):
         counts = _core.poisson(expected, 1.0, seed, origin[0], origin[1], mask, threads)
         counts = _core.clip_counts(counts, self.saturation, mask, threads)
         timings["poisson"] = time.perf_counter() - start
-        self.last_timings = timings
-        return counts
+        return (counts, timings) if return_timings else counts
 
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this response."""
@@ -738,7 +769,11 @@ class PixelArrayResponse(_DetectorResponse):
 
 
 def paper_ccd(flicker_rms=0.0, calibration_seed=0):
-    """The DiffraNet paper's detector: fiber-coupled CCD, 4 % calibration, 3-photon read-out noise, offset 10.
+    """The DiffraNet paper's detector: ``PRESETS["diffranet"].response(...)``.
+
+    A fiber-coupled CCD with the paper's PSF, 4 % calibration error, 3-photon
+    read-out noise and offset 10; the values live in
+    :class:`diffranet.dataset.presets.Preset`.
 
     Parameters
     ----------
@@ -753,6 +788,6 @@ def paper_ccd(flicker_rms=0.0, calibration_seed=0):
     -------
     CCDResponse
     """
-    return CCDResponse(flicker_rms=flicker_rms, psf="fiber", psf_fwhm_um=DEFAULT_PSF_FWHM_UM, calibration_rms=0.04,
-                       calibration_seed=calibration_seed, readout_rms_photons=3.0, adc_offset=10.0,
-                       saturation=SATURATION_8BIT)
+    from ..dataset.presets import PRESETS
+
+    return PRESETS["diffranet"].response(flicker_rms=flicker_rms, calibration_seed=calibration_seed)

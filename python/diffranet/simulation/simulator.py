@@ -11,6 +11,7 @@ import numpy as np
 from .. import _core
 from ._core_args import beam_args, detector_args
 from .._validation import check_choice, check_int, check_seed
+from .budget import Budget, check as check_budget, check_photons, progress
 from .response import to_8bit
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
 from .geometry import Beam, Detector
@@ -96,11 +97,14 @@ class Simulator:
         Turns expected photons into counts and an 8-bit image (e.g.
         ``diffranet.simulation.response.CCDResponse``); default: an ideal counter that
         records the expected photons.
+    budget : diffranet.simulation.budget.Budget, optional
+        Largest estimated work and memory of a render; a render that would
+        exceed it raises ``ValueError`` before it starts (default: ``Budget()``).
 
     Examples
     --------
     >>> from diffranet import Simulator, Detector, Beam, Crystal
-    >>> sim = Simulator(Detector(shape=(64, 64)), Beam(1.5, fluence=1e24),
+    >>> sim = Simulator(Detector(shape=(64, 64)), Beam(1.5, fluence_photons_per_m2=1e24),
     ...                 Crystal((50, 60, 70, 90, 90, 90), ncells=(5, 5, 5)))
     >>> img = sim.bragg(seed=0)
     >>> img.shape, img.dtype
@@ -108,7 +112,7 @@ class Simulator:
     """
 
     def __init__(self, detector, beam, crystal=None, oversample=1, n_threads=None, method="auto",
-                 background=None, beamstop=None, response=None, background_oversample=None):
+                 background=None, beamstop=None, response=None, background_oversample=None, budget=None):
         for name, value, cls in (("detector", detector, Detector), ("beam", beam, Beam)):
             if not isinstance(value, cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
@@ -132,7 +136,9 @@ class Simulator:
                                       else check_int("background_oversample", background_oversample, minimum=1))
         self.beamstop = beamstop
         self.response = response
-        self.last_stats = {}
+        if budget is not None and not isinstance(budget, Budget):
+            raise ValueError(f"budget must be a Budget or None, got {type(budget).__name__}")
+        self.budget = Budget() if budget is None else budget
 
     def _structure_factor_table(self):
         sf = self.crystal.structure_factors
@@ -147,7 +153,7 @@ class Simulator:
         return _core.mosaic_rotations(xtal.mosaic_domains, math.radians(xtal.mosaic_spread_deg),
                                       MOSAIC_DISTRIBUTIONS[xtal.mosaic_distribution], seed)
 
-    def bragg(self, seed=0, method=None):
+    def bragg(self, seed=0, method=None, return_stats=False):
         """Expected Bragg photons per pixel, without noise.
 
         Parameters
@@ -156,12 +162,17 @@ class Simulator:
             Draws the mosaic domains' misorientations.
         method : {"auto", "reflection", "pixel"}, optional
             Overrides the simulator's renderer for this call.
+        return_stats : bool, default False
+            Also return the renderer's counters.
 
         Returns
         -------
-        ndarray, float32, shape detector.shape
+        image : ndarray, float32, shape detector.shape
             r_e^2 x fluence x solid angle x polarisation x |F_cell|^2 x |F_latt|^2,
             averaged over subpixels, sources and mosaic domains.
+        stats : dict
+            Only with ``return_stats``: the renderer used (``"method"``) and its
+            work counters (e.g. ``"spots"``, ``"subpixels_tested"``).
         """
         if self.crystal is None:
             raise ValueError("this Simulator has no crystal: bragg() needs one (simulate() works without)")
@@ -171,25 +182,30 @@ class Simulator:
         if method == "reflection" and self.crystal.spot_shape not in COMPACT_SHAPES:
             raise ValueError(f"method='reflection' needs a compact spot_shape (tophat or gauss), "
                              f"got {self.crystal.spot_shape!r}")
+        cost = check_budget(self, self.budget, method, parts=("bragg",))
         det, xtal = self.detector, self.crystal
         table, hkl_min = self._structure_factor_table()
-        image, stats = _core.render_bragg(
-            **detector_args(det, self.oversample), **beam_args(self.beam), real_basis_A=xtal.real_basis_A,
-            ncells=np.asarray(xtal.ncells, dtype=float), shape=SPOT_SHAPES[xtal.spot_shape],
-            domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
-            default_F=xtal.default_F, method=method, n_threads=self.n_threads,
-            directions=det.subpixel_directions(self.oversample))
-        self.last_stats = dict(stats, method=method)
+        with progress("Bragg render", cost, self.budget):
+            image, stats = _core.render_bragg(
+                **detector_args(det, self.oversample), **beam_args(self.beam), real_basis_A=xtal.real_basis_A,
+                ncells=np.asarray(xtal.ncells, dtype=float), shape=SPOT_SHAPES[xtal.spot_shape],
+                domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
+                default_F=xtal.default_F, method=method, n_threads=self.n_threads,
+                directions=det.subpixel_directions(self.oversample))
         if xtal.volume_scale != 1.0:
             image *= np.float32(xtal.volume_scale)
-        return image
+        image = check_photons(image, "Bragg photons")
+        return (image, dict(stats, method=method)) if return_stats else image
 
     def background_image(self):
         """Expected background photons per pixel (zeros without a background model)."""
         if self.background is None:
             return np.zeros(self.detector.shape, dtype=np.float32)
-        return self.background.render(self.detector, self.beam, oversample=self.background_oversample,
-                                      n_threads=self.n_threads or None)
+        cost = check_budget(self, self.budget, parts=("background",))
+        with progress("background render", cost, self.budget):
+            image = self.background.render(self.detector, self.beam, oversample=self.background_oversample,
+                                           n_threads=self.n_threads or None)
+        return check_photons(image, "background photons")
 
     def simulate(self, seed=0):
         """One shot: Bragg spots + background, through the detector.
@@ -204,6 +220,7 @@ class Simulator:
         SimulationResult
         """
         seed = check_seed("seed", seed)
+        check_budget(self, self.budget)
         det = self.detector
         bragg = self.bragg(seed=seed) if self.crystal is not None else np.zeros(det.shape, dtype=np.float32)
         background = self.background_image()
@@ -211,7 +228,7 @@ class Simulator:
             shadow = self.beamstop.shadow(det)
             bragg[shadow] = 0.0
             background[shadow] = 0.0
-        expected = bragg + background
+        expected = check_photons(bragg + background)
         if self.response is None:
             counts = expected.copy()
             if det.mask is not None:

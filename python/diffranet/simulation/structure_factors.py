@@ -23,7 +23,6 @@ amplitudes in electrons (the scattering of one free electron is 1).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_write
 from .._validation import check_finite, check_nonnegative, check_positive, check_seed
 
 __all__ = ["StructureFactors"]
@@ -631,18 +631,11 @@ def _load_cache(path, key):
 
 
 def _write_cache(path, key, sf):
-    """Write atomically (temporary file + os.replace), so readers never see a partial file."""
+    """Write atomically, so readers never see a partial file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, table=sf.table, hkl_min=np.array(sf.hkl_min), cell=np.array(sf.cell), **key)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(path) as fh:
+            np.savez_compressed(fh, table=sf.table, hkl_min=np.array(sf.hkl_min), cell=np.array(sf.cell), **key)
     except OSError as exc:
         warnings.warn(f"could not cache default structure factors in {path.parent}: {exc}", RuntimeWarning, stacklevel=3)
 

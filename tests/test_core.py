@@ -1,0 +1,237 @@
+"""The compiled core's bindings refuse bad arguments with ValueError and never write to inputs.
+
+These tests call the private ``diffranet._core`` functions directly, with the
+arguments a careless caller could pass, bypassing the validation of the public
+Python layer: every binding must check dtypes, layouts, shapes and ranges
+itself, because its kernel reads and writes raw buffers. They also check that
+an exception thrown inside an OpenMP parallel region (here an allocation
+failure injected through a test hook) reaches Python as an exception instead of
+terminating the process.
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+from skimage.feature import graycomatrix, graycoprops
+
+from diffranet import _core
+
+
+def image(shape=(6, 7), value=5.0, dtype=np.float32):
+    return np.full(shape, value, dtype=dtype)
+
+
+def readout(counts, gain=None, mask=None, n_threads=1):
+    return _core.ccd_readout(counts, gain, 2.0, 10.0, 65025.0, 3, 0, 0, mask, n_threads)
+
+
+class TestGainMap:
+    @pytest.mark.parametrize("shape", [(6, 6), (7, 7), (1, 1), (42,)])
+    def test_wrong_size_is_refused(self, shape):
+        # a gain map smaller than the image was read past its end
+        with pytest.raises(ValueError, match="gain"):
+            readout(image(), gain=np.ones(shape, np.float32))
+
+    def test_wrong_dtype_is_refused(self):
+        with pytest.raises(ValueError, match="gain.*float32"):
+            readout(image(), gain=np.ones((6, 7)))
+
+    def test_right_size_is_applied(self):
+        gain = np.full((6, 7), 2.0, np.float32)
+        counts = image(value=100.0)
+        quiet = _core.ccd_readout(counts, gain, 0.0, 0.0, 65025.0, 3, 0, 0, None, 1)
+        np.testing.assert_array_equal(quiet, 200.0)
+
+
+class TestReadoutAndClipDoNotWriteToInput:
+    @pytest.mark.parametrize("call", [
+        lambda counts: readout(counts),
+        lambda counts: _core.clip_counts(counts, 4.0, None, 1),
+    ], ids=["ccd_readout", "clip_counts"])
+    def test_input_unchanged_and_result_new(self, call):
+        counts = np.random.default_rng(0).uniform(-3.0, 9.0, (6, 7)).astype(np.float32)
+        before = counts.copy()
+        result = call(counts)
+        np.testing.assert_array_equal(counts, before)
+        assert not np.shares_memory(result, counts)
+        np.testing.assert_array_equal(result, call(before.copy()))
+
+    def test_clip_values(self):
+        counts = np.array([[-1.0, 0.5, 3.0, 9.0]], np.float32)
+        mask = np.array([[0, 0, 1, 0]], np.uint8)
+        np.testing.assert_array_equal(_core.clip_counts(counts, 4.0, mask, 1), [[0.0, 0.5, 0.0, 4.0]])
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.int32, np.uint16])
+    def test_other_dtypes_are_refused_not_cast(self, dtype):
+        # they used to be converted to a float32 copy, so only float32 input was modified in place
+        with pytest.raises(ValueError, match="counts.*float32"):
+            readout(image(dtype=dtype))
+        with pytest.raises(ValueError, match="counts.*float32"):
+            _core.clip_counts(image(dtype=dtype), 4.0, None, 1)
+
+
+class TestGlcmOut:
+    def setup_method(self):
+        self.images = np.random.default_rng(1).integers(0, 8, (2, 9, 11), dtype=np.uint8)
+        self.offsets = np.array([[0, 1], [1, 0], [2, -1]], np.int64)
+
+    def call(self, out, images=None, offsets=None, levels=8, n_threads=2):
+        _core.glcm_features(self.images if images is None else images,
+                            self.offsets if offsets is None else offsets, levels, False, out, n_threads)
+
+    def test_float64_out_is_filled(self):
+        out = np.full((2, 3, 6), np.nan)
+        self.call(out)
+        for k in range(2):
+            glcm = graycomatrix(self.images[k], [1, 1, 2], [0, np.pi / 2, np.arctan2(2, -1)], levels=8)
+            # scikit-image rounds d sin(a), d cos(a): offsets (0, 1), (1, 0), (round(2 sin), round(2 cos))
+            for o in range(3):
+                np.testing.assert_allclose(out[k, o, 0], graycoprops(glcm[:, :, o:o + 1, o:o + 1], "contrast")[0, 0])
+
+    def test_float32_out_is_refused(self):
+        # it used to be converted to a float64 copy that the kernel filled and Python never saw
+        out = np.zeros((2, 3, 6), np.float32)
+        with pytest.raises(ValueError, match="out.*float64"):
+            self.call(out)
+        assert not out.any()
+
+    @pytest.mark.parametrize("out", [
+        np.zeros((2, 3, 5)), np.zeros((3, 3, 6)), np.zeros((2, 18)), np.zeros((2, 6, 3)).transpose(0, 2, 1),
+        np.zeros((2, 3, 12))[:, :, ::2], [[[0.0] * 6] * 3] * 2,
+    ], ids=["properties", "images", "2d", "fortran", "strided", "list"])
+    def test_wrong_shape_or_layout_is_refused(self, out):
+        with pytest.raises(ValueError, match="out"):
+            self.call(out)
+
+    def test_read_only_out_is_refused(self):
+        out = np.zeros((2, 3, 6))
+        out.flags.writeable = False
+        with pytest.raises(ValueError, match="writeable"):
+            self.call(out)
+
+    def test_grey_level_above_levels_is_refused(self):
+        # it indexed past the end of the per-thread count buffer
+        with pytest.raises(ValueError, match="levels"):
+            self.call(np.zeros((2, 3, 6)), levels=4)
+
+    @pytest.mark.parametrize("levels", [0, 257, -3])
+    def test_levels_out_of_range(self, levels):
+        with pytest.raises(ValueError, match="levels"):
+            self.call(np.zeros((2, 3, 6)), images=np.zeros((2, 9, 11), np.uint8), levels=levels)
+
+    @pytest.mark.parametrize("images, name", [
+        (np.zeros((2, 9, 11), np.int64), "images"), (np.zeros((9, 11), np.uint8), "images"),
+        (np.zeros((2, 0, 11), np.uint8), "images"), (np.zeros((2, 11, 9), np.uint8).transpose(0, 2, 1), "images"),
+    ])
+    def test_bad_images(self, images, name):
+        with pytest.raises(ValueError, match=name):
+            self.call(np.zeros((2, 3, 6)), images=images)
+
+    @pytest.mark.parametrize("offsets", [
+        np.zeros((3, 2), np.int32), np.zeros((3, 3), np.int64), np.array([[0, 2**40], [0, 1], [1, 0]], np.int64),
+        np.array([[-2**63, 0], [0, 1], [1, 0]], np.int64),
+    ], ids=["int32", "three-columns", "huge", "most-negative"])
+    def test_bad_offsets(self, offsets):
+        with pytest.raises(ValueError, match="offsets"):
+            self.call(np.zeros((2, 3, 6)), offsets=offsets)
+
+
+class TestShapesDtypesRanges:
+    @pytest.mark.parametrize("expected", [
+        image(dtype=np.float64), image((6,)), image((6, 7, 1)), image((0, 4)), np.ones((6, 14), np.float32)[:, ::2],
+        image().astype(">f4"), [[1.0, 2.0]],
+    ], ids=["float64", "1d", "3d", "empty", "strided", "big-endian", "list"])
+    def test_poisson_bad_expected(self, expected):
+        with pytest.raises(ValueError, match="expected|rows"):
+            _core.poisson(expected, 1.0, 0, 0, 0, None, 1)
+
+    @pytest.mark.parametrize("value", [np.nan, np.inf, -1.0])
+    def test_poisson_non_finite_or_negative_mean(self, value):
+        # a NaN mean never left the sampler's rejection loop
+        expected = image()
+        expected[2, 3] = value
+        with pytest.raises(ValueError, match="expected"):
+            _core.poisson(expected, 1.0, 0, 0, 0, None, 1)
+
+    @pytest.mark.parametrize("scale", [np.nan, np.inf, -0.5])
+    def test_poisson_bad_scale(self, scale):
+        with pytest.raises(ValueError, match="scale"):
+            _core.poisson(image(), scale, 0, 0, 0, None, 1)
+
+    @pytest.mark.parametrize("mask", [np.zeros((6, 7), bool), np.zeros((7, 6), np.uint8), np.zeros(42, np.uint8)])
+    def test_bad_mask(self, mask):
+        with pytest.raises(ValueError, match="mask"):
+            _core.poisson(image(), 1.0, 0, 0, 0, mask, 1)
+        with pytest.raises(ValueError, match="mask"):
+            readout(image(), mask=mask)
+
+    @pytest.mark.parametrize("row0, col0", [(-1, 0), (0, -5), (2**31, 0)])
+    def test_bad_origin(self, row0, col0):
+        with pytest.raises(ValueError, match="row0|col0"):
+            _core.poisson(image(), 1.0, 0, row0, col0, None, 1)
+
+    @pytest.mark.parametrize("n_threads", [-1, 10**6])
+    def test_bad_thread_count(self, n_threads):
+        with pytest.raises(ValueError, match="n_threads"):
+            _core.clip_counts(image(), 4.0, None, n_threads)
+
+    @pytest.mark.parametrize("rows, cols", [(0, 4), (4, -1), (2**31, 1)])
+    def test_calibration_bad_size(self, rows, cols):
+        with pytest.raises(ValueError, match="rows|cols"):
+            _core.calibration_map(rows, cols, 0.04, 0, 0, 0, 1)
+
+    @pytest.mark.parametrize("rms", [np.nan, -0.1])
+    def test_bad_rms(self, rms):
+        with pytest.raises(ValueError, match="rms"):
+            _core.calibration_map(3, 3, rms, 0, 0, 0, 1)
+        with pytest.raises(ValueError, match="rms"):
+            _core.flicker_factor(0, rms)
+
+    @pytest.mark.parametrize("kernel", [np.zeros(0), np.ones(3, np.float32), np.ones((3, 1))],
+                             ids=["empty", "float32", "2d"])
+    def test_separable_bad_kernel(self, kernel):
+        with pytest.raises(ValueError, match="kernel_half"):
+            _core.convolve_separable(image(), kernel, 1)
+
+    def test_separable_radius_larger_than_image(self):
+        # offsets beyond the image are skipped, not read
+        spot = np.zeros((3, 3), np.float32)
+        spot[1, 1] = 1.0
+        result = _core.convolve_separable(spot, np.full(50, 0.01), 1)
+        np.testing.assert_allclose(result, np.full((3, 3), 1e-4), rtol=1e-6)
+
+
+@contextlib.contextmanager
+def failing(kernel):
+    _core._inject_failure(kernel)
+    try:
+        yield
+    finally:
+        _core._inject_failure("")
+
+
+PARALLEL_KERNELS = {
+    "poisson": lambda n: _core.poisson(image((64, 64)), 1.0, 0, 0, 0, None, n),
+    "ccd_readout": lambda n: readout(image((64, 64)), n_threads=n),
+    "calibration_map": lambda n: _core.calibration_map(64, 64, 0.04, 0, 0, 0, n),
+    "clip_counts": lambda n: _core.clip_counts(image((64, 64)), 4.0, None, n),
+    "convolve_separable": lambda n: _core.convolve_separable(image((64, 64)), np.full(3, 0.2), n),
+    "glcm_features": lambda n: _core.glcm_features(np.zeros((8, 16, 16), np.uint8), np.array([[0, 1]], np.int64),
+                                                   256, False, np.zeros((8, 1, 6)), n),
+}
+
+
+class TestExceptionsInParallelRegions:
+    @pytest.mark.parametrize("n_threads", [1, 2])
+    @pytest.mark.parametrize("kernel", sorted(PARALLEL_KERNELS))
+    def test_allocation_failure_reaches_python(self, kernel, n_threads):
+        # without the catch inside the region, std::terminate would abort the interpreter
+        call = PARALLEL_KERNELS[kernel]
+        with failing(kernel), pytest.raises(MemoryError):
+            call(n_threads)
+        # the hook of one kernel leaves the others alone, and the kernel works again afterwards
+        other = next(name for name in PARALLEL_KERNELS if name != kernel)
+        with failing(other):
+            call(n_threads)
+        call(n_threads)
