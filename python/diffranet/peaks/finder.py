@@ -69,8 +69,8 @@ def _check_images(images, ndim):
         raise ValueError(f"image must hold real numbers, got dtype {arr.dtype}")
     if arr.shape[-1] < 1 or arr.shape[-2] < 1:
         raise ValueError(f"image must have at least one row and one column, got shape {arr.shape}")
-    if arr.shape[-1] > 2**30 or arr.shape[-2] > 2**30:
-        raise ValueError(f"image is too large: shape {arr.shape}")
+    if arr.shape[-1] * arr.shape[-2] >= 2**31:
+        raise ValueError(f"image must have fewer than 2**31 pixels, got shape {arr.shape}")
     out = np.ascontiguousarray(arr, dtype=np.float32)
     if out.dtype.kind == "f" and arr.dtype.kind == "f" and not np.isfinite(out).all():
         raise ValueError("image must be finite (no NaN or inf); mask bad pixels instead")
