@@ -62,21 +62,36 @@ void clip_ring(const float* values, std::int64_t n, const PeakFinderParams& p, d
     double hi = std::numeric_limits<double>::infinity();
     std::int64_t last_count = -1;
     for (int it = 0; it < p.iterations; ++it) {
-        double s = 0.0, s2 = 0.0;
-        std::int64_t count = 0;
-        for (std::int64_t j = 0; j < n; ++j) {
-            const double v = values[j];
-            if (v > lo && v < hi) {
-                const double d = v - shift;
-                s += d;
-                s2 += d * d;
-                ++count;
+        // Four interleaved partial sums (combined in a fixed order): no branch
+        // and no single dependency chain in the hot loop.
+        double s[4] = {0.0, 0.0, 0.0, 0.0}, s2[4] = {0.0, 0.0, 0.0, 0.0};
+        std::int64_t c[4] = {0, 0, 0, 0};
+        std::int64_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            for (int lane = 0; lane < 4; ++lane) {
+                const double v = values[j + lane];
+                const bool keep = v > lo && v < hi;
+                const double d = keep ? v - shift : 0.0;
+                s[lane] += d;
+                s2[lane] += d * d;
+                c[lane] += keep;
             }
         }
+        for (; j < n; ++j) {
+            const double v = values[j];
+            const bool keep = v > lo && v < hi;
+            const double d = keep ? v - shift : 0.0;
+            s[0] += d;
+            s2[0] += d * d;
+            c[0] += keep;
+        }
+        const double sum = (s[0] + s[1]) + (s[2] + s[3]);
+        const double sum_sq = (s2[0] + s2[1]) + (s2[2] + s2[3]);
+        const std::int64_t count = (c[0] + c[1]) + (c[2] + c[3]);
         if (count == 0) break;  // keep the previous pass's values
-        const double m = s / count;
+        const double m = sum / count;
         mean = shift + m;
-        sigma = std::sqrt(std::max(s2 / count - m * m, 0.0));
+        sigma = std::sqrt(std::max(sum_sq / count - m * m, 0.0));
         lo = mean - p.min_snr * sigma;
         hi = mean + p.min_snr * sigma;
         threshold = std::max(hi, p.adc_threshold);

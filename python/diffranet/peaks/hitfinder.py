@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from ..classes import HIT_LABELS, is_hit
 from ..features._base import n_threads
-from .finder import PeakFinderSettings, count_peaks
+from .finder import PeakFinderSettings
+from .finder import _run as run_finder
 
 __all__ = ["PeakFinderHitFinder"]
 
@@ -181,7 +182,8 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
 
     def _count(self, images):
         beam = None if self.beam_center_px is None else tuple(np.asarray(self.beam_center_px, dtype=float))
-        return count_peaks(images, beam_center_px=beam, n_threads=n_threads(self.n_jobs), **self._settings())
+        # the frames are validated float32 already (finite: validate_data, or squares of 8-bit values)
+        return run_finder(images, None, beam, PeakFinderSettings(**self._settings()), n_threads(self.n_jobs))["counts"]
 
     # ------------------------------------------------------------------ API
     @_fit_context(prefer_skip_nested_validation=True)
