@@ -91,10 +91,6 @@ DoubleArray mosaic(int n_domains, double spread_rad, int distribution, std::uint
 }  // namespace
 
 void register_bragg(py::module_& m) {
-    m.def(
-        "_inject_failure", [](const std::string& kernel) { set_injected_failure(kernel.c_str()); }, py::arg("kernel"),
-        "Testing only: every parallel task of `kernel` ('bragg_reflection', 'bragg_pixel', 'background') throws "
-        "std::bad_alloc until called again with ''.");
     m.def("render_bragg", &render_bragg, py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"),
           py::arg("origin_mm"), py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"), py::arg("oversample"),
           py::arg("source_directions"), py::arg("source_wavelengths_A"), py::arg("source_weights"),

@@ -3,14 +3,15 @@
 
 #include <string>
 
-#include "diffranet/parallel_errors.hpp"
+#include "diffranet/parallel.hpp"
 
 namespace py = pybind11;
 
 void register_testing(py::module_& m) {
     m.def(
         "_inject_failure",
-        [](const std::string& kernel) { diffranet::testing::injected_failure() = kernel; },
+        [](const std::string& kernel) { diffranet::set_injected_failure(kernel.c_str()); },
         py::arg("kernel"),
-        "Make the parallel regions of `kernel` (a kernel name, \"\" for none) throw std::bad_alloc; for tests.");
+        "Testing only: every parallel task of `kernel` (e.g. 'poisson', 'bragg_reflection', 'background') throws "
+        "std::bad_alloc until called again with ''.");
 }

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "diffranet/constants.hpp"
-#include "diffranet/parallel_errors.hpp"
+#include "diffranet/parallel.hpp"
 #include "diffranet/response.hpp"
 #include "diffranet/rng.hpp"
 
@@ -90,10 +90,10 @@ double flicker_factor(std::uint64_t seed, double rms) {
 
 void poisson_image(const float* expected, const ImageTile& tile, double scale, std::uint64_t seed, float* out,
                    int n_threads) {
-    ParallelErrors errors("poisson");
+    ParallelRun errors(nullptr, "poisson");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        errors.run([&] {
+        errors.task([&] {
             for (int c = 0; c < tile.cols; ++c) {
                 const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
                 const double mu = scale * static_cast<double>(expected[i]);
@@ -106,15 +106,15 @@ void poisson_image(const float* expected, const ImageTile& tile, double scale, s
             }
         });
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 void ccd_readout(const float* counts, const float* gain, const ImageTile& tile, const ReadoutParams& p,
                  std::uint64_t seed, float* out, int n_threads) {
-    ParallelErrors errors("ccd_readout");
+    ParallelRun errors(nullptr, "ccd_readout");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        errors.run([&] {
+        errors.task([&] {
             const std::int64_t row = tile.row0 + r;
             for (int c = 0; c < tile.cols;) {
                 // Box-Muller gives two independent normals: the read-out noise of
@@ -145,15 +145,15 @@ void ccd_readout(const float* counts, const float* gain, const ImageTile& tile, 
             }
         });
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_t calibration_seed, float* out,
                      int n_threads) {
-    ParallelErrors errors("calibration_map");
+    ParallelRun errors(nullptr, "calibration_map");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        errors.run([&] {
+        errors.task([&] {
             for (int c = 0; c < tile.cols; ++c) {
                 const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
                 CounterRng gain(calibration_seed, Stream::kCalibration, pixel_key(tile.row0 + r, tile.col0 + c));
@@ -161,22 +161,22 @@ void calibration_map(const ImageTile& tile, double calibration_rms, std::uint64_
             }
         });
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 void clip_counts(const float* counts, const ImageTile& tile, double saturation, float* out, int n_threads) {
     const float top = static_cast<float>(saturation);
-    ParallelErrors errors("clip_counts");
+    ParallelRun errors(nullptr, "clip_counts");
 #pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
     for (int r = 0; r < tile.rows; ++r) {
-        errors.run([&] {
+        errors.task([&] {
             for (int c = 0; c < tile.cols; ++c) {
                 const std::int64_t i = static_cast<std::int64_t>(r) * tile.cols + c;
                 out[i] = masked(tile, i) ? 0.0f : std::min(top, std::max(0.0f, counts[i]));
             }
         });
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 }  // namespace diffranet

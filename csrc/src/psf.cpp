@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "diffranet/parallel_errors.hpp"
+#include "diffranet/parallel.hpp"
 #include "diffranet/response.hpp"
 
 namespace diffranet {
@@ -16,10 +16,10 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
                         int n_threads) {
     const int threads = resolve_threads(n_threads);
     std::vector<double> along_rows(static_cast<std::size_t>(rows) * cols, 0.0);
-    ParallelErrors errors("convolve_separable");
+    ParallelRun errors(nullptr, "convolve_separable");
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int r = 0; r < rows; ++r) {
-        errors.run([&] {
+        errors.task([&] {
             const float* src = in + static_cast<std::ptrdiff_t>(r) * cols;
             double* dst = along_rows.data() + static_cast<std::ptrdiff_t>(r) * cols;
             for (int d = -radius; d <= radius; ++d) {
@@ -30,14 +30,14 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
             }
         });
     }
-    errors.rethrow();
+    errors.finish();
 #pragma omp parallel num_threads(threads)
     {
         std::vector<double> acc;
-        errors.run([&] { acc.resize(cols); });
+        errors.task([&] { acc.resize(cols); });
 #pragma omp for schedule(static)
         for (int r = 0; r < rows; ++r) {
-            errors.run([&] {
+            errors.task([&] {
                 for (int c = 0; c < cols; ++c) acc[c] = 0.0;
                 const int d_lo = r - radius < 0 ? -r : -radius;
                 const int d_hi = r + radius >= rows ? rows - 1 - r : radius;
@@ -51,7 +51,7 @@ void convolve_separable(const float* in, int rows, int cols, const double* kerne
             });
         }
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 }  // namespace diffranet

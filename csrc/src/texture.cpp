@@ -11,7 +11,7 @@
 
 #include "diffranet/texture.hpp"
 
-#include "diffranet/parallel_errors.hpp"
+#include "diffranet/parallel.hpp"
 #include "diffranet/threads.hpp"
 
 #include <algorithm>
@@ -147,14 +147,14 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
     for (int d = 0; d < levels; ++d) inv_one_plus_sq[d] = 1.0 / (1.0 + static_cast<double>(d) * d);
     n_threads = resolve_threads(n_threads);
 
-    ParallelErrors errors("glcm_features");
+    ParallelRun errors(nullptr, "glcm_features");
 #pragma omp parallel num_threads(n_threads)
     {
         std::vector<uint32_t> counts;
-        errors.run([&] { counts.resize(static_cast<size_t>(kCopies) * levels * levels); });
+        errors.task([&] { counts.resize(static_cast<size_t>(kCopies) * levels * levels); });
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < n_tasks; ++task) {
-            errors.run([&] {
+            errors.task([&] {
                 const int64_t k = task / n_offsets;
                 const int64_t o = task % n_offsets;
                 const uint8_t* image = images + k * n_pixels;
@@ -166,7 +166,7 @@ void glcm_features(const uint8_t* images, int64_t n_images, int64_t rows, int64_
             });
         }
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 }  // namespace diffranet

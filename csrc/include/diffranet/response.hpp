@@ -18,7 +18,7 @@
 // The kernels check nothing: the Python layer (diffranet.simulation.response)
 // validates and the bindings check every array's dtype, layout and shape.
 // Each parallel region catches what its work throws and rethrows it after
-// the region (diffranet/parallel_errors.hpp).
+// the region (diffranet/parallel.hpp).
 #pragma once
 
 #include <cstdint>
