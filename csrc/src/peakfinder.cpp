@@ -10,7 +10,7 @@
 
 #include "diffranet/peakfinder.hpp"
 
-#include "diffranet/parallel_errors.hpp"
+#include "diffranet/parallel.hpp"
 #include "diffranet/threads.hpp"
 
 #include <algorithm>
@@ -175,13 +175,13 @@ std::vector<Peak> find_peaks_impl(const float* image, const RingLayout& layout, 
     const auto& order = layout.order();
     const float* values = ws.ring_values.data();
     ws.candidates.clear();
-    ParallelErrors errors("find_peaks");
+    ParallelRun errors(nullptr, "find_peaks");
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
     {
         std::vector<std::int64_t> found;
 #pragma omp for schedule(dynamic, 16) nowait
         for (int k = 0; k < layout.n_rings(); ++k) {
-            errors.run([&] {
+            errors.task([&] {
                 const double threshold = st.threshold[k];
                 for (std::int64_t j = layout.ring_start(k); j < layout.ring_start(k + 1); ++j) {
                     if (!(values[j] > threshold)) continue;
@@ -197,9 +197,9 @@ std::vector<Peak> find_peaks_impl(const float* image, const RingLayout& layout, 
             });
         }
 #pragma omp critical(diffranet_peak_candidates)
-        errors.run([&] { ws.candidates.insert(ws.candidates.end(), found.begin(), found.end()); });
+        errors.task([&] { ws.candidates.insert(ws.candidates.end(), found.begin(), found.end()); });
     }
-    errors.rethrow();
+    errors.finish();
     std::sort(ws.candidates.begin(), ws.candidates.end());
 
     // Group 8-connected candidates, in row-major order of their first pixel.
@@ -287,15 +287,15 @@ void find_peaks_batch(const float* images, std::int64_t n_images, const RingLayo
         for (std::int64_t n = 0; n < n_images; ++n) out[n] = find_peaks_impl(images + n * stride, layout, p, n_threads, ws);
         return;
     }
-    ParallelErrors errors("find_peaks_batch");
+    ParallelRun errors(nullptr, "find_peaks_batch");
 #pragma omp parallel num_threads(n_threads)
     {
         Workspace ws;
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t n = 0; n < n_images; ++n)
-            errors.run([&] { out[n] = find_peaks_impl(images + n * stride, layout, p, 1, ws); });
+            errors.task([&] { out[n] = find_peaks_impl(images + n * stride, layout, p, 1, ws); });
     }
-    errors.rethrow();
+    errors.finish();
 }
 
 }  // namespace diffranet
