@@ -222,3 +222,36 @@ class TestValidation:
     def test_batch_needs_a_stack(self):
         with pytest.raises(ValueError, match="3-D"):
             count_peaks(np.zeros((8, 8)))
+
+
+class TestBinding:
+    """The compiled kernel refuses what it cannot read (ValueError), whatever the Python layer did."""
+
+    @staticmethod
+    def call(images=None, mask=None, **changes):
+        from diffranet import _core
+
+        args = dict(beam_center_x=4.0, beam_center_y=4.0, min_snr=5.0, adc_threshold=0.0, min_pixels=2,
+                    max_pixels=200, local_bg_radius=3, iterations=5, min_radius_px=0.0, max_radius_px=np.inf,
+                    n_threads=1)
+        args.update(changes)
+        images = np.zeros((1, 8, 8), np.float32) if images is None else images
+        return _core.find_peaks(images, mask, **args)
+
+    @pytest.mark.parametrize("images", [np.zeros((1, 8, 8)), np.zeros((8, 8), np.float32),
+                                        np.zeros((1, 8, 16), np.float32)[:, :, ::2], np.zeros((1, 0, 8), np.float32)])
+    def test_bad_images(self, images):
+        with pytest.raises(ValueError):
+            self.call(images)
+
+    @pytest.mark.parametrize("changes", [{"min_snr": 0.0}, {"min_pixels": 0}, {"max_pixels": 1, "min_pixels": 2},
+                                         {"local_bg_radius": 0}, {"iterations": 0}, {"beam_center_x": np.nan},
+                                         {"max_radius_px": 0.0}, {"n_threads": -1}, {"adc_threshold": np.inf}])
+    def test_bad_values(self, changes):
+        with pytest.raises(ValueError):
+            self.call(**changes)
+
+    def test_bad_mask(self):
+        with pytest.raises(ValueError, match="mask"):
+            self.call(mask=np.zeros((8, 8), bool))
+        assert self.call(mask=np.zeros((8, 8), np.uint8))["counts"].tolist() == [0]
