@@ -34,5 +34,6 @@ def test_background_vs_bragg(benchmark, paper_sim, n_threads, compton):
     ratio = benchmark.stats.stats.min / bragg_seconds
     benchmark.extra_info["bragg_seconds"] = round(bragg_seconds, 4)
     benchmark.extra_info["background_over_bragg"] = round(ratio, 4)
-    # the background must not dominate the Bragg time
-    assert ratio < 0.5
+    # at 2 x 2 subpixels the background must still cost less than the Bragg
+    # render (the dataset preset samples it once per pixel, 4x cheaper)
+    assert ratio < 1.0

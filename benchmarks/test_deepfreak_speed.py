@@ -44,7 +44,7 @@ def _classifier(network, size, n_threads, epochs=1):
         batch_size=8,
         learning_rate=0.01,
         momentum=0.9,
-        num_threads=n_threads,
+        n_threads=n_threads,
         device="cpu",
         random_state=0,
     )

@@ -16,7 +16,7 @@ from skimage.feature import graycomatrix, graycoprops
 
 from diffranet.features import GLCM_PROPERTIES, GLCMExtractor, LBPExtractor
 from diffranet.search.spaces import PAPER_BEST
-from diffranet.train import build_pipeline
+from diffranet.training import build_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "features"))
 from synthetic import synthetic_images  # noqa: E402

@@ -1,8 +1,8 @@
 """Speed of the detector response on the DiffraNet image.
 
-The expected photons are the paper's shot: the Bragg image of the simulator
-issue's configuration (512^2 pixels of 172 um at 80 mm, PSII cell, 9x4x3 cells,
-300 domains, oversample 2) scaled by 2.7e7 as in the paper (a 0.1 um crystal
+The expected photons are the paper's shot: the Bragg image of the paper's
+set-up (``PRESETS["diffranet"]`` with uniform structure factors: 512^2 pixels
+of 172 um at 80 mm, PSII cell, 9x4x3 cells, 300 domains, oversample 2) scaled by 2.7e7 as in the paper (a 0.1 um crystal
 standing for a 30 um one), plus 10 um of water and 5 mm of air (about 700
 photons per pixel). Each round records a new image (new seed) through the
 paper's CCD chain and converts it to 8 bits.
@@ -28,7 +28,7 @@ PAPER = PRESETS["diffranet"].with_(structure_factors=None)  # uniform F: the tab
 PAPER_VOLUME_SCALE = PAPER.max_volume_scale  # (30 um / 0.1 um)^3, Appendix A
 
 
-def paper_simulator(n_threads):
+def bragg_simulator(n_threads):
     return PAPER.simulator(random_orientation(0), background=False, response=False, n_threads=n_threads)
 
 
@@ -43,7 +43,7 @@ def median_seconds(function, repeats):
 
 @pytest.fixture(scope="module")
 def paper_shot():
-    sim = paper_simulator(n_threads=None)
+    sim = bragg_simulator(n_threads=None)
     bragg = sim.bragg(seed=0)
     background = Background().render(sim.detector, sim.beam, oversample=2)
     return (bragg * PAPER_VOLUME_SCALE + background).astype(np.float32)
@@ -56,7 +56,7 @@ def bragg_seconds():
 
     def measure(n_threads):
         if n_threads not in cache:
-            sim = paper_simulator(n_threads)
+            sim = bragg_simulator(n_threads)
             sim.bragg(seed=0)
             cache[n_threads] = median_seconds(lambda: sim.bragg(seed=0), repeats=3)
         return cache[n_threads]

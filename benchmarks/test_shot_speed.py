@@ -9,10 +9,12 @@ new orientation and seed. Two ways to use 2 cores:
 - ``test_shots_two_processes``: two single-threaded worker processes, as the
   dataset generator runs.
 
-Run: ``pytest benchmarks/test_shot_speed.py -s``; ``extra_info`` holds images/s
-and the time of each part (Bragg, background, detector) of one shot.
+Run: ``pytest benchmarks/test_shot_speed.py -s``; ``extra_info`` holds images/s,
+the time of each part (Bragg, background, detector) of one shot, and the peak
+resident memory (RSS) of each worker process.
 """
 
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -31,9 +33,15 @@ def shot(seed, n_threads=None, sf=None):
     return sim.simulate(seed=seed).image8
 
 
+def peak_rss_mb():
+    """Peak resident memory of this process (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def shots(seeds, n_threads=1):
     sf = StructureFactors.default_protein()
-    return [int(shot(seed, n_threads, sf).sum()) for seed in seeds]
+    sums = [int(shot(seed, n_threads, sf).sum()) for seed in seeds]
+    return sums, peak_rss_mb()
 
 
 def part_times(n_threads):
@@ -63,6 +71,7 @@ def test_shot_threads(benchmark, n_threads):
     assert image.max() > 0
     benchmark.extra_info["images_per_s"] = 1.0 / benchmark.stats.stats.mean
     benchmark.extra_info.update(part_times(n_threads))
+    benchmark.extra_info["peak_rss_mb"] = peak_rss_mb()
     print(f"\n{n_threads} thread(s): {benchmark.extra_info}")
 
 
@@ -74,6 +83,8 @@ def test_shots_two_processes(benchmark):
         def run():
             return list(pool.map(shots, [list(range(2, 2 + SHOTS, 2)), list(range(3, 3 + SHOTS, 2))]))
 
-        benchmark.pedantic(run, rounds=3, iterations=1)
+        results = benchmark.pedantic(run, rounds=3, iterations=1)
     benchmark.extra_info["images_per_s"] = SHOTS / benchmark.stats.stats.mean
-    print(f"\ntwo single-threaded processes: {benchmark.extra_info['images_per_s']:.1f} images/s")
+    benchmark.extra_info["worker_peak_rss_mb"] = max(rss for _, rss in results)
+    print(f"\ntwo single-threaded processes: {benchmark.extra_info['images_per_s']:.1f} images/s, "
+          f"worker peak RSS {benchmark.extra_info['worker_peak_rss_mb']:.0f} MB")

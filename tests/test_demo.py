@@ -3,7 +3,7 @@
 import json
 
 from diffranet.cli import main
-from diffranet.data import CLASS_NAMES
+from diffranet.classes import CLASS_NAMES
 from diffranet.io import read_image
 
 

@@ -59,6 +59,10 @@ void render_background(const BackgroundProblem& p, float* image, int n_threads, 
     for (int row = 0; row < det.rows; ++row) {
         run.task([&] {
             for (int col = 0; col < det.cols; ++col) {
+                if (col % 64 == 0) {  // rows of large, finely sampled detectors are long
+                    if (run.stopped()) return;
+                    run.poll();
+                }
                 const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
                     const Source& src = p.beam.sources[j];
                     // sin(theta)/lambda is half the length of the scattering vector

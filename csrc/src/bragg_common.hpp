@@ -43,17 +43,21 @@ inline double nearest_index(double x) { return fast_ceil(x - 0.5); }
 
 // |F_latt|^2 of the compact and round shapes at offsets (dh, dk, dl) from the
 // nearest lattice point (the one expression both renderers evaluate).
-inline double offset_intensity(SpotShape shape, double dh, double dk, double dl, double na, double nb, double nc) {
+template <SpotShape kShape>
+inline double offset_intensity(double dh, double dk, double dl, double na, double nb, double nc) {
     const double sh = dh * na, sk = dk * nb, sl = dl * nc;
-    const double f = compact_lattice_amplitude(shape, sh * sh + sk * sk + sl * sl, na * nb * nc);
+    const double f = compact_lattice_amplitude<kShape>(sh * sh + sk * sk + sl * sl, na * nb * nc);
     return f * f;
 }
 
 // |F_latt|^2 at fractional indices (h, k, l) for any shape.
-inline double lattice_intensity(SpotShape shape, double h, double k, double l, double na, double nb,
-                                double nc) {
-    if (shape == SpotShape::kSinc) return grating_intensity(h, na) * grating_intensity(k, nb) * grating_intensity(l, nc);
-    return offset_intensity(shape, h - nearest_index(h), k - nearest_index(k), l - nearest_index(l), na, nb, nc);
+template <SpotShape kShape>
+inline double lattice_intensity(double h, double k, double l, double na, double nb, double nc) {
+    if constexpr (kShape == SpotShape::kSinc) {
+        return grating_intensity(h, na) * grating_intensity(k, nb) * grating_intensity(l, nc);
+    } else {
+        return offset_intensity<kShape>(h - nearest_index(h), k - nearest_index(k), l - nearest_index(l), na, nb, nc);
+    }
 }
 
 }  // namespace diffranet

@@ -46,7 +46,7 @@ double domain_sum(const DomainArrays& dom, const Vec3& s, const CrystalParams& x
         hs[d] = h;
         ks[d] = k;
         ls[d] = l;
-        latt[d] = lattice_intensity(kShape, h, k, l, na, nb, nc);
+        latt[d] = lattice_intensity<kShape>(h, k, l, na, nb, nc);
     }
     double sum = 0.0;
     for (int d = 0; d < n; ++d) {
@@ -78,6 +78,8 @@ void render(const BraggProblem& p, float* image, int n_threads, const RunControl
                 latt.resize(domains.size());
                 hkl.resize(3 * domains.size());
                 for (int col = 0; col < det.cols; ++col) {
+                    if (run.stopped()) return;
+                    run.poll();  // a pixel is many domains: poll (cheaply) at each
                     const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
                         const Source& src = p.beam.sources[j];
                         const Vec3 s = (diffracted - src.direction) * (1.0 / src.wavelength_A);

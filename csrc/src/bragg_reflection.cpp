@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "bragg_common.hpp"
@@ -45,7 +46,8 @@ namespace diffranet {
 
 namespace {
 
-constexpr int kBandSubRows = 64;  // subpixel rows per band, rounded up to whole pixels
+constexpr int kBandSubRows = 32;  // subpixel rows per band, rounded up to whole pixels
+constexpr int kLanes = 4;         // columns evaluated together
 
 // Largest singular value of m (square root of the largest eigenvalue of m^T m,
 // by power iteration from a fixed start), padded slightly to stay an upper bound.
@@ -175,6 +177,39 @@ double max_rotation_angle(const std::vector<Mat3>& rotations) {
     return best;
 }
 
+// Four doubles operated on together (GCC/Clang vector extensions: SSE2 pairs on
+// baseline x86-64). Each lane does exactly the scalar IEEE operations.
+typedef double Lanes __attribute__((vector_size(4 * sizeof(double))));
+typedef long long LaneMask __attribute__((vector_size(4 * sizeof(double))));
+static_assert(sizeof(Lanes) == kLanes * sizeof(double), "four lanes");
+
+// (by reference: passing vectors by value would tie the ABI to the instruction set)
+inline void load_lanes(const double* p, Lanes& v) { std::memcpy(&v, p, sizeof v); }
+// p[lane] += value[lane] where keep, else += +0.0 (which leaves a sum of
+// non-negative terms unchanged)
+inline void add_where(double* p, const LaneMask& keep, const Lanes& value) {
+    LaneMask bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    bits &= keep;
+    Lanes kept, sums;
+    std::memcpy(&kept, &bits, sizeof kept);
+    std::memcpy(&sums, p, sizeof sums);
+    sums += kept;
+    std::memcpy(p, &sums, sizeof sums);
+}
+
+// Smallest integer >= x, clamped to [0, n]; largest integer <= x, clamped to
+// [-1, n - 1] (or 0 for x in (-1, 0), a harmless extra column). Clamping first
+// keeps the conversions in range; integer arithmetic keeps them branch-free.
+inline int first_index(double x, int n) {
+    x = std::min(std::max(x, 0.0), static_cast<double>(n));
+    const int t = static_cast<int>(x);
+    return t + (static_cast<double>(t) < x);
+}
+inline int last_index(double x, int n) {
+    return static_cast<int>(std::min(std::max(x, -1.0), static_cast<double>(n - 1)));
+}
+
 // A box of subpixel centres (inclusive bounds).
 struct Box {
     int row0, row1, col0, col1;
@@ -240,10 +275,10 @@ inline bool footprint_box(const FootprintGeometry& g, const Footprint& f, Box& b
     const double c = f.col_c, r = f.row_c, rad = f.radius;
     if (!(c + rad >= 0.0 && r + rad >= 0.0 && c - rad <= g.sub_cols && r - rad <= g.sub_rows))
         return false;  // off the detector (also keeps the integer conversions in range)
-    box.col0 = std::max(0, static_cast<int>(fast_ceil(c - rad)));
-    box.col1 = std::min(g.sub_cols - 1, static_cast<int>(fast_floor(c + rad)));
-    box.row0 = std::max(0, static_cast<int>(fast_ceil(r - rad)));
-    box.row1 = std::min(g.sub_rows - 1, static_cast<int>(fast_floor(r + rad)));
+    box.col0 = first_index(c - rad, g.sub_cols);
+    box.col1 = last_index(c + rad, g.sub_cols);
+    box.row0 = first_index(r - rad, g.sub_rows);
+    box.row1 = last_index(r + rad, g.sub_rows);
     return box.col0 <= box.col1 && box.row0 <= box.row1;
 }
 
@@ -278,35 +313,92 @@ struct DomainSet {
 
 // Per-thread working space of the band tasks (reused from band to band).
 struct BandScratch {
-    std::vector<int> domains;      // domains whose spot passes the shell test
-    std::vector<Footprint> spots;  // their footprints
+    std::vector<double> near;      // 1 where a domain's spot passes the shell test (doubles: vectorises)
+    std::vector<int> domains;      // the domains whose spot passes it
+    // their footprints, one array per field so that the loop computing them vectorises
+    std::vector<double> col_c, row_c, radius, rim_sq, cos_max, cos_min;
     std::vector<double> sums;      // subpixel sums of the band, row-major
+    std::vector<double> sx, sy, sz;  // scattering vectors of the band's subpixels
 };
 
-// Adds |F_cell|^2 |F_latt|^2 of one domain's spot to the subpixels of `box`
-// (rows relative to the band start row0); returns the subpixels evaluated.
+// Scattering vectors S = (d - s0) / lambda of the subpixel centres of one
+// band (rows row0..row1, row-major, relative to row0), computed once per band
+// with the per-pixel loop's arithmetic.
+void band_scattering_vectors(const SubpixelSampler& sampler, const Source& src, int row0, int row1, int sub_cols,
+                             BandScratch& scratch) {
+    const size_t size = static_cast<size_t>(row1 - row0 + 1) * sub_cols;
+    // padded by kLanes: the last row's final block reads past its end (lanes
+    // that are masked out; resize keeps the padding's zeros from the first band)
+    scratch.sx.resize(size + kLanes);
+    scratch.sy.resize(size + kLanes);
+    scratch.sz.resize(size + kLanes);
+    const double inv_lambda = 1.0 / src.wavelength_A;
+    for (int r = row0; r <= row1; ++r) {
+        const size_t offset = static_cast<size_t>(r - row0) * sub_cols;
+        for (int c = 0; c < sub_cols; ++c) {
+            const Vec3 sv = (sampler.direction(r, c) - src.direction) * inv_lambda;
+            scratch.sx[offset + c] = sv.x;
+            scratch.sy[offset + c] = sv.y;
+            scratch.sz[offset + c] = sv.z;
+        }
+    }
+}
+
+// Adds |F_cell|^2 |F_latt|^2 of one domain's spot to the subpixels of the
+// footprint disc (centre col_c, row_c, radius in subpixels) within `box`;
+// rows are relative to the band start row0. Returns the subpixels evaluated.
 // Each subpixel counts for its nearest reflection only, as in the per-pixel
 // loop (ceil(h - 0.5) == h0 exactly when -0.5 < h - h0 <= 0.5), with the
 // same arithmetic. Selects instead of branches: adding zero leaves a sum
-// unchanged, so the result equals the branching loop's.
-template <SpotShape kShape>
-long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, double l0, double f_cell_sq,
-                    const CrystalParams& xtal, const Source& src, const SubpixelSampler& sampler, int row0,
-                    int sub_cols, double* sums) {
+// unchanged, so the result equals the branching loop's. When the spot is
+// smaller than half a reciprocal cell along every axis (rho < N / 2), every
+// subpixel it lights is nearest to it and kCheckNearest may be false.
+template <SpotShape kShape, bool kCheckNearest>
+__attribute__((always_inline)) inline long long rasterise(const Box& box, const Mat3& basis, double h0, double k0, double l0, double f_cell_sq,
+                    const CrystalParams& xtal, int row0, int sub_cols, BandScratch& scratch) {
     const double na = xtal.na, nb = xtal.nb, nc = xtal.nc;
-    const Vec3 s0 = src.direction;
-    const double inv_lambda = 1.0 / src.wavelength_A;
-    const Vec3 a = basis.row(0), b = basis.row(1), c = basis.row(2);
+    const double ax = basis.m[0][0], ay = basis.m[0][1], az = basis.m[0][2];
+    const double bx = basis.m[1][0], by = basis.m[1][1], bz = basis.m[1][2];
+    const double cx = basis.m[2][0], cy = basis.m[2][1], cz = basis.m[2][2];
+    const Lanes lane_index = {0.0, 1.0, 2.0, 3.0};
+    // f_cell^2 times the tophat's height squared (the scalar expression's order)
+    const double tophat_height = compact_lattice_amplitude<SpotShape::kTophat>(0.0, na * nb * nc);
+    const double tophat_value = f_cell_sq * (tophat_height * tophat_height);
     for (int r = box.row0; r <= box.row1; ++r) {
-        double* row_sums = sums + static_cast<long long>(r - row0) * sub_cols;
-        for (int col = box.col0; col <= box.col1; ++col) {
-            const Vec3 sv = (sampler.direction(r, col) - s0) * inv_lambda;
-            const double dh = dot(a, sv) - h0;
-            const double dk = dot(b, sv) - k0;
-            const double dl = dot(c, sv) - l0;
-            const double nearest =
-                (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5) ? 1.0 : 0.0;
-            row_sums[col] += f_cell_sq * offset_intensity(kShape, dh, dk, dl, na, nb, nc) * nearest;
+        const size_t offset = static_cast<size_t>(r - row0) * sub_cols;
+        const double* sx = scratch.sx.data() + offset;
+        const double* sy = scratch.sy.data() + offset;
+        const double* sz = scratch.sz.data() + offset;
+        double* sums = scratch.sums.data() + offset;
+        // aligned blocks of kLanes columns (the band's arrays are padded): most
+        // spots are at most that wide, so this is one or two branch-free blocks
+        // per row; alignment lets the domains of one reflection, which add to
+        // the same subpixels one after the other, reuse each other's stores
+        const double first = static_cast<double>(box.col0), last = static_cast<double>(box.col1);
+        for (int col = box.col0 & ~(kLanes - 1); col <= box.col1; col += kLanes) {
+            Lanes x, y, z;
+            load_lanes(sx + col, x);
+            load_lanes(sy + col, y);
+            load_lanes(sz + col, z);
+            // the per-pixel loop's arithmetic, lane by lane: dot(a, S) - h0, ...
+            const Lanes dh = ax * x + ay * y + az * z - h0;
+            const Lanes dk = bx * x + by * y + bz * z - k0;
+            const Lanes dl = cx * x + cy * y + cz * z - l0;
+            const Lanes column = lane_index + static_cast<double>(col);
+            LaneMask keep = (column >= first) & (column <= last);
+            if constexpr (kCheckNearest)
+                keep &= (dh > -0.5) & (dh <= 0.5) & (dk > -0.5) & (dk <= 0.5) & (dl > -0.5) & (dl <= 0.5);
+            Lanes value;
+            if constexpr (kShape == SpotShape::kTophat) {
+                const Lanes sh = dh * na, sk = dk * nb, sl = dl * nc;
+                const Lanes r2 = sh * sh + sk * sk + sl * sl;
+                keep &= r2 < kTophatRadiusSq;
+                value = tophat_value + Lanes{};
+            } else {
+                for (int lane = 0; lane < kLanes; ++lane)
+                    value[lane] = f_cell_sq * offset_intensity<kShape>(dh[lane], dk[lane], dl[lane], na, nb, nc);
+            }
+            add_where(sums + col, keep, value);
         }
     }
     return static_cast<long long>(box.row1 - box.row0 + 1) * (box.col1 - box.col0 + 1);
@@ -327,17 +419,21 @@ struct SourcePass {
 
 // Renders the spots of the band's candidates into the band's subpixel rows
 // [row0, row1], then adds the band's pixels to pixel_sum.
-template <SpotShape kShape>
-void render_band(const SourcePass& pass, const int* first, const int* last, int row0, int row1,
+template <SpotShape kShape, bool kCheckNearest>
+__attribute__((target_clones("avx2", "default"))) void render_band(const SourcePass& pass, const int* first, const int* last, int row0, int row1,
                  BandScratch& scratch, ParallelRun& run, double* pixel_sum, ReflectionStats& stats) {
     const FootprintGeometry& g = pass.geometry;
     const Candidates& cand = pass.cand;
     const DomainSet& dom = pass.domains;
     const int n_domains = dom.size();
     const int sub_cols = g.sub_cols;
+    scratch.near.resize(n_domains);
     scratch.domains.resize(n_domains);
-    scratch.spots.resize(n_domains);
-    scratch.sums.assign(static_cast<size_t>(row1 - row0 + 1) * sub_cols, 0.0);
+    for (auto* v : {&scratch.col_c, &scratch.row_c, &scratch.radius, &scratch.rim_sq, &scratch.cos_max,
+                    &scratch.cos_min})
+        v->resize(n_domains);
+    scratch.sums.assign(static_cast<size_t>(row1 - row0 + 1) * sub_cols + kLanes, 0.0);
+    if (first != last) band_scattering_vectors(pass.sampler, pass.src, row0, row1, sub_cols, scratch);
 
     const double r_s = pass.r_s;
     const double r_out_sq = (g.inv_lambda + r_s) * (g.inv_lambda + r_s);
@@ -359,37 +455,50 @@ void render_band(const SourcePass& pass, const int* first, const int* last, int 
         const int clip0 = std::max(ubox.row0, row0), clip1 = std::min(ubox.row1, row1);
 
         // 1. shell test of every domain: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
+        double* near = scratch.near.data();
+#pragma omp simd
+        for (int d = 0; d < n_domains; ++d) {
+            const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
+            near[d] = static_cast<double>((dist_sq <= r_out_sq) & (dist_sq >= r_in_sq));
+        }
         int* passing = scratch.domains.data();
         int m = 0;
         for (int d = 0; d < n_domains; ++d) {
-            const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
             passing[m] = d;
-            m += (dist_sq <= r_out_sq) & (dist_sq >= r_in_sq);
+            m += near[d] != 0.0;
         }
 
         // 2. footprints of the passing domains' spots
-        Footprint* spots = scratch.spots.data();
+        double *col_c = scratch.col_c.data(), *row_c = scratch.row_c.data(), *radius = scratch.radius.data();
+        double *rim_sq = scratch.rim_sq.data(), *cos_max = scratch.cos_max.data(), *cos_min = scratch.cos_min.data();
 #pragma omp simd
         for (int j = 0; j < m; ++j) {
             const int d = passing[j];
             const Vec3 from_centre{rot[0][d] * gx + rot[1][d] * gy + rot[2][d] * gz + g.k0.x,
                                    rot[3][d] * gx + rot[4][d] * gy + rot[5][d] * gz + g.k0.y,
                                    rot[6][d] * gx + rot[7][d] * gy + rot[8][d] * gz + g.k0.z};
-            spots[j] = footprint(g, from_centre, cap_offset_sq);
+            const Footprint f = footprint(g, from_centre, cap_offset_sq);
+            col_c[j] = f.col_c;
+            row_c[j] = f.row_c;
+            radius[j] = f.radius;
+            rim_sq[j] = f.rim_sq;
+            cos_max[j] = f.cos_max;
+            cos_min[j] = f.cos_min;
         }
 
         // 3. the exact formula inside each footprint (rows of this band and of the union box)
         const double h0 = cand.h[i], k0 = cand.k[i], l0 = cand.l[i], f_cell_sq = cand.f_sq[i];
         for (int j = 0; j < m; ++j) {
             Box box;
-            if (!footprint_box(g, spots[j], box)) continue;
+            if (!footprint_box(g, Footprint{col_c[j], row_c[j], radius[j], rim_sq[j], cos_max[j], cos_min[j]}, box))
+                continue;
             const int first_row = std::max(box.row0, ubox.row0);
             box.row0 = std::max(box.row0, clip0);
             box.row1 = std::min(box.row1, clip1);
             if (box.row0 > box.row1) continue;
             if (first_row >= row0) ++stats.spots;  // counted once: in the band of its first row
-            stats.subpixels_tested += rasterise<kShape>(box, dom.bases[passing[j]], h0, k0, l0, f_cell_sq, pass.p.crystal,
-                                                        pass.src, pass.sampler, row0, sub_cols, scratch.sums.data());
+            stats.subpixels_tested += rasterise<kShape, kCheckNearest>(box, dom.bases[passing[j]], h0, k0, l0, f_cell_sq,
+                                                        pass.p.crystal, row0, sub_cols, scratch);
         }
     }
 
@@ -426,6 +535,9 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
     for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 3; ++j) spot_matrix.m[i][j] /= n_cells[j];
     const double r_s = std::sqrt(compact_radius_sq(xtal.shape)) * spectral_norm(spot_matrix);
+    // a spot reaches at most rho / N_i from its lattice point along axis i
+    const double rho = std::sqrt(compact_radius_sq(xtal.shape));
+    const bool check_nearest = !(rho < 0.49 * std::min({xtal.na, xtal.nb, xtal.nc}));
     const double mosaic_shift = max_rotation_angle(xtal.domain_rotations) * (1.0 + 1e-9) + 1e-12;
 
     DomainSet domains(xtal);
@@ -484,12 +596,12 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
                     const int row0 = b * band_rows, row1 = std::min(sub_rows - 1, row0 + band_rows - 1);
                     const int* first = band_members.data() + band_count[b];
                     const int* last = band_members.data() + band_count[b + 1];
-                    if (xtal.shape == SpotShape::kTophat)
-                        render_band<SpotShape::kTophat>(pass, first, last, row0, row1, scratch, run, pixel_sum.data(),
-                                                        local);
-                    else
-                        render_band<SpotShape::kGauss>(pass, first, last, row0, row1, scratch, run, pixel_sum.data(),
-                                                       local);
+                    auto* band = xtal.shape == SpotShape::kTophat
+                                     ? (check_nearest ? render_band<SpotShape::kTophat, true>
+                                                      : render_band<SpotShape::kTophat, false>)
+                                     : (check_nearest ? render_band<SpotShape::kGauss, true>
+                                                      : render_band<SpotShape::kGauss, false>);
+                    band(pass, first, last, row0, row1, scratch, run, pixel_sum.data(), local);
                 });
             }
             spots += local.spots;

@@ -164,7 +164,7 @@ class TestDask:
         assert _bytes(out) == _bytes(small_dataset)
 
     def test_no_scheduler_there(self, tmp_path, tiny):
-        with pytest.raises(OSError, match="--scheduler tcp://127.0.0.1:9: cannot connect"):
+        with pytest.raises(OSError, match="scheduler tcp://127.0.0.1:9: cannot connect"):
             generate_dataset(tmp_path / "x", preset=tiny, n_train=1, n_val=0, n_test=0,
                              scheduler="tcp://127.0.0.1:9", quiet=True, connect_timeout="1s")
 

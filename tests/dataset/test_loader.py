@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffranet.data import has_split, load_split
+from diffranet.dataset.loader import has_split, load_split
 from diffranet.dataset import export_dataset, load_arrays, read_index
 from diffranet.dataset.shards import read_shard, shard_paths
 

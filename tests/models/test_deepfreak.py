@@ -26,7 +26,7 @@ SMALL = {
     "momentum": 0.9,
     "lr_step_epochs": 3,
     "lr_gamma": 0.2,
-    "num_threads": 2,
+    "n_threads": 2,
     "random_state": 0,
 }
 # Narrower still, on the 32 px tiny split: a fraction of a second per fit.
@@ -142,7 +142,7 @@ class TestReproducibility:
         X, y, _, _ = tiny_split
         rng_state = torch.get_rng_state()
         threads = torch.get_num_threads()
-        fitted(X, y, num_threads=1, epochs=1)
+        fitted(X, y, n_threads=1, epochs=1)
         assert torch.equal(torch.get_rng_state(), rng_state)
         assert torch.get_num_threads() == threads
         assert not torch.are_deterministic_algorithms_enabled()

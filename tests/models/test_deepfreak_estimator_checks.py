@@ -29,7 +29,7 @@ TINY = {
     "batch_size": 16,
     "learning_rate": 0.03,
     "momentum": 0.9,
-    "num_threads": 1,
+    "n_threads": 1,
     "random_state": 0,
 }
 

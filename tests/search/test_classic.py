@@ -50,7 +50,7 @@ class TestSearchClassic:
 
     def test_existing_trials_need_resume(self, tiny_split, tmp_path):
         search_classic(*tiny_split, max_evals=1, out_dir=tmp_path, space=TINY, progress=False)
-        with pytest.raises(ValueError, match="resume"):
+        with pytest.raises(FileExistsError, match="resume"):
             search_classic(*tiny_split, max_evals=2, out_dir=tmp_path, space=TINY, progress=False)
 
     def test_resume_with_other_space(self, tiny_split, tmp_path):

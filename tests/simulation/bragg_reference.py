@@ -30,7 +30,7 @@ def polarization(fraction, axis, incident, diffracted):
     return 0.5 * (1 + cos2t**2 - fraction * np.cos(2 * psi) * (1 - cos2t**2))
 
 
-def lattice_intensity(shape, h, k, l, ncells):
+def lattice_intensity(shape, h, k, l, ncells, tophat_volume="sinc"):
     na, nb, nc = ncells
     if shape == "sinc":
         def sincg(x, n):
@@ -41,7 +41,8 @@ def lattice_intensity(shape, h, k, l, ncells):
     r2 = ((h - np.ceil(h - 0.5)) * na) ** 2 + ((k - np.ceil(k - 0.5)) * nb) ** 2 + ((l - np.ceil(l - 0.5)) * nc) ** 2
     n = na * nb * nc
     if shape == "tophat":
-        f = np.where(r2 < 0.3969, n * TOPHAT_SCALE, 0.0)
+        # "nanobragg": nanoBragg's F_latt = Na Nb Nc inside the sphere of radius 0.63
+        f = np.where(r2 < 0.3969, n * (1.0 if tophat_volume == "nanobragg" else TOPHAT_SCALE), 0.0)
     elif shape == "gauss":
         f = np.where(r2 < 4.0, n * np.exp(-r2 / 0.63), 0.0)
     elif shape == "round":
@@ -71,7 +72,7 @@ def bragg_reference(sim, seed=0):
         for rot in rotations:
             hkl = s @ (base @ rot.T).T
             h, k, l = hkl[..., 0], hkl[..., 1], hkl[..., 2]
-            latt = lattice_intensity(xtal.spot_shape, h, k, l, xtal.ncells)
+            latt = lattice_intensity(xtal.spot_shape, h, k, l, xtal.ncells, xtal.tophat_volume)
             h0, k0, l0 = (np.ceil(x - 0.5).astype(int) for x in (h, k, l))
             if sf is None:
                 f = np.full(h.shape, xtal.default_F)
@@ -80,6 +81,6 @@ def bragg_reference(sim, seed=0):
                 f = np.where(np.isnan(f), xtal.default_F, f)
             acc += f**2 * latt
         total += weight * omega * pol * acc
-    total *= R_E_SQ_M2 * beam.fluence_photons_per_m2 / (n * n * len(rotations))
+    total *= R_E_SQ_M2 * beam.fluence_photons_per_m2 * xtal.volume_scale / (n * n * len(rotations))
     rows, cols = det.shape
     return total.reshape(rows, n, cols, n).sum(axis=(1, 3))

@@ -97,9 +97,13 @@ class TestWaterRing:
         beam = Beam(wavelength_A, fluence_photons_per_m2=1e24, beam_size_mm=0.03)
         image = Background(materials=[water()]).render(det, beam)
         two_theta = det.two_theta_deg()
+        # divide out the solid angle (cos^3 2theta on a flat detector) and the
+        # unpolarised Kahn factor: what remains is F(s)^2
+        cos2t = np.cos(np.radians(two_theta))
+        f_squared = image / (cos2t**3 * (1 + cos2t**2) / 2)
         bin_deg = math.degrees(det.pixel_size_mm / det.distance_mm) / 2
         bins = np.round(two_theta / bin_deg).astype(int)
-        profile = np.bincount(bins.ravel(), image.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
+        profile = np.bincount(bins.ravel(), f_squared.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
         peak_deg = np.argmax(profile) * bin_deg
         stol_peak = water().stol_per_A[np.argmax(water().F)]
         expected_deg = math.degrees(2 * math.asin(stol_peak * wavelength_A))
@@ -170,15 +174,25 @@ class TestTables:
         assert incoherent_scattering({"H": 2, "O": 1}, 2.0) == pytest.approx(10, rel=0.03)
 
     def test_air_forward_and_density(self):
-        # forward F^2 of an N2/O2/Ar mixture = sum_k x_k Z_k^2 (whole molecules scatter in phase)
+        # computed: forward F^2 of an N2/O2/Ar mixture = sum_k x_k Z_k^2 (whole molecules scatter in phase)
+        computed = air(table="computed")
+        assert computed.F[0] ** 2 == pytest.approx(0.78 * 14**2 + 0.21 * 16**2 + 0.01 * 18**2, rel=2e-3)
+        # nonBragg's table: F(0) = 14.10; below s = 0.1 1/A it has the computed shape to 1 %, 5.2 % lower
         a = air()
-        assert a.F[0] ** 2 == pytest.approx(0.78 * 14**2 + 0.21 * 16**2 + 0.01 * 18**2, rel=2e-3)
+        assert a.F[0] == pytest.approx(14.0954) and a.stol_per_A.size == 100
+        s = np.linspace(0.0, 0.1, 21)
+        ratio = a.structure_factor(s) ** 2 / computed.structure_factor(s) ** 2
+        np.testing.assert_allclose(ratio, (14.0954 / computed.F[0]) ** 2, rtol=0.01)
+        assert a.density_g_cm3 == computed.density_g_cm3
         assert a.density_g_cm3 == pytest.approx(1.2041e-3, rel=1e-3)
         assert air(temperature_C=0.0).density_g_cm3 > a.density_g_cm3
 
     def test_water_table(self):
+        # nonBragg's water.stol: F(0) = 2.57, the ring's maximum 8.01 at s = 0.1603 1/A
         w = water()
-        assert w.F[0] == 2.57 and w.stol_per_A[np.argmax(w.F)] == 0.162
+        assert w.F[0] == pytest.approx(2.57, abs=1e-4) and w.stol_per_A.size == 10000
+        assert w.stol_per_A[np.argmax(w.F)] == pytest.approx(0.1603, abs=1e-4)
+        assert w.F.max() == pytest.approx(8.01, abs=0.01)
         assert w.thickness_mm == pytest.approx(0.01)
 
     def test_tables_read_only(self):

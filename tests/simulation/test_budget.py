@@ -149,3 +149,11 @@ class TestProgress:
         with caplog.at_level(logging.INFO, logger="diffranet.simulation.budget"):
             sim.bragg()
         assert not caplog.records
+
+
+def test_overflow_before_volume_scale_is_refused():
+    # the Bragg image is rendered, then scaled: a zero volume_scale must not hide an overflowing render
+    sim = Simulator(Detector((1, 1)), Beam(1.5, fluence_photons_per_m2=1e24), crystal(ncells=(1, 1, 1), default_F=1e25,
+                                                                       volume_scale=0.0))
+    with pytest.raises(ValueError, match="float32"):
+        sim.simulate()

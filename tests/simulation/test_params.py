@@ -150,3 +150,29 @@ def test_preset_simulator_is_the_shot_simulator():
     assert sim.crystal.volume_scale == 10.0 and sim.response == preset.response()
     assert sim.background == preset.background() and sim.oversample == preset.oversample
     assert isinstance(Preset.from_dict(preset.to_dict()), Preset)
+
+
+class TestSimulator:
+    def make(self, **changes):
+        return Simulator(Detector((16, 16)), Beam(1.5, fluence_photons_per_m2=1e24),
+                         Crystal(CELL, ncells=(5, 5, 5)), **changes)
+
+    def test_setting_an_attribute_raises(self):
+        sim = self.make()
+        with pytest.raises(AttributeError, match="with_"):
+            sim.beam = Beam(1.0, fluence_photons_per_m2=1e24)
+        assert sim.beam.wavelength_A == 1.5
+
+    def test_with_gives_a_checked_copy(self):
+        sim = self.make()
+        bright = sim.with_(beam=sim.beam.with_(fluence_photons_per_m2=3e24))
+        np.testing.assert_allclose(bright.bragg(), 3 * sim.bragg(), rtol=1e-6)
+        with pytest.raises(ValueError, match="compact spot_shape"):
+            sim.with_(crystal=sim.crystal.with_(spot_shape="sinc"), method="reflection")
+        with pytest.raises(ValueError, match="no parameters"):
+            sim.with_(wavelength_A=1.0)
+
+    def test_stats_are_returned(self):
+        image, stats = self.make().bragg(return_stats=True)
+        assert stats["method"] == "reflection" and stats["spots"] > 0
+        np.testing.assert_array_equal(image, self.make().bragg())

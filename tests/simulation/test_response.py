@@ -140,6 +140,30 @@ class TestPsfKernel:
                                          dx - 0.5, dx + 0.5, dy - 0.5, dy + 0.5, epsabs=1e-13)
             assert kernel[r + dy, r + dx] == pytest.approx(value / inside, rel=1e-7)
 
+    @pytest.mark.parametrize("fwhm_um", [46.0, 80.0])
+    def test_fiber_is_holton_2012(self, fwhm_um):
+        # Holton, Nielsen & Frankel (2012), J. Synchrotron Rad. 19, 1006: PSF(x, y) =
+        # g / (2 pi (g^2 + x^2 + y^2)^(3/2)) integrated over a pixel from the corner integral
+        # atan(x y / (g sqrt(g^2 + x^2 + y^2))) / (2 pi), with g = 0.65238 FWHM (noisify's constant)
+        g = 0.65238 * fwhm_um * 1e-3 / 0.172
+
+        def corner(x, y):
+            return np.arctan(x * y / (g * np.sqrt(g * g + x * x + y * y))) / (2 * np.pi)
+
+        def pixel(dx, dy):
+            return (corner(dx + 0.5, dy + 0.5) - corner(dx + 0.5, dy - 0.5) - corner(dx - 0.5, dy + 0.5)
+                    + corner(dx - 0.5, dy - 0.5))
+
+        kernel = psf_kernel("fiber", fwhm_um, 0.172)
+        r = kernel.shape[0] // 2
+        assert r == math.ceil(g * math.sqrt(1 / 0.001**2 - 1))  # 99.9 % of the photons within R
+        inside = 4 * corner(r + 0.5, r + 0.5)  # the kernel holds the photons of its square, rescaled to 1
+        for dy, dx in [(0, 0), (0, 1), (1, 1), (2, 5), (10, 0), (r, r)]:
+            assert kernel[r + dy, r + dx] == pytest.approx(pixel(dx, dy) / inside, rel=1e-4)
+        # and g is the one of the FWHM: the profile falls to half its peak at FWHM / 2
+        half = fwhm_um * 1e-3 / 0.172 / 2
+        assert (g * g / (g * g + half * half)) ** 1.5 == pytest.approx(0.5, rel=1e-4)
+
     @pytest.mark.parametrize("kind", ["fiber", "gauss"])
     def test_fwhm_matches_request(self, kind):
         # pixels 40x finer than the FWHM: the pixel-integrated profile is the PSF itself

@@ -40,12 +40,38 @@ class TestAgainstReference:
         assert reference.max() > 0 and np.count_nonzero(reference) > 20
         assert np.abs(image - reference).max() <= 1e-5 * reference.max()
 
+    @pytest.mark.parametrize("method", ["reflection", "pixel"])
+    def test_nanobragg_tophat_volume(self, method):
+        # nanoBragg's tophat: F_latt = Na Nb Nc inside the sphere, with the volume scale on top
+        sim = small_simulator("tophat", tophat_volume="nanobragg", volume_scale=3.0)
+        image = sim.bragg(seed=1, method=method)
+        reference = bragg_reference(sim, seed=1)
+        assert reference.max() > 0 and np.count_nonzero(reference) > 20
+        assert np.abs(image - reference).max() <= 1e-5 * reference.max()
+        # the spots are the same, 4/3 pi 0.63^3 = 1.0474 times brighter than the default's
+        default = small_simulator("tophat", volume_scale=3.0).bragg(seed=1, method=method)
+        np.testing.assert_allclose(image, default * (4 / 3 * np.pi * 0.63**3), rtol=1e-6, atol=1e-6 * image.max())
+
+    def test_tophat_volume_ignored_for_other_shapes(self):
+        gauss = small_simulator("gauss", tophat_volume="nanobragg").bragg(seed=1)
+        np.testing.assert_array_equal(gauss, small_simulator("gauss").bragg(seed=1))
+
     @pytest.mark.parametrize("shape", ["tophat", "gauss"])
     def test_reflection_renderer_equals_pixel_loop(self, shape):
         sim = small_simulator(shape, oversample=3, mosaic_domains=7)
         fast = sim.bragg(seed=2, method="reflection")
         slow = sim.bragg(seed=2, method="pixel")
         assert np.count_nonzero(slow) > 20
+        np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6 * slow.max())
+
+    @pytest.mark.parametrize("shape", ["tophat", "gauss"])
+    def test_reflection_renderer_equals_pixel_loop_for_wide_spots(self, shape):
+        # one cell along a: spots reach past half a reciprocal cell, so each
+        # subpixel must count for its nearest reflection only
+        sim = small_simulator(shape, oversample=2, ncells=(1, 2, 3), mosaic_domains=3)
+        fast = sim.bragg(seed=4, method="reflection")
+        slow = sim.bragg(seed=4, method="pixel")
+        assert np.count_nonzero(slow) > 200
         np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6 * slow.max())
 
     def test_structure_factor_table_used(self):
@@ -105,8 +131,8 @@ class TestScaling:
     def test_proportional_to_fluence(self):
         sim = small_simulator("tophat")
         image = sim.bragg()
-        sim.beam = Beam(1.2, fluence_photons_per_m2=3e24, dispersion=0.02, dispersion_steps=2, divergence_mrad=1.0,
-                        divergence_steps=2, polarization_fraction=0.9)
+        sim = sim.with_(beam=Beam(1.2, fluence_photons_per_m2=3e24, dispersion=0.02, dispersion_steps=2,
+                                  divergence_mrad=1.0, divergence_steps=2, polarization_fraction=0.9))
         np.testing.assert_allclose(sim.bragg(), 3 * image, rtol=1e-6)
 
     def test_proportional_to_f_squared(self):
@@ -265,6 +291,8 @@ class TestValidation:
         (dict(orientation=np.diag([1.0, 1.0, -1.0])), "orientation"),
         (dict(orientation=np.ones((2, 2))), "orientation"),
         (dict(structure_factors=[1, 2, 3]), "structure_factors"),
+        (dict(tophat_volume="cctbx"), "tophat_volume"),
+        (dict(tophat_volume=["sinc"]), "tophat_volume"),
     ])
     def test_crystal(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
@@ -321,8 +349,7 @@ class TestSimulate:
         mask = np.zeros((32, 40), bool)
         mask[5:9, :] = True
         sim = small_simulator("tophat")
-        sim.detector = Detector(shape=(32, 40), pixel_size_mm=0.5, distance_mm=50.0, beam_center_mm=(9.0, 7.0),
-                                rotation_deg=(3.0, -4.0, 2.0), mask=mask)
+        sim = sim.with_(detector=sim.detector.with_(mask=mask))
         result = sim.simulate()
         assert not result.counts[mask].any()
 

@@ -79,18 +79,19 @@ inline double compact_radius_sq(SpotShape shape) {
 
 // |F_latt| at fractional index offsets (dh, dk, dl) from the nearest lattice
 // point, for the compact and round shapes (which depend only on the offsets).
-// n_total = Na * Nb * Nc; r2 = (dh Na)^2 + (dk Nb)^2 + (dl Nc)^2.
-inline double compact_lattice_amplitude(SpotShape shape, double r2, double n_total) {
-    switch (shape) {
-        case SpotShape::kTophat:
-            return r2 < kTophatRadiusSq ? n_total * kTophatAmplitudeScale : 0.0;
-        case SpotShape::kGauss:
-            return r2 < kGaussRadiusSq ? n_total * std::exp(-r2 / 0.63) : 0.0;
-        case SpotShape::kRound:
-            // nanoBragg's "round": a sphere transform, 0.7236 matches its FWHM to the sinc
-            return n_total * 0.723601254558268 * sinc3(kPi * std::sqrt(r2));
-        default:
-            return 0.0;
+// n_total = Na * Nb * Nc; r2 = (dh Na)^2 + (dk Nb)^2 + (dl Nc)^2. The compact
+// shapes use a 0/1 factor instead of a branch, so loops over spots and domains
+// stay branch-free and vectorise.
+template <SpotShape kShape>
+inline double compact_lattice_amplitude(double r2, double n_total) {
+    static_assert(kShape != SpotShape::kSinc, "the sinc depends on h, k, l, not on the offsets alone");
+    if constexpr (kShape == SpotShape::kTophat) {
+        return n_total * kTophatAmplitudeScale * static_cast<double>(r2 < kTophatRadiusSq);
+    } else if constexpr (kShape == SpotShape::kGauss) {
+        return n_total * std::exp(-r2 / 0.63) * static_cast<double>(r2 < kGaussRadiusSq);
+    } else {
+        // nanoBragg's "round": a sphere transform, 0.7236 matches its FWHM to the sinc
+        return n_total * 0.723601254558268 * sinc3(kPi * std::sqrt(r2));
     }
 }
 

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-
-def _cmd_demo(args):
-    from ..demo import run_demo
-
-    run_demo(out_dir=args.out, seed=args.seed, preset=args.preset)
-
-
-def _cmd_train(args):
-    from ..search.spaces import default_configuration
-    from ..train import train_classic
-
-    train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed, args.jobs)
-
-
-def _cmd_search_classic(args):
-    from ..search.classic import run_search_classic
-
-    run_search_classic(args.data, args.out, args.max_evals, args.resume, args.seed, args.jobs)
+from . import demo, search, train
 
 
 def _cmd_dataset(args):
@@ -31,44 +15,23 @@ def _cmd_dataset(args):
     run_dataset_command(args)
 
 
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="diffranet",
         description="Simulate and classify serial-crystallography diffraction images.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="render example diffraction images and save them")
-    demo.add_argument("--out", default="diffranet-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--preset", default="diffranet",
-                      help="dataset preset: diffranet (the paper's set-up), quick, or a JSON file (default: %(default)s)")
-    demo.set_defaults(func=_cmd_demo)
-
-    train = sub.add_parser("train", help="train a classic classifier (the paper's best settings) and save it",
-                           description="Train a classic classifier with the paper's best settings on the "
-                                       "train split of --data, score it on val and test (accuracy, hit/miss accuracy "
-                                       "and the confusion matrix, printed with class names), and save it.")
-    train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
-    train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
-    train.add_argument("--data", required=True,
-                       help="a dataset made by 'diffranet dataset' (HDF5 shards), or a folder with train/ "
-                            "(and val/, test/) holding class folders 1..5 or blank .. strong")
-    train.add_argument("--out", required=True, help="model file (joblib); its settings go to MODEL.json")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    train.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
-    train.set_defaults(func=_cmd_train)
-
-    search = sub.add_parser("search", help="hyper-parameter search")
-    search_sub = search.add_subparsers(dest="search_command", required=True)
-    classic = search_sub.add_parser("classic", help="Hyperopt search of extractor + RF/SVM (paper Table 8)")
-    classic.add_argument("--data", required=True, help="data folder with train/ and val/ class folders")
-    classic.add_argument("--max-evals", type=int, required=True, help="total number of evaluations")
-    classic.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    classic.add_argument("--out", default="search-classic", help="output folder (default: %(default)s)")
-    classic.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    classic.add_argument("--jobs", type=int, default=-1, help="parallel workers, -1: all cores (default: %(default)s)")
-    classic.set_defaults(func=_cmd_search_classic)
+    demo.add_parser(sub)
+    train.add_parser(sub)
+    search.add_parser(sub)
 
     dataset = sub.add_parser("dataset", help="generate the labelled DiffraNet dataset, or summarise one (--info)")
     dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes, a run with "
@@ -96,9 +59,32 @@ def build_parser():
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (main may run again with another one)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _show_progress_messages(quiet):
+    """Send the package's log messages (progress of long steps) to stderr, unless ``quiet``."""
+    logger = logging.getLogger("diffranet")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("diffranet: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_progress_messages(quiet=getattr(args, "quiet", False))
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, OSError, ImportError) as exc:

@@ -2,7 +2,8 @@
 
 ``generate_dataset`` renders a preset (:mod:`.presets`) into HDF5 shards
 (:mod:`.shards`), labelling crystal images by the number of significant spots
-(:mod:`.labels`); :mod:`.loader` reads them back (numpy arrays, or a lazy
+(:mod:`.labels`); :mod:`.loader` reads them back, and the published folder
+layout too (:func:`load_split`, numpy arrays, or a lazy
 ``torch.utils.data.Dataset``), :mod:`.export` writes the original folder
 layout, :mod:`.info` summarises a set. See ``docs/dataset.md``.
 """
@@ -11,7 +12,7 @@ from .export import export_dataset
 from .generate import PAPER_SIZES, SPLITS, WorkerFailure, generate_dataset
 from .info import dataset_info, format_info, write_gallery
 from .labels import LabelRule
-from .loader import is_dataset_dir, load_arrays, read_index
+from .loader import has_split, is_dataset_dir, load_arrays, load_split, read_index
 from .presets import PRESETS, Preset, get_preset
 from .shots import class_counts, class_sequence, shot_simulator
 
@@ -30,8 +31,10 @@ __all__ = [
     "format_info",
     "generate_dataset",
     "get_preset",
+    "has_split",
     "is_dataset_dir",
     "load_arrays",
+    "load_split",
     "read_index",
     "shot_simulator",
     "write_gallery",

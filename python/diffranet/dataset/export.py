@@ -2,7 +2,7 @@
 
 ``<dest>/<split>/<k>/<split>-<index>.<ext>`` with ``k`` = label + 1 (1 blank ..
 5 strong), as in the published DiffraNet archive; readable by
-:func:`diffranet.data.load_split`. Files are written atomically and existing
+:func:`diffranet.dataset.loader.load_split`. Files are written atomically and existing
 ones are kept, so an interrupted export resumes.
 """
 

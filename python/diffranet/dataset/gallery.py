@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
+
 __all__ = ["save_gallery", "white_level"]
 
 
@@ -70,6 +72,7 @@ def save_gallery(path, rows, title):
                  f"{white:.0f} (99.9th percentile of the panels) and above white", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path

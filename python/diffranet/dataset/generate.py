@@ -3,7 +3,7 @@
 The work is cut into chunks of a few images; each chunk is one task
 (:func:`render_chunk`), run in this process (one worker) or on a Dask cluster
 (a :class:`distributed.LocalCluster` by default, or the scheduler at
-``--scheduler``). Results come back to this process, which writes each shard
+``scheduler``). Results come back to this process, which writes each shard
 as soon as all its chunks are in. At most ``4 x workers`` chunks are in
 flight, so memory stays bounded whatever the dataset size.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -54,6 +55,7 @@ __all__ = ["generate_dataset", "render_chunk", "plan_shards", "split_sizes", "Wo
 PAPER_SIZES = {"train": 10_000, "val": 2_400, "test": 12_600}
 FORMATS = ("hdf5", "pgm", "png")
 _RENDERERS = {}
+_log = logging.getLogger(__name__)
 
 
 class WorkerFailure(ChildProcessError):
@@ -138,14 +140,14 @@ def plan_shards(sizes, shard_size):
 def _prepare_directory(out):
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out}: exists and is not a directory")
+        raise NotADirectoryError(f"output directory {out}: exists and is not a directory")
     try:
         (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         probe = out / SHARD_DIR / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise OSError(f"--out {out}: cannot write there ({exc.strerror or exc})") from exc
+        raise OSError(f"output directory {out}: cannot write there ({exc.strerror or exc})") from exc
     remove_temporaries(out / SHARD_DIR)  # left by an interrupted run
     return out
 
@@ -173,7 +175,7 @@ def _check_config(out, config):
                 write_json_atomic(path, config)
                 return
             raise ValueError(f"{out} holds a dataset made with other settings ({', '.join(diff)}); "
-                             f"use another --out or the same settings to resume")
+                             f"use another output directory or the same settings to resume")
     else:
         write_json_atomic(path, config)
 
@@ -230,7 +232,7 @@ class _OnDask:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout)
             except OSError as exc:
-                raise OSError(f"--scheduler {scheduler}: cannot connect ({exc})") from exc
+                raise OSError(f"Dask scheduler {scheduler}: cannot connect ({exc})") from exc
 
     def submit(self, *args):
         return self.client.submit(render_chunk, *args, pure=False, retries=1)
@@ -331,9 +333,8 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
         pending.append((split, number, start, stop, kept))
     n_done = len(plan) - len(pending)
     total = sum(stop - start - kept for _, _, start, stop, kept in pending)
-    if not quiet:
-        print(f"diffranet dataset: {out}: {n_done} of {len(plan)} shards present, {total} images to render "
-              f"({'scheduler ' + scheduler if scheduler else f'{workers} worker(s)'})", file=sys.stderr)
+    _log.info("%s: %d of %d shards present, %d images to render (%s)", out, n_done, len(plan), total,
+              f"scheduler {scheduler}" if scheduler else f"{workers} worker(s)")
     if pending:
         _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout)
     index = build_index(out)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .._validation import check_int
 from ..classes import CLASS_NAMES
 from .loader import read_index

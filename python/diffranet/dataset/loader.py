@@ -1,11 +1,22 @@
-"""Read a generated dataset: whole splits as numpy arrays, or lazily through torch.
+"""Load labelled image sets: the one place that reads training and test data.
 
-:func:`load_arrays` reads a split into memory (``X`` uint8, ``y`` int64 and
-the metadata table). :class:`ShardDataset` is a ``torch.utils.data.Dataset``
-that reads one image per item from the HDF5 shards (each image is its own
-compressed chunk), keeping at most ``max_open_files`` files open per process:
-memory stays bounded whatever the dataset size, and it works with
-``DataLoader(num_workers=N)`` (files are reopened in each worker process).
+Two layouts are read, chosen by what the data folder holds:
+
+* **shards**: a directory made by ``diffranet dataset`` (``index.json`` and
+  HDF5 shards);
+* **folders**: one sub-folder per split (``train``, ``val``, ``test``), each
+  with one sub-folder per class: ``1`` to ``5`` as in the published DiffraNet
+  archive, or the class names (``blank``, ``no-crystal``, ``weak``, ``good``,
+  ``strong``).
+
+:func:`load_split` and :func:`has_split` read either layout (labels 0 blank to
+4 strong, :data:`diffranet.classes.CLASS_NAMES`). For a generated dataset,
+:func:`load_arrays` also returns the per-image metadata, and
+:class:`ShardDataset` is a ``torch.utils.data.Dataset`` that reads one image
+per item from the HDF5 shards (each image is its own compressed chunk),
+keeping at most ``max_open_files`` files open per process: memory stays
+bounded whatever the dataset size, and it works with ``DataLoader`` worker
+processes (files are reopened in each).
 """
 
 from __future__ import annotations
@@ -19,15 +30,28 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int
-from .shards import INDEX_FILE, build_index, read_shard
+from ..classes import CLASS_NAMES
+from ..io import read_image, supported_extensions
+from .shards import CONFIG_FILE, INDEX_FILE, build_index, read_shard
 
-__all__ = ["read_index", "load_arrays", "ShardDataset", "is_dataset_dir"]  # noqa: F822 (built by __getattr__)
+__all__ = [  # noqa: F822 (ShardDataset is built by __getattr__)
+    "IMAGE_EXTENSIONS",
+    "ShardDataset",
+    "has_split",
+    "is_dataset_dir",
+    "load_arrays",
+    "load_split",
+    "read_index",
+]
+
+#: Image extensions read from class folders.
+IMAGE_EXTENSIONS = (".pgm", ".png")
 
 
 def is_dataset_dir(path):
     """Whether ``path`` is a directory made by :func:`diffranet.dataset.generate_dataset`."""
     path = Path(path)
-    return (path / INDEX_FILE).is_file() or (path / "dataset.json").is_file()
+    return (path / INDEX_FILE).is_file() or (path / CONFIG_FILE).is_file()
 
 
 def read_index(dataset_dir):
@@ -82,6 +106,89 @@ def load_arrays(dataset_dir, split, metadata=False):
         return X, y, np.concatenate([p["metadata"] for p in parts])
     return X, y
 
+
+# --------------------------------------------------------------------------- folder layout
+
+def _class_label(folder):
+    """Label of a class folder named ``1``..``5`` or by class name, else None."""
+    name = folder.name.lower()
+    if name in CLASS_NAMES:
+        return CLASS_NAMES.index(name)
+    if name.isdigit() and 1 <= int(name) <= len(CLASS_NAMES):
+        return int(name) - 1
+    return None
+
+
+def _load_image_folders(split_dir):
+    """Read every PGM/PNG image of the class folders of ``split_dir``."""
+    extensions = [ext for ext in IMAGE_EXTENSIONS if ext in supported_extensions()]
+    paths, labels = [], []
+    for folder in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        label = _class_label(folder)
+        if label is None:
+            raise ValueError(f"{folder}: class folders must be named 1..5 or {', '.join(CLASS_NAMES)}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions)
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise ValueError(f"{split_dir}: no {'/'.join(extensions)} images in class folders")
+    images = [read_image(path) for path in paths]
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise ValueError(f"{split_dir}: images must share one shape, got {sorted(shapes)}")
+    X = np.stack(images)
+    if X.dtype != np.uint8:
+        raise ValueError(f"{split_dir}: images must be 8-bit, got {X.dtype}")
+    return X, np.asarray(labels, dtype=np.int64)
+
+
+def _load_folders(data_dir, split):
+    split_dir = Path(data_dir) / split
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"{split_dir}: no such split folder")
+    return _load_image_folders(split_dir)
+
+
+def load_split(data_dir, split):
+    """Read one split of a labelled data folder.
+
+    Parameters
+    ----------
+    data_dir : str or path-like
+        Data folder holding ``<split>/<class>/*.pgm|png``, or a dataset
+        directory made by ``diffranet dataset``.
+    split : str
+        Split name, e.g. ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns
+    -------
+    X : ndarray of uint8, shape (n_images, height, width)
+        Folders: images in class order, then file-name order; shards: in
+        image-number order.
+    y : ndarray of int64, shape (n_images,)
+        Labels 0 (blank) to 4 (strong).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the split does not exist.
+    ValueError
+        If a class folder has another name, there are no images, or the images
+        differ in shape or are not 8-bit.
+    """
+    if is_dataset_dir(data_dir):
+        return load_arrays(data_dir, split)
+    return _load_folders(data_dir, split)
+
+
+def has_split(data_dir, split):
+    """Whether ``data_dir`` (either layout) holds the split ``split``."""
+    if is_dataset_dir(data_dir):
+        return split in read_index(data_dir)["splits"]
+    return (Path(data_dir) / split).is_dir()
+
+
+# --------------------------------------------------------------------------- torch Dataset
 
 def _default_transform(image):
     import torch

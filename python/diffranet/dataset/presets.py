@@ -89,8 +89,13 @@ class Preset:
         Liquid water in the beam (um).
     air_mm : float, default 5.0
         Air path (mm).
-    psf_fwhm_um : float, default 80.0
-        Fiber-optic PSF FWHM (um).
+    compton : bool, default True
+        Add the inelastic (Compton) scattering of the water and air: 4.4 % of
+        their elastic background at the paper's geometry, 0.3 % near the beam
+        to 8 % in the corners. The lattice-disorder diffuse term is left out
+        (it scales with the crystal's volume; see docs/background.md).
+    psf_fwhm_um : float, default 46.0
+        Fiber-optic PSF FWHM (um): noisify's default (Holton et al. 2012).
     calibration_rms : float, default 0.04
         Per-pixel gain error (fraction).
     readout_rms_photons : float, default 3.0
@@ -131,7 +136,8 @@ class Preset:
     background_oversample: int = 1
     water_um: float = 10.0
     air_mm: float = 5.0
-    psf_fwhm_um: float = 80.0
+    compton: bool = True
+    psf_fwhm_um: float = 46.0
     calibration_rms: float = 0.04
     readout_rms_photons: float = 3.0
     adc_offset: float = 10.0
@@ -154,6 +160,8 @@ class Preset:
         if len(self.class_fractions) != 5 or any(f < 0 for f in self.class_fractions) \
                 or not math.isclose(sum(self.class_fractions), 1.0, abs_tol=1e-9):
             raise ValueError(f"class_fractions must be 5 shares >= 0 summing to 1, got {self.class_fractions!r}")
+        if not isinstance(self.compton, bool):
+            raise ValueError(f"compton must be True or False, got {self.compton!r}")
         check_positive("mean_photons", self.mean_photons)
         check_positive("max_volume_scale", self.max_volume_scale)
         check_int("max_attempts", self.max_attempts, minimum=1)
@@ -228,8 +236,8 @@ class Preset:
         return StructureFactors.default_protein()
 
     def background(self):
-        """The amorphous :class:`Background`: water and air."""
-        return _background(self.water_um, self.air_mm)
+        """The amorphous :class:`Background`: water and air, with their Compton scattering if ``compton``."""
+        return _background(self.water_um, self.air_mm, self.compton)
 
     def response(self, flicker_rms=0.0, calibration_seed=0):
         """The detector response: the paper's fiber-coupled CCD.
@@ -304,8 +312,8 @@ def _detector(shape, pixel_size_mm, distance_mm):
 
 
 @functools.lru_cache(maxsize=8)
-def _background(water_um, air_mm):
-    return Background(materials=(water(thickness_um=water_um), air(path_mm=air_mm)))
+def _background(water_um, air_mm, compton):
+    return Background(materials=(water(thickness_um=water_um), air(path_mm=air_mm)), compton=compton)
 
 
 #: Built-in presets by name.

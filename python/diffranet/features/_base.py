@@ -78,7 +78,9 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
         return tags
 
     def _validate_images(self, X, *, reset):
-        X = validate_data(self, X, reset=reset, allow_nd=True, dtype="numeric")
+        # scikit-learn's finiteness check sums X: +inf and -inf together would warn before it raises
+        with np.errstate(invalid="ignore", over="ignore"):
+            X = validate_data(self, X, reset=reset, allow_nd=True, dtype="numeric")
         images = as_uint8_images(X)
         if reset:
             self.image_shape_ = images.shape[1:]

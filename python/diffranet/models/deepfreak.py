@@ -32,7 +32,7 @@ __all__ = ["DeepFreakClassifier"]
 # Parameters that change how fast or where training runs, not what it computes:
 # a checkpoint written under other values of these can be resumed.
 _EXECUTION_PARAMS = frozenset(
-    {"epochs", "verbose", "checkpoint_path", "device", "num_threads", "num_workers", "predict_batch_size"}
+    {"epochs", "verbose", "checkpoint_path", "device", "n_threads", "workers", "predict_batch_size"}
 )
 
 
@@ -137,15 +137,15 @@ def _batches(n, batch_size, generator, torch):
 
 
 @contextlib.contextmanager
-def _torch_session(torch, num_threads, deterministic):
+def _torch_session(torch, n_threads, deterministic):
     """Set torch's thread count and deterministic mode for one call, and restore them."""
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     try:
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
+        if n_threads is not None:
+            torch.set_num_threads(n_threads)
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -233,10 +233,10 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     device : str, default "auto"
         Torch device: "auto" (CUDA when available, else CPU), "cpu",
         "cuda", "cuda:0", ...
-    num_threads : int or None, default None
+    n_threads : int or None, default None
         CPU threads torch may use during ``fit`` and prediction (restored
         afterwards); ``None`` keeps torch's setting.
-    num_workers : int, default 0
+    workers : int, default 0
         DataLoader worker processes that load training batches (useful for a
         lazy ``Dataset``); 0 loads in the main process.
     checkpoint_path : str or path-like or None, default None
@@ -315,8 +315,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
-        "num_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "workers": [Interval(Integral, 0, None, closed="left")],
         "checkpoint_path": [str, os.PathLike, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -349,8 +349,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change=10,
         predict_batch_size=64,
         device="auto",
-        num_threads=None,
-        num_workers=0,
+        n_threads=None,
+        workers=0,
         checkpoint_path=None,
         random_state=None,
         verbose=0,
@@ -379,8 +379,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.predict_batch_size = predict_batch_size
         self.device = device
-        self.num_threads = num_threads
-        self.num_workers = num_workers
+        self.n_threads = n_threads
+        self.workers = workers
         self.checkpoint_path = checkpoint_path
         self.random_state = random_state
         self.verbose = verbose
@@ -394,17 +394,11 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- network
 
     def _network_kwargs(self):
-        return {
-            "width": self.width,
-            "stem_kernel": self.stem_kernel,
-            "stem_stride": self.stem_stride,
-            "stem_pool_size": self.stem_pool_size,
-            "stem_pool_stride": self.stem_pool_stride,
-            "stage_strides": tuple(self.stage_strides),
-            "head_pool_size": self.head_pool_size,
-            "head_pool_stride": self.head_pool_stride,
-            "input_size": self.input_size,
-        }
+        from .topology import TOPOLOGY_PARAMETERS
+
+        kwargs = {name: getattr(self, name) for name in TOPOLOGY_PARAMETERS}
+        kwargs["stage_strides"] = tuple(kwargs["stage_strides"])
+        return dict(kwargs, input_size=self.input_size)
 
     def _build_network(self, n_classes):
         from .resnet import build_resnet
@@ -471,7 +465,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             dataset,
             batch_sampler=batches,
             collate_fn=_identity_collate,
-            num_workers=self.num_workers,
+            num_workers=self.workers,
             generator=generator,
         )
 
@@ -546,7 +540,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = str(device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
-        with _torch_session(torch, self.num_threads, deterministic=True):
+        with _torch_session(torch, self.n_threads, deterministic=True):
             if _is_dataset(X):
                 index = {label: i for i, label in enumerate(self.classes_.tolist())}
                 dataset = _DatasetImages(X, index=index)
@@ -743,7 +737,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         device = next(self.model_.parameters()).device
         mean = torch.from_numpy(self.mean_image_).to(device)
         proba = np.empty((n, len(self.classes_)), dtype=np.float64)
-        with _torch_session(torch, self.num_threads, deterministic=False), torch.inference_mode():
+        with _torch_session(torch, self.n_threads, deterministic=False), torch.inference_mode():
             for start in range(0, n, self.predict_batch_size):
                 images, _ = dataset.__getitems__(np.arange(start, min(start + self.predict_batch_size, n)))
                 if images.shape[1:] != self.image_shape_:

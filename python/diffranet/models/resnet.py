@@ -23,6 +23,8 @@ from numbers import Integral
 import torch
 from torch import nn
 
+from .topology import TOPOLOGY_PARAMETERS, Topology
+
 __all__ = [
     "BasicBlock",
     "Bottleneck",
@@ -109,20 +111,12 @@ DEPTHS = {
 }
 
 
-def _variant(width=64, stem_stride=2, head_pool_size=7, head_pool_stride=1, stage_strides=(1, 2, 2, 2)):
+def _variant(**changes):
     # The first convolution (kernel 7) and the first max-pool (3, stride 2) are
     # never changed in Table 9; "2nd pool" is the average pool before the
-    # classifier, and "number of filters" the width of the stem and first stage.
-    return {
-        "width": width,
-        "stem_kernel": 7,
-        "stem_stride": stem_stride,
-        "stem_pool_size": 3,
-        "stem_pool_stride": 2,
-        "head_pool_size": head_pool_size,
-        "head_pool_stride": head_pool_stride,
-        "stage_strides": tuple(stage_strides),
-    }
+    # classifier (7 x 7 in the 2018 torchvision ResNet the paper adapted), and
+    # "number of filters" the width of the stem and first stage.
+    return Topology(**{"head_pool_size": 7, **changes}).as_dict()
 
 
 #: The topology adaptations the paper searched (Table 9), by variant name.
@@ -156,71 +150,13 @@ def _check_positive_int(name, value):
     return int(value)
 
 
-def _check_stage_strides(stage_strides):
-    strides = tuple(stage_strides) if not isinstance(stage_strides, (str, bytes)) else ()
-    if len(strides) != 4:
-        raise ValueError(f"stage_strides must be 4 positive integers (one per stage), got {stage_strides!r}")
-    return tuple(_check_positive_int("stage_strides", s) for s in strides)
-
-
-def _conv_out(size, kernel, stride, padding):
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def feature_map_sizes(
-    input_size,
-    *,
-    stem_kernel=7,
-    stem_stride=2,
-    stem_pool_size=3,
-    stem_pool_stride=2,
-    stage_strides=(1, 2, 2, 2),
-    head_pool_size=None,
-    head_pool_stride=1,
-):
+def feature_map_sizes(input_size, **topology):
     """Side length of the square feature maps after each part of the network.
 
-    Parameters
-    ----------
-    input_size : int
-        Side of the square input image, in pixels.
-    stem_kernel, stem_stride, stem_pool_size, stem_pool_stride, stage_strides, \
-head_pool_size, head_pool_stride
-        As in :class:`ResNet`.
-
-    Returns
-    -------
-    sizes : dict
-        ``{"stem": ..., "pool": ..., "stage1": ..., ..., "stage4": ..., "head": ...}``;
-        "head" is 1 for global average pooling.
-
-    Raises
-    ------
-    ValueError
-        If ``input_size`` is not a positive integer, or the head pool is larger
-        than the last feature map. (Convolutions and the max-pool are padded
-        by half their kernel, so no map is ever empty.)
+    ``topology`` holds keywords of :class:`~diffranet.models.topology.Topology`
+    (as in :class:`ResNet`); see :meth:`Topology.feature_map_sizes`.
     """
-    size = _check_positive_int("input_size", input_size)
-    sizes = {}
-    size = sizes["stem"] = _conv_out(size, stem_kernel, stem_stride, stem_kernel // 2)
-    if stem_pool_size is not None:
-        size = _conv_out(size, stem_pool_size, stem_pool_stride, stem_pool_size // 2)
-    sizes["pool"] = size
-    for i, stride in enumerate(stage_strides, start=1):
-        # Both the 3x3 convolution (padding 1) and the 1x1 shortcut give this size.
-        size = sizes[f"stage{i}"] = _conv_out(size, 1, stride, 0)
-    if head_pool_size is None:
-        sizes["head"] = 1
-    elif head_pool_size > size:
-        raise ValueError(
-            f"head_pool_size {head_pool_size} exceeds the last feature map ({size} x {size} for "
-            f"input_size {input_size}); use a larger input_size, a smaller pool, or "
-            "head_pool_size=None for global average pooling"
-        )
-    else:
-        sizes["head"] = _conv_out(size, head_pool_size, head_pool_stride, 0)
-    return sizes
+    return Topology(**topology).feature_map_sizes(input_size)
 
 
 class ResNet(nn.Module):
@@ -269,23 +205,7 @@ class ResNet(nn.Module):
         for the downsampling.
     """
 
-    def __init__(
-        self,
-        block,
-        layers,
-        num_classes,
-        *,
-        in_channels=1,
-        width=64,
-        stem_kernel=7,
-        stem_stride=2,
-        stem_pool_size=3,
-        stem_pool_stride=2,
-        stage_strides=(1, 2, 2, 2),
-        head_pool_size=None,
-        head_pool_stride=1,
-        input_size=None,
-    ):
+    def __init__(self, block, layers, num_classes, *, in_channels=1, input_size=None, **topology):
         super().__init__()
         if block not in (BasicBlock, Bottleneck):
             raise ValueError(f"block must be BasicBlock or Bottleneck, got {block!r}")
@@ -295,50 +215,36 @@ class ResNet(nn.Module):
         layers = tuple(_check_positive_int("layers", n) for n in layers)
         num_classes = _check_positive_int("num_classes", num_classes)
         in_channels = _check_positive_int("in_channels", in_channels)
-        width = _check_positive_int("width", width)
-        stem_kernel = _check_positive_int("stem_kernel", stem_kernel)
-        stem_stride = _check_positive_int("stem_stride", stem_stride)
-        if stem_pool_size is not None:
-            stem_pool_size = _check_positive_int("stem_pool_size", stem_pool_size)
-        stem_pool_stride = _check_positive_int("stem_pool_stride", stem_pool_stride)
-        stage_strides = _check_stage_strides(stage_strides)
-        if head_pool_size is not None:
-            head_pool_size = _check_positive_int("head_pool_size", head_pool_size)
-            if input_size is None:
-                raise ValueError("a fixed head_pool_size needs input_size to size the classifier")
-        head_pool_stride = _check_positive_int("head_pool_stride", head_pool_stride)
-
-        head_size = 1
-        if input_size is not None:
-            head_size = feature_map_sizes(
-                input_size,
-                stem_kernel=stem_kernel,
-                stem_stride=stem_stride,
-                stem_pool_size=stem_pool_size,
-                stem_pool_stride=stem_pool_stride,
-                stage_strides=stage_strides,
-                head_pool_size=head_pool_size,
-                head_pool_stride=head_pool_stride,
-            )["head"]
+        unknown = sorted(set(topology) - set(TOPOLOGY_PARAMETERS))
+        if unknown:
+            raise TypeError(f"ResNet() got unexpected keyword arguments {unknown}")
+        topo = Topology(**topology)
+        if topo.head_pool_size is not None and input_size is None:
+            raise ValueError("a fixed head_pool_size needs input_size to size the classifier")
+        head_size = 1 if input_size is None else topo.feature_map_sizes(input_size)["head"]
+        width, stem_kernel, stem_pool_size = topo.width, topo.stem_kernel, topo.stem_pool_size
+        stage_strides = topo.stage_strides
 
         self.inplanes = width
         self.conv1 = nn.Conv2d(
-            in_channels, width, kernel_size=stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False
+            in_channels, width, kernel_size=stem_kernel, stride=topo.stem_stride, padding=stem_kernel // 2,
+            bias=False
         )
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         if stem_pool_size is None:
             self.maxpool = nn.Identity()
         else:
-            self.maxpool = nn.MaxPool2d(kernel_size=stem_pool_size, stride=stem_pool_stride, padding=stem_pool_size // 2)
+            self.maxpool = nn.MaxPool2d(kernel_size=stem_pool_size, stride=topo.stem_pool_stride,
+                                        padding=stem_pool_size // 2)
         self.layer1 = self._make_layer(block, width, layers[0], stage_strides[0])
         self.layer2 = self._make_layer(block, width * 2, layers[1], stage_strides[1])
         self.layer3 = self._make_layer(block, width * 4, layers[2], stage_strides[2])
         self.layer4 = self._make_layer(block, width * 8, layers[3], stage_strides[3])
-        if head_pool_size is None:
+        if topo.head_pool_size is None:
             self.avgpool = nn.AdaptiveAvgPool2d(1)
         else:
-            self.avgpool = nn.AvgPool2d(head_pool_size, stride=head_pool_stride)
+            self.avgpool = nn.AvgPool2d(topo.head_pool_size, stride=topo.head_pool_stride)
         self.fc = nn.Linear(width * 8 * block.expansion * head_size * head_size, num_classes)
 
         # He initialisation (He et al. 2015, doi:10.1109/ICCV.2015.123) as in torchvision.

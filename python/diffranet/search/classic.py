@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, tpe
-from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,8 +35,7 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
 from .._validation import check_int, check_seed
-from ..data import has_split, load_split
-from ..train import build_classifier, build_extractor, build_pipeline, evaluate, save_model
+from ..training.classic import build_classifier, build_extractor, build_pipeline, evaluate, save_model
 from .spaces import TABLE8, non_empty_subsets
 
 TRIALS_FILE = "trials.pkl"
@@ -177,6 +175,7 @@ class SearchResult:
     model: object
     trials: Trials
     n_features_computed: int
+    metrics: dict
 
 
 def best_trial(trials):
@@ -201,6 +200,7 @@ def search_classic(
     random_state=0,
     n_jobs=None,
     progress=True,
+    test=None,
 ):
     """Hyperopt TPE search of extractor + classifier, trained on train and scored on val.
 
@@ -229,10 +229,16 @@ def search_classic(
         Parallel workers for feature extraction and random forests.
     progress : bool, default=True
         Show a progress bar.
+    test : tuple of ndarray, optional
+        ``(X_test, y_test)``: the refitted best model is also scored on them
+        (never used to choose it).
 
     Returns
     -------
     SearchResult
+        With ``metrics``: :func:`~diffranet.training.metrics.evaluate` on
+        ``"val"`` (and ``"test"``), and ``"n_evals"``; they are also saved in
+        ``best_model.joblib.json``.
     """
     max_evals = check_int("max_evals", max_evals, minimum=1)
     random_state = check_seed("random_state", random_state)
@@ -242,7 +248,7 @@ def search_classic(
     state = {"space": space.to_dict(), "seed": random_state, "trials": Trials()}
     if trials_path.exists():
         if not resume:
-            raise ValueError(f"{trials_path} exists: pass resume=True (--resume) or choose another output folder")
+            raise FileExistsError(f"{trials_path} exists: resume that search or choose another output folder")
         state["trials"] = _load_trials(trials_path, state)
     elif resume:
         raise FileNotFoundError(f"{trials_path}: no saved search to resume")
@@ -269,39 +275,11 @@ def search_classic(
     best = best_trial(trials)
     model = build_pipeline(best["config"], random_state, n_jobs).fit(X_train, y_train)
     metrics = {"val": evaluate(model, X_val, y_val), "n_evals": len(trials.trials)}
+    if test is not None:
+        metrics["test"] = evaluate(model, *test)
     save_model(model, out_dir / MODEL_FILE, best["config"], metrics)
-    return SearchResult(best["config"], best["val_accuracy"], model, trials, cache.n_computed)
+    return SearchResult(best["config"], best["val_accuracy"], model, trials, cache.n_computed, metrics)
 
 
 #: The name of :func:`search_classic` in the paper's reproduction plan (Table 8's Hyperopt search).
 hyperopt_search = search_classic
-
-
-def run_search_classic(data_dir, out_dir, max_evals, resume=False, random_state=0, n_jobs=None, log=print):
-    """``diffranet search classic``: search on a data folder, report the best model.
-
-    Reads the ``train`` and ``val`` splits of ``data_dir``, runs
-    :func:`search_classic` into ``out_dir`` and, when the folder has a ``test``
-    split, scores the refitted best model on it (accuracy and hit/miss
-    accuracy, also stored in ``best_model.joblib.json``).
-    """
-    X_train, y_train = load_split(data_dir, "train")
-    X_val, y_val = load_split(data_dir, "val")
-    log(f"train: {len(y_train)} images, val: {len(y_val)} images")
-    start = time.perf_counter()
-    result = search_classic(
-        X_train, y_train, X_val, y_val, max_evals=max_evals, out_dir=out_dir,
-        resume=resume, random_state=random_state, n_jobs=n_jobs,
-    )
-    log(f"{len(result.trials.trials)} evaluations, {time.perf_counter() - start:.1f} s in this run")
-    log(f"best validation accuracy {result.best_val_accuracy:.4f}: {json.dumps(result.best_config)}")
-    metrics = {"val": evaluate(result.model, X_val, y_val), "n_evals": len(result.trials.trials)}
-    if has_split(data_dir, "test"):
-        metrics["test"] = evaluate(result.model, *load_split(data_dir, "test"))
-        log(
-            f"test: accuracy {metrics['test']['accuracy']:.4f}, "
-            f"hit/miss accuracy {metrics['test']['hit_miss_accuracy']:.4f}"
-        )
-    save_model(result.model, Path(out_dir) / MODEL_FILE, result.best_config, metrics)
-    log(f"saved {Path(out_dir) / MODEL_FILE}")
-    return result, metrics

@@ -26,7 +26,10 @@ https://doi.org/10.1111/febs.12922
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import math
+from importlib import resources
 
 import numpy as np
 
@@ -44,6 +47,7 @@ __all__ = [
     "air",
     "atomic_form_factor",
     "incoherent_scattering",
+    "nonbragg_table",
     "water",
 ]
 
@@ -83,12 +87,10 @@ _INCOHERENT = {
            11.73, 12.42, 13.63, 15.49, 16.32),
 }
 
-# Liquid water: the molecular structure factor (electrons) versus sin(theta)/lambda
-# (1/A) of nonBragg's "water.stol", the table used with nanoBragg in cctbx simtbx
-# ("rough approximation to water"). F(0) = 2.57 is the forward scattering of the
-# liquid (its compressibility); the maximum at s = 0.162 is the 3.1 A water ring.
-_WATER_STOL = (0.0, 0.0365, 0.07, 0.12, 0.162, 0.18, 0.2, 0.216, 0.236, 0.28, 0.3, 0.345, 0.436, 0.5)
-_WATER_F = (2.57, 2.58, 2.8, 5.0, 8.0, 7.32, 6.75, 6.75, 6.5, 4.5, 4.3, 4.36, 3.77, 3.17)
+# Liquid water and air: the molecular structure factors (electrons) versus
+# sin(theta)/lambda (1/A) distributed with nanoBragg/nonBragg ("water.stol", "air.stol",
+# MIT licence, data/LICENSE-nanoBragg), shipped unchanged in data/.
+_NONBRAGG_TABLES = {"water": "water.stol", "air": "air.stol"}
 WATER_DENSITY_G_CM3 = 0.9982  # 20 C
 WATER_MOLECULAR_WEIGHT_G_MOL = 18.015
 
@@ -104,6 +106,42 @@ _FINE_STOL = tuple(np.round(np.arange(201) * 0.01, 2))
 _AVERAGINE = {"C": 4.9384, "H": 7.7583, "N": 1.3577, "O": 1.4773, "S": 0.0417}
 _AVERAGINE_G_MOL = 111.1254
 PROTEIN_DENSITY_G_CM3 = 1.35
+
+
+@functools.lru_cache(maxsize=None)
+def _read_table(filename):
+    """Two read-only columns of a table in the package's data/ folder."""
+    text = resources.files(__package__).joinpath("data").joinpath(filename).read_text()
+    table = np.loadtxt(io.StringIO(text), dtype=float, ndmin=2)
+    columns = table[:, 0].copy(), table[:, 1].copy()
+    for column in columns:
+        column.flags.writeable = False
+    return columns
+
+
+def nonbragg_table(material):
+    """nonBragg's table of a material: ``(stol_per_A, F)``, read-only arrays.
+
+    Parameters
+    ----------
+    material : {"water", "air"}
+
+    Returns
+    -------
+    stol_per_A, F : ndarray
+        sin(theta)/lambda (1/A) and the molecular structure factor (electrons)
+        of the two-column file distributed with nanoBragg/nonBragg (MIT licence,
+        the notice is shipped beside the tables).
+
+    Examples
+    --------
+    >>> stol, F = nonbragg_table("water")
+    >>> len(stol), round(float(F[0]), 2), round(float(stol[np.argmax(F)]), 4)
+    (10000, 2.57, 0.1603)
+    """
+    if not isinstance(material, str):
+        raise ValueError(f"material must be one of {sorted(_NONBRAGG_TABLES)!r}, got {material!r}")
+    return _read_table(_NONBRAGG_TABLES[check_choice("material", material, _NONBRAGG_TABLES)])
 
 
 def _stol_array(name, stol_per_A):
@@ -333,19 +371,21 @@ def water(thickness_um=10.0):
     Returns
     -------
     AmorphousMaterial
-        nonBragg's water table (F = 2.57 forward, maximum 8.0 at s = 0.162 1/A),
+        nonBragg's ``water.stol`` table (10,000 points to s = 0.5 1/A; F = 2.57
+        forward, maximum 8.01 at s = 0.1603 1/A: the 3.1 A water ring),
         0.9982 g/cm^3, 18.015 g/mol, and the incoherent function of H2O.
 
     Examples
     --------
     >>> w = water()
-    >>> float(w.stol_per_A[np.argmax(w.F)])
-    0.162
+    >>> round(float(w.stol_per_A[np.argmax(w.F)]), 4)
+    0.1603
     """
     thickness_um = check_positive("thickness_um", thickness_um)
-    return AmorphousMaterial("water", _WATER_STOL, _WATER_F, thickness_mm=thickness_um * 1e-3,
+    stol, F = nonbragg_table("water")
+    return AmorphousMaterial("water", stol, F, thickness_mm=thickness_um * 1e-3,
                              density_g_cm3=WATER_DENSITY_G_CM3, molecular_weight_g_mol=WATER_MOLECULAR_WEIGHT_G_MOL,
-                             incoherent=incoherent_scattering({"H": 2, "O": 1}, _WATER_STOL),
+                             incoherent=incoherent_scattering({"H": 2, "O": 1}, stol),
                              builtin=("water", {"thickness_um": thickness_um}))
 
 
@@ -356,7 +396,10 @@ def _diatomic_f_squared(element, bond_A, stol_per_A):
     return 2.0 * f2 * (1.0 + np.sinc(4.0 * stol_per_A * bond_A))
 
 
-def air(path_mm=5.0, temperature_C=20.0, pressure_kPa=101.325):
+_AIR_TABLES = ("nonbragg", "computed")
+
+
+def air(path_mm=5.0, temperature_C=20.0, pressure_kPa=101.325, table="nonbragg"):
     """Dry air (78 % N2, 21 % O2, 1 % Ar by volume) along ``path_mm`` of the beam.
 
     Parameters
@@ -368,45 +411,54 @@ def air(path_mm=5.0, temperature_C=20.0, pressure_kPa=101.325):
         Temperature (degrees Celsius, > -273.15).
     pressure_kPa : float, default 101.325
         Pressure (kPa, > 0).
+    table : {"nonbragg", "computed"}, default "nonbragg"
+        The structure factor per average molecule. ``"nonbragg"``: nonBragg's
+        ``air.stol`` (100 points to s = 0.5 1/A, F(0) = 14.10), the table the
+        paper's background was computed with. ``"computed"``: an ideal gas of
+        independent molecules, ``F^2 = sum_k x_k F_k^2`` over the gases k of
+        mole fraction ``x_k``, each diatomic ``F_k^2 = 2 f^2 (1 + sin(4 pi s d) /
+        (4 pi s d))`` with bond length d (Debye 1915) and IT92 atomic factors f
+        (F(0) = 14.48, on a 0.01 1/A grid to s = 2): 5.5 % more intensity
+        than the table below s = 0.1 1/A, equal at s = 0.19 and less beyond
+        (28 % less at s = 0.3, where the table falls off more slowly).
 
     Returns
     -------
     AmorphousMaterial
-        An ideal gas, so no interference between molecules: per average
-        molecule ``F^2 = sum_k x_k F_k^2`` over the gases k of mole fraction
-        ``x_k``, each diatomic ``F_k^2 = 2 f^2 (1 + sin(4 pi s d) / (4 pi s d))``
-        with bond length d (Debye 1915) from IT92 atomic factors f. Density from
-        the ideal-gas law, ``rho = p M / (R T)`` (1.204e-3 g/cm^3 at 20 C, 1 atm),
-        M = 28.96 g/mol.
+        Density from the ideal-gas law, ``rho = p M / (R T)`` (1.204e-3 g/cm^3
+        at 20 C, 1 atm), M = 28.96 g/mol; the incoherent function of the same
+        mixture.
 
     Examples
     --------
-    >>> a = air()
-    >>> round(float(a.F[0]), 2), round(a.density_g_cm3 * 1e3, 3)
-    (14.48, 1.204)
+    >>> round(float(air().F[0]), 2), round(float(air(table="computed").F[0]), 2)
+    (14.1, 14.48)
+    >>> round(air().density_g_cm3 * 1e3, 3)
+    1.204
     """
     path_mm = check_positive("path_mm", path_mm)
     temperature_K = check_finite("temperature_C", temperature_C) + 273.15
     if temperature_K <= 0:
         raise ValueError(f"temperature_C must be > -273.15, got {temperature_C!r}")
     pressure_Pa = check_positive("pressure_kPa", pressure_kPa) * 1e3
-    stol = np.asarray(_FINE_STOL)
-    f_squared = np.zeros_like(stol)
-    incoherent = np.zeros_like(stol)
-    molar_mass = 0.0
-    for _, fraction, element, bond_A, mass in _AIR:
-        if bond_A is None:
-            f_squared += fraction * atomic_form_factor(element, stol) ** 2
-            incoherent += fraction * incoherent_scattering({element: 1}, stol)
-        else:
-            f_squared += fraction * _diatomic_f_squared(element, bond_A, stol)
-            incoherent += fraction * incoherent_scattering({element: 2}, stol)
-        molar_mass += fraction * mass
+    if not isinstance(table, str):
+        raise ValueError(f"table must be one of {list(_AIR_TABLES)!r}, got {table!r}")
+    check_choice("table", table, _AIR_TABLES)
+    if table == "nonbragg":
+        stol, F = nonbragg_table("air")
+    else:
+        stol = np.asarray(_FINE_STOL)
+        F = np.sqrt(sum(fraction * (atomic_form_factor(element, stol) ** 2 if bond_A is None
+                                    else _diatomic_f_squared(element, bond_A, stol))
+                        for _, fraction, element, bond_A, _ in _AIR))
+    incoherent = sum(fraction * incoherent_scattering({element: 1 if bond_A is None else 2}, stol)
+                     for _, fraction, element, bond_A, _ in _AIR)
+    molar_mass = sum(fraction * mass for _, fraction, _, _, mass in _AIR)
     density_g_cm3 = pressure_Pa * molar_mass / (GAS_CONSTANT_J_PER_MOL_K * temperature_K) * 1e-6
-    return AmorphousMaterial("air", stol, np.sqrt(f_squared), thickness_mm=path_mm, density_g_cm3=density_g_cm3,
+    return AmorphousMaterial("air", stol, F, thickness_mm=path_mm, density_g_cm3=density_g_cm3,
                              molecular_weight_g_mol=molar_mass, incoherent=incoherent,
                              builtin=("air", {"path_mm": path_mm, "temperature_C": float(temperature_C),
-                                              "pressure_kPa": pressure_Pa * 1e-3}))
+                                              "pressure_kPa": pressure_Pa * 1e-3, "table": table}))
 
 
 # the built-in materials, by the name AmorphousMaterial.to_dict records

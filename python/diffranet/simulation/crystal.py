@@ -10,13 +10,19 @@ from .._validation import check_choice, check_int, check_nonnegative, check_posi
 from ._params import Params, frozen_array
 from .orientation import check_cell, real_space_basis
 
-__all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS"]
+__all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS", "TOPHAT_VOLUMES"]
 
 # Names accepted for Crystal.spot_shape and the core's enum values.
 SPOT_SHAPES = {"sinc": 0, "tophat": 1, "gauss": 2, "round": 3}
 # Spot shapes that vanish outside a bounded region around each reflection.
 COMPACT_SHAPES = frozenset({"tophat", "gauss"})
 MOSAIC_DISTRIBUTIONS = {"tophat": 0, "gauss": 1}
+# Integrated intensity of a tophat spot relative to the sinc's, by Crystal.tophat_volume.
+# The core's tophat is a sphere of radius 0.63 (in units of the spot size) normalised to
+# the sinc's volume; nanoBragg's has the sinc's peak height N^2 instead, hence the sphere's
+# volume 4/3 pi 0.63^3 = 1.0474 times more intensity (the lattice transform is constant
+# inside the sphere, so this multiplies the whole image).
+TOPHAT_VOLUMES = {"sinc": 1.0, "nanobragg": 4.0 / 3.0 * np.pi * 0.63**3}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,6 +65,13 @@ class Crystal(Params):
         beam over the volume of one simulated domain block. The paper rendered
         a 0.1 um crystal (spots about a pixel wide) and scaled it by 2.7e7 to a
         30 um crystal.
+    tophat_volume : {"sinc", "nanobragg"}, default "sinc"
+        Height of the ``"tophat"`` spots (their radius is 0.63 either way).
+        ``"sinc"``: every spot integrates to the sinc's intensity, as the
+        paper describes nanoBragg's ``-tophat_spots``. ``"nanobragg"``: the
+        sinc's peak height ``N^2``, as the nanoBragg program computes it, so
+        spots carry ``4/3 pi 0.63^3 = 1.0474`` times the sinc's intensity.
+        Ignored for the other shapes.
 
     Examples
     --------
@@ -81,6 +94,7 @@ class Crystal(Params):
     orientation: np.ndarray | None = dataclasses.field(default=None, repr=False)
     structure_factors: object = dataclasses.field(default=None, repr=False)
     volume_scale: float = 1.0
+    tophat_volume: str = "sinc"
 
     def __post_init__(self):
         self._set("cell", check_cell(self.cell))
@@ -99,6 +113,17 @@ class Crystal(Params):
         if sf is not None and not all(hasattr(sf, name) for name in ("table", "hkl_min")):
             raise ValueError(f"structure_factors must be a StructureFactors, got {type(sf).__name__}")
         self._set("volume_scale", check_nonnegative("volume_scale", self.volume_scale))
+        if not isinstance(self.tophat_volume, str):
+            raise ValueError(f"tophat_volume must be one of {sorted(TOPHAT_VOLUMES)!r}, got {self.tophat_volume!r}")
+        check_choice("tophat_volume", self.tophat_volume, TOPHAT_VOLUMES)
+
+    @property
+    def intensity_scale(self):
+        """Factor applied to the rendered Bragg image: ``volume_scale``, times the
+        tophat volume ratio of ``tophat_volume`` for tophat spots."""
+        if self.spot_shape != "tophat":
+            return self.volume_scale
+        return self.volume_scale * TOPHAT_VOLUMES[self.tophat_volume]
 
     @property
     def real_basis_A(self):
@@ -121,6 +146,7 @@ class Crystal(Params):
                 "mosaic_spread_deg": self.mosaic_spread_deg, "mosaic_distribution": self.mosaic_distribution,
                 "spot_shape": self.spot_shape, "default_F": self.default_F,
                 "orientation": self.orientation.tolist(), "volume_scale": self.volume_scale,
+                "tophat_volume": self.tophat_volume,
                 "structure_factors": None if self.structure_factors is None else self.structure_factors.source}
 
     @classmethod

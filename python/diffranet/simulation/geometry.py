@@ -24,7 +24,7 @@ from .._validation import (
 from ._params import Params, frozen_array
 from .orientation import misset_to_rotation
 
-__all__ = ["Detector", "Beam"]
+__all__ = ["Detector", "Beam", "nanobragg_beam_center_mm"]
 
 _BEAM_AXIS = np.array([1.0, 0.0, 0.0])
 _FAST_AXIS = np.array([0.0, 0.0, 1.0])
@@ -78,9 +78,9 @@ class Detector(Params):
 
     Examples
     --------
-    >>> det = Detector((4, 6), pixel_size_mm=0.1, distance_mm=50.0)
+    >>> det = Detector((4, 6), pixel_size_mm=0.125, distance_mm=50.0)
     >>> det.direct_beam_mm
-    (0.3, 0.2)
+    (0.375, 0.25)
     >>> det.distance_mm = 60.0
     Traceback (most recent call last):
     ...
@@ -190,6 +190,51 @@ class Detector(Params):
         return cls(shape=shape, mask=mask, **params)
 
 
+# Default beam centre of nanoBragg (MOSFLM convention) and nonBragg, in pixels past the
+# geometric centre of the detector along (fast, slow).
+_PROGRAM_CENTER_OFFSET_PX = {"nanobragg": (1.0, 1.0), "nonbragg": (-0.5, 0.5)}
+
+
+def nanobragg_beam_center_mm(shape, pixel_size_mm, program="nanobragg"):
+    """The beam centre that nanoBragg's or nonBragg's default puts on a detector.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)`` of the detector.
+    pixel_size_mm : float
+        Side of the square pixels (mm).
+    program : {"nanobragg", "nonbragg"}, default "nanobragg"
+        ``"nanobragg"``: nanoBragg without ``-Xbeam``/``-Ybeam`` (MOSFLM
+        convention, ``Xbeam = (detsize_s + pixel) / 2`` along the slow axis and
+        ``Ybeam = (detsize_f + pixel) / 2`` along the fast axis, each half a
+        pixel from the pixel edge): one pixel past the geometric centre along
+        both axes. ``"nonbragg"``: nonBragg's defaults ``Xbeam = (detsize_x -
+        pixel) / 2`` along the fast axis and ``Ybeam = (detsize_y + pixel) / 2``
+        along the slow axis: half a pixel before the centre along fast and half
+        a pixel past it along slow.
+
+    Returns
+    -------
+    tuple of float
+        ``(fast_mm, slow_mm)`` for ``Detector(beam_center_mm=...)``.
+
+    Examples
+    --------
+    >>> det = Detector((256, 256), 0.3, 100.0, beam_center_mm=nanobragg_beam_center_mm((256, 256), 0.3))
+    >>> [round(x, 6) for x in det.beam_center_mm]     # the centre is at 38.4 mm
+    [38.7, 38.7]
+    >>> [round(x, 6) for x in nanobragg_beam_center_mm((512, 512), 0.172, "nonbragg")]
+    [43.946, 44.118]
+    """
+    rows, cols = _check_shape(shape)
+    pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
+    if not isinstance(program, str) or program not in _PROGRAM_CENTER_OFFSET_PX:
+        raise ValueError(f"program must be one of {sorted(_PROGRAM_CENTER_OFFSET_PX)!r}, got {program!r}")
+    fast_px, slow_px = _PROGRAM_CENTER_OFFSET_PX[program]
+    return (cols * pixel_size_mm / 2.0 + fast_px * pixel_size_mm, rows * pixel_size_mm / 2.0 + slow_px * pixel_size_mm)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Beam(Params):
     """The incident X-ray beam, as one or more weighted monochromatic sources.
@@ -238,8 +283,8 @@ class Beam(Params):
     Examples
     --------
     >>> beam = Beam(1.5, fluence_photons_per_m2=1e24, beam_size_mm=0.03)
-    >>> round(beam.photons / 1e12, 6)
-    0.9
+    >>> f"{beam.photons:.3g}"   # photons in the 30 um square beam
+    '9e+14'
     >>> beam.with_(wavelength_A=1.0).wavelength_A
     1.0
     """

@@ -67,8 +67,9 @@ FIBER_G_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 ** (2.0 / 3.0) - 1.0))
 GAUSS_SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: Top of the 16-bit scale that the square root maps onto 0..255 (255^2).
 SATURATION_8BIT = 65025
-#: Default fiber-optic taper PSF FWHM (um): nanoBragg's default for a fiber-coupled CCD.
-DEFAULT_PSF_FWHM_UM = 80.0
+#: Default fiber-optic taper PSF FWHM (um): that of noisify, the detector model of Holton et al.
+#: (2012) that the DiffraNet paper used (cctbx simtbx's nanoBragg defaults to 80).
+DEFAULT_PSF_FWHM_UM = 46.0
 #: Default fraction of a PSF's photons inside its truncated kernel.
 DEFAULT_ENCLOSED_FRACTION = 0.999
 # float32 holds every whole number up to 2^24: the largest saturation allowed.
@@ -353,7 +354,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
         Pixel side (mm).
     kind : {"fiber", "gauss"}, default "fiber"
         PSF shape, see :func:`psf_kernel`.
-    fwhm_um : float, default 80
+    fwhm_um : float, default 46
         PSF full width at half maximum (micrometres).
     enclosed_fraction : float, default 0.999
         Sets the kernel truncation radius, see :func:`psf_kernel`.
@@ -509,9 +510,9 @@ class CCDResponse(_DetectorResponse):
         equal to the mean (1.0), clipped at zero.
     psf : {"fiber", "gauss", None}, default "fiber"
         Point-spread function applied to the counted photons; None for none.
-    psf_fwhm_um : float, default 80
-        PSF full width at half maximum (micrometres); nanoBragg's default for a
-        fiber-coupled CCD.
+    psf_fwhm_um : float, default 46
+        PSF full width at half maximum (micrometres); noisify's default for a
+        fiber-coupled CCD (Holton et al. 2012).
     calibration_rms : float, default 0.04
         RMS per-pixel gain error (fraction): fixed for the detector, drawn
         from ``calibration_seed`` and not from the image seed.

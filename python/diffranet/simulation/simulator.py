@@ -139,6 +139,31 @@ class Simulator:
         if budget is not None and not isinstance(budget, Budget):
             raise ValueError(f"budget must be a Budget or None, got {type(budget).__name__}")
         self.budget = Budget() if budget is None else budget
+        self._arguments = {"detector": detector, "beam": beam, "crystal": crystal, "oversample": oversample,
+                           "n_threads": n_threads, "method": method, "background": background,
+                           "beamstop": beamstop, "response": response,
+                           "background_oversample": background_oversample, "budget": budget}
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"a Simulator is immutable: use sim.with_({name}=...) for a changed copy")
+        object.__setattr__(self, name, value)
+
+    def with_(self, **changes):
+        """A new Simulator with some of the constructor's arguments changed (and checked again).
+
+        Examples
+        --------
+        >>> from diffranet import Simulator, Detector, Beam
+        >>> sim = Simulator(Detector((8, 8)), Beam(1.5, fluence_photons_per_m2=1e24))
+        >>> sim.with_(oversample=2).oversample
+        2
+        """
+        unknown = sorted(set(changes) - set(self._arguments))
+        if unknown:
+            raise ValueError(f"Simulator has no parameters {unknown}; it takes {sorted(self._arguments)}")
+        return type(self)(**{**self._arguments, **changes})
 
     def _structure_factor_table(self):
         sf = self.crystal.structure_factors
@@ -192,8 +217,8 @@ class Simulator:
                 domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
                 default_F=xtal.default_F, method=method, n_threads=self.n_threads,
                 directions=det.subpixel_directions(self.oversample))
-        if xtal.volume_scale != 1.0:
-            image *= np.float32(xtal.volume_scale)
+        if xtal.intensity_scale != 1.0:
+            image *= np.float32(xtal.intensity_scale)
         image = check_photons(image, "Bragg photons")
         return (image, dict(stats, method=method)) if return_stats else image
 

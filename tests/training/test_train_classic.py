@@ -10,7 +10,7 @@ from sklearn.svm import SVC
 from diffranet.cli import main
 from diffranet.features import GLCMExtractor
 from diffranet.search.spaces import PAPER_BEST
-from diffranet.train import build_pipeline, evaluate
+from diffranet.training import build_pipeline, evaluate
 
 
 @pytest.fixture(scope="module")

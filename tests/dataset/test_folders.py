@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffranet.data import load_split
+from diffranet.dataset.loader import load_split
 from diffranet.io import write_image
 
 

@@ -1,0 +1,22 @@
+"""Training and scoring of the classifiers, classic and deep side by side.
+
+:mod:`.classic` builds the feature-extractor + RF/SVM pipelines of the paper
+from a configuration, trains, scores and saves them; :mod:`.deep` trains the
+DeepFreak network (needs torch); :mod:`.metrics` scores any of them the same
+way (accuracy, hit/miss accuracy, confusion matrix).
+"""
+
+from .classic import build_classifier, build_extractor, build_pipeline, save_model, train_classic
+from .deep import train_deepfreak
+from .metrics import evaluate, evaluate_splits
+
+__all__ = [
+    "build_classifier",
+    "build_extractor",
+    "build_pipeline",
+    "evaluate",
+    "evaluate_splits",
+    "save_model",
+    "train_classic",
+    "train_deepfreak",
+]

@@ -1,0 +1,84 @@
+"""Scores shared by every classifier (classic and deep): accuracy, hit/miss accuracy, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix
+
+from ..classes import CLASS_NAMES, MISS_LABELS
+from ..dataset.loader import has_split, load_split
+
+__all__ = ["evaluate", "evaluate_splits"]
+
+
+def evaluate(model, X, y):
+    """Accuracy, hit/miss accuracy and confusion matrix of ``model`` on (X, y).
+
+    Hit/miss accuracy scores the two-way decision the classifier serves in a
+    beamline: blank and no-crystal (miss) against weak, good and strong (hit).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``hit_miss_accuracy`` (fractions), ``confusion_matrix``
+        (rows: true class blank..strong, columns: predicted), ``n_images``.
+    """
+    predicted = model.predict(X)
+    miss_true = np.isin(y, MISS_LABELS)
+    miss_predicted = np.isin(predicted, MISS_LABELS)
+    labels = list(range(len(CLASS_NAMES)))
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "hit_miss_accuracy": float(np.mean(miss_true == miss_predicted)),
+        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
+        "n_images": int(len(y)),
+    }
+
+
+def format_confusion(matrix, class_names=CLASS_NAMES):
+    """A confusion matrix as text: one row per true class, one column per predicted class.
+
+    Examples
+    --------
+    >>> print(format_confusion([[3, 1], [0, 2]], ("miss", "hit")))
+    true / predicted  miss   hit
+    miss                 3     1
+    hit                  0     2
+    """
+    corner = "true / predicted"
+    width = max(6, max(len(n) for n in class_names) + 1)
+    first = max(len(corner), max(len(n) for n in class_names))
+    lines = [corner.ljust(first) + "".join(n.rjust(width) for n in class_names)]
+    for name, row in zip(class_names, matrix):
+        lines.append(name.ljust(first) + "".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load_split):
+    """:func:`evaluate` on each of ``splits`` that ``data_dir`` holds.
+
+    Parameters
+    ----------
+    model : fitted classifier
+    data_dir : path-like
+        Either layout read by :func:`diffranet.dataset.loader.load_split`.
+    splits : sequence of str, default ("val", "test")
+    log : callable, optional
+        Receives one line per split scored.
+    load : callable, default load_split
+        ``load(data_dir, split) -> (X, y)``.
+
+    Returns
+    -------
+    dict
+        Split name -> :func:`evaluate` result, for the splits present.
+    """
+    scores = {}
+    for split in splits:
+        if has_split(data_dir, split):
+            scores[split] = evaluate(model, *load(data_dir, split))
+            if log is not None:
+                log(f"{split}: accuracy {scores[split]['accuracy']:.4f}, "
+                    f"hit/miss accuracy {scores[split]['hit_miss_accuracy']:.4f}")
+                log(format_confusion(scores[split]["confusion_matrix"]))
+    return scores
