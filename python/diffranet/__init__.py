@@ -34,6 +34,7 @@ _PUBLIC = {
     "save_model": "inference",
     "preprocess": "inference",
     "FrameGeometry": "inference",
+    "PeakFinderHitFinder": "peaks",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

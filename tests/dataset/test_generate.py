@@ -36,8 +36,11 @@ class TestGenerate:
         _, y, table = load_arrays(small_dataset, "train", metadata=True)
         assert table["index"].tolist() == list(range(30))
         rule = tiny.label_rule()
-        for label, n in zip(y, table["n_significant_spots"]):
+        for label, n in zip(y, table["n_detectable_spots"]):
             assert (rule.classify(int(n)) or 0) == (label if label >= 2 else 0)
+        crystal = y >= 2
+        # a detectable spot (2 pixels at k sigma) is also significant summed over its footprint, nearly always
+        assert (table["n_significant_spots"][crystal] >= table["n_detectable_spots"][crystal]).mean() > 0.9
 
     def test_byte_identical_rerun(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "again"
@@ -71,6 +74,24 @@ class TestGenerate:
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
                          quiet=True)
         assert _bytes(out) == _bytes(small_dataset)
+
+    def test_growing_renders_only_the_new_images(self, small_dataset, tiny, tmp_path, monkeypatch):
+        from diffranet.dataset.shots import ShotRenderer
+
+        out = tmp_path / "grow"
+        generate_dataset(out, preset=tiny, n_train=13, n_val=3, n_test=0, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        rendered = []
+        real = ShotRenderer.render
+        monkeypatch.setattr(ShotRenderer, "render", lambda self, *a: rendered.append(a) or real(self, *a))
+        generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                         quiet=True)
+        assert len(rendered) == 60 - 16
+        assert sorted(i for _, split, i, _ in rendered if split == "train") == list(range(13, 30))
+        assert _bytes(out) == _bytes(small_dataset)
+        with pytest.raises(ValueError, match="grow but not shrink"):
+            generate_dataset(out, preset=tiny, n_train=20, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
+                             quiet=True)
 
     def test_other_settings_refused(self, small_dataset, tiny):
         with pytest.raises(ValueError, match="other settings.*seed"):
@@ -208,3 +229,26 @@ class TestKill:
         subprocess.run(_cli(out, preset_file), check=True, capture_output=True)
         assert _bytes(out) == _bytes(reference)
         assert json.loads((out / "index.json").read_text())["splits"]["train"]["n_images"] == 200
+
+    @pytest.mark.slow
+    def test_ctrl_c_with_two_workers_is_quiet(self, tmp_path):
+        """SIGINT to the whole process group (what Ctrl-C does): one line, no worker tracebacks."""
+        out = tmp_path / "interrupted"
+        command = [sys.executable, "-m", "diffranet", "dataset", "--out", str(out), "--preset", "quick",
+                   "--n-train", "3000", "--n-val", "0", "--n-test", "0", "--shard-size", "10", "--workers", "2"]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 120
+            while not list((out / "shards").glob("*.h5")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, "the run finished before it could be interrupted"
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 130
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+        assert err.rstrip().endswith("diffranet dataset: interrupted")

@@ -8,8 +8,8 @@ class TestInfo:
     def test_counts_and_ranges(self, small_dataset, tiny):
         info = dataset_info(small_dataset)
         assert sum(info["splits"]["train"]["class_counts"]) == 30
-        assert info["classes"]["blank"]["n_significant_spots"] == [0, 0, 0]
-        low, _, high = info["classes"]["good"]["n_significant_spots"]
+        assert info["classes"]["blank"]["n_detectable_spots"] == [0, 0, 0]
+        low, _, high = info["classes"]["good"]["n_detectable_spots"]
         assert tiny.good_min <= low <= high < tiny.strong_min
         assert info["classes"]["weak"]["volume_scale"][0] > 0
         text = format_info(info)
@@ -46,3 +46,43 @@ class TestCommand:
         assert main(["dataset", "--out", "/proc/x/y", "--preset", "quick", "--n-train", "1", "--workers", "1",
                      "--quiet"]) == 2
         assert "cannot write" in capsys.readouterr().err
+
+
+class TestGallery:
+    def test_one_grey_scale_stated_on_the_figure(self, small_dataset, tmp_path, monkeypatch):
+        """demo and --info share save_gallery: one white level for every panel, written in the title."""
+        import numpy as np
+
+        from diffranet.dataset import gallery
+
+        seen = {}
+        real = gallery.save_gallery
+
+        def spy(path, rows, title):
+            seen["rows"] = rows
+            return real(path, rows, title)
+
+        monkeypatch.setattr(gallery, "save_gallery", spy)
+        write_gallery(small_dataset, tmp_path / "g.png", per_class=2)
+        panels = [image for _, row in seen["rows"] for image, _ in row]
+        crops = [p[p.shape[0] // 4:p.shape[0] - p.shape[0] // 4, p.shape[1] // 4:p.shape[1] - p.shape[1] // 4]
+                 for p in panels]
+        assert gallery.white_level(crops) == max(float(np.percentile(np.concatenate([c.ravel() for c in crops]),
+                                                                     99.9)), 1.0)
+
+    def test_info_out_picture(self, small_dataset, tmp_path, capsys):
+        picture = tmp_path / "pic.png"
+        assert main(["dataset", "--info", str(small_dataset), "--out", str(picture)]) == 0
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(picture) in capsys.readouterr().out
+
+
+class TestSplitSizes:
+    def test_partial_sizes_follow_the_given_one(self, tmp_path, capsys):
+        out = tmp_path / "d"
+        assert main(["dataset", "--out", str(out), "--preset", "quick", "--n-val", "10", "--workers", "1",
+                     "--quiet"]) == 0
+        from diffranet.dataset import read_index
+
+        sizes = {s: e["n_images"] for s, e in read_index(out)["splits"].items()}
+        assert sizes == {"train": 42, "val": 10, "test": 52}  # 10 x 10000 / 2400, 10 x 12600 / 2400

@@ -49,11 +49,12 @@ class TestShotRenderer:
         assert image.dtype == np.uint8 and image.shape == renderer.preset.shape
         assert row["label"] == label
         if label >= 2:
-            assert renderer.rule.classify(int(row["n_significant_spots"])) == label
-            assert row["n_significant_spots"] == row["target_spots"]
+            assert renderer.rule.classify(int(row["n_detectable_spots"])) == label
+            assert row["n_detectable_spots"] == row["target_spots"]
+            assert row["n_significant_spots"] > 0
             assert 0 < row["volume_scale"] <= renderer.preset.max_volume_scale
         else:
-            assert row["volume_scale"] == 0 and row["n_significant_spots"] == 0
+            assert row["volume_scale"] == 0 and row["n_significant_spots"] == row["n_detectable_spots"] == 0
         assert (row["photons"] == 0) == (label == 0)
 
     def test_blank_is_detector_noise(self, renderer):
@@ -85,7 +86,7 @@ class TestDiffranetPreset:
         assert image.shape == (512, 512) and row["label"] == label
         if label >= 2:
             low, high = paper.rule.class_range(label)
-            assert low <= row["n_significant_spots"] < high
+            assert low <= row["n_detectable_spots"] < high
             assert 0 < row["volume_scale"] <= 2.7e7
 
     def test_simulator_remakes_a_crystal_image(self, paper):

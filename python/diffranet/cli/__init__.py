@@ -35,17 +35,21 @@ def build_parser():
     search.add_parser(sub)
 
     dataset = sub.add_parser("dataset", help="generate the labelled DiffraNet dataset, or summarise one (--info)")
-    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes)")
-    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and write "
-                         "DIR/gallery.png")
+    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes, a run with "
+                         "larger sizes adds the new images); with --info, the gallery picture (default "
+                         "DIR/gallery.png)")
+    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and save a "
+                         "gallery of examples per class")
     dataset.add_argument("--preset", default="diffranet",
                          help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
     dataset.add_argument("--detector", metavar="FILE",
                          help="render on this detector: a detector TOML file or a shipped name "
                               "(paper, pilatus6m, eiger16m)")
-    dataset.add_argument("--n-train", type=int, default=10_000, help="training images (default: %(default)s)")
-    dataset.add_argument("--n-val", type=int, default=2_400, help="validation images (default: %(default)s)")
-    dataset.add_argument("--n-test", type=int, default=12_600, help="test images (default: %(default)s)")
+    dataset.add_argument("--n-train", type=int, default=None,
+                         help="training images (default: 10000; when only some sizes are given, the others "
+                              "follow them in the paper's proportions 10000 : 2400 : 12600)")
+    dataset.add_argument("--n-val", type=int, default=None, help="validation images (default: 2400)")
+    dataset.add_argument("--n-test", type=int, default=None, help="test images (default: 12600)")
     dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dataset.add_argument("--workers", type=int, default=None,
                          help="worker processes; 1 renders in this process (default: CPU count)")

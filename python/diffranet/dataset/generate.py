@@ -10,15 +10,20 @@ flight, so memory stays bounded whatever the dataset size.
 A rerun with the same settings skips every shard already on disk whose
 checksum matches, and renders the rest: since image ``i`` of split ``s``
 depends only on ``(seed, s, i)``, the result is byte-identical to an
-uninterrupted run.
+uninterrupted run. A rerun with larger split sizes (same preset and seed)
+grows the dataset: it renders only the new images, completing the last shard
+of a split from the images already in it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from .shards import (
     SPLITS,
     TABLE_DTYPE,
     build_index,
+    read_shard,
     shard_name,
     verify_shard,
     write_json_atomic,
@@ -42,7 +48,8 @@ from .shards import (
 )
 from .shots import ShotRenderer, class_sequence
 
-__all__ = ["generate_dataset", "render_chunk", "plan_shards", "WorkerFailure", "SPLITS", "PAPER_SIZES"]
+__all__ = ["generate_dataset", "render_chunk", "plan_shards", "split_sizes", "WorkerFailure", "SPLITS",
+           "PAPER_SIZES"]
 
 #: The paper's split sizes.
 PAPER_SIZES = {"train": 10_000, "val": 2_400, "test": 12_600}
@@ -91,6 +98,35 @@ def render_chunk(preset_json, seed, split, start, stop):
     return images, table
 
 
+def split_sizes(n_train=None, n_val=None, n_test=None):
+    """Split sizes with the unspecified ones following the given ones.
+
+    With no size given, the paper's 10,000 / 2,400 / 12,600. Otherwise every
+    size left as None is scaled from the first given split (train, val, test
+    in that order) in the paper's proportions, rounded to the nearest image:
+    ``n_train=50`` gives 50 / 12 / 63.
+
+    Returns
+    -------
+    dict
+        ``{"train": int, "val": int, "test": int}``.
+
+    Examples
+    --------
+    >>> split_sizes(n_train=50)
+    {'train': 50, 'val': 12, 'test': 63}
+    >>> split_sizes(n_train=0, n_val=0, n_test=600)
+    {'train': 0, 'val': 0, 'test': 600}
+    """
+    given = {split: n for split, n in zip(SPLITS, (n_train, n_val, n_test)) if n is not None}
+    given = {split: check_int(f"n_{split}", n, minimum=0) for split, n in given.items()}
+    if not given:
+        return dict(PAPER_SIZES)
+    reference = next(iter(given))
+    scale = given[reference] / PAPER_SIZES[reference]
+    return {split: given.get(split, int(round(PAPER_SIZES[split] * scale))) for split in SPLITS}
+
+
 def plan_shards(sizes, shard_size):
     """Shards of every split: a list of ``(split, number, start, stop)``."""
     plan = []
@@ -117,7 +153,11 @@ def _prepare_directory(out):
 
 
 def _check_config(out, config):
-    """Write dataset.json, or check that an existing one has the same settings."""
+    """Write dataset.json, or check that an existing one has the same settings.
+
+    Larger split sizes are allowed (the dataset grows: image ``i`` does not
+    depend on the sizes); any other difference is refused.
+    """
     path = out / CONFIG_FILE
     if path.exists():
         try:
@@ -126,6 +166,14 @@ def _check_config(out, config):
             raise ValueError(f"{path}: not a dataset settings file ({exc})") from exc
         if existing != config:
             diff = sorted(k for k in set(config) | set(existing) if config.get(k) != existing.get(k))
+            if diff == ["sizes"] and isinstance(existing.get("sizes"), dict):
+                old = existing["sizes"]
+                shrunk = [s for s in SPLITS if config["sizes"][s] < old.get(s, 0)]
+                if shrunk:
+                    raise ValueError(f"{out} holds larger splits ({', '.join(f'{s}: {old[s]}' for s in shrunk)}); "
+                                     f"a dataset can grow but not shrink: use another --out")
+                write_json_atomic(path, config)
+                return
             raise ValueError(f"{out} holds a dataset made with other settings ({', '.join(diff)}); "
                              f"use another output directory or the same settings to resume")
     else:
@@ -146,6 +194,25 @@ class _InProcess:
         pass
 
 
+@contextlib.contextmanager
+def _workers_ignore_interrupt():
+    """Start worker processes with SIGINT ignored: Ctrl-C reaches this process only.
+
+    The terminal sends SIGINT to every process of the foreground group; worker
+    processes would print their own tracebacks. A child started while SIGINT is
+    ignored keeps ignoring it, and this process, which closes the cluster on
+    KeyboardInterrupt, stops them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _OnDask:
     """Run chunks on a Dask cluster: a LocalCluster, or an existing scheduler."""
 
@@ -157,8 +224,9 @@ class _OnDask:
         self.cluster = None
         if scheduler is None:
             # dashboard on any free port: another cluster on the default 8787 must not matter
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=":0", silence_logs=logging.ERROR)
+            with _workers_ignore_interrupt():
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
             try:
@@ -253,13 +321,18 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
     pending = []
     for split, number, start, stop in plan:
         path = out / SHARD_DIR / shard_name(split, number)
+        kept = 0
         if path.exists():
-            if verify_shard(path) is not None:
+            attrs = verify_shard(path)
+            if attrs is not None and attrs.get("start") == start and attrs.get("count") == stop - start:
                 continue
-            path.unlink()  # damaged: render it again
-        pending.append((split, number, start, stop))
+            if attrs is not None and attrs.get("start") == start and attrs.get("count", 0) < stop - start:
+                kept = int(attrs["count"])  # the last shard of a smaller split: keep its images, add the rest
+            else:
+                path.unlink()  # damaged: render it again
+        pending.append((split, number, start, stop, kept))
     n_done = len(plan) - len(pending)
-    total = sum(stop - start for _, _, start, stop in pending)
+    total = sum(stop - start - kept for _, _, start, stop, kept in pending)
     _log.info("%s: %d of %d shards present, %d images to render (%s)", out, n_done, len(plan), total,
               f"scheduler {scheduler}" if scheduler else f"{workers} worker(s)")
     if pending:
@@ -277,14 +350,17 @@ def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, 
     attrs_common = {"format": FORMAT, "version": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
                     "label_rule": preset.label_rule().to_dict()}
     chunks = deque()
-    for shard in pending:
-        split, _, start, stop = shard
-        for a in range(start, stop, chunk_size):
+    buffers = {}
+    for split, number, start, stop, kept in pending:
+        shard = (split, number, start, stop)
+        if kept:
+            old = read_shard(out / SHARD_DIR / shard_name(split, number))
+            buffers[shard] = [(start, old["images"], old["metadata"])]
+        for a in range(start + kept, stop, chunk_size):
             chunks.append((shard, a, min(a + chunk_size, stop)))
     executor = _InProcess() if scheduler is None and workers == 1 else _OnDask(workers, scheduler, connect_timeout)
     window = 1 if isinstance(executor, _InProcess) else 4 * (workers if scheduler is None else max(
         len(executor.client.scheduler_info().get("workers", {})), 1))
-    buffers = {}
     written = 0
     in_flight = deque()
     bar = _progress(total, quiet)

@@ -14,7 +14,7 @@ from .shards import read_shard
 
 __all__ = ["dataset_info", "format_info", "write_gallery"]
 
-_COLUMNS = ("n_significant_spots", "volume_scale", "crystal_size_um", "photons")
+_COLUMNS = ("n_detectable_spots", "n_significant_spots", "volume_scale", "crystal_size_um", "photons")
 
 
 def _tables(dataset_dir, index):
@@ -35,7 +35,7 @@ def dataset_info(dataset_dir):
     dict
         ``{"splits": {split: {"n_images", "class_counts"}}, "classes": {name:
         {"count", column: [min, median, max], ...}}}`` over all splits, for the
-        columns ``n_significant_spots``, ``volume_scale``, ``crystal_size_um``
+        columns ``n_detectable_spots``, ``n_significant_spots``, ``volume_scale``, ``crystal_size_um``
         and ``photons``.
     """
     index = read_index(dataset_dir)
@@ -63,8 +63,8 @@ def format_info(info):
         counts = "  ".join(f"{c:>10d}" for c in entry["class_counts"])
         lines.append(f"{split:<7} {entry['n_images']:>6d}  {counts}")
     lines.append("")
-    lines.append("class        count   significant spots (min/median/max)   volume scale (min/median/max)"
-                 "   crystal size um (min/max)   photons (min/max)")
+    lines.append("class        count   detectable spots (min/median/max)   significant spots (min/median/max)"
+                 "   volume scale (min/median/max)   crystal size um (min/max)   photons (min/max)")
     for name, entry in info["classes"].items():
         def triple(col, fmt):
             values = entry[col]
@@ -72,7 +72,8 @@ def format_info(info):
 
         size = entry["crystal_size_um"]
         photons = entry["photons"]
-        lines.append(f"{name:<11} {entry['count']:>6d}   {triple('n_significant_spots', '.0f'):>34}   "
+        lines.append(f"{name:<11} {entry['count']:>6d}   {triple('n_detectable_spots', '.0f'):>33}   "
+                     f"{triple('n_significant_spots', '.0f'):>34}   "
                      f"{triple('volume_scale', '.3g'):>29}   "
                      f"{'-' if size is None else f'{size[0]:.3g}/{size[2]:.3g}':>25}   "
                      f"{'-' if photons is None else f'{photons[0]:.3g}/{photons[2]:.3g}':>17}")
@@ -82,8 +83,9 @@ def format_info(info):
 def write_gallery(dataset_dir, path, per_class=6, split=None):
     """Save a PNG grid: ``per_class`` example images of each class, one row per class.
 
-    Each panel shows the central half of the image (rows and columns) at its
-    8-bit values (0 black, 255 white), so that single-pixel spots stay visible.
+    Rendered by :func:`diffranet.dataset.gallery.save_gallery` (central half of
+    each image, one grey scale for the figure, stated on it); each panel's
+    title gives the image number and its detectable spots.
 
     Parameters
     ----------
@@ -99,10 +101,7 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
     pathlib.Path
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .gallery import save_gallery
 
     per_class = check_int("per_class", per_class, minimum=1)
     index = read_index(dataset_dir)
@@ -116,29 +115,9 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
         for image, row in zip(data["images"], data["metadata"]):
             bucket = examples[int(row["label"])]
             if len(bucket) < per_class:
-                bucket.append((image, row))
+                bucket.append((image, f"#{int(row['index'])}  {int(row['n_detectable_spots'])} spots"))
         if all(len(b) == per_class for b in examples.values()):
             break
-    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(2.0 * per_class, 2.15 * len(CLASS_NAMES)),
-                             squeeze=False)
-    for k, name in enumerate(CLASS_NAMES):
-        for j in range(per_class):
-            ax = axes[k, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(examples[k]):
-                image, row = examples[k][j]
-                rows, cols = image.shape
-                crop = image[rows // 4:rows - rows // 4, cols // 4:cols - cols // 4]
-                ax.imshow(crop, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                ax.set_title(f"#{int(row['index'])}  n={int(row['n_significant_spots'])}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"{Path(dataset_dir).name}: {split}, {per_class} per class, central half of each image "
-                 f"(n: significant spots)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    rows = [(name, examples[k]) for k, name in enumerate(CLASS_NAMES)]
+    return save_gallery(path, rows, f"{Path(dataset_dir).name}: {split}, {per_class} per class "
+                                    f"(spots: detectable spots, the label quantity)")

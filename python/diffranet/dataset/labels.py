@@ -1,31 +1,46 @@
-"""The label rule: weak, good and strong told apart by counting significant spots.
+"""The label rule: weak, good and strong told apart by counting detectable spots.
 
-The label quantity of a crystal image is ``n_significant_spots``, measured on
-the noise-free images (expected photons) that the detector then records:
+The label quantity of a crystal image is ``n_detectable_spots``: the number of
+Bragg spots a peak finder of the kind used by serial-crystallography hit
+finders (peakfinder8 in OM, Cheetah and CrystFEL) would detect in the recorded
+image. It is measured on the noise-free images (expected photons), without
+drawing any noise:
 
 1. **Spots** are the 4-connected components of the pixels where the expected
    Bragg photons are > 0, over the whole detector. The tophat spot shape makes
    the Bragg image exactly 0 between spots, so the spots do not depend on the
-   crystal volume.
-2. For each spot, sums run over its **visible** pixels (not under ``mask``,
-   e.g. the beamstop shadow): a spot cut by the shadow counts once, with the
-   photons that reach the detector; a spot entirely in the shadow has no
-   signal.
-3. With ``B`` and ``G`` the expected Bragg and background photons of a pixel
-   and ``mu = B + G``, the variance of the recorded pixel under the CCD model
-   (Poisson counting, gain error of RMS ``c``, read-out noise of RMS ``r``
-   photons) is ``var = mu (1 + c^2) + c^2 mu^2 + r^2``. The spot's signal is
-   ``S = sum B`` and its noise ``sigma = sqrt(sum var)``.
-4. A spot is **significant** when ``S > k_sigma * sigma`` (strictly).
+   crystal volume. Each pixel within ``SPOT_REACH_PX`` (1.5 pixels) of a spot
+   belongs to the nearest spot, so that the photons the point-spread function
+   carries into a spot's neighbours count for it; masked pixels (beamstop
+   shadow, gaps) belong to none.
+2. The expected Bragg and background photons ``B`` and ``G`` of each pixel
+   are blurred by the detector's point-spread function (linear, so it
+   commutes with the crystal volume). With ``mu = B + G``, the variance of a
+   recorded pixel under the CCD model (Poisson counting, gain error of RMS
+   ``c``, read-out noise of RMS ``r`` photons) is
+   ``var = mu (1 + c^2) + c^2 mu^2 + r^2``.
+3. A pixel **stands out** when ``B > k_sigma * sqrt(var)`` (strictly).
+4. A spot is **detectable** when at least ``min_pixels`` of its pixels stand
+   out.
+
+``k_sigma = 5`` and ``min_pixels = 2`` are the defaults of CrystFEL's
+peakfinder8 (``indexamajig --min-snr=5 --min-pix-count=2``), which, like OM
+and Cheetah, thresholds pixels at 5 sigma above the local background and keeps
+groups of at least two pixels. The earlier quantity, ``n_significant_spots``
+(a spot whose photons summed over its whole footprint exceed ``k_sigma`` times
+their noise, without the PSF: what an ideal matched filter could detect), is
+still measured by :meth:`LabelRule.count_significant` and stored beside it.
 
 Classes: ``weak`` for ``weak_min <= n < good_min``, ``good`` for
 ``good_min <= n < strong_min``, ``strong`` for ``n >= strong_min``; fewer than
-``weak_min`` significant spots is not a crystal class.
+``weak_min`` detectable spots is not a crystal class.
 
-Since ``S`` grows as the volume scale ``v`` and ``sigma`` more slowly, each spot
-becomes significant above one volume ``v*`` (:func:`significance_volumes`), so
-the count is a non-decreasing step function of ``v`` and a volume giving any
-reachable count is found exactly, without re-rendering (:func:`volume_for_count`).
+Since ``B`` grows as the volume scale ``v`` and ``sqrt(var)`` more slowly, each
+pixel stands out above one volume (:func:`significance_volumes` of the pixel),
+each spot becomes detectable above the ``min_pixels``-th smallest volume of its
+pixels (:func:`detection_volumes`), so the count is a non-decreasing step
+function of ``v`` and a volume giving any reachable count is found exactly,
+without re-rendering (:func:`volume_for_count`).
 """
 
 from __future__ import annotations
@@ -38,10 +53,15 @@ from scipy import ndimage
 
 from .._validation import check_int, check_nonnegative, check_positive
 
-__all__ = ["LabelRule", "SpotSums", "spot_sums", "significance_volumes", "volume_for_count", "CRYSTAL_LABELS"]
+__all__ = ["LabelRule", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
+           "volume_for_count", "CRYSTAL_LABELS", "SPOT_REACH_PX"]
 
 #: Labels of the crystal classes: weak, good, strong.
 CRYSTAL_LABELS = (2, 3, 4)
+
+#: Pixels this close (centre to centre, in pixels) to a spot's pixels belong to it:
+#: the spot's pixels and their 8 neighbours.
+SPOT_REACH_PX = 1.5
 
 
 @dataclass
@@ -157,6 +177,68 @@ def significance_volumes(sums, k_sigma, calibration_rms, readout_rms_photons):
     return out
 
 
+def spot_pixels(bragg, mask=None, reach_px=SPOT_REACH_PX):
+    """The spot each pixel belongs to: its own, or the nearest one within ``reach_px``.
+
+    Parameters
+    ----------
+    bragg : ndarray, shape (rows, cols)
+        Expected Bragg photons per pixel (0 between spots).
+    mask : ndarray of bool, optional
+        Pixels that record nothing: they belong to no spot.
+    reach_px : float, default SPOT_REACH_PX
+        Largest distance (pixels) from a pixel to a spot pixel.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (rows, cols)
+        Spot number 1 .. n of each pixel (the numbering of :func:`spot_sums`), 0 for none.
+    n : int
+        Number of spots.
+    """
+    bragg, _, mask = _check_pair(bragg, bragg, mask)
+    components, n = ndimage.label(bragg > 0)
+    if n == 0:
+        return components.astype(np.int32), 0
+    distance, (rows, cols) = ndimage.distance_transform_edt(components == 0, return_indices=True)
+    labels = np.where(distance <= reach_px, components[rows, cols], 0).astype(np.int32)
+    if mask is not None:
+        labels[mask] = 0
+    return labels, int(n)
+
+
+def detection_volumes(labels, n_spots, pixel_volumes, min_pixels):
+    """Volume scale above which each spot has ``min_pixels`` pixels standing out.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (rows, cols)
+        :func:`spot_pixels` labels (0: no spot).
+    n_spots : int
+    pixel_volumes : ndarray of float, shape (rows, cols)
+        Volume scale above which each pixel stands out (inf: never).
+    min_pixels : int
+
+    Returns
+    -------
+    ndarray, float64, shape (n_spots,)
+        The ``min_pixels``-th smallest pixel volume of each spot; inf for a
+        spot with fewer pixels that ever stand out.
+    """
+    out = np.full(n_spots, np.inf)
+    keep = (labels > 0) & np.isfinite(pixel_volumes)
+    lab = labels[keep].astype(np.int64)
+    vol = pixel_volumes[keep]
+    if len(lab) == 0:
+        return out
+    order = np.lexsort((vol, lab))
+    lab, vol = lab[order], vol[order]
+    spots, first, counts = np.unique(lab, return_index=True, return_counts=True)
+    enough = counts >= min_pixels
+    out[spots[enough] - 1] = vol[first[enough] + min_pixels - 1]
+    return out
+
+
 def volume_for_count(thresholds, count, max_volume=None):
     """A volume scale at which exactly ``count`` spots are significant.
 
@@ -192,48 +274,108 @@ def volume_for_count(thresholds, count, max_volume=None):
 
 
 class LabelRule:
-    """Count significant spots and map the count to weak, good or strong.
+    """Count detectable spots and map the count to weak, good or strong.
 
     Parameters
     ----------
-    k_sigma : float, default 3.0
-        A spot is significant when its Bragg photons exceed ``k_sigma`` times the
-        noise of its pixels.
-    weak_min, good_min, strong_min : int, default 5, 50, 400
-        Class thresholds on the number of significant spots:
+    k_sigma : float, default 5.0
+        A pixel stands out when its Bragg photons exceed ``k_sigma`` times its
+        noise (peakfinder8's ``--min-snr``); also the significance level of
+        :meth:`count_significant`.
+    min_pixels : int, default 2
+        Pixels that must stand out for a spot to be detectable
+        (peakfinder8's ``--min-pix-count``).
+    weak_min, good_min, strong_min : int, default 10, 50, 300
+        Class thresholds on the number of detectable spots:
         weak [weak_min, good_min), good [good_min, strong_min), strong [strong_min, inf).
     calibration_rms : float, default 0.04
         RMS per-pixel gain error of the detector (fraction).
     readout_rms_photons : float, default 3.0
         RMS read-out noise (photons).
+    psf : {"fiber", "gauss", None}, default None
+        Detector point-spread function (see :func:`diffranet.simulation.response.psf_kernel`);
+        None: no blur.
+    psf_fwhm_um : float, default 80.0
+    pixel_size_mm : float, default 0.172
+        Pixel side, to express the PSF width in pixels.
 
     Examples
     --------
+    Two spots without PSF or gain error: the first has two pixels above
+    5 sigma (Poisson, 40 > 5 sqrt(40)), the second only one.
+
     >>> import numpy as np
-    >>> rule = LabelRule(k_sigma=3, weak_min=1, good_min=2, strong_min=3, calibration_rms=0, readout_rms_photons=0)
-    >>> bragg = np.zeros((3, 5)); bragg[1, 0] = 10.0; bragg[1, 4] = 9.0
-    >>> rule.count(bragg, np.zeros_like(bragg))  # 10 > 3 sqrt(10); 9 = 3 sqrt(9) is not
+    >>> rule = LabelRule(weak_min=1, good_min=2, strong_min=3, calibration_rms=0, readout_rms_photons=0)
+    >>> bragg = np.zeros((3, 9)); bragg[1, 0:2] = 40.0; bragg[1, 6:8] = (40.0, 20.0)
+    >>> rule.count(bragg, np.zeros_like(bragg))
     1
     >>> rule.classify(1), rule.classify(3)
     (2, 4)
     """
 
-    def __init__(self, k_sigma=3.0, weak_min=5, good_min=50, strong_min=400, calibration_rms=0.04,
-                 readout_rms_photons=3.0):
+    def __init__(self, k_sigma=5.0, min_pixels=2, weak_min=10, good_min=50, strong_min=300, calibration_rms=0.04,
+                 readout_rms_photons=3.0, psf=None, psf_fwhm_um=80.0, pixel_size_mm=0.172):
         self.k_sigma = check_positive("k_sigma", k_sigma)
+        self.min_pixels = check_int("min_pixels", min_pixels, minimum=1)
         self.weak_min = check_int("weak_min", weak_min, minimum=1)
         self.good_min = check_int("good_min", good_min, minimum=self.weak_min + 1)
         self.strong_min = check_int("strong_min", strong_min, minimum=self.good_min + 1)
         self.calibration_rms = check_nonnegative("calibration_rms", calibration_rms)
         self.readout_rms_photons = check_nonnegative("readout_rms_photons", readout_rms_photons)
+        if psf not in (None, "fiber", "gauss"):
+            raise ValueError(f"psf must be 'fiber', 'gauss' or None, got {psf!r}")
+        self.psf = psf
+        self.psf_fwhm_um = check_positive("psf_fwhm_um", psf_fwhm_um)
+        self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
 
-    def significant(self, sums, volume=1.0):
-        """Bool per spot: significant at volume scale ``volume``."""
-        var = _variance_terms(sums, volume, self.calibration_rms, self.readout_rms_photons)
-        return volume * sums.bragg > self.k_sigma * np.sqrt(var)
+    # ------------------------------------------------------------------ detectable spots
+    def blur(self, image):
+        """``image`` (expected photons) through the detector's PSF, as float64."""
+        image = np.asarray(image, dtype=np.float64)
+        if self.psf is None:
+            return image
+        from ..simulation.response import apply_psf
 
-    def count(self, bragg, background, mask=None):
-        """Number of significant spots of a noise-free shot.
+        return np.asarray(apply_psf(image, self.pixel_size_mm, kind=self.psf, fwhm_um=self.psf_fwhm_um),
+                          dtype=np.float64)
+
+    def pixel_volumes(self, blurred_bragg, blurred_background):
+        """Volume scale above which each pixel stands out (inf: never), from PSF-blurred images."""
+        b = np.asarray(blurred_bragg, dtype=np.float64).ravel()
+        g = np.asarray(blurred_background, dtype=np.float64).ravel()
+        b = np.maximum(b, 0.0)
+        g = np.maximum(g, 0.0)
+        sums = SpotSums(n_pixels=np.ones_like(b), bragg=b, background=g, bragg_sq=b * b, cross=b * g,
+                        background_sq=g * g)
+        return self.thresholds(sums).reshape(np.shape(blurred_bragg))
+
+    def detection_thresholds(self, bragg, background, mask=None, blurred_background=None):
+        """Volume scale above which each spot of a shot is detectable.
+
+        Parameters
+        ----------
+        bragg, background : ndarray, shape (rows, cols)
+            Expected photons per pixel (Bragg at the volume scale of interest).
+        mask : ndarray of bool, optional
+        blurred_background : ndarray, optional
+            ``self.blur(background)``, if already computed.
+
+        Returns
+        -------
+        ndarray, float64, shape (n_spots,)
+            Volume factors relative to ``bragg``: spot ``i`` is detectable in
+            ``v * bragg`` when ``v`` exceeds entry ``i``.
+        """
+        bragg, background, mask = _check_pair(bragg, background, mask)
+        labels, n = spot_pixels(bragg, mask)
+        if n == 0:
+            return np.zeros(0)
+        g = self.blur(background) if blurred_background is None else blurred_background
+        volumes = self.pixel_volumes(self.blur(bragg), g)
+        return detection_volumes(labels, n, volumes, self.min_pixels)
+
+    def count(self, bragg, background, mask=None, blurred_background=None):
+        """Number of detectable spots of a noise-free shot (the label quantity).
 
         Parameters
         ----------
@@ -241,6 +383,23 @@ class LabelRule:
             Expected photons per pixel.
         mask : ndarray of bool, optional
             Pixels that record nothing.
+        blurred_background : ndarray, optional
+            ``self.blur(background)``, if already computed.
+
+        Returns
+        -------
+        int
+        """
+        return int(np.count_nonzero(self.detection_thresholds(bragg, background, mask, blurred_background) < 1.0))
+
+    # ------------------------------------------------------------------ significant spots
+    def significant(self, sums, volume=1.0):
+        """Bool per spot: significant (summed over its footprint, no PSF) at volume scale ``volume``."""
+        var = _variance_terms(sums, volume, self.calibration_rms, self.readout_rms_photons)
+        return volume * sums.bragg > self.k_sigma * np.sqrt(var)
+
+    def count_significant(self, bragg, background, mask=None):
+        """Number of significant spots of a noise-free shot (``n_significant_spots``).
 
         Returns
         -------
@@ -252,9 +411,10 @@ class LabelRule:
         """:func:`significance_volumes` with this rule's parameters."""
         return significance_volumes(sums, self.k_sigma, self.calibration_rms, self.readout_rms_photons)
 
-    def classify(self, n_significant):
+    # ------------------------------------------------------------------ classes
+    def classify(self, n_detectable):
         """Label 2 (weak), 3 (good) or 4 (strong) of a count, or None below ``weak_min``."""
-        n = check_int("n_significant", n_significant, minimum=0)
+        n = check_int("n_detectable", n_detectable, minimum=0)
         if n >= self.strong_min:
             return 4
         if n >= self.good_min:
@@ -273,9 +433,10 @@ class LabelRule:
 
     def to_dict(self):
         """JSON-serialisable parameters."""
-        return {"k_sigma": self.k_sigma, "weak_min": self.weak_min, "good_min": self.good_min,
-                "strong_min": self.strong_min, "calibration_rms": self.calibration_rms,
-                "readout_rms_photons": self.readout_rms_photons}
+        return {"k_sigma": self.k_sigma, "min_pixels": self.min_pixels, "weak_min": self.weak_min,
+                "good_min": self.good_min, "strong_min": self.strong_min, "calibration_rms": self.calibration_rms,
+                "readout_rms_photons": self.readout_rms_photons, "psf": self.psf, "psf_fwhm_um": self.psf_fwhm_um,
+                "pixel_size_mm": self.pixel_size_mm}
 
     def __repr__(self):
         return "LabelRule(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"

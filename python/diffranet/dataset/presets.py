@@ -104,9 +104,11 @@ class Preset:
     max_volume_scale : float, default 2.7e7
         Largest crystal volume in the beam, in units of the rendered domain
         block: (30 um / 0.1 um)^3, a 30 um crystal filling the 30 um beam.
-    k_sigma, weak_min, good_min, strong_min :
-        The label rule (:class:`LabelRule`).
-    strong_target_max : int, default 4000
+    k_sigma, min_spot_pixels, weak_min, good_min, strong_min :
+        The label rule (:class:`LabelRule`): a spot is detectable when
+        ``min_spot_pixels`` of its pixels stand ``k_sigma`` above their noise
+        after the PSF; the thresholds count detectable spots.
+    strong_target_max : int, default 2000
         Largest label quantity drawn for a strong image.
     class_fractions : tuple of 5 float
         Shares of blank, no-crystal, weak, good, strong (sum 1).
@@ -146,10 +148,11 @@ class Preset:
     saturation: float = 65025.0
     max_volume_scale: float = 2.7e7
     k_sigma: float = 5.0
+    min_spot_pixels: int = 2
     weak_min: int = 10
-    good_min: int = 100
-    strong_min: int = 1000
-    strong_target_max: int = 4000
+    good_min: int = 50
+    strong_min: int = 300
+    strong_target_max: int = 2000
     class_fractions: tuple = CLASS_FRACTIONS_PAPER
     max_attempts: int = 32
     detector_spec: dict = None
@@ -301,9 +304,10 @@ class Preset:
 
     def label_rule(self):
         """The :class:`LabelRule` that tells weak, good and strong apart."""
-        return LabelRule(k_sigma=self.k_sigma, weak_min=self.weak_min, good_min=self.good_min,
-                         strong_min=self.strong_min, calibration_rms=self.calibration_rms,
-                         readout_rms_photons=self.readout_rms_photons)
+        return LabelRule(k_sigma=self.k_sigma, min_pixels=self.min_spot_pixels, weak_min=self.weak_min,
+                         good_min=self.good_min, strong_min=self.strong_min, calibration_rms=self.calibration_rms,
+                         readout_rms_photons=self.readout_rms_photons, psf="fiber", psf_fwhm_um=self.psf_fwhm_um,
+                         pixel_size_mm=self.pixel_size_mm)
 
     @property
     def block_volume_um3(self):
@@ -339,7 +343,7 @@ def _user_detector(spec_json):
 PRESETS = {
     "diffranet": Preset(),
     "quick": Preset(name="quick", shape=(64, 64), pixel_size_mm=0.344, mosaic_domains=20, structure_factors=None,
-                    default_F=2000.0, oversample=1, k_sigma=3.0, weak_min=2, good_min=8, strong_min=25,
+                    default_F=2000.0, oversample=1, k_sigma=3.0, min_spot_pixels=1, weak_min=2, good_min=8, strong_min=25,
                     strong_target_max=60),
 }
 

@@ -42,7 +42,7 @@ __all__ = [
 #: Split names in generation order.
 SPLITS = ("train", "val", "test")
 FORMAT = "diffranet-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SHARD_DIR = "shards"
 INDEX_FILE = "index.json"
 CONFIG_FILE = "dataset.json"
@@ -62,7 +62,8 @@ TABLE_DTYPE = np.dtype([
     ("volume_scale", "<f8"),           # crystalline volume / rendered block volume (0: no crystal)
     ("crystal_size_um", "<f8"),        # side of a cube of that volume (um)
     ("target_spots", "<i8"),           # drawn value of the label quantity
-    ("n_significant_spots", "<i8"),    # the label quantity, measured
+    ("n_detectable_spots", "<i8"),     # the label quantity, measured: spots a peak finder would detect
+    ("n_significant_spots", "<i8"),    # spots significant summed over their footprint (the earlier rule)
     ("n_spots", "<i8"),                # spots on the detector (any strength)
     ("bragg_photons", "<f8"),          # expected Bragg photons on the detector
     ("background_photons", "<f8"),     # expected background photons on the detector

@@ -13,8 +13,8 @@ Blank shots draw the pulse energy from the part of the Gaussian at or below
 zero (beam off). The other shots draw it from the positive part, by the
 inverse CDF of the truncated normal. A crystal shot renders its Bragg image
 once at volume scale 1, then takes the volume scale at which the label
-quantity equals a target drawn log-uniformly in its class's range (see
-:mod:`.labels`); a class out of reach (e.g. strong at a tiny pulse) redraws
+quantity (detectable spots) equals a target drawn log-uniformly in its class's
+range (see :mod:`.labels`); a class out of reach (e.g. strong at a tiny pulse) redraws
 the nuisance parameters with the next ``attempt``.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from ..simulation.orientation import random_orientation
-from .labels import spot_sums, volume_for_count
+from .labels import volume_for_count
 from .shards import TABLE_DTYPE
 
 __all__ = ["class_sequence", "class_counts", "image_rng", "ShotRenderer", "shot_simulator"]
@@ -136,8 +136,8 @@ class ShotRenderer:
         sim = preset.simulator(draws["orientation"], self.structure_factors, photons=draws["photons"],
                                wavelength_A=draws["wavelength_A"], background=False, response=False, n_threads=1)
         unit = sim.bragg(seed=draws["seed"])
-        sums = spot_sums(unit, background, self.mask)
-        thresholds = rule.thresholds(sums)
+        blurred_background = rule.blur(background)
+        thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background)
         reachable = int(np.count_nonzero(thresholds < preset.max_volume_scale))
         low, high = rule.class_range(label)
         high = min(high, preset.strong_target_max + 1, reachable + 1)
@@ -148,10 +148,11 @@ class ShotRenderer:
         if volume is None:
             return None
         bragg = unit * np.float32(volume)
-        n_significant = rule.count(bragg, background, self.mask)
-        if rule.classify(n_significant) != label:
+        n_detectable = rule.count(bragg, background, self.mask, blurred_background)
+        if rule.classify(n_detectable) != label:
             return None
-        return bragg, volume, target, n_significant, len(sums)
+        n_significant = rule.count_significant(bragg, background, self.mask)
+        return bragg, volume, target, n_detectable, n_significant, len(thresholds)
 
     def render(self, seed, split, index, label):
         """Render image ``index`` of ``split`` with class ``label``.
@@ -171,12 +172,12 @@ class ShotRenderer:
             else:
                 background = np.zeros(self.detector.shape, dtype=np.float32)
             bragg = np.zeros(self.detector.shape, dtype=np.float32)
-            volume, target, n_significant, n_spots = 0.0, 0, 0, 0
+            volume, target, n_detectable, n_significant, n_spots = 0.0, 0, 0, 0, 0
             if label >= 2:
                 found = self._crystal(draws, label, background)
                 if found is None:
                     continue
-                bragg, volume, target, n_significant, n_spots = found
+                bragg, volume, target, n_detectable, n_significant, n_spots = found
             counts = self.response.apply(bragg + background, pixel_size_mm=self.detector.pixel_size_mm,
                                          seed=draws["seed"], mask=self.mask, n_threads=1)
             image8 = self.response.to_8bit(counts)
@@ -187,7 +188,8 @@ class ShotRenderer:
             row["orientation"] = draws["orientation"]
             row["volume_scale"] = volume
             row["crystal_size_um"] = (volume * preset.block_volume_um3) ** (1.0 / 3.0)
-            row["target_spots"], row["n_significant_spots"], row["n_spots"] = target, n_significant, n_spots
+            row["target_spots"], row["n_spots"] = target, n_spots
+            row["n_detectable_spots"], row["n_significant_spots"] = n_detectable, n_significant
             row["bragg_photons"] = float(bragg.sum(dtype=np.float64))
             row["background_photons"] = float(background.sum(dtype=np.float64))
             row["max_bragg_photons"] = float(bragg.max())

@@ -279,3 +279,7 @@ def search_classic(
         metrics["test"] = evaluate(model, *test)
     save_model(model, out_dir / MODEL_FILE, best["config"], metrics)
     return SearchResult(best["config"], best["val_accuracy"], model, trials, cache.n_computed, metrics)
+
+
+#: The name of :func:`search_classic` in the paper's reproduction plan (Table 8's Hyperopt search).
+hyperopt_search = search_classic

@@ -35,6 +35,25 @@ def evaluate(model, X, y):
     }
 
 
+def format_confusion(matrix, class_names=CLASS_NAMES):
+    """A confusion matrix as text: one row per true class, one column per predicted class.
+
+    Examples
+    --------
+    >>> print(format_confusion([[3, 1], [0, 2]], ("miss", "hit")))
+    true / predicted  miss   hit
+    miss                 3     1
+    hit                  0     2
+    """
+    corner = "true / predicted"
+    width = max(6, max(len(n) for n in class_names) + 1)
+    first = max(len(corner), max(len(n) for n in class_names))
+    lines = [corner.ljust(first) + "".join(n.rjust(width) for n in class_names)]
+    for name, row in zip(class_names, matrix):
+        lines.append(name.ljust(first) + "".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
 def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load_split):
     """:func:`evaluate` on each of ``splits`` that ``data_dir`` holds.
 
@@ -61,4 +80,5 @@ def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load
             if log is not None:
                 log(f"{split}: accuracy {scores[split]['accuracy']:.4f}, "
                     f"hit/miss accuracy {scores[split]['hit_miss_accuracy']:.4f}")
+                log(format_confusion(scores[split]["confusion_matrix"]))
     return scores
