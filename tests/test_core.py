@@ -438,3 +438,16 @@ class TestExceptionsInParallelRegions:
         with failing(other):
             call(n_threads)
         call(n_threads)
+
+
+def test_stub_lists_every_core_function():
+    """python/diffranet/_core.pyi declares exactly what the compiled module exports."""
+    import pathlib
+    import re
+
+    stub = pathlib.Path(_core.__file__).parent / "_core.pyi"
+    if not stub.exists():  # an installed wheel next to an editable source tree
+        stub = pathlib.Path(__file__).resolve().parents[1] / "python" / "diffranet" / "_core.pyi"
+    declared = set(re.findall(r"^def (\w+)\(", stub.read_text(), flags=re.M))
+    exported = {name for name in dir(_core) if not name.startswith("__") and callable(getattr(_core, name))}
+    assert declared == exported

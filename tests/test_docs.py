@@ -8,6 +8,7 @@ generated dataset, a GPU, files of a real experiment) is preceded by a line
 
 import pathlib
 import re
+import signal
 
 import pytest
 
@@ -29,6 +30,9 @@ def python_blocks(text):
 
 PAGES = sorted(DOCS.glob("*.md"))
 
+#: A page's examples are small; one that waits for a service would hang the suite.
+EXAMPLE_SECONDS = 300
+
 
 def test_block_parser():
     text = "a\n```python\nx = 1\n```\n<!-- skip-test: needs data -->\n  ```python\n  y = 2\n  ```\n"
@@ -45,5 +49,16 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         pytest.skip("every example needs data or hardware: " + "; ".join(reason for _, reason in blocks))
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"docs.{page.stem}"}
-    for code in runnable:
-        exec(compile(code, str(page), "exec"), namespace)
+
+    def too_long(signum, frame):
+        raise TimeoutError(f"{page.name}: an example ran for more than {EXAMPLE_SECONDS} s; "
+                           "mark it <!-- skip-test: ... --> if it needs a service or long work")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(EXAMPLE_SECONDS)
+    try:
+        for code in runnable:
+            exec(compile(code, str(page), "exec"), namespace)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

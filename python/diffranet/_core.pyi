@@ -9,6 +9,8 @@ import typing
 import numpy
 import numpy.typing
 
+def _inject_failure(kernel: str) -> None:
+    """Testing only: every parallel task of `kernel` (e.g. 'poisson', 'bragg_reflection', 'background') throws std::bad_alloc until called again with ''."""
 
 def calibration_map(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, calibration_rms: typing.SupportsFloat | typing.SupportsIndex, calibration_seed: typing.SupportsInt | typing.SupportsIndex, row0: typing.SupportsInt | typing.SupportsIndex, col0: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Per-pixel gain factors 1 + calibration_rms z (float32 rows x cols)."""
@@ -21,6 +23,9 @@ def clip_counts(counts: object, saturation: typing.SupportsFloat | typing.Suppor
 
 def convolve_separable(image: object, kernel_half: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Convolution with a symmetric separable kernel given as float64 weights at offsets 0..radius."""
+
+def find_peaks(images: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, min_pixels: typing.SupportsInt | typing.SupportsIndex, max_pixels: typing.SupportsInt | typing.SupportsIndex, local_bg_radius: typing.SupportsInt | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, min_radius_px: typing.SupportsFloat | typing.SupportsIndex, max_radius_px: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """peakfinder8-style peaks of float32 images (n, rows, cols); mask: uint8 (rows, cols) or None."""
 
 def flicker_factor(seed: typing.SupportsInt | typing.SupportsIndex, rms: typing.SupportsFloat | typing.SupportsIndex) -> float:
     """Shot-to-shot fluence factor max(0, 1 + rms z) of image `seed`."""
@@ -39,6 +44,9 @@ def render_background(rows: typing.SupportsInt | typing.SupportsIndex, cols: typ
 
 def render_bragg(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex, source_directions: object, source_wavelengths_A: object, source_weights: object, fluence: typing.SupportsFloat | typing.SupportsIndex, polarization_fraction: typing.SupportsFloat | typing.SupportsIndex, polarization_axis: object, real_basis_A: object, ncells: object, shape: typing.SupportsInt | typing.SupportsIndex, domain_rotations: object, sf_table: object, sf_hkl_min: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], default_F: typing.SupportsFloat | typing.SupportsIndex, method: str, n_threads: typing.SupportsInt | typing.SupportsIndex, directions: object = None) -> tuple:
     """Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics. Arrays: float64 C-contiguous (sf_table float32), never cast; a bad argument raises ValueError naming it."""
+
+def ring_statistics(image: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """Sigma-clipped mean, sigma and threshold per ring of a float32 image (rows, cols)."""
 
 def subpixel_directions(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """Unit vectors from the sample to every subpixel centre, shape (rows*n, cols*n, 3)."""

@@ -6,6 +6,8 @@ import csv
 import json
 import sys
 
+from ._model_options import add_model_and_geometry_options, detector_and_overrides
+
 __all__ = ["add_parser", "run"]
 
 
@@ -16,18 +18,8 @@ def add_parser(subparsers):
         description="Classify every frame of every file; one JSON line per frame on stdout, a summary on stderr.",
     )
     parser.add_argument("files", nargs="+", metavar="FILES", help="image files")
-    parser.add_argument("--model", required=True,
-                        help="model file, or 'default' for the model shipped with diffranet")
-    parser.add_argument("--detector", metavar="FILE",
-                        help="detector TOML file, or a shipped name (paper, pilatus6m, eiger16m)")
-    parser.add_argument("--pixel-size-mm", type=float, help="pixel size (mm), over the file header")
-    parser.add_argument("--distance-mm", type=float, help="sample-detector distance (mm), over the file header")
-    parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom), over the file header")
-    parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
-                        help="beam centre in pixels (x along columns, y along rows), over the file header")
+    add_model_and_geometry_options(parser)
     parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
-    parser.add_argument("--trust", action="store_true",
-                        help="also load a joblib/pickle model file (can run code: only for files you trust)")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
     parser.set_defaults(func=run)
     return parser
@@ -46,14 +38,10 @@ def _load(args):
 
 def run(args):
     """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
-    from ..inference.detector_files import load_detector
     from ..inference.files import FileError, Summary, classify_files
 
     model = _load(args)
-    detector = None if args.detector is None else load_detector(args.detector)
-    overrides = {"pixel_size_mm": args.pixel_size_mm, "distance_mm": args.distance_mm,
-                 "wavelength_A": args.wavelength_A,
-                 "beam_center_px": None if args.beam_center_px is None else tuple(args.beam_center_px)}
+    detector, overrides = detector_and_overrides(args)
     writer = None
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._live import add_model_and_geometry_options, detector_and_overrides, print_summary, status_printer
+from ._live import add_status_options, print_summary, status_printer
+from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -21,6 +22,7 @@ def add_parser(subparsers):
     parser.add_argument("--format", choices=["simple", "dectris"], default="simple",
                         help="simple: JSON header + raw pixels; dectris: DECTRIS Stream V2 (default: %(default)s)")
     add_model_and_geometry_options(parser)
+    add_status_options(parser)
     parser.set_defaults(log="diffranet-stream.jsonl")
     parser.add_argument("--queue-size", type=int, default=256,
                         help="most frames in flight (received, not yet published) (default: %(default)s)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ._live import add_model_and_geometry_options, detector_and_overrides, print_summary, status_printer
+from ._live import add_status_options, print_summary, status_printer
+from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -18,6 +19,7 @@ def add_parser(subparsers):
     )
     parser.add_argument("directory", metavar="DIR", help="directory the detector writes to")
     add_model_and_geometry_options(parser)
+    add_status_options(parser)
     parser.add_argument("--settle", type=float, default=1.0, metavar="S",
                         help="seconds a file's size must stay unchanged before it is read (default: %(default)s)")
     parser.add_argument("--poll", type=float, default=0.2, metavar="S",

@@ -4,7 +4,7 @@ Three sources, chosen by what ``path`` is:
 
 * a dataset directory made by ``diffranet dataset`` (``index.json`` and HDF5
   shards): 8-bit images, five-class labels, and the per-image table, whose
-  ``n_significant_spots`` column (the label quantity) is kept;
+  ``n_detectable_spots`` column (the label quantity) is kept;
 * a folder with ``<split>/<class>/`` image folders (DiffraNet's layout):
   8-bit images and five-class labels;
 * a CSV file with the columns ``file`` and ``label`` (``hit`` or ``miss``;
@@ -64,7 +64,10 @@ class LabelledData:
     frames : tuple of RawFrame, or None
         Real frames, read and preprocessed per model (CSV sets).
     quantity : ndarray of int64, shape (n,), or None
-        The label quantity (significant spots) of generated sets.
+        The label quantity of generated sets: detectable spots (or, for
+        sets made before that column existed, significant spots).
+    quantity_name : str
+        The column ``quantity`` was read from.
     names : tuple of str
         One name per frame (file name, or ``<split>#<index>``).
     source : str
@@ -79,6 +82,7 @@ class LabelledData:
     images: np.ndarray = None
     frames: tuple = None
     quantity: np.ndarray = None
+    quantity_name: str = "n_detectable_spots"
     names: tuple = ()
     source: str = ""
     settings: dict = dataclasses.field(default_factory=dict)
@@ -151,8 +155,9 @@ def _load_generated(path, split):
         preset = json.loads(config.read_text()).get("preset", {})
         settings = {k: preset[k] for k in ("name", "weak_min", "good_min", "strong_min") if k in preset}
     names = tuple(f"{split}#{int(i)}" for i in table["index"])
-    return LabelledData("classes", labels, images=images, quantity=table["n_significant_spots"].astype(np.int64),
-                        names=names, source=f"{path} ({split})", settings=settings)
+    column = "n_detectable_spots" if "n_detectable_spots" in table.dtype.names else "n_significant_spots"
+    return LabelledData("classes", labels, images=images, quantity=table[column].astype(np.int64),
+                        quantity_name=column, names=names, source=f"{path} ({split})", settings=settings)
 
 
 def _hitmiss_label(value, where):

@@ -225,7 +225,7 @@ def summarize(evaluation, data):
         bins = [b for b, n in zip(bins, count) if n]
         count, acc = m.accuracy_by_quantity(e.y_true == e.y_pred, data.quantity, bins)
         _, hm_acc = m.accuracy_by_quantity(e.hit_true == e.hit_pred, data.quantity, bins)
-        result["accuracy_by_quantity"] = {"quantity": "n_significant_spots", "bins": [list(b) for b in bins],
+        result["accuracy_by_quantity"] = {"quantity": data.quantity_name, "bins": [list(b) for b in bins],
                                           "count": count.tolist(), "accuracy": acc.tolist(),
                                           "hitmiss_accuracy": hm_acc.tolist()}
     log = training_log(e.model)

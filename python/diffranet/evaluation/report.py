@@ -81,7 +81,7 @@ def _caption(evaluation, data, i):
     e = evaluation
     text = f"{data.names[i]}\ntrue {e.labels[e.y_true[i]]}, predicted {e.labels[e.y_pred[i]]}"
     if data.quantity is not None:
-        text += f"\n{int(data.quantity[i])} significant spots"
+        text += f"\n{int(data.quantity[i])} {data.quantity_name[2:].replace('_', ' ')}"
     return text
 
 
@@ -110,7 +110,8 @@ def _figures(evaluations, data, out):
                 series.append((f"{e.name}: hit / miss", q["count"], q["hitmiss_accuracy"]))
         thresholds = {k: v for k, v in data.settings.items() if k.endswith("_min")}
         figures["quantity"] = (plots.quantity_figure([tuple(b) for b in table["bins"]], series,
-                                                     out / "accuracy-by-spots.png", thresholds), "")
+                                                     out / "accuracy-by-spots.png", thresholds,
+                                                     quantity=data.quantity_name[2:].replace("_", " ")), "")
     for e in evaluations:
         chosen = _misclassified_gallery(e, data)
         if chosen:
