@@ -1,4 +1,4 @@
-"""Type stubs of the compiled core ``diffranet._core`` (pybind11).
+"""Type declarations of the compiled core ``diffranet._core`` (pybind11), for editors and type checkers.
 
 Private: the Python layer (``diffranet.simulation``, ``diffranet.features``) validates every
 argument and calls these; the kernels check nothing. Signatures as pybind11 reports them.
