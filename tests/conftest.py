@@ -20,11 +20,3 @@ def make_synthetic_images():
 def write_synthetic_dataset():
     """``write_synthetic_dataset(out, n_per_class, size=128, seed=0)``: DiffraNet's folder layout."""
     return write_dataset
-
-
-def pytest_ignore_collect(collection_path, config):
-    """Do not collect the test folders' conftest.py files as doctest modules (``--doctest-modules``):
-    they share one module name, and hold no examples. They are still loaded as conftest files."""
-    if collection_path.name == "conftest.py":
-        return True
-    return None
