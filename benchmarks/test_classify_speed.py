@@ -15,7 +15,7 @@ import pytest
 from diffranet.classes import CLASS_NAMES
 from diffranet.inference import FrameGeometry, SavedModel, preprocess
 from diffranet.search.spaces import PAPER_BEST
-from diffranet.train import build_pipeline
+from diffranet.training.classic import build_pipeline
 
 PILATUS_6M = (2527, 2463)
 PILATUS_GEOMETRY = FrameGeometry(0.172, 351.0, 0.9686, (1231.5, 1263.5))

@@ -88,7 +88,7 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     from .evaluation import evaluate, load_labelled_data
     from .inference import save_model
     from .search.spaces import default_configuration
-    from .train import build_pipeline
+    from .training.classic import build_pipeline
 
     log = log or (lambda line: None)
     preset = get_preset(preset)

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from diffranet.classes import CLASS_NAMES
 from diffranet.cli import main
-from diffranet.data import load_split
+from diffranet.dataset.loader import load_split
 from diffranet.features import GLCMExtractor
 from diffranet.inference import Preprocessing, save_model
 

@@ -134,7 +134,7 @@ def load_labelled_data(path, split="test"):
 
     if is_dataset_dir(path):
         return _load_generated(path, split)
-    from ..data import load_split
+    from ..dataset.loader import load_split
 
     images, labels = load_split(path, split)
     names = tuple(f"{split}#{i}" for i in range(len(labels)))
