@@ -182,9 +182,8 @@ def _solid_angle_bound(detector):
 def _largest_F(crystal):
     """Largest structure-factor amplitude the crystal's reflections can have."""
     largest = float(crystal.default_F)
-    table = getattr(crystal.structure_factors, "table", None)
-    if table is not None and np.size(table):
-        largest = max(largest, float(np.max(np.abs(table))))
+    if crystal.structure_factors is not None:
+        largest = max(largest, crystal.structure_factors.max_amplitude)
     return largest
 
 
