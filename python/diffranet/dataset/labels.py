@@ -10,7 +10,8 @@ drawing any noise:
    Bragg photons are > 0, over the whole detector. The tophat spot shape makes
    the Bragg image exactly 0 between spots, so the spots do not depend on the
    crystal volume. Each pixel within ``SPOT_REACH_PX`` (1.5 pixels) of a spot
-   belongs to the nearest spot, so that the photons the point-spread function
+   belongs to the nearest spot (between equally near ones, the one met
+   first in row-major order of the offsets), so that the photons the point-spread function
    carries into a spot's neighbours count for it; masked pixels (beamstop
    shadow, gaps) belong to none.
 2. The expected Bragg and background photons ``B`` and ``G`` of each pixel
