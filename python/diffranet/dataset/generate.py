@@ -217,11 +217,15 @@ def _prepare_worker():
     """Settings for a worker process of this package's own cluster.
 
     The renderers run single-threaded, one per process: BLAS thread pools
-    would only spin beside them.
+    would only spin beside them. Each image allocates the same arrays again:
+    freed memory is kept for reuse rather than page-faulted in anew.
     """
     from threadpoolctl import threadpool_limits
 
+    from .._allocator import keep_freed_memory
+
     threadpool_limits(1, user_api="blas")
+    keep_freed_memory()
 
 
 class _OnDask:
