@@ -2,23 +2,24 @@
 
 From fixed seeds, on one CPU core:
 
-1. render a training set with the package's generator (preset "diffranet",
-   512 x 512 px; 2,000 training, 400 validation and 1,000 test images, seed
-   2026) into ``WORK/data`` (an interrupted run resumes);
-2. train the "cpu" recipe (:data:`diffranet.models.recipes.RECIPES`) on the
-   training split, early-stopped on the validation split, checkpointing
-   every epoch (an interrupted run resumes);
-3. score it on the test split, which played no part in training or model
-   selection, write the model to ``python/diffranet/inference/models/default.dfm``,
-   the learning curve to ``docs/images/deepfreak-learning-curve.png`` and a
-   summary (sizes, times, scores) to ``WORK/summary.json``.
+1. render 1,000 images with the package's generator (preset "diffranet",
+   512 x 512 px, seed 2026) into ``WORK/data`` (an interrupted run resumes);
+   the class of image ``i`` follows the generator's fixed interleaving of the
+   class shares, so every run of consecutive images has the set's class mix;
+2. hold out by image number: images 0-699 train, 700-799 validate (early
+   stopping), 800-999 test (never seen in training or model selection);
+3. train the "cpu" recipe (:data:`diffranet.models.recipes.RECIPES`),
+   checkpointing every epoch (an interrupted run resumes);
+4. score it on the test images, write the model to
+   ``python/diffranet/inference/models/default.dfm``, the learning curve to
+   ``docs/images/deepfreak-learning-curve.png`` and a summary (sizes, times,
+   scores) to ``WORK/summary.json``.
 
 Usage::
 
     python scripts/make_default_model.py [--work DIR] [--threads 1]
 
-The same command on the same diffranet version gives the same model file
-contents (weights identical; the file's creation time differs).
+The same command on the same diffranet version gives the same weights.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_PATH = ROOT / "python" / "diffranet" / "inference" / "models" / "default.dfm"
 CURVE_PATH = ROOT / "docs" / "images" / "deepfreak-learning-curve.png"
 
-DATA = {"preset": "diffranet", "n_train": 2000, "n_val": 400, "n_test": 1000, "seed": 2026}
+DATA = {"preset": "diffranet", "n_train": 1000, "n_val": 0, "n_test": 0, "seed": 2026}
+#: Image numbers of the training, validation and test images.
+HOLDOUT = {"train": (0, 700), "val": (700, 800), "test": (800, 1000)}
 TRAIN_SEED = 0
 
 
@@ -51,7 +54,6 @@ def main(argv=None):
     from diffranet.dataset.generate import generate_dataset
     from diffranet.models.recipes import RECIPES
     from diffranet.training.curves import plot_learning_curve
-    from diffranet.training.deep import train_deepfreak
     from diffranet.training.metrics import format_confusion
 
     work = Path(args.work)
@@ -61,18 +63,34 @@ def main(argv=None):
     generate_dataset(data, workers=args.workers, **DATA)
     data_seconds = time.perf_counter() - start
 
+    from torch.utils.data import Subset
+
+    from diffranet.dataset.loader import ShardDataset
+    from diffranet.models import DeepFreakClassifier
+    from diffranet.training.deep import raw_image, save_deepfreak
+    from diffranet.training.metrics import evaluate
+
+    images = ShardDataset(data, "train", transform=raw_image)
+    parts = {name: Subset(images, range(*span)) for name, span in HOLDOUT.items()}
+    labels = {name: images.labels[slice(*span)] for name, span in HOLDOUT.items()}
+    print(", ".join(f"{name}: {len(part)} images" for name, part in parts.items()))
+
     out = work / "default.dfm"
     params = dict(RECIPES["cpu"], device="cpu", n_threads=args.threads, workers=args.loader_workers,
                   random_state=TRAIN_SEED, checkpoint_path=str(work / "default.dfm.checkpoint"), verbose=1)
     start = time.perf_counter()
-    model, metrics = train_deepfreak(data, out, log=print, **params)
+    model = DeepFreakClassifier(**params).fit(parts["train"], validation=parts["val"])
     train_seconds = time.perf_counter() - start
+    metrics = {name: evaluate(model, parts[name], labels[name]) for name in ("val", "test")}
+    metrics.update(train_seconds=train_seconds, holdout={k: list(v) for k, v in HOLDOUT.items()},
+                   train_images_per_s=len(parts["train"]) * len(model.epoch_seconds_) / sum(model.epoch_seconds_))
+    save_deepfreak(model, out, data, labels["train"], metrics)
 
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out, args.model)
     history = {"loss": model.loss_curve_, "val_accuracy": model.validation_scores_}
     Path(args.curve).parent.mkdir(parents=True, exist_ok=True)
-    plot_learning_curve(history, args.curve, title="DeepFreak default model (recipe 'cpu', 2,000 training images)")
+    plot_learning_curve(history, args.curve, title="DeepFreak default model (recipe 'cpu', 700 training images)")
     summary = {
         "data": DATA,
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES["cpu"].items()},

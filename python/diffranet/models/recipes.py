@@ -37,15 +37,15 @@ RECIPES = {
         "input_size": 128,
         "resize": "max",
         "augment": "dihedral",
-        "epochs": 30,
+        "epochs": 24,
         "batch_size": 32,
         "learning_rate": 0.05,
         "momentum": 0.9,
         "weight_decay": 5e-5,
-        "lr_step_epochs": 10,
+        "lr_step_epochs": 8,
         "lr_gamma": 0.2,
         "early_stopping": True,
-        "n_iter_no_change": 8,
+        "n_iter_no_change": 6,
     },
 }
 

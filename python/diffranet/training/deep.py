@@ -11,12 +11,12 @@ from ..classes import CLASS_NAMES
 from ..dataset.loader import has_split, is_dataset_dir, load_split
 from .metrics import evaluate_splits
 
-__all__ = ["train_deepfreak"]
+__all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]
 
 _log = logging.getLogger(__name__)
 
 
-def _raw_image(image):
+def raw_image(image):
     """The uint8 image as stored (DeepFreak rescales and resizes it itself, as in prediction)."""
     return image
 
@@ -26,7 +26,7 @@ def _split(data_dir, split):
     if is_dataset_dir(data_dir):
         from ..dataset.loader import ShardDataset
 
-        dataset = ShardDataset(data_dir, split, transform=_raw_image)
+        dataset = ShardDataset(data_dir, split, transform=raw_image)
         return dataset, dataset.labels
     return load_split(data_dir, split)
 
@@ -93,10 +93,18 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
 
 
 def save_deepfreak(model, out, data_dir, labels, metrics):
-    """Write a fitted DeepFreak model file with its training history and scores."""
+    """Write a fitted DeepFreak model file with its training history and scores.
+
+    Settings of the training run only (threads, DataLoader workers, device,
+    checkpoint, progress bar) are not kept: the loaded model predicts with
+    torch's thread count, on the CPU unless moved.
+    """
+    import copy
+
     from ..inference import save_model
     from ..inference.training_input import training_input
 
+    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
     preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
     summary.update(
         metrics=metrics,
