@@ -47,6 +47,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1, help="processes rendering the data (default: %(default)s)")
     parser.add_argument("--loader-workers", type=int, default=0,
                         help="DataLoader worker processes reading the shards while training (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, help="total epochs instead of the recipe's (a rerun with more "
+                        "epochs continues from the checkpoint)")
     parser.add_argument("--model", default=str(MODEL_PATH), help="where to write the model (default: in the package)")
     parser.add_argument("--curve", default=str(CURVE_PATH), help="learning-curve PNG (default: in docs/images)")
     args = parser.parse_args(argv)
@@ -78,6 +80,8 @@ def main(argv=None):
     out = work / "default.dfm"
     params = dict(RECIPES["cpu"], device="cpu", n_threads=args.threads, workers=args.loader_workers,
                   random_state=TRAIN_SEED, checkpoint_path=str(work / "default.dfm.checkpoint"), verbose=1)
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
     start = time.perf_counter()
     model = DeepFreakClassifier(**params).fit(parts["train"], validation=parts["val"])
     train_seconds = time.perf_counter() - start
@@ -94,6 +98,7 @@ def main(argv=None):
     summary = {
         "data": DATA,
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES["cpu"].items()},
+        "epochs_asked": params["epochs"],
         "train_seed": TRAIN_SEED,
         "threads": args.threads,
         "data_seconds_this_run": data_seconds,
