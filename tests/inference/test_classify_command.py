@@ -118,7 +118,11 @@ class TestClassifyCommand:
         assert status == 0 and json.loads(out)["hit"] is False
 
     def test_default_model_missing(self, files, capsys, tmp_path, monkeypatch):
+        # an installation without the shipped model file
+        from diffranet.inference import modelfile
+
         monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(modelfile, "default_model_path", lambda: None)
         status, out, err = run(capsys, "--model", "default", files["npz"])
         assert status == 2 and out == "" and "no default model is shipped" in err
 

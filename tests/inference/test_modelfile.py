@@ -200,6 +200,10 @@ class TestRefused:
             load_model(tmp_path / "missing.dfm")
 
     def test_default_model_missing(self, monkeypatch, tmp_path):
+        # an installation without the shipped model file
+        from diffranet.inference import modelfile
+
         monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(modelfile, "default_model_path", lambda: None)
         with pytest.raises(ModelFileError, match="no default model is shipped"):
             load_model("default")

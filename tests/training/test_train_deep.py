@@ -24,12 +24,12 @@ def test_train_deepfreak_scores_every_split(data_dir):
     lines = []
     model, metrics = train_deepfreak(data_dir, log=lines.append, **TINY)
     assert isinstance(model, DeepFreakClassifier) and model.get_params()["width"] == 4
-    assert set(metrics) == {"train_seconds", "val", "test"}
+    assert set(metrics) == {"train_seconds", "train_images_per_s", "val", "test"}
     for split in ("val", "test"):
         scores = metrics[split]
         assert scores["n_images"] == 20
         assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["hit_miss_accuracy"] <= 1.0
         assert np.asarray(scores["confusion_matrix"]).sum() == 20
-    assert lines[0] == "train: 20 images" and any(line.startswith("test: accuracy") for line in lines)
+    assert lines[0] == "train: 20 images, validation: 20 images" and any(line.startswith("test: accuracy") for line in lines)
     # the same scores as the classic models get
     assert metrics["test"] == evaluate(model, *load_split(data_dir, "test"))

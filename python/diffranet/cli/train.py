@@ -1,29 +1,62 @@
-"""``diffranet train``: train a classic classifier with the paper's best settings."""
+"""``diffranet train``: train a classic classifier (the paper's best settings) or DeepFreak, and save it."""
 
 from __future__ import annotations
 
 
 def add_parser(subparsers):
-    train = subparsers.add_parser("train", help="train a classic classifier (the paper's best settings) and save it",
-                                  description="Train a classic classifier with the paper's best settings on the "
-                                              "train split of --data, score it on val and test (accuracy, hit/miss "
-                                              "accuracy and the confusion matrix, printed with class names), and "
-                                              "save it.")
-    train.add_argument("--features", choices=["glcm", "lbp", "bovw"], required=True, help="feature extractor")
-    train.add_argument("--model", choices=["rf", "svm"], required=True, help="classifier")
+    train = subparsers.add_parser(
+        "train", help="train a classifier (classic or DeepFreak) and save it as a model file",
+        description="Train a classifier on the train split of --data, score it on val and test (accuracy, "
+                    "hit/miss accuracy and the confusion matrix, printed with class names), and save it. "
+                    "Classic models (--model rf or svm with --features) use the paper's best settings; "
+                    "--model deepfreak trains the ResNet classifier, checkpointing every epoch to "
+                    "MODEL.checkpoint: running the same command again resumes there (a larger --epochs "
+                    "continues training).")
+    train.add_argument("--model", choices=["rf", "svm", "deepfreak"], required=True, help="classifier")
+    train.add_argument("--features", choices=["glcm", "lbp", "bovw"],
+                       help="feature extractor (required for rf and svm)")
     train.add_argument("--data", required=True,
                        help="a dataset made by 'diffranet dataset' (HDF5 shards), or a folder with train/ "
                             "(and val/, test/) holding class folders 1..5 or blank .. strong")
-    train.add_argument("--out", required=True, help="model file (.dfm, loads without running code); settings also go to MODEL.json")
+    train.add_argument("--out", required=True,
+                       help="model file (.dfm, loads without running code); classic settings also go to MODEL.json")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--n-jobs", "--jobs", dest="n_jobs", type=int, default=-1,
-                       help="parallel jobs (joblib), -1: all cores (default: %(default)s)")
+                       help="classic models: parallel jobs (joblib), -1: all cores (default: %(default)s)")
+    deep = train.add_argument_group("DeepFreak")
+    deep.add_argument("--config", default="cpu",
+                      help="DeepFreak settings: 'cpu' (the shipped model's recipe), 'paper' (Tables 1-2, "
+                           "configuration B; GPU-days), or a JSON/TOML file of DeepFreakClassifier parameters, "
+                           "e.g. the best_config.json of 'diffranet search deepfreak' (default: %(default)s)")
+    deep.add_argument("--epochs", type=int, help="total training epochs (default: the recipe's)")
+    deep.add_argument("--device", default="auto",
+                      help="torch device: auto (CUDA when available), cpu, cuda, cuda:N (default: %(default)s)")
+    deep.add_argument("--threads", type=int, help="CPU threads torch may use (default: torch's)")
+    deep.add_argument("--workers", type=int, default=1,
+                      help="DataLoader worker processes reading the shards (default: %(default)s)")
+    deep.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run)
 
 
 def run(args):
+    if args.model == "deepfreak":
+        return _run_deepfreak(args)
+    if args.features is None:
+        raise ValueError(f"--model {args.model} needs --features (glcm, lbp or bovw)")
     from ..search.spaces import default_configuration
     from ..training.classic import train_classic
 
     train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed, args.n_jobs,
                   log=print)
+
+
+def _run_deepfreak(args):
+    from ..models.recipes import read_recipe
+    from ..training.deep import train_deepfreak
+
+    params = read_recipe(args.config)
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    params.update(device=args.device, n_threads=args.threads, workers=args.workers, random_state=args.seed,
+                  checkpoint_path=f"{args.out}.checkpoint", verbose=0 if args.quiet else 1)
+    train_deepfreak(args.data, args.out, log=print, **params)

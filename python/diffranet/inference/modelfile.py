@@ -458,7 +458,7 @@ def _load_deepfreak(description, payload):
     with torch.random.fork_rng(devices=[]):
         network = estimator._build_network(len(estimator.classes_))
     network.load_state_dict(tensors, strict=True)
-    estimator.model_ = network.eval()
+    estimator._set_model(network)
     return estimator
 
 

@@ -1,16 +1,24 @@
-"""Deep classifiers: train DeepFreak on a data folder and score it like the classic models."""
+"""Deep classifiers: train DeepFreak on a data folder, score it like the classic models, save it."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from ..dataset.loader import is_dataset_dir, load_split
+import numpy as np
+
+from ..classes import CLASS_NAMES
+from ..dataset.loader import has_split, is_dataset_dir, load_split
 from .metrics import evaluate_splits
 
-__all__ = ["train_deepfreak"]
+__all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]
 
 _log = logging.getLogger(__name__)
+
+
+def raw_image(image):
+    """The uint8 image as stored (DeepFreak rescales and resizes it itself, as in prediction)."""
+    return image
 
 
 def _split(data_dir, split):
@@ -18,24 +26,37 @@ def _split(data_dir, split):
     if is_dataset_dir(data_dir):
         from ..dataset.loader import ShardDataset
 
-        dataset = ShardDataset(data_dir, split)
+        dataset = ShardDataset(data_dir, split, transform=raw_image)
         return dataset, dataset.labels
     return load_split(data_dir, split)
 
 
-def train_deepfreak(data_dir, log=None, **params):
-    """Train a :class:`~diffranet.models.DeepFreakClassifier` on ``data_dir/train`` and score it on val/test.
+def _fit_input(X, y):
+    """Arguments of ``fit``: a Dataset alone, or the arrays."""
+    return (X, y) if isinstance(X, np.ndarray) else (X,)
+
+
+def train_deepfreak(data_dir, out=None, log=None, **params):
+    """Train a :class:`~diffranet.models.DeepFreakClassifier` on ``data_dir``, score it on val/test, save it.
+
+    The training split is read through :class:`~diffranet.dataset.loader.ShardDataset`
+    for a generated dataset (one image at a time, in DataLoader workers when
+    ``workers`` > 0), so memory stays bounded whatever its size. The
+    validation split, when there is one, is scored after every epoch and, with
+    ``early_stopping``, picks the epoch whose weights are kept.
 
     Parameters
     ----------
     data_dir : path-like
-        Either layout read by :func:`diffranet.dataset.loader.load_split`; a
-        generated dataset is streamed from its shards.
+        Either layout read by :func:`diffranet.dataset.loader.load_split`.
+    out : path-like, optional
+        Model file to write (:func:`diffranet.inference.save_model`, ``.dfm``),
+        with the training history and scores in its metadata.
     log : callable, optional
         Receives one line of progress per step; default: the module's logger.
     **params
         Parameters of :class:`~diffranet.models.DeepFreakClassifier`
-        (``topology``, ``epochs``, ``n_threads``, ``workers``, ...).
+        (``epochs``, ``checkpoint_path``, ``n_threads``, ``workers``, ...).
 
     Returns
     -------
@@ -43,17 +64,51 @@ def train_deepfreak(data_dir, log=None, **params):
         The fitted classifier.
     metrics : dict
         Split name -> :func:`diffranet.training.metrics.evaluate` result, plus
-        ``train_seconds``.
+        ``train_seconds`` (this run) and ``train_images_per_s`` (training
+        images per second of training pass, mean over the epochs).
     """
     from ..models import DeepFreakClassifier
 
     log = _log.info if log is None else log
     X, y = _split(data_dir, "train")
-    log(f"train: {len(y)} images")
+    validation = None
+    if has_split(data_dir, "val"):
+        X_val, y_val = _split(data_dir, "val")
+        validation = X_val if not isinstance(X_val, np.ndarray) else (X_val, y_val)
+    log(f"train: {len(y)} images" + ("" if validation is None else f", validation: {len(y_val)} images"))
     model = DeepFreakClassifier(**params)
     start = time.perf_counter()
-    model.fit(X, y)
+    model.fit(*_fit_input(X, y), validation=validation)
     metrics = {"train_seconds": time.perf_counter() - start}
-    log(f"fitted in {metrics['train_seconds']:.1f} s")
+    n_train = len(y) if not model.early_stopping or validation is not None \
+        else len(y) - int(np.ceil(model.validation_fraction * len(y)))
+    if model.epoch_seconds_:
+        metrics["train_images_per_s"] = n_train * len(model.epoch_seconds_) / sum(model.epoch_seconds_)
+    log(f"fitted in {metrics['train_seconds']:.1f} s, {model.n_epochs_} epochs")
     metrics.update(evaluate_splits(model, data_dir, log=log, load=_split))
+    if out is not None:
+        save_deepfreak(model, out, data_dir, y, metrics)
+        log(f"saved {out}")
     return model, metrics
+
+
+def save_deepfreak(model, out, data_dir, labels, metrics):
+    """Write a fitted DeepFreak model file with its training history and scores.
+
+    Settings of the training run only (threads, DataLoader workers, device,
+    checkpoint, progress bar) are not kept: the loaded model predicts with
+    torch's thread count, on the CPU unless moved.
+    """
+    import copy
+
+    from ..inference import save_model
+    from ..inference.training_input import training_input
+
+    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
+    preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
+    summary.update(
+        metrics=metrics,
+        history={"loss": list(model.loss_curve_), "val_accuracy": list(model.validation_scores_),
+                 "epoch_seconds": list(model.epoch_seconds_)},
+    )
+    return save_model(model, out, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)
