@@ -14,7 +14,8 @@ def add_parser(subparsers):
     demo = subparsers.add_parser(
         "demo", help="render shots of the five classes, classify them and write a report",
         description="Render test shots of the five classes (the paper's 512 x 512 set-up by default), classify "
-                    "them with the shipped model or a GLCM + random forest trained here on twice as many shots, "
+                    "them with a GLCM + random forest trained here on twice as many shots (and with the shipped model, "
+                    "when there is one for these images), "
                     "and write an HTML report with a gallery, the confusion matrix and metrics.json.")
     demo.add_argument("--out", default="diffranet-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -22,7 +23,7 @@ def add_parser(subparsers):
                       help="dataset preset: diffranet (the paper's set-up), quick, or a JSON file "
                            "(default: %(default)s)")
     demo.add_argument("--size", type=int, default=DEMO_SIZE,
-                      help="test shots to render; a model trained here uses twice as many (default: %(default)s)")
+                      help="test shots to render; the model trained here uses twice as many (default: %(default)s)")
     demo.add_argument("--workers", type=int, default=None,
                       help="worker processes for rendering and training (default: CPU count)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
