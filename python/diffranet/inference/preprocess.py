@@ -36,7 +36,7 @@ from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels",
+    "invalid_pixels", "one_to_one_corner",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -185,12 +185,17 @@ def _expected_pixels(source, preprocessing):
 
 @functools.lru_cache(maxsize=4)
 def _mapping(shape, source, preprocessing):
-    """(source pixel, training pixel) index pairs per subpixel, subpixel weight, expected coverage.
+    """Sparse matrix from source pixels to training pixels, and the expected coverage (cached per geometry).
 
     Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
     subpixel spans at most half a training pixel (no holes when the source
-    pixels are coarser than the training pixels).
+    pixels are coarser than the training pixels); entry ``(t, s)`` of the
+    matrix is the share of source pixel ``s`` whose subpixels land in training
+    pixel ``t`` (a multiple of ``1 / k**2``). Resampling a frame is then one
+    sparse matrix-vector product.
     """
+    import scipy.sparse
+
     target, shape_t = preprocessing.geometry, preprocessing.shape
     rows, cols = shape
     y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
@@ -206,7 +211,7 @@ def _mapping(shape, source, preprocessing):
             step = step[np.isfinite(step)]
             largest = max(largest, float(step.max()) if step.size else 0.0)
     k = int(min(max(math.ceil(2.0 * largest), 1), 8))
-    pairs = []
+    all_sources, all_targets = [], []
     for i in range(k):
         for j in range(k):
             if k > 1:
@@ -215,11 +220,16 @@ def _mapping(shape, source, preprocessing):
             with np.errstate(invalid="ignore"):
                 col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            sources = np.flatnonzero(inside)
-            targets = (row[inside] * shape_t[1] + col[inside]).astype(np.intp)
-            pairs.append((sources, targets))
+            all_sources.append(np.flatnonzero(inside))
+            all_targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
+    sources, targets = np.concatenate(all_sources), np.concatenate(all_targets)
+    matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
+                                     shape=(shape_t[0] * shape_t[1], rows * cols))
+    matrix.sum_duplicates()
+    matrix.data /= k * k
     expected = _expected_pixels(source, preprocessing)
-    return tuple(pairs), 1.0 / (k * k), expected
+    expected.flags.writeable = False
+    return matrix, expected
 
 
 @functools.lru_cache(maxsize=4)
@@ -228,15 +238,12 @@ def _covered_cache(mapping_key, invalid_digest):
     return {}
 
 
-def _coverage(pairs, n, invalid, mapping_key):
+def _coverage(matrix, invalid, mapping_key):
     """Valid source pixels per training pixel; cached per mask (masks rarely change between frames)."""
     digest = hashlib.blake2b(np.packbits(invalid).tobytes(), digest_size=16).digest()
     slot = _covered_cache(mapping_key, digest)
     if "covered" not in slot:
-        valid = (~invalid.ravel()).astype(np.float64)
-        covered = np.zeros(n)
-        for sources, targets in pairs:
-            covered += np.bincount(targets, weights=valid[sources], minlength=n)
+        covered = matrix @ (~invalid.ravel()).astype(np.float64)
         covered.flags.writeable = False
         slot["covered"] = covered
     return slot["covered"]
@@ -277,16 +284,12 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
     """
     if not isinstance(geometry, FrameGeometry):
         raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
-    pairs, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
-    n = preprocessing.shape[0] * preprocessing.shape[1]
+    matrix, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
     values = frame.astype(np.float64).ravel()
     values[invalid.ravel()] = 0.0
-    sums = np.zeros(n)
-    for sources, targets in pairs:
-        sums += np.bincount(targets, weights=values[sources], minlength=n)
-    covered = _coverage(pairs, n, invalid, (tuple(frame.shape), geometry, preprocessing))
+    covered = _coverage(matrix, invalid, (tuple(frame.shape), geometry, preprocessing))
     shape = preprocessing.shape
-    return (sums * weight).reshape(shape), (covered * weight).reshape(shape), expected
+    return (matrix @ values).reshape(shape), covered.reshape(shape), expected
 
 
 # --------------------------------------------------------------------------- no geometry
@@ -295,6 +298,66 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
 def default_bin_factor(shape, target_shape):
     """The largest integer factor whose binned frame still fills ``target_shape`` (at least 1)."""
     return max(1, min(shape[0] // target_shape[0], shape[1] // target_shape[1]))
+
+
+def _window_corner(shape, factor, target_shape, beam_center_px):
+    """(row, col) of the top-left frame pixel of the binning window (may lie outside the frame)."""
+    rows, cols = shape
+    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
+    return int(round(by - target_shape[0] * factor / 2.0)), int(round(bx - target_shape[1] * factor / 2.0))
+
+
+def _unbinned(frame, invalid, corner, target_shape):
+    """(sums, covered, expected) of a frame window whose pixels are the training pixels one to one."""
+    window = np.s_[corner[0]:corner[0] + target_shape[0], corner[1]:corner[1] + target_shape[1]]
+    valid = ~invalid[window]
+    return np.where(valid, frame[window], 0.0), valid.astype(np.float64), np.ones(target_shape)
+
+
+def _same_grid(geometry, target, shape, rel_tol=1e-9):
+    """True if ``geometry`` on frames of ``shape`` is the ``target`` detector (to 1 part in 1e9)."""
+    close = functools.partial(math.isclose, rel_tol=rel_tol, abs_tol=0.0)
+    center, target_center = geometry.center_px(shape), target.center_px(shape)
+    return (close(geometry.pixel_size_mm, target.pixel_size_mm) and close(geometry.distance_mm, target.distance_mm)
+            and close(geometry.wavelength_A, target.wavelength_A)
+            and all(math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9) for a, b in zip(center, target_center)))
+
+
+def one_to_one_corner(shape, geometry=None, preprocessing=PAPER_PREPROCESSING, beam_center_px=None):
+    """Where the training pixels are a window of the frame's own pixels, one to one, if they are.
+
+    That is the case for a frame in the training detector's geometry (same
+    shape, pixel size, distance, wavelength and beam centre), which needs no
+    resampling, and for a frame without geometry whose bin factor is 1 and
+    whose crop window lies inside it. Both then take the same exact shortcut
+    (:func:`resample` and :func:`bin_and_crop` would give the same counts).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)`` of the frame.
+    geometry : FrameGeometry, optional
+    preprocessing : Preprocessing
+    beam_center_px : tuple of float, optional
+        As for :func:`bin_and_crop` (frames without geometry only).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(row, col)`` of the frame pixel that is training pixel ``(0, 0)``,
+        or None when the frame must be resampled or binned.
+    """
+    target_shape = preprocessing.shape
+    if geometry is not None:
+        if tuple(shape) != target_shape or not _same_grid(geometry, preprocessing.geometry, target_shape):
+            return None
+        return (0, 0)
+    if (preprocessing.bin_factor or default_bin_factor(shape, target_shape)) != 1:
+        return None
+    top, left = _window_corner(shape, 1, target_shape, beam_center_px)
+    if top < 0 or left < 0 or top + target_shape[0] > shape[0] or left + target_shape[1] > shape[1]:
+        return None
+    return top, left
 
 
 def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
@@ -321,14 +384,11 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
     factor = check_int("bin factor", factor, minimum=1)
     rows, cols = frame.shape
     tr, tc = target_shape
-    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
-    top, left = int(round(by - tr * factor / 2.0)), int(round(bx - tc * factor / 2.0))
+    top, left = _window_corner(frame.shape, factor, target_shape, beam_center_px)
     r0, r1 = max(top, 0), min(top + tr * factor, rows)
     c0, c1 = max(left, 0), min(left + tc * factor, cols)
     if factor == 1 and (r0, r1, c0, c1) == (top, top + tr, left, left + tc):
-        # unbinned window inside the frame: each pixel is its own block (fast path, same result)
-        valid = ~invalid[r0:r1, c0:c1]
-        return np.where(valid, frame[r0:r1, c0:c1], 0.0), valid.astype(np.float64), np.ones(target_shape)
+        return _unbinned(frame, invalid, (top, left), target_shape)  # fast path, same result
     window = np.zeros((tr * factor, tc * factor), np.float64)
     good = np.zeros(window.shape, bool)
     if r1 > r0 and c1 > c0:
@@ -491,15 +551,47 @@ def to_training_counts(frame, mask=None, geometry=None, preprocessing=PAPER_PREP
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
     invalid = invalid_pixels(frame, mask, saturation)
-    if geometry is not None:
+    beam_center_px = _check_center(geometry, beam_center_px)
+    corner = one_to_one_corner(frame.shape, geometry, preprocessing, beam_center_px)
+    if corner is not None:
+        sums, covered, expected = _unbinned(frame, invalid, corner, preprocessing.shape)
+    elif geometry is not None:
         sums, covered, expected = resample(frame, invalid, geometry, preprocessing)
     else:
         factor = preprocessing.bin_factor or default_bin_factor(frame.shape, preprocessing.shape)
-        if beam_center_px is not None:
-            beam_center_px = (check_finite("beam_center_px[0]", beam_center_px[0]),
-                              check_finite("beam_center_px[1]", beam_center_px[1]))
         sums, covered, expected = bin_and_crop(frame, invalid, factor, preprocessing.shape, beam_center_px)
     return complete(sums, covered, expected, preprocessing.geometry.center_px(preprocessing.shape))
+
+
+def _check_center(geometry, beam_center_px):
+    """The validated beam centre of a frame without geometry (None otherwise)."""
+    if geometry is not None:
+        if not isinstance(geometry, FrameGeometry):
+            raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
+        return None
+    if beam_center_px is None:
+        return None
+    return (check_finite("beam_center_px[0]", beam_center_px[0]), check_finite("beam_center_px[1]", beam_center_px[1]))
+
+
+@functools.lru_cache(maxsize=8)
+def _table_8bit(dtype, adc_offset):
+    """The 8-bit image of every value of an unsigned integer type of up to 16 bits (read-only).
+
+    The same operations as :func:`to_training_counts` and :func:`preprocess`
+    on a fully valid pixel, applied to each possible value once.
+    """
+    counts = np.maximum(np.arange(2 ** (8 * np.dtype(dtype).itemsize), dtype=np.float64), 0.0).astype(np.float32)
+    table = to_8bit(counts + np.float32(adc_offset))
+    table.flags.writeable = False
+    return table
+
+
+def _any_invalid(window, mask, saturation):
+    """True if a pixel of an unsigned-integer window is masked or saturated."""
+    if mask is not None and mask.any():
+        return True
+    return saturation is not None and window.size > 0 and float(window.max()) >= check_finite("saturation", saturation)
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
@@ -537,6 +629,18 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     >>> image.shape, int(image[0, 0])
     ((512, 512), 5)
     """
+    frame = _check_frame(frame)
+    if isinstance(preprocessing, Preprocessing) and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
+        # integer frames whose pixels are the training pixels, none to ignore: one table look-up per pixel
+        corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
+        if corner is not None:
+            rows, cols = preprocessing.shape
+            window = frame[corner[0]:corner[0] + rows, corner[1]:corner[1] + cols]
+            checked = _check_mask(mask, frame.shape)
+            if not _any_invalid(window, None if checked is None else checked[corner[0]:corner[0] + rows,
+                                                                              corner[1]:corner[1] + cols],
+                                saturation):
+                return np.take(_table_8bit(frame.dtype.str, float(preprocessing.adc_offset)), window)
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
     return to_8bit(counts + np.float32(preprocessing.adc_offset))

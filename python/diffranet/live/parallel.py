@@ -28,6 +28,8 @@ import time
 import numpy as np
 import zmq
 
+from .tuning import prepare_processing_thread
+
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
 _STOP = b"STOP"
@@ -70,13 +72,6 @@ class OrderedMerger:
         return len(self._waiting)
 
 
-def _limit_openmp_threads():
-    """One OpenMP thread in the calling thread: frames are parallel across workers, not within one."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="openmp")
-
-
 class ThreadBackend:
     """Classify frames on one thread of this process.
 
@@ -110,7 +105,7 @@ class ThreadBackend:
         self._thread.join(timeout)
 
     def _run(self):
-        _limit_openmp_threads()
+        prepare_processing_thread()
         running = True
         while running:
             batch = [self._queue.get()]
@@ -179,7 +174,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _limit_openmp_threads()
+    prepare_processing_thread()
     context = zmq.Context()
     tasks = context.socket(zmq.PULL)
     tasks.connect(tasks_address)
