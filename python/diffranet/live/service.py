@@ -130,7 +130,8 @@ class StreamService:
         if self.source_format == "dectris":
             from .dectris import Stream2Decoder
 
-            decoder = Stream2Decoder(self.geometry, self.beam_center_px)
+            # pixels stay compressed here: they are expanded where the frame is classified
+            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
 
             def decode(socket, received):
                 return decoder.decode(socket.recv(copy=False).buffer, received)
