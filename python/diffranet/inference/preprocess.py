@@ -183,6 +183,24 @@ def _expected_pixels(source, preprocessing):
     return np.where(np.isfinite(pixels), pixels, 0.0)
 
 
+def _subpixels_per_side(shape, source, preprocessing):
+    """Subpixels per side of a source pixel: a subpixel spans at most half a training pixel (1 to 8)."""
+    target, shape_t = preprocessing.geometry, preprocessing.shape
+    y = np.arange(shape[0], dtype=np.float64)[:, None] + 0.5
+    x = np.arange(shape[1], dtype=np.float64)[None, :] + 0.5
+    xt, yt = _target_positions(source, shape, target, shape_t, x, y)
+    with np.errstate(invalid="ignore"):
+        seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
+    largest = 0.0
+    for axis in (0, 1):
+        near = np.diff(seen, axis=axis) | np.delete(seen, -1, axis=axis)
+        for a in (xt, yt):
+            step = np.abs(np.diff(a, axis=axis))[near]
+            step = step[np.isfinite(step)]
+            largest = max(largest, float(step.max()) if step.size else 0.0)
+    return int(min(max(math.ceil(2.0 * largest), 1), 8))
+
+
 @functools.lru_cache(maxsize=4)
 def _mapping(shape, source, preprocessing):
     """Sparse matrix from source pixels to training pixels, and the expected coverage (cached per geometry).
@@ -200,23 +218,12 @@ def _mapping(shape, source, preprocessing):
     rows, cols = shape
     y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
     x = np.arange(cols, dtype=np.float64)[None, :] + 0.5
-    xt, yt = _target_positions(source, shape, target, shape_t, x, y)
-    with np.errstate(invalid="ignore"):
-        seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
-    largest = 0.0
-    for axis in (0, 1):
-        near = np.diff(seen, axis=axis) | np.delete(seen, -1, axis=axis)
-        for a in (xt, yt):
-            step = np.abs(np.diff(a, axis=axis))[near]
-            step = step[np.isfinite(step)]
-            largest = max(largest, float(step.max()) if step.size else 0.0)
-    k = int(min(max(math.ceil(2.0 * largest), 1), 8))
+    k = _subpixels_per_side(shape, source, preprocessing)
     all_sources, all_targets = [], []
     for i in range(k):
         for j in range(k):
-            if k > 1:
-                xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
-                                           y - 0.5 + (i + 0.5) / k)
+            xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
+                                       y - 0.5 + (i + 0.5) / k)
             with np.errstate(invalid="ignore"):
                 col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
@@ -403,13 +410,18 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
 # --------------------------------------------------------------------------- masked pixels
 
 
-def _group_medians(values, labels, n_labels):
+def _group_medians(values, labels, n_labels, low_high=None):
     """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts.
 
     One sort of ``label * span + value`` puts every group's values in order, contiguously.
+    ``low_high`` (the smallest and largest value, default those of ``values``)
+    sets ``span``; medians of a subset of groups taken with the ``low_high`` of
+    all values are the same numbers as those of all groups.
     """
-    low = float(values.min()) if values.size else 0.0
-    span = float(values.max()) - low + 1.0 if values.size else 1.0
+    if low_high is None:
+        low_high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    low = low_high[0]
+    span = low_high[1] - low + 1.0
     keys = np.sort(labels * span + (values - low))
     bounds = np.arange(n_labels + 1) * span
     edges = np.searchsorted(keys, bounds, side="left")
@@ -480,6 +492,53 @@ def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_s
     return local.ravel()[cell]
 
 
+def _background_at(values, masked, beam_center_px, where):
+    """``local_background(values, masked, beam_center_px)[where]``, computing only the medians it needs.
+
+    Needed: the cells (ring and sector) holding a pixel of ``where``; for such
+    a cell with no unmasked pixel, every cell of its ring; for such a ring
+    with no unmasked pixel, the nearest rings with data on either side. The
+    medians are the same numbers as in :func:`local_background` (same sort
+    keys, same interpolation between the same rings).
+    """
+    if masked.all():
+        return np.zeros(int(np.count_nonzero(where)))
+    if where.all():
+        return local_background(values, masked, beam_center_px).ravel()
+    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+    n_sectors = 16
+    ring, cell = _rings_and_sectors(values.shape, center, 2.0, n_sectors)
+    n_rings = int(ring.max()) + 1
+    good = ~masked
+    cell_good = cell[good]
+    filled = (np.bincount(cell_good, minlength=n_rings * n_sectors) > 0).reshape(n_rings, n_sectors)
+    wanted = np.zeros(n_rings * n_sectors, bool)
+    wanted[cell[where]] = True
+    wanted = wanted.reshape(n_rings, n_sectors)
+    ring_has_data = filled.any(axis=1)
+    whole_rings = (wanted & ~filled).any(axis=1)
+    have = np.flatnonzero(ring_has_data)
+    empty = np.flatnonzero(whole_rings & ~ring_has_data)
+    if empty.size:  # np.interp's neighbours of an empty ring: the nearest rings with data below and above
+        at = np.searchsorted(have, empty)
+        whole_rings[have[np.clip(at - 1, 0, have.size - 1)]] = True
+        whole_rings[have[np.clip(at, 0, have.size - 1)]] = True
+    compute = (wanted | whole_rings[:, None]).ravel()
+    good_values = values[good]
+    keep = compute[cell_good]
+    local = _group_medians(good_values[keep], cell_good[keep], n_rings * n_sectors,
+                           (float(good_values.min()), float(good_values.max()))).reshape(n_rings, n_sectors)
+    rows = whole_rings & ring_has_data
+    if whole_rings.any():
+        per_ring = np.full(n_rings, np.nan)
+        with np.errstate(all="ignore"):
+            per_ring[rows] = np.nanmedian(local[rows], axis=1)
+        known = np.flatnonzero(rows)
+        per_ring = np.interp(np.arange(n_rings), known, per_ring[known])
+        local = np.where(np.isnan(local), per_ring[:, None], local)
+    return local.ravel()[cell[where]]
+
+
 def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
     """Give masked pixels the local background (:func:`local_background`), neither a spot nor empty sky.
 
@@ -528,8 +587,12 @@ def complete(sums, covered, expected, beam_center_px=None):
         return np.maximum(sums, 0.0).astype(np.float32), masked
     with np.errstate(invalid="ignore", divide="ignore"):
         density = np.where(covered > 0, sums / np.where(covered > 0, covered, 1.0), 0.0)
-    background = local_background(density, masked, beam_center_px)
-    counts = np.where(masked, expected * background, sums + (expected - covered) * background)
+    # only pixels not exactly fed (or masked) change: elsewhere (expected - covered) * background is 0
+    need = masked | (covered != expected)
+    background = _background_at(density, masked, beam_center_px, need)
+    counts = sums.copy()
+    fed, area = covered[need], expected[need]
+    counts[need] = np.where(masked[need], area * background, sums[need] + (area - fed) * background)
     return np.maximum(counts, 0.0).astype(np.float32), masked
 
 
