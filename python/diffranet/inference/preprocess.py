@@ -492,22 +492,20 @@ def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_s
     return local.ravel()[cell]
 
 
-def _background_at(values, masked, beam_center_px, where):
-    """``local_background(values, masked, beam_center_px)[where]``, computing only the medians it needs.
+def _mask_digest(mask):
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
 
-    Needed: the cells (ring and sector) holding a pixel of ``where``; for such
-    a cell with no unmasked pixel, every cell of its ring; for such a ring
-    with no unmasked pixel, the nearest rings with data on either side. The
-    medians are the same numbers as in :func:`local_background` (same sort
-    keys, same interpolation between the same rings).
-    """
-    if masked.all():
-        return np.zeros(int(np.count_nonzero(where)))
-    if where.all():
-        return local_background(values, masked, beam_center_px).ravel()
-    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+
+@functools.lru_cache(maxsize=4)
+def _background_plan(shape, center, masked_digest, where_digest):
+    """Slot for what :func:`_background_at` needs of one mask and one set of pixels (filled there)."""
+    return {}
+
+
+def _plan_background(masked, center, where):
+    """The cells :func:`_background_at` computes for this mask and these pixels, and how to gather them."""
     n_sectors = 16
-    ring, cell = _rings_and_sectors(values.shape, center, 2.0, n_sectors)
+    ring, cell = _rings_and_sectors(masked.shape, center, 2.0, n_sectors)
     n_rings = int(ring.max()) + 1
     good = ~masked
     cell_good = cell[good]
@@ -523,20 +521,46 @@ def _background_at(values, masked, beam_center_px, where):
         at = np.searchsorted(have, empty)
         whole_rings[have[np.clip(at - 1, 0, have.size - 1)]] = True
         whole_rings[have[np.clip(at, 0, have.size - 1)]] = True
-    compute = (wanted | whole_rings[:, None]).ravel()
-    good_values = values[good]
-    keep = compute[cell_good]
-    local = _group_medians(good_values[keep], cell_good[keep], n_rings * n_sectors,
-                           (float(good_values.min()), float(good_values.max()))).reshape(n_rings, n_sectors)
-    rows = whole_rings & ring_has_data
-    if whole_rings.any():
+    keep = (wanted | whole_rings[:, None]).ravel()[cell_good]
+    return {"good": good, "pixels": np.flatnonzero(good)[keep], "labels": cell_good[keep],
+            "shape": (n_rings, n_sectors), "rows": whole_rings & ring_has_data,
+            "any_whole": bool(whole_rings.any()), "cells": cell[where]}
+
+
+def _background_at(values, masked, beam_center_px, where):
+    """``local_background(values, masked, beam_center_px)[where]``, computing only the medians it needs.
+
+    Needed: the cells (ring and sector) holding a pixel of ``where``; for such
+    a cell with no unmasked pixel, every cell of its ring; for such a ring
+    with no unmasked pixel, the nearest rings with data on either side. The
+    medians are the same numbers as in :func:`local_background` (same sort
+    keys, same interpolation between the same rings). Which cells and pixels
+    that means is cached per mask and ``where``.
+    """
+    if masked.all():
+        return np.zeros(int(np.count_nonzero(where)))
+    if where.all():
+        return local_background(values, masked, beam_center_px).ravel()
+    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+    digest = _mask_digest(masked)
+    slot = _background_plan(masked.shape, center, digest, digest if where is masked else _mask_digest(where))
+    if "plan" not in slot:
+        slot["plan"] = _plan_background(masked, center, where)
+    plan = slot["plan"]
+    good_values = values[plan["good"]]
+    low_high = (float(good_values.min()), float(good_values.max()))
+    n_rings, n_sectors = plan["shape"]
+    local = _group_medians(np.asarray(values.ravel()[plan["pixels"]], dtype=np.float64), plan["labels"],
+                           n_rings * n_sectors, low_high).reshape(n_rings, n_sectors)
+    if plan["any_whole"]:
+        rows = plan["rows"]
         per_ring = np.full(n_rings, np.nan)
         with np.errstate(all="ignore"):
             per_ring[rows] = np.nanmedian(local[rows], axis=1)
         known = np.flatnonzero(rows)
         per_ring = np.interp(np.arange(n_rings), known, per_ring[known])
         local = np.where(np.isnan(local), per_ring[:, None], local)
-    return local.ravel()[cell[where]]
+    return local.ravel()[plan["cells"]]
 
 
 def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
@@ -650,11 +674,32 @@ def _table_8bit(dtype, adc_offset):
     return table
 
 
-def _any_invalid(window, mask, saturation):
-    """True if a pixel of an unsigned-integer window is masked or saturated."""
-    if mask is not None and mask.any():
-        return True
-    return saturation is not None and window.size > 0 and float(window.max()) >= check_finite("saturation", saturation)
+def _invalid_in_window(window, mask, saturation):
+    """Masked or saturated pixels of an unsigned-integer window (None when there are none)."""
+    invalid = None if mask is None or not mask.any() else mask
+    if saturation is not None and float(window.max()) >= check_finite("saturation", saturation):
+        saturated = window >= saturation
+        invalid = saturated if invalid is None else invalid | saturated
+    return invalid
+
+
+def _table_image(frame, corner, mask, preprocessing, saturation):
+    """The 8-bit image of an unsigned-integer frame whose pixels are the training pixels, by table look-up.
+
+    Pixels to ignore then hold only their local background (as
+    :func:`complete` gives them: the other pixels are fed exactly), whose
+    8-bit values replace the looked-up ones.
+    """
+    rows, cols = preprocessing.shape
+    window_slice = np.s_[corner[0]:corner[0] + rows, corner[1]:corner[1] + cols]
+    window = frame[window_slice]
+    image = np.take(_table_8bit(frame.dtype.str, float(preprocessing.adc_offset)), window)
+    invalid = _invalid_in_window(window, None if mask is None else mask[window_slice], saturation)
+    if invalid is not None:
+        background = _background_at(window, invalid, preprocessing.geometry.center_px(preprocessing.shape), invalid)
+        counts = np.maximum(background, 0.0).astype(np.float32)
+        image[invalid] = to_8bit(counts + np.float32(preprocessing.adc_offset))
+    return image
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
@@ -694,16 +739,10 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     """
     frame = _check_frame(frame)
     if isinstance(preprocessing, Preprocessing) and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
-        # integer frames whose pixels are the training pixels, none to ignore: one table look-up per pixel
+        # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
         corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
         if corner is not None:
-            rows, cols = preprocessing.shape
-            window = frame[corner[0]:corner[0] + rows, corner[1]:corner[1] + cols]
-            checked = _check_mask(mask, frame.shape)
-            if not _any_invalid(window, None if checked is None else checked[corner[0]:corner[0] + rows,
-                                                                              corner[1]:corner[1] + cols],
-                                saturation):
-                return np.take(_table_8bit(frame.dtype.str, float(preprocessing.adc_offset)), window)
+            return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
     return to_8bit(counts + np.float32(preprocessing.adc_offset))
