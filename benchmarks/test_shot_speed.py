@@ -40,8 +40,9 @@ def peak_rss_mb():
 
 def shots(seeds, n_threads=1):
     sf = StructureFactors.default_protein()
+    start = time.process_time()
     sums = [int(shot(seed, n_threads, sf).sum()) for seed in seeds]
-    return sums, peak_rss_mb()
+    return sums, peak_rss_mb(), time.process_time() - start
 
 
 def part_times(n_threads):
@@ -85,6 +86,9 @@ def test_shots_two_processes(benchmark):
 
         results = benchmark.pedantic(run, rounds=3, iterations=1)
     benchmark.extra_info["images_per_s"] = SHOTS / benchmark.stats.stats.mean
-    benchmark.extra_info["worker_peak_rss_mb"] = max(rss for _, rss in results)
+    benchmark.extra_info["worker_peak_rss_mb"] = max(rss for _, rss, _ in results)
+    # CPU seconds per shot in the workers: with two free cores, 2 / this is the shots per second
+    benchmark.extra_info["worker_cpu_s_per_shot"] = sum(cpu for _, _, cpu in results) / SHOTS
     print(f"\ntwo single-threaded processes: {benchmark.extra_info['images_per_s']:.1f} images/s, "
+          f"worker CPU {benchmark.extra_info['worker_cpu_s_per_shot']:.3f} s per shot, "
           f"worker peak RSS {benchmark.extra_info['worker_peak_rss_mb']:.0f} MB")

@@ -451,3 +451,38 @@ def test_stub_lists_every_core_function():
     declared = set(re.findall(r"^def (\w+)\(", stub.read_text(), flags=re.M))
     exported = {name for name in dir(_core) if not name.startswith("__") and callable(getattr(_core, name))}
     assert declared == exported
+
+
+# ---------------------------------------------------------------- order statistics per group
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_kth_smallest_per_group_matches_sorting(k):
+    rng = np.random.default_rng(k)
+    n_groups = 50
+    labels = rng.integers(0, n_groups + 1, size=5000).astype(np.int32)
+    values = rng.exponential(size=5000)
+    values[rng.random(5000) < 0.1] = np.inf
+    values[:40] = 0.25  # ties
+    got = _core.kth_smallest_per_group(labels, values, n_groups, k)
+    for g in range(1, n_groups + 1):
+        members = np.sort(values[labels == g])
+        assert got[g - 1] == (members[k - 1] if len(members) >= k else np.inf)
+
+
+def test_kth_smallest_per_group_empty_groups_are_inf():
+    got = _core.kth_smallest_per_group(np.zeros(4, np.int32), np.arange(4.0), 3, 1)
+    assert np.all(np.isinf(got)) and got.shape == (3,)
+
+
+@pytest.mark.parametrize("labels, values, n_groups, k, message", [
+    (np.array([0, 3], np.int32), np.zeros(2), 2, 1, "labels must lie"),
+    (np.array([0, -1], np.int32), np.zeros(2), 2, 1, "labels must lie"),
+    (np.array([1, 1], np.int32), np.array([0.0, np.nan]), 2, 1, "NaN"),
+    (np.array([1, 1], np.int64), np.zeros(2), 2, 1, "dtype"),
+    (np.array([1, 1], np.int32), np.zeros(3), 2, 1, "expected length"),
+    (np.array([1, 1], np.int32), np.zeros(2), 2, 0, "k must lie"),
+    (np.array([1, 1], np.int32), np.zeros(2), -1, 1, "n_groups"),
+])
+def test_kth_smallest_per_group_refuses_bad_input(labels, values, n_groups, k, message):
+    with pytest.raises(ValueError, match=message):
+        _core.kth_smallest_per_group(labels, values, n_groups, k)

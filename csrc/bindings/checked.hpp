@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <optional>
 #include <stdexcept>
+#include <limits>
 #include <string>
 
 namespace py = pybind11;
@@ -105,13 +106,40 @@ inline double positive(double value, const char* name) {
     return value;
 }
 
+// Whether every value lies in [lo, hi] (NaN never does). Branch-free so that the
+// compiler vectorises it: the tables checked on every render hold tens of MB.
+template <typename T>
+bool all_within(const T* values, py::ssize_t n, T lo, T hi) {
+    py::ssize_t outside = 0;
+    for (py::ssize_t i = 0; i < n; ++i) outside += !(values[i] >= lo && values[i] <= hi);
+    return outside == 0;
+}
+
+// The first value outside [lo, hi], for the error message.
+template <typename T>
+T first_outside(const T* values, py::ssize_t n, T lo, T hi) {
+    for (py::ssize_t i = 0; i < n; ++i)
+        if (!(values[i] >= lo && values[i] <= hi)) return values[i];
+    return lo;
+}
+
 // An array whose values must all be finite.
 template <typename T>
 const py::array_t<T, py::array::c_style>& all_finite(const py::array_t<T, py::array::c_style>& a, const char* name) {
-    const T* values = a.data();
-    for (py::ssize_t i = 0; i < a.size(); ++i)
-        if (!std::isfinite(values[i]))
-            fail(std::string(name) + " must hold finite values, got " + std::to_string(values[i]));
+    const T big = std::numeric_limits<T>::max();
+    if (!all_within(a.data(), a.size(), -big, big))
+        fail(std::string(name) + " must hold finite values, got " + std::to_string(first_outside(a.data(), a.size(), -big, big)));
+    return a;
+}
+
+// An array whose values must all be finite and >= 0.
+template <typename T>
+const py::array_t<T, py::array::c_style>& all_finite_nonnegative(const py::array_t<T, py::array::c_style>& a,
+                                                                 const char* name) {
+    const T big = std::numeric_limits<T>::max();
+    if (!all_within(a.data(), a.size(), T(0), big))
+        fail(std::string(name) + " must hold finite values >= 0, got " +
+             std::to_string(first_outside(a.data(), a.size(), T(0), big)));
     return a;
 }
 

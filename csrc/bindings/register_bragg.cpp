@@ -57,9 +57,7 @@ StructureFactorTable structure_factors(const py::array_t<float, py::array::c_sty
         if (hkl_min[axis] < -kMaxTableIndex || hkl_min[axis] > kMaxTableIndex)
             checked::fail("sf_hkl_min must lie in [-2**30, 2**30], got " + std::to_string(hkl_min[axis]));
     }
-    const float* values = checked::all_finite(table, "sf_table").data();
-    for (py::ssize_t i = 0; i < table.size(); ++i)
-        if (values[i] < 0.0f) checked::fail("sf_table must hold amplitudes >= 0, got " + std::to_string(values[i]));
+    const float* values = checked::all_finite_nonnegative(table, "sf_table").data();
     return StructureFactorTable{table.size() > 0 ? values : nullptr,
                                 static_cast<int>(hkl_min[0]),
                                 static_cast<int>(hkl_min[1]),

@@ -12,20 +12,12 @@ namespace diffranet {
 
 namespace {
 
-// Where `at` falls in the strictly increasing table x: index i and weight t such
-// that linear interpolation of y is y[i] + t (y[i+1] - y[i]); held at the end
-// values outside [x0, xn] (t = 0 there).
+// Where a value falls in a table: index i and weight t such that linear
+// interpolation of y is y[i] + t (y[i+1] - y[i]).
 struct Bracket {
     std::size_t i;
     double t;
 };
-
-Bracket bracket(const std::vector<double>& x, double at) {
-    if (at <= x.front()) return {0, 0.0};
-    if (at >= x.back()) return {x.size() - 1, 0.0};
-    const std::size_t i = static_cast<std::size_t>(std::upper_bound(x.begin(), x.end(), at) - x.begin()) - 1;
-    return {i, (at - x[i]) / (x[i + 1] - x[i])};
-}
 
 double interpolate(const std::vector<double>& y, const Bracket& b) {
     return b.t == 0.0 ? y[b.i] : y[b.i] + b.t * (y[b.i + 1] - y[b.i]);
@@ -38,10 +30,38 @@ AmorphousMaterial::AmorphousMaterial(std::vector<double> stol_per_A, std::vector
     : stol_(std::move(stol_per_A)),
       f_(std::move(structure_factor)),
       s_(std::move(incoherent)),
-      molecules_(molecules) {}
+      molecules_(molecules) {
+    if (stol_.size() < 2) return;
+    const std::size_t n_cells = 4 * stol_.size();
+    inv_cell_width_ = static_cast<double>(n_cells) / (stol_.back() - stol_.front());
+    cell_start_.resize(n_cells);
+    std::size_t i = 0;
+    for (std::size_t c = 0; c < n_cells; ++c) {
+        const double left = stol_.front() + static_cast<double>(c) / inv_cell_width_;
+        while (i + 2 < stol_.size() && stol_[i + 1] <= left) ++i;
+        cell_start_[c] = i;
+    }
+}
+
+std::size_t AmorphousMaterial::lower_index(double s) const {
+    const std::size_t cell = std::min(cell_start_.size() - 1,
+                                      static_cast<std::size_t>((s - stol_.front()) * inv_cell_width_));
+    std::size_t i = cell_start_[cell];
+    // the cell's left edge is at or below s, up to rounding: step either way
+    while (i > 0 && stol_[i] > s) --i;
+    while (stol_[i + 1] <= s) ++i;
+    return i;
+}
 
 double AmorphousMaterial::intensity(double stol_per_A) const {
-    const Bracket b = bracket(stol_, stol_per_A);
+    // held at the end values outside the table
+    Bracket b{0, 0.0};
+    if (stol_per_A >= stol_.back()) {
+        b.i = stol_.size() - 1;
+    } else if (stol_per_A > stol_.front()) {
+        b.i = lower_index(stol_per_A);
+        b.t = (stol_per_A - stol_[b.i]) / (stol_[b.i + 1] - stol_[b.i]);
+    }
     const double f = interpolate(f_, b);
     return molecules_ * (f * f + interpolate(s_, b));
 }

@@ -33,6 +33,9 @@ def flicker_factor(seed: typing.SupportsInt | typing.SupportsIndex, rms: typing.
 def glcm_features(images: object, offsets: object, levels: typing.SupportsInt | typing.SupportsIndex, symmetric: bool, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
     """Haralick features of uint8 images (n_images, rows, cols) with grey levels below `levels`, written into `out`, a float64 C-contiguous array (n_images, n_offsets, 6)."""
 
+def kth_smallest_per_group(labels: object, values: object, n_groups: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+    """out[g - 1]: the k-th smallest of values where labels == g (g = 1 .. n_groups; inf for fewer than k values). labels int32 (n,) in [0, n_groups], 0 for none; values float64 (n,), no NaN."""
+
 def mosaic_rotations(n_domains: typing.SupportsInt | typing.SupportsIndex, spread_rad: typing.SupportsFloat | typing.SupportsIndex, distribution: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """Lab-frame rotation matrices (n, 3, 3) of the mosaic domains (distribution: 0 tophat, 1 gauss)."""
 

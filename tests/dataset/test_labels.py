@@ -186,6 +186,31 @@ class TestDetectable:
         mask[3, 3] = True
         assert spot_pixels(bragg, mask)[0][3, 3] == 0
 
+    @pytest.mark.parametrize("seed", range(4))
+    def test_spot_pixels_against_brute_force_nearest_spot(self, seed):
+        """Each pixel belongs to the spot at the smallest distance <= 1.5 px (ties: first offset, row-major)."""
+        from scipy import ndimage
+
+        rng = np.random.default_rng(seed)
+        bragg = (rng.random((30, 34)) < 0.08) * rng.random((30, 34))
+        components, n = ndimage.label(bragg > 0)
+        spot_rows, spot_cols = np.nonzero(components)
+        expected = np.zeros(bragg.shape, dtype=np.int32)
+        for r in range(bragg.shape[0]):
+            for c in range(bragg.shape[1]):
+                d2 = (spot_rows - r) ** 2 + (spot_cols - c) ** 2
+                near = d2 <= 1.5**2
+                if not near.any():
+                    continue
+                best = d2[near].min()
+                # among the nearest, the first offset in row-major order: smallest (dr, dc)
+                candidates = sorted((int(spot_rows[i] - r), int(spot_cols[i] - c), int(components[spot_rows[i], spot_cols[i]]))
+                                    for i in np.flatnonzero(near & (d2 == best)))
+                expected[r, c] = candidates[0][2]
+        labels, got_n = spot_pixels(bragg)
+        assert got_n == n
+        assert np.array_equal(labels, expected)
+
     def test_detection_volumes_take_the_kth_smallest_pixel(self):
         labels = np.array([[1, 1, 1, 0, 2]])
         volumes = np.array([[5.0, 2.0, 9.0, 0.1, 3.0]])

@@ -57,6 +57,16 @@ class TestShotRenderer:
             assert row["volume_scale"] == 0 and row["n_significant_spots"] == row["n_detectable_spots"] == 0
         assert (row["photons"] == 0) == (label == 0)
 
+    @pytest.mark.parametrize("label", [2, 3, 4])
+    def test_stored_counts_match_the_rule_on_the_remade_shot(self, renderer, label):
+        """The counts stored from the unit image's thresholds equal the rule applied to the remade images."""
+        _, row = renderer.render(5, "val", 3, label)
+        sim = shot_simulator(renderer.preset, row)
+        bragg, background = sim.bragg(seed=int(row["seed"])), sim.background_image()
+        mask = renderer.mask
+        assert renderer.rule.count(bragg, background, mask) == row["n_detectable_spots"]
+        assert renderer.rule.count_significant(bragg, background, mask) == row["n_significant_spots"]
+
     def test_blank_is_detector_noise(self, renderer):
         image, row = renderer.render(3, "train", 4, 0)
         assert row["photons_drawn"] <= 0 and row["background_photons"] == 0

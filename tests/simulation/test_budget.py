@@ -40,7 +40,7 @@ class TestEstimate:
         _, stats = sim.bragg(seed=1, return_stats=True)
         subpixels = next(v for k, v in cost.work_terms.items() if k.startswith("spot subpixels"))
         assert stats["subpixels_tested"] <= subpixels
-        spots = next(v for k, v in cost.memory_terms.items() if k.startswith("spots")) / 48
+        spots = next(v for k, v in cost.work_terms.items() if k.startswith("spots"))
         assert stats["spots"] <= spots
 
     def test_photon_bound_holds(self):

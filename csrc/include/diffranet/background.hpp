@@ -13,6 +13,7 @@
 // and s = |d - s0| / (2 lambda) for diffracted unit vector d and beam direction s0.
 #pragma once
 
+#include <cstddef>
 #include <vector>
 
 #include "diffranet/parallel.hpp"
@@ -30,10 +31,18 @@ class AmorphousMaterial {
     double intensity(double stol_per_A) const;
 
   private:
+    // Index i with stol_[i] <= s < stol_[i + 1], for s strictly inside the table.
+    std::size_t lower_index(double s) const;
+
     std::vector<double> stol_;
     std::vector<double> f_;
     std::vector<double> s_;
     double molecules_;
+    // A uniform grid over the table's range: cell c holds the lower index of its
+    // left edge, so a lookup starts next to its answer (O(1) instead of a
+    // binary search per pixel).
+    std::vector<std::size_t> cell_start_;
+    double inv_cell_width_ = 0.0;
 };
 
 struct BackgroundProblem {

@@ -213,6 +213,17 @@ def _workers_ignore_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
+def _prepare_worker():
+    """Settings for a worker process of this package's own cluster.
+
+    The renderers run single-threaded, one per process: BLAS thread pools
+    would only spin beside them.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 class _OnDask:
     """Run chunks on a Dask cluster: a LocalCluster, or an existing scheduler."""
 
@@ -228,6 +239,7 @@ class _OnDask:
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                             dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
+            self.client.run(_prepare_worker)
         else:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout)

@@ -10,7 +10,8 @@ drawing any noise:
    Bragg photons are > 0, over the whole detector. The tophat spot shape makes
    the Bragg image exactly 0 between spots, so the spots do not depend on the
    crystal volume. Each pixel within ``SPOT_REACH_PX`` (1.5 pixels) of a spot
-   belongs to the nearest spot, so that the photons the point-spread function
+   belongs to the nearest spot (between equally near ones, the one met
+   first in row-major order of the offsets), so that the photons the point-spread function
    carries into a spot's neighbours count for it; masked pixels (beamstop
    shadow, gaps) belong to none.
 2. The expected Bragg and background photons ``B`` and ``G`` of each pixel
@@ -45,12 +46,14 @@ without re-rendering (:func:`volume_for_count`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from .. import _core
 from .._validation import check_int, check_nonnegative, check_positive
 
 __all__ = ["LabelRule", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
@@ -119,16 +122,17 @@ def spot_sums(bragg, background, mask=None):
     """
     bragg, background, mask = _check_pair(bragg, background, mask)
     components, n = ndimage.label(bragg > 0)
-    b = bragg.astype(np.float64)
-    g = background.astype(np.float64)
-    counted = np.ones_like(b)
+    # only spot pixels contribute: sum over them alone
+    inside = components > 0
     if mask is not None:
-        visible = ~mask
-        b, g, counted = b * visible, g * visible, counted * visible
-    flat = components.ravel()
+        inside &= ~mask
+    flat = components[inside]
+    b = bragg[inside].astype(np.float64)
+    g = background[inside].astype(np.float64)
+    counted = np.ones_like(b)
 
     def total(values):
-        return np.bincount(flat, weights=values.ravel(), minlength=n + 1)[1:]
+        return np.bincount(flat, weights=values, minlength=n + 1)[1:]
 
     return SpotSums(n_pixels=total(counted), bragg=total(b), background=total(g), bragg_sq=total(b * b),
                     cross=total(b * g), background_sq=total(g * g))
@@ -198,13 +202,28 @@ def spot_pixels(bragg, mask=None, reach_px=SPOT_REACH_PX):
     """
     bragg, _, mask = _check_pair(bragg, bragg, mask)
     components, n = ndimage.label(bragg > 0)
-    if n == 0:
-        return components.astype(np.int32), 0
-    distance, (rows, cols) = ndimage.distance_transform_edt(components == 0, return_indices=True)
-    labels = np.where(distance <= reach_px, components[rows, cols], 0).astype(np.int32)
+    labels = components.astype(np.int32)
+    reach = int(math.floor(reach_px))
+    if n > 0 and reach > 0:
+        # Claim pixels ring by ring, nearest offsets first (ties: the first offset of
+        # _neighbour_offsets): the same as a distance transform limited to reach_px,
+        # at the cost of a few array passes.
+        rows, cols = labels.shape
+        padded = np.pad(labels, reach)
+        for dr, dc in _neighbour_offsets(reach_px):
+            np.copyto(labels, padded[reach + dr:reach + dr + rows, reach + dc:reach + dc + cols], where=labels == 0)
     if mask is not None:
         labels[mask] = 0
     return labels, int(n)
+
+
+@functools.lru_cache(maxsize=4)
+def _neighbour_offsets(reach_px):
+    """(row, col) offsets with 0 < distance <= reach_px, nearest first."""
+    reach = int(math.floor(reach_px))
+    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
+               if 0 < dr * dr + dc * dc <= reach_px * reach_px]
+    return tuple(sorted(offsets, key=lambda o: (o[0] ** 2 + o[1] ** 2, o)))
 
 
 def detection_volumes(labels, n_spots, pixel_volumes, min_pixels):
@@ -225,18 +244,18 @@ def detection_volumes(labels, n_spots, pixel_volumes, min_pixels):
         The ``min_pixels``-th smallest pixel volume of each spot; inf for a
         spot with fewer pixels that ever stand out.
     """
-    out = np.full(n_spots, np.inf)
-    keep = (labels > 0) & np.isfinite(pixel_volumes)
-    lab = labels[keep].astype(np.int64)
-    vol = pixel_volumes[keep]
-    if len(lab) == 0:
-        return out
-    order = np.lexsort((vol, lab))
-    lab, vol = lab[order], vol[order]
-    spots, first, counts = np.unique(lab, return_index=True, return_counts=True)
-    enough = counts >= min_pixels
-    out[spots[enough] - 1] = vol[first[enough] + min_pixels - 1]
-    return out
+    labels = np.ascontiguousarray(labels, dtype=np.int32).ravel()
+    pixel_volumes = np.ascontiguousarray(pixel_volumes, dtype=np.float64).ravel()
+    if labels.shape != pixel_volumes.shape:
+        raise ValueError(f"labels and pixel_volumes must have one shape, got {labels.size} and "
+                         f"{pixel_volumes.size} values")
+    n_spots = check_int("n_spots", n_spots, minimum=0)
+    min_pixels = check_int("min_pixels", min_pixels, minimum=1)
+    if labels.size and (labels.min() < 0 or labels.max() > n_spots):
+        raise ValueError(f"labels must lie in [0, n_spots = {n_spots}]")
+    if np.isnan(pixel_volumes).any():
+        raise ValueError("pixel_volumes must not hold NaN (inf: never stands out)")
+    return _core.kth_smallest_per_group(labels, pixel_volumes, n_spots, min_pixels)
 
 
 def volume_for_count(thresholds, count, max_volume=None):
@@ -371,7 +390,9 @@ class LabelRule:
         if n == 0:
             return np.zeros(0)
         g = self.blur(background) if blurred_background is None else blurred_background
-        volumes = self.pixel_volumes(self.blur(bragg), g)
+        inside = labels > 0  # only pixels of a spot can make it detectable
+        volumes = np.full(labels.shape, np.inf)
+        volumes[inside] = self.pixel_volumes(self.blur(bragg)[inside], np.asarray(g)[inside])
         return detection_volumes(labels, n, volumes, self.min_pixels)
 
     def count(self, bragg, background, mask=None, blurred_background=None):

@@ -27,12 +27,15 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from ..simulation.orientation import random_orientation
-from .labels import volume_for_count
+from .labels import spot_sums, volume_for_count
 from .shards import TABLE_DTYPE
 
 __all__ = ["class_sequence", "class_counts", "image_rng", "ShotRenderer", "shot_simulator"]
 
 _SEED_MAX = 2**63 - 1
+
+#: Smallest relative distance between the chosen volume scale and any spot's detection threshold.
+_THRESHOLD_MARGIN = 1e-4
 _SEQUENCES = {}
 
 
@@ -147,12 +150,17 @@ class ShotRenderer:
         volume = volume_for_count(thresholds, target, max_volume=preset.max_volume_scale)
         if volume is None:
             return None
-        bragg = unit * np.float32(volume)
-        n_detectable = rule.count(bragg, background, self.mask, blurred_background)
+        volume = float(np.float32(volume))  # the scale the stored image is made with
+        # Counts at this volume follow from the unit image's thresholds (the rule is
+        # linear in the volume); a threshold within 1e-4 of it could fall either side
+        # after rounding, so such a draw is not used.
+        if np.any(np.abs(thresholds / volume - 1.0) < _THRESHOLD_MARGIN):
+            return None
+        n_detectable = int(np.count_nonzero(thresholds < volume))
         if rule.classify(n_detectable) != label:
             return None
-        n_significant = rule.count_significant(bragg, background, self.mask)
-        return bragg, volume, target, n_detectable, n_significant, len(thresholds)
+        n_significant = int(np.count_nonzero(rule.significant(spot_sums(unit, background, self.mask), volume)))
+        return unit * np.float32(volume), volume, target, n_detectable, n_significant, len(thresholds)
 
     def render(self, seed, split, index, label):
         """Render image ``index`` of ``split`` with class ``label``.

@@ -67,7 +67,8 @@ _ELECTRON_RADIUS_SQ_M2 = 2.8179403262e-15 ** 2
 _SPOT_RADIUS_SQ = {"tophat": 0.3969, "gauss": 4.0}
 # Bytes the reflection renderer keeps per candidate reflection and per spot.
 _CANDIDATE_BYTES = 68
-_SPOT_BYTES = 48
+#: subpixel rows of one band of the reflection renderer (kBandSubRows in csrc/src/bragg_reflection.cpp)
+_BAND_SUB_ROWS = 32
 # float32 images a shot keeps (Bragg, background, expected, counts, 8 bit and the response's intermediates).
 _IMAGE_COPIES = 8
 # (row, column) fractions of the detector's corners, edge midpoints and centre
@@ -179,12 +180,16 @@ def _solid_angle_bound(detector):
     return ratio * ratio
 
 
+def _threads(sim):
+    """Threads a render uses: the simulator's n_threads, or every core (0)."""
+    return sim.n_threads if sim.n_threads > 0 else (os.cpu_count() or 1)
+
+
 def _largest_F(crystal):
     """Largest structure-factor amplitude the crystal's reflections can have."""
     largest = float(crystal.default_F)
-    table = getattr(crystal.structure_factors, "table", None)
-    if table is not None and np.size(table):
-        largest = max(largest, float(np.max(np.abs(table))))
+    if crystal.structure_factors is not None:
+        largest = max(largest, crystal.structure_factors.max_amplitude)
     return largest
 
 
@@ -228,9 +233,14 @@ def _bragg_terms(sim, method):
         work["candidate reflections (wavelength_A, cell, detector angles, mosaic_spread_deg)"] = n_sources * (candidates + lines)
         work["candidate reflections x domains (mosaic_domains)"] = n_sources * candidates * n_domains
         work["spot subpixels (mosaic_domains, ncells, wavelength_A, distance_mm / pixel_size_mm, oversample)"] = n_sources * spots * box
+        work["spots (mosaic_domains x reflections)"] = n_sources * spots
         memory["candidate reflections (wavelength_A, cell, detector angles, mosaic_spread_deg)"] = _CANDIDATE_BYTES * candidates
-        memory["spots (mosaic_domains x reflections)"] = _SPOT_BYTES * spots
-        memory["subpixel sums (shape, oversample, mosaic_domains)"] = 8.0 * n_sub + 8.0 * n_domains * (n_sub / sim.oversample / 8.0 + 1.0)
+        # spots are drawn as they are met: each thread holds one band of subpixel sums and
+        # scattering vectors, and the footprints of one reflection's domains
+        band_subpixels = _BAND_SUB_ROWS * det.shape[1] * sim.oversample
+        memory["pixel sums (shape)"] = 8.0 * det.shape[0] * det.shape[1]
+        memory["band work space per thread (threads, shape, oversample, mosaic_domains)"] = (
+            _threads(sim) * (32.0 * band_subpixels + 64.0 * n_domains))
     memory["subpixel directions (shape x oversample^2)"] = 24.0 * n_sub
     photons = {
         "r_e^2 x fluence": _ELECTRON_RADIUS_SQ_M2 * _fluence(beam),

@@ -283,26 +283,20 @@ def psf_kernel(kind, fwhm_um, pixel_size_mm, enclosed_fraction=DEFAULT_ENCLOSED_
         max_radius = check_int("max_radius", max_radius, minimum=1)
     fwhm_px = fwhm_um * 1e-3 / pixel_size_mm
     if kind == "fiber":
-        return _fiber_kernel_cached(fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, max_radius).copy()
-    half = _gauss_half_cached(fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max_radius)
+        return _kernel_cached("fiber", fwhm_px * FIBER_G_PER_FWHM, enclosed_fraction, max_radius).copy()
+    half = _kernel_cached("gauss", fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max_radius)
     full = np.concatenate([half[:0:-1], half])
     return np.outer(full, full)
 
 
 @functools.lru_cache(maxsize=8)
-def _fiber_kernel_cached(g, enclosed_fraction, max_radius):
-    radius = _kernel_radius("fiber", g, enclosed_fraction)
-    kernel = _fiber_kernel(g, radius if max_radius is None else min(radius, max_radius), radius)
+def _kernel_cached(kind, width_px, enclosed_fraction, max_radius):
+    """Read-only kernel of a PSF: the fiber's 2-D kernel (width g) or the Gaussian's 1-D half profile (width sigma)."""
+    radius = _kernel_radius(kind, width_px, enclosed_fraction)
+    build = _fiber_kernel if kind == "fiber" else _gauss_kernel_1d
+    kernel = build(width_px, radius if max_radius is None else min(radius, max_radius), radius)
     kernel.setflags(write=False)
     return kernel
-
-
-@functools.lru_cache(maxsize=8)
-def _gauss_half_cached(sigma, enclosed_fraction, max_radius):
-    radius = _kernel_radius("gauss", sigma, enclosed_fraction)
-    half = _gauss_kernel_1d(sigma, radius if max_radius is None else min(radius, max_radius), radius)
-    half.setflags(write=False)
-    return half
 
 
 @functools.lru_cache(maxsize=8)
@@ -314,7 +308,7 @@ def _fiber_spectrum(g, enclosed_fraction, shape):
     convolution free of wrap-around on the image's pixels.
     """
     rows, cols = shape
-    kernel = _fiber_kernel_cached(g, enclosed_fraction, max(rows, cols) - 1)
+    kernel = _kernel_cached("fiber", g, enclosed_fraction, max(rows, cols) - 1)
     radius = kernel.shape[0] // 2
     # offsets beyond the image's extent along an axis never connect two pixels
     ry, rx = min(radius, rows - 1), min(radius, cols - 1)
@@ -338,7 +332,7 @@ def _convolve(image, kind, fwhm_px, enclosed_fraction, n_threads):
         product = scipy.fft.rfft2(image.astype(np.float64), s=grid_shape, workers=workers)
         product *= spectrum
         return scipy.fft.irfft2(product, s=grid_shape, workers=workers)[:rows, :cols].astype(np.float32)
-    half = _gauss_half_cached(fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max(rows, cols) - 1)
+    half = _kernel_cached("gauss", fwhm_px * GAUSS_SIGMA_PER_FWHM, enclosed_fraction, max(rows, cols) - 1)
     return _core.convolve_separable(image, half, n_threads)
 
 

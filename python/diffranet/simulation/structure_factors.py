@@ -716,6 +716,7 @@ class StructureFactors:
         self._table, self._hkl_min = table, hkl_min
         self._cell, self._space_group_name = cell, space_group_name
         self._d_min = None
+        self._max_amplitude = None
         self._source = {"kind": "arrays"}
 
     def _with_source(self, **source):
@@ -945,6 +946,13 @@ class StructureFactors:
     def table(self):
         """Dense float32 (nh, nk, nl) table of |F|, NaN where not listed."""
         return self._table
+
+    @property
+    def max_amplitude(self):
+        """Largest listed |F| (electrons), computed once."""
+        if self._max_amplitude is None:
+            self._max_amplitude = float(np.nanmax(self._table)) if np.any(np.isfinite(self._table)) else 0.0
+        return self._max_amplitude
 
     def filled_table(self, default_F):
         """The dense table with unlisted reflections (NaN) set to ``default_F``.
