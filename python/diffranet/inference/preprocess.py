@@ -239,6 +239,11 @@ def _mapping(shape, source, preprocessing):
     return matrix, expected
 
 
+def _mask_digest(mask):
+    """A short digest of a boolean mask's pixels (cache key)."""
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+
+
 @functools.lru_cache(maxsize=4)
 def _covered_cache(mapping_key, invalid_digest):
     """Slot for the coverage of one mask under one mapping (filled by :func:`_coverage`)."""
@@ -247,8 +252,7 @@ def _covered_cache(mapping_key, invalid_digest):
 
 def _coverage(matrix, invalid, mapping_key):
     """Valid source pixels per training pixel; cached per mask (masks rarely change between frames)."""
-    digest = hashlib.blake2b(np.packbits(invalid).tobytes(), digest_size=16).digest()
-    slot = _covered_cache(mapping_key, digest)
+    slot = _covered_cache(mapping_key, _mask_digest(invalid))
     if "covered" not in slot:
         covered = matrix @ (~invalid.ravel()).astype(np.float64)
         covered.flags.writeable = False
@@ -481,19 +485,23 @@ def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_s
     n_rings = int(ring.max()) + 1
     good = ~masked
     local = _group_medians(values[good], cell[good], n_rings * n_sectors).reshape(n_rings, n_sectors)
-    # a sector with no unmasked pixel: the median of its ring's sectors; a ring with none: the nearest ring
     with np.errstate(all="ignore"):
-        empty_rings = np.isnan(local).all(axis=1)
-        per_ring = np.full(n_rings, np.nan)
-        per_ring[~empty_rings] = np.nanmedian(local[~empty_rings], axis=1)
-    have = np.flatnonzero(np.isfinite(per_ring))
-    per_ring = np.interp(np.arange(n_rings), have, per_ring[have])
-    local = np.where(np.isnan(local), per_ring[:, None], local)
-    return local.ravel()[cell]
+        rings_with_data = ~np.isnan(local).all(axis=1)
+    return _fill_empty_sectors(local, rings_with_data).ravel()[cell]
 
 
-def _mask_digest(mask):
-    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+def _fill_empty_sectors(local, rings):
+    """Sector medians with the empty ones filled from the medians of ``rings`` (all their sectors known).
+
+    A sector with no unmasked pixel gets the median of its ring's sectors; a
+    ring with none, the interpolation between the nearest such rings.
+    """
+    per_ring = np.full(local.shape[0], np.nan)
+    with np.errstate(all="ignore"):
+        per_ring[rings] = np.nanmedian(local[rings], axis=1)
+    known = np.flatnonzero(rings)
+    per_ring = np.interp(np.arange(local.shape[0]), known, per_ring[known])
+    return np.where(np.isnan(local), per_ring[:, None], local)
 
 
 @functools.lru_cache(maxsize=4)
@@ -553,13 +561,7 @@ def _background_at(values, masked, beam_center_px, where):
     local = _group_medians(np.asarray(values.ravel()[plan["pixels"]], dtype=np.float64), plan["labels"],
                            n_rings * n_sectors, low_high).reshape(n_rings, n_sectors)
     if plan["any_whole"]:
-        rows = plan["rows"]
-        per_ring = np.full(n_rings, np.nan)
-        with np.errstate(all="ignore"):
-            per_ring[rows] = np.nanmedian(local[rows], axis=1)
-        known = np.flatnonzero(rows)
-        per_ring = np.interp(np.arange(n_rings), known, per_ring[known])
-        local = np.where(np.isnan(local), per_ring[:, None], local)
+        local = _fill_empty_sectors(local, plan["rows"])
     return local.ravel()[plan["cells"]]
 
 
