@@ -1,4 +1,4 @@
-"""End-to-end speed of `diffranet stream`: frames/s and p50 / p99 latency, per model, one process and fan-out.
+"""End-to-end speed of `diffranet stream`: frames/s, p50 / p99 latency and CPU time, per model, one process and fan-out.
 
 A sender process pushes 512 x 512 uint16 frames over loopback TCP; the service classifies them and
 publishes verdicts; a subscriber counts them. Two runs per configuration:
@@ -8,8 +8,16 @@ publishes verdicts; a subscriber counts them. Two runs per configuration:
 * latency: the sender is paced at half the measured throughput; p50 / p99 of ``latency_ms``
   (receipt to publication) of those verdicts.
 
-Also reported: CPU milliseconds per frame used by the service and its workers (not the sender), which
-bounds the rate on dedicated cores when the machine is shared: frames/s <= cores * 1000 / CPU ms.
+Also reported: the CPU time per frame used by the service and its workers (not the sender, which
+runs in its own process), and its inverse, frames per CPU-second. On a shared machine wall-clock
+rates measure the other users as much as the service; CPU time does not, and bounds the rate on
+dedicated cores: frames/s <= cores x frames per CPU-second.
+
+``test_stage_cpu`` splits the CPU time of one frame into the service's stages (decode, expand,
+preprocess, model, record), measured on their own in this process.
+
+Models: the paper's best classic configuration (GLCM + 100-tree random forest, five classes) and the
+peak-finder hit finder (hit / miss).
 
 Run with ``pytest benchmarks/test_stream_speed.py -s`` (prints a table); set ``STREAM_BENCH_FRAMES``
 to change the number of frames (default 3000).
@@ -31,6 +39,9 @@ from diffranet.live import StreamService
 N_FRAMES = int(os.environ.get("STREAM_BENCH_FRAMES", 3000))
 SHAPE = (512, 512)
 N_DISTINCT = 32  # distinct frames, sent in turn (the sender must not be the bottleneck)
+BATCH_SIZE = 32
+#: The start message of the Stream V2 runs: the paper's detector, so no resampling is needed.
+PAPER_START = {"pixel_size_m": 172e-6, "distance_m": 0.08, "wavelength_A": 1.5}
 
 
 def _address():
@@ -54,8 +65,7 @@ def _send(address, fmt, n, rate_hz):
 
     frames = _frames()
     if fmt == "dectris":
-        start = encode_start(1, image_shape=SHAPE, pixel_size_m=172e-6, distance_m=0.08, wavelength_A=1.5,
-                             number_of_images=n)
+        start = encode_start(1, image_shape=SHAPE, number_of_images=n, **PAPER_START)
         images = [encode_image(1, i, f, compression="bslz4") for i, f in enumerate(frames)]
     context = zmq.Context()
     push = context.socket(zmq.PUSH)
@@ -97,7 +107,7 @@ def _service_cpu_s(exclude=None):
 def _run(model_path, fmt, workers, n, rate_hz):
     input_address, publish_address = _address(), _address()
     service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
-                            overflow="block", queue_size=256, batch_size=32)
+                            overflow="block", queue_size=256, batch_size=BATCH_SIZE)
     stop, ready, final = threading.Event(), threading.Event(), {}
     thread = threading.Thread(target=lambda: final.setdefault("s", service.run(stop, ready)), daemon=True)
     thread.start()
@@ -129,12 +139,13 @@ def _run(model_path, fmt, workers, n, rate_hz):
 
 
 @pytest.fixture(scope="module")
-def glcm_rf_model(tmp_path_factory):
-    """The paper's best classic configuration (GLCM + random forest) for 512 x 512 frames."""
+def models(tmp_path_factory):
+    """Model files: GLCM + 100-tree random forest (five classes) and the peak-finder hit finder (hit / miss)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
 
-    from diffranet.classes import CLASS_NAMES
+    from diffranet import PeakFinderHitFinder
+    from diffranet.classes import CLASS_NAMES, HITMISS_NAMES
     from diffranet.features import GLCMExtractor
     from diffranet.inference import preprocess, save_model
 
@@ -143,21 +154,90 @@ def glcm_rf_model(tmp_path_factory):
     X = np.stack([preprocess(f) for f in frames])
     y = rng.integers(0, 5, len(X))
     y[:5] = np.arange(5)
-    estimator = make_pipeline(GLCMExtractor(), RandomForestClassifier(n_estimators=100, random_state=0)).fit(X, y)
-    return save_model(estimator, tmp_path_factory.mktemp("bench") / "glcm_rf.dfm", class_names=CLASS_NAMES)
+    directory = tmp_path_factory.mktemp("bench")
+    glcm_rf = make_pipeline(GLCMExtractor(), RandomForestClassifier(n_estimators=100, random_state=0)).fit(X, y)
+    finder = PeakFinderHitFinder(min_peaks=10).fit(X, (np.arange(len(X)) % 2 == 0).astype(int))
+    return {"glcm+rf": save_model(glcm_rf, directory / "glcm_rf.dfm", class_names=CLASS_NAMES),
+            "peakfinder": save_model(finder, directory / "peakfinder.dfm", class_names=HITMISS_NAMES)}
 
 
+@pytest.mark.parametrize("model_name", ["glcm+rf", "peakfinder"])
 @pytest.mark.parametrize("fmt", ["simple", "dectris"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_stream_speed(benchmark, glcm_rf_model, fmt, workers):
+def test_stream_speed(benchmark, models, model_name, fmt, workers):
     def measure():
-        rate, _, _, cpu_ms = _run(glcm_rf_model, fmt, workers, N_FRAMES, rate_hz=None)
+        rate, _, _, cpu_ms = _run(models[model_name], fmt, workers, N_FRAMES, rate_hz=None)
         paced = max(10.0, 0.5 * rate)
-        _, p50, p99, _ = _run(glcm_rf_model, fmt, workers, min(N_FRAMES, int(paced * 5)), rate_hz=paced)
+        _, p50, p99, _ = _run(models[model_name], fmt, workers, min(N_FRAMES, int(paced * 5)), rate_hz=paced)
         return rate, cpu_ms, paced, p50, p99
 
     rate, cpu_ms, paced, p50, p99 = benchmark.pedantic(measure, rounds=1, iterations=1)
-    benchmark.extra_info.update(frames_per_s=rate, cpu_ms_per_frame=cpu_ms, paced_hz=paced, latency_p50_ms=p50,
-                                latency_p99_ms=p99)
-    print(f"\nglcm+rf {fmt:7s} workers={workers}: {rate:7.0f} frames/s, {cpu_ms:.2f} CPU ms per frame "
-          f"(service + workers); at {paced:.0f} Hz latency p50 {p50:.1f} ms p99 {p99:.1f} ms")
+    benchmark.extra_info.update(frames_per_s=rate, cpu_ms_per_frame=cpu_ms, frames_per_cpu_s=1e3 / cpu_ms,
+                                paced_hz=paced, latency_p50_ms=p50, latency_p99_ms=p99)
+    print(f"\n{model_name:10s} {fmt:7s} workers={workers}: {rate:6.0f} frames/s wall | {cpu_ms:.2f} CPU ms per frame "
+          f"= {1e3 / cpu_ms:5.0f} frames per CPU-s (service + workers) | at {paced:.0f} Hz latency "
+          f"p50 {p50:.1f} ms p99 {p99:.1f} ms")
+
+
+def _cpu_us(function, n):
+    function()
+    start = time.process_time()
+    for _ in range(n):
+        function()
+    return (time.process_time() - start) / n * 1e6
+
+
+def test_stage_cpu(benchmark, models):
+    """CPU microseconds per frame of each stage, one thread (as in the service's threads and workers)."""
+    from diffranet.inference import FrameGeometry, load_model, preprocess
+    from diffranet.live.dectris import Stream2Decoder, encode_image, encode_start
+    from diffranet.live.simple import decode_simple, encode_simple
+    from diffranet.live.sinks import RecordWriter
+    from diffranet.live.tuning import prepare_processing_thread
+
+    prepare_processing_thread()
+    frames = _frames()
+    frame = frames[0]
+    simple = [bytes(part) for part in encode_simple(0, frame)]
+    decoder = Stream2Decoder(defer_decompression=True)
+    decoder.decode(encode_start(1, image_shape=SHAPE, **PAPER_START), 0.0)
+    image = encode_image(1, 0, frame, compression="bslz4")
+    compressed = decoder.decode(image, 0.0).data
+    gap = np.zeros(SHAPE, bool)
+    gap[:, 250:260] = True
+    other = FrameGeometry(0.15, 90.0, 1.3)
+    images = np.stack([preprocess(f) for f in frames])
+    loaded = {name: load_model(path) for name, path in models.items()}
+
+    class _Null:
+        def write(self, _):
+            pass
+
+        def flush(self):
+            pass
+
+    writer = RecordWriter(None, [_Null()])
+    record = {"id": 1, "label": "good", "hit": True, "proba": [0.0, 0.02, 0.1, 0.8, 0.08], "_received": 0.0}
+
+    def stages():
+        out = {
+            "decode simple message": _cpu_us(lambda: decode_simple(simple), 500),
+            "decode Stream V2 message (pixels left compressed)": _cpu_us(lambda: decoder.decode(image, 0.0), 500),
+            "expand bslz4 pixels": _cpu_us(compressed.expand, 100),
+            "preprocess, training geometry, nothing masked (8-bit table)": _cpu_us(
+                lambda: preprocess(frame, geometry=FrameGeometry(0.172, 80.0, 1.5), saturation=65535), 100),
+            "preprocess, training geometry, module-gap mask": _cpu_us(lambda: preprocess(frame, gap), 10),
+            "preprocess, other geometry (resampling)": _cpu_us(lambda: preprocess(frame, geometry=other), 10),
+            "write one record (JSON, log, counts)": _cpu_us(lambda: writer._write(dict(record)), 2000),
+        }
+        for name, model in loaded.items():
+            for batch in (1, BATCH_SIZE):
+                out[f"model {name}, batches of {batch}"] = _cpu_us(
+                    lambda: model.predict_proba(images[:batch]), max(1, 64 // batch)) / batch
+        return out
+
+    result = benchmark.pedantic(stages, rounds=1, iterations=1)
+    benchmark.extra_info.update({f"{k} (us)": v for k, v in result.items()})
+    print()
+    for name, us in result.items():
+        print(f"{name:62s} {us:9.0f} us CPU per frame")

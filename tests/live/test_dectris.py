@@ -140,3 +140,48 @@ def test_image_shape_must_match_the_start_message():
     with pytest.raises(MalformedMessage, match="start message says") as info:
         decoder.decode(encode_image(3, 12, np.zeros((8, 9), "<u2")), received=0.0)
     assert info.value.tags["id"] == 12
+
+
+def _image_with_payload(data, algorithm, payload):
+    tag = cbor2.CBORTag(56500, [algorithm, data.dtype.itemsize if algorithm == "bslz4" else 0, payload])
+    return _cbor({"type": "image", "image_id": 3, "series_id": 1,
+                  "data": {"c": cbor2.CBORTag(40, [list(data.shape), cbor2.CBORTag(69, tag)])}})
+
+
+@pytest.mark.parametrize("compression", ["bslz4", "lz4"])
+@pytest.mark.parametrize("dtype", ["u1", "<u2", "<u4"])
+def test_deferred_decompression_gives_the_same_pixels(compression, dtype):
+    from diffranet.live.compression import CompressedArray
+
+    data = np.random.default_rng(3).poisson(5.0, (17, 23)).astype(dtype)
+    message = encode_image(2, 7, data, compression=compression)
+    frame = Stream2Decoder(defer_decompression=True).decode(message, received=0.0)
+    assert isinstance(frame.data, CompressedArray)
+    assert (frame.data.shape, frame.data.dtype, frame.data.ndim) == (data.shape, data.dtype, 2)
+    assert np.array_equal(frame.data.expand(), Stream2Decoder().decode(message, received=0.0).data)
+
+
+def test_deferred_decompression_checks_the_header_at_once_and_the_data_when_expanded():
+    from diffranet.live.compression import CompressionError, compress
+
+    data = np.arange(64, dtype="<u2").reshape(8, 8)
+    decoder = Stream2Decoder(defer_decompression=True)
+    _, _, payload = compress(data, "bslz4")
+    with pytest.raises(MalformedMessage, match="unknown compression"):
+        decoder.decode(_image_with_payload(data, "zstd", payload), received=0.0)
+    with pytest.raises(MalformedMessage, match="do not match"):
+        decoder.decode(_image_with_payload(np.zeros((8, 9), "<u2"), "bslz4", payload), received=0.0)
+    with pytest.raises(MalformedMessage, match="shorter than their 12-byte header"):
+        decoder.decode(_image_with_payload(data, "bslz4", payload[:5]), received=0.0)
+    truncated = decoder.decode(_image_with_payload(data, "bslz4", payload[:-10]), received=0.0)
+    with pytest.raises(CompressionError):
+        truncated.data.expand()
+
+
+def test_compressed_pixel_mask_in_a_deferred_start_message():
+    mask = np.zeros((12, 10), np.uint32)
+    mask[2, 3] = 1
+    decoder = Stream2Decoder(defer_decompression=True)
+    decoder.decode(encode_start(1, image_shape=(12, 10), pixel_mask=mask, compression="lz4"), received=0.0)
+    frame = decoder.decode(encode_image(1, 0, np.ones((12, 10), "<u2")), received=0.0)
+    assert isinstance(frame.mask, np.ndarray) and np.array_equal(frame.mask, mask != 0)

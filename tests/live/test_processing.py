@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 
 from diffranet.live.frames import Frame
 from diffranet.live.parallel import OrderedMerger
@@ -43,3 +44,38 @@ def test_ordered_merger_releases_in_sequence_whatever_the_arrival_order():
         merger.add(seq, seq)
         assert out == list(range(len(out)))  # never out of order, never ahead of a gap
     assert out == list(range(500)) and merger.waiting == 0
+
+
+def test_compressed_frames_are_expanded_and_a_corrupt_one_gets_an_error(model):
+    from diffranet.live.compression import CompressedArray, compress
+
+    data = frames_with_spots(4, seed=10)
+    frames = []
+    for i, frame in enumerate(data):
+        algorithm, modifier, payload = compress(frame, "bslz4" if i % 2 else "lz4")
+        if i == 2:
+            payload = payload[:-40]  # truncated in transit
+        frames.append(Frame({"id": i}, CompressedArray(algorithm, modifier, payload, frame.dtype, frame.shape)))
+    results = FrameClassifier(model).classify(frames)
+    assert isinstance(results[2], ValueError)
+    assert [results[i] for i in (0, 1, 3)] == model.classify([data[i] for i in (0, 1, 3)])
+
+
+def test_masks_reach_workers_once_as_files(tmp_path):
+    from diffranet.live.parallel import _MaskFiles
+
+    sender, worker = _MaskFiles(tmp_path), _MaskFiles(tmp_path)
+    mask = np.zeros((6, 7), bool)
+    mask[1, 2] = True
+    name = sender.name(mask)
+    assert sender.name(mask) == name == sender.name(mask.copy())  # by content
+    other = mask.copy()
+    other[0, 0] = True
+    assert sender.name(other) != name
+    assert sender.name(mask.reshape(7, 6)) != name  # same pixels, other shape
+    loaded = worker.load(name)
+    assert np.array_equal(loaded, mask) and worker.load(name) is loaded and not loaded.flags.writeable
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, sender.name(other),
+                                                                 sender.name(mask.reshape(7, 6))})
+    with pytest.raises(ValueError, match="bad mask name"):
+        worker.load("../elsewhere.npy")

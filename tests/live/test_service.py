@@ -104,6 +104,39 @@ def test_fan_out_workers_give_the_same_verdicts_in_order(tmp_path, model_path, m
     assert result["final"].frames == n
 
 
+def test_fan_out_stream2_workers_expand_pixels_share_the_mask_and_isolate_a_corrupt_frame(tmp_path, model_path, model):
+    import cbor2
+
+    from diffranet.inference import FrameGeometry
+    from diffranet.live.compression import compress
+
+    n = 30
+    frames = frames_with_spots(n, seed=6)
+    mask = np.zeros((SIZE, SIZE), np.uint32)
+    mask[:, 60:64] = 1
+    _, _, payload = compress(frames[0], "bslz4")
+    corrupt = b"\xd9\xd9\xf7" + cbor2.dumps({"type": "image", "series_id": 5, "series_unique_id": "series-5",
+                                              "image_id": 999, "data": {"threshold_1": cbor2.CBORTag(40, [
+                                                  [SIZE, SIZE], cbor2.CBORTag(69, cbor2.CBORTag(
+                                                      56500, ["bslz4", 2, payload[:-100]]))])}})
+    start = {"pixel_size_m": 688e-6, "distance_m": 0.08, "wavelength_A": 1.5, "pixel_mask": mask}
+    input_address, publish_address = free_address(), free_address()
+    service = StreamService(model_path, input_address, publish_address, source_format="dectris", workers=2,
+                            batch_size=4, queue_size=n + 5, log_path=tmp_path / "log.jsonl")
+    with running_service(service) as (subscriber, result):
+        sender = start_process(send_stream2, input_address, frames, series_id=5, start=start,
+                               extra_messages={11: [corrupt]})
+        assert subscriber.wait_for(lambda r: any(x.get("end") for x in r)), "no end-of-series record"
+        sender.join(TIMEOUT_S)
+    _check_verdicts_match_model(_verdicts(subscriber.records), model, frames, range(n),
+                                masks=list(np.broadcast_to(mask != 0, frames.shape)),
+                                geometry=FrameGeometry(0.688, 80.0, 1.5), saturation=65535)
+    log = _read_log(tmp_path / "log.jsonl")
+    errors = [i for i, r in enumerate(log) if "error" in r]
+    assert len(errors) == 1 and log[errors[0]]["id"] == 999 and errors[0] == 11
+    assert result["final"].frames == n and result["final"].errors == 1
+
+
 def _rss_sampler(stop, samples, records):
     process = psutil.Process(os.getpid())
     while not stop.is_set():

@@ -36,7 +36,7 @@ from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels",
+    "invalid_pixels", "one_to_one_corner",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -183,18 +183,11 @@ def _expected_pixels(source, preprocessing):
     return np.where(np.isfinite(pixels), pixels, 0.0)
 
 
-@functools.lru_cache(maxsize=4)
-def _mapping(shape, source, preprocessing):
-    """(source pixel, training pixel) index pairs per subpixel, subpixel weight, expected coverage.
-
-    Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
-    subpixel spans at most half a training pixel (no holes when the source
-    pixels are coarser than the training pixels).
-    """
+def _subpixels_per_side(shape, source, preprocessing):
+    """Subpixels per side of a source pixel: a subpixel spans at most half a training pixel (1 to 8)."""
     target, shape_t = preprocessing.geometry, preprocessing.shape
-    rows, cols = shape
-    y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
-    x = np.arange(cols, dtype=np.float64)[None, :] + 0.5
+    y = np.arange(shape[0], dtype=np.float64)[:, None] + 0.5
+    x = np.arange(shape[1], dtype=np.float64)[None, :] + 0.5
     xt, yt = _target_positions(source, shape, target, shape_t, x, y)
     with np.errstate(invalid="ignore"):
         seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
@@ -205,21 +198,50 @@ def _mapping(shape, source, preprocessing):
             step = np.abs(np.diff(a, axis=axis))[near]
             step = step[np.isfinite(step)]
             largest = max(largest, float(step.max()) if step.size else 0.0)
-    k = int(min(max(math.ceil(2.0 * largest), 1), 8))
-    pairs = []
+    return int(min(max(math.ceil(2.0 * largest), 1), 8))
+
+
+@functools.lru_cache(maxsize=4)
+def _mapping(shape, source, preprocessing):
+    """Sparse matrix from source pixels to training pixels, and the expected coverage (cached per geometry).
+
+    Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
+    subpixel spans at most half a training pixel (no holes when the source
+    pixels are coarser than the training pixels); entry ``(t, s)`` of the
+    matrix is the share of source pixel ``s`` whose subpixels land in training
+    pixel ``t`` (a multiple of ``1 / k**2``). Resampling a frame is then one
+    sparse matrix-vector product.
+    """
+    import scipy.sparse
+
+    target, shape_t = preprocessing.geometry, preprocessing.shape
+    rows, cols = shape
+    y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
+    x = np.arange(cols, dtype=np.float64)[None, :] + 0.5
+    k = _subpixels_per_side(shape, source, preprocessing)
+    all_sources, all_targets = [], []
     for i in range(k):
         for j in range(k):
-            if k > 1:
-                xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
-                                           y - 0.5 + (i + 0.5) / k)
+            xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
+                                       y - 0.5 + (i + 0.5) / k)
             with np.errstate(invalid="ignore"):
                 col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            sources = np.flatnonzero(inside)
-            targets = (row[inside] * shape_t[1] + col[inside]).astype(np.intp)
-            pairs.append((sources, targets))
+            all_sources.append(np.flatnonzero(inside))
+            all_targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
+    sources, targets = np.concatenate(all_sources), np.concatenate(all_targets)
+    matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
+                                     shape=(shape_t[0] * shape_t[1], rows * cols))
+    matrix.sum_duplicates()
+    matrix.data /= k * k
     expected = _expected_pixels(source, preprocessing)
-    return tuple(pairs), 1.0 / (k * k), expected
+    expected.flags.writeable = False
+    return matrix, expected
+
+
+def _mask_digest(mask):
+    """A short digest of a boolean mask's pixels (cache key)."""
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
 
 
 @functools.lru_cache(maxsize=4)
@@ -228,15 +250,11 @@ def _covered_cache(mapping_key, invalid_digest):
     return {}
 
 
-def _coverage(pairs, n, invalid, mapping_key):
+def _coverage(matrix, invalid, mapping_key):
     """Valid source pixels per training pixel; cached per mask (masks rarely change between frames)."""
-    digest = hashlib.blake2b(np.packbits(invalid).tobytes(), digest_size=16).digest()
-    slot = _covered_cache(mapping_key, digest)
+    slot = _covered_cache(mapping_key, _mask_digest(invalid))
     if "covered" not in slot:
-        valid = (~invalid.ravel()).astype(np.float64)
-        covered = np.zeros(n)
-        for sources, targets in pairs:
-            covered += np.bincount(targets, weights=valid[sources], minlength=n)
+        covered = matrix @ (~invalid.ravel()).astype(np.float64)
         covered.flags.writeable = False
         slot["covered"] = covered
     return slot["covered"]
@@ -277,16 +295,12 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
     """
     if not isinstance(geometry, FrameGeometry):
         raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
-    pairs, weight, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
-    n = preprocessing.shape[0] * preprocessing.shape[1]
+    matrix, expected = _mapping(tuple(frame.shape), geometry, preprocessing)
     values = frame.astype(np.float64).ravel()
     values[invalid.ravel()] = 0.0
-    sums = np.zeros(n)
-    for sources, targets in pairs:
-        sums += np.bincount(targets, weights=values[sources], minlength=n)
-    covered = _coverage(pairs, n, invalid, (tuple(frame.shape), geometry, preprocessing))
+    covered = _coverage(matrix, invalid, (tuple(frame.shape), geometry, preprocessing))
     shape = preprocessing.shape
-    return (sums * weight).reshape(shape), (covered * weight).reshape(shape), expected
+    return (matrix @ values).reshape(shape), covered.reshape(shape), expected
 
 
 # --------------------------------------------------------------------------- no geometry
@@ -295,6 +309,66 @@ def resample(frame, invalid, geometry, preprocessing=PAPER_PREPROCESSING):
 def default_bin_factor(shape, target_shape):
     """The largest integer factor whose binned frame still fills ``target_shape`` (at least 1)."""
     return max(1, min(shape[0] // target_shape[0], shape[1] // target_shape[1]))
+
+
+def _window_corner(shape, factor, target_shape, beam_center_px):
+    """(row, col) of the top-left frame pixel of the binning window (may lie outside the frame)."""
+    rows, cols = shape
+    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
+    return int(round(by - target_shape[0] * factor / 2.0)), int(round(bx - target_shape[1] * factor / 2.0))
+
+
+def _unbinned(frame, invalid, corner, target_shape):
+    """(sums, covered, expected) of a frame window whose pixels are the training pixels one to one."""
+    window = np.s_[corner[0]:corner[0] + target_shape[0], corner[1]:corner[1] + target_shape[1]]
+    valid = ~invalid[window]
+    return np.where(valid, frame[window], 0.0), valid.astype(np.float64), np.ones(target_shape)
+
+
+def _same_grid(geometry, target, shape, rel_tol=1e-9):
+    """True if ``geometry`` on frames of ``shape`` is the ``target`` detector (to 1 part in 1e9)."""
+    close = functools.partial(math.isclose, rel_tol=rel_tol, abs_tol=0.0)
+    center, target_center = geometry.center_px(shape), target.center_px(shape)
+    return (close(geometry.pixel_size_mm, target.pixel_size_mm) and close(geometry.distance_mm, target.distance_mm)
+            and close(geometry.wavelength_A, target.wavelength_A)
+            and all(math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9) for a, b in zip(center, target_center)))
+
+
+def one_to_one_corner(shape, geometry=None, preprocessing=PAPER_PREPROCESSING, beam_center_px=None):
+    """Where the training pixels are a window of the frame's own pixels, one to one, if they are.
+
+    That is the case for a frame in the training detector's geometry (same
+    shape, pixel size, distance, wavelength and beam centre), which needs no
+    resampling, and for a frame without geometry whose bin factor is 1 and
+    whose crop window lies inside it. Both then take the same exact shortcut
+    (:func:`resample` and :func:`bin_and_crop` would give the same counts).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)`` of the frame.
+    geometry : FrameGeometry, optional
+    preprocessing : Preprocessing
+    beam_center_px : tuple of float, optional
+        As for :func:`bin_and_crop` (frames without geometry only).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(row, col)`` of the frame pixel that is training pixel ``(0, 0)``,
+        or None when the frame must be resampled or binned.
+    """
+    target_shape = preprocessing.shape
+    if geometry is not None:
+        if tuple(shape) != target_shape or not _same_grid(geometry, preprocessing.geometry, target_shape):
+            return None
+        return (0, 0)
+    if (preprocessing.bin_factor or default_bin_factor(shape, target_shape)) != 1:
+        return None
+    top, left = _window_corner(shape, 1, target_shape, beam_center_px)
+    if top < 0 or left < 0 or top + target_shape[0] > shape[0] or left + target_shape[1] > shape[1]:
+        return None
+    return top, left
 
 
 def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
@@ -321,14 +395,11 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
     factor = check_int("bin factor", factor, minimum=1)
     rows, cols = frame.shape
     tr, tc = target_shape
-    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
-    top, left = int(round(by - tr * factor / 2.0)), int(round(bx - tc * factor / 2.0))
+    top, left = _window_corner(frame.shape, factor, target_shape, beam_center_px)
     r0, r1 = max(top, 0), min(top + tr * factor, rows)
     c0, c1 = max(left, 0), min(left + tc * factor, cols)
     if factor == 1 and (r0, r1, c0, c1) == (top, top + tr, left, left + tc):
-        # unbinned window inside the frame: each pixel is its own block (fast path, same result)
-        valid = ~invalid[r0:r1, c0:c1]
-        return np.where(valid, frame[r0:r1, c0:c1], 0.0), valid.astype(np.float64), np.ones(target_shape)
+        return _unbinned(frame, invalid, (top, left), target_shape)  # fast path, same result
     window = np.zeros((tr * factor, tc * factor), np.float64)
     good = np.zeros(window.shape, bool)
     if r1 > r0 and c1 > c0:
@@ -343,13 +414,18 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
 # --------------------------------------------------------------------------- masked pixels
 
 
-def _group_medians(values, labels, n_labels):
+def _group_medians(values, labels, n_labels, low_high=None):
     """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts.
 
     One sort of ``label * span + value`` puts every group's values in order, contiguously.
+    ``low_high`` (the smallest and largest value, default those of ``values``)
+    sets ``span``; medians of a subset of groups taken with the ``low_high`` of
+    all values are the same numbers as those of all groups.
     """
-    low = float(values.min()) if values.size else 0.0
-    span = float(values.max()) - low + 1.0 if values.size else 1.0
+    if low_high is None:
+        low_high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    low = low_high[0]
+    span = low_high[1] - low + 1.0
     keys = np.sort(labels * span + (values - low))
     bounds = np.arange(n_labels + 1) * span
     edges = np.searchsorted(keys, bounds, side="left")
@@ -409,15 +485,84 @@ def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_s
     n_rings = int(ring.max()) + 1
     good = ~masked
     local = _group_medians(values[good], cell[good], n_rings * n_sectors).reshape(n_rings, n_sectors)
-    # a sector with no unmasked pixel: the median of its ring's sectors; a ring with none: the nearest ring
     with np.errstate(all="ignore"):
-        empty_rings = np.isnan(local).all(axis=1)
-        per_ring = np.full(n_rings, np.nan)
-        per_ring[~empty_rings] = np.nanmedian(local[~empty_rings], axis=1)
-    have = np.flatnonzero(np.isfinite(per_ring))
-    per_ring = np.interp(np.arange(n_rings), have, per_ring[have])
-    local = np.where(np.isnan(local), per_ring[:, None], local)
-    return local.ravel()[cell]
+        rings_with_data = ~np.isnan(local).all(axis=1)
+    return _fill_empty_sectors(local, rings_with_data).ravel()[cell]
+
+
+def _fill_empty_sectors(local, rings):
+    """Sector medians with the empty ones filled from the medians of ``rings`` (all their sectors known).
+
+    A sector with no unmasked pixel gets the median of its ring's sectors; a
+    ring with none, the interpolation between the nearest such rings.
+    """
+    per_ring = np.full(local.shape[0], np.nan)
+    with np.errstate(all="ignore"):
+        per_ring[rings] = np.nanmedian(local[rings], axis=1)
+    known = np.flatnonzero(rings)
+    per_ring = np.interp(np.arange(local.shape[0]), known, per_ring[known])
+    return np.where(np.isnan(local), per_ring[:, None], local)
+
+
+@functools.lru_cache(maxsize=4)
+def _background_plan(shape, center, masked_digest, where_digest):
+    """Slot for what :func:`_background_at` needs of one mask and one set of pixels (filled there)."""
+    return {}
+
+
+def _plan_background(masked, center, where):
+    """The cells :func:`_background_at` computes for this mask and these pixels, and how to gather them."""
+    n_sectors = 16
+    ring, cell = _rings_and_sectors(masked.shape, center, 2.0, n_sectors)
+    n_rings = int(ring.max()) + 1
+    good = ~masked
+    cell_good = cell[good]
+    filled = (np.bincount(cell_good, minlength=n_rings * n_sectors) > 0).reshape(n_rings, n_sectors)
+    wanted = np.zeros(n_rings * n_sectors, bool)
+    wanted[cell[where]] = True
+    wanted = wanted.reshape(n_rings, n_sectors)
+    ring_has_data = filled.any(axis=1)
+    whole_rings = (wanted & ~filled).any(axis=1)
+    have = np.flatnonzero(ring_has_data)
+    empty = np.flatnonzero(whole_rings & ~ring_has_data)
+    if empty.size:  # np.interp's neighbours of an empty ring: the nearest rings with data below and above
+        at = np.searchsorted(have, empty)
+        whole_rings[have[np.clip(at - 1, 0, have.size - 1)]] = True
+        whole_rings[have[np.clip(at, 0, have.size - 1)]] = True
+    keep = (wanted | whole_rings[:, None]).ravel()[cell_good]
+    return {"good": good, "pixels": np.flatnonzero(good)[keep], "labels": cell_good[keep],
+            "shape": (n_rings, n_sectors), "rows": whole_rings & ring_has_data,
+            "any_whole": bool(whole_rings.any()), "cells": cell[where]}
+
+
+def _background_at(values, masked, beam_center_px, where):
+    """``local_background(values, masked, beam_center_px)[where]``, computing only the medians it needs.
+
+    Needed: the cells (ring and sector) holding a pixel of ``where``; for such
+    a cell with no unmasked pixel, every cell of its ring; for such a ring
+    with no unmasked pixel, the nearest rings with data on either side. The
+    medians are the same numbers as in :func:`local_background` (same sort
+    keys, same interpolation between the same rings). Which cells and pixels
+    that means is cached per mask and ``where``.
+    """
+    if masked.all():
+        return np.zeros(int(np.count_nonzero(where)))
+    if where.all():
+        return local_background(values, masked, beam_center_px).ravel()
+    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
+    digest = _mask_digest(masked)
+    slot = _background_plan(masked.shape, center, digest, digest if where is masked else _mask_digest(where))
+    if "plan" not in slot:
+        slot["plan"] = _plan_background(masked, center, where)
+    plan = slot["plan"]
+    good_values = values[plan["good"]]
+    low_high = (float(good_values.min()), float(good_values.max()))
+    n_rings, n_sectors = plan["shape"]
+    local = _group_medians(np.asarray(values.ravel()[plan["pixels"]], dtype=np.float64), plan["labels"],
+                           n_rings * n_sectors, low_high).reshape(n_rings, n_sectors)
+    if plan["any_whole"]:
+        local = _fill_empty_sectors(local, plan["rows"])
+    return local.ravel()[plan["cells"]]
 
 
 def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
@@ -468,8 +613,12 @@ def complete(sums, covered, expected, beam_center_px=None):
         return np.maximum(sums, 0.0).astype(np.float32), masked
     with np.errstate(invalid="ignore", divide="ignore"):
         density = np.where(covered > 0, sums / np.where(covered > 0, covered, 1.0), 0.0)
-    background = local_background(density, masked, beam_center_px)
-    counts = np.where(masked, expected * background, sums + (expected - covered) * background)
+    # only pixels not exactly fed (or masked) change: elsewhere (expected - covered) * background is 0
+    need = masked | (covered != expected)
+    background = _background_at(density, masked, beam_center_px, need)
+    counts = sums.copy()
+    fed, area = covered[need], expected[need]
+    counts[need] = np.where(masked[need], area * background, sums[need] + (area - fed) * background)
     return np.maximum(counts, 0.0).astype(np.float32), masked
 
 
@@ -491,15 +640,68 @@ def to_training_counts(frame, mask=None, geometry=None, preprocessing=PAPER_PREP
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
     invalid = invalid_pixels(frame, mask, saturation)
-    if geometry is not None:
+    beam_center_px = _check_center(geometry, beam_center_px)
+    corner = one_to_one_corner(frame.shape, geometry, preprocessing, beam_center_px)
+    if corner is not None:
+        sums, covered, expected = _unbinned(frame, invalid, corner, preprocessing.shape)
+    elif geometry is not None:
         sums, covered, expected = resample(frame, invalid, geometry, preprocessing)
     else:
         factor = preprocessing.bin_factor or default_bin_factor(frame.shape, preprocessing.shape)
-        if beam_center_px is not None:
-            beam_center_px = (check_finite("beam_center_px[0]", beam_center_px[0]),
-                              check_finite("beam_center_px[1]", beam_center_px[1]))
         sums, covered, expected = bin_and_crop(frame, invalid, factor, preprocessing.shape, beam_center_px)
     return complete(sums, covered, expected, preprocessing.geometry.center_px(preprocessing.shape))
+
+
+def _check_center(geometry, beam_center_px):
+    """The validated beam centre of a frame without geometry (None otherwise)."""
+    if geometry is not None:
+        if not isinstance(geometry, FrameGeometry):
+            raise ValueError(f"geometry must be a FrameGeometry, got {type(geometry).__name__}")
+        return None
+    if beam_center_px is None:
+        return None
+    return (check_finite("beam_center_px[0]", beam_center_px[0]), check_finite("beam_center_px[1]", beam_center_px[1]))
+
+
+@functools.lru_cache(maxsize=8)
+def _table_8bit(dtype, adc_offset):
+    """The 8-bit image of every value of an unsigned integer type of up to 16 bits (read-only).
+
+    The same operations as :func:`to_training_counts` and :func:`preprocess`
+    on a fully valid pixel, applied to each possible value once.
+    """
+    counts = np.maximum(np.arange(2 ** (8 * np.dtype(dtype).itemsize), dtype=np.float64), 0.0).astype(np.float32)
+    table = to_8bit(counts + np.float32(adc_offset))
+    table.flags.writeable = False
+    return table
+
+
+def _invalid_in_window(window, mask, saturation):
+    """Masked or saturated pixels of an unsigned-integer window (None when there are none)."""
+    invalid = None if mask is None or not mask.any() else mask
+    if saturation is not None and float(window.max()) >= check_finite("saturation", saturation):
+        saturated = window >= saturation
+        invalid = saturated if invalid is None else invalid | saturated
+    return invalid
+
+
+def _table_image(frame, corner, mask, preprocessing, saturation):
+    """The 8-bit image of an unsigned-integer frame whose pixels are the training pixels, by table look-up.
+
+    Pixels to ignore then hold only their local background (as
+    :func:`complete` gives them: the other pixels are fed exactly), whose
+    8-bit values replace the looked-up ones.
+    """
+    rows, cols = preprocessing.shape
+    window_slice = np.s_[corner[0]:corner[0] + rows, corner[1]:corner[1] + cols]
+    window = frame[window_slice]
+    image = np.take(_table_8bit(frame.dtype.str, float(preprocessing.adc_offset)), window)
+    invalid = _invalid_in_window(window, None if mask is None else mask[window_slice], saturation)
+    if invalid is not None:
+        background = _background_at(window, invalid, preprocessing.geometry.center_px(preprocessing.shape), invalid)
+        counts = np.maximum(background, 0.0).astype(np.float32)
+        image[invalid] = to_8bit(counts + np.float32(preprocessing.adc_offset))
+    return image
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
@@ -537,6 +739,12 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     >>> image.shape, int(image[0, 0])
     ((512, 512), 5)
     """
+    frame = _check_frame(frame)
+    if isinstance(preprocessing, Preprocessing) and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
+        # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
+        corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
+        if corner is not None:
+            return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
     return to_8bit(counts + np.float32(preprocessing.adc_offset))

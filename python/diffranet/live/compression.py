@@ -27,7 +27,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["CompressionError", "ALGORITHMS", "decompress", "compress"]
+__all__ = ["CompressionError", "CompressedArray", "ALGORITHMS", "decompress", "compress", "expanded"]
 
 #: Algorithms a Stream V2 payload may use.
 ALGORITHMS = ("bslz4", "lz4")
@@ -157,6 +157,87 @@ def decompress(algorithm, modifier, payload):
             raise CompressionError(f"bslz4 element size must be an integer, got {modifier!r}")
         return _decompress_bslz4(payload, modifier)
     raise CompressionError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+
+
+def uncompressed_size(algorithm, payload):
+    """Bytes the payload expands to, read from its header (without decompressing).
+
+    Raises
+    ------
+    CompressionError
+        Unknown algorithm, or a payload shorter than its header.
+    """
+    if algorithm not in ALGORITHMS:
+        raise CompressionError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise CompressionError(f"compressed data must be a byte string, got {type(payload).__name__}")
+    return _header(payload)[0]
+
+
+class CompressedArray:
+    """An array whose bytes are still compressed: dtype and shape known, pixels expanded on demand.
+
+    The live service hands these to the process that classifies the frame,
+    so decompression runs there (in parallel over worker processes) and the
+    receiving process only parses message headers.
+
+    Parameters
+    ----------
+    algorithm, modifier, payload
+        The three elements of the tag-56500 array (see :func:`decompress`).
+    dtype : numpy.dtype
+    shape : tuple of int, optional
+        Default: one dimension, as many elements as the header announces.
+
+    Raises
+    ------
+    CompressionError
+        Unknown algorithm, a payload shorter than its header, or an
+        announced size that is not a whole number of elements or does not
+        match ``shape``.
+    """
+
+    __slots__ = ("algorithm", "modifier", "payload", "dtype", "shape")
+
+    def __init__(self, algorithm, modifier, payload, dtype, shape=None):
+        self.algorithm, self.modifier, self.payload = algorithm, modifier, payload
+        self.dtype = np.dtype(dtype)
+        total = uncompressed_size(algorithm, payload)
+        if total % self.dtype.itemsize:
+            raise CompressionError(f"{total} bytes are not a whole number of {self.dtype} elements")
+        n = total // self.dtype.itemsize
+        shape = (n,) if shape is None else tuple(int(d) for d in shape)
+        if int(np.prod(shape)) != n:
+            raise CompressionError(f"array dimensions {list(shape)} do not match the {n} compressed elements")
+        self.shape = shape
+
+    @property
+    def ndim(self):
+        """Number of dimensions."""
+        return len(self.shape)
+
+    def reshape(self, shape):
+        """The same compressed bytes seen with another shape of as many elements."""
+        return CompressedArray(self.algorithm, self.modifier, self.payload, self.dtype, shape)
+
+    def expand(self):
+        """The decompressed array (read-only view of the decompressed bytes).
+
+        Raises
+        ------
+        CompressionError
+            Truncated or corrupt data.
+        """
+        raw = decompress(self.algorithm, self.modifier, self.payload)
+        if len(raw) != int(np.prod(self.shape)) * self.dtype.itemsize:
+            raise CompressionError(f"compressed data expand to {len(raw)} bytes, expected "
+                                   f"{int(np.prod(self.shape)) * self.dtype.itemsize}")
+        return np.frombuffer(raw, dtype=self.dtype).reshape(self.shape)
+
+
+def expanded(data):
+    """``data`` itself, or the decompressed array of a :class:`CompressedArray`."""
+    return data.expand() if isinstance(data, CompressedArray) else data
 
 
 def compress(data, algorithm):

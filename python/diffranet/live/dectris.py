@@ -28,11 +28,12 @@ Values missing from the start message come from the defaults given to
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 import numpy as np
 
-from .compression import CompressionError, compress, decompress
+from .compression import CompressedArray, CompressionError, compress, decompress, expanded, uncompressed_size
 from .frames import Frame, MalformedMessage, SeriesEnd
 
 __all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
@@ -65,16 +66,25 @@ TYPED_ARRAY_TAGS = {tag: _typed_array_dtype(tag) for tag in range(64, 88) if _ty
 _TAG_FOR_DTYPE = {dtype.str: tag for tag, dtype in sorted(TYPED_ARRAY_TAGS.items(), reverse=True)}
 
 
-def _tag_hook(first, second):
+class _Compressed(tuple):
+    """``(algorithm, modifier, payload)`` of a tag-56500 byte string left compressed."""
+
+
+def _tag_hook(first, second, *, defer=False):
     # cbor2 < 6 calls tag_hook(decoder, tag), cbor2 6 calls tag_hook(tag, immutable)
     tag = second if hasattr(second, "tag") else first
     value = tag.value
     if tag.tag == _COMPRESSED:
         if not isinstance(value, (list, tuple)) or len(value) != 3:
             raise MalformedMessage("compressed byte string (tag 56500) must be [algorithm, modifier, bytes]")
+        if defer:
+            uncompressed_size(value[0], value[2])  # unknown algorithm or truncated header: reject now
+            return _Compressed(value)
         return decompress(*value)
     dtype = TYPED_ARRAY_TAGS.get(tag.tag)
     if dtype is not None:
+        if isinstance(value, _Compressed):
+            return CompressedArray(*value, dtype)
         if not isinstance(value, (bytes, bytearray)):
             raise MalformedMessage(f"typed array (tag {tag.tag}) must hold a byte string")
         if len(value) % dtype.itemsize:
@@ -86,6 +96,9 @@ def _tag_hook(first, second):
         dims, array = value
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims):
             raise MalformedMessage(f"array dimensions must be non-negative integers, got {dims!r}")
+        if isinstance(array, CompressedArray) and tag.tag == _MULTI_DIM_ROW_MAJOR:
+            return array.reshape(dims)
+        array = expanded(array)
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
         if int(np.prod(dims)) != array.size:
@@ -94,13 +107,18 @@ def _tag_hook(first, second):
     return tag
 
 
-def decode_message(message):
+def decode_message(message, *, defer_decompression=False):
     """Decode one Stream V2 message into a dict (arrays as NumPy arrays, compressed data expanded).
 
     Parameters
     ----------
     message : bytes-like
         The CBOR bytes of one ZMQ message.
+    defer_decompression : bool, default False
+        Leave compressed typed arrays compressed, as
+        :class:`~diffranet.live.compression.CompressedArray` (dtype and
+        shape checked against the compressed header; the data are checked
+        when expanded).
 
     Returns
     -------
@@ -115,7 +133,7 @@ def decode_message(message):
     import cbor2
 
     try:
-        decoded = cbor2.loads(bytes(message), tag_hook=_tag_hook)
+        decoded = cbor2.loads(bytes(message), tag_hook=functools.partial(_tag_hook, defer=defer_decompression))
     except MalformedMessage:
         raise
     except (CompressionError, cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
@@ -158,11 +176,16 @@ class Stream2Decoder:
         or wavelength (and for images that arrive before any start message).
     beam_center_px : tuple of float, optional
         Beam centre ``(x, y)`` in pixels when the start message has none.
+    defer_decompression : bool, default False
+        Leave the pixels of image messages compressed: ``Frame.data`` is then
+        a :class:`~diffranet.live.compression.CompressedArray`, expanded by
+        whoever classifies the frame (see :func:`decode_message`).
     """
 
-    def __init__(self, geometry=None, beam_center_px=None):
+    def __init__(self, geometry=None, beam_center_px=None, *, defer_decompression=False):
         self.geometry = geometry
         self.beam_center_px = beam_center_px
+        self.defer_decompression = defer_decompression
         self._series = _Series(tags={}, geometry=geometry, beam_center_px=beam_center_px)
 
     def _start(self, message):
@@ -179,6 +202,10 @@ class Stream2Decoder:
         masks = message.get("pixel_mask")
         if isinstance(masks, Mapping) and masks:
             mask = masks.get(channel) if channel in masks else next(iter(masks.values()))
+            try:
+                mask = expanded(mask)
+            except CompressionError as exc:
+                raise MalformedMessage(f"pixel_mask: {exc}", tags) from None
             if not isinstance(mask, np.ndarray) or mask.ndim != 2:
                 raise MalformedMessage("pixel_mask must map channels to 2-D arrays", tags)
             if shape is not None and mask.shape != shape:
@@ -223,7 +250,7 @@ class Stream2Decoder:
         if not isinstance(channels, Mapping) or not channels:
             raise MalformedMessage("image message has no data map", tags)
         data = channels.get(series.channel) if series.channel in channels else next(iter(channels.values()))
-        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype.kind not in "uif":
+        if not isinstance(data, (np.ndarray, CompressedArray)) or data.ndim != 2 or data.dtype.kind not in "uif":
             raise MalformedMessage("image data must be a 2-D array of numbers", tags)
         same_series = series.tags.get("series_id") == tags["series_id"]
         if same_series and series.shape is not None and data.shape != series.shape:
@@ -255,7 +282,7 @@ class Stream2Decoder:
         ------
         MalformedMessage
         """
-        decoded = decode_message(message)
+        decoded = decode_message(message, defer_decompression=self.defer_decompression)
         kind = decoded["type"]
         if kind == "start":
             self._start(decoded)

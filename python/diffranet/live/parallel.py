@@ -5,8 +5,10 @@
 * :class:`ProcessBackend` (``workers=N >= 2``): N worker processes behind a
   ZMQ PUSH socket (frames, dealt round-robin) and a PULL socket (verdicts).
   Each worker loads the model once, takes the frames waiting for it in
-  batches, and sends back one verdict (or error) per frame with the
-  frame's sequence number.
+  batches, expands compressed pixels, preprocesses and classifies them,
+  and sends back one verdict (or error) per frame with the frame's
+  sequence number. Masks go to the workers once, as files (not with every
+  frame).
 * :class:`OrderedMerger`: results arrive in any order; records leave in
   sequence-number order, so the published stream and the log follow the
   order in which frames arrived.
@@ -17,6 +19,7 @@ The number of frames in flight is bounded by the service (see
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -27,6 +30,9 @@ import time
 
 import numpy as np
 import zmq
+
+from .compression import CompressedArray
+from .tuning import prepare_processing_thread
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
@@ -70,13 +76,6 @@ class OrderedMerger:
         return len(self._waiting)
 
 
-def _limit_openmp_threads():
-    """One OpenMP thread in the calling thread: frames are parallel across workers, not within one."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="openmp")
-
-
 class ThreadBackend:
     """Classify frames on one thread of this process.
 
@@ -110,7 +109,7 @@ class ThreadBackend:
         self._thread.join(timeout)
 
     def _run(self):
-        _limit_openmp_threads()
+        prepare_processing_thread()
         running = True
         while running:
             batch = [self._queue.get()]
@@ -138,25 +137,85 @@ class ThreadBackend:
 # --------------------------------------------------------------------------- worker processes
 
 
-def _frame_parts(seq, frame):
-    header = {"seq": seq, "shape": list(frame.data.shape), "dtype": frame.data.dtype.str,
+class _MaskFiles:
+    """Masks shared with the worker processes as files, written once per mask rather than sent per frame.
+
+    The sending side names each mask by a digest of its pixels and writes it
+    to ``directory`` the first time it is seen; a worker loads a name once
+    and keeps the array (the same object for every frame, so frames that
+    share a mask still form one batch).
+
+    Parameters
+    ----------
+    directory : str or path
+    keep : int
+        Most masks remembered on either side.
+    """
+
+    def __init__(self, directory, keep=8):
+        self.directory = directory
+        self.keep = keep
+        self._names = {}   # sender: id(mask) -> (mask, name); the mask kept alive so that its id stays its own
+        self._arrays = {}  # worker: name -> read-only mask
+
+    def name(self, mask):
+        """The name of a mask, written to the directory the first time (sending side)."""
+        known = self._names.get(id(mask))
+        if known is not None and known[0] is mask:
+            return known[1]
+        pixels = np.ascontiguousarray(mask, dtype=bool)
+        digest = hashlib.blake2b(np.packbits(pixels).tobytes(), digest_size=12)
+        digest.update(repr(pixels.shape).encode())
+        name = f"mask-{digest.hexdigest()}.npy"
+        path = os.path.join(self.directory, name)
+        if not os.path.exists(path):
+            partial = path + ".part.npy"
+            np.save(partial, pixels, allow_pickle=False)
+            os.replace(partial, path)
+        if len(self._names) >= self.keep:
+            self._names.pop(next(iter(self._names)))
+        self._names[id(mask)] = (mask, name)
+        return name
+
+    def load(self, name):
+        """The mask of a name (worker side)."""
+        array = self._arrays.get(name)
+        if array is None:
+            if os.path.basename(name) != name:
+                raise ValueError(f"bad mask name {name!r}")
+            array = np.load(os.path.join(self.directory, name), allow_pickle=False)
+            array.flags.writeable = False
+            if len(self._arrays) >= self.keep:
+                self._arrays.pop(next(iter(self._arrays)))
+            self._arrays[name] = array
+        return array
+
+
+def _frame_parts(seq, frame, masks):
+    data = frame.data
+    header = {"seq": seq, "shape": list(data.shape), "dtype": data.dtype.str,
               "geometry": None if frame.geometry is None else frame.geometry.to_dict(),
               "beam_center_px": None if frame.beam_center_px is None else list(frame.beam_center_px),
-              "saturation": frame.saturation, "mask": frame.mask is not None}
-    parts = [json.dumps(header).encode(), np.ascontiguousarray(frame.data).data]
-    if frame.mask is not None:
-        parts.append(np.ascontiguousarray(frame.mask, dtype=bool).data)
-    return parts
+              "saturation": frame.saturation, "mask": None if frame.mask is None else masks.name(frame.mask)}
+    if isinstance(data, CompressedArray):  # expanded by the worker
+        header["compressed"] = [data.algorithm, data.modifier]
+        pixels = data.payload
+    else:
+        pixels = np.ascontiguousarray(data).data
+    return [json.dumps(header).encode(), pixels]
 
 
-def _frame_from_parts(parts):
+def _frame_from_parts(parts, masks):
     from ..inference import FrameGeometry
     from .frames import Frame
 
     header = json.loads(bytes(parts[0].buffer))
-    shape = tuple(header["shape"])
-    data = np.frombuffer(parts[1].buffer, dtype=np.dtype(header["dtype"])).reshape(shape)
-    mask = np.frombuffer(parts[2].buffer, dtype=bool).reshape(shape) if header["mask"] else None
+    shape, dtype = tuple(header["shape"]), np.dtype(header["dtype"])
+    if header.get("compressed"):
+        data = CompressedArray(*header["compressed"], parts[1].buffer, dtype, shape)
+    else:
+        data = np.frombuffer(parts[1].buffer, dtype=dtype).reshape(shape)
+    mask = None if header["mask"] is None else masks.load(header["mask"])
     geometry = None if header["geometry"] is None else FrameGeometry.from_dict(header["geometry"])
     center = header["beam_center_px"]
     return header["seq"], Frame(tags={}, data=data, mask=mask, geometry=geometry,
@@ -170,7 +229,7 @@ def _result_json(seq, result):
     return {"seq": seq, "verdict": result}
 
 
-def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid):
+def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory):
     """Body of one worker process: load the model, classify frames until told to stop.
 
     The worker ignores SIGINT and SIGTERM: the service stops it once every
@@ -179,7 +238,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _limit_openmp_threads()
+    prepare_processing_thread()
     context = zmq.Context()
     tasks = context.socket(zmq.PULL)
     tasks.connect(tasks_address)
@@ -196,6 +255,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
         context.term()
         return
     results.send_json({"ready": True, "pid": os.getpid()})
+    masks = _MaskFiles(mask_directory)
     poller = zmq.Poller()
     poller.register(tasks, zmq.POLLIN)
     running = True
@@ -213,7 +273,11 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
             if parts[0].bytes == _STOP:
                 running = False
                 break
-            batch.append(_frame_from_parts(parts))
+            try:
+                batch.append(_frame_from_parts(parts, masks))
+            except (ValueError, OSError, KeyError, TypeError) as exc:  # never expected: the service built it
+                seq = json.loads(bytes(parts[0].buffer)).get("seq")
+                results.send_json([_result_json(seq, ValueError(f"frame not passed to the worker: {exc}"))])
         if not batch:
             continue
         try:
@@ -266,6 +330,7 @@ class ProcessBackend:
         import multiprocessing
 
         self._dir = tempfile.TemporaryDirectory(prefix="diffranet-live-")
+        self._masks = _MaskFiles(self._dir.name)
         tasks_address = f"ipc://{self._dir.name}/tasks"
         results_address = f"ipc://{self._dir.name}/results"
         self.tasks = self.context.socket(zmq.PUSH)
@@ -276,7 +341,7 @@ class ProcessBackend:
         for _ in range(self.n_workers):
             process = spawn.Process(target=worker_main, daemon=True,
                                     args=(self.model, self.trust, tasks_address, results_address,
-                                          self.batch_size, os.getpid()))
+                                          self.batch_size, os.getpid(), self._dir.name))
             process.start()
             self._processes.append(process)
         deadline = time.monotonic() + self.start_timeout_s
@@ -298,7 +363,7 @@ class ProcessBackend:
 
     def submit(self, seq, frame):
         """Send one frame to the next worker (from the thread that receives frames only)."""
-        self.tasks.send_multipart(_frame_parts(seq, frame), copy=False)
+        self.tasks.send_multipart(_frame_parts(seq, frame, self._masks), copy=False)
 
     def _collect(self):
         while not self._stopping.is_set():

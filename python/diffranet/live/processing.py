@@ -5,10 +5,15 @@ of consecutive frames that share mask, geometry and saturation), so the
 per-call overhead of the model is paid once per batch. A frame the model
 rejects (``ValueError``: wrong shape for the geometry, unusable values) is
 isolated by classifying its batch frame by frame; it gets an error and the
-others their verdicts.
+others their verdicts. Pixels that arrive still compressed (Stream V2) are
+expanded here, in the thread or worker process that classifies them.
 """
 
 from __future__ import annotations
+
+import dataclasses
+
+from .compression import CompressedArray
 
 __all__ = ["FrameClassifier"]
 
@@ -37,7 +42,7 @@ class FrameClassifier:
                                    beam_center_px=first.beam_center_px, saturation=first.saturation)
 
     def classify(self, frames):
-        """Verdicts of a batch of frames.
+        """Verdicts of a batch of frames (compressed pixels are expanded here first).
 
         Parameters
         ----------
@@ -50,6 +55,21 @@ class FrameClassifier:
             "proba"}`` or the ``ValueError`` that explains why it could not
             be classified.
         """
+        results = [None] * len(frames)
+        ready = []
+        for i, frame in enumerate(frames):
+            if isinstance(frame.data, CompressedArray):
+                try:
+                    frame = dataclasses.replace(frame, data=frame.data.expand())
+                except ValueError as exc:  # truncated or corrupt pixels: this frame only
+                    results[i] = exc
+                    continue
+            ready.append((i, frame))
+        for (i, _), result in zip(ready, self._classify_expanded([frame for _, frame in ready])):
+            results[i] = result
+        return results
+
+    def _classify_expanded(self, frames):
         results = []
         start = 0
         while start < len(frames):
@@ -65,6 +85,6 @@ class FrameClassifier:
                     results.append(exc)
                 else:
                     for frame in group:
-                        results += self.classify([frame])
+                        results += self._classify_expanded([frame])
             start = stop
         return results

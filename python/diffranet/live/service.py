@@ -37,8 +37,9 @@ from pathlib import Path
 import zmq
 
 from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
-from .parallel import OrderedMerger, ProcessBackend, ThreadBackend, _limit_openmp_threads
+from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
 from .sinks import RECEIVED_KEY, RecordWriter
+from .tuning import prepare_processing_thread
 
 __all__ = ["StreamService", "FORMATS", "OVERFLOW_POLICIES"]
 
@@ -129,7 +130,8 @@ class StreamService:
         if self.source_format == "dectris":
             from .dectris import Stream2Decoder
 
-            decoder = Stream2Decoder(self.geometry, self.beam_center_px)
+            # pixels stay compressed here: they are expanded where the frame is classified
+            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
 
             def decode(socket, received):
                 return decoder.decode(socket.recv(copy=False).buffer, received)
@@ -244,7 +246,7 @@ class StreamService:
         return final
 
     def _serve(self, socket, stop):
-        _limit_openmp_threads()  # bslz4 decoding: one frame per thread is faster than OpenMP within a frame
+        prepare_processing_thread()  # decoding: one frame per thread is faster than OpenMP within a frame
         decode = self._decoder()
         seq = itertools.count()
         self._seq = seq

@@ -1,0 +1,70 @@
+"""Process and thread settings that make per-frame work cheap in the live service.
+
+Two costs dominate a naive service on 512 x 512 frames and have nothing to do
+with the work itself:
+
+* **Fresh pages.** glibc hands out arrays above its mmap threshold (128 KiB
+  to 32 MiB, adaptive) as new memory maps and returns them to the kernel when
+  freed, so every frame's temporaries (a 512 x 512 float64 array is 2 MiB)
+  are page-faulted in again; on virtual machines a page fault costs several
+  microseconds and a frame's temporaries thousands of them.
+  :func:`keep_freed_memory` makes glibc keep freed memory in the process
+  heap for reuse: the resident size then stays at the peak working set of
+  the frames in flight (bounded by the queue), and stays flat.
+* **Thread pools inside one frame.** Frames are parallel across worker
+  processes; OpenMP thread teams within one frame (bitshuffle, the
+  compiled feature extractors) only add spinning and synchronisation.
+  :func:`one_thread_per_frame` limits the calling thread to one OpenMP thread,
+  after loading the libraries that bring their own OpenMP runtime (a limit set
+  before a library is loaded does not reach it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+__all__ = ["keep_freed_memory", "one_thread_per_frame", "prepare_processing_thread"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Arrays below this size come from (and return to) the heap rather than fresh memory maps.
+_HEAP_UP_TO_BYTES = 64 * 1024 * 1024
+#: Free memory at the top of the heap kept rather than returned to the kernel.
+_KEEP_FREE_BYTES = 512 * 1024 * 1024
+
+
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory():
+    """Keep freed arrays of up to 64 MiB in the heap for reuse (glibc only; once per process).
+
+    Returns
+    -------
+    bool
+        True if the allocator took the settings (False on other C libraries:
+        nothing changes, the service only runs slower).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_BYTES))
+
+
+def one_thread_per_frame():
+    """One OpenMP thread in the calling thread, also for bitshuffle's own OpenMP runtime."""
+    import bitshuffle  # noqa: F401  (loads its OpenMP runtime so that the limit reaches it)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")
+
+
+def prepare_processing_thread():
+    """Both settings, for a thread that decodes, preprocesses or classifies frames."""
+    keep_freed_memory()
+    one_thread_per_frame()
