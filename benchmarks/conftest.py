@@ -1,5 +1,7 @@
 """Shared fixtures for the benchmarks (run with `pytest benchmarks/`)."""
 
+import time
+
 import pytest
 
 from diffranet import random_orientation
@@ -24,3 +26,23 @@ def paper_sim(paper_orientation):
                                                                   response=False, n_threads=n_threads)
 
     return make
+
+
+@pytest.fixture
+def frames_per_second(benchmark):
+    """``measure(n_frames, function, *args)``: benchmark the call, record and return frames per second.
+
+    The median of the benchmark's rounds; with benchmarks disabled (``--benchmark-disable``), one timed call.
+    """
+
+    def measure(n_frames, function, *args):
+        start = time.perf_counter()
+        function(*args)
+        fallback = time.perf_counter() - start
+        benchmark(function, *args)
+        stats = getattr(benchmark, "stats", None)
+        rate = n_frames / (stats.stats.median if stats is not None else fallback)
+        benchmark.extra_info["frames_per_s"] = rate
+        return rate
+
+    return measure

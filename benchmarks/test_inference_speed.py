@@ -76,34 +76,23 @@ def peaks(frames):
     return PeakFinderHitFinder(min_peaks=10, n_jobs=THREADS).fit(frames[:10], np.arange(10) % 5)
 
 
-def _rate(benchmark, n_frames, function, *args):
-    start = time.perf_counter()
-    function(*args)
-    fallback = time.perf_counter() - start
-    benchmark(function, *args)
-    stats = getattr(benchmark, "stats", None)
-    rate = n_frames / (stats.stats.median if stats is not None else fallback)
-    benchmark.extra_info["frames_per_s"] = rate
-    return rate
-
-
 @pytest.mark.parametrize("batch", [1, 16, 64, 256])
-def test_deepfreak(benchmark, deepfreak, frames, batch):
+def test_deepfreak(frames_per_second, deepfreak, frames, batch):
     def run():
         for start in range(0, N_FRAMES, batch):
             deepfreak.predict_proba(frames[start:start + batch])
 
-    rate = _rate(benchmark, N_FRAMES, run)
+    rate = frames_per_second(N_FRAMES, run)
     print(f"\ndeepfreak batch {batch}: {rate:.0f} frames/s")
 
 
-def test_classic(benchmark, classic, frames):
-    rate = _rate(benchmark, 64, classic.predict, frames[:64])
+def test_classic(frames_per_second, classic, frames):
+    rate = frames_per_second(64, classic.predict, frames[:64])
     print(f"\nGLCM + random forest: {rate:.0f} frames/s")
 
 
-def test_peak_finder(benchmark, peaks, frames):
-    rate = _rate(benchmark, N_FRAMES, peaks.predict, frames)
+def test_peak_finder(frames_per_second, peaks, frames):
+    rate = frames_per_second(N_FRAMES, peaks.predict, frames)
     print(f"\npeak finder: {rate:.0f} frames/s")
 
 

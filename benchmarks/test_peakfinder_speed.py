@@ -7,7 +7,6 @@ frame. The hit finder must classify at least 500 frames/s of 512 x 512 on two
 cores.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -49,31 +48,19 @@ def frame_6m():
     return _frames(1, (2527, 2463), 1000)
 
 
-def _rate(benchmark, n_frames, function, *args):
-    start = time.perf_counter()
-    function(*args)
-    fallback = time.perf_counter() - start
-    benchmark(function, *args)
-    stats = getattr(benchmark, "stats", None)
-    seconds = stats.stats.median if stats is not None else fallback
-    rate = n_frames / seconds
-    benchmark.extra_info["frames_per_s"] = rate
-    return rate
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_find_peaks_512(frames_per_second, frames_512, n_threads):
+    frames_per_second(N_FRAMES, lambda f: count_peaks(f, n_threads=n_threads), frames_512)
 
 
 @pytest.mark.parametrize("n_threads", THREADS)
-def test_find_peaks_512(benchmark, frames_512, n_threads):
-    _rate(benchmark, N_FRAMES, lambda f: count_peaks(f, n_threads=n_threads), frames_512)
+def test_find_peaks_pilatus_6m(frames_per_second, frame_6m, n_threads):
+    frames_per_second(1, lambda f: count_peaks(f, n_threads=n_threads), frame_6m)
 
 
-@pytest.mark.parametrize("n_threads", THREADS)
-def test_find_peaks_pilatus_6m(benchmark, frame_6m, n_threads):
-    _rate(benchmark, 1, lambda f: count_peaks(f, n_threads=n_threads), frame_6m)
-
-
-def test_hit_finder_classifies_500_frames_per_second(benchmark, frames_512):
+def test_hit_finder_classifies_500_frames_per_second(frames_per_second, frames_512):
     """PeakFinderHitFinder.predict on 8-bit square-root frames (the dataset's), two threads."""
     grey = np.rint(np.sqrt(np.clip(frames_512, 0, 65025))).astype(np.uint8)
     finder = PeakFinderHitFinder(min_peaks=10, n_jobs=2).fit(grey, np.ones(N_FRAMES, dtype=int))
-    rate = _rate(benchmark, N_FRAMES, finder.predict, grey)
+    rate = frames_per_second(N_FRAMES, finder.predict, grey)
     assert rate >= REQUIRED_RATE

@@ -8,7 +8,7 @@ with the work itself:
   freed, so every frame's temporaries (a 512 x 512 float64 array is 2 MiB)
   are page-faulted in again; on virtual machines a page fault costs several
   microseconds and a frame's temporaries thousands of them.
-  :func:`keep_freed_memory` makes glibc keep freed memory in the process
+  :func:`diffranet._allocator.keep_freed_memory` makes glibc keep freed memory in the process
   heap for reuse: the resident size then stays at the peak working set of
   the frames in flight (bounded by the queue), and stays flat.
 * **Thread pools inside one frame.** Frames are parallel across worker
@@ -21,39 +21,9 @@ with the work itself:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
+from .._allocator import keep_freed_memory
 
 __all__ = ["keep_freed_memory", "one_thread_per_frame", "prepare_processing_thread"]
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-#: Arrays below this size come from (and return to) the heap rather than fresh memory maps.
-_HEAP_UP_TO_BYTES = 64 * 1024 * 1024
-#: Free memory at the top of the heap kept rather than returned to the kernel.
-_KEEP_FREE_BYTES = 512 * 1024 * 1024
-
-
-@functools.lru_cache(maxsize=1)
-def keep_freed_memory():
-    """Keep freed arrays of up to 64 MiB in the heap for reuse (glibc only; once per process).
-
-    Returns
-    -------
-    bool
-        True if the allocator took the settings (False on other C libraries:
-        nothing changes, the service only runs slower).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_BYTES))
 
 
 def one_thread_per_frame():
