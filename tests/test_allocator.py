@@ -1,34 +1,52 @@
-"""keep_freed_memory: freed arrays are reused instead of page-faulted in again."""
+"""keep_freed_memory: large arrays come from the heap and stay there when freed, for reuse."""
 
+import ctypes
+import json
 import subprocess
 import sys
 
 import pytest
 
 _CHILD = """
-import resource, sys
+import ctypes, ctypes.util, json, sys
 import numpy as np
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "keep":
     from diffranet._allocator import keep_freed_memory
     assert keep_freed_memory()
-for _ in range(3):
-    np.ones((5, 1024, 1024))  # warm up
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
-    a = np.ones((5, 1024, 1024))  # 40 MiB: above the largest threshold glibc adapts to by itself (32 MiB)
-    del a
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+a = np.ones((5, 1024, 1024))  # 40 MiB: above the largest threshold glibc adapts to by itself (32 MiB)
+held = libc.mallinfo2()
+del a
+freed = libc.mallinfo2()
+print(json.dumps({"mapped_while_held": held.hblks, "heap_free_after": freed.fordblks}))
 """
 
 
-def _page_faults(mode):
+def _allocator_state(mode):
     out = subprocess.run([sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip())
+    return json.loads(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_freed_arrays_are_reused():
-    # without it, every 40 MiB array is a fresh memory map: 10240 page faults each (about 500 with
-    # transparent huge pages)
-    assert _page_faults("default") > 20 * 200
-    assert _page_faults("keep") < 100
+def _has_mallinfo2():
+    try:
+        ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _has_mallinfo2(), reason="glibc >= 2.33's allocator")
+def test_large_arrays_come_from_the_heap_and_stay_there():
+    default, keep = _allocator_state("default"), _allocator_state("keep")
+    # by default the 40 MiB array is a memory map of its own, unmapped when freed
+    assert default["mapped_while_held"] >= 1
+    # with the setting it is heap memory, kept (free, for reuse) after it is freed
+    assert keep["mapped_while_held"] < default["mapped_while_held"]
+    assert keep["heap_free_after"] >= 40 * 1024 * 1024 > default["heap_free_after"]
