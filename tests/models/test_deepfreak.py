@@ -1,5 +1,6 @@
 """DeepFreakClassifier: learning, reproducibility, pickling, checkpoints, data paths and validation."""
 
+import copy
 import os
 import pickle
 import subprocess
@@ -264,6 +265,36 @@ class TestTraining:
         X, y, _, _ = tiny_split
         fitted(X, y, epochs=1, verbose=1)
         assert "DeepFreak" in capsys.readouterr().err
+
+    @staticmethod
+    def _batch_norm_layers(model):
+        return [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    def test_batch_norm_statistics_are_those_of_the_final_weights(self, tiny_split):
+        # With batch_norm_images >= the 24 training images, prediction uses each layer's
+        # statistics over all of them under the final weights: the same as one
+        # training-mode pass of the (un-augmented, mean-subtracted) images through a copy
+        # whose statistics were reset. The running averages of training differ.
+        X, y, _, _ = tiny_split
+        clf = fitted(X, y, epochs=2, batch_norm_images=10_000)
+        lagging = fitted(X, y, epochs=2, batch_norm_images=0)
+        reference = copy.deepcopy(clf.model_)
+        for layer in self._batch_norm_layers(reference):
+            layer.reset_running_stats()
+            layer.momentum = None
+        reference.train()
+        with torch.no_grad():
+            reference(clf._preprocess(X, torch, "cpu", torch.from_numpy(clf.mean_image_)))
+        pairs = list(zip(self._batch_norm_layers(clf.model_), self._batch_norm_layers(reference),
+                         self._batch_norm_layers(lagging.model_)))
+        assert len(pairs) > 10
+        for fitted_layer, expected, running in pairs:
+            np.testing.assert_allclose(fitted_layer.running_mean, expected.running_mean, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(fitted_layer.running_var, expected.running_var, rtol=1e-4, atol=1e-5)
+        # same weights (the pass only measures), other statistics
+        first_fitted, _, first_running = pairs[0]
+        np.testing.assert_array_equal(first_fitted.weight.detach(), first_running.weight.detach())
+        assert not np.allclose(first_fitted.running_var, first_running.running_var, rtol=1e-3)
 
     def test_batch_of_one_is_merged(self, tiny_split):
         # 24 images in batches of 23 would leave one image alone with 1 x 1 maps.

@@ -32,6 +32,9 @@ __all__ = ["DeepFreakClassifier"]
 
 # Parameters that change how fast or where training runs, not what it computes:
 # a checkpoint written under other values of these can be resumed.
+# Images per forward pass when batch-norm statistics are recomputed.
+_BATCH_NORM_CHUNK = 64
+
 _EXECUTION_PARAMS = frozenset(
     {"epochs", "verbose", "checkpoint_path", "device", "n_threads", "workers", "predict_batch_size"}
 )
@@ -239,6 +242,15 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         Fraction held out when ``early_stopping``.
     n_iter_no_change : int, default 10
         Patience of early stopping, in epochs.
+    batch_norm_images : int, default 2048
+        After every epoch, the batch-normalisation statistics that prediction
+        uses are recomputed from this many training images (drawn from the
+        seed, without augmentation) under the epoch's final weights, before
+        validation. The running averages kept during training lag the
+        changing weights; on the DiffraNet set they made the validation
+        accuracy of one model swing between 80 % and 97 % from epoch to
+        epoch, and recomputing them removed the swings. 0 keeps the running
+        averages.
     predict_batch_size : int, default 64
         Images per forward pass in ``predict`` / ``predict_proba`` (and for
         the per-pixel mean and validation in ``fit``).
@@ -330,6 +342,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "batch_norm_images": [Interval(Integral, 0, None, closed="left")],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -365,6 +378,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        batch_norm_images=2048,
         predict_batch_size=64,
         device="auto",
         n_threads=None,
@@ -396,6 +410,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.batch_norm_images = batch_norm_images
         self.predict_batch_size = predict_batch_size
         self.device = device
         self.n_threads = n_threads
@@ -756,6 +771,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
                                              refresh=False)
                 scheduler.step()
                 self.epoch_seconds_.append(time.perf_counter() - epoch_start)
+                self._recompute_batch_norm(model, dataset, train_idx, seed + 1 + epoch, torch, device, mean)
                 self.loss_curve_.append(total / count)
                 if val_idx is not None:
                     score = self._accuracy(model, val_dataset, val_idx, val_encoded, torch, device, mean)
@@ -795,6 +811,36 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             model.load_state_dict(best_state)
         self.n_epochs_ = len(self.loss_curve_)
         self._set_model(model)
+
+    def _recompute_batch_norm(self, model, dataset, indices, seed, torch, device, mean):
+        """Batch-norm statistics of ``batch_norm_images`` training images under the current weights.
+
+        Each layer's running mean and variance become the plain average of
+        the batch statistics over the chosen images, in chunks of
+        ``_BATCH_NORM_CHUNK`` (fixed, so that the result does not depend on
+        execution settings); a last chunk of one image joins the previous one.
+        """
+        layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        n = min(self.batch_norm_images, len(indices))
+        if not layers or n < 2:
+            return
+        chosen = np.sort(np.random.default_rng(seed).choice(indices, size=n, replace=False))
+        bounds = list(range(0, n, _BATCH_NORM_CHUNK)) + [n]
+        if bounds[-1] - bounds[-2] == 1 and len(bounds) > 2:
+            del bounds[-2]
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # cumulative average
+        model.train()
+        try:
+            with torch.no_grad():
+                for start, stop in zip(bounds[:-1], bounds[1:]):
+                    images, _ = dataset.__getitems__(chosen[start:stop])
+                    model(self._preprocess(images, torch, device, mean))
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
 
     def _progress_fields(self, epoch, loss, count, epoch_start):
         """Progress-bar fields: epoch, mean loss, last validation accuracy, training images/s."""
