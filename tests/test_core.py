@@ -211,14 +211,19 @@ BEAM = {"source_directions": np.array([[1.0, 0.0, 0.0]]), "source_wavelengths_A"
         "source_weights": np.array([1.0]), "fluence": 1e24, "polarization_fraction": 0.0,
         "polarization_axis": np.array([0.0, 0.0, 1.0])}
 CRYSTAL = {"real_basis_A": np.eye(3) * 50.0, "ncells": np.full(3, 5.0), "shape": 1, "domain_rotations": np.eye(3)[None],
-           "sf_table": np.ones((3, 3, 3), np.float32), "sf_hkl_min": [-1, -1, -1], "default_F": 1.0,
            "method": "reflection", "n_threads": 1}
+STRUCTURE_FACTORS = {"sf_table": np.ones((3, 3, 3), np.float32), "sf_hkl_min": [-1, -1, -1], "default_F": 1.0}
 MATERIALS = {"material_stol_per_A": [np.array([0.0, 0.5])], "material_F": [np.array([2.0, 1.0])],
              "material_incoherent": [np.zeros(2)], "material_molecules": [1e12], "n_threads": 1}
 
 
+def structure_factors(**changes):
+    return _core.StructureFactorTable(**{**STRUCTURE_FACTORS, **changes})
+
+
 def bragg(**changes):
-    return _core.render_bragg(**{**DETECTOR, **BEAM, **CRYSTAL, **changes})[0]
+    args = {**DETECTOR, **BEAM, **CRYSTAL, "structure_factors": structure_factors(), **changes}
+    return _core.render_bragg(**args)[0]
 
 
 def background(**changes):
@@ -227,11 +232,11 @@ def background(**changes):
 
 def directions(**changes):
     args = {**DETECTOR, **changes}
-    return _core.subpixel_directions(**{name: args[name] for name in DETECTOR})
+    return _core.DirectionGrid(**{name: args[name] for name in DETECTOR})
 
 
 RENDERERS = {"render_bragg": bragg, "render_background": background}
-DETECTOR_USERS = {**RENDERERS, "subpixel_directions": directions}
+DETECTOR_USERS = {**RENDERERS, "DirectionGrid": directions}
 
 
 class TestRendererArguments:
@@ -338,17 +343,34 @@ class TestBraggArguments:
     ])
     def test_bad_structure_factors(self, name, value):
         with pytest.raises(ValueError, match=name):
-            bragg(**{name: value})
+            structure_factors(**{name: value})
 
-    @pytest.mark.parametrize("cache", [np.zeros((8, 9, 3)), np.zeros((8, 10, 3), np.float32),
-                                       np.full((8, 10, 3), np.nan)], ids=["shape", "float32", "nan"])
-    def test_bad_directions_cache(self, cache):
-        # a cache smaller than the subpixel grid was read past its end
+    def test_structure_factor_table_is_a_copy(self):
+        # checked once when made: later changes to the caller's array must not reach the renderer
+        values = np.ones((3, 3, 3), np.float32)
+        table = structure_factors(sf_table=values)
+        expected = bragg(structure_factors=table)
+        values[:] = np.nan
+        np.testing.assert_array_equal(bragg(structure_factors=table), expected)
+
+    @pytest.mark.parametrize("change", [{"oversample": 1}, {"cols": 6}, {"pixel_size_mm": 0.1 + 1e-12},
+                                        {"origin_mm": np.array([100.0, -0.25, -0.21])}],
+                             ids=["oversample", "cols", "pixel_size", "origin"])
+    def test_directions_of_another_geometry_refused(self, change):
+        # a grid of another size was read past its end; of another geometry, it gave wrong spots
         with pytest.raises(ValueError, match="directions"):
-            bragg(directions=cache)
+            bragg(directions=directions(**change))
 
     def test_directions_cache_gives_same_image(self):
         np.testing.assert_array_equal(bragg(directions=directions()), bragg())
+
+    def test_direction_grid_values_are_read_only_unit_vectors(self):
+        grid = directions()
+        values = grid.values
+        assert values.shape == (8, 10, 3) and not values.flags.writeable
+        np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, rtol=1e-12)
+        del grid  # the view keeps the grid alive
+        np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, rtol=1e-12)
 
 
 class TestMosaicArguments:
@@ -448,7 +470,7 @@ def test_stub_lists_every_core_function():
     stub = pathlib.Path(_core.__file__).parent / "_core.pyi"
     if not stub.exists():  # an installed wheel next to an editable source tree
         stub = pathlib.Path(__file__).resolve().parents[1] / "python" / "diffranet" / "_core.pyi"
-    declared = set(re.findall(r"^def (\w+)\(", stub.read_text(), flags=re.M))
+    declared = set(re.findall(r"^(?:def|class) (\w+)\b", stub.read_text(), flags=re.M))
     exported = {name for name in dir(_core) if not name.startswith("__") and callable(getattr(_core, name))}
     assert declared == exported
 

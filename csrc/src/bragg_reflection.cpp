@@ -48,6 +48,7 @@ namespace {
 
 constexpr int kBandSubRows = 32;  // subpixel rows per band, rounded up to whole pixels
 constexpr int kLanes = 4;         // columns evaluated together
+constexpr size_t kKeptScratchBytes = size_t{64} << 20;  // larger pixel sums are freed after each render
 
 // Largest singular value of m (square root of the largest eigenvalue of m^T m,
 // by power iteration from a fixed start), padded slightly to stay an upper bound.
@@ -327,8 +328,8 @@ struct BandScratch {
 void band_scattering_vectors(const SubpixelSampler& sampler, const Source& src, int row0, int row1, int sub_cols,
                              BandScratch& scratch) {
     const size_t size = static_cast<size_t>(row1 - row0 + 1) * sub_cols;
-    // padded by kLanes: the last row's final block reads past its end (lanes
-    // that are masked out; resize keeps the padding's zeros from the first band)
+    // padded by kLanes: the last row's final block reads past its end, into
+    // lanes that are masked out (their values, finite leftovers, never count)
     scratch.sx.resize(size + kLanes);
     scratch.sy.resize(size + kLanes);
     scratch.sz.resize(size + kLanes);
@@ -543,7 +544,12 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
     DomainSet domains(xtal);
     const SubpixelSampler sampler(det, p.beam);
     ReflectionStats stats;
-    std::vector<double> pixel_sum(static_cast<size_t>(det.rows) * det.cols, 0.0);
+    // Working memory is kept by each thread from render to render (up to
+    // kKeptScratchBytes): fresh pages for every image cost more than the
+    // arithmetic of some of its parts.
+    static thread_local std::vector<double> pixel_sum;
+    pixel_sum.assign(static_cast<size_t>(det.rows) * det.cols, 0.0);
+    double* const pixel_sums = pixel_sum.data();  // this thread's: the band tasks run on others
 
     for (int source = 0; source < static_cast<int>(p.beam.sources.size()); ++source) {
         const Source& src = p.beam.sources[source];
@@ -588,7 +594,7 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
         long long spots = 0, tested = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : spots, tested)
         {
-            BandScratch scratch;
+            static thread_local BandScratch scratch;
             ReflectionStats local;
 #pragma omp for schedule(dynamic, 1)
             for (int b = 0; b < n_bands; ++b) {
@@ -601,7 +607,7 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
                                                       : render_band<SpotShape::kTophat, false>)
                                      : (check_nearest ? render_band<SpotShape::kGauss, true>
                                                       : render_band<SpotShape::kGauss, false>);
-                    band(pass, first, last, row0, row1, scratch, run, pixel_sum.data(), local);
+                    band(pass, first, last, row0, row1, scratch, run, pixel_sums, local);
                 });
             }
             spots += local.spots;
@@ -614,6 +620,7 @@ ReflectionStats render_bragg_reflectionwise(const BraggProblem& p, float* image,
 
     const double scale = photon_scale(p);
     for (size_t i = 0; i < pixel_sum.size(); ++i) image[i] = static_cast<float>(scale * pixel_sum[i]);
+    if (pixel_sum.size() * sizeof(double) > kKeptScratchBytes) std::vector<double>().swap(pixel_sum);
     return stats;
 }
 

@@ -4,10 +4,22 @@ Private: the Python layer (``diffranet.simulation``, ``diffranet.features``) val
 argument and calls these; the kernels check nothing. Signatures as pybind11 reports them.
 """
 
+import collections.abc
 import typing
 
 import numpy
 import numpy.typing
+
+class DirectionGrid:
+    """Unit vectors from the sample to every subpixel centre of one detector geometry."""
+    def __init__(self, rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex) -> None: ...
+    @property
+    def values(self) -> numpy.typing.NDArray[numpy.float64]:
+        """Read-only array (rows*n, cols*n, 3)."""
+
+class StructureFactorTable:
+    """|F| table (float32, 3-D, finite, >= 0) checked and copied once, for render_bragg."""
+    def __init__(self, sf_table: object, sf_hkl_min: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], default_F: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
 
 def _inject_failure(kernel: str) -> None:
     """Testing only: every parallel task of `kernel` (e.g. 'poisson', 'bragg_reflection', 'background') throws std::bad_alloc until called again with ''."""
@@ -45,11 +57,8 @@ def poisson(expected: object, scale: typing.SupportsFloat | typing.SupportsIndex
 def render_background(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex, source_directions: object, source_wavelengths_A: object, source_weights: object, fluence: typing.SupportsFloat | typing.SupportsIndex, polarization_fraction: typing.SupportsFloat | typing.SupportsIndex, polarization_axis: object, material_stol_per_A: collections.abc.Sequence[object], material_F: collections.abc.Sequence[object], material_incoherent: collections.abc.Sequence[object], material_molecules: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Expected amorphous-background photons per pixel (float32 rows x cols). Tables: float64 1-D, finite, >= 0, stol strictly increasing; a bad argument raises ValueError naming it."""
 
-def render_bragg(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex, source_directions: object, source_wavelengths_A: object, source_weights: object, fluence: typing.SupportsFloat | typing.SupportsIndex, polarization_fraction: typing.SupportsFloat | typing.SupportsIndex, polarization_axis: object, real_basis_A: object, ncells: object, shape: typing.SupportsInt | typing.SupportsIndex, domain_rotations: object, sf_table: object, sf_hkl_min: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], default_F: typing.SupportsFloat | typing.SupportsIndex, method: str, n_threads: typing.SupportsInt | typing.SupportsIndex, directions: object = None) -> tuple:
-    """Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics. Arrays: float64 C-contiguous (sf_table float32), never cast; a bad argument raises ValueError naming it."""
+def render_bragg(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex, source_directions: object, source_wavelengths_A: object, source_weights: object, fluence: typing.SupportsFloat | typing.SupportsIndex, polarization_fraction: typing.SupportsFloat | typing.SupportsIndex, polarization_axis: object, real_basis_A: object, ncells: object, shape: typing.SupportsInt | typing.SupportsIndex, domain_rotations: object, structure_factors: StructureFactorTable, method: str, n_threads: typing.SupportsInt | typing.SupportsIndex, directions: DirectionGrid | None = None) -> tuple:
+    """Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics. Arrays: float64 C-contiguous, never cast; a bad argument raises ValueError naming it."""
 
 def ring_statistics(image: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """Sigma-clipped mean, sigma and threshold per ring of a float32 image (rows, cols)."""
-
-def subpixel_directions(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
-    """Unit vectors from the sample to every subpixel centre, shape (rows*n, cols*n, 3)."""

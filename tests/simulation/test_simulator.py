@@ -361,8 +361,9 @@ def test_core_errors_arrive_as_python_exceptions():
 
     det, beam = Detector((4, 4)), Beam(1.0, fluence_photons_per_m2=1.0)
     args = dict(**detector_args(det, 1), **beam_args(beam), real_basis_A=np.eye(3) * 50, ncells=np.ones(3), shape=1,
-                domain_rotations=np.eye(3)[None], sf_table=np.zeros((0, 0, 0), np.float32), sf_hkl_min=[0, 0, 0],
-                default_F=1.0, method="reflection", n_threads=1)
+                domain_rotations=np.eye(3)[None],
+                structure_factors=_core.StructureFactorTable(np.zeros((0, 0, 0), np.float32), [0, 0, 0], 1.0),
+                method="reflection", n_threads=1)
     with pytest.raises(ValueError, match="domain_rotations"):
         _core.render_bragg(**{**args, "domain_rotations": np.eye(3)})
     with pytest.raises(ValueError, match="ncells"):

@@ -122,7 +122,9 @@ class SavedModel:
         if len(images) == 0:
             return proba
         if hasattr(self.estimator, "predict_proba"):
-            proba[:, self._columns] = np.asarray(self.estimator.predict_proba(images), dtype=np.float64)
+            from .forest import predict_proba
+
+            proba[:, self._columns] = np.asarray(predict_proba(self.estimator, images), dtype=np.float64)
         else:
             predicted = np.asarray(self.estimator.predict(images))
             classes = list(np.asarray(self.estimator.classes_).tolist())

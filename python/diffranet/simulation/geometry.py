@@ -145,16 +145,23 @@ class Detector(Params):
         ndarray, float64, shape (rows * oversample, cols * oversample, 3)
             Read-only.
         """
+        return self._direction_grid(oversample).values
+
+    def __getstate__(self):
+        # the direction grids are compiled objects: a copy rebuilds them when it needs them
+        return {**self.__dict__, "_directions": {}}
+
+    def _direction_grid(self, oversample):
+        """The core's grid of subpixel directions for ``oversample``, made once and cached."""
         from .. import _core
         from ._core_args import detector_args
 
-        directions = self._directions.get(oversample)
-        if directions is None:
-            directions = _core.subpixel_directions(**detector_args(self, oversample))
-            directions.flags.writeable = False
-            # a concurrent caller may store an identical array first: either one is right
-            directions = self._directions.setdefault(oversample, directions)
-        return directions
+        grid = self._directions.get(oversample)
+        if grid is None:
+            grid = _core.DirectionGrid(**detector_args(self, oversample))
+            # a concurrent caller may store an identical grid first: either one is right
+            grid = self._directions.setdefault(oversample, grid)
+        return grid
 
     def pixel_centers_mm(self):
         """Lab positions of the pixel centres, shape (rows, cols, 3), mm."""

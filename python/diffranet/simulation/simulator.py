@@ -167,9 +167,9 @@ class Simulator:
 
     def _structure_factor_table(self):
         sf = self.crystal.structure_factors
-        if sf is None:
-            return _EMPTY_TABLE, [0, 0, 0]
-        return sf.filled_table(self.crystal.default_F), [int(i) for i in sf.hkl_min]
+        if sf is None:  # every reflection at default_F
+            return _core.StructureFactorTable(_EMPTY_TABLE, [0, 0, 0], self.crystal.default_F)
+        return sf._core_table(self.crystal.default_F)
 
     def mosaic_rotations(self, seed=0):
         """Lab-frame rotations (n_domains, 3, 3) of the mosaic domains for ``seed``."""
@@ -209,14 +209,13 @@ class Simulator:
                              f"got {self.crystal.spot_shape!r}")
         cost = check_budget(self, self.budget, method, parts=("bragg",))
         det, xtal = self.detector, self.crystal
-        table, hkl_min = self._structure_factor_table()
+        table = self._structure_factor_table()
         with progress("Bragg render", cost, self.budget):
             image, stats = _core.render_bragg(
                 **detector_args(det, self.oversample), **beam_args(self.beam), real_basis_A=xtal.real_basis_A,
                 ncells=np.asarray(xtal.ncells, dtype=float), shape=SPOT_SHAPES[xtal.spot_shape],
-                domain_rotations=self.mosaic_rotations(seed), sf_table=table, sf_hkl_min=hkl_min,
-                default_F=xtal.default_F, method=method, n_threads=self.n_threads,
-                directions=det.subpixel_directions(self.oversample))
+                domain_rotations=self.mosaic_rotations(seed), structure_factors=table, method=method,
+                n_threads=self.n_threads, directions=det._direction_grid(self.oversample))
         if xtal.intensity_scale != 1.0:
             image *= np.float32(xtal.intensity_scale)
         image = check_photons(image, "Bragg photons")

@@ -954,19 +954,25 @@ class StructureFactors:
             self._max_amplitude = float(np.nanmax(self._table)) if np.any(np.isfinite(self._table)) else 0.0
         return self._max_amplitude
 
-    def filled_table(self, default_F):
-        """The dense table with unlisted reflections (NaN) set to ``default_F``.
+    def __getstate__(self):
+        # the core's tables are compiled objects: a copy rebuilds them when it needs them
+        return {name: value for name, value in self.__dict__.items() if name != "_core_tables"}
 
-        Cached per value (the renderers call it for every image), read-only.
+    def _core_table(self, default_F):
+        """The table for the compiled renderers, unlisted reflections at ``default_F``.
+
+        Checked and copied by the core once per value (the renderers use it
+        for every image).
         """
+        from .. import _core
+
         default_F = check_nonnegative("default_F", default_F)
-        cache = self.__dict__.setdefault("_filled", {})
+        cache = self.__dict__.setdefault("_core_tables", {})
         if default_F not in cache:
             if len(cache) >= 4:
                 cache.clear()
             filled = np.where(np.isnan(self._table), np.float32(default_F), self._table).astype(np.float32)
-            filled.flags.writeable = False
-            cache[default_F] = filled
+            cache[default_F] = _core.StructureFactorTable(filled, [int(i) for i in self._hkl_min], default_F)
         return cache[default_F]
 
     @property
