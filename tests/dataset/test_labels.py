@@ -211,6 +211,20 @@ class TestDetectable:
         assert got_n == n
         assert np.array_equal(labels, expected)
 
+    @pytest.mark.parametrize("masked", [False, True])
+    def test_sums_and_thresholds_from_given_spot_pixels(self, masked):
+        # the dataset generator finds a shot's spots once and hands them to both
+        rng = np.random.default_rng(7)
+        bragg = (rng.random((40, 44)) < 0.05) * rng.uniform(0.0, 50.0, (40, 44))
+        background = rng.uniform(0.5, 3.0, bragg.shape)
+        mask = (rng.random(bragg.shape) < 0.1) if masked else None
+        spots = spot_pixels(bragg, mask)
+        for name, expected in vars(spot_sums(bragg, background, mask)).items():
+            np.testing.assert_array_equal(getattr(spot_sums(bragg, background, mask, spots=spots), name), expected)
+        rule = _rule(min_pixels=1)
+        np.testing.assert_array_equal(rule.detection_thresholds(bragg, background, mask, spots=spots),
+                                      rule.detection_thresholds(bragg, background, mask))
+
     def test_detection_volumes_take_the_kth_smallest_pixel(self):
         labels = np.array([[1, 1, 1, 0, 2]])
         volumes = np.array([[5.0, 2.0, 9.0, 0.1, 3.0]])

@@ -103,7 +103,7 @@ def _check_pair(bragg, background, mask):
     return bragg, background, mask
 
 
-def spot_sums(bragg, background, mask=None):
+def spot_sums(bragg, background, mask=None, *, spots=None):
     """Find the spots of a Bragg image and sum what the label rule needs.
 
     Parameters
@@ -114,6 +114,9 @@ def spot_sums(bragg, background, mask=None):
         Expected background photons per pixel (>= 0).
     mask : ndarray of bool, optional
         True for pixels that record nothing (beamstop shadow, bad pixels).
+    spots : tuple (labels, n), optional
+        :func:`spot_pixels` of ``bragg`` and ``mask``, if already computed
+        (its pixels with Bragg photons are the spots found here).
 
     Returns
     -------
@@ -121,9 +124,12 @@ def spot_sums(bragg, background, mask=None):
         Spots in the order of :func:`scipy.ndimage.label` (row-major first pixel).
     """
     bragg, background, mask = _check_pair(bragg, background, mask)
-    components, n = ndimage.label(bragg > 0)
+    if spots is None:
+        components, n = ndimage.label(bragg > 0)
+    else:
+        components, n = spots
     # only spot pixels contribute: sum over them alone
-    inside = components > 0
+    inside = (components > 0) & (bragg > 0)
     if mask is not None:
         inside &= ~mask
     flat = components[inside]
@@ -368,7 +374,7 @@ class LabelRule:
                         background_sq=g * g)
         return self.thresholds(sums).reshape(np.shape(blurred_bragg))
 
-    def detection_thresholds(self, bragg, background, mask=None, blurred_background=None):
+    def detection_thresholds(self, bragg, background, mask=None, blurred_background=None, *, spots=None):
         """Volume scale above which each spot of a shot is detectable.
 
         Parameters
@@ -378,6 +384,8 @@ class LabelRule:
         mask : ndarray of bool, optional
         blurred_background : ndarray, optional
             ``self.blur(background)``, if already computed.
+        spots : tuple (labels, n), optional
+            :func:`spot_pixels` of ``bragg`` and ``mask``, if already computed.
 
         Returns
         -------
@@ -386,7 +394,7 @@ class LabelRule:
             ``v * bragg`` when ``v`` exceeds entry ``i``.
         """
         bragg, background, mask = _check_pair(bragg, background, mask)
-        labels, n = spot_pixels(bragg, mask)
+        labels, n = spot_pixels(bragg, mask) if spots is None else spots
         if n == 0:
             return np.zeros(0)
         g = self.blur(background) if blurred_background is None else blurred_background

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from ..simulation.orientation import random_orientation
-from .labels import spot_sums, volume_for_count
+from .labels import spot_pixels, spot_sums, volume_for_count
 from .shards import TABLE_DTYPE
 
 __all__ = ["class_sequence", "class_counts", "image_rng", "ShotRenderer", "shot_simulator"]
@@ -140,7 +140,8 @@ class ShotRenderer:
                                wavelength_A=draws["wavelength_A"], background=False, response=False, n_threads=1)
         unit = sim.bragg(seed=draws["seed"])
         blurred_background = rule.blur(background)
-        thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background)
+        spots = spot_pixels(unit, self.mask)  # found once, for both counts
+        thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background, spots=spots)
         reachable = int(np.count_nonzero(thresholds < preset.max_volume_scale))
         low, high = rule.class_range(label)
         high = min(high, preset.strong_target_max + 1, reachable + 1)
@@ -159,7 +160,7 @@ class ShotRenderer:
         n_detectable = int(np.count_nonzero(thresholds < volume))
         if rule.classify(n_detectable) != label:
             return None
-        n_significant = int(np.count_nonzero(rule.significant(spot_sums(unit, background, self.mask), volume)))
+        n_significant = int(np.count_nonzero(rule.significant(spot_sums(unit, background, self.mask, spots=spots), volume)))
         return unit * np.float32(volume), volume, target, n_detectable, n_significant, len(thresholds)
 
     def render(self, seed, split, index, label):
