@@ -508,3 +508,30 @@ def test_kth_smallest_per_group_empty_groups_are_inf():
 def test_kth_smallest_per_group_refuses_bad_input(labels, values, n_groups, k, message):
     with pytest.raises(ValueError, match=message):
         _core.kth_smallest_per_group(labels, values, n_groups, k)
+
+
+# ---------------------------------------------------------------- table look-up
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_lookup_matches_numpy_take(dtype):
+    rng = np.random.default_rng(0)
+    n_values = np.iinfo(dtype).max + 1
+    table = rng.integers(0, 256, n_values).astype(np.uint8)
+    image = rng.integers(0, n_values, (37, 53)).astype(dtype)
+    got = _core.lookup_u8(table, image)
+    assert got.dtype == np.uint8 and got.shape == image.shape
+    np.testing.assert_array_equal(got, np.take(table, image))
+
+
+@pytest.mark.parametrize("table, image, match", [
+    (np.zeros(256, np.uint8), np.zeros((2, 2), np.uint16), "65536 entries"),
+    (np.zeros(65536, np.uint8), np.zeros((2, 2), np.uint8), "256 entries"),
+    (np.zeros(256, np.uint8), np.zeros((2, 2), np.int16), "uint8 or uint16"),
+    (np.zeros(256, np.uint8), np.zeros((2, 2), ">u2"), "uint8 or uint16"),
+    (np.zeros(256, np.float32), np.zeros((2, 2), np.uint8), "table"),
+    (np.zeros(256, np.uint8), np.zeros((4, 4), np.uint8)[:, ::2], "C-contiguous"),
+])
+def test_lookup_refuses_what_it_cannot_index(table, image, match):
+    # a short table was read past its end
+    with pytest.raises(ValueError, match=match):
+        _core.lookup_u8(table, image)

@@ -48,6 +48,9 @@ def glcm_features(images: object, offsets: object, levels: typing.SupportsInt | 
 def kth_smallest_per_group(labels: object, values: object, n_groups: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """out[g - 1]: the k-th smallest of values where labels == g (g = 1 .. n_groups; inf for fewer than k values). labels int32 (n,) in [0, n_groups], 0 for none; values float64 (n,), no NaN."""
 
+def lookup_u8(table: object, image: object) -> numpy.typing.NDArray[numpy.uint8]:
+    """table[image]: a new uint8 array of the image's shape. image: uint8 or uint16, 2-D, C-contiguous; table: uint8 of 256 or 65536 entries (one per possible value)."""
+
 def mosaic_rotations(n_domains: typing.SupportsInt | typing.SupportsIndex, spread_rad: typing.SupportsFloat | typing.SupportsIndex, distribution: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
     """Lab-frame rotation matrices (n, 3, 3) of the mosaic domains (distribution: 0 tophat, 1 gauss)."""
 

@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .._validation import check_finite, check_int, check_positive
 from ..simulation.response import to_8bit
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
@@ -695,7 +696,11 @@ def _table_image(frame, corner, mask, preprocessing, saturation):
     rows, cols = preprocessing.shape
     window_slice = np.s_[corner[0]:corner[0] + rows, corner[1]:corner[1] + cols]
     window = frame[window_slice]
-    image = np.take(_table_8bit(frame.dtype.str, float(preprocessing.adc_offset)), window)
+    table = _table_8bit(frame.dtype.str, float(preprocessing.adc_offset))
+    if frame.dtype.isnative:  # the compiled look-up: a third of numpy's time (no index conversion)
+        image = _core.lookup_u8(table, np.ascontiguousarray(window))
+    else:
+        image = np.take(table, window)
     invalid = _invalid_in_window(window, None if mask is None else mask[window_slice], saturation)
     if invalid is not None:
         background = _background_at(window, invalid, preprocessing.geometry.center_px(preprocessing.shape), invalid)
