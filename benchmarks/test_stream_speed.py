@@ -16,8 +16,8 @@ dedicated cores: frames/s <= cores x frames per CPU-second.
 ``test_stage_cpu`` splits the CPU time of one frame into the service's stages (decode, expand,
 preprocess, model, record), measured on their own in this process.
 
-Models: the paper's best classic configuration (GLCM + 100-tree random forest, five classes) and the
-peak-finder hit finder (hit / miss).
+Models: the paper's best classic configuration (GLCM + 100-tree random forest, five classes), the
+peak-finder hit finder (hit / miss) and the shipped DeepFreak model (``--model default``).
 
 Run with ``pytest benchmarks/test_stream_speed.py -s`` (prints a table); set ``STREAM_BENCH_FRAMES``
 to change the number of frames (default 3000).
@@ -140,7 +140,8 @@ def _run(model_path, fmt, workers, n, rate_hz):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Model files: GLCM + 100-tree random forest (five classes) and the peak-finder hit finder (hit / miss)."""
+    """Model files: GLCM + 100-tree random forest (five classes), the peak-finder hit finder (hit / miss)
+    and the shipped DeepFreak model (five classes)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import make_pipeline
 
@@ -148,6 +149,7 @@ def models(tmp_path_factory):
     from diffranet.classes import CLASS_NAMES, HITMISS_NAMES
     from diffranet.features import GLCMExtractor
     from diffranet.inference import preprocess, save_model
+    from diffranet.inference.modelfile import default_model_path
 
     rng = np.random.default_rng(1)
     frames = _frames()
@@ -158,10 +160,11 @@ def models(tmp_path_factory):
     glcm_rf = make_pipeline(GLCMExtractor(), RandomForestClassifier(n_estimators=100, random_state=0)).fit(X, y)
     finder = PeakFinderHitFinder(min_peaks=10).fit(X, (np.arange(len(X)) % 2 == 0).astype(int))
     return {"glcm+rf": save_model(glcm_rf, directory / "glcm_rf.dfm", class_names=CLASS_NAMES),
-            "peakfinder": save_model(finder, directory / "peakfinder.dfm", class_names=HITMISS_NAMES)}
+            "peakfinder": save_model(finder, directory / "peakfinder.dfm", class_names=HITMISS_NAMES),
+            "deepfreak": default_model_path()}
 
 
-@pytest.mark.parametrize("model_name", ["glcm+rf", "peakfinder"])
+@pytest.mark.parametrize("model_name", ["glcm+rf", "peakfinder", "deepfreak"])
 @pytest.mark.parametrize("fmt", ["simple", "dectris"])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_stream_speed(benchmark, models, model_name, fmt, workers):
