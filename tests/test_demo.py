@@ -35,6 +35,9 @@ def test_demo_renders_trains_and_reports(tmp_path, capsys):
     hit, hit_pred = y >= 2, predicted >= 2
     assert document["hitmiss_accuracy"] == (hit == hit_pred).mean()
     assert document["hitmiss_accuracy"] > 0.6  # the model has learnt something (chance: ~0.5)
+    # one summary line per model shown (here only the model trained here: no shipped model for 64 x 64)
+    assert f"model.dfm: accuracy {100 * document['accuracy']:.1f} %" in out
+    assert "default:" not in out
     assert sum(document["data"]["class_counts"].values()) == 25
 
     # the report: the PNGs decode, the gallery shows two shots per class, the page embeds them

@@ -79,7 +79,9 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     dict
         ``report`` (index.html), ``metrics`` (metrics.json), ``model`` (the
         model file, or ``"default"``), ``data`` (the dataset directory),
-        ``accuracy``, ``hitmiss_accuracy`` and ``seconds`` (per step).
+        ``accuracy`` and ``hitmiss_accuracy`` of the model trained here,
+        ``scores`` (model name -> both accuracies, for every model shown) and
+        ``seconds`` (per step).
     """
     from ._validation import check_int, check_seed
     from .classes import CLASS_NAMES
@@ -140,6 +142,8 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
                         f"pixels, 8-bit): the first two of each class"}
     result = evaluate(models, data, out / "report", names=names, progress=progress, gallery=gallery)
     seconds["evaluate"] = time.perf_counter() - start
-    metrics = result["evaluations"][0].metrics
+    scores = {name: {"accuracy": evaluation.metrics["accuracy"],
+                     "hitmiss_accuracy": evaluation.metrics["hitmiss_accuracy"]}
+              for name, evaluation in zip(names, result["evaluations"])}
     return {"report": result["report"], "metrics": result["metrics"], "model": model, "data": data_dir,
-            "accuracy": metrics["accuracy"], "hitmiss_accuracy": metrics["hitmiss_accuracy"], "seconds": seconds}
+            **scores[names[0]], "scores": scores, "seconds": seconds}

@@ -41,6 +41,8 @@ def run(args):
     result = run_demo(out_dir=args.out, seed=args.seed, preset=args.preset, size=args.size, workers=args.workers,
                       progress=not args.quiet, log=log)
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result["seconds"].items())
-    print(f"accuracy {100 * result['accuracy']:.1f} %, hit/miss accuracy {100 * result['hitmiss_accuracy']:.1f} % "
-          f"on {args.size} test shots ({steps})")
+    for name, score in result["scores"].items():
+        print(f"{name}: accuracy {100 * score['accuracy']:.1f} %, hit/miss accuracy "
+              f"{100 * score['hitmiss_accuracy']:.1f} % on {args.size} test shots")
+    print(f"times: {steps}")
     print(f"report: {result['report']}")
