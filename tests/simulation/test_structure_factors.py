@@ -505,6 +505,8 @@ class TestDefaultProtein:
         assert time.perf_counter() - start < 1.0
         np.testing.assert_array_equal(loaded.table, sf.table)
         assert loaded.cell == sf.cell and loaded.space_group_name == P212121
+        # read once per process: the 38 MB table of the default resolution is not read again per shot
+        assert StructureFactors.default_protein(8.0, cache_dir=cache) is loaded
         monkeypatch.setenv("DIFFRANET_CACHE", str(cache))
         np.testing.assert_array_equal(StructureFactors.default_protein(8.0).table, sf.table)
 

@@ -645,6 +645,11 @@ def _write_cache(path, key, sf):
 # ----------------------------------------------------------------------------
 
 
+# default_protein() tables read in this process, by (class, cache file, key): reading and
+# checking the 38 MB table again costs a quarter of a second, more than rendering a shot.
+_LOADED_DEFAULT_PROTEINS = {}
+
+
 class StructureFactors:
     """Amplitudes |F| for Miller indices, expanded to P1 (all symmetry mates and
     Friedel mates) and stored as a dense float32 table for O(1) lookup by the
@@ -865,8 +870,9 @@ class StructureFactors:
         solvent, C/N/O/S atoms in molecular blobs, B 30-60 A^2) is Fcalc'd with
         :meth:`from_model` (k_sol 0.35 e/A^3, B_sol 46 A^2). The result is
         reproducible bit-for-bit from ``seed`` and written once, atomically, as
-        a compressed ``.npz`` keyed by (d_min_A, seed, version, gemmi version).
-        Use :meth:`from_model` or :meth:`from_mtz` for a real structure.
+        a compressed ``.npz`` keyed by (d_min_A, seed, version, gemmi version),
+        and read once per process: later calls return the same (immutable)
+        object. Use :meth:`from_model` or :meth:`from_mtz` for a real structure.
 
         Parameters
         ----------
@@ -886,11 +892,16 @@ class StructureFactors:
         path = _cache_path(cache_dir, d_min_A, seed)
         _check_grid_size(gemmi.UnitCell(*PSII_CELL), d_min_A)
         key = _cache_key(d_min_A, seed)
+        loaded = _LOADED_DEFAULT_PROTEINS.get((cls, str(path), repr(key)))
+        if loaded is not None:
+            return loaded
         cached = _load_cache(path, key) if path.is_file() else None
         if cached is not None:
             sf = cls.__new__(cls)
             sf._set(cached[0], cached[1], cached[2], PSII_SPACE_GROUP)
-            return sf._with_source(kind="default_protein", d_min_A=d_min_A, seed=seed)
+            sf = sf._with_source(kind="default_protein", d_min_A=d_min_A, seed=seed)
+            # a concurrent caller may store an identical object first: either one is right
+            return _LOADED_DEFAULT_PROTEINS.setdefault((cls, str(path), repr(key)), sf)
         with tqdm(total=5, desc="diffranet: building default structure factors", disable=None, leave=False) as bar:
 
             def step(label):
