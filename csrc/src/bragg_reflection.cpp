@@ -315,7 +315,9 @@ struct DomainSet {
 // Per-thread working space of the band tasks (reused from band to band).
 struct BandScratch {
     std::vector<double> near;      // 1 where a domain's spot passes the shell test (doubles: vectorises)
+    std::vector<double> rgx, rgy, rgz;  // R G + k0 of every domain (from the Ewald sphere's centre)
     std::vector<int> domains;      // the domains whose spot passes it
+    std::vector<double> px, py, pz;     // R G + k0 of those domains, in the same order
     // their footprints, one array per field so that the loop computing them vectorises
     std::vector<double> col_c, row_c, radius, rim_sq, cos_max, cos_min;
     std::vector<double> sums;      // subpixel sums of the band, row-major
@@ -428,7 +430,8 @@ __attribute__((target_clones("avx2", "default"))) void render_band(const SourceP
     const DomainSet& dom = pass.domains;
     const int n_domains = dom.size();
     const int sub_cols = g.sub_cols;
-    scratch.near.resize(n_domains);
+    for (auto* v : {&scratch.near, &scratch.rgx, &scratch.rgy, &scratch.rgz, &scratch.px, &scratch.py, &scratch.pz})
+        v->resize(n_domains);
     scratch.domains.resize(n_domains);
     for (auto* v : {&scratch.col_c, &scratch.row_c, &scratch.radius, &scratch.rim_sq, &scratch.cos_max,
                     &scratch.cos_min})
@@ -455,17 +458,27 @@ __attribute__((target_clones("avx2", "default"))) void render_band(const SourceP
         const Box& ubox = pass.union_boxes[i];
         const int clip0 = std::max(ubox.row0, row0), clip1 = std::min(ubox.row1, row1);
 
-        // 1. shell test of every domain: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0)
+        // 1. shell test of every domain: |R G + k0|^2 = |G|^2 + |k0|^2 + 2 G . (R^T k0);
+        // R G + k0 of every domain too, from contiguous rotations (cheaper than
+        // gathering the rotations of the passing domains afterwards)
         double* near = scratch.near.data();
+        double *rgx = scratch.rgx.data(), *rgy = scratch.rgy.data(), *rgz = scratch.rgz.data();
 #pragma omp simd
         for (int d = 0; d < n_domains; ++d) {
             const double dist_sq = g_sq + k_sq + 2.0 * (gx * kx[d] + gy * ky[d] + gz * kz[d]);
             near[d] = static_cast<double>((dist_sq <= r_out_sq) & (dist_sq >= r_in_sq));
+            rgx[d] = rot[0][d] * gx + rot[1][d] * gy + rot[2][d] * gz + g.k0.x;
+            rgy[d] = rot[3][d] * gx + rot[4][d] * gy + rot[5][d] * gz + g.k0.y;
+            rgz[d] = rot[6][d] * gx + rot[7][d] * gy + rot[8][d] * gz + g.k0.z;
         }
         int* passing = scratch.domains.data();
+        double *px = scratch.px.data(), *py = scratch.py.data(), *pz = scratch.pz.data();
         int m = 0;
         for (int d = 0; d < n_domains; ++d) {
             passing[m] = d;
+            px[m] = rgx[d];
+            py[m] = rgy[d];
+            pz[m] = rgz[d];
             m += near[d] != 0.0;
         }
 
@@ -474,10 +487,7 @@ __attribute__((target_clones("avx2", "default"))) void render_band(const SourceP
         double *rim_sq = scratch.rim_sq.data(), *cos_max = scratch.cos_max.data(), *cos_min = scratch.cos_min.data();
 #pragma omp simd
         for (int j = 0; j < m; ++j) {
-            const int d = passing[j];
-            const Vec3 from_centre{rot[0][d] * gx + rot[1][d] * gy + rot[2][d] * gz + g.k0.x,
-                                   rot[3][d] * gx + rot[4][d] * gy + rot[5][d] * gz + g.k0.y,
-                                   rot[6][d] * gx + rot[7][d] * gy + rot[8][d] * gz + g.k0.z};
+            const Vec3 from_centre{px[j], py[j], pz[j]};
             const Footprint f = footprint(g, from_centre, cap_offset_sq);
             col_c[j] = f.col_c;
             row_c[j] = f.row_c;
