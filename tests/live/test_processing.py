@@ -79,3 +79,17 @@ def test_masks_reach_workers_once_as_files(tmp_path):
                                                                  sender.name(mask.reshape(7, 6))})
     with pytest.raises(ValueError, match="bad mask name"):
         worker.load("../elsewhere.npy")
+
+
+def test_worker_processes_give_torch_one_thread():
+    # two workers with torch's default thread count each spent 3-5 times the CPU per frame of one
+    torch = pytest.importorskip("torch")
+    from diffranet.live.tuning import one_torch_thread
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        one_torch_thread()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

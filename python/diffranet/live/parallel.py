@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 
 from .compression import CompressedArray
-from .tuning import prepare_processing_thread
+from .tuning import one_torch_thread, prepare_processing_thread
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
@@ -249,6 +249,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
         from .processing import FrameClassifier
 
         classifier = FrameClassifier(load_model(model, trust=trust))
+        one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         results.close(linger=5000)

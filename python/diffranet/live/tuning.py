@@ -16,14 +16,17 @@ with the work itself:
   compiled feature extractors) only add spinning and synchronisation.
   :func:`one_thread_per_frame` limits the calling thread to one OpenMP thread,
   after loading the libraries that bring their own OpenMP runtime (a limit set
-  before a library is loaded does not reach it).
+  before a library is loaded does not reach it). torch keeps its own thread
+  count: :func:`one_torch_thread` sets it in worker processes, where two
+  workers with two torch threads each spent three to five times the CPU per
+  frame of one worker.
 """
 
 from __future__ import annotations
 
 from .._allocator import keep_freed_memory
 
-__all__ = ["keep_freed_memory", "one_thread_per_frame", "prepare_processing_thread"]
+__all__ = ["keep_freed_memory", "one_thread_per_frame", "one_torch_thread", "prepare_processing_thread"]
 
 
 def one_thread_per_frame():
@@ -32,6 +35,15 @@ def one_thread_per_frame():
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="openmp")
+
+
+def one_torch_thread():
+    """One intra-op thread for torch in this process, if a model has loaded torch (else nothing)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def prepare_processing_thread():
