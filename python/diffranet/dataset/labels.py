@@ -124,12 +124,13 @@ def spot_sums(bragg, background, mask=None, *, spots=None):
         Spots in the order of :func:`scipy.ndimage.label` (row-major first pixel).
     """
     bragg, background, mask = _check_pair(bragg, background, mask)
+    # only spot pixels contribute: sum over them alone
     if spots is None:
         components, n = ndimage.label(bragg > 0)
-    else:
+        inside = components > 0
+    else:  # spot_pixels labels also the neighbours of a spot: keep its own pixels
         components, n = spots
-    # only spot pixels contribute: sum over them alone
-    inside = (components > 0) & (bragg > 0)
+        inside = (components > 0) & (bragg > 0)
     if mask is not None:
         inside &= ~mask
     flat = components[inside]

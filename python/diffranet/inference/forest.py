@@ -12,7 +12,7 @@ numbers, about ten times sooner for small batches.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble._forest import ForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array
 
@@ -45,7 +45,8 @@ def forest_predict_proba(forest, X):
 
 
 def _is_single_output_forest(estimator):
-    return isinstance(estimator, ForestClassifier) and getattr(estimator, "n_outputs_", None) == 1
+    forest_types = (RandomForestClassifier, ExtraTreesClassifier)
+    return isinstance(estimator, forest_types) and getattr(estimator, "n_outputs_", None) == 1
 
 
 def predict_proba(estimator, X):

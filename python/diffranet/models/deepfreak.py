@@ -126,18 +126,24 @@ def _identity_collate(batch):
     return batch
 
 
-def _batches(n, batch_size, generator, torch):
-    """Shuffled batches of ``range(n)``; a final batch of one image joins the previous one.
+def _chunks(order, size):
+    """``order`` in consecutive chunks of ``size``; a final chunk of one image joins the previous one.
 
-    Batch normalisation cannot normalise a single image whose last feature
-    map is 1 x 1, so with batch sizes above one no batch of one is formed.
+    Batch normalisation in training mode cannot normalise a single image
+    whose last feature map is 1 x 1, so with sizes above one no chunk of one
+    is formed.
     """
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
+    if size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
+        tail = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], tail])
+    return chunks
+
+
+def _batches(n, batch_size, generator, torch):
+    """Shuffled training batches of ``range(n)`` (see :func:`_chunks`), each in index order."""
     order = torch.randperm(n, generator=generator).numpy()
-    batches = [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
-    if batch_size > 1 and len(batches) > 1 and len(batches[-1]) == 1:
-        tail = batches.pop()
-        batches[-1] = np.sort(np.concatenate([batches[-1], tail]))
-    return batches
+    return [np.sort(batch) for batch in _chunks(order, batch_size)]
 
 
 @contextlib.contextmanager
@@ -818,16 +824,13 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         Each layer's running mean and variance become the plain average of
         the batch statistics over the chosen images, in chunks of
         ``_BATCH_NORM_CHUNK`` (fixed, so that the result does not depend on
-        execution settings); a last chunk of one image joins the previous one.
+        execution settings; see :func:`_chunks`).
         """
         layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         n = min(self.batch_norm_images, len(indices))
         if not layers or n < 2:
             return
         chosen = np.sort(np.random.default_rng(seed).choice(indices, size=n, replace=False))
-        bounds = list(range(0, n, _BATCH_NORM_CHUNK)) + [n]
-        if bounds[-1] - bounds[-2] == 1 and len(bounds) > 2:
-            del bounds[-2]
         momenta = [layer.momentum for layer in layers]
         for layer in layers:
             layer.reset_running_stats()
@@ -835,8 +838,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         model.train()
         try:
             with torch.no_grad():
-                for start, stop in zip(bounds[:-1], bounds[1:]):
-                    images, _ = dataset.__getitems__(chosen[start:stop])
+                for part in _chunks(chosen, _BATCH_NORM_CHUNK):
+                    images, _ = dataset.__getitems__(part)
                     model(self._preprocess(images, torch, device, mean))
         finally:
             for layer, momentum in zip(layers, momenta):
