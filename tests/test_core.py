@@ -235,8 +235,13 @@ def directions(**changes):
     return _core.DirectionGrid(**{name: args[name] for name in DETECTOR})
 
 
+def samples(**changes):
+    args = {**DETECTOR, **BEAM, **changes}
+    return _core.BackgroundSamples(**{name: args[name] for name in {**DETECTOR, **BEAM}})
+
+
 RENDERERS = {"render_bragg": bragg, "render_background": background}
-DETECTOR_USERS = {**RENDERERS, "DirectionGrid": directions}
+DETECTOR_USERS = {**RENDERERS, "DirectionGrid": directions, "BackgroundSamples": samples}
 
 
 class TestRendererArguments:
@@ -371,6 +376,39 @@ class TestBraggArguments:
         np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, rtol=1e-12)
         del grid  # the view keeps the grid alive
         np.testing.assert_allclose(np.linalg.norm(values, axis=-1), 1.0, rtol=1e-12)
+
+
+class TestBackgroundSamples:
+    TWO_SOURCES = {"source_directions": np.array([[1.0, 0.0, 0.0], [np.cos(0.01), np.sin(0.01), 0.0]]),
+                   "source_wavelengths_A": np.array([1.0, 1.1]), "source_weights": np.array([0.25, 0.75]),
+                   "polarization_fraction": 0.8}
+
+    @pytest.mark.parametrize("beam", [{}, TWO_SOURCES], ids=["one-source", "two-sources"])
+    def test_samples_give_same_image(self, beam):
+        np.testing.assert_array_equal(background(samples=samples(**beam), **beam), background(**beam))
+
+    def test_wavelengths_and_fluence_are_not_part_of_the_samples(self):
+        made_for_other = samples(source_wavelengths_A=np.array([3.0]), fluence=1.0)
+        np.testing.assert_array_equal(background(samples=made_for_other), background())
+
+    @pytest.mark.parametrize("change", [
+        {"oversample": 1}, {"cols": 6}, {"rows": 3}, {"pixel_size_mm": 0.1 + 1e-12},
+        {"origin_mm": np.array([100.0, -0.25, -0.21])}, {"source_directions": np.array([[1.0, 1e-9, 0.0]])},
+        {"source_weights": np.array([0.5])}, {"polarization_fraction": 0.5},
+        {"polarization_axis": np.array([0.0, 1.0, 0.0])},
+        {"source_directions": np.array([[1.0, 0.0, 0.0]] * 2), "source_wavelengths_A": np.ones(2),
+         "source_weights": np.array([0.5, 0.5])},
+    ], ids=["oversample", "cols", "rows", "pixel_size", "origin", "direction", "weight", "polarization", "axis",
+            "sources"])
+    def test_samples_of_another_geometry_refused(self, change):
+        # a set of another size was read past its end; of another geometry, it gave a wrong image
+        with pytest.raises(ValueError, match="samples"):
+            background(samples=samples(**change))
+
+    def test_size(self):
+        # weight and half the scattering vector per subpixel and source
+        assert samples().nbytes == 16 * 8 * 10
+        assert samples(**self.TWO_SOURCES).nbytes == 16 * 8 * 10 * 2
 
 
 class TestMosaicArguments:

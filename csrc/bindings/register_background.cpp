@@ -1,4 +1,4 @@
-// Binding of the amorphous-background renderer: argument checks (checked.hpp,
+// Binding of the amorphous-background renderer and its cached samples: argument checks (checked.hpp,
 // convert.hpp) and conversion only.
 //
 // python/diffranet/simulation/background.py validates every table and
@@ -47,6 +47,19 @@ AmorphousMaterial material(const py::handle& stol_obj, const py::handle& f_obj, 
                              checked::positive(molecules, "material_molecules"));
 }
 
+BackgroundSamples samples(std::int64_t rows, std::int64_t cols, double pixel_size_mm, const py::object& origin_mm,
+                          const py::object& fast_axis, const py::object& slow_axis, const py::object& normal,
+                          std::int64_t oversample, const py::object& source_directions,
+                          const py::object& source_wavelengths_A, const py::object& source_weights, double fluence,
+                          double polarization_fraction, const py::object& polarization_axis) {
+    const DetectorGeometry det =
+        make_detector(rows, cols, pixel_size_mm, origin_mm, fast_axis, slow_axis, normal, oversample);
+    const BeamParams beam = make_beam(source_directions, source_wavelengths_A, source_weights, fluence,
+                                      polarization_fraction, polarization_axis);
+    py::gil_scoped_release release;
+    return BackgroundSamples(det, beam, 0);
+}
+
 py::array_t<float, py::array::c_style> render(
     std::int64_t rows, std::int64_t cols, double pixel_size_mm, const py::object& origin_mm,
     const py::object& fast_axis, const py::object& slow_axis, const py::object& normal, std::int64_t oversample,
@@ -54,7 +67,7 @@ py::array_t<float, py::array::c_style> render(
     double fluence, double polarization_fraction, const py::object& polarization_axis,
     const std::vector<py::object>& material_stol_per_A, const std::vector<py::object>& material_F,
     const std::vector<py::object>& material_incoherent, const std::vector<double>& material_molecules,
-    int n_threads) {
+    int n_threads, const BackgroundSamples* samples) {
     BackgroundProblem problem;
     problem.detector = make_detector(rows, cols, pixel_size_mm, origin_mm, fast_axis, slow_axis, normal, oversample);
     problem.beam = make_beam(source_directions, source_wavelengths_A, source_weights, fluence, polarization_fraction,
@@ -73,7 +86,7 @@ py::array_t<float, py::array::c_style> render(
     py::array_t<float, py::array::c_style> image({problem.detector.rows, problem.detector.cols});
     float* out = image.mutable_data();
     call_interruptible("render_background", [&](const RunControl* control) {
-        diffranet::render_background(problem, out, n_threads, control);
+        diffranet::render_background(problem, out, n_threads, control, samples);
     });
     return image;
 }
@@ -81,12 +94,23 @@ py::array_t<float, py::array::c_style> render(
 }  // namespace
 
 void register_background(py::module_& m) {
+    py::class_<BackgroundSamples>(m, "BackgroundSamples",
+                                  "Per-subpixel weights and scattering angles of the background sum for one detector "
+                                  "and beam geometry (the beam's wavelengths and fluence are not part of them).")
+        .def(py::init(&samples), py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"), py::arg("origin_mm"),
+             py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"), py::arg("oversample"),
+             py::arg("source_directions"), py::arg("source_wavelengths_A"), py::arg("source_weights"),
+             py::arg("fluence"), py::arg("polarization_fraction"), py::arg("polarization_axis"))
+        .def_property_readonly("nbytes", [](const BackgroundSamples& self) { return self.nbytes(); },
+                               "Bytes held.");
     m.def("render_background", &render, py::arg("rows"), py::arg("cols"), py::arg("pixel_size_mm"),
           py::arg("origin_mm"), py::arg("fast_axis"), py::arg("slow_axis"), py::arg("normal"),
           py::arg("oversample"), py::arg("source_directions"), py::arg("source_wavelengths_A"),
           py::arg("source_weights"), py::arg("fluence"), py::arg("polarization_fraction"),
           py::arg("polarization_axis"), py::arg("material_stol_per_A"), py::arg("material_F"),
           py::arg("material_incoherent"), py::arg("material_molecules"), py::arg("n_threads"),
+          py::arg("samples") = py::none(),
           "Expected amorphous-background photons per pixel (float32 rows x cols). Tables: float64 1-D, finite, >= 0, "
-          "stol strictly increasing; a bad argument raises ValueError naming it.");
+          "stol strictly increasing; samples: BackgroundSamples of this detector and beam geometry, or None; "
+          "a bad argument raises ValueError naming it.");
 }

@@ -1,6 +1,7 @@
 #include "diffranet/background.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include "diffranet/constants.hpp"
@@ -66,9 +67,65 @@ double AmorphousMaterial::intensity(double stol_per_A) const {
     return molecules_ * (f * f + interpolate(s_, b));
 }
 
-void render_background(const BackgroundProblem& p, float* image, int n_threads, const RunControl* control) {
+namespace {
+
+bool same(const Vec3& a, const Vec3& b) { return a.x == b.x && a.y == b.y && a.z == b.z; }
+
+// The samples of pixel row `row`, in BackgroundSamples' order.
+void fill_row(const SubpixelSampler& sampler, int row, int cols, BackgroundSamples::Sample* out) {
+    const int n = sampler.oversample();
+    const std::vector<Source>& sources = sampler.sources();
+    for (int col = 0; col < cols; ++col) {
+        for (int sr = 0; sr < n; ++sr) {
+            for (int sc = 0; sc < n; ++sc) {
+                const int r = row * n + sr, c = col * n + sc;
+                const Vec3 d = sampler.direction(r, c);
+                for (int j = 0; j < static_cast<int>(sources.size()); ++j)
+                    *out++ = {sampler.weight(j, r, c, d), 0.5 * norm(d - sources[j].direction)};
+            }
+        }
+    }
+}
+
+}  // namespace
+
+BackgroundSamples::BackgroundSamples(const DetectorGeometry& detector, const BeamParams& beam, int n_threads)
+    : detector_(detector),
+      beam_(beam),
+      per_pixel_(static_cast<std::size_t>(detector.oversample) * detector.oversample * beam.sources.size()),
+      row_size_(per_pixel_ * detector.cols),
+      samples_(row_size_ * detector.rows) {
+    detector_.directions = nullptr;  // a borrowed cache: the samples hold the values it gave
+    const SubpixelSampler sampler(detector_, beam_);
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+    for (int row = 0; row < detector_.rows; ++row)
+        fill_row(sampler, row, detector_.cols, samples_.data() + static_cast<std::size_t>(row) * row_size_);
+}
+
+bool BackgroundSamples::matches(const DetectorGeometry& det, const BeamParams& beam) const {
+    const DetectorGeometry& own = detector_;
+    if (det.rows != own.rows || det.cols != own.cols || det.oversample != own.oversample ||
+        det.pixel_size_mm != own.pixel_size_mm || !same(det.origin_mm, own.origin_mm) ||
+        !same(det.fast_axis, own.fast_axis) || !same(det.slow_axis, own.slow_axis) || !same(det.normal, own.normal))
+        return false;
+    if (beam.polarization_fraction != beam_.polarization_fraction ||
+        !same(beam.polarization_axis, beam_.polarization_axis) || beam.sources.size() != beam_.sources.size())
+        return false;
+    for (std::size_t j = 0; j < beam.sources.size(); ++j)
+        if (!same(beam.sources[j].direction, beam_.sources[j].direction) ||
+            beam.sources[j].weight != beam_.sources[j].weight)
+            return false;
+    return true;
+}
+
+void render_background(const BackgroundProblem& p, float* image, int n_threads, const RunControl* control,
+                       const BackgroundSamples* samples) {
     const DetectorGeometry& det = p.detector;
+    if (samples != nullptr && !samples->matches(det, p.beam))
+        throw std::invalid_argument("samples: computed for another detector geometry, oversample or beam direction");
     const int n = det.oversample;
+    const std::vector<Source>& sources = p.beam.sources;
+    const std::size_t n_sources = sources.size(), per_pixel = static_cast<std::size_t>(n) * n * n_sources;
     // r_e^2 (m^2) * fluence (photons/m^2) / subpixels: the mean over subpixels
     // and the weighted sum over sources below give photons per pixel.
     const double scale = kElectronRadiusSq_m2 * p.beam.fluence_photons_per_m2 / (static_cast<double>(n) * n);
@@ -78,19 +135,31 @@ void render_background(const BackgroundProblem& p, float* image, int n_threads, 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
     for (int row = 0; row < det.rows; ++row) {
         run.task([&] {
+            const BackgroundSamples::Sample* row_samples;
+            std::vector<BackgroundSamples::Sample> computed;
+            if (samples != nullptr) {
+                row_samples = samples->row(row);
+            } else {
+                computed.resize(per_pixel * det.cols);
+                fill_row(sampler, row, det.cols, computed.data());
+                row_samples = computed.data();
+            }
             for (int col = 0; col < det.cols; ++col) {
                 if (col % 64 == 0) {  // rows of large, finely sampled detectors are long
                     if (run.stopped()) return;
                     run.poll();
                 }
-                const double pixel_sum = sampler.pixel_sum(row, col, [&](int j, const Vec3& diffracted) {
-                    const Source& src = p.beam.sources[j];
-                    // sin(theta)/lambda is half the length of the scattering vector
-                    const double stol = 0.5 * norm(diffracted - src.direction) / src.wavelength_A;
-                    double per_molecule = 0.0;
-                    for (const AmorphousMaterial& material : p.materials) per_molecule += material.intensity(stol);
-                    return per_molecule;
-                });
+                const BackgroundSamples::Sample* s = row_samples + per_pixel * col;
+                double pixel_sum = 0.0;
+                for (std::size_t k = 0; k < per_pixel; k += n_sources) {  // subpixels
+                    for (std::size_t j = 0; j < n_sources; ++j) {
+                        // sin(theta)/lambda is half the length of the scattering vector
+                        const double stol = s[k + j].half_q / sources[j].wavelength_A;
+                        double per_molecule = 0.0;
+                        for (const AmorphousMaterial& material : p.materials) per_molecule += material.intensity(stol);
+                        pixel_sum += s[k + j].weight * per_molecule;
+                    }
+                }
                 image[static_cast<long long>(row) * det.cols + col] = static_cast<float>(scale * pixel_sum);
             }
         });

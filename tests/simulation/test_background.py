@@ -2,6 +2,7 @@
 a slow numpy evaluation of the nonBragg formula, hand-computed values and
 scaling laws."""
 
+import gc
 import json
 import math
 
@@ -10,6 +11,7 @@ import pytest
 
 from bragg_reference import R_E_SQ_M2, polarization, subpixel_positions
 from diffranet import Beam, Detector
+from diffranet.simulation import background as background_module
 from diffranet.simulation.background import (
     AVOGADRO_PER_MOL,
     AmorphousMaterial,
@@ -309,6 +311,59 @@ def test_same_image_for_one_and_two_threads():
     bg = Background(compton=True, diffuse=LatticeDiffuse())
     np.testing.assert_array_equal(bg.render(det, beam, oversample=2, n_threads=1),
                                   bg.render(det, beam, oversample=2, n_threads=2))
+
+
+class TestSamplesCache:
+    """Every render of a detector and beam direction reuses one set of per-subpixel samples."""
+
+    def test_cached_samples_give_the_uncached_image(self, monkeypatch):
+        det, beam = small_setup()
+        bg = Background(compton=True, diffuse=LatticeDiffuse())
+        cached = bg.render(det, beam, oversample=2)
+        assert background_module._SAMPLES[det]  # the render above stored its samples
+        monkeypatch.setattr(background_module, "MAX_CACHED_SAMPLES_BYTES", 0)
+        np.testing.assert_array_equal(bg.render(det, beam, oversample=2), cached)
+
+    def test_new_wavelength_and_fluence_reuse_the_samples(self):
+        det, beam = small_setup()
+        bg = Background()
+        bg.render(det, beam, oversample=2)
+        changed = small_setup(fluence_photons_per_m2=3e24,
+                              sources=[((1.0, 0.0, 0.0), 1.0, 1.0), ((1.0, 0.002, -0.001), 1.1, 2.0)])[1]
+        assert len(background_module._SAMPLES[det]) == 1
+        image = bg.render(det, changed, oversample=2)
+        assert len(background_module._SAMPLES[det]) == 1
+        np.testing.assert_allclose(image, background_reference(bg, det, changed, 2), rtol=1e-6)
+
+    @pytest.mark.parametrize("beam_kw", [
+        {"polarization_fraction": 0.5}, {"polarization_axis": (0.0, 1.0, 0.0)},
+        {"sources": [((1.0, 0.0, 0.0), 1.3, 1.0), ((1.0, 0.003, -0.001), 1.4, 2.0)]},
+        {"sources": [((1.0, 0.0, 0.0), 1.3, 2.0), ((1.0, 0.002, -0.001), 1.4, 2.0)]},
+        {"sources": [((1.0, 0.0, 0.0), 1.3, 1.0)]},
+    ], ids=["polarization", "axis", "direction", "weights", "one-source"])
+    def test_another_beam_geometry_gets_its_own_samples(self, beam_kw):
+        det, beam = small_setup()
+        bg = Background()
+        bg.render(det, beam, oversample=2)
+        other = small_setup(**beam_kw)[1]
+        np.testing.assert_allclose(bg.render(det, other, oversample=2), background_reference(bg, det, other, 2),
+                                   rtol=1e-6)
+        assert len(background_module._SAMPLES[det]) == 2
+
+    def test_cache_is_bounded_per_detector(self):
+        det, _ = small_setup()
+        bg = Background()
+        for k in range(8):
+            bg.render(det, small_setup(polarization_fraction=k / 10)[1], oversample=1)
+        assert len(background_module._SAMPLES[det]) == background_module._SAMPLES_PER_DETECTOR
+
+    def test_samples_go_with_their_detector(self):
+        det, beam = small_setup()
+        Background().render(det, beam)
+        n = len(background_module._SAMPLES)
+        del det
+        gc.collect()
+        assert len(background_module._SAMPLES) == n - 1
 
 
 class TestValidation:

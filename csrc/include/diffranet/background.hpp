@@ -51,12 +51,49 @@ struct BackgroundProblem {
     std::vector<AmorphousMaterial> materials;
 };
 
+// The part of the background sum that depends only on where the detector is and
+// how the beam comes in (its source directions, weights and polarisation; not
+// its wavelengths or fluence): for every subpixel s and source j, the weight
+// w_j Omega(s) P_j(s) and h = |d_s - s0_j| / 2, so that s = sin(theta)/lambda =
+// h / lambda_j. One set serves every shot of a data set taken on one detector.
+//
+// Samples are stored pixel by pixel, in the order the renderers sum them
+// (subpixel row, subpixel column, source), so that a pixel's sum adds the same
+// terms in the same order whether the samples were cached or computed per row.
+class BackgroundSamples {
+  public:
+    struct Sample {
+        double weight;      // w_j Omega P_j
+        double half_q;      // |d - s0_j| / 2 (sin(theta), dimensionless)
+    };
+
+    // Samples of the whole detector (n_threads <= 0: the OpenMP default).
+    BackgroundSamples(const DetectorGeometry& detector, const BeamParams& beam, int n_threads);
+
+    // Whether these samples are those of `detector` and `beam`: exactly the same
+    // geometry and sources (wavelengths and fluence may differ).
+    bool matches(const DetectorGeometry& detector, const BeamParams& beam) const;
+
+    // Samples per pixel (oversample^2 x sources) and those of pixel row `row`.
+    std::size_t per_pixel() const { return per_pixel_; }
+    const Sample* row(int row) const { return samples_.data() + static_cast<std::size_t>(row) * row_size_; }
+    std::size_t nbytes() const { return samples_.size() * sizeof(Sample); }
+
+  private:
+    DetectorGeometry detector_;
+    BeamParams beam_;
+    std::size_t per_pixel_, row_size_;
+    std::vector<Sample> samples_;
+};
+
 // Output: rows * cols float32 expected photons per pixel, row-major. Each pixel
 // is computed by one thread, so the image does not depend on n_threads
-// (<= 0: the OpenMP default). `control` (optional) lets the caller stop the
-// render (it then throws Cancelled); an exception in any thread is rethrown
-// from the calling thread.
+// (<= 0: the OpenMP default). `samples` (optional) are the problem's
+// BackgroundSamples, computed earlier; without them each row's samples are
+// computed as it is rendered. The image is the same either way. `control`
+// (optional) lets the caller stop the render (it then throws Cancelled); an
+// exception in any thread is rethrown from the calling thread.
 void render_background(const BackgroundProblem& problem, float* image, int n_threads,
-                       const RunControl* control = nullptr);
+                       const RunControl* control = nullptr, const BackgroundSamples* samples = nullptr);
 
 }  // namespace diffranet

@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import io
 import math
+import weakref
 from importlib import resources
 
 import numpy as np
@@ -613,11 +614,11 @@ class Background(Params):
         n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
         scatterers = self.scatterers()
         incoherent = [m.incoherent if self.compton else np.zeros_like(m.F) for m in scatterers]
+        geometry = {**detector_args(detector, oversample), **beam_args(beam)}
         return _core.render_background(
-            **detector_args(detector, oversample), **beam_args(beam),
-            material_stol_per_A=[m.stol_per_A for m in scatterers], material_F=[m.F for m in scatterers],
+            **geometry, material_stol_per_A=[m.stol_per_A for m in scatterers], material_F=[m.F for m in scatterers],
             material_incoherent=incoherent, material_molecules=[m.molecules(beam.beam_size_mm) for m in scatterers],
-            n_threads=n_threads)
+            n_threads=n_threads, samples=_samples(detector, oversample, geometry))
 
     def to_dict(self):
         """JSON-serialisable parameters that rebuild this background (:meth:`from_dict`)."""
@@ -633,6 +634,38 @@ class Background(Params):
 
     def __repr__(self):
         return f"Background(materials={list(self.materials)!r}, compton={self.compton}, diffuse={self.diffuse!r})"
+
+
+#: Largest set of background samples kept per detector (bytes): 16 per subpixel and source.
+MAX_CACHED_SAMPLES_BYTES = 256 * 2**20
+_SAMPLES_PER_DETECTOR = 4
+# detector -> {(oversample, beam geometry): _core.BackgroundSamples}; an entry goes with its detector
+_SAMPLES = weakref.WeakKeyDictionary()
+
+
+def _samples(detector, oversample, geometry):
+    """The core's background samples of ``detector`` and the beam geometry in ``geometry``, cached.
+
+    Every shot of a data set shares the detector, the beam's direction and
+    polarisation; only its wavelength and fluence change, and those are not part
+    of the samples. None (each render computes its samples row by row) when they
+    would be larger than :data:`MAX_CACHED_SAMPLES_BYTES`.
+    """
+    n_sources = len(geometry["source_weights"])
+    rows, cols = detector.shape
+    if 16.0 * rows * cols * oversample * oversample * n_sources > MAX_CACHED_SAMPLES_BYTES:
+        return None
+    key = (oversample, geometry["source_directions"].tobytes(), geometry["source_weights"].tobytes(),
+           float(geometry["polarization_fraction"]), np.asarray(geometry["polarization_axis"], float).tobytes())
+    cache = _SAMPLES.setdefault(detector, {})
+    samples = cache.get(key)
+    if samples is None:
+        samples = _core.BackgroundSamples(**geometry)
+        while len(cache) >= _SAMPLES_PER_DETECTOR:
+            cache.pop(next(iter(cache)))
+        # a concurrent caller may store equal samples first: either one is right
+        samples = cache.setdefault(key, samples)
+    return samples
 
 
 def _check_pair(name, value):
