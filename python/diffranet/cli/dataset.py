@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .._allocator import keep_freed_memory
 from ..dataset.generate import generate_dataset, split_sizes
 from ..dataset.info import dataset_info, format_info, write_gallery
 
@@ -32,6 +33,8 @@ def run_dataset_command(args):
         from ..inference.detector_files import load_detector
 
         preset = load_detector(args.detector).training_preset(preset)
+    # this process collects every image into shards: freed buffers are reused, not faulted in anew
+    keep_freed_memory()
     index = generate_dataset(args.out, preset=preset, n_train=sizes["train"], n_val=sizes["val"],
                              n_test=sizes["test"], seed=args.seed, workers=args.workers, scheduler=args.scheduler,
                              format=args.format, shard_size=args.shard_size, quiet=args.quiet)

@@ -228,6 +228,17 @@ def _prepare_worker():
     keep_freed_memory()
 
 
+# The cluster this package starts for itself serves a few long tasks: the workers' sampling
+# profiler (every 10 ms), GIL monitor (every 1 ms) and fast resource polls would cost
+# several percent of the cores the renderers need.
+_LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 class _OnDask:
     """Run chunks on a Dask cluster: a LocalCluster, or an existing scheduler."""
 
@@ -239,7 +250,9 @@ class _OnDask:
         self.cluster = None
         if scheduler is None:
             # dashboard on any free port: another cluster on the default 8787 must not matter
-            with _workers_ignore_interrupt():
+            import dask
+
+            with _workers_ignore_interrupt(), dask.config.set(_LOCAL_CLUSTER_CONFIG):
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                             dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
