@@ -260,7 +260,8 @@ def _background_terms(sim):
     n_sources, _ = _sources(beam)
     n_sub = _subpixels(det, sim.background_oversample)
     work = {"background subpixels x sources x materials (shape, background_oversample, Beam steps)": n_sub * n_sources * max(1, len(scatterers))}
-    memory = {"background subpixel directions": 24.0 * n_sub if sim.background_oversample != sim.oversample else 0.0}
+    # the per-subpixel weights and scattering angles, kept with the detector (see background._samples)
+    memory = {"background samples (shape x background_oversample^2 x sources)": 16.0 * n_sub * n_sources}
     strength = 0.0
     beam_size = getattr(beam, "beam_size_mm", None)
     if beam_size is not None:
