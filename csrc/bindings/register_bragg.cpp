@@ -101,13 +101,7 @@ class DirectionGrid {
     }
     // Exactly the geometry the grid was computed for (no tolerance: any
     // change moves the subpixel centres).
-    bool matches(const DetectorGeometry& det) const {
-        auto same = [](const Vec3& a, const Vec3& b) { return a.x == b.x && a.y == b.y && a.z == b.z; };
-        return det.rows == det_.rows && det.cols == det_.cols && det.oversample == det_.oversample &&
-               det.pixel_size_mm == det_.pixel_size_mm && same(det.origin_mm, det_.origin_mm) &&
-               same(det.fast_axis, det_.fast_axis) && same(det.slow_axis, det_.slow_axis) &&
-               same(det.normal, det_.normal);
-    }
+    bool matches(const DetectorGeometry& det) const { return same_geometry(det, det_); }
     const double* data() const { return values_.data(); }
     // A read-only view (rows*n, cols*n, 3) that keeps the grid alive.
     py::array view(const py::object& self) const {

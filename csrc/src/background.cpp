@@ -69,22 +69,13 @@ double AmorphousMaterial::intensity(double stol_per_A) const {
 
 namespace {
 
-bool same(const Vec3& a, const Vec3& b) { return a.x == b.x && a.y == b.y && a.z == b.z; }
-
-// The samples of pixel row `row`, in BackgroundSamples' order.
+// The samples of pixel row `row`, in the order the renderers sum them.
 void fill_row(const SubpixelSampler& sampler, int row, int cols, BackgroundSamples::Sample* out) {
-    const int n = sampler.oversample();
     const std::vector<Source>& sources = sampler.sources();
-    for (int col = 0; col < cols; ++col) {
-        for (int sr = 0; sr < n; ++sr) {
-            for (int sc = 0; sc < n; ++sc) {
-                const int r = row * n + sr, c = col * n + sc;
-                const Vec3 d = sampler.direction(r, c);
-                for (int j = 0; j < static_cast<int>(sources.size()); ++j)
-                    *out++ = {sampler.weight(j, r, c, d), 0.5 * norm(d - sources[j].direction)};
-            }
-        }
-    }
+    for (int col = 0; col < cols; ++col)
+        sampler.visit_samples(row, col, [&](int j, double weight, const Vec3& d) {
+            *out++ = {weight, 0.5 * norm(d - sources[j].direction)};
+        });
 }
 
 }  // namespace
@@ -92,8 +83,8 @@ void fill_row(const SubpixelSampler& sampler, int row, int cols, BackgroundSampl
 BackgroundSamples::BackgroundSamples(const DetectorGeometry& detector, const BeamParams& beam, int n_threads)
     : detector_(detector),
       beam_(beam),
-      per_pixel_(static_cast<std::size_t>(detector.oversample) * detector.oversample * beam.sources.size()),
-      row_size_(per_pixel_ * detector.cols),
+      row_size_(static_cast<std::size_t>(detector.oversample) * detector.oversample * beam.sources.size() *
+                detector.cols),
       samples_(row_size_ * detector.rows) {
     detector_.directions = nullptr;  // a borrowed cache: the samples hold the values it gave
     const SubpixelSampler sampler(detector_, beam_);
@@ -103,16 +94,11 @@ BackgroundSamples::BackgroundSamples(const DetectorGeometry& detector, const Bea
 }
 
 bool BackgroundSamples::matches(const DetectorGeometry& det, const BeamParams& beam) const {
-    const DetectorGeometry& own = detector_;
-    if (det.rows != own.rows || det.cols != own.cols || det.oversample != own.oversample ||
-        det.pixel_size_mm != own.pixel_size_mm || !same(det.origin_mm, own.origin_mm) ||
-        !same(det.fast_axis, own.fast_axis) || !same(det.slow_axis, own.slow_axis) || !same(det.normal, own.normal))
-        return false;
-    if (beam.polarization_fraction != beam_.polarization_fraction ||
-        !same(beam.polarization_axis, beam_.polarization_axis) || beam.sources.size() != beam_.sources.size())
+    if (!same_geometry(det, detector_) || beam.polarization_fraction != beam_.polarization_fraction ||
+        !(beam.polarization_axis == beam_.polarization_axis) || beam.sources.size() != beam_.sources.size())
         return false;
     for (std::size_t j = 0; j < beam.sources.size(); ++j)
-        if (!same(beam.sources[j].direction, beam_.sources[j].direction) ||
+        if (!(beam.sources[j].direction == beam_.sources[j].direction) ||
             beam.sources[j].weight != beam_.sources[j].weight)
             return false;
     return true;

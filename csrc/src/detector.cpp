@@ -33,6 +33,12 @@ SubpixelDirections::SubpixelDirections(const DetectorGeometry& det, int n_thread
     data_ = owned_.data();
 }
 
+bool same_geometry(const DetectorGeometry& a, const DetectorGeometry& b) {
+    return a.rows == b.rows && a.cols == b.cols && a.oversample == b.oversample &&
+           a.pixel_size_mm == b.pixel_size_mm && a.origin_mm == b.origin_mm && a.fast_axis == b.fast_axis &&
+           a.slow_axis == b.slow_axis && a.normal == b.normal;
+}
+
 double pixel_solid_angle_sr(const DetectorGeometry& det, const Vec3& position_mm) {
     const double r = norm(position_mm);
     const double obliquity = dot(position_mm, det.normal) / r;

@@ -74,15 +74,14 @@ class BackgroundSamples {
     // geometry and sources (wavelengths and fluence may differ).
     bool matches(const DetectorGeometry& detector, const BeamParams& beam) const;
 
-    // Samples per pixel (oversample^2 x sources) and those of pixel row `row`.
-    std::size_t per_pixel() const { return per_pixel_; }
+    // The samples of pixel row `row` (cols x oversample^2 x sources).
     const Sample* row(int row) const { return samples_.data() + static_cast<std::size_t>(row) * row_size_; }
     std::size_t nbytes() const { return samples_.size() * sizeof(Sample); }
 
   private:
     DetectorGeometry detector_;
     BeamParams beam_;
-    std::size_t per_pixel_, row_size_;
+    std::size_t row_size_;  // samples per pixel row
     std::vector<Sample> samples_;
 };
 

@@ -31,6 +31,10 @@ class SubpixelDirections {
     const double* data_;
 };
 
+// Whether a and b are exactly the same geometry and oversample (their
+// direction caches aside): any difference moves the subpixel centres.
+bool same_geometry(const DetectorGeometry& a, const DetectorGeometry& b);
+
 // Solid angle (sr) of a whole pixel seen from the sample, evaluated at one of its
 // subpixel positions: area / R^2 times the obliquity cos = (position . normal) / R.
 double pixel_solid_angle_sr(const DetectorGeometry& det, const Vec3& position_mm);

@@ -80,19 +80,27 @@ class SubpixelSampler {
         return sources_[j].weight * pixel_solid_angle_sr(det_, pos) * polarization_[j].factor(d);
     }
 
-    // Sum over the subpixels of pixel (row, col) and all sources of
-    // w_j Omega P_j f(j, d) for the direction d to the subpixel centre.
+    // Calls visit(j, w_j Omega P_j, d) for every subpixel of pixel (row, col)
+    // (subpixel row, then column) and every source j, d the direction to the
+    // subpixel centre: the order in which every renderer sums them.
     template <class F>
-    double pixel_sum(int row, int col, F&& f) const {
+    void visit_samples(int row, int col, F&& visit) const {
         const int n = det_.oversample;
-        double sum = 0.0;
         for (int sr = 0; sr < n; ++sr) {
             for (int sc = 0; sc < n; ++sc) {
                 const int r = row * n + sr, c = col * n + sc;
                 const Vec3 d = direction(r, c);
-                for (int j = 0; j < static_cast<int>(sources_.size()); ++j) sum += weight(j, r, c, d) * f(j, d);
+                for (int j = 0; j < static_cast<int>(sources_.size()); ++j) visit(j, weight(j, r, c, d), d);
             }
         }
+    }
+
+    // Sum over the subpixels of pixel (row, col) and all sources of
+    // w_j Omega P_j f(j, d) for the direction d to the subpixel centre.
+    template <class F>
+    double pixel_sum(int row, int col, F&& f) const {
+        double sum = 0.0;
+        visit_samples(row, col, [&](int j, double weight, const Vec3& d) { sum += weight * f(j, d); });
         return sum;
     }
 

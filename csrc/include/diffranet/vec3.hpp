@@ -14,6 +14,8 @@ struct Vec3 {
     Vec3 operator-(const Vec3& o) const { return {x - o.x, y - o.y, z - o.z}; }
     Vec3 operator*(double s) const { return {x * s, y * s, z * s}; }
     Vec3 operator/(double s) const { return {x / s, y / s, z / s}; }
+    // exact: for "is this the geometry a cache was made for", not for numerical closeness
+    bool operator==(const Vec3& o) const { return x == o.x && y == o.y && z == o.z; }
 };
 
 inline double dot(const Vec3& a, const Vec3& b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
