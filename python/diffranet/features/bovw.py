@@ -119,20 +119,33 @@ def sift_descriptors(image, keypoints="detect_or_dense"):
     """
     image = pad_to_min_size(image)
     sift = cv2.SIFT_create()
-    descriptors = None
+    descriptors = _no_descriptors()
     if keypoints != "dense":
-        _, descriptors = sift.detectAndCompute(image, None)
-    if keypoints != "detect" and descriptors is None:
-        _, descriptors = sift.compute(image, dense_keypoints(image.shape))
-    if descriptors is None:
-        return np.empty((0, SIFT_SIZE), dtype=np.float32)
+        descriptors = _as_descriptors(sift.detectAndCompute(image, None)[1])
+    if keypoints != "detect" and len(descriptors) == 0:
+        descriptors = _as_descriptors(sift.compute(image, dense_keypoints(image.shape))[1])
     return descriptors
+
+
+def _no_descriptors():
+    return np.empty((0, SIFT_SIZE), dtype=np.float32)
+
+
+def _as_descriptors(found):
+    """OpenCV's descriptors as a (n, 128) float32 array.
+
+    "No keypoints" is None in OpenCV 4.x and 5.0 and an empty (0, 128) array
+    from 5.1 on; both become the empty array here.
+    """
+    if found is None or np.size(found) == 0:
+        return _no_descriptors()
+    return np.asarray(found, dtype=np.float32).reshape(-1, SIFT_SIZE)
 
 
 def _descriptors_of_chunk(images, keypoints):
     """All SIFT descriptors of a stack of images, concatenated."""
     return np.concatenate(
-        [np.empty((0, SIFT_SIZE), dtype=np.float32)] + [sift_descriptors(image, keypoints) for image in images]
+        [_no_descriptors()] + [sift_descriptors(image, keypoints) for image in images]
     )
 
 
@@ -267,7 +280,7 @@ class BoVWExtractor(ImageFeatureExtractor):
         chunks = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
             delayed(_descriptors_of_chunk)(chunk, self.keypoints) for chunk in _chunks(images, workers)
         )
-        kept = np.empty((0, SIFT_SIZE), dtype=np.float32)
+        kept = _no_descriptors()
         index = np.empty(0, dtype=np.int64)  # position of each kept descriptor among all
         keys = None  # random keys of the kept descriptors, once subsampling has started
         total = 0
