@@ -75,6 +75,10 @@ CELLS = (
     (117.0, 223.0, 310.0, 90.0, 90.0, 90.0),  # photosystem II (the paper's cell)
 )
 
+#: Wilson B factors (A^2) the amplitudes' resolution fall-off is drawn from (a few values: each
+#: cell and B is one structure-factor table, built once per process).
+B_FACTORS_A2 = (10.0, 25.0, 45.0)
+
 #: d-spacings (A) of the strongest hexagonal-ice powder rings.
 ICE_RING_D_A = (3.897, 3.669, 3.441, 2.671, 2.249, 2.072, 1.948, 1.918, 1.883)
 
@@ -90,8 +94,12 @@ def _log_uniform(rng, low, high):
 
 
 @functools.lru_cache(maxsize=len(CELLS))
-def _wilson_amplitudes(cell_index, d_min_A=1.6):
-    """Random acentric amplitudes of every reflection to ``d_min_A`` in cell ``CELLS[cell_index]``.
+def _wilson_amplitudes(cell_index):
+    """Random acentric amplitudes of every reflection in cell ``CELLS[cell_index]``.
+
+    To 1.6 A, or to 1/150 of the longest cell edge for large cells (the
+    photosystem II cell: 2.07 A), which keeps every table below ~5 million
+    reflections.
 
     Wilson statistics: |F| is Rayleigh-distributed with <|F|^2> proportional to
     the number of atoms in the cell (about one per 10 A^3); the resolution
@@ -99,6 +107,7 @@ def _wilson_amplitudes(cell_index, d_min_A=1.6):
     Computed once per process and cell (fixed seed: the same amplitudes everywhere).
     """
     cell = CELLS[cell_index]
+    d_min_A = max(1.6, max(cell[:3]) / 150.0)
     unit = Crystal(cell=cell).volume_A3
     rng = np.random.default_rng(1000 + cell_index)
     a, b, c = cell[:3]
@@ -123,7 +132,7 @@ def _inverse_d_squared(hkl, cell):
     return np.einsum("ni,ij,nj->n", h, reciprocal, h)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _structure_factors(cell_index, b_factor_A2):
     """StructureFactors of cell ``cell_index`` with the Wilson fall-off exp(-B s^2 / 4), s = 1/d."""
     hkl, s2, amplitudes = _wilson_amplitudes(cell_index)
@@ -316,8 +325,9 @@ class Regimes:
                          **rule_noise)
 
         cell_index = int(rng.integers(len(CELLS)))
-        block_cells = 200.0 / max(CELLS[cell_index][:3])  # domain blocks of ~0.02-0.2 um
-        ncells = tuple(int(max(2, round(block_cells * max(CELLS[cell_index][:3]) / length * rng.uniform(0.7, 1.4))))
+        # coherent domains of 0.03-0.2 um: spots a pixel or two wide, widened by the mosaic spread
+        block_A = _log_uniform(rng, 300.0, 2000.0)
+        ncells = tuple(int(min(max(3, round(block_A / length * rng.uniform(0.8, 1.25))), 80))
                        for length in CELLS[cell_index][:3])
         crystal = Crystal(cell=CELLS[cell_index], ncells=ncells, mosaic_domains=int(rng.integers(10, 40)),
                           mosaic_spread_deg=_log_uniform(rng, 0.02, 1.0), spot_shape="tophat", default_F=0.0)
@@ -339,7 +349,7 @@ class Regimes:
         beamstop = float(rng.uniform(3.0, 25.0)) if rng.random() < 0.5 else 0.0
         halo = _log_uniform(rng, 2.0, 2000.0) if rng.random() < 0.4 else 0.0
         return ShotSetup(detector=detector, wavelength_A=wavelength_A, photons=photons, beam_size_mm=beam_size_mm,
-                         crystal=crystal, cell_index=cell_index, b_factor_A2=float(rng.uniform(5.0, 60.0)),
+                         crystal=crystal, cell_index=cell_index, b_factor_A2=float(rng.choice(B_FACTORS_A2)),
                          background=background, ice_ring_photons=ice, response=response, detector_kind=kind,
                          gain_adu_per_photon=gain, rule=rule, hot_pixels=hot, cosmic_rays=cosmic,
                          beamstop_radius_px=beamstop, halo_photons=halo, halo_width_px=float(rng.uniform(2.0, 15.0)),
@@ -444,7 +454,7 @@ class RegimeRenderer:
             if label >= 2:
                 crystal = setup.crystal.with_(orientation=orientation,
                                               structure_factors=_structure_factors(setup.cell_index,
-                                                                                   round(setup.b_factor_A2)))
+                                                                                   setup.b_factor_A2))
                 unit = Simulator(det, beam, crystal, oversample=1, n_threads=1).bragg(seed=shot_seed)
                 found = _reach_label(unit, background, det.mask, setup.rule, label, u_target,
                                      setup.max_volume_scale, regimes.strong_target_max)
