@@ -90,7 +90,7 @@ class TestSiftDescriptors:
             def compute(self, image, keypoints):
                 return real.compute(image, keypoints)
 
-        monkeypatch.setattr(bovw_module.cv2, "SIFT_create", Sift)
+        monkeypatch.setattr(cv2, "SIFT_create", Sift)
         _, expected = real.compute(ramp, dense_keypoints(ramp.shape))
         np.testing.assert_array_equal(sift_descriptors(ramp), expected)
         assert sift_descriptors(ramp, "detect").shape == (0, 128)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from numbers import Integral
 
-import cv2
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import pairwise_distances_argmin
@@ -13,6 +12,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._base import ImageFeatureExtractor, n_threads
+
+
+def opencv():
+    """The ``cv2`` module (OpenCV), or an ImportError saying which extra installs it."""
+    try:
+        import cv2  # optional (diffranet[search]): only BoVW models need it
+    except ImportError as exc:
+        raise ImportError("the BoVW extractor needs OpenCV: pip install 'diffranet[search]'") from exc
+    return cv2
 
 #: Length of a SIFT descriptor.
 SIFT_SIZE = 128
@@ -101,7 +109,7 @@ def dense_keypoints(shape, step=DENSE_STEP, size=DENSE_SIZE):
     [(4.0, 4.0), (12.0, 4.0), (4.0, 12.0), (12.0, 12.0)]
     """
     return [
-        cv2.KeyPoint(float(x), float(y), float(size), 0.0)
+        opencv().KeyPoint(float(x), float(y), float(size), 0.0)
         for y in range(step // 2, shape[0], step)
         for x in range(step // 2, shape[1], step)
     ]
@@ -118,7 +126,7 @@ def sift_descriptors(image, keypoints="detect_or_dense"):
     keypoints, or the dense grid when the detector finds none.
     """
     image = pad_to_min_size(image)
-    sift = cv2.SIFT_create()
+    sift = opencv().SIFT_create()
     descriptors = _no_descriptors()
     if keypoints != "dense":
         descriptors = _as_descriptors(sift.detectAndCompute(image, None)[1])

@@ -39,6 +39,7 @@ MODEL_SUFFIX = ".dfm"
 _META = "diffranet-model.json"
 _SKOPS = "estimator.skops"
 _SAFETENSORS = "weights.safetensors"
+_ONNX = "network.onnx"
 _MEAN_IMAGE = "__mean_image__"
 
 #: Types a skops estimator may hold beyond those skops trusts by default (scikit-learn and
@@ -245,6 +246,16 @@ def _deepfreak_parts(estimator):
     return {"params": params, "fitted": fitted}, save(tensors)
 
 
+def _onnx_graph(estimator):
+    """The network as an ONNX graph (so the model classifies without torch), or None without ``onnx``."""
+    from ..models.runtime import inference_graph
+
+    try:
+        return inference_graph(estimator)
+    except ImportError:  # torch.onnx needs the onnx package; the file then needs torch to classify
+        return None
+
+
 def save_model(estimator, path, *, class_names, preprocessing=None, training=None):
     """Write a fitted classifier and what it expects to a model file.
 
@@ -294,10 +305,14 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
         "preprocessing": preprocessing.to_dict(),
         "training": training or {},
     }
+    extra = {}
     if _is_deepfreak(estimator):
         meta["kind"] = "deepfreak"
         meta["deepfreak"], payload = _deepfreak_parts(estimator)
         member = _SAFETENSORS
+        graph = _onnx_graph(estimator)
+        if graph is not None:
+            extra[_ONNX] = graph
     else:
         import skops.io as sio
 
@@ -312,6 +327,8 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_META, meta_bytes)
         archive.writestr(member, payload)
+        for name, data in extra.items():
+            archive.writestr(name, data)
     return path
 
 
@@ -413,12 +430,14 @@ def _load_archive(path):
                 raise ModelFileError(f"{path}: model kind {kind!r} without its data; expected one of "
                                      f"skops ({_SKOPS}) or deepfreak ({_SAFETENSORS})")
             payload = archive.read(member)
+            graph = archive.read(_ONNX) if kind == "deepfreak" and _ONNX in names else None
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
     try:
         class_names = meta["class_names"]
         preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload)
+        estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload,
+                                                                                           graph)
     except (ModelFileError, ImportError):
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and skops raise their own types
@@ -440,10 +459,19 @@ def _load_skops(path, payload):
         raise ModelFileError(f"{path}: damaged estimator data ({type(exc).__name__}: {exc})") from exc
 
 
-def _load_deepfreak(description, payload):
-    from safetensors.torch import load
+def _load_deepfreak(description, payload, graph=None):
+    """The estimator (with torch), or its ONNX graph under ONNX Runtime (without torch)."""
+    from ..models._torch import require_torch, torch_available
 
-    from ..models._torch import require_torch
+    if not torch_available():
+        from ..models.runtime import DeepFreakRuntime
+
+        if graph is None:
+            require_torch()  # raises ImportError saying what to install
+        fitted = description["fitted"]
+        return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"],
+                                description["params"].get("input_transform"))
+    from safetensors.torch import load
 
     torch = require_torch()
     tensors = load(payload)
