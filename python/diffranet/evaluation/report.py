@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import plots
 from .._atomic import atomic_write
-from . import plots
 
 __all__ = ["write_report", "to_json"]
 
@@ -90,8 +90,10 @@ def _figures(evaluations, data, out):
     figures = {}
     for e in evaluations:
         slug = _slug(e.name)
+        per_class = [e.metrics["per_class"][name] for name in e.labels]
         figures[f"cm:{e.name}"] = (plots.confusion_matrix_figure(
             e.metrics["confusion_matrix"], e.labels, out / f"confusion-{slug}.png",
+            [c["precision"] for c in per_class], [c["recall"] for c in per_class],
             title=f"{e.name}: confusion matrix ({len(e.y_true)} frames)"), "")
     if data.hit.any() and (~data.hit).any():
         figures["roc"] = (plots.roc_figure(
@@ -124,7 +126,7 @@ def _figures(evaluations, data, out):
         if "training_log" in e.metrics:
             figures[f"log:{e.name}"] = (plots.learning_curve_figure(
                 e.metrics["training_log"], out / f"training-{_slug(e.name)}.png",
-                title=f"{e.name}: training log"), "")
+                title=f"{e.name}: training history"), "")
     return figures
 
 

@@ -8,15 +8,15 @@ way (accuracy, hit/miss accuracy, confusion matrix).
 
 from .classic import build_classifier, build_extractor, build_pipeline, save_model, train_classic
 from .deep import train_deepfreak
-from .metrics import evaluate, evaluate_splits
+from .metrics import evaluate_splits, split_scores
 
 __all__ = [
     "build_classifier",
     "build_extractor",
     "build_pipeline",
-    "evaluate",
     "evaluate_splits",
     "save_model",
+    "split_scores",
     "train_classic",
     "train_deepfreak",
 ]
