@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import plots
 from .._atomic import atomic_write
+from ..classes import HITMISS_NAMES
 
 __all__ = ["write_report", "to_json"]
 
@@ -233,7 +234,7 @@ def write_report(evaluations, data, out, gallery=None, title="diffranet evaluati
                   "<h3>Confusion matrix (rows: true class)</h3>", _matrix_table(e.metrics["confusion_matrix"], e.labels),
                   _per_class_table(e.metrics["per_class"]), _img(figures[f"cm:{e.name}"][0], "confusion matrix")]
         if e.task == "classes":
-            parts += ["<h3>Hit / miss</h3>", _matrix_table(e.metrics["hitmiss_confusion_matrix"], ("miss", "hit"))]
+            parts += ["<h3>Hit / miss</h3>", _matrix_table(e.metrics["hitmiss_confusion_matrix"], HITMISS_NAMES)]
         if f"wrong:{e.name}" in figures:
             path, scaling = figures[f"wrong:{e.name}"]
             parts += ["<h3>Misclassified frames</h3>", f"<p class='note'>{html.escape(scaling)}</p>",

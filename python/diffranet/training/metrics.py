@@ -8,7 +8,6 @@ Both count with :mod:`sklearn.metrics` and slice hits with
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
 from ..classes import CLASS_NAMES, is_hit
