@@ -14,11 +14,12 @@ from .cache import cache_key, cache_path, load_cache, write_cache
 from .fcalc import check_grid_size, fcalc_p1
 from .protein import PSII_CELL, PSII_SPACE_GROUP, random_protein_model
 from .readers import load_structure, read_hkl_text, read_mtz_amplitudes
-from .reflections import P1, find_conflict, first_of_each, index_keys, dense_table, expand_to_p1
+from .reflections import P1, dense_table, expand_to_p1, find_conflict, first_of_each, index_keys
 
 __all__ = ["StructureFactors"]
 
-
+# default_protein() tables read in this process, by (class, cache file, key): reading and
+# checking the 38 MB table again costs a quarter of a second, more than rendering a shot.
 _LOADED_DEFAULT_PROTEINS = {}
 
 
