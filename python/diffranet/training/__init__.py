@@ -3,7 +3,8 @@
 :mod:`.classic` builds the feature-extractor + RF/SVM pipelines of the paper
 from a configuration, trains, scores and saves them; :mod:`.deep` trains the
 DeepFreak network (needs torch); :mod:`.metrics` scores any of them the same
-way (accuracy, hit/miss accuracy, confusion matrix).
+way (:func:`split_scores`: accuracy, hit/miss accuracy, confusion matrix);
+:mod:`.history` is the per-epoch record of a deep training run.
 """
 
 from .classic import build_classifier, build_extractor, build_pipeline, save_model, train_classic
