@@ -63,7 +63,7 @@ def main(argv=None):
     from diffranet.models.recipes import RECIPES
     from diffranet.plots import learning_curve_figure
     from diffranet.training.deep import train_deepfreak
-    from diffranet.training.history import training_history
+    from diffranet.training_history import training_history
     from diffranet.training.metrics import format_confusion
 
     work = Path(args.work)

@@ -301,7 +301,7 @@ def learning_curve_figure(history, path, title="Training history"):
     Parameters
     ----------
     history : dict
-        A training history (:func:`diffranet.training.history.training_history`):
+        A training history (:func:`diffranet.training_history.training_history`):
         ``{"loss": [...], "val_accuracy": [...], ...}``, the second possibly
         empty. The epoch of the best validation accuracy is marked.
     path : path-like

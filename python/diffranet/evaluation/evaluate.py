@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
-from ..training.history import training_history
+from ..training_history import training_history
 from . import metrics as m
 from .data import LabelledData, load_labelled_data
 
@@ -197,7 +197,7 @@ def summarize(evaluation, data):
     ``average_precision``), ``operating_point``, ``seconds`` and
     ``images_per_s``; with a label quantity, ``accuracy_by_quantity``; for a
     model that kept its training history (DeepFreak), ``training_log``: its
-    :func:`~diffranet.training.history.training_history` (``loss``,
+    :func:`~diffranet.training_history.training_history` (``loss``,
     ``val_accuracy``, ``epoch_seconds``) and ``validation_accuracy``, the
     same list as ``val_accuracy`` under the key earlier reports used;
     ``misclassified``: the names of the frames with a wrong decision.

@@ -4,7 +4,7 @@
 from a configuration, trains, scores and saves them; :mod:`.deep` trains the
 DeepFreak network (needs torch); :mod:`.metrics` scores any of them the same
 way (:func:`split_scores`: accuracy, hit/miss accuracy, confusion matrix);
-:mod:`.history` is the per-epoch record of a deep training run.
+the per-epoch record of a deep run is :mod:`diffranet.training_history`.
 """
 
 from .classic import build_classifier, build_extractor, build_pipeline, save_model, train_classic

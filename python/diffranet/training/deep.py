@@ -9,7 +9,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..dataset.loader import has_split, is_dataset_dir, load_split
-from .history import training_history
+from ..training_history import training_history
 from .metrics import evaluate_splits
 
 __all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]

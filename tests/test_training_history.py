@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from diffranet.plots import learning_curve_figure
-from diffranet.training.history import HISTORY_KEYS, training_history
+from diffranet.training_history import HISTORY_KEYS, training_history
 
 
 class Fitted:
