@@ -318,6 +318,7 @@ def learning_curve_figure(history, path, title="Training history"):
     ax = fig.add_subplot()
     epochs = np.arange(1, len(loss) + 1)
     ax.plot(epochs, loss, "o-", color="C0", ms=3, label="training loss")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean training loss (cross-entropy)", color="C0")
     ax.set_yscale("log")
