@@ -38,8 +38,12 @@ def add_parser(subparsers):
 
 def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
+    from .._allocator import keep_freed_memory
     from ..inference.files import frame_geometry
     from ..live import StreamService, stop_on_signals
+
+    # this process decodes (and with one worker classifies) every frame: freed buffers are reused
+    keep_freed_memory()
 
     detector, overrides = detector_and_overrides(args)
     geometry, beam_center_px = frame_geometry(None, detector, overrides)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import atomic_path
-from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
+from ..classes import CLASS_NAMES, HIT_CLASS_NAMES
 from .geometry import PAPER_PREPROCESSING, Preprocessing
 
 __all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "ALLOWED_TYPES", "MODEL_SUFFIX"]
@@ -53,7 +53,7 @@ ALLOWED_TYPES = (
 )
 
 #: Class names that mean "diffraction from a crystal".
-HIT_NAMES = frozenset({CLASS_NAMES[i] for i in HIT_LABELS} | {HITMISS_NAMES[1]})
+HIT_NAMES = frozenset(HIT_CLASS_NAMES)
 
 # DeepFreak attributes kept in the JSON (the tensors go to safetensors)
 _DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_", "seed_", "loss_curve_",

@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 
 from .compression import CompressedArray
-from .tuning import one_torch_thread, prepare_processing_thread
+from .tuning import one_torch_thread, prepare_processing_thread, prepare_worker_process
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
@@ -238,7 +238,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    prepare_processing_thread()
+    prepare_worker_process()
     context = zmq.Context()
     tasks = context.socket(zmq.PULL)
     tasks.connect(tasks_address)

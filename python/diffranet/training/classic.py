@@ -23,9 +23,9 @@ from .._validation import check_choice
 from ..classes import CLASS_NAMES
 from ..dataset.loader import load_split
 from ..features import BoVWExtractor, GLCMExtractor, LBPExtractor
-from .metrics import evaluate, evaluate_splits
+from .metrics import evaluate_splits
 
-__all__ = ["build_classifier", "build_extractor", "build_pipeline", "evaluate", "save_model", "train_classic"]
+__all__ = ["build_classifier", "build_extractor", "build_pipeline", "save_model", "train_classic"]
 
 _log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=None):
     model : sklearn.pipeline.Pipeline
         The fitted pipeline.
     metrics : dict
-        Split name -> :func:`evaluate` result, plus ``train_seconds``.
+        Split name -> :func:`~diffranet.training.metrics.split_scores` result, plus ``train_seconds``.
     """
     log = _log.info if log is None else log
     X, y = load_split(data_dir, "train")
