@@ -32,7 +32,13 @@ from .cache import DEFAULT_PROTEIN_VERSION
 from .fcalc import fcalc_p1
 from .protein import PSII_CELL, PSII_SPACE_GROUP, random_protein_model
 from .readers import load_structure, read_hkl_text, read_mtz_amplitudes
-from .reflections import MAX_TABLE_CELLS, SYMMETRY_RTOL, dense_table, expand_to_p1, symmetry_mates
+from .reflections import (
+    MAX_TABLE_CELLS,
+    SYMMETRY_RTOL,
+    dense_table,
+    expand_to_p1,
+    symmetry_mates,
+)
 
 __all__ = [
     "DEFAULT_PROTEIN_VERSION",

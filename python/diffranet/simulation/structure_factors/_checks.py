@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import gemmi
 import numpy as np
 
 from ..._validation import check_finite
+from ._gemmi import gemmi
 from .reflections import INDEX_OFFSET
 
 

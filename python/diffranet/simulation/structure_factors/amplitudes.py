@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import os
 
-import gemmi
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..._validation import check_finite, check_nonnegative, check_positive, check_seed
-from ._checks import as_amplitudes, as_cell, as_indices, as_miller_indices, as_space_group, existing_file
+from ._checks import (
+    as_amplitudes,
+    as_cell,
+    as_indices,
+    as_miller_indices,
+    as_space_group,
+    existing_file,
+)
+from ._gemmi import gemmi, p1
 from .cache import cache_key, cache_path, load_cache, write_cache
 from .fcalc import check_grid_size, fcalc_p1
 from .protein import PSII_CELL, PSII_SPACE_GROUP, random_protein_model
 from .readers import load_structure, read_hkl_text, read_mtz_amplitudes
-from .reflections import P1, dense_table, expand_to_p1, find_conflict, first_of_each, index_keys
+from .reflections import (
+    dense_table,
+    expand_to_p1,
+    find_conflict,
+    first_of_each,
+    index_keys,
+)
 
 __all__ = ["StructureFactors"]
 
@@ -144,7 +157,7 @@ class StructureFactors:
         cell = as_cell("cell", cell)
         path = existing_file("path", path)
         hkl, amplitudes, lines = read_hkl_text(path)
-        hkl, amplitudes = expand_to_p1(hkl, amplitudes, sg or P1, lambda i: f"{path}:{lines[i]}")
+        hkl, amplitudes = expand_to_p1(hkl, amplitudes, sg or p1(), lambda i: f"{path}:{lines[i]}")
         return cls._from_p1(hkl, amplitudes, cell, sg.xhm() if sg else None)._with_source(
             kind="hkl", path=str(path), space_group=sg.xhm() if sg else None,
             cell=list(cell) if cell is not None else None)

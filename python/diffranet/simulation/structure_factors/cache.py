@@ -6,10 +6,10 @@ import os
 import warnings
 from pathlib import Path
 
-import gemmi
 import numpy as np
 
 from ..._atomic import atomic_write
+from ._gemmi import gemmi
 
 #: Bump when the default model or its Fcalc changes, so old caches are not reused.
 DEFAULT_PROTEIN_VERSION = 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 
-from .reflections import P1, MAX_TABLE_CELLS
+from ._gemmi import gemmi, p1
+from .reflections import MAX_TABLE_CELLS
 
 __all__ = ["fcalc_p1"]
 
@@ -64,7 +64,7 @@ def fcalc_p1(st, d_min_A, bulk_solvent=True, k_sol=0.35, b_sol_A2=46.0, step=Non
     dencalc.set_refmac_compatible_blur(model)
     dencalc.put_model_density_on_grid(model)
     step("Fourier transform")
-    hkl = np.asarray(gemmi.make_miller_array(st.cell, P1, d_min_A, unique=False), dtype=np.int64)
+    hkl = np.asarray(gemmi.make_miller_array(st.cell, p1(), d_min_A, unique=False), dtype=np.int64)
     inv_d2 = st.cell.calculate_1_d2_array(hkl)
     # The density was blurred by B_extra = blur; exp(+blur s^2/4) undoes it
     # (gemmi's reciprocal_space_multiplier, vectorised).

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 from scipy import ndimage
+
+from ._gemmi import gemmi
 
 __all__ = ["PSII_CELL", "PSII_SPACE_GROUP", "random_protein_model"]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 
 from ._checks import existing_file
+from ._gemmi import gemmi
 from .reflections import INDEX_OFFSET
 
 __all__ = ["load_structure", "read_hkl_text", "read_mtz_amplitudes"]

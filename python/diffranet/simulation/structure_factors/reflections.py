@@ -6,7 +6,6 @@ operations.
 
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 
 __all__ = ["MAX_TABLE_CELLS", "SYMMETRY_RTOL", "dense_table", "expand_to_p1", "symmetry_mates"]
@@ -18,7 +17,7 @@ MAX_TABLE_CELLS = 2**28
 SYMMETRY_RTOL = 1e-4
 
 #: Space group of a plain list of reflections (Friedel mates only).
-P1 = gemmi.SpaceGroup("P 1")
+
 INDEX_OFFSET = 1 << 20  # packs (h, k, l) into one int64 key; |index| < 2**20
 
 
