@@ -93,9 +93,9 @@ def _log_uniform(rng, low, high):
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-@functools.lru_cache(maxsize=len(CELLS))
-def _wilson_amplitudes(cell_index):
-    """Random acentric amplitudes of every reflection in cell ``CELLS[cell_index]``.
+@functools.lru_cache(maxsize=16)
+def _wilson_amplitudes(cell, seed):
+    """Random acentric amplitudes of every reflection in ``cell`` (a 6-tuple), from ``seed``.
 
     To 1.6 A, or to 1/150 of the longest cell edge for large cells (the
     photosystem II cell: 2.07 A), which keeps every table below ~5 million
@@ -106,10 +106,9 @@ def _wilson_amplitudes(cell_index):
     fall-off is applied per shot through the B factor (:func:`_b_factor_table`).
     Computed once per process and cell (fixed seed: the same amplitudes everywhere).
     """
-    cell = CELLS[cell_index]
     d_min_A = max(1.6, max(cell[:3]) / 150.0)
     unit = Crystal(cell=cell).volume_A3
-    rng = np.random.default_rng(1000 + cell_index)
+    rng = np.random.default_rng(seed)
     a, b, c = cell[:3]
     limits = [int(math.ceil(length / d_min_A)) for length in (a, b, c)]
     h, k, l = np.meshgrid(*(np.arange(-n, n + 1) for n in limits), indexing="ij")
@@ -133,11 +132,11 @@ def _inverse_d_squared(hkl, cell):
 
 
 @functools.lru_cache(maxsize=32)
-def _structure_factors(cell_index, b_factor_A2):
-    """StructureFactors of cell ``cell_index`` with the Wilson fall-off exp(-B s^2 / 4), s = 1/d."""
-    hkl, s2, amplitudes = _wilson_amplitudes(cell_index)
+def _structure_factors(cell, seed, b_factor_A2):
+    """StructureFactors of ``cell`` with the Wilson fall-off exp(-B s^2 / 4), s = 1/d."""
+    hkl, s2, amplitudes = _wilson_amplitudes(cell, seed)
     scaled = amplitudes * np.exp(-b_factor_A2 * s2 / 4.0).astype(np.float32)
-    return StructureFactors(hkl, scaled, cell=CELLS[cell_index])
+    return StructureFactors(hkl, scaled, cell=cell)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +152,7 @@ class ShotSetup:
     crystal : Crystal
         Cell, domain block, mosaicity (orientation and volume are set per shot).
     cell_index : int
-        Which of :data:`CELLS`; ``b_factor_A2`` the Wilson fall-off of its amplitudes.
+        Which of the regimes' cells; ``b_factor_A2`` the Wilson fall-off of its amplitudes.
     background : Background or None
         Amorphous scatterers (None: helium or vacuum).
     ice_ring_photons : float
@@ -229,6 +228,8 @@ class Regimes:
     photons : tuple of float, default (1e8, 1e13)
         Photons per exposure or pulse (log-uniform): a 1e10 photons/s source
         for 10 ms to a 1e13-photon XFEL pulse.
+    cells : tuple of 6-tuples, default :data:`CELLS`
+        Unit cells (A, degrees) the crystals are drawn from, equally often.
     class_fractions : tuple of 5 float
         Shares of blank, no-crystal, weak, good, strong.
     max_attempts : int, default 48
@@ -241,6 +242,7 @@ class Regimes:
     distance_mm: tuple = (60.0, 250.0)
     wavelength_A: tuple = (0.6, 2.0)
     photons: tuple = (1e8, 1e13)
+    cells: tuple = CELLS
     class_fractions: tuple = (0.12, 0.28, 0.24, 0.2, 0.16)
     max_attempts: int = 48
     weak_min: int = 10
@@ -252,6 +254,12 @@ class Regimes:
 
     def __post_init__(self):
         check_int("max_attempts", self.max_attempts, minimum=1)
+        cells = tuple(tuple(float(x) for x in cell) for cell in self.cells)
+        if not cells or any(len(cell) != 6 for cell in cells):
+            raise ValueError(f"cells must be a non-empty sequence of (a, b, c, alpha, beta, gamma), got {self.cells!r}")
+        for cell in cells:
+            Crystal(cell=cell)  # validates lengths and angles
+        object.__setattr__(self, "cells", cells)
         if len(self.class_fractions) != 5 or abs(sum(self.class_fractions) - 1.0) > 1e-9:
             raise ValueError(f"class_fractions must be 5 shares summing to 1, got {self.class_fractions}")
         for field in ("distance_mm", "wavelength_A", "photons"):
@@ -324,12 +332,13 @@ class Regimes:
                          good_min=self.good_min, strong_min=self.strong_min, pixel_size_mm=self.pixel_size_mm,
                          **rule_noise)
 
-        cell_index = int(rng.integers(len(CELLS)))
+        cell_index = int(rng.integers(len(self.cells)))
+        cell = tuple(float(x) for x in self.cells[cell_index])
         # coherent domains of 0.03-0.2 um: spots a pixel or two wide, widened by the mosaic spread
         block_A = _log_uniform(rng, 300.0, 2000.0)
         ncells = tuple(int(min(max(3, round(block_A / length * rng.uniform(0.8, 1.25))), 80))
-                       for length in CELLS[cell_index][:3])
-        crystal = Crystal(cell=CELLS[cell_index], ncells=ncells, mosaic_domains=int(rng.integers(10, 40)),
+                       for length in cell[:3])
+        crystal = Crystal(cell=cell, ncells=ncells, mosaic_domains=int(rng.integers(10, 40)),
                           mosaic_spread_deg=_log_uniform(rng, 0.02, 1.0), spot_shape="tophat", default_F=0.0)
         crystal_um = 100.0  # largest crystal in the beam
         max_volume_scale = crystal_um ** 3 / crystal.block_volume_um3
@@ -453,8 +462,9 @@ class RegimeRenderer:
             u_target = rng.random()
             if label >= 2:
                 crystal = setup.crystal.with_(orientation=orientation,
-                                              structure_factors=_structure_factors(setup.cell_index,
-                                                                                   setup.b_factor_A2))
+                                              structure_factors=_structure_factors(
+                                                  tuple(setup.crystal.cell), 1000 + setup.cell_index,
+                                                  setup.b_factor_A2))
                 unit = Simulator(det, beam, crystal, oversample=1, n_threads=1).bragg(seed=shot_seed)
                 found = _reach_label(unit, background, det.mask, setup.rule, label, u_target,
                                      setup.max_volume_scale, regimes.strong_target_max)
