@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from .._validation import check_int
+from ..peaks.background import fill_masked
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
@@ -438,8 +439,6 @@ class RegimeRenderer:
         info : dict
             ``setup`` (:meth:`ShotSetup.to_dict`), the label quantities and the attempt.
         """
-        from ..inference.preprocess import fill_masked
-
         regimes = self.regimes
         for attempt in range(regimes.max_attempts):
             rng = image_rng(seed, split, index, attempt)
