@@ -1,5 +1,6 @@
 """Training regimes: drawn set-ups are valid value objects that span the ranges; shots are labelled by physics."""
 
+import json
 import math
 
 import numpy as np
@@ -63,10 +64,8 @@ class TestSample:
                 assert s.rule.readout_rms_photons >= 1 and s.rule.psf == "fiber"
                 assert s.rule.psf_fwhm_um == s.response.psf_fwhm_um
 
-    def test_to_dict_is_json(self, setups):
-        import json
-
-        json.dumps([s.to_dict() for s in setups[:10]])
+    def test_to_dict_is_json_and_fits_the_table(self, setups):
+        assert max(len(json.dumps(s.to_dict(), sort_keys=True)) for s in setups) < 2048
 
     @pytest.mark.parametrize("changes", [dict(max_attempts=0), dict(class_fractions=(0.5, 0.5)), dict(cells=()),
                                          dict(cells=((10.0, 10.0, 10.0, 90.0, 90.0),)),
@@ -78,7 +77,7 @@ class TestSample:
 
     def test_json_round_trip(self):
         regimes = Regimes(photons=(1e9, 1e12))
-        assert Regimes.from_dict(__import__("json").loads(regimes.to_json())) == regimes
+        assert Regimes.from_dict(json.loads(regimes.to_json())) == regimes
 
 
 class TestIceRings:
@@ -98,20 +97,41 @@ class TestIceRings:
 class TestRender:
     @pytest.mark.parametrize("index", [0, 1])
     def test_blank_shots_have_no_beam(self, index):
-        image8, info = RegimeRenderer(Regimes()).render(0, "test", index, 0)
+        image8, row = RegimeRenderer(Regimes()).render(0, "test", index, 0)
         assert image8.dtype == np.uint8 and image8.shape == (512, 512)
-        assert info["photons"] == 0 and info["n_detectable_spots"] == 0
+        assert row["photons"] == 0 and row["n_detectable_spots"] == 0 and row["label"] == 0
 
     def test_crystal_shots_reach_their_class_and_repeat(self):
         regimes = Regimes(cells=(CELLS[1], CELLS[2]))  # small cells: quick structure-factor tables
         renderer = RegimeRenderer(regimes)
         rule = LabelRule(weak_min=regimes.weak_min, good_min=regimes.good_min, strong_min=regimes.strong_min)
         for index, label in ((3, 2), (4, 3)):
-            image8, info = renderer.render(11, "test", index, label)
-            assert rule.classify(info["n_detectable_spots"]) == label
+            image8, row = renderer.render(11, "test", index, label)
+            assert rule.classify(int(row["n_detectable_spots"])) == label
+            setup = json.loads(row["setup"].item())
+            assert setup["crystal"]["cell"] in [list(c) for c in regimes.cells] and row["volume_scale"] > 0
             again, _ = RegimeRenderer(regimes).render(11, "test", index, label)
             assert np.array_equal(image8, again)
 
     def test_no_crystal_shot_has_no_spots_but_a_beam(self):
-        image8, info = RegimeRenderer(Regimes()).render(0, "test", 5, 1)
-        assert info["photons"] > 0 and info["n_detectable_spots"] == 0 and info["volume_scale"] == 0
+        image8, row = RegimeRenderer(Regimes()).render(0, "test", 5, 1)
+        assert row["photons"] > 0 and row["n_detectable_spots"] == 0 and row["volume_scale"] == 0
+
+
+class TestGenerator:
+    def test_dataset_of_regimes(self, tmp_path):
+        from diffranet.dataset import generate_dataset
+        from diffranet.dataset.loader import load_arrays
+        from diffranet.inference.training_input import training_input
+
+        regimes = Regimes(cells=(CELLS[2],))  # lysozyme-like: every class within reach
+        generate_dataset(tmp_path, preset=regimes, n_train=5, n_val=0, n_test=0, seed=3, workers=1, quiet=True)
+        X, y, table = load_arrays(tmp_path, "train", metadata=True)
+        assert X.shape == (5, 512, 512) and y.tolist() == table["label"].tolist()
+        for image, row in zip(X, table):
+            again, _ = RegimeRenderer(regimes).render(3, "train", int(row["index"]), int(row["label"]))
+            assert np.array_equal(image, again)
+            assert json.loads(row["setup"].item())["detector_kind"] in DETECTOR_KINDS
+        preprocessing, summary = training_input(tmp_path, X.shape[1:], y)
+        assert preprocessing.geometry.distance_mm == 80.0 and preprocessing.shape == (512, 512)
+        assert summary["preset"]["kind"] == "regimes"

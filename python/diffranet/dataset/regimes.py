@@ -60,6 +60,7 @@ from ..simulation.response import CCDResponse, PixelArrayResponse, to_8bit
 from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule, spot_pixels, volume_for_count
+from .shards import TABLE_DTYPE
 from .shots import image_rng
 
 __all__ = ["Regimes", "ShotSetup", "RegimeRenderer", "CELLS", "ICE_RING_D_A"]
@@ -222,7 +223,11 @@ class Regimes:
     ----------
     name : str, default "regimes"
     shape : tuple of int, default (512, 512)
-        The model-input detector (rows, cols) of 172 um pixels.
+        The model-input detector (rows, cols) of ``pixel_size_mm`` pixels.
+    input_distance_mm, input_wavelength_A : float, default 80 and 1.5
+        The geometry real frames are resampled onto for a model trained on
+        these images (:func:`diffranet.inference.training_input.preset_preprocessing`):
+        the paper's detector, whatever the drawn distances and wavelengths.
     distance_mm : tuple of float, default (60, 250)
         Range of the detector distance (log-uniform).
     wavelength_A : tuple of float, default (0.6, 2.0)
@@ -240,6 +245,8 @@ class Regimes:
     name: str = "regimes"
     shape: tuple = (512, 512)
     pixel_size_mm: float = 0.172
+    input_distance_mm: float = 80.0
+    input_wavelength_A: float = 1.5
     distance_mm: tuple = (60.0, 250.0)
     wavelength_A: tuple = (0.6, 2.0)
     photons: tuple = (1e8, 1e13)
@@ -270,6 +277,12 @@ class Regimes:
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "kind": "regimes"}
+
+    def label_rule(self):
+        """The class thresholds (each shot's rule adds its detector's noise and PSF: :attr:`ShotSetup.rule`)."""
+        return LabelRule(k_sigma=self.k_sigma, min_pixels=self.min_spot_pixels, weak_min=self.weak_min,
+                         good_min=self.good_min, strong_min=self.strong_min, calibration_rms=0.0,
+                         readout_rms_photons=0.0, pixel_size_mm=self.pixel_size_mm)
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -427,7 +440,7 @@ class RegimeRenderer:
     """
 
     def __init__(self, regimes):
-        self.regimes = regimes
+        self.regimes = self.preset = regimes
 
     def render(self, seed, split, index, label):
         """Image ``index`` of ``split`` with class ``label``.
@@ -436,8 +449,8 @@ class RegimeRenderer:
         -------
         image8 : ndarray of uint8, shape regimes.shape
             The image the model sees (counts + the preprocessing offset, 8-bit square root).
-        info : dict
-            ``setup`` (:meth:`ShotSetup.to_dict`), the label quantities and the attempt.
+        row : ndarray of :data:`~diffranet.dataset.shards.TABLE_DTYPE`, shape ()
+            The shot's metadata; ``row["setup"]`` is the JSON of :meth:`ShotSetup.to_dict`.
         """
         regimes = self.regimes
         for attempt in range(regimes.max_attempts):
@@ -455,7 +468,7 @@ class RegimeRenderer:
                     background = background + _ice_rings(setup, radius_px)
                 background = _flaws(setup, background, radius_px, rng)
             bragg = np.zeros(det.shape, np.float32)
-            n_detectable, volume = 0, 0.0
+            n_detectable, volume, target, n_spots = 0, 0.0, 0, 0
             orientation = random_orientation(int(rng.integers(2**62)))
             shot_seed = int(rng.integers(2**62))
             u_target = rng.random()
@@ -469,7 +482,7 @@ class RegimeRenderer:
                                      setup.max_volume_scale, regimes.strong_target_max)
                 if found is None:
                     continue
-                volume, n_detectable = found
+                volume, n_detectable, target, n_spots = found
                 bragg = unit * np.float32(volume)
             counts = setup.response.apply(bragg + background, pixel_size_mm=det.pixel_size_mm, seed=shot_seed,
                                           n_threads=1)
@@ -478,15 +491,26 @@ class RegimeRenderer:
             if det.mask is not None:  # masked pixels reach the model as their local background
                 counts = fill_masked(counts, det.mask, tuple(x / det.pixel_size_mm for x in det.direct_beam_mm))
             image8 = to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU))
-            info = {"setup": setup.to_dict(), "label": int(label), "attempt": attempt, "seed": shot_seed,
-                    "n_detectable_spots": int(n_detectable), "volume_scale": float(volume),
-                    "photons": float(photons), "orientation": orientation.tolist()}
-            return image8, info
+            row = np.zeros((), dtype=TABLE_DTYPE)
+            row["index"], row["label"], row["seed"], row["attempt"] = index, label, shot_seed, attempt
+            row["photons_drawn"] = row["photons"] = photons
+            row["fluence_per_m2"], row["wavelength_A"] = beam.fluence_photons_per_m2 * (photons > 0), setup.wavelength_A
+            row["orientation"] = orientation
+            row["volume_scale"] = volume
+            row["crystal_size_um"] = (volume * setup.crystal.block_volume_um3) ** (1.0 / 3.0)
+            row["target_spots"], row["n_spots"] = target, n_spots
+            row["n_detectable_spots"] = n_detectable
+            row["n_significant_spots"] = -1  # the earlier rule is not measured for regimes
+            row["bragg_photons"] = float(bragg.sum(dtype=np.float64))
+            row["background_photons"] = float(background.sum(dtype=np.float64))
+            row["max_bragg_photons"] = float(bragg.max())
+            row["setup"] = json.dumps(setup.to_dict(), sort_keys=True).encode()
+            return image8, row
         raise RuntimeError(f"{split} image {index}: class {label} not reached in {regimes.max_attempts} attempts")
 
 
 def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale, strong_target_max):
-    """(volume scale, detectable spots) that put the unit-volume Bragg image in class ``label``, or None.
+    """(volume scale, detectable spots, target, spots) that put the unit-volume Bragg image in ``label``, or None.
 
     The detectable-spot count grows with the volume (each spot's threshold is a
     volume); a target count is drawn log-uniformly in the class's range among
@@ -511,4 +535,4 @@ def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale
     n_detectable = int(np.count_nonzero(thresholds < volume))
     if rule.classify(n_detectable) != label:
         return None
-    return volume, n_detectable
+    return volume, n_detectable, target, len(thresholds)
