@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .._atomic import atomic_path  # noqa: F401  (the format modules write through it)
+from .._budget import DEFAULT_MAX_FRAME_PIXELS, BudgetError, check_pixels  # noqa: F401  (used by the format modules)
 from .._validation import check_int
 
 
@@ -29,7 +31,9 @@ class ImageFormatError(ValueError):
 class ImageFormat:
     """What one file format can do; the package keeps one record per extension.
 
-    ``read(path, frame, dataset)`` returns one 2-D frame.  Single-frame formats
+    ``read(path, frame, dataset, max_pixels)`` returns one 2-D frame; every
+    reader (``read``, ``frames``, ``mask``, ``geometry``) takes ``max_pixels``
+    and refuses a frame whose declared size exceeds it before reading it.  Single-frame formats
     leave ``count``, ``frames`` and ``mask`` as ``None``: the dispatcher then
     treats the file as one frame without a mask.  ``write`` is ``None`` for a
     read-only format; otherwise ``write(path, image, compression, mask,
@@ -50,16 +54,31 @@ class ImageFormat:
     geometry: Optional[Callable] = None
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def existing_file(path):
-    """Return ``path`` as a ``Path`` if it names an existing regular file."""
+    """Return ``path`` as a ``Path`` if it names an existing regular file (symlinks followed).
+
+    FIFOs, devices and sockets are refused without being opened: reading them
+    can block forever or never end.
+    """
     try:
         path = Path(os.fspath(path))
     except TypeError as exc:
         raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from exc
-    if not path.exists():
-        raise FileNotFoundError(errno.ENOENT, "No such image file", str(path))
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "No such image file", str(path)) from None
+    except OSError as exc:  # a symlink loop, a name too long
+        raise ImageFormatError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "Expected an image file, found a directory", str(path))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        raise ImageFormatError(f"{path}: is {kind}, not a regular file; only regular files are read")
     return path
 
 
@@ -101,8 +120,12 @@ def count_stack(path, array, what, kinds="uif"):
     return n_frames
 
 
-def stack_frame(array, index):
-    """Frame ``index`` of what :func:`count_stack` accepted, as a native-order in-memory array."""
+def stack_frame(path, array, index, max_pixels):
+    """Frame ``index`` of what :func:`count_stack` accepted, as a native-order in-memory array.
+
+    The frame's declared shape is checked against ``max_pixels`` before it is read.
+    """
+    check_pixels(f"{path}: {getattr(array, 'name', None) or 'the array'}", array.shape, max_pixels)
     return as_native(np.array(array[()] if array.ndim == 2 else array[index]))
 
 
@@ -116,7 +139,7 @@ def reading(path, kind):
     """
     try:
         yield
-    except (ImageFormatError, PermissionError, IsADirectoryError, MemoryError):
+    except (ImageFormatError, BudgetError, PermissionError, IsADirectoryError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many unrelated types
         raise ImageFormatError(f"{path}: not a readable {kind} file ({type(exc).__name__}: {exc})") from exc
