@@ -11,13 +11,19 @@ expanding it whole.
 from __future__ import annotations
 
 import ast
+import errno
 import math
+import os
+import stat
+from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_FRAME_PIXELS",
     "BudgetError",
+    "NotRegularFileError",
+    "regular_file",
     "check_pixels",
     "check_zip_members",
     "npy_header",
@@ -33,6 +39,47 @@ DEFAULT_MAX_FRAME_PIXELS = 2**26
 
 class BudgetError(ValueError):
     """A file claims more pixels or bytes than the budget allows."""
+
+
+class NotRegularFileError(ValueError):
+    """A path names a FIFO, a device, a socket or a symlink loop instead of a regular file."""
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def regular_file(path, what="file"):
+    """Return ``path`` as a ``Path`` if it names a regular file (symlinks followed), without opening it.
+
+    FIFOs, devices and sockets are refused before any read: reading them can
+    block forever or never end.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a str or path-like.
+    FileNotFoundError, IsADirectoryError
+        If nothing is there, or a directory (the message names ``what``).
+    NotRegularFileError
+        For anything else that is not a regular file, or a symlink loop.
+    """
+    try:
+        path = Path(os.fspath(path))
+    except TypeError as exc:
+        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from exc
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"No such {what}", str(path)) from None
+    except OSError as exc:  # a symlink loop, a name too long, a component that is not a directory
+        raise NotRegularFileError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, f"Expected a {what}, found a directory", str(path))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+        raise NotRegularFileError(f"{path}: is {kind}, not a regular file; only regular files are read")
+    return path
 
 
 def check_pixels(what, shape, max_pixels):
@@ -94,11 +141,11 @@ def npy_header(stream):
     try:
         fields = ast.literal_eval(header.decode("latin1" if version != (3, 0) else "utf8"))
         shape = tuple(int(s) for s in fields["shape"])
-        dtype = np.dtype(fields["descr"]) if isinstance(fields["descr"], str) else None
+        dtype = np.lib.format.descr_to_dtype(fields["descr"])
         fortran = bool(fields["fortran_order"])
-    except (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError) as exc:
+    except (ValueError, SyntaxError, TypeError, KeyError, IndexError, MemoryError, RecursionError) as exc:
         raise ValueError(f"corrupt .npy header ({type(exc).__name__})") from exc
-    if dtype is None or dtype.hasobject or any(s < 0 for s in shape):
+    if dtype.hasobject or any(s < 0 for s in shape):
         raise ValueError(f"unsupported .npy header {header[:200]!r}")
     return shape, dtype, fortran
 

@@ -4,18 +4,20 @@ through :func:`diffranet._atomic.atomic_path`."""
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from .._atomic import atomic_path  # noqa: F401  (the format modules write through it)
-from .._budget import DEFAULT_MAX_FRAME_PIXELS, BudgetError, check_pixels  # noqa: F401  (used by the format modules)
+from .._budget import (  # noqa: F401  (DEFAULT_MAX_FRAME_PIXELS, check_pixels: used by the format modules)
+    DEFAULT_MAX_FRAME_PIXELS,
+    BudgetError,
+    NotRegularFileError,
+    check_pixels,
+    regular_file,
+)
 from .._validation import check_int
 
 
@@ -54,32 +56,16 @@ class ImageFormat:
     geometry: Optional[Callable] = None
 
 
-_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
 def existing_file(path):
     """Return ``path`` as a ``Path`` if it names an existing regular file (symlinks followed).
 
-    FIFOs, devices and sockets are refused without being opened: reading them
-    can block forever or never end.
+    FIFOs, devices and sockets are refused (:class:`ImageFormatError`) without
+    being opened: reading them can block forever or never end.
     """
     try:
-        path = Path(os.fspath(path))
-    except TypeError as exc:
-        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from exc
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "No such image file", str(path)) from None
-    except OSError as exc:  # a symlink loop, a name too long
-        raise ImageFormatError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, "Expected an image file, found a directory", str(path))
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
-        raise ImageFormatError(f"{path}: is {kind}, not a regular file; only regular files are read")
-    return path
+        return regular_file(path, "image file")
+    except NotRegularFileError as exc:
+        raise ImageFormatError(str(exc)) from None
 
 
 def select_frame(path, frame, n_frames):
