@@ -103,7 +103,7 @@ def check_pixels(what, shape, max_pixels):
     if pixels > max_pixels:
         raise BudgetError(
             f"{what} claims a frame of {' x '.join(str(int(s)) for s in shape[-2:])} = {pixels:,} pixels, more than "
-            f"the limit of {max_pixels:,} (raise it with max_frame_pixels / --max-frame-pixels if it is real)"
+            f"the limit of {max_pixels:,} (a larger max_frame_pixels admits it if it is real)"
         )
     return pixels
 
