@@ -124,6 +124,14 @@ class TestDeclaredSizes:
         records = classify(model, [good, path, good])
         assert_one_error_between_verdicts(records, path, "more than the limit")
 
+    def test_hdf5_declaring_a_billion_frames(self, model, good, tmp_path):
+        path = tmp_path / "billion.h5"
+        with h5py.File(path, "w") as f:
+            dset = f.create_dataset("/entry/data/data", shape=(10**9, *SHAPE), dtype=np.uint16, chunks=(1, *SHAPE))
+            dset[0] = 1
+        records = classify(model, [good, path, good])
+        assert_one_error_between_verdicts(records, path, "stores 1 of its 1,000,000,000 chunks")
+
     def test_hdf5_mask_with_huge_dimensions(self, model, good, tmp_path):
         path = tmp_path / "mask.h5"
         dio.write_frames(path, [np.ones(SHAPE, np.uint16)])

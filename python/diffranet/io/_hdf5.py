@@ -6,6 +6,7 @@ filters that Eiger and JUNGFRAU files (Dectris, Jungfraujoch) are written with.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from itertools import chain
 
@@ -160,6 +161,25 @@ def _find_dataset(path, f, dataset, h5py):
     return obj, count_stack(path, obj, f"dataset {obj.name!r}")
 
 
+def _check_stored(path, dset):
+    """Refuse a dataset that declares more data than it stores (frames never written).
+
+    A file of a few bytes can declare a billion frames; reading them would give
+    a billion fill-value frames. Every chunk (or, unchunked, every byte) a
+    dataset declares must be in the file.
+    """
+    if dset.chunks is None:
+        stored, declared, unit = dset.id.get_storage_size(), dset.size * dset.dtype.itemsize, "bytes"
+    else:
+        stored = dset.id.get_num_chunks()
+        declared, unit = math.prod(-(-size // chunk) for size, chunk in zip(dset.shape, dset.chunks)), "chunks"
+    if stored < declared:
+        raise ImageFormatError(
+            f"{path}: dataset {dset.name!r} of shape {dset.shape} stores {stored:,} of its {declared:,} {unit}; "
+            "its frames are not all written"
+        )
+
+
 def count(path, dataset=None):
     """Number of frames of the image dataset."""
     with _open(path) as (f, h5py):
@@ -170,7 +190,10 @@ def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """One frame of the image dataset (its declared size checked against ``max_pixels`` first)."""
     with _open(path) as (f, h5py):
         dset, n_frames = _find_dataset(path, f, dataset, h5py)
-        return stack_frame(path, dset, select_frame(path, frame, n_frames), max_pixels)
+        index = select_frame(path, frame, n_frames)
+        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
+        _check_stored(path, dset)
+        return stack_frame(path, dset, index, max_pixels)
 
 
 def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
@@ -178,6 +201,7 @@ def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     with _open(path) as (f, h5py):
         dset, n_frames = _find_dataset(path, f, dataset, h5py)
         check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
+        _check_stored(path, dset)
         name = dset.name
 
     def generate():
