@@ -160,14 +160,14 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
 def _frame_problem(frame, mask, detector):
     """Why a frame gets no verdict (a shape the detector cannot have, no finite counts), or None."""
     if detector is not None and tuple(frame.shape) != tuple(detector.shape):
-        return (f"frame of {frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
+        return (f"{frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
                 f"{detector.shape[0]} x {detector.shape[1]}")
     if frame.dtype.kind in "fc":
         if np.isinf(frame).any():
-            return "frame holds infinite values"
+            return "holds infinite values"
         valid = ~np.isnan(frame) if mask is None else ~(np.isnan(frame) | mask)
         if not valid.any():
-            return "frame holds no finite value outside its mask"
+            return "holds no finite value outside its mask"
     return None
 
 
