@@ -75,7 +75,7 @@ def regular_file(path, what="file"):
     except OSError as exc:  # a symlink loop, a name too long, a component that is not a directory
         raise NotRegularFileError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
     if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, f"Expected a {what}, found a directory", str(path))
+        raise IsADirectoryError(errno.EISDIR, f"Is a directory, not a {what}", str(path))
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
         raise NotRegularFileError(f"{path}: is {kind}, not a regular file; only regular files are read")

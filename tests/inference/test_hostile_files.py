@@ -401,6 +401,21 @@ class TestClassifyCommand:
         assert status == 0, err
         assert [os.path.basename(json.loads(line)["file"]) for line in out.splitlines()] == ["a.pgm", "b.npy", "c.tif"]
 
+    def test_unreadable_directory_is_one_error(self, small_model_file, good, tmp_path, capsys, monkeypatch):
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        real = os.listdir
+
+        def listdir(path):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "listdir", listdir)
+        status, out, err = run(capsys, "classify", "--model", small_model_file, locked, good)
+        assert status == 1 and len(out.splitlines()) == 1
+        assert "locked: cannot list the directory (Permission denied)" in err
+
     def test_quiet(self, small_model_file, good, capsys):
         status, out, err = run(capsys, "classify", "--quiet", "--model", small_model_file, good)
         assert status == 0 and len(out.splitlines()) == 1 and err == ""

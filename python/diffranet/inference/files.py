@@ -92,11 +92,12 @@ def frame_files(paths):
 
     Yields
     ------
-    str
+    str or FileError
         File paths: directories are replaced by the regular files (and
         symlinks to them) directly inside them whose extension
         :mod:`diffranet.io` reads, in name order; other paths are passed on
-        unchanged (a missing one gives its error when read).
+        unchanged (a missing one gives its error when read). A directory
+        that cannot be listed gives a :class:`FileError`.
     """
     extensions = tuple(dio.supported_extensions())
     for path in paths:
@@ -104,8 +105,12 @@ def frame_files(paths):
         if not os.path.isdir(path):
             yield path
             continue
-        names = sorted(name for name in os.listdir(path)
-                       if name.lower().endswith(extensions) and not name.startswith("."))
+        try:
+            listing = os.listdir(path)
+        except OSError as exc:
+            yield FileError(path, f"{path}: cannot list the directory ({exc.strerror or exc})")
+            continue
+        names = sorted(name for name in listing if name.lower().endswith(extensions) and not name.startswith("."))
         for name in names:
             full = os.path.join(path, name)
             if not os.path.isdir(full):
@@ -129,7 +134,7 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
 
     Parameters
     ----------
-    paths : iterable of path-like
+    paths : iterable of path-like (or FileError, passed on)
     max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
         Largest frame read (see :func:`diffranet.io.read_image`).
 
@@ -143,6 +148,9 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
     """
     limit = {"max_frame_pixels": max_frame_pixels}
     for path in paths:
+        if isinstance(path, FileError):
+            yield path
+            continue
         path = str(path)
         index = None
         try:
