@@ -1,6 +1,8 @@
-"""Byte and pixel budgets checked before a file's claimed sizes are allocated.
+"""Byte and pixel budgets checked before a file's claimed sizes are allocated, and the regular-file rule.
 
-Files (images, model archives) state their own sizes: a zip member its
+Only regular files are read (:func:`regular_file`): a FIFO or a device can
+block a reader forever or never end. Files (images, model archives) state
+their own sizes: a zip member its
 uncompressed size, an ``.npy`` header its shape, an image header its
 dimensions. These helpers compare such claims with a budget *before* any
 buffer of that size is made, so that a small file cannot make the reader
