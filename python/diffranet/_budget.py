@@ -2,9 +2,8 @@
 
 Only regular files are read (:func:`regular_file`): a FIFO or a device can
 block a reader forever or never end. Files (images, model archives) state
-their own sizes: a zip member its
-uncompressed size, an ``.npy`` header its shape, an image header its
-dimensions. These helpers compare such claims with a budget *before* any
+their own sizes: a zip member its uncompressed size, an ``.npy`` header its
+shape, an image header its dimensions. These helpers compare such claims with a budget *before* any
 buffer of that size is made, so that a small file cannot make the reader
 allocate gigabytes, and stream compressed data with a cap instead of
 expanding it whole.
