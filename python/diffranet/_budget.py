@@ -5,8 +5,7 @@ block a reader forever or never end. Files (images, model archives) state
 their own sizes: a zip member its uncompressed size, an ``.npy`` header its
 shape, an image header its dimensions. These helpers compare such claims with a budget *before* any
 buffer of that size is made, so that a small file cannot make the reader
-allocate gigabytes, and stream compressed data with a cap instead of
-expanding it whole.
+allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ __all__ = [
     "check_pixels",
     "check_zip_members",
     "npy_header",
-    "read_capped",
     "zip_member_npy",
 ]
 
@@ -149,18 +147,6 @@ def npy_header(stream):
     if dtype.hasobject or any(s < 0 for s in shape):
         raise ValueError(f"unsupported .npy header {header[:200]!r}")
     return shape, dtype, fortran
-
-
-def read_capped(stream, max_bytes, what):
-    """Read ``stream`` to its end, refusing to hold more than ``max_bytes``.
-
-    For decompressing streams (``gzip.open``, ``bz2.open``) this bounds the
-    memory an archive bomb can take to ``max_bytes``.
-    """
-    data = stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise BudgetError(f"{what} expands to more than the limit of {max_bytes:,} bytes")
-    return data
 
 
 def zip_member_npy(archive, info, max_bytes, what):
