@@ -280,6 +280,8 @@ class HitWriter:
 
     def close(self, timeout=120.0):
         """Complete the open file, write the event list, stop the thread."""
+        if self._thread.ident is None:  # never started: nothing was written
+            return
         self._finish_current()
         self._queue.put((_STOP, None))
         self._thread.join(timeout)
