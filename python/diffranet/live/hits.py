@@ -149,7 +149,7 @@ def crystfel_geometry(shape, geometry, *, mask=True, data="/entry_1/data_1/data"
     >>> from diffranet.inference import FrameGeometry
     >>> text = crystfel_geometry((100, 200), FrameGeometry(0.075, 150.0, 1.0, (90.0, 40.0)), mask=False)
     >>> [line for line in text.splitlines() if line.startswith(("clen", "res", "p0/corner"))]
-    ['clen = 0.15 m', 'res = 13333.333333', 'p0/corner_x = 90.0', 'p0/corner_y = 40.0']
+    ['clen = 0.15 m', 'res = 13333.333333   ; pixels per metre', 'p0/corner_x = 90.0', 'p0/corner_y = 40.0']
     """
     rows, cols = shape
     bx, by = geometry.center_px(shape)
