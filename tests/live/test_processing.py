@@ -58,9 +58,39 @@ def test_verdicts_carry_the_peak_count_and_the_outermost_peak_resolution_when_th
     assert with_geometry["d_min_A"] == pytest.approx(expected_A, abs=0.01)
     assert without["d_min_A"] is None  # binned and cropped: no resolution
     assert SpotCounter(model.preprocessing).d_min_A([], []) is None
-    quiet = FrameClassifier(model, spots=False).classify([Frame({}, data, geometry=geometry)])[0]
+    quiet = FrameClassifier(model, peaks="none").classify([Frame({}, data, geometry=geometry)])[0]
     assert (quiet["n_peaks"], quiet["d_min_A"]) == (None, None)
     assert _verdicts([quiet]) == _verdicts([with_geometry])
+
+
+def test_peaks_on_the_frame_reach_beyond_the_model_input_and_skip_masked_pixels(model):
+    from diffranet.inference import FrameGeometry
+
+    rng = np.random.default_rng(12)
+    data = rng.poisson(2.0, (256, 256)).astype(np.int32)
+    geometry = FrameGeometry(0.172, 40.0, 1.0, (128.0, 128.0))
+    data[10:12, 10:12] += 400  # near the corner: beyond what the model's 128 x 128 input sees
+    data[100:102, 150:152] += 400
+    data[200:202, 60:62] += 5000  # a hot block, masked
+    data[50, 50] = -1  # a gap flag: ignored, not a negative peak's neighbour
+    mask = np.zeros(data.shape, bool)
+    mask[200:202, 60:62] = True
+    on_frame, on_input = (FrameClassifier(model, peaks=peaks).classify([Frame({}, data, mask=mask,
+                                                                               geometry=geometry)])[0]
+                          for peaks in ("frame", "input"))
+    assert on_frame["n_peaks"] == 2
+    # the corner spot's centroid, (11, 11) from the corner of pixel (0, 0), is 117 * sqrt(2) px from the beam
+    radius_mm = 117 * np.sqrt(2) * 0.172
+    assert on_frame["d_min_A"] == pytest.approx(1.0 / (2 * np.sin(np.arctan(radius_mm / 40.0) / 2)), abs=0.01)
+    # the model input (0.688 mm pixels at 80 mm, 1.5 A) sees down to 2.31 A at its corner
+    corner_A = 1.5 / (2 * np.sin(np.arctan(64 * np.sqrt(2) * 0.688 / 80.0) / 2))
+    assert on_input["d_min_A"] is None or on_input["d_min_A"] >= corner_A - 0.01
+    assert on_frame["d_min_A"] < corner_A
+    assert _verdicts([on_frame]) == _verdicts([on_input])
+    unplaced = FrameClassifier(model, peaks="frame").classify([Frame({}, data, mask=mask)])[0]
+    assert unplaced["n_peaks"] == 2 and unplaced["d_min_A"] is None
+    with pytest.raises(ValueError, match="peaks"):
+        FrameClassifier(model, peaks="raw")
 
 
 def test_spot_counter_rejects_images_that_are_not_model_inputs(model):

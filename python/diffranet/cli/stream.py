@@ -34,8 +34,10 @@ def add_parser(subparsers):
     parser.add_argument("--workers", type=int, default=1,
                         help="classifier processes; 1 classifies in the service process (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="most frames per model call (default: %(default)s)")
-    parser.add_argument("--no-peaks", action="store_true",
-                        help="do not count peaks: n_peaks and d_min_A are null (saves the peak finder's time)")
+    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
+                        help="where n_peaks and d_min_A come from: the model input (cost independent of the "
+                             "detector), the frame itself (exact to the detector's edge, cost grows with its "
+                             "pixels), or nowhere (null) (default: %(default)s)")
     hits = parser.add_argument_group("hit frames (the veto's output)")
     hits.add_argument("--write-hits", metavar="DIR",
                       help="write the hit frames to NXmx / CXI HDF5 files in DIR, with CrystFEL geometry files "
@@ -78,7 +80,7 @@ def run(args):
                             beam_center_px=beam_center_px, queue_size=args.queue_size, overflow=args.overflow,
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
                             status=status_printer(args), status_interval_s=args.status_interval,
-                            spots=not args.no_peaks, hits=hits, series_publish=args.series_publish,
+                            peaks=args.peaks, hits=hits, series_publish=args.series_publish,
                             series_subscribe=args.series_subscribe, series_wait_s=args.series_wait)
     with stop_on_signals() as stop:
         final = service.run(stop)

@@ -9,7 +9,8 @@ others their verdicts. Pixels that arrive still compressed (Stream V2) are
 expanded here, in the thread or worker process that classifies them.
 
 Each verdict also carries the frame's spot figures, ``n_peaks`` and
-``d_min_A`` (:mod:`diffranet.live.spots`), from the same model input.
+``d_min_A`` (:mod:`diffranet.live.spots`), from the same model input or from
+the frame itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 from .compression import CompressedArray
-from .spots import NO_SPOTS, SpotCounter
+from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
 
 __all__ = ["FrameClassifier"]
 
@@ -34,13 +35,17 @@ class FrameClassifier:
     model : SavedModel
         Any object with the ``preprocess``, ``predict_proba``, ``verdicts``
         methods and the ``preprocessing`` of a saved model.
-    spots : bool, default True
-        Add ``n_peaks`` and ``d_min_A`` to each verdict (None when False).
+    peaks : {"input", "frame", "none"}, default "input"
+        Where ``n_peaks`` and ``d_min_A`` come from: the model input, the
+        frame itself, or nowhere (both None).
     """
 
-    def __init__(self, model, spots=True):
+    def __init__(self, model, peaks="input"):
+        from .._validation import check_choice
+
         self.model = model
-        self.spots = SpotCounter(model.preprocessing) if spots else None
+        self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.spots = None if peaks == "none" else SpotCounter(model.preprocessing)
 
     def _classify_group(self, frames):
         first = frames[0]
@@ -50,7 +55,11 @@ class FrameClassifier:
         verdicts = self.model.verdicts(self.model.predict_proba(images))
         if self.spots is None:
             return [{**verdict, **NO_SPOTS} for verdict in verdicts]
-        spots = self.spots.summarise(images, geometry_known=first.geometry is not None)
+        if self.peaks == "frame":
+            spots = [self.spots.summarise_frame(f.data, f.mask, f.geometry, beam_center_px=f.beam_center_px,
+                                                saturation=f.saturation) for f in frames]
+        else:
+            spots = self.spots.summarise(images, geometry_known=first.geometry is not None)
         return [{**verdict, **figures} for verdict, figures in zip(verdicts, spots)]
 
     def classify(self, frames):

@@ -97,9 +97,10 @@ class StreamService:
     receive_buffer : int, default 64
         ZMQ receive high-water mark (messages buffered by ZMQ before the
         sender blocks).
-    spots : bool, default True
-        Add the peak count and the resolution of the outermost peak
-        (``n_peaks``, ``d_min_A``) to each verdict.
+    peaks : {"input", "frame", "none"}, default "input"
+        Where the peak count and the resolution of the outermost peak
+        (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
+        the frame, or nowhere (both null).
     hits : HitWriter, optional
         Receives the frames of the hits (:mod:`diffranet.live.hits`);
         started and closed (completed) by :meth:`run`.
@@ -115,7 +116,7 @@ class StreamService:
 
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
-                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, spots=True,
+                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, peaks="input",
                  hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
         from .._validation import check_choice, check_int, check_nonnegative, check_positive
 
@@ -137,7 +138,9 @@ class StreamService:
         self.receive_buffer = check_int("receive_buffer", receive_buffer, minimum=1)
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
-        self.spots = bool(spots)
+        from .spots import PEAK_SOURCES
+
+        self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.hits = hits
         self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
         self.series_subscribe = [_check_address("series_subscribe", a) for a in series_subscribe]
@@ -243,9 +246,9 @@ class StreamService:
             from .processing import FrameClassifier
 
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model, spots=self.spots), self._on_results, self.batch_size)
+            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size)
         return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
-                              spots=self.spots)
+                              peaks=self.peaks)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.

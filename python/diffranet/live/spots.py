@@ -1,9 +1,21 @@
 """Per-frame spot figures of the verdicts: peak count and the resolution of the outermost spot.
 
 What the field's live monitors show next to a hit / miss verdict (OM's peak
-count, the DIALS / Jungfraujoch spot-finding resolution estimate), computed on
-the image the model already has: the 8-bit model input of each frame, a
-``preprocessing.shape`` image in the training detector's geometry.
+count, the DIALS / Jungfraujoch spot-finding resolution estimate). Two
+sources (:data:`PEAK_SOURCES`):
+
+``"input"`` (:meth:`SpotCounter.summarise`)
+    the image the model already has: the 8-bit model input of each frame, a
+    ``preprocessing.shape`` image in the training detector's geometry. The
+    cost does not depend on the detector; spots beyond the resolution the
+    training detector sees at its corner are outside the input, so
+    ``d_min_A`` is never below that resolution.
+``"frame"`` (:meth:`SpotCounter.summarise_frame`)
+    the frame itself, in its own pixels (masked, negative, non-finite and
+    saturated pixels ignored), its geometry turning radii into d. Exact to
+    the detector's edge; the cost grows with the frame's pixel count.
+
+On the model input:
 
 * ``n_peaks``: the Bragg peaks :func:`diffranet.peaks.find_peaks` finds in
   the model input, squared back to counts (the input holds
@@ -27,10 +39,13 @@ import numpy as np
 from ..peaks import PeakFinderSettings
 from ..peaks.finder import _run as run_finder
 
-__all__ = ["SpotCounter", "NO_SPOTS"]
+__all__ = ["SpotCounter", "NO_SPOTS", "PEAK_SOURCES"]
 
 #: The spot fields of a verdict when they are not computed.
 NO_SPOTS = {"n_peaks": None, "d_min_A": None}
+
+#: Where peaks are counted: the model input, the frame itself, or nowhere (``NO_SPOTS``).
+PEAK_SOURCES = ("input", "frame", "none")
 
 
 class SpotCounter:
@@ -73,11 +88,45 @@ class SpotCounter:
 
     def d_min_A(self, x, y):
         """Resolution (Angstrom) of the model-input positions farthest from the beam; None for no positions."""
-        if len(x) == 0:
-            return None
-        radius_px = float(np.max(np.hypot(np.asarray(x) - self._center[0], np.asarray(y) - self._center[1])))
-        d = self.preprocessing.geometry.resolution_A(radius_px * self.preprocessing.geometry.pixel_size_mm)
-        return None if math.isinf(d) else round(d, 2)
+        return _d_min_A(self.preprocessing.geometry, self._center, x, y)
+
+    def summarise_frame(self, frame, mask=None, geometry=None, *, beam_center_px=None, saturation=None):
+        """``{"n_peaks", "d_min_A"}`` of one raw frame, found in its own pixels.
+
+        Parameters
+        ----------
+        frame : ndarray, shape (rows, cols)
+            Raw detector values (photons).
+        mask : ndarray of bool, optional
+            True for pixels to ignore.
+        geometry : FrameGeometry, optional
+            Gives the beam centre and turns radii into d; without it
+            ``d_min_A`` is None and the beam is at ``beam_center_px`` (or the
+            frame's centre).
+        beam_center_px : (x, y), optional
+        saturation : float, optional
+            Values at or above it are ignored.
+
+        Returns
+        -------
+        dict
+        """
+        from ..inference.preprocess import invalid_pixels
+
+        invalid = invalid_pixels(frame, mask, saturation)
+        values = np.where(invalid, 0.0, frame).astype(np.float32)
+        shape = values.shape
+        if geometry is not None:
+            x, y = geometry.center_px(shape)
+        elif beam_center_px is not None:
+            x, y = beam_center_px
+        else:
+            x, y = shape[1] / 2.0, shape[0] / 2.0
+        center = (float(x) - 0.5, float(y) - 0.5)
+        found = run_finder(values[np.newaxis], invalid, center, self.settings, 1)
+        n_peaks = int(found["counts"][0])
+        d_min = None if geometry is None else _d_min_A(geometry, center, found["x"], found["y"])
+        return {"n_peaks": n_peaks, "d_min_A": d_min}
 
     def summarise(self, images8, *, geometry_known):
         """``{"n_peaks", "d_min_A"}`` of each 8-bit model input.
@@ -110,3 +159,12 @@ class SpotCounter:
                 d_min = self.d_min_A(found["x"][mine], found["y"][mine])
             summaries.append({"n_peaks": int(n_peaks), "d_min_A": d_min})
         return summaries
+
+
+def _d_min_A(geometry, center, x, y):
+    """Resolution (Angstrom) of the positions (pixels, centres at integers) farthest from ``center``; None if none."""
+    if len(x) == 0:
+        return None
+    radius_px = float(np.max(np.hypot(np.asarray(x) - center[0], np.asarray(y) - center[1])))
+    d = geometry.resolution_A(radius_px * geometry.pixel_size_mm)
+    return None if math.isinf(d) else round(d, 2)
