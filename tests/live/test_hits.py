@@ -96,6 +96,24 @@ class TestHitWriter:
         assert _event_lines(writer)[-1] == f"{writer.path(1)} //0"
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
+    def test_a_frame_that_cannot_be_written_keeps_its_slot_and_the_others_their_events(self, tmp_path):
+        from diffranet.live.compression import CompressedArray, compress
+
+        writer = HitWriter(tmp_path, compression="none").start()
+        good = [_frame(i) for i in range(3)]
+        algorithm, modifier, payload = compress(good[1].data, "lz4")
+        corrupt = Frame({"id": 1}, CompressedArray(algorithm, modifier, payload[:-30], good[1].data.dtype,
+                                                   good[1].data.shape), geometry=GEOMETRY, saturation=65535)
+        for frame in (good[0], corrupt, good[2]):
+            writer.add({"id": frame.tags["id"]}, frame)
+        writer.close()
+        assert writer.failures == 1 and len(_event_lines(writer)) == 3
+        with h5py.File(writer.path(0)) as f:
+            data = f["entry/data/data"][()]
+            verdicts = [json.loads(v) for v in f["entry/diffranet/verdict"][()]]
+        assert np.array_equal(data[0], good[0].data) and np.array_equal(data[2], good[2].data)
+        assert not data[1].any() and "write_error" in verdicts[1] and [v["id"] for v in verdicts] == [0, 1, 2]
+
     def test_closing_an_unstarted_writer_writes_nothing(self, tmp_path):
         writer = HitWriter(tmp_path)
         writer.close()

@@ -26,7 +26,8 @@ change of any of them (a new series) starts a new file, as do
 ``frames_per_file`` frames or ``file_seconds`` seconds since the file's first
 frame. A file is written under a hidden temporary name and renamed when it is
 complete (:mod:`diffranet._atomic`): a file under its final name is always
-complete. The run's CrystFEL event list (``<run>.lst``, one
+complete (a frame that could not be written, e.g. corrupt compressed pixels, keeps
+its slot filled with zeros and its verdict says ``write_error``). The run's CrystFEL event list (``<run>.lst``, one
 ``/path/file.cxi //N`` line per hit) is rewritten atomically after each
 completed file and lists only complete files. :meth:`HitWriter.close`
 completes the open file, so a service stopped by SIGINT / SIGTERM loses no
@@ -319,16 +320,16 @@ class HitWriter:
     def _open(self, number, frame):
         import h5py
 
-        data = expanded(frame.data)
         with contextlib.ExitStack() as exits:
             tmp = exits.enter_context(atomic_path(self.path(number)))
             f = exits.enter_context(h5py.File(tmp, "x"))
-            self._write_layout(f, data, frame)
+            self._write_layout(f, frame)
             writing = _Writing(number, exits.pop_all(), f, f["/entry/data/data"], frame.geometry,
                                frame.mask is not None)
         return writing
 
-    def _write_layout(self, f, data, frame):
+    def _write_layout(self, f, frame):
+        data = frame.data  # shape and dtype only: the pixels may still be compressed
         rows, cols = data.shape
         f.attrs["default"] = "entry"
         f.attrs["creator"] = "diffranet"
@@ -409,12 +410,16 @@ class HitWriter:
 
     @staticmethod
     def _append(writing, event, record, frame):
+        # every event number gets its slot, also after a failed frame, so that hit_event stays true
         dset = writing.data
-        data = expanded(frame.data)
-        if event != dset.shape[0]:  # never expected: events are numbered in queue order
-            raise ValueError(f"event {event} out of order (file has {dset.shape[0]} frames)")
-        dset.resize(event + 1, axis=0)
-        dset[event] = data
+        dset.resize(max(dset.shape[0], event + 1), axis=0)
+        while len(writing.records) < event:
+            writing.records.append(json.dumps({"write_error": "frame not written"}))
+        try:
+            dset[event] = expanded(frame.data)
+        except Exception as exc:  # the slot keeps zeros; its verdict says why
+            writing.records.append(json.dumps({**json.loads(record), "write_error": str(exc)}))
+            raise
         writing.records.append(record)
 
     def _complete(self, writing):
