@@ -200,3 +200,12 @@ def test_series_sharing_is_refused_for_the_simple_format(model_path):
     with pytest.raises(ValueError, match="series_subscribe"):
         StreamService(model_path, free_address(), free_address(), source_format="dectris",
                       series_subscribe=["localhost:5"])
+
+
+def test_stream_command_refuses_series_sharing_without_stream_v2(model_path, capsys):
+    from diffranet.cli import main
+
+    status = main(["stream", "--model", str(model_path), "--input", free_address(), "--publish", free_address(),
+                   "--series-publish", free_address(), "--quiet"])
+    assert status == 2
+    assert "source_format='dectris'" in capsys.readouterr().err
