@@ -72,7 +72,7 @@ class TestHitWriter:
         assert sorted(p.name for p in (tmp_path / "hits").iterdir()) == sorted(
             [p.name for p in files] + [p.with_suffix(".geom").name for p in files] + [writer.event_list.name])
 
-    def test_a_file_appears_only_complete_and_compressed_frames_are_expanded(self, tmp_path):
+    def test_a_file_appears_only_complete_and_bslz4_frames_are_stored_as_received(self, tmp_path):
         from diffranet.live.compression import CompressedArray, compress
 
         writer = HitWriter(tmp_path, file_seconds=0.2, compression="bitshuffle").start()

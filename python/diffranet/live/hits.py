@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path, atomic_write
-from .compression import expanded
+from .compression import CompressedArray, expanded
 
 __all__ = ["HitWriter", "COMPRESSIONS", "crystfel_geometry"]
 
@@ -408,15 +408,20 @@ class HitWriter:
         source_1 = f.create_group("entry_1/instrument_1/source_1")
         field(source_1, "energy", _HC_J_A / geometry.wavelength_A, "J")
 
-    @staticmethod
-    def _append(writing, event, record, frame):
+    def _append(self, writing, event, record, frame):
         # every event number gets its slot, also after a failed frame, so that hit_event stays true
         dset = writing.data
         dset.resize(max(dset.shape[0], event + 1), axis=0)
         while len(writing.records) < event:
             writing.records.append(json.dumps({"write_error": "frame not written"}))
+        data = frame.data
         try:
-            dset[event] = expanded(frame.data)
+            if self.compression == "bitshuffle" and isinstance(data, CompressedArray) and data.algorithm == "bslz4":
+                # a Stream V2 bslz4 payload is a chunk of the Bitshuffle HDF5 filter, byte for byte: stored as
+                # received, never expanded here
+                dset.id.write_direct_chunk((event, 0, 0), bytes(data.payload))
+            else:
+                dset[event] = expanded(data)
         except Exception as exc:  # the slot keeps zeros; its verdict says why
             writing.records.append(json.dumps({**json.loads(record), "write_error": str(exc)}))
             raise
