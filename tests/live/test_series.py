@@ -167,7 +167,7 @@ def test_images_of_a_series_nobody_announces_wait_then_use_the_defaults(tmp_path
     from diffranet.live import StreamService
     from diffranet.live.processing import FrameClassifier
 
-    frames = _spot_frames(3, np.zeros((SIZE, SIZE), bool))
+    frames = _spot_frames(4, np.zeros((SIZE, SIZE), bool))
     input_address = free_address()
     service = StreamService(model_path, input_address, free_address(), source_format="dectris",
                             log_path=tmp_path / "log.jsonl", series_subscribe=[free_address()], series_wait_s=0.3)
@@ -176,20 +176,23 @@ def test_images_of_a_series_nobody_announces_wait_then_use_the_defaults(tmp_path
     push.bind(input_address)
     try:
         with running_service(service) as (subscriber, result):
-            for i, frame in enumerate(frames):  # the start message went to a puller that is not there
+            for i, frame in enumerate(frames[:3]):  # the start message went to a puller that is not there
                 push.send(encode_image(4, i, frame))
+            assert subscriber.wait_for(lambda r: len(r) >= 3), "held images never released"
+            push.send(encode_image(4, 3, frames[3]))  # the series is given up: no more waiting
             push.send(encode_end(4))
-            assert subscriber.wait_for(lambda r: len(r) >= 4), "held images never released"
+            assert subscriber.wait_for(lambda r: len(r) >= 5)
     finally:
         push.close(linger=0)
         context.term()
     records = _log(tmp_path / "log.jsonl")
-    assert [r.get("id") for r in records[:3]] == [0, 1, 2] and records[3]["end"]
+    assert [r.get("id") for r in records[:4]] == [0, 1, 2, 3] and records[4]["end"]
     assert all(r["latency_ms"] >= 300 for r in records[:3])  # held for the series info
+    assert records[3]["latency_ms"] < 300
     expected = FrameClassifier(model).classify([Frame({}, f, saturation=65535.0) for f in frames])
-    assert [{k: r[k] for k in ("label", "proba", "n_peaks", "d_min_A")} for r in records[:3]] == \
+    assert [{k: r[k] for k in ("label", "proba", "n_peaks", "d_min_A")} for r in records[:4]] == \
         [{k: v[k] for k in ("label", "proba", "n_peaks", "d_min_A")} for v in expected]
-    assert result["final"].frames == 3
+    assert result["final"].frames == 4
 
 
 def test_series_sharing_is_refused_for_the_simple_format(model_path):

@@ -17,7 +17,8 @@ saw. Each service therefore
    ``wait_s`` seconds; then the image is decoded again with the series'
    settings, or, when nothing came, classified with the command-line
    geometry and no mask (and a warning is logged), as a single service does
-   with images of a series it missed.
+   with images of a series it missed. Later images of a series given up that
+   way do not wait (unless its info arrives after all).
 
 The series info message (multipart ZMQ, every part checked on receipt):
 
@@ -211,6 +212,7 @@ class SeriesSharing:
         self.wait_s = check_nonnegative("wait_s", wait_s)
         self.republish_s = check_positive("republish_s", republish_s)
         self._held = {}  # sequence number -> HeldFrame, in arrival order
+        self._given_up = {}  # series_id -> None: series whose info did not come in time (an ordered set)
         self._own = None  # the parts of the latest announcement
         self._next_announcement = math.inf
         self.publisher = self.subscriber = None
@@ -269,9 +271,10 @@ class SeriesSharing:
         if item is None:  # a start message: announce the series
             self._own = encode_series(self.decoder.series)
             self._announce(time.monotonic())
-        elif (isinstance(item, Frame) and self.subscriber is not None
-              and not self.decoder.knows(item.tags.get("series_id"))):
-            return HeldFrame(item.tags, received, message, received + self.wait_s)
+        elif isinstance(item, Frame) and self.subscriber is not None:
+            series_id = item.tags.get("series_id")
+            if not self.decoder.knows(series_id) and series_id not in self._given_up:
+                return HeldFrame(item.tags, received, message, received + self.wait_s)
         return item
 
     def hold(self, seq, held):
@@ -315,10 +318,12 @@ class SeriesSharing:
             if not (known or everything or now >= held.deadline):
                 continue
             del self._held[seq]
-            if not known:
-                log.warning("no series info for series %s within %.1f s: image %s classified without its "
-                            "start message's geometry and mask", held.tags.get("series_id"), self.wait_s,
-                            held.tags.get("id"))
+            if not known and held.tags.get("series_id") not in self._given_up:
+                self._given_up[held.tags.get("series_id")] = None
+                while len(self._given_up) > 64:
+                    self._given_up.pop(next(iter(self._given_up)))
+                log.warning("no series info for series %s within %.1f s: its images are classified without "
+                            "the start message's geometry and mask", held.tags.get("series_id"), self.wait_s)
             try:
                 released.append((seq, self.decoder.decode(held.message, held.received)))
             except MalformedMessage as exc:
