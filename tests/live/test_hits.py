@@ -114,6 +114,23 @@ class TestHitWriter:
         assert np.array_equal(data[0], good[0].data) and np.array_equal(data[2], good[2].data)
         assert not data[1].any() and "write_error" in verdicts[1] and [v["id"] for v in verdicts] == [0, 1, 2]
 
+    def test_the_queue_is_bounded_in_bytes(self, tmp_path):
+        import threading
+
+        frame = _frame(1)  # 4,000 bytes of pixels
+        writer = HitWriter(tmp_path, max_queued_bytes=3 * frame.data.nbytes)  # not started: nothing is written
+        for _ in range(3):
+            writer.add({}, frame)
+        fourth = threading.Thread(target=writer.add, args=({}, frame), daemon=True)
+        fourth.start()
+        fourth.join(0.3)
+        assert fourth.is_alive()  # waits for room
+        writer.start()
+        fourth.join(TIMEOUT_S)
+        assert not fourth.is_alive()
+        writer.close()
+        assert writer.frames_written == 4
+
     def test_closing_an_unstarted_writer_writes_nothing(self, tmp_path):
         writer = HitWriter(tmp_path)
         writer.close()
@@ -126,6 +143,7 @@ class TestHitWriter:
         ({"prefix": "../up"}, "prefix"),
         ({"prefix": ".hidden"}, "prefix"),
         ({"max_queued": 0}, "max_queued"),
+        ({"max_queued_bytes": 0}, "max_queued_bytes"),
     ])
     def test_bad_settings_are_refused(self, tmp_path, kwargs, message):
         with pytest.raises(ValueError, match=message):

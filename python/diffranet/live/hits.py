@@ -36,7 +36,8 @@ hit; a killed process leaves only a hidden ``.part`` file.
 Threads: :meth:`~HitWriter.add`, :meth:`~HitWriter.tick` and
 :meth:`~HitWriter.close` are called by one thread (the record writer); the
 HDF5 writing happens on the hit writer's own thread, behind a queue of at most
-``max_queued`` frames (``add`` waits when it is full).
+``max_queued`` frames and ``max_queued_bytes`` bytes of pixels (``add`` waits
+while either is reached).
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def _filters(compression):
             raise ValueError("compression='bitshuffle' needs the hdf5plugin package; use 'gzip'") from exc
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
     return {}
+
+
+def _held_bytes(data):
+    """Bytes a frame's pixels take while queued (compressed payloads as they are)."""
+    return len(data.payload) if isinstance(data, CompressedArray) else int(data.nbytes)
 
 
 def _utc_now():
@@ -191,10 +197,13 @@ class HitWriter:
     compression : {"bitshuffle", "gzip", "none"}, default "bitshuffle"
     max_queued : int, default 64
         Most frames waiting for the writing thread.
+    max_queued_bytes : int, default 512 MiB
+        Most bytes of pixels (as held: compressed or not) waiting for it; a
+        single larger frame is still taken, alone.
     """
 
     def __init__(self, directory, *, prefix="hits", frames_per_file=1000, file_seconds=60.0,
-                 compression="bitshuffle", max_queued=64):
+                 compression="bitshuffle", max_queued=64, max_queued_bytes=512 << 20):
         from .._validation import check_choice, check_int, check_positive
 
         self.directory = Path(directory)
@@ -208,7 +217,11 @@ class HitWriter:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         self.run_name = f"{prefix}-{stamp}-{socket.gethostname()}-{os.getpid()}"
         self.event_list = (self.directory / f"{self.run_name}.lst").resolve()
-        self._queue = queue.Queue(maxsize=check_int("max_queued", max_queued, minimum=1))
+        self.max_queued = check_int("max_queued", max_queued, minimum=1)
+        self.max_queued_bytes = check_int("max_queued_bytes", max_queued_bytes, minimum=1)
+        self._queue = queue.SimpleQueue()
+        self._room = threading.Condition()
+        self._queued = [0, 0]  # frames, bytes waiting for the writing thread
         self._current = None
         self._next_number = 0
         self._digests = {}  # id(mask) -> (mask, digest); the mask kept so that its id stays its own
@@ -271,6 +284,12 @@ class HitWriter:
             self._next_number += 1
         event = current.count
         current.count += 1
+        size = _held_bytes(data)
+        with self._room:
+            self._room.wait_for(lambda: self._queued[0] == 0 or (
+                self._queued[0] < self.max_queued and self._queued[1] + size <= self.max_queued_bytes))
+            self._queued[0] += 1
+            self._queued[1] += size
         self._queue.put((current.number, event, json.dumps(record), frame))
         return {"hit_file": str(self.path(current.number)), "hit_event": event}
 
@@ -292,30 +311,34 @@ class HitWriter:
     # ------------------------------------------------------------------ writing thread
 
     def _run(self):
-        stack = None  # the _Writing file
+        writing = None  # the _Writing file
         while True:
             item = self._queue.get()
             kind = item[0]
             if kind == _STOP:
                 break
             if kind == _FINALIZE:
-                if stack is not None and stack.number == item[1]:
-                    self._complete(stack)
-                    stack = None
+                if writing is not None and writing.number == item[1]:
+                    self._complete(writing)
+                    writing = None
                 continue
             number, event, record, frame = item
-            if stack is not None and stack.number != number:  # never expected: a finalize comes first
-                self._complete(stack)
-                stack = None
+            if writing is not None and writing.number != number:  # never expected: a finalize comes first
+                self._complete(writing)
+                writing = None
             try:
-                if stack is None:
-                    stack = self._open(number, frame)
-                self._append(stack, event, record, frame)
+                if writing is None:
+                    writing = self._open(number, frame)
+                self._append(writing, event, record, frame)
             except Exception as exc:  # disk full, a frame HDF5 cannot hold: log it, keep serving
                 self.failures += 1
                 log.warning("hit writer: frame %s of %s not written: %s", event, self.path(number).name, exc)
-        if stack is not None:
-            self._complete(stack)
+            with self._room:
+                self._queued[0] -= 1
+                self._queued[1] -= _held_bytes(frame.data)
+                self._room.notify_all()
+        if writing is not None:
+            self._complete(writing)
 
     def _open(self, number, frame):
         import h5py
