@@ -212,3 +212,10 @@ def test_stream_command_refuses_series_sharing_without_stream_v2(model_path, cap
                    "--series-publish", free_address(), "--quiet"])
     assert status == 2
     assert "source_format='dectris'" in capsys.readouterr().err
+
+
+def test_the_stand_in_detector_waits_for_its_pullers_and_says_when_they_do_not_come():
+    from diffranet.live.sender import send_stream2
+
+    with pytest.raises(TimeoutError, match="0 of 2 pullers"):
+        send_stream2(free_address(), np.zeros((1, 4, 4), np.uint16), pullers=2, pullers_timeout_s=0.2, linger_s=0)
