@@ -22,15 +22,17 @@ def _pace(start, index, rate_hz):
             time.sleep(delay)
 
 
-def _push(address, linger_s):
+def _push(address, linger_s, monitor=False):
+    """A bound PUSH socket; with ``monitor``, also a monitor of its handshakes, attached before binding."""
     context = zmq.Context()
     socket = context.socket(zmq.PUSH)
     socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
+    watcher = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) if monitor else None
     socket.bind(address)
-    return context, socket
+    return context, socket, watcher
 
 
-def _wait_for_pullers(socket, n, timeout_s):
+def _wait_for_pullers(socket, monitor, n, timeout_s):
     """Wait until ``n`` PULL sockets have connected (a detector is armed after its receivers connect).
 
     Raises
@@ -40,7 +42,6 @@ def _wait_for_pullers(socket, n, timeout_s):
     """
     from zmq.utils.monitor import recv_monitor_message
 
-    monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
     try:
         connected = 0
         deadline = time.monotonic() + timeout_s
@@ -81,7 +82,7 @@ def send_simple(address, frames, ids=None, *, rate_hz=None, extra_messages=None,
     """
     from .simple import encode_simple
 
-    context, socket = _push(address, linger_s)
+    context, socket, _ = _push(address, linger_s)
     extra_messages = extra_messages or {}
     start = time.monotonic()
     count = 0
@@ -131,11 +132,11 @@ def send_stream2(address, frames, *, series_id=1, compression="bslz4", rate_hz=N
 
     frames = list(frames)
     shape = np.shape(frames[0]) if frames else (0, 0)
-    context, socket = _push(address, linger_s)
+    context, socket, monitor = _push(address, linger_s, monitor=bool(pullers))
     extra_messages = extra_messages or {}
     try:
         if pullers:
-            _wait_for_pullers(socket, pullers, pullers_timeout_s)
+            _wait_for_pullers(socket, monitor, pullers, pullers_timeout_s)
         begin = time.monotonic()
         socket.send(encode_start(series_id, image_shape=shape, number_of_images=len(frames),
                                  compression=compression, **(start or {})))
