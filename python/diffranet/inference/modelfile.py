@@ -174,6 +174,19 @@ class SavedModel:
         list of dict
             One verdict per frame: ``{"label": str, "hit": bool, "proba": [float, ...]}``.
         """
+        images = self.preprocess(frames, masks, geometry, beam_center_px=beam_center_px, saturation=saturation)
+        return self.verdicts(self.predict_proba(images))
+
+    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
+        """The model's 8-bit input images of raw frames (the first step of :meth:`classify`).
+
+        Parameters as for :meth:`classify`.
+
+        Returns
+        -------
+        ndarray of uint8, shape (n, rows, cols)
+            ``rows, cols`` is ``preprocessing.shape``.
+        """
         from .preprocess import preprocess
 
         frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 2 else frames
@@ -181,12 +194,13 @@ class SavedModel:
             masks = [masks] * len(frames)
         if len(masks) != len(frames):
             raise ValueError(f"got {len(masks)} masks for {len(frames)} frames")
-        images = np.stack([
+        if not len(frames):
+            return np.zeros((0, *self.preprocessing.shape), np.uint8)
+        return np.stack([
             preprocess(frame, mask, geometry, self.preprocessing, beam_center_px=beam_center_px,
                        saturation=saturation)
             for frame, mask in zip(frames, masks)
-        ]) if len(frames) else np.zeros((0, *self.preprocessing.shape), np.uint8)
-        return self.verdicts(self.predict_proba(images))
+        ])
 
 
 def verdict(proba, class_names):
