@@ -6,17 +6,22 @@ look at grey levels: they ask how many standard deviations a pixel stands
 above its local background. :func:`significance_map` gives a network the same
 view of an 8-bit model input:
 
-1. **Block maxima.** The image is cut into ``block_px x block_px`` blocks and
-   each keeps its largest value (a Bragg spot of one or two pixels survives
-   the 4 x 4 reduction whole; a mean would dilute it 16 times).
-2. **Local background and noise.** The block maxima are grouped into cells of
-   ``cell_blocks x cell_blocks`` blocks. Each cell's median is its
-   background and 1.4826 times its median absolute deviation its noise (both
-   ignore the few blocks holding spots); both are interpolated bilinearly
-   between cell centres, so rings and gradients of the background are
-   followed smoothly.
-3. **Significance.** ``(block maximum - background) / max(noise, noise_floor)``,
-   clipped to ``clip``.
+1. **Local background and noise from the lower part of each cell.** The image
+   is cut into cells of ``cell_px x cell_px`` pixels. Bragg spots only ever
+   add photons, so the darkest ``LOWER_SHARE`` (60 %) of a cell's pixels are
+   background even when a dense lattice of weak spots covers much of it (a
+   median would rise with the spots and hide them). The mean and standard
+   deviation of that lower part give the background level and noise of a
+   Gaussian truncated at its 60th percentile: ``noise = std / 0.6498`` and
+   ``background = mean + 0.6439 noise``. Both are interpolated bilinearly
+   between cell centres, so rings and gradients are followed smoothly.
+2. **Block maxima.** Each ``block_px x block_px`` block keeps its largest
+   value (a Bragg spot of one or two pixels survives the 4 x 4 reduction
+   whole; a mean would dilute it 16 times). Pixels at 255, the 8-bit
+   overload, carry no measurement (a saturated or hot pixel, masked as the
+   preprocessing masks saturated counts) and do not take part.
+3. **Significance.** ``(block maximum - background) / max(noise, noise_floor)``
+   at each block, clipped to ``clip``.
 
 The 8-bit input is the square root of the counts (:func:`~diffranet.simulation.response.to_8bit`),
 which makes Poisson noise about 0.5 of a level whatever the photon count: the
@@ -24,7 +29,10 @@ which makes Poisson noise about 0.5 of a level whatever the photon count: the
 (quantised to the same 8-bit level) would otherwise make zero. A gain (ADU per
 photon) multiplies the square root's scale and its noise alike, so the
 significance does not depend on it; neither does an offset or a smooth
-background, which the local median removes.
+background.
+
+The cell statistics come from one histogram per cell (the input has 256
+levels), so the whole map costs a few passes over the image.
 
 Examples
 --------
@@ -34,7 +42,7 @@ Examples
 >>> counts[0, 100, 100] += 400.0                     # one spot of 400 photons
 >>> images8 = np.rint(np.sqrt(counts)).astype(np.uint8)
 >>> z = significance_map(images8)
->>> z.shape, bool(z[0, 25, 25] > 6), bool(np.median(z) < 1)
+>>> z.shape, bool(z[0, 25, 25] > 6), bool(np.median(z) < 3)
 ((1, 64, 64), True, True)
 """
 
@@ -46,28 +54,35 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["significance_map", "SIGNIFICANCE_RANGE"]
+__all__ = ["significance_map", "SIGNIFICANCE_RANGE", "LOWER_SHARE"]
 
 #: The clip range of :func:`significance_map` by default (noise units).
 SIGNIFICANCE_RANGE = (-4.0, 16.0)
 
-#: Median absolute deviation to standard deviation, for Gaussian noise.
-_MAD_TO_SIGMA = 1.4826
+#: Share of each cell's pixels, the darkest, taken as background.
+LOWER_SHARE = 0.6
+
+# A standard Gaussian truncated at its LOWER_SHARE quantile a: mean -phi(a)/P, standard deviation
+# sqrt(1 - a phi(a)/P - (phi(a)/P)^2), with P = LOWER_SHARE and a = 0.2533.
+_MEAN_SHIFT = 0.6439
+_STD_FACTOR = 0.6498
+
+_OVERLOAD = 255
 
 
 @functools.lru_cache(maxsize=8)
-def _interpolation(n_cells, cell_blocks):
-    """(n_cells * cell_blocks, n_cells) matrix: bilinear interpolation from cell centres to blocks.
+def _interpolation(n_cells, per_cell):
+    """(n_cells * per_cell, n_cells) matrix: bilinear interpolation from cell centres to the points between.
 
-    Blocks outside the first and last cell centres take the nearest centre's value.
+    Points outside the first and last cell centres take the nearest centre's value.
     """
-    n_blocks = n_cells * cell_blocks
-    position = (np.arange(n_blocks) + 0.5) / cell_blocks - 0.5  # in cell-centre coordinates
+    n_points = n_cells * per_cell
+    position = (np.arange(n_points) + 0.5) / per_cell - 0.5  # in cell-centre coordinates
     position = np.clip(position, 0.0, n_cells - 1)
     left = np.minimum(np.floor(position).astype(int), max(n_cells - 2, 0))
     weight = position - left
-    matrix = np.zeros((n_blocks, n_cells), np.float32)
-    rows = np.arange(n_blocks)
+    matrix = np.zeros((n_points, n_cells), np.float32)
+    rows = np.arange(n_points)
     matrix[rows, left] = 1.0 - weight
     if n_cells > 1:
         matrix[rows, left + 1] += weight
@@ -75,38 +90,60 @@ def _interpolation(n_cells, cell_blocks):
     return matrix
 
 
-def _median_last(values):
-    """Median along the last axis (by a sort, which numpy vectorises; ``np.median`` partitions row by row)."""
-    ordered = np.sort(values, axis=-1)
-    k = ordered.shape[-1]
-    return 0.5 * (ordered[..., (k - 1) // 2] + ordered[..., k // 2])
-
-
-def _check_images(images8, block_px, cell_blocks):
+def _check_images(images8, block_px, cell_px):
     images = np.asarray(images8)
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"images8 must be uint8 of shape (n, rows, cols), got {images.dtype} {images.shape}")
-    side = block_px * cell_blocks
-    if images.shape[1] % side or images.shape[2] % side or images.shape[1] == 0 or images.shape[2] == 0:
-        raise ValueError(f"image rows and columns must be positive multiples of block_px * cell_blocks = {side}, "
+    if cell_px % block_px:
+        raise ValueError(f"cell_px ({cell_px}) must be a multiple of block_px ({block_px})")
+    if images.shape[1] % cell_px or images.shape[2] % cell_px or images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"image rows and columns must be positive multiples of cell_px = {cell_px}, "
                          f"got {images.shape[1:]}")
     return images
 
 
-def significance_map(images8, block_px=4, cell_blocks=8, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
+def _lower_moments(histograms, share):
+    """Mean and standard deviation of the lowest ``share`` of the values of each 256-level histogram.
+
+    The level where the share is reached counts with the fraction of its
+    pixels needed to make it up exactly.
+    """
+    levels = np.arange(histograms.shape[-1], dtype=np.float64)
+    total = histograms.sum(axis=-1, keepdims=True).astype(np.float64)
+    wanted = share * total
+    below = np.cumsum(histograms, axis=-1) - histograms  # pixels at lower levels
+    weights = np.clip(wanted - below, 0.0, histograms)   # pixels of each level inside the share
+    n = np.maximum(weights.sum(axis=-1), 1.0)
+    mean = (weights * levels).sum(axis=-1) / n
+    var = (weights * levels ** 2).sum(axis=-1) / n - mean ** 2
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def _block_maxima(images, block_px):
+    """Maximum of each ``block_px x block_px`` block, by elementwise maxima of strided views (vectorised)."""
+    rows = images[:, 0::block_px].copy()
+    for offset in range(1, block_px):
+        np.maximum(rows, images[:, offset::block_px], out=rows)
+    blocks = rows[:, :, 0::block_px].copy()
+    for offset in range(1, block_px):
+        np.maximum(blocks, rows[:, :, offset::block_px], out=blocks)
+    return blocks
+
+
+def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
     """Local significance of the block maxima of 8-bit images (see the module docstring).
 
     Parameters
     ----------
     images8 : array_like of uint8, shape (n, rows, cols) or (rows, cols)
         Model inputs (8-bit square root of the counts); rows and columns
-        multiples of ``block_px * cell_blocks``.
+        multiples of ``cell_px``.
     block_px : int, default 4
         Side of the blocks reduced to their maximum.
-    cell_blocks : int, default 8
-        Side of a background cell, in blocks (32 pixels by default).
+    cell_px : int, default 32
+        Side of a background cell (a multiple of ``block_px``).
     noise_floor : float, default 0.5
         Smallest noise (8-bit levels): the Poisson noise of the square root.
     clip : tuple of float, default :data:`SIGNIFICANCE_RANGE`
@@ -117,24 +154,33 @@ def significance_map(images8, block_px=4, cell_blocks=8, noise_floor=0.5, clip=S
     ndarray of float32, shape (n, rows // block_px, cols // block_px)
     """
     block_px = check_int("block_px", block_px, minimum=1)
-    cell_blocks = check_int("cell_blocks", cell_blocks, minimum=1)
+    cell_px = check_int("cell_px", cell_px, minimum=1)
     if not noise_floor > 0:
         raise ValueError(f"noise_floor must be > 0, got {noise_floor!r}")
     low, high = (float(c) for c in clip)
     if not low < high:
         raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}")
-    images = _check_images(images8, block_px, cell_blocks)
+    images = _check_images(images8, block_px, cell_px)
     n, rows, cols = images.shape
-    br, bc = rows // block_px, cols // block_px
-    # one axis at a time: numpy reduces a contiguous axis several times faster than two strided ones
-    maxima = images.reshape(n, br, block_px, cols).max(axis=2).reshape(n, br, bc, block_px).max(axis=3)
-    maxima = maxima.astype(np.float32)
-    cr, cc = br // cell_blocks, bc // cell_blocks
-    cells = maxima.reshape(n, cr, cell_blocks, cc, cell_blocks).transpose(0, 1, 3, 2, 4).reshape(n, cr, cc, -1)
-    median = _median_last(cells)
-    mad = _median_last(np.abs(cells - median[..., None]))
-    up_rows, up_cols = _interpolation(cr, cell_blocks), _interpolation(cc, cell_blocks)
-    background = up_rows @ median @ up_cols.T
-    noise = np.maximum(up_rows @ (_MAD_TO_SIGMA * mad) @ up_cols.T, np.float32(noise_floor))
-    z = (maxima - background) / noise
+    cr, cc = rows // cell_px, cols // cell_px
+
+    # one 256-level histogram per cell: label every pixel with its cell, count (cell, level) pairs
+    cell_of_row = np.arange(rows) // cell_px
+    cell_of_col = np.arange(cols) // cell_px
+    cell_index = (cell_of_row[:, None] * cc + cell_of_col[None, :]).astype(np.int64)
+    keys = (np.arange(n, dtype=np.int64)[:, None, None] * (cr * cc) + cell_index) * 256 + images
+    histograms = np.bincount(keys.ravel(), minlength=n * cr * cc * 256).reshape(n, cr, cc, 256)
+    histograms[..., _OVERLOAD] = 0  # overloads are not measurements
+    mean, std = _lower_moments(histograms, LOWER_SHARE)
+    noise = np.maximum(std / _STD_FACTOR, noise_floor)
+    background = mean + _MEAN_SHIFT * noise
+
+    # block maxima without the overloads, and the cell statistics at the block centres
+    valid = images.copy()
+    valid[valid == _OVERLOAD] = 0
+    maxima = _block_maxima(valid, block_px)
+    up_rows, up_cols = _interpolation(cr, cell_px // block_px), _interpolation(cc, cell_px // block_px)
+    background = (up_rows @ background.astype(np.float32) @ up_cols.T)
+    noise = (up_rows @ noise.astype(np.float32) @ up_cols.T)
+    z = (maxima.astype(np.float32) - background) / noise
     return np.clip(z, low, high, out=z).astype(np.float32, copy=False)
