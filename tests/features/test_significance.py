@@ -7,24 +7,29 @@ from diffranet.features.significance import SIGNIFICANCE_RANGE, significance_map
 from diffranet.simulation.response import to_8bit
 
 
-def reference(image8, block_px=4, cell_blocks=8, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
-    """The definition, pixel by pixel: loops, np.median, explicit bilinear weights."""
+def reference(image8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
+    """The definition, cell by cell and block by block: sorted values, explicit bilinear weights."""
     image = image8.astype(np.float64)
-    br, bc = image.shape[0] // block_px, image.shape[1] // block_px
-    maxima = np.empty((br, bc))
-    for i in range(br):
-        for j in range(bc):
-            maxima[i, j] = image[i * block_px:(i + 1) * block_px, j * block_px:(j + 1) * block_px].max()
-    cr, cc = br // cell_blocks, bc // cell_blocks
-    median, sigma = np.empty((cr, cc)), np.empty((cr, cc))
+    cr, cc = image.shape[0] // cell_px, image.shape[1] // cell_px
+    level, noise = np.empty((cr, cc)), np.empty((cr, cc))
     for i in range(cr):
         for j in range(cc):
-            cell = maxima[i * cell_blocks:(i + 1) * cell_blocks, j * cell_blocks:(j + 1) * cell_blocks]
-            median[i, j] = np.median(cell)
-            sigma[i, j] = 1.4826 * np.median(np.abs(cell - median[i, j]))
+            cell = np.sort(image[i * cell_px:(i + 1) * cell_px, j * cell_px:(j + 1) * cell_px].ravel())
+            cell = cell[cell != 255]
+            wanted = 0.6 * cell.size  # the darkest 60 %, the last value counted in part
+            whole = int(np.floor(wanted))
+            weights = np.zeros(cell.size)
+            weights[:whole] = 1.0
+            if whole < cell.size:
+                weights[whole] = wanted - whole
+            mean = np.sum(weights * cell) / weights.sum()
+            std = np.sqrt(np.sum(weights * (cell - mean) ** 2) / weights.sum())
+            noise[i, j] = max(std / 0.6498, noise_floor)
+            level[i, j] = mean + 0.6439 * noise[i, j]
+    per = cell_px // block_px
 
-    def weights(n_cells, b):
-        p = min(max((b + 0.5) / cell_blocks - 0.5, 0.0), n_cells - 1)
+    def weights_at(n_cells, b):
+        p = min(max((b + 0.5) / per - 0.5, 0.0), n_cells - 1)
         left = min(int(np.floor(p)), max(n_cells - 2, 0))
         w = np.zeros(n_cells)
         w[left] += 1 - (p - left)
@@ -32,14 +37,15 @@ def reference(image8, block_px=4, cell_blocks=8, noise_floor=0.5, clip=SIGNIFICA
             w[left + 1] += p - left
         return w
 
+    br, bc = image.shape[0] // block_px, image.shape[1] // block_px
     out = np.empty((br, bc))
     for i in range(br):
-        wr = weights(cr, i)
+        wr = weights_at(cr, i)
         for j in range(bc):
-            wc = weights(cc, j)
-            bg = wr @ median @ wc
-            noise = max(wr @ sigma @ wc, noise_floor)
-            out[i, j] = np.clip((maxima[i, j] - bg) / noise, *clip)
+            wc = weights_at(cc, j)
+            block = image[i * block_px:(i + 1) * block_px, j * block_px:(j + 1) * block_px]
+            top = block[block != 255].max() if (block != 255).any() else 0.0
+            out[i, j] = np.clip((top - wr @ level @ wc) / (wr @ noise @ wc), *clip)
     return out
 
 
@@ -60,18 +66,37 @@ class TestValues:
         rng = np.random.default_rng(1)
         image = rng.integers(0, 60, size=shape).astype(np.uint8)
         image[5, 7] = 250
-        np.testing.assert_allclose(significance_map(image)[0], reference(image), rtol=1e-5, atol=1e-5)
+        image[40, 9] = 255  # an overload: not a measurement
+        np.testing.assert_allclose(significance_map(image)[0], reference(image), rtol=1e-4, atol=1e-4)
 
     def test_other_block_and_cell_sizes(self):
         image = np.random.default_rng(2).integers(0, 30, size=(48, 48)).astype(np.uint8)
-        got = significance_map(image, block_px=2, cell_blocks=6, noise_floor=1.0, clip=(-2, 5))[0]
-        np.testing.assert_allclose(got, reference(image, 2, 6, 1.0, (-2, 5)), rtol=1e-5, atol=1e-5)
+        got = significance_map(image, block_px=2, cell_px=12, noise_floor=1.0, clip=(-2, 5))[0]
+        np.testing.assert_allclose(got, reference(image, 2, 12, 1.0, (-2, 5)), rtol=1e-4, atol=1e-4)
+
+    def test_a_dense_lattice_of_weak_spots_stands_out(self):
+        # spots on every third pixel of every third row (11 % of the pixels), 6 sigma each: a median
+        # background would rise with them; the darkest 60 % of each cell do not
+        rng = np.random.default_rng(4)
+        expected = np.full((128, 128), 400.0)
+        expected[::3, ::3] += 6 * 20.0
+        image = to_8bit(rng.poisson(expected).astype(float))[None]
+        assert np.median(significance_map(image)) > 3
+        flat = to_8bit(rng.poisson(np.full((128, 128), 400.0)).astype(float))[None]
+        assert np.median(significance_map(flat)) < 2
+
+    def test_overloads_are_not_spots(self):
+        rng = np.random.default_rng(5)
+        image = to_8bit(rng.poisson(np.full((64, 64), 9.0)).astype(float))
+        image[rng.integers(0, 64, 20), rng.integers(0, 64, 20)] = 255  # hot or saturated pixels
+        assert significance_map(image).max() < 5
 
     def test_spots_stand_out_and_background_does_not(self):
         image, where = spots_on(100.0)
         z = significance_map(image)[0]
         assert all(z[r // 4, c // 4] > 8 for r, c in where)
-        assert np.median(z) == pytest.approx(0.0, abs=0.6)
+        # the maximum of 16 background pixels: about 1.5 sigma above the background
+        assert np.median(z) == pytest.approx(1.3, abs=0.5)
 
     def test_gain_and_offset_do_not_change_it(self):
         # the same Poisson draws on another scale: the same spots, the same quiet background
@@ -82,7 +107,7 @@ class TestValues:
             spots = np.zeros(z.shape, bool)
             spots[where[:, 0] // 4, where[:, 1] // 4] = True
             assert z[spots].min() > 5
-            assert np.median(z) == pytest.approx(0.0, abs=0.5)
+            assert np.median(z) == pytest.approx(1.3, abs=0.6)
             assert np.mean(z[~spots] > 5) < 0.005
 
     def test_a_smooth_background_is_removed(self):
@@ -91,8 +116,9 @@ class TestValues:
         z = significance_map(spots_on(ramp)[0])[0]
         assert np.mean(np.abs(z) > 4) < 0.03  # spots only (12 of 1024 blocks) and a few edges
 
-    def test_flat_image_is_zero(self):
-        assert not significance_map(np.full((64, 64), 7, np.uint8)).any()
+    def test_flat_image(self):
+        # no spread: the noise floor (0.5), and the level of a Gaussian seen through its lower 60 %
+        np.testing.assert_allclose(significance_map(np.full((64, 64), 7, np.uint8)), -0.6439, atol=1e-6)
 
 
 class TestValidation:
@@ -102,8 +128,8 @@ class TestValidation:
         with pytest.raises(ValueError):
             significance_map(images)
 
-    @pytest.mark.parametrize("kwargs", [dict(block_px=0), dict(cell_blocks=0), dict(noise_floor=0.0),
-                                        dict(clip=(3, 3)), dict(block_px=2.5)])
+    @pytest.mark.parametrize("kwargs", [dict(block_px=0), dict(cell_px=0), dict(noise_floor=0.0),
+                                        dict(clip=(3, 3)), dict(block_px=2.5), dict(block_px=3)])
     def test_bad_parameters(self, kwargs):
         with pytest.raises(ValueError):
             significance_map(np.zeros((64, 64), np.uint8), **kwargs)
