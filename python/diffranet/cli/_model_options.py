@@ -19,6 +19,9 @@ def add_model_and_geometry_options(parser):
     parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom)")
     parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
                         help="beam centre in pixels (x along columns, y along rows)")
+    parser.add_argument("--abstain", type=float, metavar="P",
+                        help="label a frame 'uncertain' when no class reaches probability P (0 < P <= 1); "
+                             "its 'hit' stays the most probable class's (default: never)")
 
 
 def add_frame_limit_option(parser):
@@ -35,6 +38,8 @@ def check_run_options(args):
     from .._validation import check_int
 
     check_int("--batch-size", args.batch_size, minimum=1)
+    if getattr(args, "abstain", None) is not None and not 0 < args.abstain <= 1:
+        raise ValueError(f"--abstain must be a probability in (0, 1], got {args.abstain}")
     if hasattr(args, "max_frame_pixels"):
         check_int("--max-frame-pixels", args.max_frame_pixels, minimum=1)
 
@@ -45,9 +50,10 @@ def load_model_option(args):
     from ..inference.modelfile import PickleModelError
 
     try:
-        return load_model(args.model, trust=args.trust)
+        model = load_model(args.model, trust=args.trust)
     except PickleModelError as exc:
         raise PickleModelError(f"{exc}; pass --trust to load it") from exc
+    return model if getattr(args, "abstain", None) is None else model.with_abstain(args.abstain)
 
 
 def detector_and_overrides(args):

@@ -103,8 +103,9 @@ class SavedModel:
         diffranet version, creation time).
     """
 
-    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None):
+    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None, abstain=None):
         self.estimator = estimator
+        self.abstain = _check_abstain(abstain)
         self.class_names = _check_class_names(class_names)
         if not isinstance(preprocessing, Preprocessing):
             raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
@@ -152,8 +153,12 @@ class SavedModel:
         return proba
 
     def verdicts(self, proba):
-        """One :func:`verdict` dict per row of class probabilities."""
-        return [verdict(row, self.class_names) for row in np.asarray(proba)]
+        """One :func:`verdict` dict per row of class probabilities (``uncertain`` below :attr:`abstain`)."""
+        return [verdict(row, self.class_names, self.abstain) for row in np.asarray(proba)]
+
+    def with_abstain(self, abstain):
+        """A copy whose verdicts are ``uncertain`` when no class reaches probability ``abstain`` (None: never)."""
+        return SavedModel(self.estimator, self.class_names, self.preprocessing, self.metadata, abstain)
 
     def classify(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
         """Preprocess raw frames of any detector and classify them.
@@ -203,17 +208,39 @@ class SavedModel:
         ])
 
 
-def verdict(proba, class_names):
+def verdict(proba, class_names, abstain=None):
     """``{"label", "hit", "proba"}`` of one row of class probabilities.
+
+    With ``abstain``, a row whose most probable class has a probability below
+    it gets the label ``"uncertain"`` and ``"uncertain": True``; ``hit`` stays
+    the most probable class's (a veto that keeps hits and uncertain frames
+    loses no frame the model is unsure of).
 
     Examples
     --------
     >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES)
     {'label': 'weak', 'hit': True, 'proba': [0.1, 0.2, 0.6, 0.1, 0.0]}
+    >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES, abstain=0.8)["label"]
+    'uncertain'
     """
     proba = [float(p) for p in proba]
-    label = class_names[int(np.argmax(proba))]
-    return {"label": label, "hit": label in HIT_NAMES, "proba": proba}
+    best = class_names[int(np.argmax(proba))]
+    result = {"label": best, "hit": best in HIT_NAMES, "proba": proba}
+    if abstain is not None and max(proba) < abstain:
+        result.update(label=UNCERTAIN, uncertain=True)
+    return result
+
+
+#: The label of a verdict whose most probable class is below the abstention threshold.
+UNCERTAIN = "uncertain"
+
+
+def _check_abstain(abstain):
+    if abstain is None:
+        return None
+    if isinstance(abstain, bool) or not isinstance(abstain, (int, float, np.floating)) or not 0 < abstain <= 1:
+        raise ValueError(f"abstain must be a probability in (0, 1], got {abstain!r}")
+    return float(abstain)
 
 
 def _check_class_names(class_names):
