@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_int, check_seed
+from .classes import CLASS_NAMES
+
 __all__ = ["run_demo", "DEMO_SIZE"]
 
 #: Test images rendered by default (the training set has twice as many).
@@ -25,6 +28,7 @@ DEMO_SIZE = 120
 
 def _preprocessing(preset):
     """The input a model trained on ``preset``'s images expects."""
+    # imported on use: the command line imports this module to build its parser
     from .inference import FrameGeometry, Preprocessing
 
     return Preprocessing(shape=preset.shape, adc_offset=preset.adc_offset,
@@ -33,6 +37,7 @@ def _preprocessing(preset):
 
 def _shipped_model(preset):
     """``"default"`` if diffranet ships a model for this preset's images, else None."""
+    # imported on use: the command line imports this module to build its parser
     from .inference import load_model
     from .inference.modelfile import default_model_path
 
@@ -83,9 +88,10 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
         ``scores`` (model name -> both accuracies, for every model shown) and
         ``seconds`` (per step).
     """
-    from ._validation import check_int, check_seed
-    from .classes import CLASS_NAMES
+    # imported on use: the command line imports this module to build its parser, and the libraries
+    # (scikit-learn, OpenCV, Dask, the simulation) load only when the demo runs
     from .dataset import generate_dataset
+    from .dataset.loader import load_arrays
     from .dataset.presets import get_preset
     from .evaluation import evaluate, load_labelled_data
     from .inference import save_model
@@ -110,8 +116,6 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     generate_dataset(data_dir, preset=preset, n_train=n_train, n_val=0, n_test=size, seed=seed, workers=workers,
                      quiet=not progress)
     seconds["render"] = time.perf_counter() - start
-
-    from .dataset.loader import load_arrays
 
     config = default_configuration("glcm", "rf")
     log(f"training GLCM + random forest (the paper's Table 3 settings) on the {n_train} training shots")

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from diffranet import Beam, Crystal, Detector, Simulator
 from diffranet.simulation.background import Background
 from diffranet.simulation.budget import Budget
-from diffranet.simulation.response import CCDResponse, PixelArrayResponse, paper_ccd
+from diffranet.dataset import paper_ccd
+from diffranet.simulation.response import CCDResponse, PixelArrayResponse
 
 # the slow variant runs this file again in a subprocess with these raised
 EXAMPLES = int(os.environ.get("DIFFRANET_PROPERTY_EXAMPLES", "60"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..detectors import load_detector
+
 
 def add_model_and_geometry_options(parser):
     """``--model``, ``--trust``, ``--detector`` and the geometry options.
@@ -23,8 +25,6 @@ def add_model_and_geometry_options(parser):
 
 def detector_and_overrides(args):
     """The detector file (or None) and the geometry values given on the command line."""
-    from ..inference.detector_files import load_detector
-
     detector = None if args.detector is None else load_detector(args.detector)
     overrides = {"pixel_size_mm": args.pixel_size_mm, "distance_mm": args.distance_mm,
                  "wavelength_A": args.wavelength_A,

@@ -26,6 +26,7 @@ def add_parser(subparsers):
 
 
 def _load(args):
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
     from ..inference import ModelFileError, load_model
 
     try:
@@ -38,6 +39,7 @@ def _load(args):
 
 def run(args):
     """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
     from ..inference.files import FileError, Summary, classify_files
 
     model = _load(args)

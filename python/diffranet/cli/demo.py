@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from ..demo import DEMO_SIZE, run_demo
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
     """Register ``demo`` on the ``diffranet`` sub-command parsers."""
-    from ..demo import DEMO_SIZE
-
     demo = subparsers.add_parser(
         "demo", help="render shots of the five classes, classify them and write a report",
         description="Render test shots of the five classes (the paper's 512 x 512 set-up by default), classify "
@@ -33,8 +33,6 @@ def add_parser(subparsers):
 
 def run(args):
     """Run ``diffranet demo`` from parsed arguments."""
-    from ..demo import run_demo
-
     def log(line):
         print(f"diffranet demo: {line}", file=sys.stderr)
 

@@ -38,6 +38,7 @@ def add_parser(subparsers):
 
 def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
+    # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
     from ..live import StreamService, stop_on_signals
 

@@ -43,6 +43,7 @@ def run(args):
         return _run_deepfreak(args)
     if args.features is None:
         raise ValueError(f"--model {args.model} needs --features (glcm, lbp or bovw)")
+    # imported on use, so that the other commands start without loading hyperopt, scikit-learn and OpenCV
     from ..search.spaces import default_configuration
     from ..training.classic import train_classic
 
@@ -51,6 +52,7 @@ def run(args):
 
 
 def _run_deepfreak(args):
+    # imported on use, so that the other commands start without loading torch
     from ..models.recipes import read_recipe
     from ..training.deep import train_deepfreak
 

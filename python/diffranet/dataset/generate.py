@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._allocator import keep_freed_memory
 from .._atomic import remove_temporaries
 from .._validation import check_choice, check_int, check_seed
+from .export import export_dataset
 from .presets import get_preset
 from .shards import (
     CONFIG_FILE,
@@ -222,8 +224,6 @@ def _prepare_worker():
     """
     from threadpoolctl import threadpool_limits
 
-    from .._allocator import keep_freed_memory
-
     threadpool_limits(1, user_api="blas")
     keep_freed_memory()
 
@@ -368,8 +368,6 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
         _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout)
     index = build_index(out)
     if format != "hdf5":
-        from .export import export_dataset
-
         export_dataset(out, out, format, quiet=quiet)
     return index
 

@@ -9,6 +9,7 @@ import numpy as np
 from .._atomic import atomic_path
 from .._validation import check_int
 from ..classes import CLASS_NAMES
+from .gallery import save_gallery
 from .loader import read_index
 from .shards import read_shard
 
@@ -101,8 +102,6 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
     pathlib.Path
         ``path``.
     """
-    from .gallery import save_gallery
-
     per_class = check_int("per_class", per_class, minimum=1)
     index = read_index(dataset_dir)
     if split is None:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_path
+from .metrics import precision_recall
+
 __all__ = [
     "grey_window",
     "display_image",
@@ -41,8 +44,6 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    from .._atomic import atomic_path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -94,8 +95,6 @@ def confusion_matrix_figure(matrix, labels, path, title="Confusion matrix"):
     diagonal); the last column gives each class's recall and the last row
     each class's precision, as in the paper's Table 6.
     """
-    from .metrics import precision_recall
-
     matrix = np.asarray(matrix)
     precision, recall, _ = precision_recall(matrix)
     k = len(labels)

@@ -26,10 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._atomic import atomic_path
+from .._version import __version__
 from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
+from ..models._torch import require_torch
+from ..models.deepfreak import DeepFreakClassifier
+from .forest import predict_proba
 from .geometry import PAPER_PREPROCESSING, Preprocessing
+from .preprocess import preprocess
+from .training_input import shape_preprocessing
 
 __all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "ALLOWED_TYPES", "MODEL_SUFFIX"]
 
@@ -122,8 +127,6 @@ class SavedModel:
         if len(images) == 0:
             return proba
         if hasattr(self.estimator, "predict_proba"):
-            from .forest import predict_proba
-
             proba[:, self._columns] = np.asarray(predict_proba(self.estimator, images), dtype=np.float64)
         else:
             predicted = np.asarray(self.estimator.predict(images))
@@ -154,8 +157,6 @@ class SavedModel:
         list of dict
             One verdict per frame: ``{"label": str, "hit": bool, "proba": [float, ...]}``.
         """
-        from .preprocess import preprocess
-
         frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 2 else frames
         if masks is None or (isinstance(masks, np.ndarray) and masks.ndim == 2):
             masks = [masks] * len(frames)
@@ -210,14 +211,8 @@ def _class_columns(estimator, class_names):
 # --------------------------------------------------------------------------- saving
 
 
-def _deepfreak_class():
-    from ..models.deepfreak import DeepFreakClassifier
-
-    return DeepFreakClassifier
-
-
 def _is_deepfreak(estimator):
-    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, _deepfreak_class())
+    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, DeepFreakClassifier)
 
 
 def _json_value(value):
@@ -443,12 +438,10 @@ def _load_skops(path, payload):
 def _load_deepfreak(description, payload):
     from safetensors.torch import load
 
-    from ..models._torch import require_torch
-
     torch = require_torch()
     tensors = load(payload)
     mean_image = tensors.pop(_MEAN_IMAGE).numpy()
-    estimator = _deepfreak_class()(**description["params"])
+    estimator = DeepFreakClassifier(**description["params"])
     fitted = description["fitted"]
     estimator.classes_ = np.asarray(fitted["classes_"])
     for name in _DEEPFREAK_FITTED:
@@ -471,8 +464,6 @@ def _load_trusted_pickle(path):
     classes = np.asarray(getattr(estimator, "classes_", []))
     # old files hold label integers 0..4 (the five DiffraNet classes) or the class names themselves
     names = CLASS_NAMES if classes.dtype.kind in "iu" else tuple(str(c) for c in classes)
-    from .training_input import shape_preprocessing
-
     first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
     preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
     return SavedModel(estimator, names, preprocessing, {"kind": "joblib", "trusted": True})

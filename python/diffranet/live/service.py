@@ -36,8 +36,13 @@ from pathlib import Path
 
 import zmq
 
+from .._validation import check_choice, check_int, check_nonnegative, check_positive
+from ..inference import load_model
+from .dectris import Stream2Decoder
 from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
+from .processing import FrameClassifier
+from .simple import decode_simple
 from .sinks import RECEIVED_KEY, RecordWriter
 from .tuning import prepare_processing_thread
 
@@ -101,8 +106,6 @@ class StreamService:
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
                  trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64):
-        from .._validation import check_choice, check_int, check_nonnegative, check_positive
-
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -128,16 +131,12 @@ class StreamService:
 
     def _decoder(self):
         if self.source_format == "dectris":
-            from .dectris import Stream2Decoder
-
             # pixels stay compressed here: they are expanded where the frame is classified
             decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
 
             def decode(socket, received):
                 return decoder.decode(socket.recv(copy=False).buffer, received)
         else:
-            from .simple import decode_simple
-
             def decode(socket, received):
                 return decode_simple(socket.recv_multipart(copy=False), geometry=self.geometry,
                                      beam_center_px=self.beam_center_px, received=received)
@@ -188,9 +187,6 @@ class StreamService:
 
     def _make_backend(self, context):
         if self.workers == 1:
-            from ..inference import load_model
-            from .processing import FrameClassifier
-
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
             return ThreadBackend(FrameClassifier(model), self._on_results, self.batch_size)
         return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context)

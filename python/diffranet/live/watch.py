@@ -25,6 +25,9 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from .. import io as dio
+from .._validation import check_nonnegative, check_positive
+from ..inference.files import FileError, classify_files
 
 __all__ = ["DirectoryWatcher", "watch_directory", "is_open_for_writing"]
 
@@ -77,9 +80,6 @@ class DirectoryWatcher:
     """
 
     def __init__(self, directory, *, settle_s=1.0, include_existing=False, extensions=None):
-        from .. import io as dio
-        from .._validation import check_nonnegative
-
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ValueError(f"{self.directory} is not a directory")
@@ -144,8 +144,6 @@ class DirectoryWatcher:
 
 
 def _record(item):
-    from ..inference.files import FileError
-
     if isinstance(item, FileError):
         return {"file": item.file, "frame": item.frame, "error": item.message}
     return item.to_dict()
@@ -170,9 +168,6 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
         Time between directory scans.
     batch_size : int
     """
-    from .._validation import check_positive
-    from ..inference.files import classify_files
-
     poll_s = check_positive("poll_s", poll_s)
     while not stop.is_set():
         for path in watcher.poll():

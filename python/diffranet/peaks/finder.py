@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .._validation import check_finite, check_int, check_nonnegative, check_positive
 
 __all__ = ["PEAK_DTYPE", "PeakFinderSettings", "find_peaks", "find_peaks_batch", "count_peaks", "ring_statistics"]
@@ -110,8 +111,6 @@ def _threads(n_threads):
 
 
 def _run(images, mask, beam_center_px, settings, n_threads):
-    from .. import _core
-
     mask = _check_mask(mask, images.shape[1:])
     x, y = _check_center(beam_center_px, images.shape[1:])
     return _core.find_peaks(images, mask, x, y, n_threads=_threads(n_threads), **settings.core_args())
@@ -264,8 +263,6 @@ def ring_statistics(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_t
         ``mean``, ``sigma`` and ``threshold`` (float64 arrays indexed by ring
         ``round(r)``; an empty ring has mean and sigma 0 and threshold inf).
     """
-    from .. import _core
-
     settings = PeakFinderSettings(min_snr=min_snr, adc_threshold=adc_threshold, iterations=iterations)
     image = _check_images(image, 2)
     mask = _check_mask(mask, image.shape)

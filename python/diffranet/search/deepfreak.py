@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_positive, check_seed
+from ..models.deepfreak import DeepFreakClassifier
+from ..models.topology import TOPOLOGIES
 
 __all__ = ["TABLE10", "DeepFreakSpace", "SearchOutcome", "config_space", "deepfreak_params", "search_deepfreak"]
 
@@ -71,8 +73,6 @@ class DeepFreakSpace:
     batch_sizes: tuple = (4, 8, 16, 32, 64)
 
     def __post_init__(self):
-        from ..models.resnet import TOPOLOGIES
-
         unknown = [t for t in self.topologies if t not in TOPOLOGIES or t == "default"]
         if not self.topologies or unknown:
             raise ValueError(f"topologies must be a non-empty subset of 1..13, got {self.topologies!r}")
@@ -130,8 +130,6 @@ def deepfreak_params(config, base_params=None):
     both, so a CPU search can keep, say, ``head_pool_size=None`` for small
     inputs.
     """
-    from ..models.resnet import TOPOLOGIES
-
     params = dict(TOPOLOGIES[int(config["topology"])])
     params.update(
         learning_rate=float(config["learning_rate"]),
@@ -145,8 +143,6 @@ def deepfreak_params(config, base_params=None):
 
 def _check_base_params(space, base_params, seed):
     """Refuse settings DeepFreakClassifier does not take before any worker starts."""
-    from ..models.deepfreak import DeepFreakClassifier
-
     default = config_space(space, seed).get_default_configuration()
     try:
         DeepFreakClassifier(**deepfreak_params(default, base_params))._validate_params()
@@ -167,8 +163,6 @@ def _make_worker_class():
             self.seed = seed
 
         def compute(self, config, budget, **kwargs):
-            from ..models.deepfreak import DeepFreakClassifier
-
             X_train, y_train, X_val, y_val = self.data
             epochs = max(1, int(round(budget)))
             params = deepfreak_params(config, self.base_params)

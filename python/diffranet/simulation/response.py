@@ -35,8 +35,8 @@ import scipy.fft
 from scipy.special import ndtr
 
 from .. import _core
+from ..detectors.masks import module_gap_mask
 from ._params import Params
-from .masks import module_gap_mask
 from .._validation import (
     check_choice,
     check_fraction,
@@ -49,7 +49,6 @@ from .._validation import (
 __all__ = [
     "CCDResponse",
     "PixelArrayResponse",
-    "paper_ccd",
     "poisson",
     "apply_psf",
     "psf_kernel",
@@ -536,7 +535,7 @@ class CCDResponse(_DetectorResponse):
     Examples
     --------
     >>> import numpy as np
-    >>> ccd = paper_ccd()
+    >>> ccd = CCDResponse()
     >>> counts = ccd.apply(np.full((64, 64), 100.0, np.float32), pixel_size_mm=0.172, seed=3)
     >>> counts.dtype, bool(100 < counts.mean() < 112)
     (dtype('float32'), True)
@@ -764,29 +763,3 @@ class PixelArrayResponse(_DetectorResponse):
                 "module_shape": None if self.module_shape is None else list(self.module_shape),
                 "gap_px": list(self.gap_px), "dead_time_s": self.dead_time_s,
                 "exposure_s": self.exposure_s}
-
-
-
-def paper_ccd(flicker_rms=0.0, calibration_seed=0):
-    """The DiffraNet paper's detector: ``PRESETS["diffranet"].response(...)``.
-
-    A fiber-coupled CCD with the paper's PSF, 4 % calibration error, 3-photon
-    read-out noise and offset 10; the values live in
-    :class:`diffranet.dataset.presets.Preset`.
-
-    Parameters
-    ----------
-    flicker_rms : float, default 0.0
-        The paper drew each pulse's fluence from a Gaussian with RMS equal to
-        the mean (clipped at zero); pass 1.0 to draw it here, or keep 0 when
-        the fluence of each image is set elsewhere.
-    calibration_seed : int, default 0
-        Identifies the detector.
-
-    Returns
-    -------
-    CCDResponse
-    """
-    from ..dataset.presets import PRESETS
-
-    return PRESETS["diffranet"].response(flicker_rms=flicker_rms, calibration_seed=calibration_seed)

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from .. import _core
 from .._atomic import atomic_write
 from .._validation import check_finite, check_nonnegative, check_positive, check_seed
 
@@ -975,8 +976,6 @@ class StructureFactors:
         Checked and copied by the core once per value (the renderers use it
         for every image).
         """
-        from .. import _core
-
         default_F = check_nonnegative("default_F", default_F)
         cache = self.__dict__.setdefault("_core_tables", {})
         if default_F not in cache:

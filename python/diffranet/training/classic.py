@@ -23,6 +23,8 @@ from .._validation import check_choice
 from ..classes import CLASS_NAMES
 from ..dataset.loader import load_split
 from ..features import BoVWExtractor, GLCMExtractor, LBPExtractor
+from ..inference import save_model as save_model_file
+from ..inference.training_input import shape_preprocessing, training_input
 from .metrics import evaluate, evaluate_splits
 
 __all__ = ["build_classifier", "build_extractor", "build_pipeline", "evaluate", "save_model", "train_classic"]
@@ -101,9 +103,6 @@ def save_model(model, path, config, metrics=None, preprocessing=None, training=N
     plus the configuration and scores); the JSON goes to ``<path>.json``.
     Both are written under a temporary name and renamed into place.
     """
-    from ..inference import save_model as save_model_file
-    from ..inference.training_input import shape_preprocessing
-
     if preprocessing is None:
         first = model.steps[0][1] if hasattr(model, "steps") else model
         preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
@@ -149,8 +148,6 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=None):
     metrics = {"train_seconds": time.perf_counter() - start}
     log(f"fitted in {metrics['train_seconds']:.1f} s")
     metrics.update(evaluate_splits(model, data_dir, log=log))
-    from ..inference.training_input import training_input
-
     preprocessing, training = training_input(data_dir, X.shape[1:], y)
     save_model(model, out, config, metrics, preprocessing, training)
     log(f"saved {out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -9,6 +10,9 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..dataset.loader import has_split, is_dataset_dir, load_split
+from ..inference import save_model
+from ..inference.training_input import training_input
+from ..models import DeepFreakClassifier
 from .metrics import evaluate_splits
 
 __all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]
@@ -24,6 +28,7 @@ def raw_image(image):
 def _split(data_dir, split):
     """(X, y) of a split: a lazy torch Dataset for generated shards (memory stays bounded), arrays otherwise."""
     if is_dataset_dir(data_dir):
+        # imported on use: ShardDataset is a torch Dataset, and torch is optional
         from ..dataset.loader import ShardDataset
 
         dataset = ShardDataset(data_dir, split, transform=raw_image)
@@ -67,8 +72,6 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
         ``train_seconds`` (this run) and ``train_images_per_s`` (training
         images per second of training pass, mean over the epochs).
     """
-    from ..models import DeepFreakClassifier
-
     log = _log.info if log is None else log
     X, y = _split(data_dir, "train")
     validation = None
@@ -99,11 +102,6 @@ def save_deepfreak(model, out, data_dir, labels, metrics):
     checkpoint, progress bar) are not kept: the loaded model predicts with
     torch's thread count, on the CPU unless moved.
     """
-    import copy
-
-    from ..inference import save_model
-    from ..inference.training_input import training_input
-
     model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
     preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
     summary.update(
