@@ -53,7 +53,7 @@ class TestGallery:
         """demo and --info share save_gallery: one white level for every panel, written in the title."""
         import numpy as np
 
-        from diffranet.dataset import gallery
+        from diffranet.dataset import gallery, info
 
         seen = {}
         real = gallery.save_gallery
@@ -62,7 +62,7 @@ class TestGallery:
             seen["rows"] = rows
             return real(path, rows, title)
 
-        monkeypatch.setattr(gallery, "save_gallery", spy)
+        monkeypatch.setattr(info, "save_gallery", spy)
         write_gallery(small_dataset, tmp_path / "g.png", per_class=2)
         panels = [image for _, row in seen["rows"] for image, _ in row]
         crops = [p[p.shape[0] // 4:p.shape[0] - p.shape[0] // 4, p.shape[1] // 4:p.shape[1] - p.shape[1] // 4]

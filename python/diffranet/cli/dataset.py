@@ -71,6 +71,6 @@ def run_dataset_command(args):
     keep_freed_memory()
     index = generate_dataset(args.out, preset=preset, n_train=sizes["train"], n_val=sizes["val"],
                              n_test=sizes["test"], seed=args.seed, workers=args.workers, scheduler=args.scheduler,
-                             format=args.format, shard_size=args.shard_size, quiet=args.quiet)
+                             format=args.format, shard_size=args.shard_size, progress=not args.quiet)
     total = sum(entry["n_images"] for entry in index["splits"].values())
     print(f"diffranet dataset: {total} images in {args.out}")

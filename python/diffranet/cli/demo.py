@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from ..demo import DEMO_SIZE, run_demo
 
 __all__ = ["add_parser", "run"]
@@ -33,11 +31,8 @@ def add_parser(subparsers):
 
 def run(args):
     """Run ``diffranet demo`` from parsed arguments."""
-    def log(line):
-        print(f"diffranet demo: {line}", file=sys.stderr)
-
     result = run_demo(out_dir=args.out, seed=args.seed, preset=args.preset, size=args.size, workers=args.workers,
-                      progress=not args.quiet, log=log)
+                      progress=not args.quiet)
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result["seconds"].items())
     for name, score in result["scores"].items():
         print(f"{name}: accuracy {100 * score['accuracy']:.1f} %, hit/miss accuracy "

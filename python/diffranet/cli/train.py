@@ -46,19 +46,23 @@ def run(args):
     # imported on use, so that the other commands start without loading hyperopt, scikit-learn and OpenCV
     from ..search.spaces import default_configuration
     from ..training.classic import train_classic
+    from ..training.metrics import format_scores
 
-    train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed, args.n_jobs,
-                  log=print)
+    _, metrics = train_classic(args.data, default_configuration(args.features, args.model), args.out, args.seed,
+                               args.n_jobs)
+    print(format_scores(metrics))
 
 
 def _run_deepfreak(args):
     # imported on use, so that the other commands start without loading torch
     from ..models.recipes import read_recipe
     from ..training.deep import train_deepfreak
+    from ..training.metrics import format_scores
 
     params = read_recipe(args.config)
     if args.epochs is not None:
         params["epochs"] = args.epochs
     params.update(device=args.device, n_threads=args.threads, workers=args.workers, random_state=args.seed,
                   checkpoint_path=f"{args.out}.checkpoint", verbose=0 if args.quiet else 1)
-    train_deepfreak(args.data, args.out, log=print, **params)
+    _, metrics = train_deepfreak(args.data, args.out, **params)
+    print(format_scores(metrics))

@@ -31,6 +31,7 @@ import time
 import numpy as np
 import zmq
 
+from .._atomic import atomic_write
 from ..detectors import FrameGeometry
 from ..inference import load_model
 from .compression import CompressedArray
@@ -173,9 +174,8 @@ class _MaskFiles:
         name = f"mask-{digest.hexdigest()}.npy"
         path = os.path.join(self.directory, name)
         if not os.path.exists(path):
-            partial = path + ".part.npy"
-            np.save(partial, pixels, allow_pickle=False)
-            os.replace(partial, path)
+            with atomic_write(path) as fh:
+                np.save(fh, pixels, allow_pickle=False)
         if len(self._names) >= self.keep:
             self._names.pop(next(iter(self._names)))
         self._names[id(mask)] = (mask, name)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._validation import check_int, check_positive, check_seed
 from ..models.deepfreak import DeepFreakClassifier
 from ..models.topology import TOPOLOGIES
@@ -374,7 +375,6 @@ def search_deepfreak(data, out_dir, *, min_budget=1, max_budget=50, eta=3, n_ite
     best_config, best_accuracy, n_runs = _best(logged_results_to_HBS_result(str(out_dir)))
     best = {"config": best_config, "val_accuracy": best_accuracy, "base_params": base_params or {},
             "params": deepfreak_params(best_config, base_params)}
-    tmp = out_dir / f".{BEST_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(_plain(best), indent=2) + "\n")
-    os.replace(tmp, out_dir / BEST_FILE)
+    with atomic_write(out_dir / BEST_FILE, "w") as fh:
+        fh.write(json.dumps(_plain(best), indent=2) + "\n")
     return SearchOutcome(best_config, best_accuracy, n_runs, out_dir)

@@ -44,6 +44,7 @@ from .._validation import (
     check_nonnegative,
     check_positive,
     check_seed,
+    check_threads,
 )
 
 __all__ = [
@@ -110,11 +111,6 @@ def _check_origin(origin):
             check_int("origin[1]", origin[1], minimum=0, maximum=2**31 - 1))
 
 
-def _check_threads(n_threads):
-    """Return 0 (all available threads) for None, else an int >= 1."""
-    return 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
-
-
 def _check_saturation(value):
     value = check_positive("saturation", value)
     if value > _MAX_SATURATION:
@@ -175,7 +171,7 @@ def poisson(expected, seed, mask=None, origin=(0, 0), n_threads=None):
     seed = check_seed("seed", seed)
     mask = _check_mask(mask, expected.shape)
     row0, col0 = _check_origin(origin)
-    return _core.poisson(expected, 1.0, seed, row0, col0, mask, _check_threads(n_threads))
+    return _core.poisson(expected, 1.0, seed, row0, col0, mask, check_threads(n_threads))
 
 
 # --------------------------------------------------------------------------- PSF
@@ -383,7 +379,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
     """
     image = _check_image("image", image)
     kind, fwhm_um, pixel_size_mm, enclosed_fraction = _check_psf(kind, fwhm_um, pixel_size_mm, enclosed_fraction)
-    return _convolve(image, kind, fwhm_um * 1e-3 / pixel_size_mm, enclosed_fraction, _check_threads(n_threads))
+    return _convolve(image, kind, fwhm_um * 1e-3 / pixel_size_mm, enclosed_fraction, check_threads(n_threads))
 
 
 # --------------------------------------------------------------------------- calibration, 8 bit
@@ -421,7 +417,7 @@ def calibration_map(shape, calibration_rms, calibration_seed, origin=(0, 0), n_t
     rms = check_nonnegative("calibration_rms", calibration_rms)
     seed = check_seed("calibration_seed", calibration_seed)
     row0, col0 = _check_origin(origin)
-    return _core.calibration_map(int(shape[0]), int(shape[1]), rms, seed, row0, col0, _check_threads(n_threads))
+    return _core.calibration_map(int(shape[0]), int(shape[1]), rms, seed, row0, col0, check_threads(n_threads))
 
 
 def to_8bit(counts):
@@ -468,7 +464,7 @@ def _check_apply_args(expected_photons, pixel_size_mm, seed, mask, n_threads, or
     """Validated arguments of the detector models' ``apply``."""
     expected = _check_image("expected_photons", expected_photons)
     return (expected, check_positive("pixel_size_mm", pixel_size_mm), check_seed("seed", seed),
-            _check_mask(mask, expected.shape), _check_threads(n_threads), _check_origin(origin))
+            _check_mask(mask, expected.shape), check_threads(n_threads), _check_origin(origin))
 
 
 class _DetectorResponse(Params):

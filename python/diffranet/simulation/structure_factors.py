@@ -1060,7 +1060,8 @@ class StructureFactors:
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"path must be a file path, got {path!r}")
         rows = np.column_stack([self.hkl, self.amplitudes.astype(np.float64)])
-        np.savetxt(path, rows, fmt=["%4d", "%4d", "%4d", "%.9g"])
+        with atomic_write(path) as fh:
+            np.savetxt(fh, rows, fmt=["%4d", "%4d", "%4d", "%.9g"])
 
     def __repr__(self):
         return (

@@ -41,7 +41,7 @@ def _fit_input(X, y):
     return (X, y) if isinstance(X, np.ndarray) else (X,)
 
 
-def train_deepfreak(data_dir, out=None, log=None, **params):
+def train_deepfreak(data_dir, out=None, **params):
     """Train a :class:`~diffranet.models.DeepFreakClassifier` on ``data_dir``, score it on val/test, save it.
 
     The training split is read through :class:`~diffranet.dataset.loader.ShardDataset`
@@ -57,8 +57,6 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
     out : path-like, optional
         Model file to write (:func:`diffranet.inference.save_model`, ``.dfm``),
         with the training history and scores in its metadata.
-    log : callable, optional
-        Receives one line of progress per step; default: the module's logger.
     **params
         Parameters of :class:`~diffranet.models.DeepFreakClassifier`
         (``epochs``, ``checkpoint_path``, ``n_threads``, ``workers``, ...).
@@ -72,13 +70,12 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
         ``train_seconds`` (this run) and ``train_images_per_s`` (training
         images per second of training pass, mean over the epochs).
     """
-    log = _log.info if log is None else log
     X, y = _split(data_dir, "train")
     validation = None
     if has_split(data_dir, "val"):
         X_val, y_val = _split(data_dir, "val")
         validation = X_val if not isinstance(X_val, np.ndarray) else (X_val, y_val)
-    log(f"train: {len(y)} images" + ("" if validation is None else f", validation: {len(y_val)} images"))
+    _log.info(f"train: {len(y)} images" + ("" if validation is None else f", validation: {len(y_val)} images"))
     model = DeepFreakClassifier(**params)
     start = time.perf_counter()
     model.fit(*_fit_input(X, y), validation=validation)
@@ -87,11 +84,11 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
         else len(y) - int(np.ceil(model.validation_fraction * len(y)))
     if model.epoch_seconds_:
         metrics["train_images_per_s"] = n_train * len(model.epoch_seconds_) / sum(model.epoch_seconds_)
-    log(f"fitted in {metrics['train_seconds']:.1f} s, {model.n_epochs_} epochs")
-    metrics.update(evaluate_splits(model, data_dir, log=log, load=_split))
+    _log.info(f"fitted in {metrics['train_seconds']:.1f} s, {model.n_epochs_} epochs")
+    metrics.update(evaluate_splits(model, data_dir, load=_split))
     if out is not None:
         save_deepfreak(model, out, data_dir, y, metrics)
-        log(f"saved {out}")
+        _log.info(f"saved {out}")
     return model, metrics
 
 
