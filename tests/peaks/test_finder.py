@@ -66,7 +66,7 @@ def reference_peaks(image, mask=None, min_snr=5.0, min_pixels=2, max_pixels=200,
 class TestSpots:
     def test_gaussian_spots_positions_and_intensities(self):
         image = poisson_frame()
-        truth = [(40.3, 50.7, 20000.0), (200.6, 30.2, 15000.0), (128.9, 190.4, 30000.0), (60.1, 220.5, 12000.0)]
+        truth = [(40.8, 51.2, 20000.0), (201.1, 30.7, 15000.0), (129.4, 190.9, 30000.0), (60.6, 221.0, 12000.0)]
         for x, y, flux in truth:
             add_gaussian(image, x, y, flux)
         peaks = find_peaks(image)
@@ -93,12 +93,12 @@ class TestSpots:
 
     def test_masked_spot_is_not_found(self):
         image = poisson_frame(seed=2)
-        add_gaussian(image, 50.0, 50.0, 20000.0)
-        add_gaussian(image, 180.0, 180.0, 20000.0)
+        add_gaussian(image, 50.5, 50.5, 20000.0)
+        add_gaussian(image, 180.5, 180.5, 20000.0)
         mask = np.zeros(image.shape, bool)
         mask[45:56, 45:56] = True
         peaks = find_peaks(image, mask)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 180.0) < 0.5
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 180.5) < 0.5
         assert len(find_peaks(image)) == 2
 
     def test_min_and_max_pixels(self):
@@ -112,12 +112,12 @@ class TestSpots:
 
     def test_beam_center_and_radius_limits(self):
         image = poisson_frame(seed=4)
-        add_gaussian(image, 20.0, 20.0, 20000.0)   # 10 px from (10, 20)
-        add_gaussian(image, 200.0, 20.0, 20000.0)  # 190 px
-        peaks = find_peaks(image, beam_center_px=(10.0, 20.0), max_radius_px=100.0)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 20.0) < 0.5
-        peaks = find_peaks(image, beam_center_px=(10.0, 20.0), min_radius_px=100.0)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 200.0) < 0.5
+        add_gaussian(image, 20.5, 20.5, 20000.0)   # 10 px from (10.5, 20.5)
+        add_gaussian(image, 200.5, 20.5, 20000.0)  # 190 px
+        peaks = find_peaks(image, beam_center_px=(10.5, 20.5), max_radius_px=100.0)
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 20.5) < 0.5
+        peaks = find_peaks(image, beam_center_px=(10.5, 20.5), min_radius_px=100.0)
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 200.5) < 0.5
 
     def test_adc_threshold(self):
         image = poisson_frame(seed=5)
