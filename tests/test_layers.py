@@ -7,6 +7,7 @@ an import.
 """
 
 import ast
+import functools
 import pathlib
 import re
 
@@ -86,11 +87,11 @@ def floor_of(module, floors):
     return None if best is None else best[1]
 
 
-def upward_imports(name, source, floors, known=KNOWN):
-    """Messages for every import in ``source`` (module ``name``) of a module on a higher floor."""
+def upward_imports(name, found, floors):
+    """Messages for every import in ``found`` (:func:`imports` of module ``name``) of a module on a higher floor."""
     own = floor_of(name, floors)
     messages = []
-    for target, line, in_function in imports(name, source, known):
+    for target, line, in_function in found:
         floor = floor_of(target, floors)
         if floor is not None and floor > own:
             where = "inside a function" if in_function else "at module level"
@@ -99,6 +100,12 @@ def upward_imports(name, source, floors, known=KNOWN):
 
 
 FLOORS = read_floors(ARCHITECTURE.read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def module_imports(name):
+    """:func:`imports` of the package's module ``name`` (parsed once per test run)."""
+    return imports(name, MODULES[name].read_text())
 
 
 class TestTheChecker:
@@ -115,10 +122,10 @@ class TestTheChecker:
         floors = read_floors(self.TABLE)
         known = {"diffranet._low", "diffranet.high", "diffranet.high.part"}
         source = "from . import high\n\ndef f():\n    from .high.part import g\n    import diffranet.high\n"
-        messages = upward_imports("diffranet._low", source, floors, known)
+        messages = upward_imports("diffranet._low", imports("diffranet._low", source, known), floors)
         assert len(messages) == 3 and "inside a function" in messages[1] and ":4 " in messages[1]
-        assert upward_imports("diffranet.high.part", "from .._low import x\nfrom . import part\n", floors,
-                              known) == []
+        below = imports("diffranet.high.part", "from .._low import x\nfrom . import part\n", known)
+        assert upward_imports("diffranet.high.part", below, floors) == []
 
     def test_resolves_relative_imports_of_a_package(self):
         found = imports("diffranet.dataset", "from .presets import Preset\nfrom .. import _core\n")
@@ -130,7 +137,7 @@ def test_every_module_has_a_floor():
 
 
 def test_no_layer_imports_a_higher_one():
-    messages = [m for name, path in MODULES.items() for m in upward_imports(name, path.read_text(), FLOORS)]
+    messages = [m for name in MODULES for m in upward_imports(name, module_imports(name), FLOORS)]
     assert messages == [], "\n".join(messages)
 
 
@@ -140,23 +147,23 @@ def _packages_graph():
         return module.split(".")[1] if "." in module else "diffranet"
 
     graph = {}
-    for name, path in MODULES.items():
+    for name in MODULES:
         targets = graph.setdefault(unit(name), set())
-        targets.update(unit(t) for t, _, _ in imports(name, path.read_text()) if unit(t) != unit(name))
+        targets.update(unit(t) for t, _, _ in module_imports(name) if unit(t) != unit(name))
     return graph
 
 
-def test_packages_do_not_import_each_other_in_a_loop():
-    graph = _packages_graph()
+def find_loop(graph):
+    """A list of nodes that import each other in a circle (first node repeated last), or None."""
     state = {}
 
-    def loop_from(node, path):
+    def visit(node, path):
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return path + [nxt]
+                return path[path.index(nxt):] + [nxt]
             if nxt not in state:
-                found = loop_from(nxt, path + [nxt])
+                found = visit(nxt, path + [nxt])
                 if found:
                     return found
         state[node] = "done"
@@ -164,8 +171,27 @@ def test_packages_do_not_import_each_other_in_a_loop():
 
     for start in sorted(graph):
         if start not in state:
-            loop = loop_from(start, [start])
-            assert loop is None, " -> ".join(loop)
+            loop = visit(start, [start])
+            if loop:
+                return loop
+    return None
+
+
+def test_find_loop():
+    assert find_loop({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_loop({"cli": {"dataset"}, "dataset": {"inference"}, "inference": {"dataset"}}) == [
+        "dataset", "inference", "dataset"]
+
+
+def test_packages_do_not_import_each_other_in_a_loop():
+    loop = find_loop(_packages_graph())
+    assert loop is None, " -> ".join(loop)
+
+
+def _in_import_block(text):
+    """True for a line of an import block: an import, a comment or a blank line."""
+    stripped = text.strip()
+    return not stripped or stripped.startswith(("from ", "import ", "#"))
 
 
 def test_function_local_imports_say_why():
@@ -173,13 +199,13 @@ def test_function_local_imports_say_why():
     silent = []
     for name, path in MODULES.items():
         lines = path.read_text().splitlines()
-        for _, line, in_function in imports(name, path.read_text()):
+        for _, line, in_function in module_imports(name):
             if not in_function:
                 continue
             above = line - 2  # index of the line above the import
             said = False
-            while above >= 0 and (not lines[above].strip() or lines[above].strip().startswith(("from ", "import ", "#"))):
-                said = said or lines[above].strip().startswith("#")
+            while above >= 0 and _in_import_block(lines[above]):
+                said = said or lines[above].lstrip().startswith("#")
                 above -= 1
             if not said:
                 silent.append(f"{name}:{line}")
