@@ -61,8 +61,9 @@ def main(argv=None):
 
     from diffranet.dataset.generate import generate_dataset
     from diffranet.models.recipes import RECIPES
-    from diffranet.training.curves import plot_learning_curve
+    from diffranet.plots import learning_curve_figure
     from diffranet.training.deep import train_deepfreak
+    from diffranet.training_history import training_history
     from diffranet.training.metrics import format_confusion
 
     work = Path(args.work)
@@ -81,10 +82,9 @@ def main(argv=None):
 
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out, args.model)
-    history = {"loss": model.loss_curve_, "val_accuracy": model.validation_scores_}
-    Path(args.curve).parent.mkdir(parents=True, exist_ok=True)
-    plot_learning_curve(history, args.curve,
-                        title=f"DeepFreak default model (recipe 'cpu', {DATA['n_train']:,} training images)")
+    history = training_history(model)
+    learning_curve_figure(history, args.curve,
+                          title=f"DeepFreak default model (recipe 'cpu', {DATA['n_train']:,} training images)")
     scores = model.validation_scores_
     summary = {
         "data": DATA,
@@ -95,7 +95,7 @@ def main(argv=None):
         "data_seconds_this_run": data_seconds,
         "epochs": model.n_epochs_,
         "best_epoch": 1 + max(range(len(scores)), key=scores.__getitem__) if scores else None,
-        "history": {**history, "epoch_seconds": model.epoch_seconds_},
+        "history": history,
         "metrics": metrics,
         "model_bytes": Path(args.model).stat().st_size,
     }

@@ -15,7 +15,7 @@ _PUBLIC = {
     "Simulator": "simulation.simulator",
     "SimulationResult": "simulation.simulator",
     "Background": "simulation.background",
-    "Beamstop": "simulation.background",
+    "Beamstop": "simulation.beamstop",
     "water": "simulation.background",
     "air": "simulation.background",
     "CCDResponse": "simulation.response",

@@ -93,3 +93,22 @@ def test_worker_processes_give_torch_one_thread():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_thread_backend_leaves_the_callers_allocator_alone(monkeypatch, model):
+    # mallopt changes the allocator of the whole process: only the package's own processes may call it
+    import diffranet._allocator
+    import diffranet.live.tuning
+    from diffranet.live.parallel import ThreadBackend
+    from diffranet.live.processing import FrameClassifier
+
+    calls = []
+    monkeypatch.setattr(diffranet._allocator, "keep_freed_memory", lambda: calls.append("allocator"))
+    monkeypatch.setattr(diffranet.live.tuning, "keep_freed_memory", lambda: calls.append("tuning"))
+    results = []
+    backend = ThreadBackend(FrameClassifier(model), results.extend).start()
+    backend.submit(0, Frame({"id": 0}, frames_with_spots(1)[0]))
+    backend.close()
+    assert [seq for seq, _ in results] == [0] and isinstance(results[0][1], dict) and calls == []
+    diffranet.live.tuning.prepare_worker_process()
+    assert calls == ["tuning"]

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 
 from diffranet.dataset.loader import load_split  # noqa: E402
 from diffranet.models import DeepFreakClassifier  # noqa: E402
-from diffranet.training import evaluate, train_deepfreak  # noqa: E402
+from diffranet.training import split_scores, train_deepfreak  # noqa: E402
 from diffranet.training.metrics import format_scores  # noqa: E402
 
 TINY = dict(depth=18, width=4, input_size=32, head_pool_size=None, epochs=2, batch_size=8, learning_rate=0.01,
@@ -38,4 +38,4 @@ def test_train_deepfreak_scores_every_split(data_dir, caplog):
     text = format_scores(metrics)
     assert "val: accuracy" in text and "test: accuracy" in text
     # the same scores as the classic models get
-    assert metrics["test"] == evaluate(model, *load_split(data_dir, "test"))
+    assert metrics["test"] == split_scores(model, *load_split(data_dir, "test"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._allocator import keep_freed_memory
 from ._live import add_status_options, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
@@ -41,6 +42,9 @@ def run(args):
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
     from ..live import StreamService, stop_on_signals
+
+    # this process decodes (and with one worker classifies) every frame: freed buffers are reused
+    keep_freed_memory()
 
     detector, overrides = detector_and_overrides(args)
     geometry, beam_center_px = frame_geometry(None, detector, overrides)

@@ -4,6 +4,7 @@
   a flat detector frame (the pixel convention of every ``beam_center_px``).
 * :class:`DetectorSpec` and :func:`load_detector`: a beamline's detector in a
   few lines of TOML; :data:`SHIPPED` names the files that ship with diffranet.
+* :mod:`.masks`: the pixels that record nothing (module gaps, bad pixels).
 
 They sit beside the simulation, below every package that applies them
 (the dataset renders training sets on a detector, inference reads frames in

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CLASS_NAMES, HITMISS_NAMES
+from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
 from ..inference import Preprocessing, SavedModel, load_model, preprocess
+from ..training_history import training_history
 from . import metrics as m
 from .data import LabelledData, load_labelled_data
 from .report import write_report
 
 __all__ = ["Evaluation", "evaluate_model", "summarize", "evaluate"]
 
-_HIT_NAMES = frozenset(CLASS_NAMES[2:]) | {HITMISS_NAMES[1]}
 _KNOWN_NAMES = frozenset(CLASS_NAMES) | frozenset(HITMISS_NAMES)
 
 
@@ -78,7 +78,7 @@ class Evaluation:
 
 def _check_model(model):
     names = tuple(getattr(model, "class_names", ()))
-    if not names or not set(names) <= _KNOWN_NAMES or not set(names) & _HIT_NAMES:
+    if not names or not set(names) <= _KNOWN_NAMES or not is_hit_name(names).any():
         raise ValueError(f"the model's classes {names} are neither the DiffraNet classes {CLASS_NAMES} nor "
                          f"{HITMISS_NAMES}; hit / miss cannot be scored")
     return names
@@ -159,7 +159,7 @@ def evaluate_model(model, data, name=None, batch_size=256, progress=False):
     proba = _predict(model, images, int(batch_size), progress)
     seconds = time.perf_counter() - start
     predicted = proba.argmax(axis=1)
-    hit_columns = np.asarray([n in _HIT_NAMES for n in names])
+    hit_columns = is_hit_name(names)
     hit_pred = hit_columns[predicted]
     hit_score = proba[:, hit_columns].sum(axis=1)
     hit_true = np.asarray(data.hit, dtype=bool)
@@ -194,7 +194,10 @@ def summarize(evaluation, data):
     ``precision_recall`` (``precision``, ``recall``, ``thresholds``,
     ``average_precision``), ``operating_point``, ``seconds`` and
     ``images_per_s``; with a label quantity, ``accuracy_by_quantity``; for a
-    model that kept its training curve (DeepFreak), ``training_log``;
+    model that kept its training history (DeepFreak), ``training_log``: its
+    :func:`~diffranet.training_history.training_history` (``loss``,
+    ``val_accuracy``, ``epoch_seconds``) and ``validation_accuracy``, the
+    same list as ``val_accuracy`` under the key earlier reports used;
     ``misclassified``: the names of the frames with a wrong decision.
     """
     e = evaluation
@@ -226,24 +229,10 @@ def summarize(evaluation, data):
         result["accuracy_by_quantity"] = {"quantity": data.quantity_name, "bins": [list(b) for b in bins],
                                           "count": count.tolist(), "accuracy": acc.tolist(),
                                           "hitmiss_accuracy": hm_acc.tolist()}
-    log = training_log(e.model)
-    if log is not None:
-        result["training_log"] = log
+    history = training_history(e.model)
+    if history is not None:
+        result["training_log"] = {**history, "validation_accuracy": history["val_accuracy"]}
     return result
-
-
-def training_log(model):
-    """The per-epoch training loss and validation accuracy a model kept, or None.
-
-    DeepFreak records ``loss_curve_`` (mean training loss per epoch) and, with
-    early stopping, ``validation_scores_`` (validation accuracy per epoch).
-    """
-    estimator = getattr(model, "estimator", model)
-    loss = getattr(estimator, "loss_curve_", None)
-    if not loss:
-        return None
-    return {"loss": [float(v) for v in loss],
-            "validation_accuracy": [float(v) for v in getattr(estimator, "validation_scores_", None) or []]}
 
 
 def evaluate(models, data, out, split="test", names=None, trust=False, progress=True, gallery=None):

@@ -28,9 +28,10 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._version import __version__
-from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
-from ..models._torch import require_torch
+from ..classes import CLASS_NAMES, HIT_CLASS_NAMES
+from ..models._torch import require_torch, torch_available
 from ..models.deepfreak import DeepFreakClassifier
+from ..models.runtime import DeepFreakRuntime, inference_graph
 from .forest import predict_proba
 from .geometry import PAPER_PREPROCESSING, Preprocessing
 from .preprocess import preprocess
@@ -44,6 +45,7 @@ MODEL_SUFFIX = ".dfm"
 _META = "diffranet-model.json"
 _SKOPS = "estimator.skops"
 _SAFETENSORS = "weights.safetensors"
+_ONNX = "network.onnx"
 _MEAN_IMAGE = "__mean_image__"
 
 #: Types a skops estimator may hold beyond those skops trusts by default (scikit-learn and
@@ -57,7 +59,7 @@ ALLOWED_TYPES = (
 )
 
 #: Class names that mean "diffraction from a crystal".
-HIT_NAMES = frozenset({CLASS_NAMES[i] for i in HIT_LABELS} | {HITMISS_NAMES[1]})
+HIT_NAMES = frozenset(HIT_CLASS_NAMES)
 
 # DeepFreak attributes kept in the JSON (the tensors go to safetensors)
 _DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_", "seed_", "loss_curve_",
@@ -240,6 +242,14 @@ def _deepfreak_parts(estimator):
     return {"params": params, "fitted": fitted}, save(tensors)
 
 
+def _onnx_graph(estimator):
+    """The network as an ONNX graph (so the model classifies without torch), or None without ``onnx``."""
+    try:
+        return inference_graph(estimator)
+    except ImportError:  # torch.onnx needs the onnx package; the file then needs torch to classify
+        return None
+
+
 def save_model(estimator, path, *, class_names, preprocessing=None, training=None):
     """Write a fitted classifier and what it expects to a model file.
 
@@ -289,10 +299,14 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
         "preprocessing": preprocessing.to_dict(),
         "training": training or {},
     }
+    extra = {}
     if _is_deepfreak(estimator):
         meta["kind"] = "deepfreak"
         meta["deepfreak"], payload = _deepfreak_parts(estimator)
         member = _SAFETENSORS
+        graph = _onnx_graph(estimator)
+        if graph is not None:
+            extra[_ONNX] = graph
     else:
         import skops.io as sio
 
@@ -307,6 +321,8 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_META, meta_bytes)
         archive.writestr(member, payload)
+        for name, data in extra.items():
+            archive.writestr(name, data)
     return path
 
 
@@ -408,12 +424,14 @@ def _load_archive(path):
                 raise ModelFileError(f"{path}: model kind {kind!r} without its data; expected one of "
                                      f"skops ({_SKOPS}) or deepfreak ({_SAFETENSORS})")
             payload = archive.read(member)
+            graph = archive.read(_ONNX) if kind == "deepfreak" and _ONNX in names else None
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
     try:
         class_names = meta["class_names"]
         preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload)
+        estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload,
+                                                                                           graph)
     except (ModelFileError, ImportError):
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and skops raise their own types
@@ -435,7 +453,14 @@ def _load_skops(path, payload):
         raise ModelFileError(f"{path}: damaged estimator data ({type(exc).__name__}: {exc})") from exc
 
 
-def _load_deepfreak(description, payload):
+def _load_deepfreak(description, payload, graph=None):
+    """The estimator (with torch), or its ONNX graph under ONNX Runtime (without torch)."""
+    if not torch_available():
+        if graph is None:
+            require_torch()  # raises ImportError saying what to install
+        fitted = description["fitted"]
+        return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"],
+                                description["params"].get("input_transform"))
     from safetensors.torch import load
 
     torch = require_torch()

@@ -37,7 +37,7 @@ from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels", "one_to_one_corner",
+    "invalid_pixels", "one_to_one_corner", "is_model_input", "INPUT_KINDS",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -709,8 +709,36 @@ def _table_image(frame, corner, mask, preprocessing, saturation):
     return image
 
 
+#: What a frame holds: ``"counts"`` (photons or ADU, preprocessed), ``"8bit"`` (a model input
+#: already), ``"auto"`` (8-bit when it is uint8 of the model's input shape, counts otherwise).
+INPUT_KINDS = ("auto", "counts", "8bit")
+
+
+def is_model_input(frame, preprocessing=PAPER_PREPROCESSING, input="auto"):
+    """Whether ``frame`` is taken as a model input as it is (see :data:`INPUT_KINDS`).
+
+    An 8-bit frame of the model's input shape is what the package itself writes
+    (``diffranet dataset --format pgm|png``, :func:`diffranet.io.write_image` of
+    a model input): applying the square root again would misread it. Raw
+    detector frames are never 8-bit.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``input``, or ``input="8bit"`` with a frame that is not
+        uint8 of the model's input shape.
+    """
+    if input not in INPUT_KINDS:
+        raise ValueError(f"input must be one of {', '.join(INPUT_KINDS)}, got {input!r}")
+    fits = frame.dtype == np.uint8 and tuple(frame.shape) == tuple(preprocessing.shape)
+    if input == "8bit" and not fits:
+        raise ValueError(f"an 8-bit model input is uint8 of shape {tuple(preprocessing.shape)}, "
+                         f"got {frame.dtype} {tuple(frame.shape)}")
+    return input == "8bit" or (input == "auto" and fits)
+
+
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
-               saturation=None):
+               saturation=None, input="auto"):
     """The 8-bit image a model trained on ``preprocessing``'s detector sees for this frame.
 
     Parameters
@@ -732,6 +760,10 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         ``geometry`` (default: the frame centre).
     saturation : float, optional
         Values at or above it are ignored (overload flags).
+    input : {"auto", "counts", "8bit"}, default "auto"
+        ``"auto"``: a uint8 frame of the model's input shape is a model input
+        already and is returned as it is (:func:`is_model_input`); any other
+        frame holds counts. ``"counts"`` / ``"8bit"`` say which it is.
 
     Returns
     -------
@@ -745,7 +777,11 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     ((512, 512), 5)
     """
     frame = _check_frame(frame)
-    if isinstance(preprocessing, Preprocessing) and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
+    if not isinstance(preprocessing, Preprocessing):
+        raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
+    if is_model_input(frame, preprocessing, input):
+        return frame.copy()
+    if frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
         # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
         corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
         if corner is not None:

@@ -37,7 +37,7 @@ from ..inference import load_model
 from .compression import CompressedArray
 from .frames import Frame
 from .processing import FrameClassifier
-from .tuning import one_torch_thread, prepare_processing_thread
+from .tuning import one_torch_thread, prepare_processing_thread, prepare_worker_process
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
@@ -239,7 +239,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    prepare_processing_thread()
+    prepare_worker_process()
     context = zmq.Context()
     tasks = context.socket(zmq.PULL)
     tasks.connect(tasks_address)

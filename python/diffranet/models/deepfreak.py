@@ -26,6 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._atomic import atomic_write
+from ..features.significance import SIGNIFICANCE_RANGE, significance_map
 from ._torch import require_torch
 from .topology import TOPOLOGY_PARAMETERS
 
@@ -220,6 +221,13 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         resumed fit augments exactly as an uninterrupted one. Suits detector
         images centred on the beam, whose classes do not change under these
         symmetries.
+    input_transform : {None, "significance"}, default None
+        What the network sees of an 8-bit image. None: the grey values (the
+        paper). ``"significance"``: :func:`~diffranet.features.significance.significance_map`,
+        each 4 x 4 block's maximum in units of the local background noise
+        above the local background (a 128 x 128 map of a 512 x 512 image), so
+        the input means the same on every detector, beam and background; the
+        map's clip range is then mapped to [0, 1] (``pixel_range`` must be None).
     pixel_range : tuple (low, high) or None, default None
         Grey values mapped to 0 and 1. ``None``: (0, 255) for uint8 images,
         otherwise the smallest and largest value of the training images.
@@ -337,6 +345,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "head_pool_stride": [Interval(Integral, 1, None, closed="left")],
         "input_size": [Interval(Integral, 1, None, closed="left")],
         "resize": [StrOptions({"bilinear", "area", "max"})],
+        "input_transform": [None, StrOptions({"significance"})],
         "augment": [StrOptions({"dihedral"}), None],
         "pixel_range": ["array-like", None],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -373,6 +382,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         head_pool_stride=1,
         input_size=512,
         resize="bilinear",
+        input_transform=None,
         augment=None,
         pixel_range=None,
         epochs=180,
@@ -405,6 +415,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.head_pool_stride = head_pool_stride
         self.input_size = input_size
         self.resize = resize
+        self.input_transform = input_transform
         self.augment = augment
         self.pixel_range = pixel_range
         self.epochs = epochs
@@ -496,15 +507,26 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _preprocess(self, batch, torch, device, mean=None):
-        """Float tensor (B, 1, input_size, input_size): rescaled, resized, mean-subtracted."""
-        x = torch.from_numpy(np.ascontiguousarray(batch))
-        n, rows, cols = x.shape
+    def _input_stage(self, batch):
+        """The array the network's tensor stage takes: the images, or their significance map (numpy)."""
+        batch = np.asarray(batch)
+        if self.input_transform == "significance":
+            return significance_map(batch)
+        return np.ascontiguousarray(batch)
+
+    def _tensor_stage(self, x, torch, device, mean=None):
+        """(B, rows, cols) tensor of :meth:`_input_stage` -> (B, 1, input_size, input_size) float32 tensor.
+
+        Block maxima or resizing to ``input_size``, rescaling of ``pixel_range_``
+        to [0, 1] and subtraction of ``mean``. Also the first part of the
+        exported inference graph (:func:`diffranet.models.export.inference_graph`).
+        """
+        rows, cols = x.shape[-2:]
         size = self.input_size
         if self.resize == "max" and (rows, cols) != (size, size) and rows % size == 0 and cols % size == 0:
             # Block maxima of the raw values: the same as after the (increasing) rescaling below, but
             # on 8-bit data, before any conversion, and on a 16 times smaller array when shrinking 4 x 4.
-            x = x.view(n, size, rows // size, size, cols // size).amax(dim=(2, 4))
+            x = x.reshape(-1, size, rows // size, size, cols // size).amax(dim=(2, 4))
         x = x.to(device=device, dtype=torch.float32)
         low, high = self.pixel_range_
         x = ((x - low) / (high - low)).unsqueeze(1)
@@ -519,6 +541,10 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         if mean is not None:
             x = x - mean
         return x
+
+    def _preprocess(self, batch, torch, device, mean=None):
+        """Float tensor (B, 1, input_size, input_size): transformed, rescaled, resized, mean-subtracted."""
+        return self._tensor_stage(torch.from_numpy(self._input_stage(batch)), torch, device, mean)
 
     def _loader(self, dataset, batches, torch, generator):
         # The generator seeds worker processes; without one the DataLoader would draw from torch's global RNG.
@@ -597,6 +623,13 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         encoded = encoded.astype(np.int64).ravel()
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class")
+        if self.input_transform == "significance":
+            if pixel_range is not None:
+                raise ValueError("pixel_range must be None with input_transform='significance' "
+                                 "(the significance map has a fixed range)")
+            if observed_range != (0.0, 255.0):
+                raise ValueError("input_transform='significance' needs uint8 images (the 8-bit model input)")
+            pixel_range = SIGNIFICANCE_RANGE
         if pixel_range is None:
             low, high = observed_range
             pixel_range = (low, high) if high > low else (low, low + 1.0)

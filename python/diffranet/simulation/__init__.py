@@ -3,7 +3,8 @@ amorphous background, the detector response, and the :class:`Simulator` that
 turns them into an image through the compiled core. See ``docs/physics.md``.
 """
 
-from .background import Background, Beamstop, air, water
+from .background import Background, air, water
+from .beamstop import Beamstop
 from .budget import Budget
 from .crystal import Crystal
 from .geometry import Beam, Detector

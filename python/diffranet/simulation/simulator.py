@@ -87,7 +87,7 @@ class Simulator:
         Both give the same image.
     background : diffranet.simulation.background.Background, optional
         Amorphous scatterers in the beam (water, air, ...); default none.
-    beamstop : diffranet.simulation.background.Beamstop, optional
+    beamstop : diffranet.simulation.beamstop.Beamstop, optional
         Shadows the background and the Bragg spots behind it.
     background_oversample : int, optional
         Subpixels per pixel side for the background, which is smooth on the

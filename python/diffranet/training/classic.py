@@ -25,9 +25,9 @@ from ..dataset.loader import load_split
 from ..features import BoVWExtractor, GLCMExtractor, LBPExtractor
 from ..inference import save_model as save_model_file
 from ..inference.training_input import shape_preprocessing, training_input
-from .metrics import evaluate, evaluate_splits
+from .metrics import evaluate_splits
 
-__all__ = ["build_classifier", "build_extractor", "build_pipeline", "evaluate", "save_model", "train_classic"]
+__all__ = ["build_classifier", "build_extractor", "build_pipeline", "save_model", "train_classic"]
 
 _log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None):
     model : sklearn.pipeline.Pipeline
         The fitted pipeline.
     metrics : dict
-        Split name -> :func:`evaluate` result, plus ``train_seconds``.
+        Split name -> :func:`~diffranet.training.metrics.split_scores` result, plus ``train_seconds``.
     """
     X, y = load_split(data_dir, "train")
     _log.info(f"train: {len(y)} images of {X.shape[1]} x {X.shape[2]} pixels")

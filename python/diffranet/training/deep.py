@@ -13,6 +13,7 @@ from ..dataset.loader import has_split, is_dataset_dir, load_split
 from ..inference import save_model
 from ..inference.training_input import training_input
 from ..models import DeepFreakClassifier
+from ..training_history import training_history
 from .metrics import evaluate_splits
 
 __all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]
@@ -66,7 +67,7 @@ def train_deepfreak(data_dir, out=None, **params):
     model : DeepFreakClassifier
         The fitted classifier.
     metrics : dict
-        Split name -> :func:`diffranet.training.metrics.evaluate` result, plus
+        Split name -> :func:`diffranet.training.metrics.split_scores` result, plus
         ``train_seconds`` (this run) and ``train_images_per_s`` (training
         images per second of training pass, mean over the epochs).
     """
@@ -101,9 +102,5 @@ def save_deepfreak(model, out, data_dir, labels, metrics):
     """
     model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
     preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
-    summary.update(
-        metrics=metrics,
-        history={"loss": list(model.loss_curve_), "val_accuracy": list(model.validation_scores_),
-                 "epoch_seconds": list(model.epoch_seconds_)},
-    )
+    summary.update(metrics=metrics, history=training_history(model))
     return save_model(model, out, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)
