@@ -121,7 +121,7 @@ class TestDeepFreak:
         path = save_model(clf, tmp_path / "df.dfm", class_names=HITMISS_NAMES,
                           preprocessing=SMALL.__class__(shape=(32, 32)))
         with zipfile.ZipFile(path) as archive:
-            assert sorted(archive.namelist()) == ["diffranet-model.json", "weights.safetensors"]
+            assert sorted(archive.namelist()) == ["diffranet-model.json", "network.onnx", "weights.safetensors"]
         model = load_model(path)
         assert type(model.estimator) is DeepFreakClassifier
         np.testing.assert_allclose(model.predict_proba(X), clf.predict_proba(X), rtol=1e-6, atol=1e-7)

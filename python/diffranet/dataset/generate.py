@@ -34,6 +34,7 @@ from .._atomic import remove_temporaries
 from .._validation import check_choice, check_int, check_seed
 from .export import export_dataset
 from .presets import get_preset
+from .regimes import RegimeRenderer, Regimes
 from .shards import (
     CONFIG_FILE,
     FORMAT,
@@ -65,11 +66,14 @@ class WorkerFailure(ChildProcessError):
 
 
 def _renderer(preset_json):
-    """This process's :class:`ShotRenderer` of a preset (structure factors loaded once)."""
+    """This process's renderer of a preset (structure factors loaded once) or of :class:`Regimes`."""
     renderer = _RENDERERS.get(preset_json)
     if renderer is None:
         preset = get_preset(json.loads(preset_json))
-        renderer = ShotRenderer(preset, preset.load_structure_factors())
+        if isinstance(preset, Regimes):
+            renderer = RegimeRenderer(preset)
+        else:
+            renderer = ShotRenderer(preset, preset.load_structure_factors())
         _RENDERERS.clear()
         _RENDERERS[preset_json] = renderer
     return renderer

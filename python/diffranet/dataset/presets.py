@@ -27,6 +27,7 @@ from ..simulation.response import CCDResponse, PixelArrayResponse
 from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule
+from .regimes import Regimes
 
 __all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
 
@@ -347,24 +348,29 @@ PRESETS = {
 
 
 def get_preset(preset):
-    """A :class:`Preset` from a name in :data:`PRESETS`, a JSON file, a dict or a Preset.
+    """A :class:`Preset` from a name in :data:`PRESETS`, a JSON file, a dict or a Preset; or the
+    training :class:`~diffranet.dataset.regimes.Regimes` (``"regimes"``, or a dict or file of kind
+    ``"regimes"``).
 
     Raises
     ------
     ValueError
         For an unknown name or a file that is not a preset.
     """
-    if isinstance(preset, Preset):
+    if isinstance(preset, (Preset, Regimes)):
         return preset
     if isinstance(preset, dict):
-        return Preset.from_dict(preset)
+        return Regimes.from_dict(preset) if preset.get("kind") == "regimes" else Preset.from_dict(preset)
     if isinstance(preset, (str, Path)):
         if str(preset) in PRESETS:
             return PRESETS[str(preset)]
+        if str(preset) == "regimes":
+            return Regimes()
         path = Path(preset)
         if path.suffix == ".json" and path.is_file():
             try:
-                return Preset.from_dict(json.loads(path.read_text()))
+                return get_preset(json.loads(path.read_text()))
             except (json.JSONDecodeError, TypeError) as exc:
                 raise ValueError(f"preset file {path}: not a preset ({exc})") from exc
-    raise ValueError(f"preset must be one of {sorted(PRESETS)} or a preset .json file, got {preset!r}")
+    raise ValueError(f"preset must be one of {sorted(PRESETS) + ['regimes']} or a preset .json file, "
+                     f"got {preset!r}")

@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from .._validation import check_int
+from ..peaks.background import fill_masked
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
@@ -59,7 +60,8 @@ from ..simulation.response import CCDResponse, PixelArrayResponse, to_8bit
 from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule, spot_pixels, volume_for_count
-from .shots import image_rng
+from .shards import TABLE_DTYPE
+from .shots import _THRESHOLD_MARGIN, _log_uniform_int, image_rng
 
 __all__ = ["Regimes", "ShotSetup", "RegimeRenderer", "CELLS", "ICE_RING_D_A"]
 
@@ -93,9 +95,9 @@ def _log_uniform(rng, low, high):
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-@functools.lru_cache(maxsize=len(CELLS))
-def _wilson_amplitudes(cell_index):
-    """Random acentric amplitudes of every reflection in cell ``CELLS[cell_index]``.
+@functools.lru_cache(maxsize=16)
+def _wilson_amplitudes(cell, seed):
+    """Random acentric amplitudes of every reflection in ``cell`` (a 6-tuple), from ``seed``.
 
     To 1.6 A, or to 1/150 of the longest cell edge for large cells (the
     photosystem II cell: 2.07 A), which keeps every table below ~5 million
@@ -106,10 +108,9 @@ def _wilson_amplitudes(cell_index):
     fall-off is applied per shot through the B factor (:func:`_b_factor_table`).
     Computed once per process and cell (fixed seed: the same amplitudes everywhere).
     """
-    cell = CELLS[cell_index]
     d_min_A = max(1.6, max(cell[:3]) / 150.0)
     unit = Crystal(cell=cell).volume_A3
-    rng = np.random.default_rng(1000 + cell_index)
+    rng = np.random.default_rng(seed)
     a, b, c = cell[:3]
     limits = [int(math.ceil(length / d_min_A)) for length in (a, b, c)]
     h, k, l = np.meshgrid(*(np.arange(-n, n + 1) for n in limits), indexing="ij")
@@ -133,11 +134,11 @@ def _inverse_d_squared(hkl, cell):
 
 
 @functools.lru_cache(maxsize=32)
-def _structure_factors(cell_index, b_factor_A2):
-    """StructureFactors of cell ``cell_index`` with the Wilson fall-off exp(-B s^2 / 4), s = 1/d."""
-    hkl, s2, amplitudes = _wilson_amplitudes(cell_index)
+def _structure_factors(cell, seed, b_factor_A2):
+    """StructureFactors of ``cell`` with the Wilson fall-off exp(-B s^2 / 4), s = 1/d."""
+    hkl, s2, amplitudes = _wilson_amplitudes(cell, seed)
     scaled = amplitudes * np.exp(-b_factor_A2 * s2 / 4.0).astype(np.float32)
-    return StructureFactors(hkl, scaled, cell=CELLS[cell_index])
+    return StructureFactors(hkl, scaled, cell=cell)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +154,7 @@ class ShotSetup:
     crystal : Crystal
         Cell, domain block, mosaicity (orientation and volume are set per shot).
     cell_index : int
-        Which of :data:`CELLS`; ``b_factor_A2`` the Wilson fall-off of its amplitudes.
+        Which of the regimes' cells; ``b_factor_A2`` the Wilson fall-off of its amplitudes.
     background : Background or None
         Amorphous scatterers (None: helium or vacuum).
     ice_ring_photons : float
@@ -222,13 +223,19 @@ class Regimes:
     ----------
     name : str, default "regimes"
     shape : tuple of int, default (512, 512)
-        The model-input detector (rows, cols) of 172 um pixels.
+        The model-input detector (rows, cols) of ``pixel_size_mm`` pixels.
+    input_distance_mm, input_wavelength_A : float, default 80 and 1.5
+        The geometry real frames are resampled onto for a model trained on
+        these images (:func:`diffranet.inference.training_input.preset_preprocessing`):
+        the paper's detector, whatever the drawn distances and wavelengths.
     distance_mm : tuple of float, default (60, 250)
         Range of the detector distance (log-uniform).
     wavelength_A : tuple of float, default (0.6, 2.0)
     photons : tuple of float, default (1e8, 1e13)
         Photons per exposure or pulse (log-uniform): a 1e10 photons/s source
         for 10 ms to a 1e13-photon XFEL pulse.
+    cells : tuple of 6-tuples, default :data:`CELLS`
+        Unit cells (A, degrees) the crystals are drawn from, equally often.
     class_fractions : tuple of 5 float
         Shares of blank, no-crystal, weak, good, strong.
     max_attempts : int, default 48
@@ -238,9 +245,12 @@ class Regimes:
     name: str = "regimes"
     shape: tuple = (512, 512)
     pixel_size_mm: float = 0.172
+    input_distance_mm: float = 80.0
+    input_wavelength_A: float = 1.5
     distance_mm: tuple = (60.0, 250.0)
     wavelength_A: tuple = (0.6, 2.0)
     photons: tuple = (1e8, 1e13)
+    cells: tuple = CELLS
     class_fractions: tuple = (0.12, 0.28, 0.24, 0.2, 0.16)
     max_attempts: int = 48
     weak_min: int = 10
@@ -252,6 +262,12 @@ class Regimes:
 
     def __post_init__(self):
         check_int("max_attempts", self.max_attempts, minimum=1)
+        cells = tuple(tuple(float(x) for x in cell) for cell in self.cells)
+        if not cells or any(len(cell) != 6 for cell in cells):
+            raise ValueError(f"cells must be a non-empty sequence of (a, b, c, alpha, beta, gamma), got {self.cells!r}")
+        for cell in cells:
+            Crystal(cell=cell)  # validates lengths and angles
+        object.__setattr__(self, "cells", cells)
         if len(self.class_fractions) != 5 or abs(sum(self.class_fractions) - 1.0) > 1e-9:
             raise ValueError(f"class_fractions must be 5 shares summing to 1, got {self.class_fractions}")
         for field in ("distance_mm", "wavelength_A", "photons"):
@@ -261,6 +277,12 @@ class Regimes:
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "kind": "regimes"}
+
+    def label_rule(self):
+        """The class thresholds (each shot's rule adds its detector's noise and PSF: :attr:`ShotSetup.rule`)."""
+        return LabelRule(k_sigma=self.k_sigma, min_pixels=self.min_spot_pixels, weak_min=self.weak_min,
+                         good_min=self.good_min, strong_min=self.strong_min, calibration_rms=0.0,
+                         readout_rms_photons=0.0, pixel_size_mm=self.pixel_size_mm)
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -324,12 +346,13 @@ class Regimes:
                          good_min=self.good_min, strong_min=self.strong_min, pixel_size_mm=self.pixel_size_mm,
                          **rule_noise)
 
-        cell_index = int(rng.integers(len(CELLS)))
+        cell_index = int(rng.integers(len(self.cells)))
+        cell = tuple(float(x) for x in self.cells[cell_index])
         # coherent domains of 0.03-0.2 um: spots a pixel or two wide, widened by the mosaic spread
         block_A = _log_uniform(rng, 300.0, 2000.0)
         ncells = tuple(int(min(max(3, round(block_A / length * rng.uniform(0.8, 1.25))), 80))
-                       for length in CELLS[cell_index][:3])
-        crystal = Crystal(cell=CELLS[cell_index], ncells=ncells, mosaic_domains=int(rng.integers(10, 40)),
+                       for length in cell[:3])
+        crystal = Crystal(cell=cell, ncells=ncells, mosaic_domains=int(rng.integers(10, 40)),
                           mosaic_spread_deg=_log_uniform(rng, 0.02, 1.0), spot_shape="tophat", default_F=0.0)
         crystal_um = 100.0  # largest crystal in the beam
         max_volume_scale = crystal_um ** 3 / crystal.block_volume_um3
@@ -417,7 +440,7 @@ class RegimeRenderer:
     """
 
     def __init__(self, regimes):
-        self.regimes = regimes
+        self.regimes = self.preset = regimes
 
     def render(self, seed, split, index, label):
         """Image ``index`` of ``split`` with class ``label``.
@@ -426,11 +449,9 @@ class RegimeRenderer:
         -------
         image8 : ndarray of uint8, shape regimes.shape
             The image the model sees (counts + the preprocessing offset, 8-bit square root).
-        info : dict
-            ``setup`` (:meth:`ShotSetup.to_dict`), the label quantities and the attempt.
+        row : ndarray of :data:`~diffranet.dataset.shards.TABLE_DTYPE`, shape ()
+            The shot's metadata; ``row["setup"]`` is the JSON of :meth:`ShotSetup.to_dict`.
         """
-        from ..inference.preprocess import fill_masked
-
         regimes = self.regimes
         for attempt in range(regimes.max_attempts):
             rng = image_rng(seed, split, index, attempt)
@@ -447,20 +468,21 @@ class RegimeRenderer:
                     background = background + _ice_rings(setup, radius_px)
                 background = _flaws(setup, background, radius_px, rng)
             bragg = np.zeros(det.shape, np.float32)
-            n_detectable, volume = 0, 0.0
+            n_detectable, volume, target, n_spots = 0, 0.0, 0, 0
             orientation = random_orientation(int(rng.integers(2**62)))
             shot_seed = int(rng.integers(2**62))
             u_target = rng.random()
             if label >= 2:
                 crystal = setup.crystal.with_(orientation=orientation,
-                                              structure_factors=_structure_factors(setup.cell_index,
-                                                                                   setup.b_factor_A2))
+                                              structure_factors=_structure_factors(
+                                                  tuple(setup.crystal.cell), 1000 + setup.cell_index,
+                                                  setup.b_factor_A2))
                 unit = Simulator(det, beam, crystal, oversample=1, n_threads=1).bragg(seed=shot_seed)
                 found = _reach_label(unit, background, det.mask, setup.rule, label, u_target,
                                      setup.max_volume_scale, regimes.strong_target_max)
                 if found is None:
                     continue
-                volume, n_detectable = found
+                volume, n_detectable, target, n_spots = found
                 bragg = unit * np.float32(volume)
             counts = setup.response.apply(bragg + background, pixel_size_mm=det.pixel_size_mm, seed=shot_seed,
                                           n_threads=1)
@@ -469,22 +491,31 @@ class RegimeRenderer:
             if det.mask is not None:  # masked pixels reach the model as their local background
                 counts = fill_masked(counts, det.mask, tuple(x / det.pixel_size_mm for x in det.direct_beam_mm))
             image8 = to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU))
-            info = {"setup": setup.to_dict(), "label": int(label), "attempt": attempt, "seed": shot_seed,
-                    "n_detectable_spots": int(n_detectable), "volume_scale": float(volume),
-                    "photons": float(photons), "orientation": orientation.tolist()}
-            return image8, info
+            row = np.zeros((), dtype=TABLE_DTYPE)
+            row["index"], row["label"], row["seed"], row["attempt"] = index, label, shot_seed, attempt
+            row["photons_drawn"] = row["photons"] = photons
+            row["fluence_per_m2"], row["wavelength_A"] = beam.fluence_photons_per_m2 * (photons > 0), setup.wavelength_A
+            row["orientation"] = orientation
+            row["volume_scale"] = volume
+            row["crystal_size_um"] = (volume * setup.crystal.block_volume_um3) ** (1.0 / 3.0)
+            row["target_spots"], row["n_spots"] = target, n_spots
+            row["n_detectable_spots"] = n_detectable
+            row["n_significant_spots"] = -1  # the earlier rule is not measured for regimes
+            row["bragg_photons"] = float(bragg.sum(dtype=np.float64))
+            row["background_photons"] = float(background.sum(dtype=np.float64))
+            row["max_bragg_photons"] = float(bragg.max())
+            row["setup"] = json.dumps(setup.to_dict(), sort_keys=True).encode()
+            return image8, row
         raise RuntimeError(f"{split} image {index}: class {label} not reached in {regimes.max_attempts} attempts")
 
 
 def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale, strong_target_max):
-    """(volume scale, detectable spots) that put the unit-volume Bragg image in class ``label``, or None.
+    """(volume scale, detectable spots, target, spots) that put the unit-volume Bragg image in ``label``, or None.
 
     The detectable-spot count grows with the volume (each spot's threshold is a
     volume); a target count is drawn log-uniformly in the class's range among
     the counts this crystal can reach, and the volume that gives it is taken.
     """
-    from .shots import _THRESHOLD_MARGIN, _log_uniform_int
-
     spots = spot_pixels(unit, mask)
     thresholds = rule.detection_thresholds(unit, background, mask, spots=spots)
     reachable = int(np.count_nonzero(thresholds < max_volume_scale))
@@ -502,4 +533,4 @@ def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale
     n_detectable = int(np.count_nonzero(thresholds < volume))
     if rule.classify(n_detectable) != label:
         return None
-    return volume, n_detectable
+    return volume, n_detectable, target, len(thresholds)

@@ -231,6 +231,7 @@ def _deepfreak_parts(estimator):
 
     params = {k: _json_value(v) for k, v in estimator.get_params(deep=False).items()}
     params["checkpoint_path"] = None
+    params["init"] = None  # the starting weights are in the trained ones
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None
     fitted = {name: _json_value(getattr(estimator, name)) for name in _DEEPFREAK_FITTED if hasattr(estimator, name)}

@@ -278,6 +278,11 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     workers : int, default 0
         DataLoader worker processes that load training batches (useful for a
         lazy ``Dataset``); 0 loads in the main process.
+    init : DeepFreakClassifier or None, default None
+        A fitted classifier of the same network (depth, width, strides,
+        input) and classes whose weights start the training instead of a
+        random initialisation: fine-tuning, e.g. of the shipped model on a set
+        rendered for one beamline (``diffranet train --init default``).
     checkpoint_path : str or path-like or None, default None
         File to save model, optimiser, scheduler and epoch to after every
         epoch (atomically). If it exists when ``fit`` starts and was written
@@ -364,6 +369,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "workers": [Interval(Integral, 0, None, closed="left")],
         "checkpoint_path": [str, os.PathLike, None],
+        "init": "no_validation",  # checked where it is used (_initial_weights)
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -401,6 +407,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         n_threads=None,
         workers=0,
         checkpoint_path=None,
+        init=None,
         random_state=None,
         verbose=0,
     ):
@@ -434,6 +441,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.n_threads = n_threads
         self.workers = workers
         self.checkpoint_path = checkpoint_path
+        self.init = init
         self.random_state = random_state
         self.verbose = verbose
 
@@ -686,6 +694,19 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
                 total += self._preprocess(images, torch, device).sum(dim=0, dtype=torch.float64)
         return (total[0] / n).float().cpu().numpy()
 
+    def _initial_weights(self):
+        """The weights of ``init``, after checking that they fit this network and these classes."""
+        init = self.init
+        if not isinstance(init, DeepFreakClassifier) or not hasattr(init, "model_"):
+            raise ValueError(f"init must be a fitted DeepFreakClassifier, got {type(init).__name__}")
+        mine, theirs = self._network_kwargs(), init._network_kwargs()
+        differ = sorted(k for k in mine if mine[k] != theirs[k])
+        if init.depth != self.depth or differ or init.input_transform != self.input_transform:
+            raise ValueError(f"init has another network ({', '.join(differ) or 'depth or input_transform'} differ)")
+        if list(np.asarray(init.classes_).tolist()) != list(self.classes_.tolist()):
+            raise ValueError(f"init was fitted on the classes {list(init.classes_)}, not {list(self.classes_)}")
+        return {k: v.detach().cpu().clone() for k, v in init.model_.state_dict().items()}
+
     def _checkpoint_config(self):
         params = self.get_params(deep=False)
         if not isinstance(self.random_state, Integral):
@@ -754,6 +775,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_network(len(self.classes_))
+        if self.init is not None and state is None:
+            model.load_state_dict(self._initial_weights())
         model.to(device)
         optimizer = torch.optim.SGD(
             model.parameters(), lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay

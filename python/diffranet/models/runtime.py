@@ -44,12 +44,15 @@ def inference_graph(estimator):
     float32 (batch, n_classes). Needs torch and the ``onnx`` package.
     """
     torch = require_torch()
-    mean = torch.from_numpy(np.ascontiguousarray(estimator.mean_image_, dtype=np.float32))
-    network = estimator.model_
-
     class _Graph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = estimator.model_  # a submodule: its weights become the graph's initialisers
+            self.register_buffer("mean", torch.from_numpy(np.ascontiguousarray(estimator.mean_image_,
+                                                                               dtype=np.float32)))
+
         def forward(self, x):
-            logits = network(estimator._tensor_stage(x, torch, x.device, mean))
+            logits = self.network(estimator._tensor_stage(x, torch, x.device, self.mean))
             return torch.softmax(logits, dim=1)
 
     example = torch.zeros((2, *_stage_shape(estimator)), dtype=torch.float32)

@@ -100,7 +100,8 @@ def save_deepfreak(model, out, data_dir, labels, metrics):
     checkpoint, progress bar) are not kept: the loaded model predicts with
     torch's thread count, on the CPU unless moved.
     """
-    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
+    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0,
+                                        init=None)
     preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
     summary.update(metrics=metrics, history=training_history(model))
     return save_model(model, out, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)
