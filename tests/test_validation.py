@@ -27,3 +27,6 @@ class TestThreadsForJobs:
         cores = joblib.cpu_count()  # joblib's count of usable cores (it respects CPU limits)
         assert threads_for_jobs(None) == 1 and threads_for_jobs(2) == 2
         assert threads_for_jobs(-1) == cores and threads_for_jobs(-2) == max(cores - 1, 1)
+
+    def test_never_more_than_the_usable_cores(self):
+        assert threads_for_jobs(10 * joblib.cpu_count()) == joblib.cpu_count()

@@ -104,8 +104,12 @@ def check_threads(n_threads):
 
 
 def threads_for_jobs(n_jobs):
-    """Threads for a scikit-learn ``n_jobs``, as joblib counts them (None: 1, -1: every core, -2: all but one)."""
-    # imported on use: joblib (scikit-learn's parallel back-end) is needed only where n_jobs is
-    from joblib import effective_n_jobs
+    """Threads for a scikit-learn ``n_jobs``, as joblib counts them (None: 1, -1: every core, -2: all but one).
 
-    return int(effective_n_jobs(n_jobs))
+    Never more than the cores this process may use: more threads only
+    compete for them, and a model file's ``n_jobs`` must not start thousands.
+    """
+    # imported on use: joblib (scikit-learn's parallel back-end) is needed only where n_jobs is
+    from joblib import cpu_count, effective_n_jobs
+
+    return max(1, min(int(effective_n_jobs(n_jobs)), cpu_count()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._budget import DEFAULT_MAX_FRAME_PIXELS
+from .._validation import check_int
 from ..detectors import load_detector
 
 
@@ -21,6 +23,32 @@ def add_model_and_geometry_options(parser):
     parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom)")
     parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
                         help="beam centre in pixels (x along columns, y along rows)")
+
+
+def add_frame_limit_option(parser):
+    """``--max-frame-pixels``: the largest frame a file may declare."""
+    parser.add_argument("--max-frame-pixels", type=int, default=DEFAULT_MAX_FRAME_PIXELS, metavar="N",
+                        help="largest frame (rows x columns) read; files declaring more are refused unread "
+                             "(default: %(default)s, above the largest detectors)")
+
+
+def check_run_options(args):
+    """Refuse bad numeric options (ValueError, exit status 2) before any frame is read."""
+    check_int("--batch-size", args.batch_size, minimum=1)
+    if hasattr(args, "max_frame_pixels"):
+        check_int("--max-frame-pixels", args.max_frame_pixels, minimum=1)
+
+
+def load_model_option(args):
+    """The model of ``--model``; a refused pickle file's message says how to load it anyway."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
+    from ..inference import load_model
+    from ..inference.modelfile import PickleModelError
+
+    try:
+        return load_model(args.model, trust=args.trust)
+    except PickleModelError as exc:
+        raise PickleModelError(f"{exc}; pass --trust to load it") from exc
 
 
 def detector_and_overrides(args):

@@ -27,7 +27,6 @@ Values missing from the start message come from the defaults given to
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 
@@ -36,6 +35,7 @@ import numpy as np
 from ..detectors import FrameGeometry
 from .compression import CompressedArray, CompressionError, compress, decompress, expanded, uncompressed_size
 from .frames import Frame, MalformedMessage, SeriesEnd
+from .series import SeriesInfo
 
 __all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
 
@@ -156,17 +156,6 @@ def _number(message, key):
     return float(value)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Series:
-    tags: dict
-    shape: tuple = None
-    channel: str = None
-    mask: np.ndarray = None
-    geometry: object = None
-    beam_center_px: tuple = None
-    saturation: float = None
-
-
 class Stream2Decoder:
     """Turn the messages of a Stream V2 stream into frames, remembering the current series.
 
@@ -181,13 +170,39 @@ class Stream2Decoder:
         Leave the pixels of image messages compressed: ``Frame.data`` is then
         a :class:`~diffranet.live.compression.CompressedArray`, expanded by
         whoever classifies the frame (see :func:`decode_message`).
+
+    The decoder remembers the last :data:`KNOWN_SERIES` series, from their
+    start messages or adopted from other services
+    (:mod:`diffranet.live.series`), so that late images of a series keep
+    its settings when the next one has started.
     """
+
+    #: Most series remembered.
+    KNOWN_SERIES = 8
 
     def __init__(self, geometry=None, beam_center_px=None, *, defer_decompression=False):
         self.geometry = geometry
         self.beam_center_px = beam_center_px
         self.defer_decompression = defer_decompression
-        self._series = _Series(tags={}, geometry=geometry, beam_center_px=beam_center_px)
+        self._series = SeriesInfo(tags={}, geometry=geometry, beam_center_px=beam_center_px)
+        self._known = {}  # series_id -> SeriesInfo, oldest first
+
+    @property
+    def series(self):
+        """The :class:`~diffranet.live.series.SeriesInfo` of the latest start message."""
+        return self._series
+
+    def knows(self, series_id):
+        """Whether a start message (or an adopted series info) of ``series_id`` was seen."""
+        return series_id in self._known
+
+    def adopt(self, info):
+        """Remember a series announced by another service (it does not become the latest)."""
+        series_id = info.tags.get("series_id")
+        self._known.pop(series_id, None)
+        self._known[series_id] = info
+        while len(self._known) > self.KNOWN_SERIES:
+            self._known.pop(next(iter(self._known)))
 
     def _start(self, message):
         tags = {"series_id": message.get("series_id")}
@@ -234,11 +249,11 @@ class Stream2Decoder:
                 geometry = FrameGeometry(pixel_size_mm, distance_mm, wavelength_A, beam_center_px)
             except ValueError as exc:
                 raise MalformedMessage(f"start message geometry: {exc}", tags) from None
-        self._series = _Series(tags=tags, shape=shape, channel=channel, mask=mask, geometry=geometry,
-                               beam_center_px=beam_center_px, saturation=saturation)
+        self._series = SeriesInfo(tags=tags, shape=shape, channel=channel, mask=mask, geometry=geometry,
+                                  beam_center_px=beam_center_px, saturation=saturation)
 
     def _image(self, message, received):
-        series = self._series
+        series = self._known.get(message.get("series_id"), self._series)
         image_id = message.get("image_id")
         tags = {"id": image_id, "series_id": message.get("series_id")}
         if "series_unique_id" in message:
@@ -255,7 +270,7 @@ class Stream2Decoder:
         if same_series and series.shape is not None and data.shape != series.shape:
             raise MalformedMessage(f"image has shape {data.shape}, the start message says {series.shape}", tags)
         if not same_series:  # no start message seen for this series: defaults only
-            series = _Series(tags={}, geometry=self.geometry, beam_center_px=self.beam_center_px)
+            series = SeriesInfo(tags={}, geometry=self.geometry, beam_center_px=self.beam_center_px)
         saturation = series.saturation
         if saturation is None and data.dtype.kind == "u":
             saturation = float(np.iinfo(data.dtype).max)  # all bits set: no data (gap or bad pixel)
@@ -285,6 +300,7 @@ class Stream2Decoder:
         kind = decoded["type"]
         if kind == "start":
             self._start(decoded)
+            self.adopt(self._series)
             return None
         if kind == "image":
             return self._image(decoded, received)

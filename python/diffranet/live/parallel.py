@@ -31,7 +31,6 @@ import time
 import numpy as np
 import zmq
 
-from .._atomic import atomic_write
 from ..detectors import FrameGeometry
 from ..inference import load_model
 from .compression import CompressedArray
@@ -174,8 +173,9 @@ class _MaskFiles:
         name = f"mask-{digest.hexdigest()}.npy"
         path = os.path.join(self.directory, name)
         if not os.path.exists(path):
-            with atomic_write(path) as fh:
-                np.save(fh, pixels, allow_pickle=False)
+            partial = path + ".part.npy"
+            np.save(partial, pixels, allow_pickle=False)
+            os.replace(partial, path)
         if len(self._names) >= self.keep:
             self._names.pop(next(iter(self._names)))
         self._names[id(mask)] = (mask, name)
@@ -230,7 +230,7 @@ def _result_json(seq, result):
     return {"seq": seq, "verdict": result}
 
 
-def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory):
+def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory, peaks="input"):
     """Body of one worker process: load the model, classify frames until told to stop.
 
     The worker ignores SIGINT and SIGTERM: the service stops it once every
@@ -246,7 +246,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     results = context.socket(zmq.PUSH)
     results.connect(results_address)
     try:
-        classifier = FrameClassifier(load_model(model, trust=trust))
+        classifier = FrameClassifier(load_model(model, trust=trust), peaks=peaks)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -305,10 +305,15 @@ class ProcessBackend:
     context : zmq.Context
     start_timeout_s : float
         How long to wait for every worker to load the model.
+    peaks : {"input", "frame", "none"}, default "input"
+        Where the workers count the peaks of the verdicts (see
+        :class:`~diffranet.live.processing.FrameClassifier`).
     """
 
-    def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0):
+    def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0,
+                 peaks="input"):
         self.model, self.trust = str(model), trust
+        self.peaks = peaks
         self.n_workers = n_workers
         self.on_results = on_results
         self.batch_size = batch_size
@@ -340,7 +345,7 @@ class ProcessBackend:
         for _ in range(self.n_workers):
             process = spawn.Process(target=worker_main, daemon=True,
                                     args=(self.model, self.trust, tasks_address, results_address,
-                                          self.batch_size, os.getpid(), self._dir.name))
+                                          self.batch_size, os.getpid(), self._dir.name, self.peaks))
             process.start()
             self._processes.append(process)
         deadline = time.monotonic() + self.start_timeout_s

@@ -42,8 +42,10 @@ from .dectris import Stream2Decoder
 from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
 from .processing import FrameClassifier
+from .series import HeldFrame, SeriesSharing
 from .simple import decode_simple
-from .sinks import RECEIVED_KEY, RecordWriter
+from .sinks import FRAME_KEY, RECEIVED_KEY, RecordWriter
+from .spots import PEAK_SOURCES
 from .tuning import prepare_processing_thread
 
 __all__ = ["StreamService", "FORMATS", "OVERFLOW_POLICIES"]
@@ -101,11 +103,27 @@ class StreamService:
     receive_buffer : int, default 64
         ZMQ receive high-water mark (messages buffered by ZMQ before the
         sender blocks).
+    peaks : {"input", "frame", "none"}, default "input"
+        Where the peak count and the resolution of the outermost peak
+        (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
+        the frame, or nowhere (both null).
+    hits : HitWriter, optional
+        Receives the frames of the hits (:mod:`diffranet.live.hits`);
+        started and closed (completed) by :meth:`run`.
+    series_publish : str, optional
+        Stream V2 with several pullers: where to bind the PUB socket that
+        announces the series whose start message this service receives
+        (:mod:`diffranet.live.series`).
+    series_subscribe : sequence of str, default ()
+        The other pullers' ``series_publish`` addresses.
+    series_wait_s : float, default 2.0
+        Longest wait for the series info of an image (with ``series_subscribe``).
     """
 
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
-                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64):
+                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, peaks="input",
+                 hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -124,15 +142,28 @@ class StreamService:
         self.receive_buffer = check_int("receive_buffer", receive_buffer, minimum=1)
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
+        self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.hits = hits
+        self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
+        self.series_subscribe = [_check_address("series_subscribe", a) for a in series_subscribe]
+        self.series_wait_s = check_nonnegative("series_wait_s", series_wait_s)
+        if (self.series_publish or self.series_subscribe) and self.source_format != "dectris":
+            raise ValueError("series_publish / series_subscribe share Stream V2 series: use source_format='dectris'")
+        self._sharing = None
+        self._frames = {}  # sequence number -> Frame, kept for the hit writer
         self._pending = {}
         self._slots = threading.BoundedSemaphore(self.queue_size)
 
     # ------------------------------------------------------------------ decoding
 
-    def _decoder(self):
+    def _decoder(self, context):
         if self.source_format == "dectris":
             # pixels stay compressed here: they are expanded where the frame is classified
             decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
+            if self.series_publish or self.series_subscribe:
+                self._sharing = SeriesSharing(decoder, context, publish=self.series_publish,
+                                              subscribe=self.series_subscribe, wait_s=self.series_wait_s)
+                decoder = self._sharing
 
             def decode(socket, received):
                 return decoder.decode(socket.recv(copy=False).buffer, received)
@@ -152,6 +183,9 @@ class StreamService:
                 record = error_record(tags, result)
             else:
                 record = {**tags, **result, RECEIVED_KEY: received}
+            frame = self._frames.pop(seq, None)
+            if frame is not None and record.get("hit"):
+                record[FRAME_KEY] = frame
             self._slots.release()
             self._merger.add(seq, record)
 
@@ -181,15 +215,33 @@ class StreamService:
             self._merger.add(number, dropped_record(item.tags))
             return
         self._pending[number] = (item.tags, item.received)
-        self._backend.submit(number, item)
+        if isinstance(item, HeldFrame):  # its series info may come from another service
+            self._sharing.hold(number, item)
+        else:
+            self._submit(number, item)
+
+    def _submit(self, number, frame):
+        if self.hits is not None:
+            self._frames[number] = frame
+        self._backend.submit(number, frame)
+
+    def _release_held(self, everything=False):
+        for number, item in self._sharing.release(everything=everything):
+            if isinstance(item, MalformedMessage):
+                tags, _ = self._pending.pop(number)
+                self._slots.release()
+                self._merger.add(number, error_record({**tags, **item.tags}, item))
+            else:
+                self._submit(number, item)
 
     # ------------------------------------------------------------------ run
 
     def _make_backend(self, context):
         if self.workers == 1:
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model), self._on_results, self.batch_size)
-        return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context)
+            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size)
+        return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
+                              peaks=self.peaks)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.
@@ -217,45 +269,58 @@ class StreamService:
             raise ValueError(f"cannot bind the publish socket to {self.publish_address}: {exc}") from None
         log_file = None
         try:
+            decode = self._decoder(context)
             self._backend = self._make_backend(context).start()
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 log_file = open(self.log_path, "a", encoding="utf-8")
+            if self.hits is not None:
+                self.hits.start()
             writer = RecordWriter(publish, [log_file] if log_file else [], queue_size=self.queue_size,
                                   queue_depth=lambda: len(self._pending), status=self.status,
-                                  status_interval_s=self.status_interval_s).start()
+                                  status_interval_s=self.status_interval_s, hits=self.hits).start()
             self._merger = OrderedMerger(writer.put)
             socket = context.socket(zmq.PULL)
             socket.setsockopt(zmq.RCVHWM, self.receive_buffer)
             socket.connect(self.input_address)
             if ready is not None:
                 ready.set()
-            self._serve(socket, stop)
+            self._serve(socket, stop, decode)
             socket.close(linger=0)
             self._finish()
             final = writer.close()
         finally:
+            if self.hits is not None:
+                self.hits.close()  # completes the open file: no hit lost at shutdown
+            if self._sharing is not None:
+                self._sharing.close()
             if log_file is not None:
                 log_file.close()
             publish.close(linger=1000)
             context.term()
         return final
 
-    def _serve(self, socket, stop):
+    def _serve(self, socket, stop, decode):
         prepare_processing_thread()  # decoding: one frame per thread is faster than OpenMP within a frame
-        decode = self._decoder()
         seq = itertools.count()
         self._seq = seq
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
+        sharing = self._sharing
+        if sharing is not None and sharing.subscriber is not None:
+            poller.register(sharing.subscriber, zmq.POLLIN)
         while not stop.is_set():
-            if poller.poll(100):
+            if socket in dict(poller.poll(100)):
                 self._handle(socket, decode, seq, stop)
+            if sharing is not None:
+                self._release_held()
         # shutdown: take what has already arrived, without waiting for more
         drain_until = time.monotonic() + self.drain_s
         overflow, self.overflow = self.overflow, "drop"
         while time.monotonic() < drain_until and socket.poll(0):
             self._handle(socket, decode, seq, stop)
+        if sharing is not None:
+            self._release_held(everything=True)
         self.overflow = overflow
 
     def _finish(self, timeout_s=60.0):
@@ -267,3 +332,4 @@ class StreamService:
         for number, (tags, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
             self._merger.add(number, dropped_record(tags))
         self._pending.clear()
+        self._frames.clear()

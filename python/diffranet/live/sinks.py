@@ -5,7 +5,9 @@ A :class:`RecordWriter` thread owns the PUB socket and the log: it writes
 each record as one JSON line, flushes the log after every batch (so a crash
 loses at most the batch being written), counts the records into
 :class:`~diffranet.live.stats.LiveStats`, and reports a status snapshot at a
-fixed interval.
+fixed interval. With a hit sink (:class:`~diffranet.live.hits.HitWriter`),
+the frames of hit verdicts go to it too, and their records say where
+(``hit_file``, ``hit_event``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import zmq
 
 from .stats import LiveStats
 
-__all__ = ["RecordWriter", "RECEIVED_KEY"]
+__all__ = ["RecordWriter", "RECEIVED_KEY", "FRAME_KEY"]
 
 #: Key of the ``time.monotonic()`` arrival time a record carries to the writer (removed before writing).
 RECEIVED_KEY = "_received"
+#: Key of the :class:`~diffranet.live.frames.Frame` a verdict carries to the hit sink (removed before writing).
+FRAME_KEY = "_frame"
 
 _STOP = object()
 
@@ -45,12 +49,16 @@ class RecordWriter:
         Called with a :class:`~diffranet.live.stats.StatsSnapshot` every
         ``status_interval_s`` seconds and once at the end.
     status_interval_s : float
+    hits : HitWriter, optional
+        Receives the frame of every hit verdict that carries one (under
+        :data:`FRAME_KEY`); its owner closes it after :meth:`close`.
     """
 
     def __init__(self, publish=None, streams=(), *, queue_size=0, queue_depth=None, status=None,
-                 status_interval_s=1.0):
+                 status_interval_s=1.0, hits=None):
         self.publish = publish
         self.streams = list(streams)
+        self.hits = hits
         self.stats = LiveStats(queue_size)
         self._queue_depth = queue_depth or (lambda: 0)
         self._status = status
@@ -78,6 +86,9 @@ class RecordWriter:
         received = record.pop(RECEIVED_KEY, None)
         if received is not None:
             record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
+        frame = record.pop(FRAME_KEY, None)
+        if frame is not None and self.hits is not None and record.get("hit"):
+            record.update(self.hits.add(record, frame))
         line = json.dumps(record)
         if self.publish is not None and "error" not in record:
             try:
@@ -116,6 +127,8 @@ class RecordWriter:
             if batch:
                 for stream in self.streams:
                     stream.flush()
+            if self.hits is not None:
+                self.hits.tick()
             if time.monotonic() >= next_report:
                 self._report()
                 next_report = time.monotonic() + self._interval

@@ -214,7 +214,10 @@ class ResNet(nn.Module):
             self.avgpool = nn.AvgPool2d(topo.head_pool_size, stride=topo.head_pool_stride)
         self.fc = nn.Linear(width * 8 * block.expansion * head_size * head_size, num_classes)
 
-        # He initialisation (He et al. 2015, doi:10.1109/ICCV.2015.123) as in torchvision.
+        # He initialisation (He et al. 2015, doi:10.1109/ICCV.2015.123) as in torchvision; a network
+        # built on the meta device (shapes only, to size it before allocating) has no values to set.
+        if self.fc.weight.is_meta:
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
