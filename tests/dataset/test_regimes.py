@@ -125,7 +125,7 @@ class TestGenerator:
         from diffranet.inference.training_input import training_input
 
         regimes = Regimes(cells=(CELLS[2],))  # lysozyme-like: every class within reach
-        generate_dataset(tmp_path, preset=regimes, n_train=5, n_val=0, n_test=0, seed=3, workers=1, quiet=True)
+        generate_dataset(tmp_path, preset=regimes, n_train=5, n_val=0, n_test=0, seed=3, workers=1, progress=False)
         X, y, table = load_arrays(tmp_path, "train", metadata=True)
         assert X.shape == (5, 512, 512) and y.tolist() == table["label"].tolist()
         for image, row in zip(X, table):

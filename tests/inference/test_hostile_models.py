@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diffranet.cli import main
-from diffranet.features._base import n_threads
+from diffranet._validation import threads_for_jobs
 from diffranet.inference import ModelFileError, load_model, save_model
 from diffranet.inference import modelfile
 from inference_helpers import SMALL
@@ -167,7 +167,7 @@ class TestWrongThing:
 
 class TestThreads:
     def test_n_jobs_never_above_the_cores(self):
-        assert n_threads(1024) <= os.cpu_count() and n_threads(None) == 1 and n_threads(-1) >= 1
+        assert threads_for_jobs(1024) <= os.cpu_count() and threads_for_jobs(None) == 1 and threads_for_jobs(-1) >= 1
 
     def test_glcm_n_jobs_1024_loads_and_runs_on_the_cores(self, pipeline, small_model_file, tmp_path):
         import copy
@@ -175,7 +175,7 @@ class TestThreads:
         crafted = copy.deepcopy(pipeline)
         crafted.steps[0][1].n_jobs = 1024
         model = load_model(with_estimator(small_model_file, tmp_path / "jobs.dfm", crafted))
-        assert model.estimator.steps[0][1].n_jobs == 1024 and n_threads(1024) <= os.cpu_count()
+        assert model.estimator.steps[0][1].n_jobs == 1024 and threads_for_jobs(1024) <= os.cpu_count()
 
     def test_absurd_n_jobs_refused(self, pipeline, small_model_file, tmp_path):
         import copy

@@ -67,7 +67,7 @@ def test_scores_far_above_chance_on_fresh_images(default, tmp_path):
     from diffranet.dataset.loader import load_split
 
     generate_dataset(tmp_path / "fresh", preset="diffranet", n_train=0, n_val=0, n_test=40, seed=777, workers=1,
-                     quiet=True)
+                     progress=False)
     X, y = load_split(tmp_path / "fresh", "test")
     predicted = default.estimator.predict(X)
     assert np.mean(predicted == y) >= 0.45

@@ -7,9 +7,8 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from diffranet.inference import load_model, save_model  # noqa: E402
+from diffranet.inference import load_model, modelfile, save_model  # noqa: E402
 from diffranet.models import DeepFreakClassifier  # noqa: E402
-from diffranet.models import _torch as torch_module  # noqa: E402
 from diffranet.models.runtime import DeepFreakRuntime, inference_graph  # noqa: E402
 
 
@@ -36,7 +35,7 @@ def test_model_file_classifies_without_torch(fitted, tmp_path, monkeypatch):
     estimator, X = fitted
     path = save_model(estimator, tmp_path / "m.dfm", class_names=("noise", "ring", "spots"))
     expected = load_model(path).estimator.predict_proba(X)
-    monkeypatch.setattr(torch_module, "torch_available", lambda: False)
+    monkeypatch.setattr(modelfile, "torch_available", lambda: False)  # as if torch were not installed
     model = load_model(path)
     assert isinstance(model.estimator, DeepFreakRuntime)
     np.testing.assert_allclose(model.estimator.predict_proba(X), expected, atol=1e-5)  # softmax in float32 here, float64 in the estimator

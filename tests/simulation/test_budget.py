@@ -10,7 +10,7 @@ import pytest
 from diffranet import Beam, Crystal, Detector, Simulator
 from diffranet.simulation.background import Background
 from diffranet.simulation.budget import FLOAT32_MAX, Budget, check, check_photons, estimate, progress
-from diffranet.simulation.response import paper_ccd
+from diffranet.dataset import paper_ccd
 
 LARGE = Budget(max_work=1e15, max_memory_bytes=1e15)
 

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from diffranet import Beam, Crystal, Detector, Simulator
 from diffranet.simulation.background import Background
 from diffranet.simulation.budget import Budget
-from diffranet.simulation.response import CCDResponse, PixelArrayResponse, paper_ccd
+from diffranet.dataset import paper_ccd
+from diffranet.simulation.response import CCDResponse, PixelArrayResponse
 from property_outcomes import REFUSED, Outcomes
 
 # the slow variant runs this file again in a subprocess with these raised

@@ -178,7 +178,7 @@ def test_training_streams_the_shards(quick_data, tiny_config, tmp_path, monkeypa
     monkeypatch.setattr(DeepFreakClassifier, "fit", spy)
     from diffranet.training.deep import train_deepfreak
 
-    model, metrics = train_deepfreak(quick_data, None, log=lambda line: None, **TINY, epochs=1, n_threads=1,
+    model, metrics = train_deepfreak(quick_data, None, **TINY, epochs=1, n_threads=1,
                                      workers=1, device="cpu", random_state=0)
     assert seen == [("ShardDataset", "ShardDataset")]
     assert metrics["test"]["n_images"] == 16 and model.n_epochs_ == 1

@@ -37,6 +37,7 @@ def add_parser(subparsers):
 
 def run(args):
     """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
     from ..inference.files import FileError, Summary, classify_files
 
     check_run_options(args)  # bad options stop before the model, any frame and the summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from .._allocator import keep_freed_memory
 from ._live import add_status_options, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
@@ -62,7 +63,7 @@ def add_parser(subparsers):
 
 def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
-    from .._allocator import keep_freed_memory
+    # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
     from ..live import StreamService, stop_on_signals
     from ..live.hits import HitWriter

@@ -44,6 +44,7 @@ def add_parser(subparsers):
 
 def run(args):
     """Watch until SIGINT / SIGTERM; returns the exit status."""
+    # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     import zmq
 
     from .._validation import check_positive

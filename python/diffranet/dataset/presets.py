@@ -19,11 +19,13 @@ import math
 from pathlib import Path
 
 from .._validation import check_int, check_positive
+from ..detectors import DetectorSpec
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
 from ..simulation.response import CCDResponse, PixelArrayResponse
 from ..simulation.simulator import Simulator
+from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule
 from .regimes import Regimes
 
@@ -116,8 +118,8 @@ class Preset:
     max_attempts : int, default 32
         Redraws of an image's nuisance parameters when its class cannot be reached.
     detector_spec : dict, optional
-        A user's detector (:meth:`diffranet.inference.detector_files.DetectorSpec.to_dict`,
-        set by ``DetectorSpec.training_preset``): beam centre, module gaps
+        A user's detector (:meth:`diffranet.detectors.DetectorSpec.to_dict`,
+        set by :func:`~diffranet.dataset.training_preset`): beam centre, module gaps
         (masked) and, for ``kind = "pixel_array"``, a photon-counting response.
     """
 
@@ -239,8 +241,6 @@ class Preset:
         """The structure factors (None when every reflection has ``default_F``)."""
         if self.structure_factors is None:
             return None
-        from ..simulation.structure_factors import StructureFactors
-
         return StructureFactors.default_protein()
 
     def background(self):
@@ -330,8 +330,6 @@ def _background(water_um, air_mm, compton):
 @functools.lru_cache(maxsize=8)
 def _user_detector(spec_json):
     """The shared :class:`Detector` of a ``detector_spec`` (beam centre, module gaps masked)."""
-    from ..inference.detector_files import DetectorSpec
-
     spec = DetectorSpec.from_dict(json.loads(spec_json))
     bx, by = spec.geometry().beam_center_px
     gaps = spec.gap_mask()

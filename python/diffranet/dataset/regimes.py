@@ -61,7 +61,7 @@ from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule, spot_pixels, volume_for_count
 from .shards import TABLE_DTYPE
-from .shots import image_rng
+from .shots import _THRESHOLD_MARGIN, _log_uniform_int, image_rng
 
 __all__ = ["Regimes", "ShotSetup", "RegimeRenderer", "CELLS", "ICE_RING_D_A"]
 
@@ -516,8 +516,6 @@ def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale
     volume); a target count is drawn log-uniformly in the class's range among
     the counts this crystal can reach, and the volume that gives it is taken.
     """
-    from .shots import _THRESHOLD_MARGIN, _log_uniform_int
-
     spots = spot_pixels(unit, mask)
     thresholds = rule.detection_thresholds(unit, background, mask, spots=spots)
     reachable = int(np.count_nonzero(thresholds < max_volume_scale))

@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
+from ..inference import Preprocessing, SavedModel, load_model, preprocess
 from ..training_history import training_history
 from . import metrics as m
 from .data import LabelledData, load_labelled_data
+from .report import write_report
 
 __all__ = ["Evaluation", "evaluate_model", "summarize", "evaluate"]
 
@@ -86,8 +88,6 @@ def _unrecorded_input(model, data):
     """An old joblib model records no input geometry: it is given the data's 8-bit images as they are."""
     if getattr(model, "metadata", {}).get("kind") != "joblib" or data.images is None:
         return model
-    from ..inference import Preprocessing, SavedModel
-
     return SavedModel(model.estimator, model.class_names, Preprocessing(shape=data.images.shape[1:]),
                       model.metadata)
 
@@ -102,8 +102,6 @@ def _model_images(model, data, progress):
                              f"for its detector")
         return data.images
     from tqdm.auto import tqdm
-
-    from ..inference import preprocess
 
     images = np.empty((len(data.frames),) + shape, dtype=np.uint8)
     for i, frame in enumerate(tqdm(data.frames, desc="preprocess", unit="frame", disable=not progress)):
@@ -265,9 +263,6 @@ def evaluate(models, data, out, split="test", names=None, trust=False, progress=
         ``{"report": Path of index.html, "metrics": Path of metrics.json,
         "evaluations": [Evaluation, ...], "data": LabelledData}``.
     """
-    from ..inference import load_model
-    from .report import write_report
-
     if isinstance(models, (str, Path)) or not len(models):
         raise ValueError("models must be a non-empty list of model files or SavedModel objects")
     if names is not None and len(names) != len(models):

@@ -11,7 +11,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._base import ImageFeatureExtractor, n_threads
+from .._validation import threads_for_jobs
+from ._base import ImageFeatureExtractor
 
 
 def opencv():
@@ -284,7 +285,7 @@ class BoVWExtractor(ImageFeatureExtractor):
         order, so the sample does not depend on the chunks or the number of
         workers; no random number is drawn while all descriptors fit.
         """
-        workers = n_threads(self.n_jobs)
+        workers = threads_for_jobs(self.n_jobs)
         chunks = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
             delayed(_descriptors_of_chunk)(chunk, self.keypoints) for chunk in _chunks(images, workers)
         )
@@ -329,7 +330,7 @@ class BoVWExtractor(ImageFeatureExtractor):
         return [f"bovw_{word}" for word in range(self.vocabulary_.shape[0])]
 
     def _transform_images(self, images):
-        workers = n_threads(self.n_jobs)
+        workers = threads_for_jobs(self.n_jobs)
         chunks = Parallel(n_jobs=workers, prefer="threads")(
             delayed(_histograms_of_chunk)(chunk, self.keypoints, self.vocabulary_)
             for chunk in _chunks(images, workers)

@@ -27,10 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._atomic import atomic_path
 from .._budget import NotRegularFileError, check_zip_members, regular_file, zip_member_npy
+from .._version import __version__
 from ..classes import CLASS_NAMES, HIT_CLASS_NAMES
+from ..models._torch import require_torch, torch_available
+from ..models.deepfreak import DeepFreakClassifier
+from ..models.runtime import DeepFreakRuntime, inference_graph
 from ._model_schema import (
     MAX_INPUT_PIXELS,
     check_deepfreak,
@@ -38,7 +41,10 @@ from ._model_schema import (
     check_meta,
     deepfreak_tensor_shapes,
 )
+from .forest import predict_proba
 from .geometry import PAPER_PREPROCESSING, Preprocessing
+from .preprocess import preprocess
+from .training_input import shape_preprocessing
 
 __all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "PickleModelError", "ALLOWED_TYPES",
            "MODEL_SUFFIX", "MAX_ARCHIVE_BYTES"]
@@ -143,8 +149,6 @@ class SavedModel:
         if len(images) == 0:
             return proba
         if hasattr(self.estimator, "predict_proba"):
-            from .forest import predict_proba
-
             proba[:, self._columns] = np.asarray(predict_proba(self.estimator, images), dtype=np.float64)
         else:
             predicted = np.asarray(self.estimator.predict(images))
@@ -192,8 +196,6 @@ class SavedModel:
         ndarray of uint8, shape (n, rows, cols)
             ``rows, cols`` is ``preprocessing.shape``.
         """
-        from .preprocess import preprocess
-
         frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 2 else frames
         if masks is None or (isinstance(masks, np.ndarray) and masks.ndim == 2):
             masks = [masks] * len(frames)
@@ -271,14 +273,8 @@ def _class_columns(estimator, class_names):
 # --------------------------------------------------------------------------- saving
 
 
-def _deepfreak_class():
-    from ..models.deepfreak import DeepFreakClassifier
-
-    return DeepFreakClassifier
-
-
 def _is_deepfreak(estimator):
-    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, _deepfreak_class())
+    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, DeepFreakClassifier)
 
 
 def _json_value(value):
@@ -309,8 +305,6 @@ def _deepfreak_parts(estimator):
 
 def _onnx_graph(estimator):
     """The network as an ONNX graph (so the model classifies without torch), or None without ``onnx``."""
-    from ..models.runtime import inference_graph
-
     try:
         return inference_graph(estimator)
     except ImportError:  # torch.onnx needs the onnx package; the file then needs torch to classify
@@ -597,13 +591,9 @@ def _load_deepfreak(description, payload, preprocessing, graph=None):
     shape (computed without allocating it) must equal the tensors in the file
     before it is built.
     """
-    from ..models._torch import require_torch, torch_available
-
-    estimator, fitted = check_deepfreak(description, preprocessing, _deepfreak_class())
+    estimator, fitted = check_deepfreak(description, preprocessing, DeepFreakClassifier)
 
     if not torch_available():
-        from ..models.runtime import DeepFreakRuntime
-
         if graph is None:
             require_torch()  # raises ImportError saying what to install
         return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"], estimator.input_transform)
@@ -670,8 +660,6 @@ def _load_trusted_pickle(path):
     classes = np.asarray(getattr(estimator, "classes_", []))
     # old files hold label integers 0..4 (the five DiffraNet classes) or the class names themselves
     names = CLASS_NAMES if classes.dtype.kind in "iu" else tuple(str(c) for c in classes)
-    from .training_input import shape_preprocessing
-
     first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
     try:
         preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..detectors import FrameGeometry
 from .compression import CompressedArray, CompressionError, compress, decompress, expanded, uncompressed_size
 from .frames import Frame, MalformedMessage, SeriesEnd
 from .series import SeriesInfo
@@ -204,8 +205,6 @@ class Stream2Decoder:
             self._known.pop(next(iter(self._known)))
 
     def _start(self, message):
-        from ..inference import FrameGeometry
-
         tags = {"series_id": message.get("series_id")}
         if "series_unique_id" in message:
             tags["series_unique_id"] = message["series_unique_id"]

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_path, atomic_write
+from .._validation import check_choice, check_int, check_positive
 from .compression import CompressedArray, expanded
 
 __all__ = ["HitWriter", "COMPRESSIONS", "crystfel_geometry"]
@@ -204,8 +205,6 @@ class HitWriter:
 
     def __init__(self, directory, *, prefix="hits", frames_per_file=1000, file_seconds=60.0,
                  compression="bitshuffle", max_queued=64, max_queued_bytes=512 << 20):
-        from .._validation import check_choice, check_int, check_positive
-
         self.directory = Path(directory)
         self.frames_per_file = check_int("frames_per_file", frames_per_file, minimum=1)
         self.file_seconds = check_positive("file_seconds", file_seconds)

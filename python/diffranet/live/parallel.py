@@ -31,7 +31,11 @@ import time
 import numpy as np
 import zmq
 
+from ..detectors import FrameGeometry
+from ..inference import load_model
 from .compression import CompressedArray
+from .frames import Frame
+from .processing import FrameClassifier
 from .tuning import one_torch_thread, prepare_processing_thread, prepare_worker_process
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
@@ -206,9 +210,6 @@ def _frame_parts(seq, frame, masks):
 
 
 def _frame_from_parts(parts, masks):
-    from ..inference import FrameGeometry
-    from .frames import Frame
-
     header = json.loads(bytes(parts[0].buffer))
     shape, dtype = tuple(header["shape"]), np.dtype(header["dtype"])
     if header.get("compressed"):
@@ -245,9 +246,6 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     results = context.socket(zmq.PUSH)
     results.connect(results_address)
     try:
-        from ..inference import load_model
-        from .processing import FrameClassifier
-
         classifier = FrameClassifier(load_model(model, trust=trust), peaks=peaks)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .._validation import check_choice
 from .compression import CompressedArray
 from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
 
@@ -41,8 +42,6 @@ class FrameClassifier:
     """
 
     def __init__(self, model, peaks="input"):
-        from .._validation import check_choice
-
         self.model = model
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.spots = None if peaks == "none" else SpotCounter(model.preprocessing)

@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 import zmq
+from .dectris import encode_end, encode_image, encode_start
+from .simple import encode_simple
 
 __all__ = ["send_simple", "send_stream2"]
 
@@ -80,8 +82,6 @@ def send_simple(address, frames, ids=None, *, rate_hz=None, extra_messages=None,
     dict
         ``{"sent": number of frames, "seconds": duration}``.
     """
-    from .simple import encode_simple
-
     context, socket, _ = _push(address, linger_s)
     extra_messages = extra_messages or {}
     start = time.monotonic()
@@ -128,8 +128,6 @@ def send_stream2(address, frames, *, series_id=1, compression="bslz4", rate_hz=N
     dict
         ``{"sent": number of images, "seconds": duration}``.
     """
-    from .dectris import encode_end, encode_image, encode_start
-
     frames = list(frames)
     shape = np.shape(frames[0]) if frames else (0, 0)
     context, socket, monitor = _push(address, linger_s, monitor=bool(pullers))

@@ -43,6 +43,10 @@ import zlib
 import numpy as np
 import zmq
 
+from .._validation import check_nonnegative, check_positive
+from ..detectors import FrameGeometry
+from .frames import Frame, MalformedMessage
+
 __all__ = ["SeriesInfo", "SeriesSharing", "HeldFrame", "encode_series", "decode_series", "SERIES_TOPIC"]
 
 #: First part of every series info message (its ZMQ subscription topic).
@@ -133,8 +137,6 @@ def decode_series(parts):
         For anything but a well-formed message (wrong topic or number of
         parts, bad JSON, shapes, numbers, geometry, or mask bytes).
     """
-    from ..inference import FrameGeometry
-
     parts = [bytes(getattr(part, "buffer", part)) for part in parts]
     if len(parts) != 3 or parts[0] != SERIES_TOPIC:
         raise ValueError("not a series info message (topic, JSON, mask)")
@@ -206,8 +208,6 @@ class SeriesSharing:
     """
 
     def __init__(self, decoder, context, *, publish=None, subscribe=(), wait_s=2.0, republish_s=1.0):
-        from .._validation import check_nonnegative, check_positive
-
         self.decoder = decoder
         self.wait_s = check_nonnegative("wait_s", wait_s)
         self.republish_s = check_positive("republish_s", republish_s)
@@ -265,8 +265,6 @@ class SeriesSharing:
         ------
         MalformedMessage
         """
-        from .frames import Frame
-
         item = self.decoder.decode(message, received)
         if item is None:  # a start message: announce the series
             self._own = encode_series(self.decoder.series)
@@ -304,8 +302,6 @@ class SeriesSharing:
         list of (int, Frame or MalformedMessage)
             In arrival order: each image decoded again with what is now known.
         """
-        from .frames import MalformedMessage
-
         now = time.monotonic()
         if now >= self._next_announcement:
             self._announce(now)

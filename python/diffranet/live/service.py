@@ -36,10 +36,16 @@ from pathlib import Path
 
 import zmq
 
+from .._validation import check_choice, check_int, check_nonnegative, check_positive
+from ..inference import load_model
+from .dectris import Stream2Decoder
 from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
-from .series import HeldFrame
+from .processing import FrameClassifier
+from .series import HeldFrame, SeriesSharing
+from .simple import decode_simple
 from .sinks import FRAME_KEY, RECEIVED_KEY, RecordWriter
+from .spots import PEAK_SOURCES
 from .tuning import prepare_processing_thread
 
 __all__ = ["StreamService", "FORMATS", "OVERFLOW_POLICIES"]
@@ -118,8 +124,6 @@ class StreamService:
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
                  trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, peaks="input",
                  hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
-        from .._validation import check_choice, check_int, check_nonnegative, check_positive
-
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -138,8 +142,6 @@ class StreamService:
         self.receive_buffer = check_int("receive_buffer", receive_buffer, minimum=1)
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
-        from .spots import PEAK_SOURCES
-
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.hits = hits
         self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
@@ -156,13 +158,9 @@ class StreamService:
 
     def _decoder(self, context):
         if self.source_format == "dectris":
-            from .dectris import Stream2Decoder
-
             # pixels stay compressed here: they are expanded where the frame is classified
             decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
             if self.series_publish or self.series_subscribe:
-                from .series import SeriesSharing
-
                 self._sharing = SeriesSharing(decoder, context, publish=self.series_publish,
                                               subscribe=self.series_subscribe, wait_s=self.series_wait_s)
                 decoder = self._sharing
@@ -170,8 +168,6 @@ class StreamService:
             def decode(socket, received):
                 return decoder.decode(socket.recv(copy=False).buffer, received)
         else:
-            from .simple import decode_simple
-
             def decode(socket, received):
                 return decode_simple(socket.recv_multipart(copy=False), geometry=self.geometry,
                                      beam_center_px=self.beam_center_px, received=received)
@@ -242,9 +238,6 @@ class StreamService:
 
     def _make_backend(self, context):
         if self.workers == 1:
-            from ..inference import load_model
-            from .processing import FrameClassifier
-
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
             return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size)
         return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,

@@ -36,6 +36,7 @@ import math
 
 import numpy as np
 
+from ..inference.preprocess import invalid_pixels
 from ..peaks import PeakFinderSettings
 from ..peaks.finder import _run as run_finder
 
@@ -111,8 +112,6 @@ class SpotCounter:
         -------
         dict
         """
-        from ..inference.preprocess import invalid_pixels
-
         invalid = invalid_pixels(frame, mask, saturation)
         values = np.where(invalid, 0.0, frame).astype(np.float32)
         shape = values.shape

@@ -29,6 +29,10 @@ import os
 import time
 from pathlib import Path
 
+from .. import io as dio
+from .._validation import check_nonnegative, check_positive
+from ..inference.files import FileError, classify_files
+
 __all__ = ["DirectoryWatcher", "watch_directory", "is_open_for_writing"]
 
 _F_SETLEASE = getattr(fcntl, "F_SETLEASE", 1024)
@@ -89,9 +93,6 @@ class DirectoryWatcher:
 
     def __init__(self, directory, *, settle_s=1.0, include_existing=False, extensions=None, recursive=False,
                  follow_symlinks=False):
-        from .. import io as dio
-        from .._validation import check_nonnegative
-
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ValueError(f"{self.directory} is not a directory")
@@ -184,8 +185,6 @@ class DirectoryWatcher:
 
 
 def _record(item):
-    from ..inference.files import FileError
-
     if isinstance(item, FileError):
         return {"file": item.file, "frame": item.frame, "error": item.message}
     return item.to_dict()
@@ -214,10 +213,6 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
         Largest frame read (default :data:`diffranet.io.DEFAULT_MAX_FRAME_PIXELS`);
         a larger file gets one error record, unread.
     """
-    from .. import io as dio
-    from .._validation import check_positive
-    from ..inference.files import classify_files
-
     poll_s = check_positive("poll_s", poll_s)
     limit = dio.DEFAULT_MAX_FRAME_PIXELS if max_frame_pixels is None else max_frame_pixels
     while not stop.is_set():

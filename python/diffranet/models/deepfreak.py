@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._atomic import atomic_write
 from ..features.significance import SIGNIFICANCE_RANGE, significance_map
 from ._torch import require_torch
+from .topology import TOPOLOGY_PARAMETERS
 
 __all__ = ["DeepFreakClassifier"]
 
@@ -453,13 +454,12 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- network
 
     def _network_kwargs(self):
-        from .topology import TOPOLOGY_PARAMETERS
-
         kwargs = {name: getattr(self, name) for name in TOPOLOGY_PARAMETERS}
         kwargs["stage_strides"] = tuple(kwargs["stage_strides"])
         return dict(kwargs, input_size=self.input_size)
 
     def _build_network(self, n_classes):
+        # imported on use: resnet imports torch, an optional dependency
         from .resnet import build_resnet
 
         return build_resnet(self.depth, n_classes, in_channels=1, **self._network_kwargs())

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from .deepfreak import DeepFreakClassifier
 
 __all__ = ["RECIPES", "read_recipe"]
 
@@ -106,8 +107,6 @@ def read_recipe(spec):
         If the file cannot be parsed, is not a table of parameters, or names
         a parameter DeepFreakClassifier does not take.
     """
-    from .deepfreak import DeepFreakClassifier
-
     if str(spec) in RECIPES:
         params = dict(RECIPES[str(spec)])
     else:

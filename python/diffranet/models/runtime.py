@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from ._torch import require_torch
+
 __all__ = ["inference_graph", "DeepFreakRuntime", "runtime_available", "ONNX_OPSET"]
 
 #: ONNX operator set of the exported graphs (ONNX Runtime 1.16 and newer run it).
@@ -41,8 +43,6 @@ def inference_graph(estimator):
     :meth:`DeepFreakRuntime.input_stage` gives); its output ``proba`` is
     float32 (batch, n_classes). Needs torch and the ``onnx`` package.
     """
-    from ._torch import require_torch
-
     torch = require_torch()
     class _Graph(torch.nn.Module):
         def __init__(self):
@@ -105,6 +105,7 @@ class DeepFreakRuntime:
 
     def input_stage(self, images):
         """float32 (n, rows, cols): the graph's input (the images, or their significance map)."""
+        # imported on use: the features package loads scikit-image, which a plain input does not need
         from ..features.significance import significance_map
 
         images = np.asarray(images)

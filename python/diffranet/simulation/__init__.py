@@ -9,7 +9,7 @@ from .budget import Budget
 from .crystal import Crystal
 from .geometry import Beam, Detector
 from .orientation import random_orientation
-from .response import CCDResponse, PixelArrayResponse, paper_ccd
+from .response import CCDResponse, PixelArrayResponse
 from .simulator import SimulationResult, Simulator
 from .structure_factors import StructureFactors
 
@@ -26,7 +26,6 @@ __all__ = [
     "Simulator",
     "StructureFactors",
     "air",
-    "paper_ccd",
     "random_orientation",
     "water",
 ]

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import _core
 from ._core_args import beam_args, detector_args
-from .._validation import check_choice, check_finite, check_int, check_nonnegative, check_positive
+from .._validation import check_choice, check_finite, check_int, check_nonnegative, check_positive, check_threads
 from ._params import Params, frozen_array
 from .beamstop import Beamstop  # noqa: F401  (imported from here by existing code)
 from .geometry import Beam, Detector
@@ -610,7 +610,7 @@ class Background(Params):
         if beam.beam_size_mm is None:
             raise ValueError("beam.beam_size_mm is needed for the background (the illuminated volume), got None")
         oversample = check_int("oversample", oversample, minimum=1)
-        n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
+        n_threads = check_threads(n_threads)
         scatterers = self.scatterers()
         incoherent = [m.incoherent if self.compton else np.zeros_like(m.F) for m in scatterers]
         geometry = {**detector_args(detector, oversample), **beam_args(beam)}

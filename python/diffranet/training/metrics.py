@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix
 from ..classes import CLASS_NAMES, is_hit
 from ..dataset.loader import has_split, load_split
 
-__all__ = ["evaluate_splits", "split_scores"]
+__all__ = ["evaluate_splits", "format_scores", "split_scores"]
 
 
 def split_scores(model, X, y):
@@ -57,7 +57,7 @@ def format_confusion(matrix, class_names=CLASS_NAMES):
     return "\n".join(lines)
 
 
-def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load_split):
+def evaluate_splits(model, data_dir, splits=("val", "test"), load=load_split):
     """:func:`split_scores` on each of ``splits`` that ``data_dir`` holds.
 
     Parameters
@@ -66,8 +66,6 @@ def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load
     data_dir : path-like
         Either layout read by :func:`diffranet.dataset.loader.load_split`.
     splits : sequence of str, default ("val", "test")
-    log : callable, optional
-        Receives one line per split scored.
     load : callable, default load_split
         ``load(data_dir, split) -> (X, y)``.
 
@@ -80,8 +78,15 @@ def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load
     for split in splits:
         if has_split(data_dir, split):
             scores[split] = split_scores(model, *load(data_dir, split))
-            if log is not None:
-                log(f"{split}: accuracy {scores[split]['accuracy']:.4f}, "
-                    f"hit/miss accuracy {scores[split]['hit_miss_accuracy']:.4f}")
-                log(format_confusion(scores[split]["confusion_matrix"]))
     return scores
+
+
+def format_scores(metrics):
+    """Text of the split scores in ``metrics`` (:func:`evaluate_splits`): accuracies and confusion matrix."""
+    lines = []
+    for split, score in metrics.items():
+        if isinstance(score, dict) and "confusion_matrix" in score:
+            lines.append(f"{split}: accuracy {score['accuracy']:.4f}, "
+                         f"hit/miss accuracy {score['hit_miss_accuracy']:.4f}")
+            lines.append(format_confusion(score["confusion_matrix"]))
+    return "\n".join(lines)

@@ -7,6 +7,8 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
+from ... import _core
+from ..._atomic import atomic_write
 from ..._validation import check_finite, check_nonnegative, check_positive, check_seed
 from ._checks import (
     as_amplitudes,
@@ -361,8 +363,6 @@ class StructureFactors:
         Checked and copied by the core once per value (the renderers use it
         for every image).
         """
-        from ... import _core
-
         default_F = check_nonnegative("default_F", default_F)
         cache = self.__dict__.setdefault("_core_tables", {})
         if default_F not in cache:
@@ -447,7 +447,8 @@ class StructureFactors:
         if not isinstance(path, (str, os.PathLike)):
             raise ValueError(f"path must be a file path, got {path!r}")
         rows = np.column_stack([self.hkl, self.amplitudes.astype(np.float64)])
-        np.savetxt(path, rows, fmt=["%4d", "%4d", "%4d", "%.9g"])
+        with atomic_write(path) as fh:
+            np.savetxt(fh, rows, fmt=["%4d", "%4d", "%4d", "%.9g"])
 
     def __repr__(self):
         return (
