@@ -7,7 +7,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from diffranet.inference import load_model, modelfile, save_model  # noqa: E402
+from diffranet.inference import Preprocessing, load_model, modelfile, save_model  # noqa: E402
 from diffranet.models import DeepFreakClassifier  # noqa: E402
 from diffranet.models.runtime import DeepFreakRuntime, inference_graph  # noqa: E402
 
@@ -33,7 +33,8 @@ def test_graph_gives_the_estimator_probabilities(fitted):
 
 def test_model_file_classifies_without_torch(fitted, tmp_path, monkeypatch):
     estimator, X = fitted
-    path = save_model(estimator, tmp_path / "m.dfm", class_names=("noise", "ring", "spots"))
+    path = save_model(estimator, tmp_path / "m.dfm", class_names=("noise", "ring", "spots"),
+                      preprocessing=Preprocessing(shape=X.shape[1:]))
     expected = load_model(path).estimator.predict_proba(X)
     monkeypatch.setattr(modelfile, "torch_available", lambda: False)  # as if torch were not installed
     model = load_model(path)

@@ -275,7 +275,7 @@ def test_init_refuses_a_classic_model(quick_data, tmp_path, capsys):
     from diffranet.inference import save_model
     from diffranet.peaks import PeakFinderHitFinder
 
-    X = np.zeros((2, 64, 64), np.uint8)
+    X = np.zeros((2, 512, 512), np.uint8)
     path = save_model(PeakFinderHitFinder().fit(X, [0, 1]), tmp_path / "p.dfm", class_names=("miss", "hit"))
     assert main(["train", "--model", "deepfreak", "--data", str(quick_data), "--out", str(tmp_path / "x.dfm"),
                  "--init", str(path), "--device", "cpu", "--quiet"]) == 2
