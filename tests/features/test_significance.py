@@ -133,3 +133,16 @@ class TestValidation:
     def test_bad_parameters(self, kwargs):
         with pytest.raises(ValueError):
             significance_map(np.zeros((64, 64), np.uint8), **kwargs)
+
+
+class TestThreads:
+    def test_same_map_for_any_thread_count(self):
+        images = np.random.default_rng(6).integers(0, 80, size=(5, 64, 96)).astype(np.uint8)
+        one = significance_map(images, n_threads=1)
+        assert np.array_equal(one, significance_map(images, n_threads=3))
+        assert np.array_equal(one, significance_map(images))
+        assert np.array_equal(one[2], significance_map(images[2])[0])
+
+    def test_bad_thread_count(self):
+        with pytest.raises(ValueError):
+            significance_map(np.zeros((64, 64), np.uint8), n_threads=0)

@@ -32,7 +32,8 @@ significance does not depend on it; neither does an offset or a smooth
 background.
 
 The cell statistics come from one histogram per cell (the input has 256
-levels), so the whole map costs a few passes over the image.
+levels), so the whole map costs two passes over the image, in the compiled
+core (``csrc/src/significance.cpp``), images spread over threads.
 
 Examples
 --------
@@ -48,11 +49,10 @@ Examples
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from .._validation import check_int
+from .. import _core
+from .._validation import check_int, check_threads
 
 __all__ = ["significance_map", "SIGNIFICANCE_RANGE", "LOWER_SHARE"]
 
@@ -66,28 +66,6 @@ LOWER_SHARE = 0.6
 # sqrt(1 - a phi(a)/P - (phi(a)/P)^2), with P = LOWER_SHARE and a = 0.2533.
 _MEAN_SHIFT = 0.6439
 _STD_FACTOR = 0.6498
-
-_OVERLOAD = 255
-
-
-@functools.lru_cache(maxsize=8)
-def _interpolation(n_cells, per_cell):
-    """(n_cells * per_cell, n_cells) matrix: bilinear interpolation from cell centres to the points between.
-
-    Points outside the first and last cell centres take the nearest centre's value.
-    """
-    n_points = n_cells * per_cell
-    position = (np.arange(n_points) + 0.5) / per_cell - 0.5  # in cell-centre coordinates
-    position = np.clip(position, 0.0, n_cells - 1)
-    left = np.minimum(np.floor(position).astype(int), max(n_cells - 2, 0))
-    weight = position - left
-    matrix = np.zeros((n_points, n_cells), np.float32)
-    rows = np.arange(n_points)
-    matrix[rows, left] = 1.0 - weight
-    if n_cells > 1:
-        matrix[rows, left + 1] += weight
-    matrix.flags.writeable = False
-    return matrix
 
 
 def _check_images(images8, block_px, cell_px):
@@ -104,35 +82,7 @@ def _check_images(images8, block_px, cell_px):
     return images
 
 
-def _lower_moments(histograms, share):
-    """Mean and standard deviation of the lowest ``share`` of the values of each 256-level histogram.
-
-    The level where the share is reached counts with the fraction of its
-    pixels needed to make it up exactly.
-    """
-    levels = np.arange(histograms.shape[-1], dtype=np.float64)
-    total = histograms.sum(axis=-1, keepdims=True).astype(np.float64)
-    wanted = share * total
-    below = np.cumsum(histograms, axis=-1) - histograms  # pixels at lower levels
-    weights = np.clip(wanted - below, 0.0, histograms)   # pixels of each level inside the share
-    n = np.maximum(weights.sum(axis=-1), 1.0)
-    mean = (weights * levels).sum(axis=-1) / n
-    var = (weights * levels ** 2).sum(axis=-1) / n - mean ** 2
-    return mean, np.sqrt(np.maximum(var, 0.0))
-
-
-def _block_maxima(images, block_px):
-    """Maximum of each ``block_px x block_px`` block, by elementwise maxima of strided views (vectorised)."""
-    rows = images[:, 0::block_px].copy()
-    for offset in range(1, block_px):
-        np.maximum(rows, images[:, offset::block_px], out=rows)
-    blocks = rows[:, :, 0::block_px].copy()
-    for offset in range(1, block_px):
-        np.maximum(blocks, rows[:, :, offset::block_px], out=blocks)
-    return blocks
-
-
-def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
+def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE, n_threads=None):
     """Local significance of the block maxima of 8-bit images (see the module docstring).
 
     Parameters
@@ -148,6 +98,9 @@ def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGN
         Smallest noise (8-bit levels): the Poisson noise of the square root.
     clip : tuple of float, default :data:`SIGNIFICANCE_RANGE`
         ``(low, high)`` bounds of the result.
+    n_threads : int, optional
+        Threads over the images (compiled core); default all cores. The result
+        does not depend on it.
 
     Returns
     -------
@@ -160,27 +113,6 @@ def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGN
     low, high = (float(c) for c in clip)
     if not low < high:
         raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}")
-    images = _check_images(images8, block_px, cell_px)
-    n, rows, cols = images.shape
-    cr, cc = rows // cell_px, cols // cell_px
-
-    # one 256-level histogram per cell: label every pixel with its cell, count (cell, level) pairs
-    cell_of_row = np.arange(rows) // cell_px
-    cell_of_col = np.arange(cols) // cell_px
-    cell_index = (cell_of_row[:, None] * cc + cell_of_col[None, :]).astype(np.int64)
-    keys = (np.arange(n, dtype=np.int64)[:, None, None] * (cr * cc) + cell_index) * 256 + images
-    histograms = np.bincount(keys.ravel(), minlength=n * cr * cc * 256).reshape(n, cr, cc, 256)
-    histograms[..., _OVERLOAD] = 0  # overloads are not measurements
-    mean, std = _lower_moments(histograms, LOWER_SHARE)
-    noise = np.maximum(std / _STD_FACTOR, noise_floor)
-    background = mean + _MEAN_SHIFT * noise
-
-    # block maxima without the overloads, and the cell statistics at the block centres
-    valid = images.copy()
-    valid[valid == _OVERLOAD] = 0
-    maxima = _block_maxima(valid, block_px)
-    up_rows, up_cols = _interpolation(cr, cell_px // block_px), _interpolation(cc, cell_px // block_px)
-    background = (up_rows @ background.astype(np.float32) @ up_cols.T)
-    noise = (up_rows @ noise.astype(np.float32) @ up_cols.T)
-    z = (maxima.astype(np.float32) - background) / noise
-    return np.clip(z, low, high, out=z).astype(np.float32, copy=False)
+    images = np.ascontiguousarray(_check_images(images8, block_px, cell_px))
+    return _core.significance_map(images, block_px, cell_px, LOWER_SHARE, _MEAN_SHIFT, _STD_FACTOR,
+                                  float(noise_floor), low, high, check_threads(n_threads))
