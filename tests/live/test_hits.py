@@ -51,7 +51,7 @@ class TestHitWriter:
         assert np.array_equal(dio.read_image(files[0], frame=2), frames[2].data)
         assert np.array_equal(dio.read_mask(files[2]), other_mask)
         assert dio.read_geometry(files[0]) == {"pixel_size_mm": 0.075, "distance_mm": 150.0, "wavelength_A": 1.0,
-                                               "beam_center_px": (30.0, 20.0)}
+                                               "beam_center_px": (30.0, 20.0), "saturation": 65534.0}
         with h5py.File(files[0]) as f:
             assert f["entry_1/data_1/data"].id == f["entry/data/data"].id  # the CXI name is the same dataset
             assert f["entry_1/data_1/mask"].id == f["entry/instrument/detector/pixel_mask"].id
