@@ -56,6 +56,11 @@ class TestSample:
         assert any(s.detector.mask is not None for s in setups)
         assert any(s.hot_pixels for s in setups) and any(s.cosmic_rays for s in setups)
 
+    def test_detector_weights_leave_kinds_out(self):
+        regimes = Regimes(detector_weights=(1.0, 0.0, 1.0))
+        kinds = {regimes.sample(np.random.default_rng(seed)).detector_kind for seed in range(60)}
+        assert kinds == {"photon_counting", "ccd"}
+
     def test_label_rule_follows_the_detector(self, setups):
         for s in setups:
             if s.detector_kind == "photon_counting":
@@ -70,6 +75,7 @@ class TestSample:
     @pytest.mark.parametrize("changes", [dict(max_attempts=0), dict(class_fractions=(0.5, 0.5)), dict(cells=()),
                                          dict(cells=((10.0, 10.0, 10.0, 90.0, 90.0),)),
                                          dict(cells=((10.0, -1.0, 10.0, 90.0, 90.0, 90.0),)),
+                                         dict(detector_weights=(1.0, 0.0)), dict(detector_weights=(0.0, 0.0, 0.0)),
                                          dict(photons=(1e10, 1e8)), dict(distance_mm=(0.0, 10.0))])
     def test_bad_regimes(self, changes):
         with pytest.raises(ValueError):

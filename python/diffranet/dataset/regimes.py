@@ -236,6 +236,10 @@ class Regimes:
         for 10 ms to a 1e13-photon XFEL pulse.
     cells : tuple of 6-tuples, default :data:`CELLS`
         Unit cells (A, degrees) the crystals are drawn from, equally often.
+    detector_weights : tuple of 3 float, default (0.45, 0.2, 0.35)
+        Relative frequency of the detector kinds :data:`DETECTOR_KINDS`
+        (photon counting, integrating, CCD); a zero leaves a kind out, e.g. to
+        score a model on a kind it never saw.
     class_fractions : tuple of 5 float
         Shares of blank, no-crystal, weak, good, strong.
     max_attempts : int, default 48
@@ -251,6 +255,7 @@ class Regimes:
     wavelength_A: tuple = (0.6, 2.0)
     photons: tuple = (1e8, 1e13)
     cells: tuple = CELLS
+    detector_weights: tuple = (0.45, 0.2, 0.35)
     class_fractions: tuple = (0.12, 0.28, 0.24, 0.2, 0.16)
     max_attempts: int = 48
     weak_min: int = 10
@@ -268,6 +273,11 @@ class Regimes:
         for cell in cells:
             Crystal(cell=cell)  # validates lengths and angles
         object.__setattr__(self, "cells", cells)
+        weights = tuple(float(w) for w in self.detector_weights)
+        if len(weights) != len(DETECTOR_KINDS) or min(weights) < 0 or not sum(weights) > 0:
+            raise ValueError(f"detector_weights must be {len(DETECTOR_KINDS)} weights >= 0 with a positive sum, "
+                             f"got {self.detector_weights!r}")
+        object.__setattr__(self, "detector_weights", weights)
         if len(self.class_fractions) != 5 or abs(sum(self.class_fractions) - 1.0) > 1e-9:
             raise ValueError(f"class_fractions must be 5 shares summing to 1, got {self.class_fractions}")
         for field in ("distance_mm", "wavelength_A", "photons"):
@@ -311,7 +321,8 @@ class Regimes:
             centre[side % 2] = (-rng.uniform(0.05, 0.6) if side < 2 else 1 + rng.uniform(0.05, 0.6)) * (cols, rows)[side % 2]
         beam_center_mm = tuple(float(x) * self.pixel_size_mm for x in centre)
 
-        kind = DETECTOR_KINDS[int(rng.choice(3, p=(0.45, 0.2, 0.35)))]
+        weights = np.asarray(self.detector_weights, float)
+        kind = DETECTOR_KINDS[int(rng.choice(len(DETECTOR_KINDS), p=weights / weights.sum()))]
         mask = np.zeros(self.shape, bool)
         if rng.random() < 0.4:  # module gaps
             module = (int(rng.integers(60, 200)), int(rng.integers(60, 260)))
