@@ -27,7 +27,11 @@ def _page_image(path, page, index, max_pixels):
             f"{path}: TIFF page {index} holds an array of shape {page.shape}, not a 2-D greyscale image"
         )
     check_pixels(f"{path}: TIFF page {index}", page.shape, max_pixels)
-    return as_native(page.asarray())
+    image = page.asarray()
+    if image.shape != tuple(page.shape):  # a damaged page decodes to less than it declares
+        raise ImageFormatError(f"{path}: TIFF page {index} declares shape {tuple(page.shape)} but decodes to "
+                               f"{image.shape}: the file is damaged")
+    return as_native(image)
 
 
 def count(path, dataset=None):
