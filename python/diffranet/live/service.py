@@ -9,14 +9,24 @@ Every message gets a sequence number when it arrives and produces exactly one
 record (verdict, drop or error, plus one record per Stream V2 end message),
 released in that order.
 
+Hostile input: each stage (receive, decode, classify, write) turns any
+exception raised by one message into one error record
+``{**tags, "error": reason, "stage": stage}`` for that message and goes on.
+Sizes are checked against :class:`~diffranet.live.limits.StreamLimits`
+before anything is allocated (ZMQ itself refuses longer messages). A stage
+that cannot go on (its thread ended, a worker process died, the log cannot
+be written) stops the service at once: :meth:`StreamService.run` raises
+:class:`StageFailure` after publishing what it can, so a supervisor sees a
+failed process, never a live one that no longer answers.
+
 Overload policy (``overflow``):
 
-* ``"drop"`` (default): when ``queue_size`` frames are in flight, a new
-  frame is dropped at once: it gets a record ``{"id": ..., "label": null,
-  "hit": null, "dropped": true}`` on the PUB socket and in the log, and is
-  counted. The socket is always drained, so the sender never stalls and
-  memory stays bounded by ``queue_size`` frames.
-* ``"block"``: the service stops reading until a slot frees; the ZMQ
+* ``"drop"`` (default): when ``queue_size`` frames, or ``max_queue_bytes``
+  bytes of frames, are in flight, a new frame is dropped at once: it gets a
+  record ``{"id": ..., "label": null, "hit": null, "dropped": true}`` on the
+  PUB socket and in the log, and is counted. The socket is always drained,
+  so the sender never stalls and memory stays bounded by both budgets.
+* ``"block"``: the service stops reading until there is room; the ZMQ
   buffers fill and the sender's PUSH socket blocks (back-pressure). No frame
   is dropped; the detector side must tolerate the wait.
 
@@ -36,12 +46,14 @@ from pathlib import Path
 
 import zmq
 
-from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
+from .compression import CompressedArray
+from .frames import MalformedMessage, SeriesEnd, describe_exception, dropped_record, error_record
+from .limits import StreamLimits
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
 from .sinks import RECEIVED_KEY, RecordWriter
 from .tuning import prepare_processing_thread
 
-__all__ = ["StreamService", "FORMATS", "OVERFLOW_POLICIES"]
+__all__ = ["StreamService", "StageFailure", "FORMATS", "OVERFLOW_POLICIES"]
 
 #: Input formats: the simple JSON header + pixels message, DECTRIS Stream V2.
 FORMATS = ("simple", "dectris")
@@ -49,6 +61,58 @@ FORMATS = ("simple", "dectris")
 OVERFLOW_POLICIES = ("drop", "block")
 
 log = logging.getLogger("diffranet.live")
+
+
+class StageFailure(RuntimeError):
+    """A stage of the service stopped and cannot go on (``stage``: receive, decode, classify or write)."""
+
+    def __init__(self, stage, cause):
+        super().__init__(f"the {stage} stage stopped: {describe_exception(cause)}")
+        self.stage = stage
+        self.final = None  # the counts when the service stopped (set by StreamService.run)
+
+
+class _InFlight:
+    """Frames received and not yet published, bounded in number and in bytes (thread-safe).
+
+    A frame over the byte budget on its own is still admitted when nothing
+    else is in flight, so that every frame the message budget allows can be
+    classified.
+    """
+
+    def __init__(self, max_frames, max_bytes):
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self.frames = self.bytes = 0
+        self._room = threading.Condition()
+
+    def _fits(self, nbytes):
+        return self.frames == 0 or (self.frames < self.max_frames and self.bytes + nbytes <= self.max_bytes)
+
+    def acquire(self, nbytes, give_up=None):
+        """Take room for a frame of ``nbytes``: at once, or (with ``give_up``) wait until ``give_up()`` is true."""
+        with self._room:
+            while not self._fits(nbytes):
+                if give_up is None or give_up():
+                    return False
+                self._room.wait(0.1)
+            self.frames += 1
+            self.bytes += nbytes
+            return True
+
+    def release(self, nbytes):
+        """Give back the room of one frame."""
+        with self._room:
+            self.frames -= 1
+            self.bytes -= nbytes
+            self._room.notify_all()
+
+
+def _frame_bytes(frame):
+    """Memory a frame holds until published: its received bytes and, if compressed, its expanded pixels."""
+    data = frame.data
+    if isinstance(data, CompressedArray):
+        return len(data.payload) + data.nbytes
+    return data.nbytes
 
 
 def _check_address(name, address):
@@ -96,11 +160,14 @@ class StreamService:
     receive_buffer : int, default 64
         ZMQ receive high-water mark (messages buffered by ZMQ before the
         sender blocks).
+    limits : StreamLimits, optional
+        Largest message, largest frame in pixels, most bytes in flight
+        (default: :class:`~diffranet.live.limits.StreamLimits()`).
     """
 
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
-                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64):
+                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None):
         from .._validation import check_choice, check_int, check_nonnegative, check_positive
 
         self.model = model
@@ -119,70 +186,115 @@ class StreamService:
         self.status_interval_s = check_positive("status_interval_s", status_interval_s)
         self.drain_s = check_nonnegative("drain_s", drain_s)
         self.receive_buffer = check_int("receive_buffer", receive_buffer, minimum=1)
+        self.limits = StreamLimits() if limits is None else limits
+        if not isinstance(self.limits, StreamLimits):
+            raise ValueError(f"limits must be a StreamLimits, got {type(self.limits).__name__}")
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
         self._pending = {}
-        self._slots = threading.BoundedSemaphore(self.queue_size)
+        self._in_flight = _InFlight(self.queue_size, self.limits.max_queue_bytes)
+        self._failure = None
+        self._failed = threading.Event()
 
     # ------------------------------------------------------------------ decoding
 
     def _decoder(self):
+        """``decode(parts, received)`` for the source format."""
         if self.source_format == "dectris":
             from .dectris import Stream2Decoder
 
             # pixels stay compressed here: they are expanded where the frame is classified
-            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
+            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True,
+                                     limits=self.limits)
 
-            def decode(socket, received):
-                return decoder.decode(socket.recv(copy=False).buffer, received)
+            def decode(parts, received):
+                if len(parts) != 1:
+                    raise MalformedMessage(f"a Stream V2 message has one part, got {len(parts)}")
+                return decoder.decode(parts[0].buffer, received)
         else:
             from .simple import decode_simple
 
-            def decode(socket, received):
-                return decode_simple(socket.recv_multipart(copy=False), geometry=self.geometry,
+            def decode(parts, received):
+                return decode_simple(parts, self.limits, geometry=self.geometry,
                                      beam_center_px=self.beam_center_px, received=received)
         return decode
+
+    @staticmethod
+    def _receive(socket, max_parts=2):
+        """The parts of one message; parts beyond ``max_parts`` are taken off the socket and counted, not kept."""
+        parts = [socket.recv(copy=False)]
+        while len(parts) < max_parts and socket.getsockopt(zmq.RCVMORE):
+            parts.append(socket.recv(copy=False))
+        extra = 0
+        while socket.getsockopt(zmq.RCVMORE):
+            socket.recv(copy=False)
+            extra += 1
+        if extra:
+            raise MalformedMessage(f"message of {len(parts) + extra} parts, at most {max_parts} expected")
+        return parts
+
+    # ------------------------------------------------------------------ failures
+
+    def _fail(self, stage, exc):
+        """A stage cannot go on (any thread): remember the first failure and stop serving."""
+        if self._failure is None:
+            self._failure = StageFailure(stage, exc)
+            log.error("%s", self._failure)
+        self._failed.set()
 
     # ------------------------------------------------------------------ results
 
     def _on_results(self, results):
         for seq, result in results:
-            tags, received = self._pending.pop(seq)
-            if isinstance(result, Exception):
-                log.warning("frame %s not classified: %s", tags, result)
-                record = error_record(tags, result)
+            tags, received, nbytes = self._pending.pop(seq)
+            if isinstance(result, BaseException):
+                log.warning("frame %s not classified: %s", tags, describe_exception(result))
+                record = error_record(tags, result, "classify")
             else:
                 record = {**tags, **result, RECEIVED_KEY: received}
-            self._slots.release()
+            self._in_flight.release(nbytes)
             self._merger.add(seq, record)
 
-    def _admit(self, stop):
-        if self.overflow == "drop":
-            return self._slots.acquire(blocking=False)
-        while not stop.is_set():
-            if self._slots.acquire(timeout=0.1):
-                return True
-        return False
+    def _error(self, number, tags, exc, stage):
+        log.warning("message skipped (%s): %s", stage, describe_exception(exc))
+        self._merger.add(number, error_record(tags, exc, stage))
 
     def _handle(self, socket, decode, seq, stop):
         received = time.monotonic()
         try:
-            item = decode(socket, received)
-        except MalformedMessage as exc:
-            log.warning("message skipped: %s", exc)
-            self._merger.add(next(seq), error_record(exc.tags, exc))
+            parts = self._receive(socket)
+        except zmq.ZMQError:
+            raise  # the socket itself failed: the receive stage cannot go on
+        except Exception as exc:  # one message's fault (too many parts, out of memory): its record, then go on
+            self._error(next(seq), getattr(exc, "tags", {}), exc, "receive")
             return
+        try:
+            item = decode(parts, received)
+        except Exception as exc:  # MalformedMessage, and anything a hostile message provokes
+            self._error(next(seq), getattr(exc, "tags", {}), exc, "decode")
+            return
+        finally:
+            del parts
         if item is None:  # a Stream V2 start message: settings kept by the decoder
             return
         number = next(seq)
         if isinstance(item, SeriesEnd):
             self._merger.add(number, {**item.tags, "end": True})
             return
-        if not self._admit(stop):
+        nbytes = _frame_bytes(item)
+        give_up = (lambda: stop.is_set() or self._failed.is_set()) if self.overflow == "block" else None
+        if not self._in_flight.acquire(nbytes, give_up):
             self._merger.add(number, dropped_record(item.tags))
             return
-        self._pending[number] = (item.tags, item.received)
-        self._backend.submit(number, item)
+        self._pending[number] = (item.tags, item.received, nbytes)
+        try:
+            self._backend.submit(number, item)
+        except zmq.ZMQError:
+            raise
+        except Exception as exc:  # e.g. out of memory copying the frame to a worker
+            self._pending.pop(number)
+            self._in_flight.release(nbytes)
+            self._error(number, item.tags, exc, "classify")
 
     # ------------------------------------------------------------------ run
 
@@ -192,8 +304,9 @@ class StreamService:
             from .processing import FrameClassifier
 
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model), self._on_results, self.batch_size)
-        return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context)
+            return ThreadBackend(FrameClassifier(model), self._on_results, self.batch_size, on_failure=self._fail)
+        return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
+                              on_failure=self._fail)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.
@@ -209,6 +322,9 @@ class StreamService:
         ------
         ValueError
             The model cannot be loaded, or an address cannot be used.
+        StageFailure
+            A stage stopped and could not go on (raised as soon as it is
+            noticed, after the records already made are written).
         """
         context = zmq.Context()
         publish = context.socket(zmq.PUB)
@@ -227,14 +343,19 @@ class StreamService:
                 log_file = open(self.log_path, "a", encoding="utf-8")
             writer = RecordWriter(publish, [log_file] if log_file else [], queue_size=self.queue_size,
                                   queue_depth=lambda: len(self._pending), status=self.status,
-                                  status_interval_s=self.status_interval_s).start()
+                                  status_interval_s=self.status_interval_s, on_failure=self._fail).start()
             self._merger = OrderedMerger(writer.put)
             socket = context.socket(zmq.PULL)
             socket.setsockopt(zmq.RCVHWM, self.receive_buffer)
+            # ZMQ refuses (and drops the connection of) a longer message part before allocating it
+            socket.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
             socket.connect(self.input_address)
             if ready is not None:
                 ready.set()
-            self._serve(socket, stop)
+            try:
+                self._serve(socket, stop)
+            except Exception as exc:  # the receive loop itself failed (not one message)
+                self._fail("receive", exc)
             socket.close(linger=0)
             self._finish()
             final = writer.close()
@@ -243,6 +364,9 @@ class StreamService:
                 log_file.close()
             publish.close(linger=1000)
             context.term()
+        if self._failure is not None:
+            self._failure.final = final
+            raise self._failure
         return final
 
     def _serve(self, socket, stop):
@@ -252,10 +376,12 @@ class StreamService:
         self._seq = seq
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
-        while not stop.is_set():
+        while not stop.is_set() and not self._failed.is_set():
             if poller.poll(100):
                 self._handle(socket, decode, seq, stop)
         # shutdown: take what has already arrived, without waiting for more
+        if self._failed.is_set():
+            return
         drain_until = time.monotonic() + self.drain_s
         overflow, self.overflow = self.overflow, "drop"
         while time.monotonic() < drain_until and socket.poll(0):
@@ -265,7 +391,7 @@ class StreamService:
     def _finish(self, timeout_s=60.0):
         """Wait for the frames in flight, stop the backend."""
         deadline = time.monotonic() + timeout_s
-        while self._pending and time.monotonic() < deadline:
+        while self._pending and time.monotonic() < deadline and not self._failed.is_set():
             time.sleep(0.01)
         self._backend.close()
         for number, (tags, _) in sorted(self._pending.items()):  # only after a stuck model: never silent

@@ -6,6 +6,13 @@ each record as one JSON line, flushes the log after every batch (so a crash
 loses at most the batch being written), counts the records into
 :class:`~diffranet.live.stats.LiveStats`, and reports a status snapshot at a
 fixed interval.
+
+Whatever a record holds (non-finite numbers, huge integers, dates, byte
+strings from a hostile message), the line written is valid JSON: a record
+that ``json.dumps(..., allow_nan=False)`` refuses is written through
+:func:`~diffranet.live.frames.json_safe`. Only a failure of the output
+itself (the log's disk full, say) stops the writer; it is then reported to
+``on_failure`` and :meth:`RecordWriter.close` still returns the counts.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import time
 
 import zmq
 
+from .frames import describe_exception, json_safe
 from .stats import LiveStats
 
 __all__ = ["RecordWriter", "RECEIVED_KEY"]
@@ -45,10 +53,13 @@ class RecordWriter:
         Called with a :class:`~diffranet.live.stats.StatsSnapshot` every
         ``status_interval_s`` seconds and once at the end.
     status_interval_s : float
+    on_failure : callable, optional
+        Called with ``("write", exception)`` if writing to a stream or the
+        socket fails; the writer then stops.
     """
 
     def __init__(self, publish=None, streams=(), *, queue_size=0, queue_depth=None, status=None,
-                 status_interval_s=1.0):
+                 status_interval_s=1.0, on_failure=None):
         self.publish = publish
         self.streams = list(streams)
         self.stats = LiveStats(queue_size)
@@ -56,8 +67,10 @@ class RecordWriter:
         self._status = status
         self._interval = status_interval_s
         self._queue = queue.SimpleQueue()
+        self._on_failure = on_failure
         self._thread = threading.Thread(target=self._run, name="diffranet-record-writer", daemon=True)
         self.final = None
+        self.failure = None
 
     def start(self):
         """Start the writer thread."""
@@ -69,16 +82,41 @@ class RecordWriter:
         self._queue.put(record)
 
     def close(self, timeout=30.0):
-        """Write what is queued, flush, stop the thread; return the final :class:`StatsSnapshot`."""
+        """Write what is queued, flush, stop the thread; return the final :class:`StatsSnapshot`.
+
+        The counts are returned even if the writer stopped early (see ``failure``).
+        """
         self._queue.put(_STOP)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self.final is None:  # the thread stopped on a failure or did not finish in time
+            self.final = self.stats.snapshot(self._queue_depth())
         return self.final
 
+    @property
+    def alive(self):
+        """Whether the writer thread is running."""
+        return self._thread.is_alive()
+
+    @staticmethod
+    def _line(record):
+        """One JSON line for a record, whatever it holds."""
+        try:
+            return json.dumps(record, allow_nan=False)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            pass
+        try:
+            return json.dumps(json_safe(record), allow_nan=False)
+        except Exception as exc:  # json_safe output always serialises; this is the last resort
+            return json.dumps({"error": f"record not serialisable: {describe_exception(exc)}"})
+
     def _write(self, record):
+        if not isinstance(record, dict):
+            record = {"error": f"not a record: {type(record).__name__}"}
         received = record.pop(RECEIVED_KEY, None)
         if received is not None:
             record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
-        line = json.dumps(record)
+        line = self._line(record)
         if self.publish is not None and "error" not in record:
             try:
                 self.publish.send_string(line, flags=zmq.NOBLOCK)
@@ -95,6 +133,15 @@ class RecordWriter:
         return snapshot
 
     def _run(self):
+        try:
+            self._loop()
+        except BaseException as exc:  # the output failed: stop, and say so rather than go deaf
+            self.failure = exc
+            if self._on_failure is None:
+                raise
+            self._on_failure("write", exc)
+
+    def _loop(self):
         next_report = time.monotonic() + self._interval
         running = True
         while running:
