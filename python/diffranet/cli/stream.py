@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ._live import add_status_options, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
@@ -32,6 +34,16 @@ def add_parser(subparsers):
     parser.add_argument("--workers", type=int, default=1,
                         help="classifier processes; 1 classifies in the service process (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="most frames per model call (default: %(default)s)")
+    # defaults live in diffranet.live.limits (not imported here: the parser stays light)
+    parser.add_argument("--max-message-bytes", type=int, metavar="BYTES",
+                        help="largest message part taken from the socket; a sender of a longer one is "
+                             "disconnected before it is read (default: 134217728, 128 MiB)")
+    parser.add_argument("--max-frame-pixels", type=int, metavar="PIXELS",
+                        help="largest frame or pixel mask a message may declare; a larger one gets an error record "
+                             "before anything is allocated (default: 33554432, above EIGER2 16M and JUNGFRAU 16M)")
+    parser.add_argument("--max-queue-bytes", type=int, metavar="BYTES",
+                        help="most bytes of frames in flight (compressed frames counted expanded); beyond it "
+                             "--overflow applies as for --queue-size (default: 1073741824, 1 GiB)")
     parser.set_defaults(func=run)
     return parser
 
@@ -39,15 +51,23 @@ def add_parser(subparsers):
 def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
     from ..inference.files import frame_geometry
-    from ..live import StreamService, stop_on_signals
+    from ..live import StageFailure, StreamLimits, StreamService, stop_on_signals
 
     detector, overrides = detector_and_overrides(args)
     geometry, beam_center_px = frame_geometry(None, detector, overrides)
+    given = {name: getattr(args, name) for name in ("max_message_bytes", "max_frame_pixels", "max_queue_bytes")}
+    limits = StreamLimits(**{name: value for name, value in given.items() if value is not None})
     service = StreamService(args.model, args.input, args.publish, source_format=args.format, geometry=geometry,
                             beam_center_px=beam_center_px, queue_size=args.queue_size, overflow=args.overflow,
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
-                            status=status_printer(args), status_interval_s=args.status_interval)
+                            status=status_printer(args), status_interval_s=args.status_interval, limits=limits)
     with stop_on_signals() as stop:
-        final = service.run(stop)
+        try:
+            final = service.run(stop)
+        except StageFailure as exc:  # a stage could not go on: fail loudly so that a supervisor restarts it
+            if exc.final is not None:
+                print_summary(args.command, exc.final)
+            print(f"diffranet {args.command}: error: {exc}", file=sys.stderr)
+            return 1
     print_summary(args.command, final)
     return 0

@@ -13,17 +13,19 @@ Layers (each knows one thing):
 * sinks: :mod:`~diffranet.live.sinks` (PUB socket + JSON-lines log) and
   :mod:`~diffranet.live.stats` (status line);
 * :mod:`~diffranet.live.service` ties a ZMQ source to the rest, with bounded
-  queues and a documented overload policy.
+  queues and a documented overload policy; :mod:`~diffranet.live.limits`
+  holds the byte budgets every message is checked against.
 """
 
 from __future__ import annotations
 
 from .frames import Frame, MalformedMessage
-from .service import FORMATS, OVERFLOW_POLICIES, StreamService
+from .limits import StreamLimits
+from .service import FORMATS, OVERFLOW_POLICIES, StageFailure, StreamService
 from .signals import stop_on_signals
 from .sinks import RecordWriter
 from .stats import StatsSnapshot
 from .watch import DirectoryWatcher, watch_directory
 
 __all__ = ["DirectoryWatcher", "FORMATS", "Frame", "MalformedMessage", "OVERFLOW_POLICIES", "RecordWriter",
-           "StatsSnapshot", "StreamService", "stop_on_signals", "watch_directory"]
+           "StageFailure", "StatsSnapshot", "StreamLimits", "StreamService", "stop_on_signals", "watch_directory"]

@@ -361,7 +361,10 @@ class StreamService:
             final = writer.close()
         finally:
             if log_file is not None:
-                log_file.close()
+                try:
+                    log_file.close()
+                except OSError as exc:  # the last lines could not be written (disk full)
+                    self._fail("write", exc)
             publish.close(linger=1000)
             context.term()
         if self._failure is not None:
@@ -374,11 +377,20 @@ class StreamService:
         decode = self._decoder()
         seq = itertools.count()
         self._seq = seq
+        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
-        while not stop.is_set() and not self._failed.is_set():
-            if poller.poll(100):
-                self._handle(socket, decode, seq, stop)
+        poller.register(monitor, zmq.POLLIN)
+        try:
+            while not stop.is_set() and not self._failed.is_set():
+                events = dict(poller.poll(100))
+                if monitor in events:
+                    self._reconnect(socket, monitor)
+                if socket in events:
+                    self._handle(socket, decode, seq, stop)
+        finally:
+            socket.disable_monitor()
+            monitor.close(linger=0)
         # shutdown: take what has already arrived, without waiting for more
         if self._failed.is_set():
             return
@@ -388,12 +400,30 @@ class StreamService:
             self._handle(socket, decode, seq, stop)
         self.overflow = overflow
 
+    def _reconnect(self, socket, monitor):
+        """Open the input connection again after it was dropped.
+
+        ZMQ drops the connection of a sender whose message part is over
+        ``max_message_bytes`` and, as for any protocol error, does not
+        reconnect by itself: without this the service would stay up and deaf.
+        """
+        from zmq.utils.monitor import recv_monitor_message
+
+        recv_monitor_message(monitor)
+        log.warning("input connection to %s dropped (a message part over %d bytes, or the sender went away); "
+                    "connecting again", self.input_address, self.limits.max_message_bytes)
+        try:
+            socket.disconnect(self.input_address)
+        except zmq.ZMQError:  # already gone
+            pass
+        socket.connect(self.input_address)
+
     def _finish(self, timeout_s=60.0):
         """Wait for the frames in flight, stop the backend."""
         deadline = time.monotonic() + timeout_s
         while self._pending and time.monotonic() < deadline and not self._failed.is_set():
             time.sleep(0.01)
         self._backend.close()
-        for number, (tags, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
+        for number, (tags, _, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
             self._merger.add(number, dropped_record(tags))
         self._pending.clear()
