@@ -43,7 +43,7 @@ def add_parser(subparsers):
                              "before anything is allocated (default: 33554432, above EIGER2 16M and JUNGFRAU 16M)")
     parser.add_argument("--max-queue-bytes", type=int, metavar="BYTES",
                         help="most bytes of frames in flight (compressed frames counted expanded); beyond it "
-                             "--overflow applies as for --queue-size (default: 1073741824, 1 GiB)")
+                             "--overflow applies as for --queue-size (default: 536870912, 512 MiB)")
     parser.set_defaults(func=run)
     return parser
 

@@ -122,8 +122,8 @@ def json_safe(value, max_chars=None, _depth=0):
     >>> json_safe({"id": float("nan"), "big": 10**30, "when": datetime.date(2024, 5, 1), "raw": b"x"})
     {'id': None, 'big': None, 'when': '2024-05-01', 'raw': None}
     """
-    if value is None or isinstance(value, bool):
-        return value
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
     if isinstance(value, str):
         return value if max_chars is None or len(value) <= max_chars else value[:max_chars]
     if isinstance(value, numbers.Integral):

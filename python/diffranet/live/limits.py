@@ -23,8 +23,8 @@ __all__ = ["StreamLimits", "DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_MAX_FRAME_PIXEL
 DEFAULT_MAX_MESSAGE_BYTES = 128 * 2**20
 #: Largest frame (or pixel mask) in pixels: 32 Mi, EIGER2 16M has 18.1 M, JUNGFRAU 16M about 17 M.
 DEFAULT_MAX_FRAME_PIXELS = 32 * 2**20
-#: Most bytes of frames in flight (received, not yet published): 1 GiB.
-DEFAULT_MAX_QUEUE_BYTES = 2**30
+#: Most bytes of frames in flight (received, not yet published): 512 MiB, seven EIGER2 16M uint32 frames.
+DEFAULT_MAX_QUEUE_BYTES = 512 * 2**20
 #: Largest element of a frame in bytes (float64, uint64): bounds any decompressed byte string.
 _MAX_ITEMSIZE = 8
 
@@ -40,7 +40,7 @@ class StreamLimits:
         that sends a longer one, before it is allocated.
     max_frame_pixels : int, default 32 Mi
         Largest array (frame or pixel mask) a message may declare, in pixels.
-    max_queue_bytes : int, default 1 GiB
+    max_queue_bytes : int, default 512 MiB
         Most bytes of frames in flight (a frame counts its received bytes
         plus its expanded pixels); a frame larger than that is still taken
         when nothing else is in flight.

@@ -62,6 +62,12 @@ OVERFLOW_POLICIES = ("drop", "block")
 
 log = logging.getLogger("diffranet.live")
 
+#: Input connection events followed: a loss, and ZMQ's attempts to connect again.
+_CONNECTION_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
+                      | zmq.EVENT_CONNECTED)
+#: A connection lost and not retried for this long was given up by ZMQ (it retries after 0.1 s by default).
+_GAVE_UP_S = 1.0
+
 
 class StageFailure(RuntimeError):
     """A stage of the service stopped and cannot go on (``stage``: receive, decode, classify or write)."""
@@ -377,17 +383,21 @@ class StreamService:
         decode = self._decoder()
         seq = itertools.count()
         self._seq = seq
-        monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        monitor = socket.get_monitor_socket(_CONNECTION_EVENTS)
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
+        dropped_at = None  # when the connection was lost and ZMQ has not tried again since
         try:
             while not stop.is_set() and not self._failed.is_set():
                 events = dict(poller.poll(100))
-                if monitor in events:
-                    self._reconnect(socket, monitor)
                 if socket in events:
                     self._handle(socket, decode, seq, stop)
+                while monitor.poll(0):
+                    dropped_at = self._connection_lost_at(monitor)
+                if dropped_at is not None and time.monotonic() - dropped_at > _GAVE_UP_S and not socket.poll(0):
+                    self._reconnect(socket)
+                    dropped_at = None
         finally:
             socket.disable_monitor()
             monitor.close(linger=0)
@@ -400,17 +410,24 @@ class StreamService:
             self._handle(socket, decode, seq, stop)
         self.overflow = overflow
 
-    def _reconnect(self, socket, monitor):
-        """Open the input connection again after it was dropped.
-
-        ZMQ drops the connection of a sender whose message part is over
-        ``max_message_bytes`` and, as for any protocol error, does not
-        reconnect by itself: without this the service would stay up and deaf.
-        """
+    @staticmethod
+    def _connection_lost_at(monitor):
+        """The next connection event: now if the connection was lost, None if ZMQ connects or retries."""
         from zmq.utils.monitor import recv_monitor_message
 
-        recv_monitor_message(monitor)
-        log.warning("input connection to %s dropped (a message part over %d bytes, or the sender went away); "
+        event = recv_monitor_message(monitor)["event"]
+        return time.monotonic() if event == zmq.EVENT_DISCONNECTED else None
+
+    def _reconnect(self, socket):
+        """Open the input connection again after ZMQ dropped it for good.
+
+        ZMQ drops the connection of a sender whose message part is over
+        ``max_message_bytes`` and, as for any protocol error, does not try
+        again (after an ordinary loss it retries at once): without this the
+        service would stay up and deaf. Called once every message already
+        received has been taken, so none is lost.
+        """
+        log.warning("input connection to %s dropped (a message part over %d bytes?) and not retried by ZMQ; "
                     "connecting again", self.input_address, self.limits.max_message_bytes)
         try:
             socket.disconnect(self.input_address)
