@@ -74,6 +74,6 @@ class StreamLimits:
             raise ValueError(f"{what} dimensions must be non-negative integers, got {describe_value(dims)}")
         pixels = math.prod(dims)  # exact: Python integers
         if pixels > self.max_frame_pixels:
-            raise ValueError(f"{what} of {describe_value(list(dims))} holds {describe_value(pixels)} pixels, "
-                             f"more than the limit of {self.max_frame_pixels} (max_frame_pixels)")
+            raise ValueError(f"{what} of {describe_value(list(dims))} has more pixels than the limit of "
+                             f"{self.max_frame_pixels} (max_frame_pixels)")
         return tuple(dims)
