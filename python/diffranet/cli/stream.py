@@ -36,8 +36,8 @@ def add_parser(subparsers):
     parser.add_argument("--batch-size", type=int, default=32, help="most frames per model call (default: %(default)s)")
     # defaults live in diffranet.live.limits (not imported here: the parser stays light)
     parser.add_argument("--max-message-bytes", type=int, metavar="BYTES",
-                        help="largest message part taken from the socket; a sender of a longer one is "
-                             "disconnected before it is read (default: 134217728, 128 MiB)")
+                        help="largest message part taken from the socket; a longer one is refused before "
+                             "it is read and the connection opened again (default: 134217728, 128 MiB)")
     parser.add_argument("--max-frame-pixels", type=int, metavar="PIXELS",
                         help="largest frame or pixel mask a message may declare; a larger one gets an error record "
                              "before anything is allocated (default: 33554432, above EIGER2 16M and JUNGFRAU 16M)")

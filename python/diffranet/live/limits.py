@@ -36,8 +36,9 @@ class StreamLimits:
     Parameters
     ----------
     max_message_bytes : int, default 128 MiB
-        Largest message part received; ZMQ drops the connection of a sender
-        that sends a longer one, before it is allocated.
+        Largest message part received; ZMQ refuses a longer one before it is
+        allocated (it drops the sender's connection, which the service then
+        opens again).
     max_frame_pixels : int, default 32 Mi
         Largest array (frame or pixel mask) a message may declare, in pixels.
     max_queue_bytes : int, default 512 MiB
