@@ -20,7 +20,7 @@ def test_diffranet_preset(benchmark, tmp_path_factory, workers):
     def run():
         out = tmp_path_factory.mktemp(f"bench{workers}")
         return generate_dataset(out, preset="diffranet", n_train=0, n_val=0, n_test=N_IMAGES, seed=0,
-                                workers=workers, shard_size=100, quiet=True)
+                                workers=workers, shard_size=100, progress=False)
 
     index = benchmark.pedantic(run, rounds=1, iterations=1)
     assert index["splits"]["test"]["n_images"] == N_IMAGES

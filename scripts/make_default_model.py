@@ -2,26 +2,28 @@
 
 From fixed seeds, on a two-core CPU:
 
-1. render the DiffraNet set with the package's generator: preset "diffranet",
-   seed 0, 10,000 training, 2,400 validation and 12,600 test images, the set
-   ``diffranet dataset --out DATA --seed 0`` makes (an interrupted run
-   resumes; ``--data`` reuses a set that command made, and refuses any other);
-2. train the "cpu" recipe (:data:`diffranet.models.recipes.RECIPES`) on the
-   training split, with early stopping on the validation split and a
-   checkpoint every epoch (an interrupted run resumes), as
-   ``diffranet train --model deepfreak --data DATA --threads 2 --workers 1``
-   does;
-3. score it on the validation and test splits (the test images are never
-   seen in training or model selection), write the model to
-   ``python/diffranet/inference/models/default.dfm``, the learning curve to
-   ``docs/images/deepfreak-learning-curve.png`` and a summary (sizes, times,
-   scores) to ``WORK/summary.json``.
+1. render two training sets with the package's generator (an interrupted run
+   resumes; ``--regimes`` / ``--paper`` reuse sets those commands made):
 
-About 35 minutes for the images and 40 for the training on two free cores.
+   * ``diffranet dataset --preset regimes --seed 0 --n-train 9000 --n-val 800 --n-test 1000``:
+     shots whose beam, sample, detector and crystal are drawn from wide
+     distributions (:mod:`diffranet.dataset.regimes`);
+   * ``diffranet dataset --preset diffranet --seed 0 --n-train 3000 --n-val 200 --n-test 1260``:
+     the paper's set-up, so the paper's classes keep their boundaries;
+
+2. train the ``"regimes"`` recipe (:data:`diffranet.models.recipes.RECIPES`:
+   the CPU ResNet on the local-significance map) on both training splits,
+   with early stopping on both validation splits and a checkpoint every epoch
+   (an interrupted run resumes);
+3. score it on both test splits (never seen in training or model selection),
+   write the model (with its ONNX graph, so it classifies without torch) to
+   ``python/diffranet/inference/models/default.dfm``, the learning curve to
+   ``docs/images/deepfreak-learning-curve.png`` and a summary to
+   ``WORK/summary.json``.
 
 Usage::
 
-    python scripts/make_default_model.py [--work DIR] [--data DIR]
+    python scripts/make_default_model.py [--work DIR] [--regimes DIR] [--paper DIR]
 
 The same command on the same diffranet version gives the same weights
 (training on the CPU is deterministic for any thread count).
@@ -35,76 +37,96 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_PATH = ROOT / "python" / "diffranet" / "inference" / "models" / "default.dfm"
 CURVE_PATH = ROOT / "docs" / "images" / "deepfreak-learning-curve.png"
 
-#: The data: the paper's split sizes (the generator's defaults), seed 0.
-DATA = {"preset": "diffranet", "n_train": 10_000, "n_val": 2_400, "n_test": 12_600, "seed": 0}
+#: The two training sets: (preset, sizes), seed 0.
+DATA = {
+    "regimes": {"preset": "regimes", "n_train": 9_000, "n_val": 800, "n_test": 1_000, "seed": 0},
+    "paper": {"preset": "diffranet", "n_train": 3_000, "n_val": 200, "n_test": 1_260, "seed": 0},
+}
 TRAIN_SEED = 0
+RECIPE = "regimes"
+
+
+def train_default(train, val, tests, out, *, threads=2, checkpoint=None, epochs=None, log=print, data=None):
+    """Fit the recipe on ``train`` = (X, y), select on ``val``, score on ``tests`` (name -> (X, y)), save ``out``.
+
+    Returns (model, scores).
+    """
+    from diffranet.classes import CLASS_NAMES
+    from diffranet.inference import save_model
+    from diffranet.inference.geometry import PAPER_PREPROCESSING
+    from diffranet.models import DeepFreakClassifier
+    from diffranet.models.recipes import RECIPES
+    from diffranet.training.metrics import split_scores
+
+    params = dict(RECIPES[RECIPE], device="cpu", n_threads=threads, random_state=TRAIN_SEED,
+                  checkpoint_path=checkpoint, verbose=1)
+    if epochs is not None:
+        params["epochs"] = epochs
+    X, y = train
+    log(f"training on {len(y)} images ({np.bincount(y, minlength=5).tolist()} per class), "
+        f"validating on {len(val[1])}")
+    start = time.perf_counter()
+    model = DeepFreakClassifier(**params).fit(X, y, validation=val)
+    seconds = time.perf_counter() - start
+    scores = {name: split_scores(model, Xs, ys) for name, (Xs, ys) in tests.items()}
+    for name, s in scores.items():
+        log(f"{name}: accuracy {s['accuracy']:.4f}, hit/miss {s['hit_miss_accuracy']:.4f}")
+    recipe = {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[RECIPE].items()}
+    save_model(model, out, class_names=CLASS_NAMES, preprocessing=PAPER_PREPROCESSING,
+               training={"data": data or {}, "recipe": recipe, "train_seed": TRAIN_SEED,
+                         "n_images": int(len(y)), "class_counts": np.bincount(y, minlength=5).tolist(),
+                         "train_seconds": seconds, "epochs": model.n_epochs_,
+                         "scores": {name: {k: s[k] for k in ("accuracy", "hit_miss_accuracy")}
+                                    for name, s in scores.items()}})
+    return model, scores, seconds
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="default-model-work", help="folder for the checkpoint and summary "
-                        "(and the data without --data)")
-    parser.add_argument("--data", help="the DiffraNet set (default: WORK/data, made there when missing)")
+    parser.add_argument("--work", default="default-model-work", help="folder for the data, checkpoint and summary")
+    parser.add_argument("--regimes", help="the regimes set (default: WORK/regimes, made there when missing)")
+    parser.add_argument("--paper", help="the paper-preset set (default: WORK/paper, made there when missing)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the data (default: %(default)s)")
-    parser.add_argument("--loader-workers", type=int, default=1,
-                        help="DataLoader worker processes reading the shards while training (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, help="total epochs instead of the recipe's (a rerun with more "
-                        "epochs continues from the checkpoint)")
+    parser.add_argument("--epochs", type=int, help="total epochs instead of the recipe's")
     parser.add_argument("--model", default=str(MODEL_PATH), help="where to write the model (default: in the package)")
     parser.add_argument("--curve", default=str(CURVE_PATH), help="learning-curve PNG (default: in docs/images)")
     args = parser.parse_args(argv)
 
     from diffranet.dataset.generate import generate_dataset
-    from diffranet.models.recipes import RECIPES
-    from diffranet.training.curves import plot_learning_curve
-    from diffranet.training.deep import train_deepfreak
-    from diffranet.training.metrics import format_confusion
+    from diffranet.dataset.loader import load_arrays
+    from diffranet.plots import learning_curve_figure
+    from diffranet.training_history import training_history
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    data = Path(args.data) if args.data else work / "data"
-    start = time.perf_counter()
-    generate_dataset(data, workers=args.workers, **DATA)  # resumes; refuses a set made otherwise
-    data_seconds = time.perf_counter() - start
+    dirs = {"regimes": Path(args.regimes or work / "regimes"), "paper": Path(args.paper or work / "paper")}
+    for name, settings in DATA.items():
+        generate_dataset(dirs[name], workers=args.workers, **settings)  # resumes; refuses a set made otherwise
+    splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test")} for name, d in dirs.items()}
+
+    def union(split):
+        return (np.concatenate([splits[n][split][0] for n in DATA]), np.concatenate([splits[n][split][1] for n in DATA]))
 
     out = work / "default.dfm"
-    params = dict(RECIPES["cpu"], device="cpu", n_threads=args.threads, workers=args.loader_workers,
-                  random_state=TRAIN_SEED, checkpoint_path=str(work / "default.dfm.checkpoint"), verbose=1)
-    if args.epochs is not None:
-        params["epochs"] = args.epochs
-    model, metrics = train_deepfreak(data, out, log=print, **params)
-
+    model, scores, seconds = train_default(
+        union("train"), union("val"), {f"{n} test": splits[n]["test"] for n in DATA}, out, threads=args.threads,
+        checkpoint=str(work / "default.dfm.checkpoint"), epochs=args.epochs, data=DATA)
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out, args.model)
-    history = {"loss": model.loss_curve_, "val_accuracy": model.validation_scores_}
-    Path(args.curve).parent.mkdir(parents=True, exist_ok=True)
-    plot_learning_curve(history, args.curve,
-                        title=f"DeepFreak default model (recipe 'cpu', {DATA['n_train']:,} training images)")
-    scores = model.validation_scores_
-    summary = {
-        "data": DATA,
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES["cpu"].items()},
-        "epochs_asked": params["epochs"],
-        "train_seed": TRAIN_SEED,
-        "threads": args.threads,
-        "data_seconds_this_run": data_seconds,
-        "epochs": model.n_epochs_,
-        "best_epoch": 1 + max(range(len(scores)), key=scores.__getitem__) if scores else None,
-        "history": {**history, "epoch_seconds": model.epoch_seconds_},
-        "metrics": metrics,
-        "model_bytes": Path(args.model).stat().st_size,
-    }
-    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    test = metrics["test"]
-    print(f"test: accuracy {test['accuracy']:.4f}, hit/miss {test['hit_miss_accuracy']:.4f}")
-    print(format_confusion(test["confusion_matrix"]))
-    print(f"model: {args.model} ({summary['model_bytes']} bytes); curve: {args.curve}; "
-          f"summary: {work / 'summary.json'}")
+    history = training_history(model)
+    learning_curve_figure(history, args.curve, title=f"DeepFreak default model (recipe {RECIPE!r})")
+    summary = {"data": DATA, "recipe": RECIPE, "train_seed": TRAIN_SEED, "threads": args.threads,
+               "train_seconds": seconds, "epochs": model.n_epochs_, "history": history,
+               "scores": scores, "model_bytes": Path(args.model).stat().st_size}
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"model: {args.model}; curve: {args.curve}; summary: {work / 'summary.json'}")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ LONG_RENDERS = {
 }
 
 
+# slow: it times the stop on the wall clock, which a loaded machine can stretch
+@pytest.mark.slow
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
 @pytest.mark.parametrize("kernel", sorted(LONG_RENDERS))
 def test_ctrl_c_stops_a_long_render(kernel):

@@ -10,6 +10,7 @@ void register_lookup(py::module_& m);
 void register_order_statistics(py::module_& m);
 void register_peakfinder(py::module_& m);
 void register_response(py::module_& m);
+void register_significance(py::module_& m);
 void register_testing(py::module_& m);
 void register_texture(py::module_& m);
 
@@ -21,6 +22,7 @@ PYBIND11_MODULE(_core, m) {
     register_order_statistics(m);
     register_peakfinder(m);
     register_response(m);
+    register_significance(m);
     register_testing(m);
     register_texture(m);
 }

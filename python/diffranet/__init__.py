@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it
 _PUBLIC = {
     "Simulator": "simulation.simulator",
     "SimulationResult": "simulation.simulator",
     "Background": "simulation.background",
-    "Beamstop": "simulation.background",
+    "Beamstop": "simulation.beamstop",
     "water": "simulation.background",
     "air": "simulation.background",
     "CCDResponse": "simulation.response",
     "PixelArrayResponse": "simulation.response",
-    "paper_ccd": "simulation.response",
+    "paper_ccd": "dataset.detector_presets",
     "Detector": "simulation.geometry",
     "Beam": "simulation.geometry",
     "Crystal": "simulation.crystal",

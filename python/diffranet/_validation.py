@@ -92,3 +92,24 @@ def check_rotation(name, value, atol=1e-6):
     if not np.allclose(arr @ arr.T, np.eye(3), atol=atol) or np.linalg.det(arr) <= 0:
         raise ValueError(f"{name} must be a proper rotation (orthonormal, det=+1), got {arr.tolist()!r}")
     return arr
+
+
+def check_threads(n_threads):
+    """The compiled core's thread count for ``n_threads``: 0 (every core) for None, else an int >= 1.
+
+    ``n_threads`` has one meaning in the whole package: the threads of one
+    computation, None for every core. Results never depend on it.
+    """
+    return 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
+
+
+def threads_for_jobs(n_jobs):
+    """Threads for a scikit-learn ``n_jobs``, as joblib counts them (None: 1, -1: every core, -2: all but one).
+
+    Never more than the cores this process may use: more threads only
+    compete for them, and a model file's ``n_jobs`` must not start thousands.
+    """
+    # imported on use: joblib (scikit-learn's parallel back-end) is needed only where n_jobs is
+    from joblib import cpu_count, effective_n_jobs
+
+    return max(1, min(int(effective_n_jobs(n_jobs)), cpu_count()))

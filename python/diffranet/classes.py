@@ -21,6 +21,9 @@ HIT_LABELS = (2, 3, 4)
 #: Names of the two classes of a hit / miss classifier, in label order.
 HITMISS_NAMES = ("miss", "hit")
 
+#: Class names that are hits, of either a five-class or a hit / miss model.
+HIT_CLASS_NAMES = tuple(CLASS_NAMES[k] for k in HIT_LABELS) + (HITMISS_NAMES[1],)
+
 
 def is_hit(labels):
     """Whether each five-class label is a hit (weak, good or strong).
@@ -40,3 +43,16 @@ def is_hit(labels):
     [False, False, True, True]
     """
     return np.isin(labels, HIT_LABELS)
+
+
+def is_hit_name(names):
+    """Whether each class name is a hit (weak, good, strong or ``"hit"``).
+
+    Used to read the hit columns of any model's class probabilities.
+
+    Examples
+    --------
+    >>> is_hit_name(["blank", "weak", "miss", "hit"]).tolist()
+    [False, True, False, True]
+    """
+    return np.isin(np.asarray(names, dtype=object), HIT_CLASS_NAMES)

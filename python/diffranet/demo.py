@@ -12,12 +12,18 @@ gallery of the rendered shots, the confusion matrix, the hit / miss curves and
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_int, check_seed
+from .classes import CLASS_NAMES
+
 __all__ = ["run_demo", "DEMO_SIZE"]
+
+_log = logging.getLogger(__name__)
 
 #: Test images rendered by default (the training set has twice as many).
 DEMO_SIZE = 120
@@ -25,6 +31,7 @@ DEMO_SIZE = 120
 
 def _preprocessing(preset):
     """The input a model trained on ``preset``'s images expects."""
+    # imported on use: the command line imports this module to build its parser
     from .inference import FrameGeometry, Preprocessing
 
     return Preprocessing(shape=preset.shape, adc_offset=preset.adc_offset,
@@ -33,6 +40,7 @@ def _preprocessing(preset):
 
 def _shipped_model(preset):
     """``"default"`` if diffranet ships a model for this preset's images, else None."""
+    # imported on use: the command line imports this module to build its parser
     from .inference import load_model
     from .inference.modelfile import default_model_path
 
@@ -50,8 +58,7 @@ def _examples(data, per_class=2):
     return chosen
 
 
-def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZE, workers=None, progress=True,
-             log=None):
+def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZE, workers=None, progress=True):
     """Render, classify and report: diffranet from end to end in a few minutes.
 
     Parameters
@@ -70,9 +77,8 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     workers : int, optional
         Worker processes for rendering and training; default the CPU count.
     progress : bool, default True
-        Progress bars (on stderr).
-    log : callable, optional
-        Receives one line per step.
+        Progress bars (on stderr). Each step is also reported to the
+        ``diffranet.demo`` :mod:`logging` logger at INFO level.
 
     Returns
     -------
@@ -83,16 +89,16 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
         ``scores`` (model name -> both accuracies, for every model shown) and
         ``seconds`` (per step).
     """
-    from ._validation import check_int, check_seed
-    from .classes import CLASS_NAMES
+    # imported on use: the command line imports this module to build its parser, and the libraries
+    # (scikit-learn, OpenCV, Dask, the simulation) load only when the demo runs
     from .dataset import generate_dataset
+    from .dataset.loader import load_arrays
     from .dataset.presets import get_preset
     from .evaluation import evaluate, load_labelled_data
     from .inference import save_model
     from .search.spaces import default_configuration
     from .training.classic import build_pipeline
 
-    log = log or (lambda line: None)
     preset = get_preset(preset)
     seed = check_seed("seed", seed)
     size = check_int("size", size, minimum=5)
@@ -104,17 +110,15 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     shipped = _shipped_model(preset)
     n_train = 2 * size
     data_dir = out / "data" / f"{preset.name}-seed{seed}-n{size}"
-    log(f"rendering {size} test and {n_train} training shots of the {preset.name!r} preset "
+    _log.info(f"rendering {size} test and {n_train} training shots of the {preset.name!r} preset "
         f"({preset.shape[0]} x {preset.shape[1]} pixels) into {data_dir}")
     start = time.perf_counter()
     generate_dataset(data_dir, preset=preset, n_train=n_train, n_val=0, n_test=size, seed=seed, workers=workers,
-                     quiet=not progress)
+                     progress=progress)
     seconds["render"] = time.perf_counter() - start
 
-    from .dataset.loader import load_arrays
-
     config = default_configuration("glcm", "rf")
-    log(f"training GLCM + random forest (the paper's Table 3 settings) on the {n_train} training shots")
+    _log.info(f"training GLCM + random forest (the paper's Table 3 settings) on the {n_train} training shots")
     start = time.perf_counter()
     X, y = load_arrays(data_dir, "train")
     estimator = build_pipeline(config, random_state=seed, n_jobs=workers or -1).fit(X, y)
@@ -125,10 +129,10 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
                                  "class_counts": np.bincount(y, minlength=5).tolist(), "preset": preset.name,
                                  "seed": seed, "configuration": config,
                                  "train_seconds": seconds["train"]})
-    log(f"trained in {seconds['train']:.1f} s, saved {model}")
+    _log.info(f"trained in {seconds['train']:.1f} s, saved {model}")
     models, names = [model], [Path(str(model)).name]
     if shipped is not None:
-        log("also classifying with the model shipped with diffranet ('default')")
+        _log.info("also classifying with the model shipped with diffranet ('default')")
         models.append(shipped)
         names.append("default")
 

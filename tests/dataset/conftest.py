@@ -22,5 +22,5 @@ def small_dataset(tmp_path_factory, tiny):
     """A generated dataset: 30 train, 10 val, 20 test images in shards of 8."""
     out = tmp_path_factory.mktemp("small") / "data"
     generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                     quiet=True)
+                     progress=False)
     return out

@@ -45,14 +45,14 @@ class TestGenerate:
     def test_byte_identical_rerun(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "again"
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                         quiet=True)
+                         progress=False)
         assert _bytes(out) == _bytes(small_dataset)
         assert not list(out.rglob(TEMPORARY_GLOB))
 
     def test_image_independent_of_size_and_shards(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "other"
         generate_dataset(out, preset=tiny, n_train=13, n_val=0, n_test=0, seed=5, workers=1, shard_size=5,
-                         quiet=True)
+                         progress=False)
         X, y, table = load_arrays(out, "train", metadata=True)
         X0, y0, table0 = load_arrays(small_dataset, "train", metadata=True)
         assert np.array_equal(X, X0[:13]) and np.array_equal(y, y0[:13])
@@ -60,19 +60,19 @@ class TestGenerate:
 
     def test_other_seed_differs(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "seed"
-        generate_dataset(out, preset=tiny, n_train=5, n_val=0, n_test=0, seed=6, workers=1, quiet=True)
+        generate_dataset(out, preset=tiny, n_train=5, n_val=0, n_test=0, seed=6, workers=1, progress=False)
         assert not np.array_equal(load_arrays(out, "train")[0], load_arrays(small_dataset, "train")[0][:5])
 
     def test_resume_skips_finished_and_redoes_damaged(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "resume"
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                         quiet=True)
+                         progress=False)
         victim = out / "shards" / "train-00001.h5"
         victim.write_bytes(victim.read_bytes()[:-100])  # truncated
         (out / "shards" / "val-00001.h5").unlink()
         (out / "shards" / ".test-00000.h5.0123abcd.part.h5").write_bytes(b"partial")  # an interrupted write
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                         quiet=True)
+                         progress=False)
         assert _bytes(out) == _bytes(small_dataset)
 
     def test_growing_renders_only_the_new_images(self, small_dataset, tiny, tmp_path, monkeypatch):
@@ -80,29 +80,29 @@ class TestGenerate:
 
         out = tmp_path / "grow"
         generate_dataset(out, preset=tiny, n_train=13, n_val=3, n_test=0, seed=5, workers=1, shard_size=8,
-                         quiet=True)
+                         progress=False)
         rendered = []
         real = ShotRenderer.render
         monkeypatch.setattr(ShotRenderer, "render", lambda self, *a: rendered.append(a) or real(self, *a))
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                         quiet=True)
+                         progress=False)
         assert len(rendered) == 60 - 16
         assert sorted(i for _, split, i, _ in rendered if split == "train") == list(range(13, 30))
         assert _bytes(out) == _bytes(small_dataset)
         with pytest.raises(ValueError, match="grow but not shrink"):
             generate_dataset(out, preset=tiny, n_train=20, n_val=10, n_test=20, seed=5, workers=1, shard_size=8,
-                             quiet=True)
+                             progress=False)
 
     def test_other_settings_refused(self, small_dataset, tiny):
         with pytest.raises(ValueError, match="other settings.*seed"):
             generate_dataset(small_dataset, preset=tiny, n_train=30, n_val=10, n_test=20, seed=6, workers=1,
-                             shard_size=8, quiet=True)
+                             shard_size=8, progress=False)
 
     @pytest.mark.parametrize("kw, name", [(dict(n_train=-1), "n_train"), (dict(seed=-3), "seed"),
                                           (dict(workers=0), "workers"), (dict(format="tif"), "format"),
                                           (dict(shard_size=0), "shard_size"), (dict(preset="nope"), "preset")])
     def test_bad_arguments(self, tmp_path, tiny, kw, name):
-        args = dict(preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+        args = dict(preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, progress=False)
         args.update(kw)
         with pytest.raises(ValueError, match=name):
             generate_dataset(tmp_path / "x", **args)
@@ -110,7 +110,7 @@ class TestGenerate:
     def test_out_is_a_file(self, tmp_path, tiny):
         (tmp_path / "file").write_text("x")
         with pytest.raises(OSError, match="not a directory"):
-            generate_dataset(tmp_path / "file", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+            generate_dataset(tmp_path / "file", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, progress=False)
 
     @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
     def test_unwritable_directory(self, tmp_path, tiny):
@@ -119,14 +119,14 @@ class TestGenerate:
         locked.chmod(0o500)
         try:
             with pytest.raises(OSError, match="cannot write"):
-                generate_dataset(locked / "data", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, quiet=True)
+                generate_dataset(locked / "data", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1, progress=False)
         finally:
             locked.chmod(0o700)
 
     def test_bad_path(self, tmp_path, tiny):
         with pytest.raises(OSError, match="cannot write"):
             generate_dataset("/proc/diffranet-data", preset=tiny, n_train=1, n_val=0, n_test=0, workers=1,
-                             quiet=True)
+                             progress=False)
 
     def test_full_disk_keeps_finished_shards(self, tmp_path, tiny, monkeypatch):
         from diffranet.dataset import generate as generate_module
@@ -143,7 +143,7 @@ class TestGenerate:
         monkeypatch.setattr(generate_module, "write_shard", write_then_fail)
         out = tmp_path / "full"
         with pytest.raises(OSError, match="No space left on device.*kept"):
-            generate_dataset(out, preset=tiny, n_train=12, n_val=0, n_test=0, workers=1, shard_size=4, quiet=True)
+            generate_dataset(out, preset=tiny, n_train=12, n_val=0, n_test=0, workers=1, shard_size=4, progress=False)
         assert [p.name for p in shard_paths(out)] == ["train-00000.h5"]
 
 
@@ -151,7 +151,7 @@ class TestDask:
     def test_two_workers_match_one(self, small_dataset, tiny, tmp_path):
         out = tmp_path / "dask"
         generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, workers=2, shard_size=8,
-                         chunk_size=3, quiet=True)
+                         chunk_size=3, progress=False)
         assert _bytes(out) == _bytes(small_dataset)
 
     def test_existing_scheduler(self, small_dataset, tiny, tmp_path):
@@ -160,13 +160,13 @@ class TestDask:
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
             out = tmp_path / "remote"
             generate_dataset(out, preset=tiny, n_train=30, n_val=10, n_test=20, seed=5, shard_size=8,
-                             scheduler=cluster.scheduler_address, quiet=True)
+                             scheduler=cluster.scheduler_address, progress=False)
         assert _bytes(out) == _bytes(small_dataset)
 
     def test_no_scheduler_there(self, tmp_path, tiny):
         with pytest.raises(OSError, match="scheduler tcp://127.0.0.1:9: cannot connect"):
             generate_dataset(tmp_path / "x", preset=tiny, n_train=1, n_val=0, n_test=0,
-                             scheduler="tcp://127.0.0.1:9", quiet=True, connect_timeout="1s")
+                             scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout="1s")
 
     def test_dead_worker_is_a_clear_error(self):
         import dask
@@ -197,7 +197,7 @@ class TestDask:
         out = tmp_path / "died"
         with pytest.raises(generate_module.WorkerFailure, match="1 shard.*kept.*resume"):
             generate_dataset(out, preset=tiny, n_train=12, n_val=0, n_test=0, workers=1, shard_size=4,
-                             chunk_size=2, quiet=True)
+                             chunk_size=2, progress=False)
         assert [p.name for p in shard_paths(out)] == ["train-00000.h5"]
 
 

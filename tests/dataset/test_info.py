@@ -1,6 +1,7 @@
 import pytest
 
 from diffranet.cli import main
+from diffranet.classes import CLASS_NAMES
 from diffranet.dataset import dataset_info, format_info, write_gallery
 
 
@@ -50,25 +51,31 @@ class TestCommand:
 
 class TestGallery:
     def test_one_grey_scale_stated_on_the_figure(self, small_dataset, tmp_path, monkeypatch):
-        """demo and --info share save_gallery: one white level for every panel, written in the title."""
+        """--info draws through plots.gallery_figure: central halves, one window for every panel."""
         import numpy as np
 
-        from diffranet.dataset import gallery
+        from diffranet import plots
+        from diffranet.dataset import info
 
         seen = {}
-        real = gallery.save_gallery
+        real = plots.gallery_figure
 
-        def spy(path, rows, title):
-            seen["rows"] = rows
-            return real(path, rows, title)
+        def spy(images, titles, path, title, **options):
+            seen.update(images=images, titles=titles, options=options)
+            return real(images, titles, path, title, **options)
 
-        monkeypatch.setattr(gallery, "save_gallery", spy)
-        write_gallery(small_dataset, tmp_path / "g.png", per_class=2)
-        panels = [image for _, row in seen["rows"] for image, _ in row]
-        crops = [p[p.shape[0] // 4:p.shape[0] - p.shape[0] // 4, p.shape[1] // 4:p.shape[1] - p.shape[1] // 4]
-                 for p in panels]
-        assert gallery.white_level(crops) == max(float(np.percentile(np.concatenate([c.ravel() for c in crops]),
-                                                                     99.9)), 1.0)
+        monkeypatch.setattr(info, "gallery_figure", spy)
+        path = write_gallery(small_dataset, tmp_path / "g.png", per_class=2)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert seen["options"]["shared_scale"] and seen["options"]["columns"] == 2
+        assert len(seen["images"]) == 2 * 5  # one row of two per class, empty panels where a class has fewer
+        shown = [(image, title) for image, title in zip(seen["images"], seen["titles"]) if image is not None]
+        assert shown and all(title.split()[0] in CLASS_NAMES for _, title in shown)
+        shapes = {image.shape for image, _ in shown}
+        assert len(shapes) == 1
+        rows, cols = shapes.pop()
+        full = np.asarray(info.read_shard(next((small_dataset / "shards").glob("*.h5")))["images"]).shape[1:]
+        assert (rows, cols) == (full[0] - 2 * (full[0] // 4), full[1] - 2 * (full[1] // 4))  # the central half
 
     def test_info_out_picture(self, small_dataset, tmp_path, capsys):
         picture = tmp_path / "pic.png"

@@ -78,6 +78,23 @@ class TestSiftDescriptors:
         np.testing.assert_array_equal(sift_descriptors(ramp), expected)
         assert expected.shape == (16, 128) and expected.any()
 
+    @pytest.mark.parametrize("nothing", [None, np.empty((0, 128), np.float32)], ids=["none", "empty-array"])
+    def test_both_opencv_answers_for_no_keypoints_fall_back_to_dense(self, ramp, monkeypatch, nothing):
+        # OpenCV < 5.1 answers None when it detects no keypoint, 5.1 an empty (0, 128) array
+        real = cv2.SIFT_create()
+
+        class Sift:
+            def detectAndCompute(self, image, mask):
+                return (), nothing
+
+            def compute(self, image, keypoints):
+                return real.compute(image, keypoints)
+
+        monkeypatch.setattr(cv2, "SIFT_create", Sift)
+        _, expected = real.compute(ramp, dense_keypoints(ramp.shape))
+        np.testing.assert_array_equal(sift_descriptors(ramp), expected)
+        assert sift_descriptors(ramp, "detect").shape == (0, 128)
+
     def test_one_row_image_is_padded(self):
         row = np.array([[10, 200, 10, 10, 200]], np.uint8)
         _, expected = cv2.SIFT_create().compute(pad_to_min_size(row), dense_keypoints((16, 16)))

@@ -137,3 +137,21 @@ class TestClassifyCommand:
     def test_only_unreadable(self, small_model_file, tmp_path, capsys):
         status, out, err = run(capsys, "--model", small_model_file, tmp_path / "missing.cbf")
         assert status == 1 and out == "" and "missing.cbf" in err and "0 frames" in err
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pgm"])
+def test_own_8bit_images_classify_as_the_arrays(small_model_file, tmp_path, capsys, suffix):
+    """The package's own 8-bit output (model inputs written as PNG / PGM) is not square-rooted again."""
+    from inference_helpers import spotty_images
+
+    rng = np.random.default_rng(11)
+    images = np.concatenate([spotty_images(3, rng, 0), spotty_images(3, rng, 60)])
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"shot{i}{suffix}")
+        write_image(paths[-1], image)
+    expected = load_model(small_model_file).predict_proba(images)
+    assert main(["classify", "--model", str(small_model_file), "--quiet", *map(str, paths)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    np.testing.assert_allclose([r["proba"] for r in records], expected, atol=1e-12)
+    assert [r["hit"] for r in records] == [False] * 3 + [True] * 3

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from diffranet.cli import main
-from diffranet.dataset import load_arrays
+from diffranet.dataset import load_arrays, training_preset
 from diffranet.dataset.presets import get_preset
-from diffranet.inference.detector_files import load_detector
+from diffranet.detectors import load_detector
 from diffranet.inference.training_input import preset_preprocessing
 
 
@@ -22,7 +22,7 @@ def small_window(name):
 @pytest.mark.parametrize("name", ["paper", "pilatus6m", "eiger16m"])
 def test_renders_labelled_images_on_the_detector(name, tmp_path):
     spec = small_window(name)
-    preset = spec.training_preset("quick")
+    preset = training_preset(spec, "quick")
     detector = preset.detector()
     assert detector.shape == (48, 48) and detector.distance_mm == spec.distance_mm
     bx, by = spec.beam_center_px
@@ -51,7 +51,7 @@ def test_renders_labelled_images_on_the_detector(name, tmp_path):
 
 def test_shipped_names_give_full_detectors():
     for name, shape in (("pilatus6m", (2527, 2463)), ("eiger16m", (4371, 4150))):
-        preset = load_detector(name).training_preset()
+        preset = training_preset(load_detector(name))
         assert preset.shape == shape and preset.response().__class__.__name__ == "PixelArrayResponse"
         assert preset.label_rule().readout_rms_photons == 0.0
         assert preset.k_sigma == get_preset("diffranet").k_sigma      # labelled by the same rule

@@ -8,6 +8,8 @@ from scipy import ndimage
 from diffranet import Detector
 from diffranet.inference import FrameGeometry, Preprocessing, preprocess
 from diffranet.simulation.response import to_8bit
+from diffranet.inference.geometry import PAPER_PREPROCESSING
+from diffranet.inference.preprocess import is_model_input
 
 pp = importlib.import_module("diffranet.inference.preprocess")
 
@@ -193,3 +195,31 @@ class TestPreprocess:
     def test_bad_input(self, frame, kwargs, match):
         with pytest.raises(ValueError, match=match):
             preprocess(frame, **kwargs)
+
+
+class TestModelInputs:
+    """8-bit frames of the model's input shape are model inputs (what the package writes), not counts."""
+
+    def test_auto_takes_an_8bit_frame_of_the_input_shape_as_it_is(self):
+        image8 = np.random.default_rng(0).integers(0, 256, PAPER_PREPROCESSING.shape).astype(np.uint8)
+        out = preprocess(image8)
+        assert np.array_equal(out, image8) and out is not image8
+
+    def test_counts_applies_the_square_root(self):
+        frame = np.full(PAPER_PREPROCESSING.shape, 90, np.uint8)
+        assert int(preprocess(frame, input="counts")[0, 0]) == 10  # sqrt(90 + 10 ADU offset)
+
+    def test_other_shapes_and_types_are_counts_under_auto(self):
+        frame = np.full(PAPER_PREPROCESSING.shape, 90, np.uint16)
+        assert int(preprocess(frame)[0, 0]) == 10
+        small = np.full((256, 256), 90, np.uint8)
+        assert not is_model_input(small)
+
+    @pytest.mark.parametrize("frame", [np.zeros((512, 512), np.uint16), np.zeros((256, 256), np.uint8)])
+    def test_8bit_refuses_what_is_not_a_model_input(self, frame):
+        with pytest.raises(ValueError, match="8-bit model input"):
+            preprocess(frame, input="8bit")
+
+    def test_unknown_input_kind(self):
+        with pytest.raises(ValueError, match="input must be one of"):
+            preprocess(np.zeros((512, 512), np.uint8), input="photons")

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 #: Upper bound on any wait in these tests, so that a bug fails a test instead of hanging the suite.
 TIMEOUT_S = 90.0
@@ -42,6 +43,8 @@ class Subscriber:
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._socket.setsockopt(zmq.RCVHWM, 0)
+        # the subscription goes out right after the handshake: wait_connected() waits for that event
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._socket.connect(address)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -51,6 +54,12 @@ class Subscriber:
         while not self._stop.is_set():
             if self._socket.poll(100):
                 self.records.append(json.loads(self._socket.recv()))
+
+    def wait_connected(self, timeout=TIMEOUT_S):
+        """Wait until the connection to the publisher is up (its handshake done), or fail."""
+        if not self._monitor.poll(int(timeout * 1000)):
+            raise TimeoutError(f"no connection to the publisher within {timeout} s")
+        recv_monitor_message(self._monitor)
 
     def wait_for(self, predicate, timeout=TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -63,6 +72,8 @@ class Subscriber:
     def close(self):
         self._stop.set()
         self._thread.join(5)
+        self._socket.disable_monitor()
+        self._monitor.close(linger=0)
         self._socket.close(linger=0)
         self._context.term()
 
@@ -85,7 +96,7 @@ def running_service(service):
     if "error" in result:
         raise result["error"]
     subscriber = Subscriber(service.publish_address)
-    time.sleep(0.3)  # let the subscription reach the PUB socket before frames flow
+    subscriber.wait_connected()  # frames published before the subscription arrives would be lost
     try:
         yield subscriber, result
     finally:

@@ -365,9 +365,12 @@ class _GatedModel:
         self.model = model
         self.gate = threading.Event()
 
-    def classify(self, *args, **kwargs):
+    def __getattr__(self, name):  # the rest of the saved model's interface
+        return getattr(self.model, name)
+
+    def preprocess(self, *args, **kwargs):
         assert self.gate.wait(TIMEOUT_S)
-        return self.model.classify(*args, **kwargs)
+        return self.model.preprocess(*args, **kwargs)
 
 
 def test_queue_is_bounded_in_bytes(tmp_path, model):
@@ -400,7 +403,10 @@ class _Fatal(BaseException):
 
 
 class _DyingModel:
-    def classify(self, *args, **kwargs):
+    def __init__(self, model):
+        self.preprocessing = model.preprocessing
+
+    def preprocess(self, *args, **kwargs):
         raise _Fatal("the classifier thread is gone")
 
 
@@ -425,7 +431,7 @@ def _run_until_it_stops(service, send):
 def test_a_stage_that_cannot_go_on_stops_the_service(tmp_path, model, stage):
     input_address = free_address()
     log_path = "/dev/full" if stage == "write" else tmp_path / "log.jsonl"  # /dev/full: every write fails
-    service = StreamService(model if stage == "write" else _DyingModel(), input_address, free_address(),
+    service = StreamService(model if stage == "write" else _DyingModel(model), input_address, free_address(),
                             log_path=log_path)
     client = _Client(input_address, tmp_path / "unused.jsonl", "simple")
     try:
@@ -588,3 +594,46 @@ def test_fuzz_dectris(dectris_client, message):
     records = dectris_client.exchange(message)
     assert len(records) <= 1  # an error, a verdict or an end record; a start message has none
     assert (_rss_bytes() - rss_before) / _MiB < 100
+
+
+# --------------------------------------------------------------------------- the hit writer
+
+
+class _RefusingHits:
+    """A hit sink that cannot take a frame (as when a frame's shape is one HDF5 cannot hold)."""
+
+    def add(self, record, frame):
+        raise MemoryError
+
+    def tick(self):
+        pass
+
+
+def test_a_hit_frame_the_hit_writer_refuses_keeps_its_verdict(tmp_path):
+    from diffranet.live.sinks import FRAME_KEY
+
+    log_path = tmp_path / "log.jsonl"
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        writer = RecordWriter(None, [log_file], hits=_RefusingHits()).start()
+        writer.put({"id": 1, "label": "strong", "hit": True, FRAME_KEY: object()})
+        writer.put({"id": 2, "label": "blank", "hit": False})
+        final = writer.close()
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [r["id"] for r in records] == [1, 2] and writer.failure is None and final.frames == 2
+    assert records[0]["write_error"] == "out of memory (MemoryError)" and "hit_file" not in records[0]
+    assert "write_error" not in records[1]
+
+
+def test_the_hit_file_stores_a_verdict_json_cannot_take_as_valid_json(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from diffranet.live import HitWriter
+    from diffranet.live.frames import Frame
+
+    writer = HitWriter(tmp_path, compression="none").start()
+    where = writer.add({"id": 1, "hit": True, "d_min_A": float("nan"), "raw": b"\x00"},
+                       Frame({"id": 1}, np.ones((8, 9), np.uint16)))
+    writer.close()
+    with h5py.File(where["hit_file"], "r") as f:
+        stored = f["entry/diffranet/verdict"][()][where["hit_event"]]
+    assert json.loads(stored, parse_constant=lambda name: pytest.fail(f"{name} in a stored verdict")) == \
+        {"id": 1, "hit": True, "d_min_A": None, "raw": None}

@@ -107,7 +107,9 @@ def test_watch_classifies_new_files_once_complete(tmp_path, model_path, model):
         (watched / "vanishing.tif").unlink()
         write_image(watched / "after.tif", frames[2])
         assert _wait_for_file_lines(log, 3, process), "watch did not classify the new files"
-        time.sleep(1.0)  # nothing else may arrive
+        # a file written after those is classified after anything still due for them (a second verdict)
+        write_image(watched / "last.tif", frames[2])
+        assert _wait_for_file_lines(log, 4, process), "watch did not classify the last file"
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     finally:
@@ -116,13 +118,13 @@ def test_watch_classifies_new_files_once_complete(tmp_path, model_path, model):
     records = [json.loads(line) for line in stdout.splitlines()]
     assert records == [json.loads(line) for line in log.read_text().splitlines()]
     by_file = {os.path.basename(r["file"]): r for r in records}
-    assert sorted(by_file) == ["after.tif", "corrupt.tif", "slow.tif"]
-    assert len(records) == 3  # each file once, the half-written one only when complete
+    assert sorted(by_file) == ["after.tif", "corrupt.tif", "last.tif", "slow.tif"]
+    assert len(records) == 4 and os.path.basename(records[-1]["file"]) == "last.tif"  # each file once, in order
     assert "error" in by_file["corrupt.tif"]
     expected = model.classify([frames[1], frames[2]])
     for name, verdict in zip(["slow.tif", "after.tif"], expected):
         assert {k: by_file[name][k] for k in ("label", "hit", "proba")} == verdict
-    assert "done: 2 frames" in stderr and "1 errors" in stderr
+    assert "done: 3 frames" in stderr and "1 errors" in stderr
 
 
 def test_watcher_waits_for_the_writer_to_close(tmp_path):

@@ -11,6 +11,11 @@ from diffranet.live.processing import FrameClassifier
 from live.harness import frames_with_spots
 
 
+def _verdicts(results):
+    """The model's part of each verdict (without the spot figures)."""
+    return [{key: result[key] for key in ("label", "hit", "proba")} for result in results]
+
+
 def test_a_frame_the_model_rejects_gets_an_error_and_the_others_their_verdicts(model):
     data = frames_with_spots(4, seed=8)
     mask = np.zeros(data.shape[1:], bool)
@@ -20,8 +25,8 @@ def test_a_frame_the_model_rejects_gets_an_error_and_the_others_their_verdicts(m
               Frame({"id": 3}, data[3])]
     results = FrameClassifier(model).classify(frames)
     assert isinstance(results[2], ValueError)
-    assert results[:2] == model.classify(list(data[:2]), masks=[mask, mask])
-    assert results[3] == model.classify([data[3]])[0]
+    assert _verdicts(results[:2]) == model.classify(list(data[:2]), masks=[mask, mask])
+    assert _verdicts([results[3]]) == model.classify([data[3]])
 
 
 def test_batches_split_where_geometry_changes(model):
@@ -31,8 +36,74 @@ def test_batches_split_where_geometry_changes(model):
     geometry = FrameGeometry(0.688, 80.0, 1.5)
     frames = [Frame({}, data[0]), Frame({}, data[1], geometry=geometry), Frame({}, data[2])]
     results = FrameClassifier(model).classify(frames)
-    assert results[1] == model.classify([data[1]], geometry=geometry)[0]
-    assert [results[0], results[2]] == model.classify([data[0], data[2]])
+    assert _verdicts([results[1]]) == model.classify([data[1]], geometry=geometry)
+    assert _verdicts([results[0], results[2]]) == model.classify([data[0], data[2]])
+
+
+def test_verdicts_carry_the_peak_count_and_the_outermost_peak_resolution_when_the_geometry_is_known(model):
+    from diffranet.inference import FrameGeometry
+    from diffranet.live.spots import SpotCounter
+
+    data = frames_with_spots(1, seed=11)[0].copy()
+    data[:] = np.random.default_rng(11).poisson(2.0, data.shape)
+    spots = [(30, 40), (90, 100), (64, 120)]  # (row, col) of 2 x 2-pixel spots; the last is the outermost
+    for row, col in spots:
+        data[row:row + 2, col:col + 2] += 400
+    geometry = FrameGeometry(0.688, 80.0, 1.5)  # the model's training geometry: one pixel per input pixel
+    with_geometry, without = FrameClassifier(model).classify([Frame({}, data, geometry=geometry), Frame({}, data)])
+    assert with_geometry["n_peaks"] == without["n_peaks"] == len(spots)
+    # its centroid, x = 121, y = 65 from the corner of pixel (0, 0), is hypot(57, 1) px from the beam at
+    # (64, 64): 39.2 mm at 80 mm, 2 theta = 26.1 deg
+    expected_A = 1.5 / (2 * np.sin(np.arctan(np.hypot(57, 1) * 0.688 / 80.0) / 2))
+    assert with_geometry["d_min_A"] == pytest.approx(expected_A, abs=0.01)
+    assert without["d_min_A"] is None  # binned and cropped: no resolution
+    assert SpotCounter(model.preprocessing).d_min_A([], []) is None
+    quiet = FrameClassifier(model, peaks="none").classify([Frame({}, data, geometry=geometry)])[0]
+    assert (quiet["n_peaks"], quiet["d_min_A"]) == (None, None)
+    assert _verdicts([quiet]) == _verdicts([with_geometry])
+
+
+def test_peaks_on_the_frame_reach_beyond_the_model_input_and_skip_masked_pixels(model):
+    from diffranet.inference import FrameGeometry
+
+    rng = np.random.default_rng(12)
+    data = rng.poisson(2.0, (256, 256)).astype(np.int32)
+    geometry = FrameGeometry(0.172, 40.0, 1.0, (128.0, 128.0))
+    data[10:12, 10:12] += 400  # near the corner: beyond what the model's 128 x 128 input sees
+    data[100:102, 150:152] += 400
+    data[200:202, 60:62] += 5000  # a hot block, masked
+    data[50, 50] = -1  # a gap flag: ignored, not a negative peak's neighbour
+    mask = np.zeros(data.shape, bool)
+    mask[200:202, 60:62] = True
+    on_frame, on_input = (FrameClassifier(model, peaks=peaks).classify([Frame({}, data, mask=mask,
+                                                                               geometry=geometry)])[0]
+                          for peaks in ("frame", "input"))
+    assert on_frame["n_peaks"] == 2
+    # the corner spot's centroid, (11, 11) from the corner of pixel (0, 0), is 117 * sqrt(2) px from the beam
+    radius_mm = 117 * np.sqrt(2) * 0.172
+    assert on_frame["d_min_A"] == pytest.approx(1.0 / (2 * np.sin(np.arctan(radius_mm / 40.0) / 2)), abs=0.01)
+    # the model input (0.688 mm pixels at 80 mm, 1.5 A) sees down to 2.31 A at its corner
+    corner_A = 1.5 / (2 * np.sin(np.arctan(64 * np.sqrt(2) * 0.688 / 80.0) / 2))
+    assert on_input["d_min_A"] is None or on_input["d_min_A"] >= corner_A - 0.01
+    assert on_frame["d_min_A"] < corner_A
+    assert _verdicts([on_frame]) == _verdicts([on_input])
+    unplaced = FrameClassifier(model, peaks="frame").classify([Frame({}, data, mask=mask)])[0]
+    assert unplaced["n_peaks"] == 2 and unplaced["d_min_A"] is None
+    with pytest.raises(ValueError, match="peaks"):
+        FrameClassifier(model, peaks="raw")
+
+
+def test_spot_counter_rejects_images_that_are_not_model_inputs(model):
+    from diffranet.live.spots import SpotCounter
+
+    counter = SpotCounter(model.preprocessing)
+    with pytest.raises(ValueError, match="uint8 of shape"):
+        counter.summarise(np.zeros((1, 8, 8), np.uint8), geometry_known=True)
+    with pytest.raises(ValueError, match="uint8 of shape"):
+        counter.summarise(np.zeros((1, *model.preprocessing.shape), np.float32), geometry_known=True)
+    with pytest.raises(ValueError, match="PeakFinderSettings"):
+        SpotCounter(model.preprocessing, settings={"min_snr": 3})
+    assert counter.summarise(np.zeros((0, *model.preprocessing.shape), np.uint8), geometry_known=True) == []
 
 
 def test_ordered_merger_releases_in_sequence_whatever_the_arrival_order():
@@ -58,7 +129,7 @@ def test_compressed_frames_are_expanded_and_a_corrupt_one_gets_an_error(model):
         frames.append(Frame({"id": i}, CompressedArray(algorithm, modifier, payload, frame.dtype, frame.shape)))
     results = FrameClassifier(model).classify(frames)
     assert isinstance(results[2], ValueError)
-    assert [results[i] for i in (0, 1, 3)] == model.classify([data[i] for i in (0, 1, 3)])
+    assert _verdicts([results[i] for i in (0, 1, 3)]) == model.classify([data[i] for i in (0, 1, 3)])
 
 
 def test_masks_reach_workers_once_as_files(tmp_path):
@@ -93,3 +164,22 @@ def test_worker_processes_give_torch_one_thread():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_thread_backend_leaves_the_callers_allocator_alone(monkeypatch, model):
+    # mallopt changes the allocator of the whole process: only the package's own processes may call it
+    import diffranet._allocator
+    import diffranet.live.tuning
+    from diffranet.live.parallel import ThreadBackend
+    from diffranet.live.processing import FrameClassifier
+
+    calls = []
+    monkeypatch.setattr(diffranet._allocator, "keep_freed_memory", lambda: calls.append("allocator"))
+    monkeypatch.setattr(diffranet.live.tuning, "keep_freed_memory", lambda: calls.append("tuning"))
+    results = []
+    backend = ThreadBackend(FrameClassifier(model), results.extend).start()
+    backend.submit(0, Frame({"id": 0}, frames_with_spots(1)[0]))
+    backend.close()
+    assert [seq for seq, _ in results] == [0] and isinstance(results[0][1], dict) and calls == []
+    diffranet.live.tuning.prepare_worker_process()
+    assert calls == ["tuning"]

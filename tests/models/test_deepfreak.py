@@ -354,3 +354,41 @@ class TestValidation:
             fitted(X, y)
         with pytest.raises(ValueError, match="NaN"):
             fitted(ImageDataset(X, y), None)
+
+
+class TestInit:
+    """Fine-tuning: ``init`` starts training from a fitted network's weights."""
+
+    def test_starts_from_the_given_weights(self, tiny_split):
+        X, y, _, _ = tiny_split
+        first = fitted(X, y)
+        # a step so small that the weights stay where they started
+        still = fitted(X, y, init=first, learning_rate=1e-12, momentum=0.0, epochs=1, batch_norm_images=0)
+        fresh = fitted(X, y, learning_rate=1e-12, momentum=0.0, epochs=1, batch_norm_images=0)
+        for (name, a), b, c in zip(first.model_.state_dict().items(), still.model_.state_dict().values(),
+                                   fresh.model_.state_dict().values()):
+            if "weight" in name and "bn" not in name:
+                np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-9, err_msg=name)
+                assert not np.allclose(c.numpy(), a.numpy()), name
+
+    def test_fine_tuning_keeps_what_was_learned(self, ring_split):
+        X, y, X_test, y_test = ring_split
+        base = fitted(X, y, epochs=4)
+        tuned = fitted(X[:30], y[:30], init=base, epochs=1, learning_rate=0.001)
+        scratch = fitted(X[:30], y[:30], epochs=1, learning_rate=0.001)
+        assert (tuned.predict(X_test) == y_test).mean() > (scratch.predict(X_test) == y_test).mean()
+
+    @pytest.mark.parametrize("change", [dict(width=8), dict(input_transform="significance")])
+    def test_refuses_another_network(self, tiny_split, change):
+        X, y, _, _ = tiny_split
+        first = fitted(X, y)
+        with pytest.raises(ValueError, match="another network"):
+            fitted(X, y, init=first, **change)
+
+    def test_refuses_other_classes_and_unfitted(self, tiny_split):
+        X, y, _, _ = tiny_split
+        first = fitted(X, y)
+        with pytest.raises(ValueError, match="classes"):
+            fitted(X, np.where(y == y[0], "other", y), init=first)
+        with pytest.raises(ValueError, match="fitted DeepFreakClassifier"):
+            fitted(X, y, init=DeepFreakClassifier())

@@ -14,12 +14,16 @@ def poisson_frame(shape=(256, 256), mean=BACKGROUND, seed=0):
 
 
 def add_gaussian(image, x, y, flux, sigma_px=1.0):
-    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    """A spot centred at (x, y), in pixels from the outer corner of pixel (0, 0)."""
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]] + 0.5  # pixel centres
     image += flux / (2 * np.pi * sigma_px**2) * np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * sigma_px**2))
 
 
 def reference_peaks(image, mask=None, min_snr=5.0, min_pixels=2, max_pixels=200, local_bg_radius=3, iterations=5):
-    """A slow, plain transcription of the documented algorithm (numpy + scipy.ndimage)."""
+    """A slow, plain transcription of the documented algorithm (numpy + scipy.ndimage).
+
+    Coordinates of pixel centres at integers here; the finder reports them from the pixel corner.
+    """
     rows, cols = image.shape
     cx, cy = (cols - 1) / 2, (rows - 1) / 2
     yy, xx = np.mgrid[:rows, :cols]
@@ -62,7 +66,7 @@ def reference_peaks(image, mask=None, min_snr=5.0, min_pixels=2, max_pixels=200,
 class TestSpots:
     def test_gaussian_spots_positions_and_intensities(self):
         image = poisson_frame()
-        truth = [(40.3, 50.7, 20000.0), (200.6, 30.2, 15000.0), (128.9, 190.4, 30000.0), (60.1, 220.5, 12000.0)]
+        truth = [(40.8, 51.2, 20000.0), (201.1, 30.7, 15000.0), (129.4, 190.9, 30000.0), (60.6, 221.0, 12000.0)]
         for x, y, flux in truth:
             add_gaussian(image, x, y, flux)
         peaks = find_peaks(image)
@@ -80,7 +84,8 @@ class TestSpots:
         peaks = find_peaks(image)
         assert len(peaks) == 1
         assert peaks["n_pixels"][0] == 9
-        assert peaks["x"][0] == pytest.approx(61.0, abs=0.1) and peaks["y"][0] == pytest.approx(101.0, abs=0.1)
+        # the centre pixel (101, 61) spans 61..62 in x and 101..102 in y
+        assert peaks["x"][0] == pytest.approx(61.5, abs=0.1) and peaks["y"][0] == pytest.approx(101.5, abs=0.1)
         # 9 x 400 photons, plus the Poisson noise of 9 pixels (30) and of the background estimate
         assert peaks["intensity"][0] == pytest.approx(3600.0, abs=120.0)
         assert peaks["background"][0] == pytest.approx(BACKGROUND, abs=3.0)
@@ -88,12 +93,12 @@ class TestSpots:
 
     def test_masked_spot_is_not_found(self):
         image = poisson_frame(seed=2)
-        add_gaussian(image, 50.0, 50.0, 20000.0)
-        add_gaussian(image, 180.0, 180.0, 20000.0)
+        add_gaussian(image, 50.5, 50.5, 20000.0)
+        add_gaussian(image, 180.5, 180.5, 20000.0)
         mask = np.zeros(image.shape, bool)
         mask[45:56, 45:56] = True
         peaks = find_peaks(image, mask)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 180.0) < 0.5
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 180.5) < 0.5
         assert len(find_peaks(image)) == 2
 
     def test_min_and_max_pixels(self):
@@ -107,12 +112,12 @@ class TestSpots:
 
     def test_beam_center_and_radius_limits(self):
         image = poisson_frame(seed=4)
-        add_gaussian(image, 20.0, 20.0, 20000.0)   # 10 px from (10, 20)
-        add_gaussian(image, 200.0, 20.0, 20000.0)  # 190 px
-        peaks = find_peaks(image, beam_center_px=(10.0, 20.0), max_radius_px=100.0)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 20.0) < 0.5
-        peaks = find_peaks(image, beam_center_px=(10.0, 20.0), min_radius_px=100.0)
-        assert len(peaks) == 1 and abs(peaks["x"][0] - 200.0) < 0.5
+        add_gaussian(image, 20.5, 20.5, 20000.0)   # 10 px from (10.5, 20.5)
+        add_gaussian(image, 200.5, 20.5, 20000.0)  # 190 px
+        peaks = find_peaks(image, beam_center_px=(10.5, 20.5), max_radius_px=100.0)
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 20.5) < 0.5
+        peaks = find_peaks(image, beam_center_px=(10.5, 20.5), min_radius_px=100.0)
+        assert len(peaks) == 1 and abs(peaks["x"][0] - 200.5) < 0.5
 
     def test_adc_threshold(self):
         image = poisson_frame(seed=5)
@@ -163,9 +168,9 @@ class TestReference:
         reference = reference_peaks(image32.astype(np.float64), mask)
         assert len(found) == len(reference) > 10
         ref = np.array(reference)
-        order = np.lexsort((found["x"], np.rint(found["y"])))
-        assert np.allclose(found["x"][order], ref[:, 0], atol=1e-6)
-        assert np.allclose(found["y"][order], ref[:, 1], atol=1e-6)
+        order = np.lexsort((found["x"], np.rint(found["y"] - 0.5)))
+        assert np.allclose(found["x"][order] - 0.5, ref[:, 0], atol=1e-6)
+        assert np.allclose(found["y"][order] - 0.5, ref[:, 1], atol=1e-6)
         assert np.allclose(found["intensity"][order], ref[:, 2], rtol=1e-6)
         assert (found["n_pixels"][order] == ref[:, 3]).all()
 
@@ -213,6 +218,7 @@ class TestValidation:
         ({"local_bg_radius": 0}, "local_bg_radius"), ({"iterations": 0}, "iterations"),
         ({"min_radius_px": 10, "max_radius_px": 5}, "max_radius_px"), ({"beam_center_px": (1.0,)}, "beam_center"),
         ({"beam_center_px": (np.nan, 1.0)}, "beam_center"), ({"n_threads": 0}, "n_threads"),
+        ({"n_threads": -1}, "n_threads"),
         ({"adc_threshold": np.inf}, "adc_threshold"),
     ])
     def test_bad_parameters(self, kwargs, match):

@@ -2,7 +2,7 @@
 
 import logging
 import math
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from diffranet import Beam, Crystal, Detector, Simulator
 from diffranet.simulation.background import Background
 from diffranet.simulation.budget import FLOAT32_MAX, Budget, check, check_photons, estimate, progress
-from diffranet.simulation.response import paper_ccd
+from diffranet.dataset import paper_ccd
 
 LARGE = Budget(max_work=1e15, max_memory_bytes=1e15)
 
@@ -134,12 +134,29 @@ class TestCheckPhotons:
         assert check_photons(image) is image
 
 
+class _ProgressSeen(logging.Handler):
+    """Sets ``seen`` when a progress message ("... so far ...") is logged."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = threading.Event()
+
+    def emit(self, record):
+        if "so far" in record.getMessage():
+            self.seen.set()
+
+
 class TestProgress:
     def test_long_render_logs_progress(self, caplog):
         cost = estimate(Simulator(Detector((4, 4)), Beam(1.0, fluence_photons_per_m2=1.0), crystal()))
-        with caplog.at_level(logging.INFO, logger="diffranet.simulation.budget"):
-            with progress("test render", cost, Budget(progress_after_s=0.02)):
-                time.sleep(0.15)
+        logger, handler = logging.getLogger("diffranet.simulation.budget"), _ProgressSeen()
+        logger.addHandler(handler)
+        try:
+            with caplog.at_level(logging.INFO, logger="diffranet.simulation.budget"):
+                with progress("test render", cost, Budget(progress_after_s=0.02)):
+                    assert handler.seen.wait(60.0), "no progress message while the block ran"
+        finally:
+            logger.removeHandler(handler)
         messages = [r.getMessage() for r in caplog.records]
         assert any("test render" in m and "so far" in m for m in messages)
         assert messages[-1].startswith("test render: done in")

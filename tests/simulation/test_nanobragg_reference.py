@@ -1,6 +1,6 @@
 """Pixel-by-pixel agreement with images of the original nanoBragg and nonBragg
-programs (float images without noise, stored with every parameter in
-``shared/reference/nonbragg`` beside the repository; skipped when absent).
+programs (float images without noise, stored with every parameter and the
+programs' licence in ``tests/data/nanobragg``).
 
 The table of docs/physics.md ("Agreement with nanoBragg and nonBragg") lists
 what these tests measure.
@@ -23,12 +23,7 @@ from diffranet.simulation.orientation import (
     reciprocal_basis,
 )
 
-_REPO = Path(__file__).resolve().parents[2]
-# <repo>/../shared/reference/nonbragg, or the same folder beside an ancestor of the repository
-REFERENCE = next((p / "shared" / "reference" / "nonbragg" for p in _REPO.parents
-                  if (p / "shared" / "reference" / "nonbragg" / "README.md").is_file()), None)
-
-pytestmark = pytest.mark.skipif(REFERENCE is None, reason="shared/reference/nonbragg not found beside the repository")
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "nanobragg"
 
 NANOBRAGG_TOPHAT_VOLUME = 4.0 / 3.0 * math.pi * 0.63**3  # nanoBragg's tophat over the sinc's spot volume
 
@@ -184,8 +179,6 @@ class TestNanoBragg:
 
 def agreement_table():
     """Rows (case, diffranet / reference total, r) of every comparison above."""
-    if REFERENCE is None:
-        raise FileNotFoundError("shared/reference/nonbragg not found beside the repository")
     with np.load(REFERENCE / "nonbragg_paper_geometry.npz") as data:
         background = {key: data[key] for key in data.files}
     with np.load(REFERENCE / "nanobragg_bragg.npz") as data:

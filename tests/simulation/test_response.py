@@ -13,6 +13,7 @@ import pytest
 from scipy import integrate, ndimage, stats
 from scipy.signal import fftconvolve
 
+from diffranet.dataset import paper_ccd
 from diffranet.simulation.masks import module_gap_mask
 from diffranet.simulation.response import (
     FIBER_G_PER_FWHM,
@@ -20,7 +21,6 @@ from diffranet.simulation.response import (
     PixelArrayResponse,
     apply_psf,
     calibration_map,
-    paper_ccd,
     poisson,
     psf_kernel,
     to_8bit,

@@ -1,4 +1,4 @@
-"""Property-based test: any parameters give an image or a clear ValueError, within a time and memory bound.
+"""Property-based test: any parameters give an image or a clear ValueError, within a work and memory bound.
 
 Parameters are drawn as a careless or adversarial user would choose them:
 each is a plain value, an extreme of its range, or anything log-uniformly in
@@ -9,7 +9,9 @@ background and detector response) on detectors of 1 x 1 to 16 x 16 pixels.
 
 Every ``simulate()`` must return finite, non-negative expected photons and
 counts, or raise ``ValueError`` (refused parameters, or a render beyond the
-budget) - never another exception, an overflow, or an open-ended run. The
+budget) - never another exception, an overflow, or an open-ended run - and a
+share of the examples must give an image (a simulator that refused everything
+would otherwise pass). The
 default run keeps each render within a small ``Budget`` in-process; the slow
 run repeats it with more examples in a subprocess whose address space is
 capped (``RLIMIT_AS``), so a render that allocated beyond its estimate would
@@ -21,24 +23,25 @@ import math
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, seed, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from diffranet import Beam, Crystal, Detector, Simulator
 from diffranet.simulation.background import Background
 from diffranet.simulation.budget import Budget
-from diffranet.simulation.response import CCDResponse, PixelArrayResponse, paper_ccd
+from diffranet.dataset import paper_ccd
+from diffranet.simulation.response import CCDResponse, PixelArrayResponse
+from property_outcomes import REFUSED, Outcomes
 
 # the slow variant runs this file again in a subprocess with these raised
 EXAMPLES = int(os.environ.get("DIFFRANET_PROPERTY_EXAMPLES", "60"))
 MAX_WORK = float(os.environ.get("DIFFRANET_PROPERTY_MAX_WORK", "3e5"))
 BUDGET = Budget(max_work=MAX_WORK, max_memory_bytes=256 * 2**20)
-# an example may take this long even on a loaded machine; a runaway render takes far longer
-SECONDS_PER_EXAMPLE = 60.0
+#: Least share of the examples that must give an image (about two thirds do).
+MIN_IMAGE_SHARE = 0.3
 ADDRESS_SPACE_BYTES = 6 * 2**30
 
 
@@ -108,27 +111,30 @@ def simulate(params):
         return error
 
 
-@seed(20261130)
-@settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(params=parameters)
-def test_simulate_gives_finite_photons_or_value_error(params):
-    start = time.perf_counter()
-    result = simulate(params)
-    elapsed = time.perf_counter() - start
-    assert elapsed < SECONDS_PER_EXAMPLE, f"{elapsed:.1f} s"
-    if isinstance(result, ValueError):
-        message = str(result)
-        event("ValueError: over budget" if "budget" in message
-              else "ValueError: photons overflow" if "float32" in message else "ValueError: parameters")
-        return
-    event("image")
-    for name in ("bragg", "background", "expected", "counts"):
-        values = getattr(result, name)
-        assert values.shape == tuple(params["detector"]["shape"])
-        assert np.isfinite(values).all(), name
-        assert values.min() >= 0, name
-    assert result.image8.dtype == np.uint8
+def test_simulate_gives_finite_photons_or_value_error():
+    outcomes = Outcomes()
+
+    @seed(20261130)
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(params=parameters)
+    def simulate_once(params):
+        result = simulate(params)
+        if isinstance(result, ValueError):
+            message = str(result)
+            outcomes.record(REFUSED, "over budget" if "budget" in message
+                            else "photons overflow" if "float32" in message else "parameters")
+            return
+        outcomes.record("image")
+        for name in ("bragg", "background", "expected", "counts"):
+            values = getattr(result, name)
+            assert values.shape == tuple(params["detector"]["shape"])
+            assert np.isfinite(values).all(), name
+            assert values.min() >= 0, name
+        assert result.image8.dtype == np.uint8
+
+    simulate_once()
+    outcomes.require("image", MIN_IMAGE_SHARE)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from diffranet.cli import main
 from diffranet.features import GLCMExtractor
 from diffranet.inference import load_model
 from diffranet.search.spaces import PAPER_BEST
-from diffranet.training import build_pipeline, evaluate
+from diffranet.training import build_pipeline, split_scores
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ class TestEvaluate:
                 return np.array([1, 0, 3, 2, 4, 2])
 
         # true: blank, no-crystal, weak, good, strong, no-crystal
-        result = evaluate(Fixed(), None, np.array([0, 1, 2, 3, 4, 1]))
+        result = split_scores(Fixed(), None, np.array([0, 1, 2, 3, 4, 1]))
         assert result["accuracy"] == pytest.approx(1 / 6)  # only strong is right
         assert result["hit_miss_accuracy"] == pytest.approx(5 / 6)  # the last no-crystal -> weak
         assert result["confusion_matrix"][0] == [0, 1, 0, 0, 0]

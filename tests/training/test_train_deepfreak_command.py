@@ -178,7 +178,7 @@ def test_training_streams_the_shards(quick_data, tiny_config, tmp_path, monkeypa
     monkeypatch.setattr(DeepFreakClassifier, "fit", spy)
     from diffranet.training.deep import train_deepfreak
 
-    model, metrics = train_deepfreak(quick_data, None, log=lambda line: None, **TINY, epochs=1, n_threads=1,
+    model, metrics = train_deepfreak(quick_data, None, **TINY, epochs=1, n_threads=1,
                                      workers=1, device="cpu", random_state=0)
     assert seen == [("ShardDataset", "ShardDataset")]
     assert metrics["test"]["n_images"] == 16 and model.n_epochs_ == 1
@@ -257,3 +257,26 @@ class TestRecipes:
     def test_classic_needs_features(self, quick_data, tmp_path, capsys):
         assert main(["train", "--model", "rf", "--data", str(quick_data), "--out", str(tmp_path / "m")]) == 2
         assert "--features" in capsys.readouterr().err
+
+
+def test_init_fine_tunes_a_model_file(trained, quick_data, tmp_path):
+    out = tmp_path / "tuned.dfm"
+    assert main(["train", "--model", "deepfreak", "--data", str(quick_data), "--out", str(out), "--init",
+                 str(trained), "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet"]) == 0
+    start, tuned = load_model(trained).estimator, load_model(out).estimator
+    assert tuned.width == start.width and tuned.learning_rate == pytest.approx(start.learning_rate / 10)
+    assert tuned.get_params()["init"] is None  # the file keeps the weights, not the starting model
+    before, after = _weights(trained), _weights(out)
+    moved = [k for k in before if "weight" in k and not np.array_equal(before[k], after[k])]
+    assert moved and all(np.abs(after[k] - before[k]).max() < 0.5 for k in moved)
+
+
+def test_init_refuses_a_classic_model(quick_data, tmp_path, capsys):
+    from diffranet.inference import save_model
+    from diffranet.peaks import PeakFinderHitFinder
+
+    X = np.zeros((2, 512, 512), np.uint8)
+    path = save_model(PeakFinderHitFinder().fit(X, [0, 1]), tmp_path / "p.dfm", class_names=("miss", "hit"))
+    assert main(["train", "--model", "deepfreak", "--data", str(quick_data), "--out", str(tmp_path / "x.dfm"),
+                 "--init", str(path), "--device", "cpu", "--quiet"]) == 2
+    assert "needs a DeepFreak model file" in capsys.readouterr().err

@@ -6,19 +6,8 @@ import argparse
 import logging
 import sys
 
-from . import classify, demo, evaluate, search, stream, train, watch
-
-
-def _cmd_dataset(args):
-    from .dataset import run_dataset_command
-
-    run_dataset_command(args)
-
-
-def _version():
-    from .. import __version__
-
-    return __version__
+from .._version import __version__
+from . import classify, dataset, demo, evaluate, search, stream, train, watch
 
 
 def build_parser():
@@ -26,40 +15,14 @@ def build_parser():
         prog="diffranet",
         description="Simulate and classify serial-crystallography diffraction images.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo.add_parser(sub)
     evaluate.add_parser(sub)
     train.add_parser(sub)
     search.add_parser(sub)
-
-    dataset = sub.add_parser("dataset", help="generate the labelled DiffraNet dataset, or summarise one (--info)")
-    dataset.add_argument("--out", help="dataset directory (created; an interrupted run there resumes, a run with "
-                         "larger sizes adds the new images); with --info, the gallery picture (default "
-                         "DIR/gallery.png)")
-    dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and save a "
-                         "gallery of examples per class")
-    dataset.add_argument("--preset", default="diffranet",
-                         help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
-    dataset.add_argument("--detector", metavar="FILE",
-                         help="render on this detector: a detector TOML file or a shipped name "
-                              "(paper, pilatus6m, eiger16m)")
-    dataset.add_argument("--n-train", type=int, default=None,
-                         help="training images (default: 10000; when only some sizes are given, the others "
-                              "follow them in the paper's proportions 10000 : 2400 : 12600)")
-    dataset.add_argument("--n-val", type=int, default=None, help="validation images (default: 2400)")
-    dataset.add_argument("--n-test", type=int, default=None, help="test images (default: 12600)")
-    dataset.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    dataset.add_argument("--workers", type=int, default=None,
-                         help="worker processes; 1 renders in this process (default: CPU count)")
-    dataset.add_argument("--scheduler", default=None, help="address of a running Dask scheduler, tcp://HOST:PORT")
-    dataset.add_argument("--format", choices=["hdf5", "pgm", "png"], default="hdf5",
-                         help="hdf5 shards; pgm/png also write <split>/<1..5>/ image folders (default: %(default)s)")
-    dataset.add_argument("--shard-size", type=int, default=500, help="images per shard file (default: %(default)s)")
-    dataset.add_argument("--quiet", action="store_true", help="no progress bar")
-    dataset.set_defaults(func=_cmd_dataset)
-
+    dataset.add_parser(sub)
     classify.add_parser(sub)
     stream.add_parser(sub)
     watch.add_parser(sub)

@@ -31,4 +31,4 @@ def print_summary(command, snapshot):
     """The final counts on stderr."""
     sys.stderr.write(f"\ndiffranet {command}: done: {snapshot.frames} frames, {snapshot.hits} hits "
                      f"(hit rate {snapshot.hit_rate:.3f}), {snapshot.dropped} dropped, {snapshot.errors} errors, "
-                     f"latency p50 {snapshot.latency_p50_ms:.1f} ms p99 {snapshot.latency_p99_ms:.1f} ms\n")
+                     f"{snapshot.latency_text()}\n")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from .._budget import DEFAULT_MAX_FRAME_PIXELS
+from .._validation import check_int
+from ..detectors import load_detector
+
 
 def add_model_and_geometry_options(parser):
     """``--model``, ``--trust``, ``--detector`` and the geometry options.
@@ -19,12 +23,42 @@ def add_model_and_geometry_options(parser):
     parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom)")
     parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
                         help="beam centre in pixels (x along columns, y along rows)")
+    parser.add_argument("--abstain", type=float, metavar="P",
+                        help="label a frame 'uncertain' when no class reaches probability P (0 < P <= 1); "
+                             "its 'hit' stays the most probable class's (default: never)")
+
+
+def add_frame_limit_option(parser):
+    """``--max-frame-pixels``: the largest frame a file may declare."""
+    parser.add_argument("--max-frame-pixels", type=int, default=DEFAULT_MAX_FRAME_PIXELS, metavar="N",
+                        help="largest frame (rows x columns) read; files declaring more are refused unread "
+                             "(default: %(default)s, above the largest detectors)")
+
+
+def check_run_options(args):
+    """Refuse bad numeric options (ValueError, exit status 2) before any frame is read."""
+    check_int("--batch-size", args.batch_size, minimum=1)
+    if getattr(args, "abstain", None) is not None and not 0 < args.abstain <= 1:
+        raise ValueError(f"--abstain must be a probability in (0, 1], got {args.abstain}")
+    if hasattr(args, "max_frame_pixels"):
+        check_int("--max-frame-pixels", args.max_frame_pixels, minimum=1)
+
+
+def load_model_option(args):
+    """The model of ``--model``; a refused pickle file's message says how to load it anyway."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
+    from ..inference import load_model
+    from ..inference.modelfile import PickleModelError
+
+    try:
+        model = load_model(args.model, trust=args.trust)
+    except PickleModelError as exc:
+        raise PickleModelError(f"{exc}; pass --trust to load it") from exc
+    return model if getattr(args, "abstain", None) is None else model.with_abstain(args.abstain)
 
 
 def detector_and_overrides(args):
     """The detector file (or None) and the geometry values given on the command line."""
-    from ..inference.detector_files import load_detector
-
     detector = None if args.detector is None else load_detector(args.detector)
     overrides = {"pixel_size_mm": args.pixel_size_mm, "distance_mm": args.distance_mm,
                  "wavelength_A": args.wavelength_A,

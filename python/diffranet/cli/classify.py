@@ -6,7 +6,13 @@ import csv
 import json
 import sys
 
-from ._model_options import add_model_and_geometry_options, detector_and_overrides
+from ._model_options import (
+    add_frame_limit_option,
+    add_model_and_geometry_options,
+    check_run_options,
+    detector_and_overrides,
+    load_model_option,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -17,31 +23,26 @@ def add_parser(subparsers):
         "classify", help="classify every frame of image files (PGM, PNG, TIFF, CBF, HDF5/NeXus/CXI, npz)",
         description="Classify every frame of every file; one JSON line per frame on stdout, a summary on stderr.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILES", help="image files")
+    parser.add_argument("files", nargs="+", metavar="FILES",
+                        help="image files, or directories (their image files, in name order)")
     add_model_and_geometry_options(parser)
+    add_frame_limit_option(parser)
     parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no summary line on stderr (unreadable files are still reported)")
     parser.set_defaults(func=run)
     return parser
 
 
-def _load(args):
-    from ..inference import ModelFileError, load_model
-
-    try:
-        return load_model(args.model, trust=args.trust)
-    except ModelFileError as exc:
-        if "pickle" in str(exc) and not args.trust:
-            raise ModelFileError(f"{exc}; pass --trust to load it") from exc
-        raise
-
-
 def run(args):
     """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
     from ..inference.files import FileError, Summary, classify_files
 
-    model = _load(args)
+    check_run_options(args)  # bad options stop before the model, any frame and the summary
     detector, overrides = detector_and_overrides(args)
+    model = load_model_option(args)
     writer = None
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -49,7 +50,7 @@ def run(args):
     summary = Summary()
     try:
         for record in classify_files(model, args.files, detector=detector, overrides=overrides,
-                                     batch_size=args.batch_size):
+                                     batch_size=args.batch_size, max_frame_pixels=args.max_frame_pixels):
             summary.add(record)
             if isinstance(record, FileError):
                 print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)
@@ -61,7 +62,8 @@ def run(args):
                 print(json.dumps(record.to_dict()), flush=True)
     finally:  # the summary of what was done, also after an interruption
         s = summary.to_dict()
-        print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
-              f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
-              file=sys.stderr)
+        if not args.quiet:
+            print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
+                  f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
+                  file=sys.stderr)
     return 1 if s["unreadable"] else 0

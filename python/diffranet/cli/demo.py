@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+from ..demo import DEMO_SIZE, run_demo
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
     """Register ``demo`` on the ``diffranet`` sub-command parsers."""
-    from ..demo import DEMO_SIZE
-
     demo = subparsers.add_parser(
         "demo", help="render shots of the five classes, classify them and write a report",
         description="Render test shots of the five classes (the paper's 512 x 512 set-up by default), classify "
@@ -33,13 +31,8 @@ def add_parser(subparsers):
 
 def run(args):
     """Run ``diffranet demo`` from parsed arguments."""
-    from ..demo import run_demo
-
-    def log(line):
-        print(f"diffranet demo: {line}", file=sys.stderr)
-
     result = run_demo(out_dir=args.out, seed=args.seed, preset=args.preset, size=args.size, workers=args.workers,
-                      progress=not args.quiet, log=log)
+                      progress=not args.quiet)
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result["seconds"].items())
     for name, score in result["scores"].items():
         print(f"{name}: accuracy {100 * score['accuracy']:.1f} %, hit/miss accuracy "

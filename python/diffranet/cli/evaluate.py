@@ -33,6 +33,7 @@ def _percent(value):
 
 def run(args):
     """Run ``diffranet evaluate`` from parsed arguments."""
+    # imported on use, so that the other commands start without loading matplotlib, scikit-learn and the simulation
     from ..evaluation import evaluate
 
     result = evaluate(args.model, args.data, args.out, split=args.split, trust=args.trust, progress=not args.quiet)

@@ -41,6 +41,7 @@ def add_parser(subparsers):
 
 def run_classic(args):
     """Search on the data folder's train/val splits; the refitted best model is also scored on test."""
+    # imported on use, so that the other commands start without loading hyperopt, scikit-learn and OpenCV
     from ..dataset.loader import has_split, load_split
     from ..search.classic import MODEL_FILE, TRIALS_FILE, search_classic
 
@@ -65,6 +66,7 @@ def run_classic(args):
 
 def run_deepfreak(args):
     """BOHB on the data folder's train/val splits; prints and saves the best configuration."""
+    # imported on use, so that the other commands start without loading torch and hpbandster
     from ..dataset.loader import load_split
     from ..search.deepfreak import BEST_FILE, search_deepfreak
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import sys
 
 from ._live import add_status_options, print_summary, status_printer
-from ._model_options import add_model_and_geometry_options, detector_and_overrides
+from ._model_options import (
+    add_frame_limit_option,
+    add_model_and_geometry_options,
+    check_run_options,
+    detector_and_overrides,
+    load_model_option,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +31,11 @@ def add_parser(subparsers):
     parser.add_argument("--poll", type=float, default=0.2, metavar="S",
                         help="seconds between directory scans (default: %(default)s)")
     parser.add_argument("--existing", action="store_true", help="also classify the files already in DIR")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also watch DIR's subdirectories, at any depth (one per run, say)")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="also read symlinks pointing outside DIR (by default only those inside it)")
+    add_frame_limit_option(parser)
     parser.add_argument("--publish", metavar="tcp://HOST:PORT", help="also publish verdicts on a PUB socket")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -33,14 +44,19 @@ def add_parser(subparsers):
 
 def run(args):
     """Watch until SIGINT / SIGTERM; returns the exit status."""
+    # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     import zmq
 
-    from ..inference import load_model
+    from .._validation import check_positive
     from ..live import DirectoryWatcher, RecordWriter, stop_on_signals, watch_directory
 
-    model = load_model(args.model, trust=args.trust)
+    check_run_options(args)
+    check_positive("--poll", args.poll)
+    check_positive("--status-interval", args.status_interval)
     detector, overrides = detector_and_overrides(args)
-    watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing)
+    model = load_model_option(args)
+    watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing,
+                               recursive=args.recursive, follow_symlinks=args.follow_symlinks)
     context = zmq.Context()
     publish = None
     if args.publish:
@@ -54,7 +70,8 @@ def run(args):
             print(f"diffranet watch: watching {args.directory}", file=sys.stderr, flush=True)
             try:
                 watch_directory(model, watcher, writer, stop, detector=detector, overrides=overrides,
-                                poll_s=args.poll, batch_size=args.batch_size)
+                                poll_s=args.poll, batch_size=args.batch_size,
+                                max_frame_pixels=args.max_frame_pixels)
             finally:
                 final = writer.close()
     finally:

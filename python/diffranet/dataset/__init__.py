@@ -5,13 +5,17 @@
 (:mod:`.labels`); :mod:`.loader` reads them back, and the published folder
 layout too (:func:`load_split`, numpy arrays, or a lazy
 ``torch.utils.data.Dataset``), :mod:`.export` writes the original folder
-layout, :mod:`.info` summarises a set. See ``docs/dataset.md``.
+layout, :mod:`.info` summarises a set, :mod:`.detector_presets` puts a
+preset on a beamline's detector (:func:`training_preset`) and gives the
+paper's CCD (:func:`paper_ccd`). See ``docs/dataset.md``.
 """
 
+from .detector_presets import paper_ccd, training_preset
 from .export import export_dataset
 from .generate import PAPER_SIZES, SPLITS, WorkerFailure, generate_dataset
 from .info import dataset_info, format_info, write_gallery
 from .labels import LabelRule
+from . import loader
 from .loader import has_split, is_dataset_dir, load_arrays, load_split, read_index
 from .presets import PRESETS, Preset, get_preset
 from .shots import class_counts, class_sequence, shot_simulator
@@ -36,7 +40,9 @@ __all__ = [
     "load_arrays",
     "load_split",
     "read_index",
+    "paper_ccd",
     "shot_simulator",
+    "training_preset",
     "write_gallery",
 ]
 
@@ -44,7 +50,5 @@ __all__ = [
 def __getattr__(name):
     """``ShardDataset`` imports torch, so it is built on first use."""
     if name == "ShardDataset":
-        from . import loader
-
         return loader.ShardDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

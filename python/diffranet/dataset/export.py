@@ -21,7 +21,7 @@ __all__ = ["export_dataset", "EXPORT_FORMATS"]
 EXPORT_FORMATS = ("pgm", "png")
 
 
-def export_dataset(dataset_dir, dest, format="pgm", quiet=True):
+def export_dataset(dataset_dir, dest, format="pgm", progress=False):
     """Write every image of a dataset directory as PGM or PNG in class folders.
 
     Parameters
@@ -31,8 +31,8 @@ def export_dataset(dataset_dir, dest, format="pgm", quiet=True):
     dest : path-like
         Root of the folder layout (may be ``dataset_dir``).
     format : {"pgm", "png"}, default "pgm"
-    quiet : bool, default True
-        No progress bar.
+    progress : bool, default False
+        Show a progress bar (on stderr).
 
     Returns
     -------
@@ -52,7 +52,7 @@ def export_dataset(dataset_dir, dest, format="pgm", quiet=True):
         raise FileNotFoundError(f"{dataset_dir}: no dataset shards (shards/*.h5)")
     dest = Path(dest)
     written = 0
-    for path in tqdm(paths, unit="shard", desc=f"export {format}", disable=quiet, file=sys.stderr):
+    for path in tqdm(paths, unit="shard", desc=f"export {format}", disable=not progress, file=sys.stderr):
         shard = read_shard(path)
         split = shard["attrs"]["split"]
         for image, row in zip(shard["images"], shard["metadata"]):

@@ -29,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .._allocator import keep_freed_memory
 from .._atomic import remove_temporaries
 from .._validation import check_choice, check_int, check_seed
+from .export import export_dataset
 from .presets import get_preset
+from .regimes import RegimeRenderer, Regimes
 from .shards import (
     CONFIG_FILE,
     FORMAT,
@@ -63,11 +66,14 @@ class WorkerFailure(ChildProcessError):
 
 
 def _renderer(preset_json):
-    """This process's :class:`ShotRenderer` of a preset (structure factors loaded once)."""
+    """This process's renderer of a preset (structure factors loaded once) or of :class:`Regimes`."""
     renderer = _RENDERERS.get(preset_json)
     if renderer is None:
         preset = get_preset(json.loads(preset_json))
-        renderer = ShotRenderer(preset, preset.load_structure_factors())
+        if isinstance(preset, Regimes):
+            renderer = RegimeRenderer(preset)
+        else:
+            renderer = ShotRenderer(preset, preset.load_structure_factors())
         _RENDERERS.clear()
         _RENDERERS[preset_json] = renderer
     return renderer
@@ -222,8 +228,6 @@ def _prepare_worker():
     """
     from threadpoolctl import threadpool_limits
 
-    from .._allocator import keep_freed_memory
-
     threadpool_limits(1, user_api="blas")
     keep_freed_memory()
 
@@ -281,16 +285,16 @@ class _OnDask:
             self.cluster.close()
 
 
-def _progress(total, quiet):
+def _progress_bar(total, progress):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", desc="diffranet dataset", disable=quiet or total == 0,
+    return tqdm(total=total, unit="img", desc="diffranet dataset", disable=not progress or total == 0,
                 file=sys.stderr, smoothing=0.05, dynamic_ncols=True)
 
 
 def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_val=PAPER_SIZES["val"],
                      n_test=PAPER_SIZES["test"], seed=0, workers=None, scheduler=None, format="hdf5",
-                     shard_size=500, chunk_size=10, quiet=False, connect_timeout="30s"):
+                     shard_size=500, chunk_size=10, progress=True, connect_timeout="30s"):
     """Render a labelled dataset into ``out`` (resuming whatever is there).
 
     Parameters
@@ -314,8 +318,8 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
         Images per shard file.
     chunk_size : int, default 10
         Images per task.
-    quiet : bool, default False
-        No progress bar.
+    progress : bool, default True
+        Show a progress bar (on stderr).
     connect_timeout : str, default "30s"
         How long to wait for ``scheduler``.
 
@@ -365,16 +369,14 @@ def generate_dataset(out, preset="diffranet", n_train=PAPER_SIZES["train"], n_va
     _log.info("%s: %d of %d shards present, %d images to render (%s)", out, n_done, len(plan), total,
               f"scheduler {scheduler}" if scheduler else f"{workers} worker(s)")
     if pending:
-        _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout)
+        _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, progress, connect_timeout)
     index = build_index(out)
     if format != "hdf5":
-        from .export import export_dataset
-
-        export_dataset(out, out, format, quiet=quiet)
+        export_dataset(out, out, format, progress=progress)
     return index
 
 
-def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, quiet, connect_timeout):
+def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, total, progress, connect_timeout):
     preset_json = preset.to_json()
     attrs_common = {"format": FORMAT, "version": FORMAT_VERSION, "preset": preset.to_dict(), "seed": seed,
                     "label_rule": preset.label_rule().to_dict()}
@@ -392,7 +394,7 @@ def _render_pending(out, preset, seed, pending, workers, scheduler, chunk_size, 
         len(executor.client.scheduler_info().get("workers", {})), 1))
     written = 0
     in_flight = deque()
-    bar = _progress(total, quiet)
+    bar = _progress_bar(total, progress)
     try:
         while chunks or in_flight:
             while chunks and len(in_flight) < window:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_path
 from .._validation import check_int
 from ..classes import CLASS_NAMES
+from ..plots import gallery_figure
 from .loader import read_index
 from .shards import read_shard
 
@@ -83,9 +83,11 @@ def format_info(info):
 def write_gallery(dataset_dir, path, per_class=6, split=None):
     """Save a PNG grid: ``per_class`` example images of each class, one row per class.
 
-    Rendered by :func:`diffranet.dataset.gallery.save_gallery` (central half of
-    each image, one grey scale for the figure, stated on it); each panel's
-    title gives the image number and its detectable spots.
+    Drawn by :func:`diffranet.plots.gallery_figure` with one grey scale for
+    the whole figure (stated on it), so that classes can be compared by eye;
+    each panel shows the central half (rows and columns) of an image, where
+    the spots of weak images lie, titled with its class, image number and
+    detectable spots.
 
     Parameters
     ----------
@@ -101,8 +103,6 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
     pathlib.Path
         ``path``.
     """
-    from .gallery import save_gallery
-
     per_class = check_int("per_class", per_class, minimum=1)
     index = read_index(dataset_dir)
     if split is None:
@@ -115,9 +115,18 @@ def write_gallery(dataset_dir, path, per_class=6, split=None):
         for image, row in zip(data["images"], data["metadata"]):
             bucket = examples[int(row["label"])]
             if len(bucket) < per_class:
-                bucket.append((image, f"#{int(row['index'])}  {int(row['n_detectable_spots'])} spots"))
+                bucket.append((_central_half(image), f"{CLASS_NAMES[int(row['label'])]} #{int(row['index'])}  "
+                                                    f"{int(row['n_detectable_spots'])} spots"))
         if all(len(b) == per_class for b in examples.values()):
             break
-    rows = [(name, examples[k]) for k, name in enumerate(CLASS_NAMES)]
-    return save_gallery(path, rows, f"{Path(dataset_dir).name}: {split}, {per_class} per class "
-                                    f"(spots: detectable spots, the label quantity)")
+    panels = [bucket[j] if j < len(bucket) else (None, "") for bucket in examples.values() for j in range(per_class)]
+    return gallery_figure([image for image, _ in panels], [caption for _, caption in panels], path,
+                          f"{Path(dataset_dir).name}: {split}, {per_class} per class, one row per class "
+                          f"(spots: detectable spots, the label quantity; central half of each image)",
+                          columns=per_class, panel_px=160, shared_scale=True)[0]
+
+
+def _central_half(image):
+    """The central half (rows and columns) of an image, where the spots of weak images lie."""
+    rows, cols = image.shape
+    return image[rows // 4:rows - rows // 4, cols // 4:cols - cols // 4]

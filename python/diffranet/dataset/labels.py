@@ -55,6 +55,7 @@ from scipy import ndimage
 
 from .. import _core
 from .._validation import check_int, check_nonnegative, check_positive
+from ..simulation.response import apply_psf
 
 __all__ = ["LabelRule", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
            "volume_for_count", "CRYSTAL_LABELS", "SPOT_REACH_PX"]
@@ -360,8 +361,6 @@ class LabelRule:
         image = np.asarray(image, dtype=np.float64)
         if self.psf is None:
             return image
-        from ..simulation.response import apply_psf
-
         return np.asarray(apply_psf(image, self.pixel_size_mm, kind=self.psf, fwhm_um=self.psf_fwhm_um),
                           dtype=np.float64)
 

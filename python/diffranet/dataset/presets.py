@@ -19,12 +19,15 @@ import math
 from pathlib import Path
 
 from .._validation import check_int, check_positive
+from ..detectors import DetectorSpec
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
 from ..simulation.response import CCDResponse, PixelArrayResponse
 from ..simulation.simulator import Simulator
+from ..simulation.structure_factors import StructureFactors
 from .labels import LabelRule
+from .regimes import Regimes
 
 __all__ = ["Preset", "PRESETS", "get_preset", "CLASS_FRACTIONS_PAPER"]
 
@@ -115,8 +118,8 @@ class Preset:
     max_attempts : int, default 32
         Redraws of an image's nuisance parameters when its class cannot be reached.
     detector_spec : dict, optional
-        A user's detector (:meth:`diffranet.inference.detector_files.DetectorSpec.to_dict`,
-        set by ``DetectorSpec.training_preset``): beam centre, module gaps
+        A user's detector (:meth:`diffranet.detectors.DetectorSpec.to_dict`,
+        set by :func:`~diffranet.dataset.training_preset`): beam centre, module gaps
         (masked) and, for ``kind = "pixel_array"``, a photon-counting response.
     """
 
@@ -238,8 +241,6 @@ class Preset:
         """The structure factors (None when every reflection has ``default_F``)."""
         if self.structure_factors is None:
             return None
-        from ..simulation.structure_factors import StructureFactors
-
         return StructureFactors.default_protein()
 
     def background(self):
@@ -329,8 +330,6 @@ def _background(water_um, air_mm, compton):
 @functools.lru_cache(maxsize=8)
 def _user_detector(spec_json):
     """The shared :class:`Detector` of a ``detector_spec`` (beam centre, module gaps masked)."""
-    from ..inference.detector_files import DetectorSpec
-
     spec = DetectorSpec.from_dict(json.loads(spec_json))
     bx, by = spec.geometry().beam_center_px
     gaps = spec.gap_mask()
@@ -349,24 +348,29 @@ PRESETS = {
 
 
 def get_preset(preset):
-    """A :class:`Preset` from a name in :data:`PRESETS`, a JSON file, a dict or a Preset.
+    """A :class:`Preset` from a name in :data:`PRESETS`, a JSON file, a dict or a Preset; or the
+    training :class:`~diffranet.dataset.regimes.Regimes` (``"regimes"``, or a dict or file of kind
+    ``"regimes"``).
 
     Raises
     ------
     ValueError
         For an unknown name or a file that is not a preset.
     """
-    if isinstance(preset, Preset):
+    if isinstance(preset, (Preset, Regimes)):
         return preset
     if isinstance(preset, dict):
-        return Preset.from_dict(preset)
+        return Regimes.from_dict(preset) if preset.get("kind") == "regimes" else Preset.from_dict(preset)
     if isinstance(preset, (str, Path)):
         if str(preset) in PRESETS:
             return PRESETS[str(preset)]
+        if str(preset) == "regimes":
+            return Regimes()
         path = Path(preset)
         if path.suffix == ".json" and path.is_file():
             try:
-                return Preset.from_dict(json.loads(path.read_text()))
+                return get_preset(json.loads(path.read_text()))
             except (json.JSONDecodeError, TypeError) as exc:
                 raise ValueError(f"preset file {path}: not a preset ({exc})") from exc
-    raise ValueError(f"preset must be one of {sorted(PRESETS)} or a preset .json file, got {preset!r}")
+    raise ValueError(f"preset must be one of {sorted(PRESETS) + ['regimes']} or a preset .json file, "
+                     f"got {preset!r}")

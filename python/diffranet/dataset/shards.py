@@ -42,7 +42,7 @@ __all__ = [
 #: Split names in generation order.
 SPLITS = ("train", "val", "test")
 FORMAT = "diffranet-dataset"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SHARD_DIR = "shards"
 INDEX_FILE = "index.json"
 CONFIG_FILE = "dataset.json"
@@ -68,6 +68,7 @@ TABLE_DTYPE = np.dtype([
     ("bragg_photons", "<f8"),          # expected Bragg photons on the detector
     ("background_photons", "<f8"),     # expected background photons on the detector
     ("max_bragg_photons", "<f8"),      # brightest pixel of the Bragg image (photons)
+    ("setup", "S2048"),                # JSON of the shot's drawn set-up (regimes); empty for a fixed preset
 ])
 
 

@@ -26,6 +26,7 @@ import zlib
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from ..classes import is_hit
 from ..simulation.orientation import random_orientation
 from .labels import spot_pixels, spot_sums, volume_for_count
 from .shards import TABLE_DTYPE
@@ -182,7 +183,7 @@ class ShotRenderer:
                 background = np.zeros(self.detector.shape, dtype=np.float32)
             bragg = np.zeros(self.detector.shape, dtype=np.float32)
             volume, target, n_detectable, n_significant, n_spots = 0.0, 0, 0, 0, 0
-            if label >= 2:
+            if is_hit(label):  # weak, good and strong shots have a crystal in the beam
                 found = self._crystal(draws, label, background)
                 if found is None:
                     continue

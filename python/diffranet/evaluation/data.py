@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit
+from ..dataset.loader import is_dataset_dir, load_arrays, load_split
+from ..inference import FrameGeometry
+from ..io import read_image, read_mask
 
 __all__ = ["LabelledData", "RawFrame", "load_labelled_data"]
 
@@ -44,8 +48,6 @@ class RawFrame:
 
     def read(self):
         """The frame (2-D array) and its mask (bool array or None)."""
-        from ..io import read_image, read_mask
-
         return read_image(self.path, frame=self.frame), read_mask(self.path)
 
 
@@ -130,22 +132,14 @@ def load_labelled_data(path, split="test"):
         if path.suffix.lower() != ".csv":
             raise ValueError(f"{path}: data must be a data folder or a .csv file of file,label rows")
         return _load_csv(path)
-    from ..dataset.loader import is_dataset_dir
-
     if is_dataset_dir(path):
         return _load_generated(path, split)
-    from ..dataset.loader import load_split
-
     images, labels = load_split(path, split)
     names = tuple(f"{split}#{i}" for i in range(len(labels)))
     return LabelledData("classes", labels, images=images, names=names, source=f"{path} ({split})")
 
 
 def _load_generated(path, split):
-    import json
-
-    from ..dataset.loader import load_arrays
-
     images, labels, table = load_arrays(path, split, metadata=True)
     if not len(labels):
         raise ValueError(f"{path}: split {split!r} has no images")
@@ -180,8 +174,6 @@ def _optional_float(row, column, where):
 
 
 def _row_geometry(row, where):
-    from ..inference import FrameGeometry
-
     values = [_optional_float(row, c, where) for c in GEOMETRY_COLUMNS]
     if any(v is None for v in values):
         return None

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CLASS_NAMES, HITMISS_NAMES
+from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
+from ..inference import Preprocessing, SavedModel, load_model, preprocess
+from ..training_history import training_history
 from . import metrics as m
 from .data import LabelledData, load_labelled_data
+from .report import write_report
 
 __all__ = ["Evaluation", "evaluate_model", "summarize", "evaluate"]
 
-_HIT_NAMES = frozenset(CLASS_NAMES[2:]) | {HITMISS_NAMES[1]}
 _KNOWN_NAMES = frozenset(CLASS_NAMES) | frozenset(HITMISS_NAMES)
 
 
@@ -76,7 +78,7 @@ class Evaluation:
 
 def _check_model(model):
     names = tuple(getattr(model, "class_names", ()))
-    if not names or not set(names) <= _KNOWN_NAMES or not set(names) & _HIT_NAMES:
+    if not names or not set(names) <= _KNOWN_NAMES or not is_hit_name(names).any():
         raise ValueError(f"the model's classes {names} are neither the DiffraNet classes {CLASS_NAMES} nor "
                          f"{HITMISS_NAMES}; hit / miss cannot be scored")
     return names
@@ -86,8 +88,6 @@ def _unrecorded_input(model, data):
     """An old joblib model records no input geometry: it is given the data's 8-bit images as they are."""
     if getattr(model, "metadata", {}).get("kind") != "joblib" or data.images is None:
         return model
-    from ..inference import Preprocessing, SavedModel
-
     return SavedModel(model.estimator, model.class_names, Preprocessing(shape=data.images.shape[1:]),
                       model.metadata)
 
@@ -102,8 +102,6 @@ def _model_images(model, data, progress):
                              f"for its detector")
         return data.images
     from tqdm.auto import tqdm
-
-    from ..inference import preprocess
 
     images = np.empty((len(data.frames),) + shape, dtype=np.uint8)
     for i, frame in enumerate(tqdm(data.frames, desc="preprocess", unit="frame", disable=not progress)):
@@ -161,7 +159,7 @@ def evaluate_model(model, data, name=None, batch_size=256, progress=False):
     proba = _predict(model, images, int(batch_size), progress)
     seconds = time.perf_counter() - start
     predicted = proba.argmax(axis=1)
-    hit_columns = np.asarray([n in _HIT_NAMES for n in names])
+    hit_columns = is_hit_name(names)
     hit_pred = hit_columns[predicted]
     hit_score = proba[:, hit_columns].sum(axis=1)
     hit_true = np.asarray(data.hit, dtype=bool)
@@ -196,7 +194,10 @@ def summarize(evaluation, data):
     ``precision_recall`` (``precision``, ``recall``, ``thresholds``,
     ``average_precision``), ``operating_point``, ``seconds`` and
     ``images_per_s``; with a label quantity, ``accuracy_by_quantity``; for a
-    model that kept its training curve (DeepFreak), ``training_log``;
+    model that kept its training history (DeepFreak), ``training_log``: its
+    :func:`~diffranet.training_history.training_history` (``loss``,
+    ``val_accuracy``, ``epoch_seconds``) and ``validation_accuracy``, the
+    same list as ``val_accuracy`` under the key earlier reports used;
     ``misclassified``: the names of the frames with a wrong decision.
     """
     e = evaluation
@@ -228,24 +229,10 @@ def summarize(evaluation, data):
         result["accuracy_by_quantity"] = {"quantity": data.quantity_name, "bins": [list(b) for b in bins],
                                           "count": count.tolist(), "accuracy": acc.tolist(),
                                           "hitmiss_accuracy": hm_acc.tolist()}
-    log = training_log(e.model)
-    if log is not None:
-        result["training_log"] = log
+    history = training_history(e.model)
+    if history is not None:
+        result["training_log"] = {**history, "validation_accuracy": history["val_accuracy"]}
     return result
-
-
-def training_log(model):
-    """The per-epoch training loss and validation accuracy a model kept, or None.
-
-    DeepFreak records ``loss_curve_`` (mean training loss per epoch) and, with
-    early stopping, ``validation_scores_`` (validation accuracy per epoch).
-    """
-    estimator = getattr(model, "estimator", model)
-    loss = getattr(estimator, "loss_curve_", None)
-    if not loss:
-        return None
-    return {"loss": [float(v) for v in loss],
-            "validation_accuracy": [float(v) for v in getattr(estimator, "validation_scores_", None) or []]}
 
 
 def evaluate(models, data, out, split="test", names=None, trust=False, progress=True, gallery=None):
@@ -276,9 +263,6 @@ def evaluate(models, data, out, split="test", names=None, trust=False, progress=
         ``{"report": Path of index.html, "metrics": Path of metrics.json,
         "evaluations": [Evaluation, ...], "data": LabelledData}``.
     """
-    from ..inference import load_model
-    from .report import write_report
-
     if isinstance(models, (str, Path)) or not len(models):
         raise ValueError("models must be a non-empty list of model files or SavedModel objects")
     if names is not None and len(names) != len(models):

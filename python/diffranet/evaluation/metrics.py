@@ -1,7 +1,9 @@
 """Scores of a classifier's decisions: pure functions of labels, predictions and scores.
 
 Every function takes plain arrays and returns plain numbers or arrays; nothing
-is read or written. Conventions:
+is read or written. The counting is scikit-learn's (:mod:`sklearn.metrics`):
+these functions check their input, fix the conventions below and turn
+undefined values into ``nan`` instead of warnings. Conventions:
 
 * the confusion matrix has one row per **true** class and one column per
   **predicted** class, as in the paper's Table 6: ``C[i, j]`` counts the
@@ -11,14 +13,18 @@ is read or written. Conventions:
   is never predicted has no precision (``nan``), a class absent from the data
   has no recall;
 * the hit / miss decision is the positive class "hit": weak, good and strong
-  frames (or frames labelled hit) against blank and no-crystal (miss).
+  frames (or frames labelled hit) against blank and no-crystal (miss), as
+  :mod:`diffranet.classes` slices them.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 __all__ = [
     "confusion_matrix",
@@ -74,8 +80,7 @@ def confusion_matrix(y_true, y_pred, n_classes):
     if not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
         raise ValueError(f"n_classes must be a positive int, got {n_classes!r}")
     y_true, y_pred = _pair(y_true, y_pred, n_classes)
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes).astype(np.int64)
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).astype(np.int64)
 
 
 def accuracy(matrix):
@@ -157,22 +162,13 @@ def _scores(hit_true, hit_score):
     return hit_true, hit_score
 
 
-def _thresholded(hit_true, hit_score):
-    """Counts of true and false positives at every distinct score, highest first."""
-    order = np.argsort(-hit_score, kind="stable")
-    score, positive = hit_score[order], hit_true[order]
-    last = np.r_[np.flatnonzero(np.diff(score) != 0), len(score) - 1]  # last frame of each distinct score
-    tp = np.cumsum(positive)[last]
-    fp = (last + 1) - tp
-    return score[last], tp, fp
-
-
 def roc_points(hit_true, hit_score):
     """The ROC curve of a hit score: false- and true-positive rates at every threshold.
 
     A frame is called a hit when its score is >= the threshold; thresholds
     run from above the highest score (nothing called a hit: the point (0, 0))
-    down to the lowest (everything a hit: (1, 1)).
+    down to the lowest (everything a hit: (1, 1)). :func:`sklearn.metrics.roc_curve`
+    with every threshold kept, and :func:`sklearn.metrics.auc`.
 
     Parameters
     ----------
@@ -184,8 +180,9 @@ def roc_points(hit_true, hit_score):
     -------
     dict
         ``fpr``, ``tpr``, ``thresholds`` (ndarrays, first threshold ``inf``)
-        and ``auc``, the area under the curve by the trapezoid rule (``nan``
-        when the data lack hits or misses).
+        and ``auc``, the area under the curve by the trapezoid rule; a rate
+        without frames to count (no hits, or no misses) is ``nan``, and so
+        is the area.
 
     Examples
     --------
@@ -194,24 +191,26 @@ def roc_points(hit_true, hit_score):
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0], 0.75)
     """
     hit_true, hit_score = _scores(hit_true, hit_score)
-    thresholds, tp, fp = _thresholded(hit_true, hit_score)
-    n_pos, n_neg = int(hit_true.sum()), int((~hit_true).sum())
-    tp, fp = np.r_[0, tp], np.r_[0, fp]
-    tpr = tp / n_pos if n_pos else np.full(len(tp), np.nan)
-    fpr = fp / n_neg if n_neg else np.full(len(fp), np.nan)
-    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0)) if n_pos and n_neg else math.nan
-    return {"fpr": fpr, "tpr": tpr, "thresholds": np.r_[np.inf, thresholds], "auc": auc}
+    with warnings.catch_warnings():  # no hits or no misses: the rate is nan, said by the docstring
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, thresholds = skm.roc_curve(hit_true, hit_score, drop_intermediate=False)
+    both = hit_true.any() and not hit_true.all()
+    return {"fpr": fpr, "tpr": tpr, "thresholds": thresholds, "auc": float(skm.auc(fpr, tpr)) if both else math.nan}
 
 
 def pr_points(hit_true, hit_score):
     """Precision and recall of the hit class at every threshold of a hit score.
+
+    :func:`sklearn.metrics.precision_recall_curve` with every threshold
+    kept, highest threshold first and without its closing point
+    (recall 0, precision 1), and :func:`sklearn.metrics.average_precision_score`.
 
     Returns
     -------
     dict
         ``precision``, ``recall``, ``thresholds`` (ndarrays, highest
         threshold first) and ``average_precision``,
-        ``sum_k (R_k - R_{k-1}) P_k`` (``nan`` without hits).
+        ``sum_k (R_k - R_{k-1}) P_k`` (``nan`` without hits, as is the recall).
 
     Examples
     --------
@@ -220,12 +219,13 @@ def pr_points(hit_true, hit_score):
     ([1.0, 0.5, 0.6666666666666666, 0.5], [0.5, 0.5, 1.0, 1.0], 0.8333)
     """
     hit_true, hit_score = _scores(hit_true, hit_score)
-    thresholds, tp, fp = _thresholded(hit_true, hit_score)
-    n_pos = int(hit_true.sum())
-    precision = tp / (tp + fp)
-    recall = tp / n_pos if n_pos else np.full(len(tp), np.nan)
-    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if n_pos else math.nan
-    return {"precision": precision, "recall": recall, "thresholds": thresholds, "average_precision": ap}
+    if not hit_true.any():  # no hits: recall and average precision have nothing to count
+        thresholds = np.unique(hit_score)[::-1]
+        return {"precision": np.zeros(len(thresholds)), "recall": np.full(len(thresholds), np.nan),
+                "thresholds": thresholds, "average_precision": math.nan}
+    precision, recall, thresholds = skm.precision_recall_curve(hit_true, hit_score, drop_intermediate=False)
+    return {"precision": precision[:-1][::-1], "recall": recall[:-1][::-1], "thresholds": thresholds[::-1],
+            "average_precision": float(skm.average_precision_score(hit_true, hit_score))}
 
 
 def operating_point(hit_true, hit_pred):

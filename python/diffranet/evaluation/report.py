@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import plots
 from .._atomic import atomic_write
-from . import plots
+from ..classes import HITMISS_NAMES
 
 __all__ = ["write_report", "to_json"]
 
@@ -90,8 +91,10 @@ def _figures(evaluations, data, out):
     figures = {}
     for e in evaluations:
         slug = _slug(e.name)
+        per_class = [e.metrics["per_class"][name] for name in e.labels]
         figures[f"cm:{e.name}"] = (plots.confusion_matrix_figure(
             e.metrics["confusion_matrix"], e.labels, out / f"confusion-{slug}.png",
+            [c["precision"] for c in per_class], [c["recall"] for c in per_class],
             title=f"{e.name}: confusion matrix ({len(e.y_true)} frames)"), "")
     if data.hit.any() and (~data.hit).any():
         figures["roc"] = (plots.roc_figure(
@@ -124,7 +127,7 @@ def _figures(evaluations, data, out):
         if "training_log" in e.metrics:
             figures[f"log:{e.name}"] = (plots.learning_curve_figure(
                 e.metrics["training_log"], out / f"training-{_slug(e.name)}.png",
-                title=f"{e.name}: training log"), "")
+                title=f"{e.name}: training history"), "")
     return figures
 
 
@@ -231,7 +234,7 @@ def write_report(evaluations, data, out, gallery=None, title="diffranet evaluati
                   "<h3>Confusion matrix (rows: true class)</h3>", _matrix_table(e.metrics["confusion_matrix"], e.labels),
                   _per_class_table(e.metrics["per_class"]), _img(figures[f"cm:{e.name}"][0], "confusion matrix")]
         if e.task == "classes":
-            parts += ["<h3>Hit / miss</h3>", _matrix_table(e.metrics["hitmiss_confusion_matrix"], ("miss", "hit"))]
+            parts += ["<h3>Hit / miss</h3>", _matrix_table(e.metrics["hitmiss_confusion_matrix"], HITMISS_NAMES)]
         if f"wrong:{e.name}" in figures:
             path, scaling = figures[f"wrong:{e.name}"]
             parts += ["<h3>Misclassified frames</h3>", f"<p class='note'>{html.escape(scaling)}</p>",

@@ -7,7 +7,6 @@ once, before any image reaches scikit-image, OpenCV or the compiled core.
 from __future__ import annotations
 
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -53,11 +52,6 @@ def as_uint8_images(X):
     if X.dtype.kind == "f":
         X = np.rint(X)
     return np.ascontiguousarray(X, dtype=np.uint8)
-
-
-def n_threads(n_jobs):
-    """Number of workers for ``n_jobs`` with the joblib convention (None: 1, -1: all cores)."""
-    return int(effective_n_jobs(n_jobs))
 
 
 class ImageFeatureExtractor(TransformerMixin, BaseEstimator):

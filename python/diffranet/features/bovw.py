@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from numbers import Integral
 
-import cv2
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import pairwise_distances_argmin
@@ -12,7 +11,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._base import ImageFeatureExtractor, n_threads
+from .._validation import threads_for_jobs
+from ._base import ImageFeatureExtractor
+
+
+def opencv():
+    """The ``cv2`` module (OpenCV), or an ImportError saying which extra installs it."""
+    try:
+        import cv2  # optional (diffranet[search]): only BoVW models need it
+    except ImportError as exc:
+        raise ImportError("the BoVW extractor needs OpenCV: pip install 'diffranet[search]'") from exc
+    return cv2
 
 #: Length of a SIFT descriptor.
 SIFT_SIZE = 128
@@ -101,7 +110,7 @@ def dense_keypoints(shape, step=DENSE_STEP, size=DENSE_SIZE):
     [(4.0, 4.0), (12.0, 4.0), (4.0, 12.0), (12.0, 12.0)]
     """
     return [
-        cv2.KeyPoint(float(x), float(y), float(size), 0.0)
+        opencv().KeyPoint(float(x), float(y), float(size), 0.0)
         for y in range(step // 2, shape[0], step)
         for x in range(step // 2, shape[1], step)
     ]
@@ -118,21 +127,34 @@ def sift_descriptors(image, keypoints="detect_or_dense"):
     keypoints, or the dense grid when the detector finds none.
     """
     image = pad_to_min_size(image)
-    sift = cv2.SIFT_create()
-    descriptors = None
+    sift = opencv().SIFT_create()
+    descriptors = _no_descriptors()
     if keypoints != "dense":
-        _, descriptors = sift.detectAndCompute(image, None)
-    if keypoints != "detect" and descriptors is None:
-        _, descriptors = sift.compute(image, dense_keypoints(image.shape))
-    if descriptors is None:
-        return np.empty((0, SIFT_SIZE), dtype=np.float32)
+        descriptors = _as_descriptors(sift.detectAndCompute(image, None)[1])
+    if keypoints != "detect" and len(descriptors) == 0:
+        descriptors = _as_descriptors(sift.compute(image, dense_keypoints(image.shape))[1])
     return descriptors
+
+
+def _no_descriptors():
+    return np.empty((0, SIFT_SIZE), dtype=np.float32)
+
+
+def _as_descriptors(found):
+    """OpenCV's descriptors as a (n, 128) float32 array.
+
+    "No keypoints" is None in OpenCV 4.x and 5.0 and an empty (0, 128) array
+    from 5.1 on; both become the empty array here.
+    """
+    if found is None or np.size(found) == 0:
+        return _no_descriptors()
+    return np.asarray(found, dtype=np.float32).reshape(-1, SIFT_SIZE)
 
 
 def _descriptors_of_chunk(images, keypoints):
     """All SIFT descriptors of a stack of images, concatenated."""
     return np.concatenate(
-        [np.empty((0, SIFT_SIZE), dtype=np.float32)] + [sift_descriptors(image, keypoints) for image in images]
+        [_no_descriptors()] + [sift_descriptors(image, keypoints) for image in images]
     )
 
 
@@ -263,11 +285,11 @@ class BoVWExtractor(ImageFeatureExtractor):
         order, so the sample does not depend on the chunks or the number of
         workers; no random number is drawn while all descriptors fit.
         """
-        workers = n_threads(self.n_jobs)
+        workers = threads_for_jobs(self.n_jobs)
         chunks = Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
             delayed(_descriptors_of_chunk)(chunk, self.keypoints) for chunk in _chunks(images, workers)
         )
-        kept = np.empty((0, SIFT_SIZE), dtype=np.float32)
+        kept = _no_descriptors()
         index = np.empty(0, dtype=np.int64)  # position of each kept descriptor among all
         keys = None  # random keys of the kept descriptors, once subsampling has started
         total = 0
@@ -308,7 +330,7 @@ class BoVWExtractor(ImageFeatureExtractor):
         return [f"bovw_{word}" for word in range(self.vocabulary_.shape[0])]
 
     def _transform_images(self, images):
-        workers = n_threads(self.n_jobs)
+        workers = threads_for_jobs(self.n_jobs)
         chunks = Parallel(n_jobs=workers, prefer="threads")(
             delayed(_histograms_of_chunk)(chunk, self.keypoints, self.vocabulary_)
             for chunk in _chunks(images, workers)

@@ -9,7 +9,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .. import _core
-from ._base import ImageFeatureExtractor, check_unique_list, n_threads
+from .._validation import threads_for_jobs
+from ._base import ImageFeatureExtractor, check_unique_list
 
 #: Haralick features in the order the compiled kernel returns them.
 GLCM_PROPERTIES = ("contrast", "dissimilarity", "homogeneity", "ASM", "energy", "correlation")
@@ -172,6 +173,6 @@ class GLCMExtractor(ImageFeatureExtractor):
             lut = (np.arange(256) * self.levels // 256).astype(np.uint8)
             images = lut[images]
         out = np.empty((images.shape[0], self.offsets_.shape[0], len(GLCM_PROPERTIES)))
-        _core.glcm_features(images, self.offsets_, self.levels, self.symmetric, out, n_threads(self.n_jobs))
+        _core.glcm_features(images, self.offsets_, self.levels, self.symmetric, out, threads_for_jobs(self.n_jobs))
         columns = [GLCM_PROPERTIES.index(p) for p in self.properties_]
         return out[:, :, columns].reshape(images.shape[0], -1)

@@ -9,7 +9,8 @@ from joblib import Parallel, delayed
 from skimage.feature import local_binary_pattern
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import ImageFeatureExtractor, n_threads
+from .._validation import threads_for_jobs
+from ._base import ImageFeatureExtractor
 
 #: Largest ``n_points`` for the methods whose histogram has 2**n_points bins.
 MAX_FULL_POINTS = 16
@@ -119,7 +120,7 @@ class LBPExtractor(ImageFeatureExtractor):
         return [f"lbp_{code}" for code in range(self.n_bins_)]
 
     def _transform_images(self, images):
-        workers = min(n_threads(self.n_jobs), images.shape[0])
+        workers = min(threads_for_jobs(self.n_jobs), images.shape[0])
         blocks = np.array_split(images, workers)
         parts = Parallel(n_jobs=workers, prefer="threads")(
             delayed(_lbp_histograms)(block, self.n_points, self.radius, self.method, self.n_bins_)

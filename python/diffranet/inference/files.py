@@ -9,6 +9,7 @@ unreadable file) for the caller to write out.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -17,7 +18,8 @@ from .. import io as dio
 from .geometry import FrameGeometry
 from .preprocess import preprocess
 
-__all__ = ["FrameRecord", "FileError", "iter_file_frames", "classify_files", "frame_geometry", "Summary"]
+__all__ = ["FrameRecord", "FileError", "iter_file_frames", "classify_files", "frame_files", "frame_geometry",
+           "Summary"]
 
 _GEOMETRY_KEYS = ("pixel_size_mm", "distance_mm", "wavelength_A", "beam_center_px")
 
@@ -80,28 +82,101 @@ def frame_geometry(header=None, detector=None, overrides=None):
     return None, beam
 
 
-def iter_file_frames(paths):
+def frame_files(paths):
+    """The files to classify: each path itself, or for a directory its image files, sorted by name.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files and directories.
+
+    Yields
+    ------
+    str or FileError
+        File paths: directories are replaced by the regular files (and
+        symlinks to them) directly inside them whose extension
+        :mod:`diffranet.io` reads, in name order; other paths are passed on
+        unchanged (a missing one gives its error when read). A directory
+        that cannot be listed gives a :class:`FileError`.
+    """
+    extensions = tuple(dio.supported_extensions())
+    for path in paths:
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            yield path
+            continue
+        try:
+            listing = os.listdir(path)
+        except OSError as exc:
+            yield FileError(path, f"{path}: cannot list the directory ({exc.strerror or exc})")
+            continue
+        names = sorted(name for name in listing if name.lower().endswith(extensions) and not name.startswith("."))
+        for name in names:
+            full = os.path.join(path, name)
+            if not os.path.isdir(full):
+                yield full
+
+
+def _failure_message(path, exc, frame=None):
+    """One line naming the file (and frame) and what went wrong."""
+    where = path if frame is None else f"{path}: frame {frame}"
+    if isinstance(exc, MemoryError):
+        text = "not enough memory to read it" + (f" ({exc})" if str(exc) else "")
+    else:
+        text = str(exc) or type(exc).__name__
+        if text.startswith(f"{path}: "):
+            text = text[len(path) + 2:]
+    return f"{where}: {text}"
+
+
+def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
     """Every frame of every file, one in memory at a time.
+
+    Parameters
+    ----------
+    paths : iterable of path-like (or FileError, passed on)
+    max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
+        Largest frame read (see :func:`diffranet.io.read_image`).
 
     Yields
     ------
     (path, index, frame, mask, header) or FileError
         ``mask`` is the file's pixel mask (or None) and ``header`` its header
         geometry (:func:`diffranet.io.read_geometry`). A file that cannot be
-        read yields one :class:`FileError` and the next file follows.
+        read, for whatever reason (unreadable, damaged, too large, out of
+        memory), yields one :class:`FileError` and the next file follows.
     """
+    limit = {"max_frame_pixels": max_frame_pixels}
     for path in paths:
+        if isinstance(path, FileError):
+            yield path
+            continue
         path = str(path)
-        index = 0
+        index = None
         try:
-            mask = dio.read_mask(path)
-            header = dio.read_geometry(path)
-            for index, frame in enumerate(dio.iter_frames(path)):
+            mask = dio.read_mask(path, **limit)
+            header = dio.read_geometry(path, **limit)
+            for index, frame in enumerate(dio.iter_frames(path, **limit)):
                 if mask is not None and mask.shape != frame.shape:
                     raise dio.ImageFormatError(f"{path}: mask shape {mask.shape} differs from frame {frame.shape}")
                 yield path, index, frame, mask, header
-        except (OSError, ValueError) as exc:
-            yield FileError(path, str(exc) if path in str(exc) else f"{path}: {exc}", index or None)
+        except Exception as exc:  # noqa: BLE001 - any failure of one file is that file's error record
+            frame = None if index is None else index + 1  # the frame that failed follows the last one read
+            yield FileError(path, _failure_message(path, exc), frame)
+
+
+def _frame_problem(frame, mask, detector):
+    """Why a frame gets no verdict (a shape the detector cannot have, no finite counts), or None."""
+    if detector is not None and tuple(frame.shape) != tuple(detector.shape):
+        return (f"{frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
+                f"{detector.shape[0]} x {detector.shape[1]}")
+    if frame.dtype.kind in "fc":
+        if np.isinf(frame).any():
+            return "holds infinite values"
+        valid = ~np.isnan(frame) if mask is None else ~(np.isnan(frame) | mask)
+        if not valid.any():
+            return "holds no finite value outside its mask"
+    return None
 
 
 class Summary:
@@ -130,34 +205,48 @@ class Summary:
                 "seconds": seconds, "unreadable": self.errors}
 
 
-def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16):
+def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16,
+                   max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
     """Classify every frame of ``paths`` with a :class:`SavedModel`, in batches.
 
     Parameters
     ----------
     model : SavedModel
     paths : iterable of path-like
+        Image files (directories: see :func:`frame_files`).
     detector : DetectorSpec, optional
-        Geometry and saturation of the frames (over the files' headers).
+        Geometry and saturation of the frames (over the files' headers);
+        frames of another shape get an error record.
     overrides : dict, optional
         Geometry values over both (see :func:`frame_geometry`).
     batch_size : int, default 16
         Frames scored together.
+    max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
+        Largest frame read; larger files get an error record unread.
 
     Yields
     ------
     FrameRecord or FileError
         In file and frame order. ``latency_ms`` runs from the moment the frame
         was read to its verdict (it includes waiting for the batch to fill).
+        Any failure with one file or frame (unreadable, too large, non-finite
+        counts, out of memory) is one :class:`FileError` and the run goes on;
+        the header's saturation (CBF ``Count_cutoff``, NeXus
+        ``saturation_value``) masks pixels at or above it unless the detector
+        file gives one.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    saturation = None if detector is None else detector.saturation
     pending = []  # (path, index, image8, t_read)
 
     def flush():
-        images = np.stack([item[2] for item in pending])
-        proba = model.predict_proba(images)
+        try:
+            proba = model.predict_proba(np.stack([item[2] for item in pending]))
+        except Exception as exc:  # noqa: BLE001 - the model failing on a batch fails those frames, not the run
+            records = [FileError(path, f"{path}: frame {index}: classification failed "
+                                       f"({type(exc).__name__}: {exc})", index) for path, index, _, _ in pending]
+            pending.clear()
+            return records
         now = time.perf_counter()
         records = []
         for (path, index, _, t_read), row in zip(pending, proba):
@@ -167,7 +256,7 @@ def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16
         return records
 
     geometry_cache = {}
-    for item in iter_file_frames(paths):
+    for item in iter_file_frames(frame_files(paths), max_frame_pixels=max_frame_pixels):
         if isinstance(item, FileError):
             yield from flush() if pending else ()
             yield item
@@ -179,11 +268,16 @@ def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16
             geometry_cache.clear()
             geometry_cache[key] = frame_geometry(header, detector, overrides)
         geometry, beam = geometry_cache[key]
+        saturation = header.get("saturation") if detector is None or detector.saturation is None \
+            else detector.saturation
         try:
+            problem = _frame_problem(frame, mask, detector)
+            if problem is not None:
+                raise ValueError(problem)
             image8 = preprocess(frame, mask, geometry, model.preprocessing, beam_center_px=beam, saturation=saturation)
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - one frame's failure is that frame's error record
             yield from flush() if pending else ()
-            yield FileError(path, f"{path}: frame {index}: {exc}", index)
+            yield FileError(path, _failure_message(path, exc, index), index)
             continue
         pending.append((path, index, image8, t_read))
         if len(pending) >= batch_size:

@@ -20,18 +20,34 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._atomic import atomic_path
-from ..classes import CLASS_NAMES, HIT_LABELS, HITMISS_NAMES
+from .._budget import NotRegularFileError, check_zip_members, regular_file, zip_member_npy
+from .._version import __version__
+from ..classes import CLASS_NAMES, HIT_CLASS_NAMES
+from ..models._torch import require_torch, torch_available
+from ..models.deepfreak import DeepFreakClassifier
+from ..models.runtime import DeepFreakRuntime, inference_graph
+from ._model_schema import (
+    MAX_INPUT_PIXELS,
+    check_deepfreak,
+    check_estimator,
+    check_meta,
+    deepfreak_tensor_shapes,
+)
+from .forest import predict_proba
 from .geometry import PAPER_PREPROCESSING, Preprocessing
+from .preprocess import preprocess
+from .training_input import shape_preprocessing
 
-__all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "ALLOWED_TYPES", "MODEL_SUFFIX"]
+__all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "PickleModelError", "ALLOWED_TYPES",
+           "MODEL_SUFFIX", "MAX_ARCHIVE_BYTES"]
 
 FORMAT_NAME = "diffranet-model"
 FORMAT_VERSION = 1
@@ -39,7 +55,13 @@ MODEL_SUFFIX = ".dfm"
 _META = "diffranet-model.json"
 _SKOPS = "estimator.skops"
 _SAFETENSORS = "weights.safetensors"
+_ONNX = "network.onnx"
 _MEAN_IMAGE = "__mean_image__"
+_MEMBERS = {"skops": _SKOPS, "deepfreak": _SAFETENSORS}
+#: Most bytes a model archive (and the skops archive inside it) may unpack to: 256 MiB, more than
+#: twice the paper's DeepFreak (25.6 M parameters, 98 MiB of float32).
+MAX_ARCHIVE_BYTES = 256 * 2**20
+_MAX_META_BYTES = 2**20
 
 #: Types a skops estimator may hold beyond those skops trusts by default (scikit-learn and
 #: numpy types). Nothing else is ever constructed when a model file is loaded.
@@ -52,7 +74,7 @@ ALLOWED_TYPES = (
 )
 
 #: Class names that mean "diffraction from a crystal".
-HIT_NAMES = frozenset({CLASS_NAMES[i] for i in HIT_LABELS} | {HITMISS_NAMES[1]})
+HIT_NAMES = frozenset(HIT_CLASS_NAMES)
 
 # DeepFreak attributes kept in the JSON (the tensors go to safetensors)
 _DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_", "seed_", "loss_curve_",
@@ -61,6 +83,10 @@ _DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_", "seed_", 
 
 class ModelFileError(ValueError):
     """A file is not a diffranet model file, is damaged, or holds something that is not allowed."""
+
+
+class PickleModelError(ModelFileError):
+    """A pickle / joblib model file, refused because it is not marked as trusted."""
 
 
 # --------------------------------------------------------------------------- the loaded model
@@ -83,8 +109,9 @@ class SavedModel:
         diffranet version, creation time).
     """
 
-    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None):
+    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None, abstain=None):
         self.estimator = estimator
+        self.abstain = _check_abstain(abstain)
         self.class_names = _check_class_names(class_names)
         if not isinstance(preprocessing, Preprocessing):
             raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
@@ -122,8 +149,6 @@ class SavedModel:
         if len(images) == 0:
             return proba
         if hasattr(self.estimator, "predict_proba"):
-            from .forest import predict_proba
-
             proba[:, self._columns] = np.asarray(predict_proba(self.estimator, images), dtype=np.float64)
         else:
             predicted = np.asarray(self.estimator.predict(images))
@@ -132,8 +157,12 @@ class SavedModel:
         return proba
 
     def verdicts(self, proba):
-        """One :func:`verdict` dict per row of class probabilities."""
-        return [verdict(row, self.class_names) for row in np.asarray(proba)]
+        """One :func:`verdict` dict per row of class probabilities (``uncertain`` below :attr:`abstain`)."""
+        return [verdict(row, self.class_names, self.abstain) for row in np.asarray(proba)]
+
+    def with_abstain(self, abstain):
+        """A copy whose verdicts are ``uncertain`` when no class reaches probability ``abstain`` (None: never)."""
+        return SavedModel(self.estimator, self.class_names, self.preprocessing, self.metadata, abstain)
 
     def classify(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
         """Preprocess raw frames of any detector and classify them.
@@ -154,32 +183,66 @@ class SavedModel:
         list of dict
             One verdict per frame: ``{"label": str, "hit": bool, "proba": [float, ...]}``.
         """
-        from .preprocess import preprocess
+        images = self.preprocess(frames, masks, geometry, beam_center_px=beam_center_px, saturation=saturation)
+        return self.verdicts(self.predict_proba(images))
 
+    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
+        """The model's 8-bit input images of raw frames (the first step of :meth:`classify`).
+
+        Parameters as for :meth:`classify`.
+
+        Returns
+        -------
+        ndarray of uint8, shape (n, rows, cols)
+            ``rows, cols`` is ``preprocessing.shape``.
+        """
         frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 2 else frames
         if masks is None or (isinstance(masks, np.ndarray) and masks.ndim == 2):
             masks = [masks] * len(frames)
         if len(masks) != len(frames):
             raise ValueError(f"got {len(masks)} masks for {len(frames)} frames")
-        images = np.stack([
+        if not len(frames):
+            return np.zeros((0, *self.preprocessing.shape), np.uint8)
+        return np.stack([
             preprocess(frame, mask, geometry, self.preprocessing, beam_center_px=beam_center_px,
                        saturation=saturation)
             for frame, mask in zip(frames, masks)
-        ]) if len(frames) else np.zeros((0, *self.preprocessing.shape), np.uint8)
-        return self.verdicts(self.predict_proba(images))
+        ])
 
 
-def verdict(proba, class_names):
+def verdict(proba, class_names, abstain=None):
     """``{"label", "hit", "proba"}`` of one row of class probabilities.
+
+    With ``abstain``, a row whose most probable class has a probability below
+    it gets the label ``"uncertain"`` and ``"uncertain": True``; ``hit`` stays
+    the most probable class's (a veto that keeps hits and uncertain frames
+    loses no frame the model is unsure of).
 
     Examples
     --------
     >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES)
     {'label': 'weak', 'hit': True, 'proba': [0.1, 0.2, 0.6, 0.1, 0.0]}
+    >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES, abstain=0.8)["label"]
+    'uncertain'
     """
     proba = [float(p) for p in proba]
-    label = class_names[int(np.argmax(proba))]
-    return {"label": label, "hit": label in HIT_NAMES, "proba": proba}
+    best = class_names[int(np.argmax(proba))]
+    result = {"label": best, "hit": best in HIT_NAMES, "proba": proba}
+    if abstain is not None and max(proba) < abstain:
+        result.update(label=UNCERTAIN, uncertain=True)
+    return result
+
+
+#: The label of a verdict whose most probable class is below the abstention threshold.
+UNCERTAIN = "uncertain"
+
+
+def _check_abstain(abstain):
+    if abstain is None:
+        return None
+    if isinstance(abstain, bool) or not isinstance(abstain, (int, float, np.floating)) or not 0 < abstain <= 1:
+        raise ValueError(f"abstain must be a probability in (0, 1], got {abstain!r}")
+    return float(abstain)
 
 
 def _check_class_names(class_names):
@@ -210,14 +273,8 @@ def _class_columns(estimator, class_names):
 # --------------------------------------------------------------------------- saving
 
 
-def _deepfreak_class():
-    from ..models.deepfreak import DeepFreakClassifier
-
-    return DeepFreakClassifier
-
-
 def _is_deepfreak(estimator):
-    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, _deepfreak_class())
+    return type(estimator).__name__ == "DeepFreakClassifier" and isinstance(estimator, DeepFreakClassifier)
 
 
 def _json_value(value):
@@ -234,6 +291,7 @@ def _deepfreak_parts(estimator):
 
     params = {k: _json_value(v) for k, v in estimator.get_params(deep=False).items()}
     params["checkpoint_path"] = None
+    params["init"] = None  # the starting weights are in the trained ones
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None
     fitted = {name: _json_value(getattr(estimator, name)) for name in _DEEPFREAK_FITTED if hasattr(estimator, name)}
@@ -243,6 +301,14 @@ def _deepfreak_parts(estimator):
 
     tensors[_MEAN_IMAGE] = torch.from_numpy(np.ascontiguousarray(estimator.mean_image_, dtype=np.float32))
     return {"params": params, "fitted": fitted}, save(tensors)
+
+
+def _onnx_graph(estimator):
+    """The network as an ONNX graph (so the model classifies without torch), or None without ``onnx``."""
+    try:
+        return inference_graph(estimator)
+    except ImportError:  # torch.onnx needs the onnx package; the file then needs torch to classify
+        return None
 
 
 def save_model(estimator, path, *, class_names, preprocessing=None, training=None):
@@ -294,14 +360,19 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
         "preprocessing": preprocessing.to_dict(),
         "training": training or {},
     }
+    extra = {}
     if _is_deepfreak(estimator):
         meta["kind"] = "deepfreak"
         meta["deepfreak"], payload = _deepfreak_parts(estimator)
         member = _SAFETENSORS
+        graph = _onnx_graph(estimator)
+        if graph is not None:
+            extra[_ONNX] = graph
     else:
         import skops.io as sio
 
         meta["kind"] = "skops"
+        check_estimator(estimator)  # write only what load_model accepts
         payload = sio.dumps(estimator)
         _check_types(path, sio.get_untrusted_types(data=payload))
         member = _SKOPS
@@ -312,6 +383,8 @@ def save_model(estimator, path, *, class_names, preprocessing=None, training=Non
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_META, meta_bytes)
         archive.writestr(member, payload)
+        for name, data in extra.items():
+            archive.writestr(name, data)
     return path
 
 
@@ -339,13 +412,41 @@ def default_model_path():
     return candidate if candidate.is_file() else None
 
 
+def _model_path(path_or_name):
+    """The model file ``path_or_name`` names, checked to be a regular file without opening it."""
+    if str(path_or_name) == "default" and not Path("default").exists():
+        path = default_model_path()
+        if path is None:
+            raise ModelFileError(
+                f"no default model is shipped with diffranet {__version__}; train one and pass its file"
+            )
+        return path
+    try:
+        return regular_file(path_or_name, "model file")
+    except IsADirectoryError:
+        path = Path(os.fspath(path_or_name))
+        inside = sorted(p.name for p in path.glob(f"*{MODEL_SUFFIX}"))[:5]
+        raise ModelFileError(
+            f"{path} is a directory, not a model file"
+            + (f"; it holds {', '.join(inside)}" if inside else f" (model files end in {MODEL_SUFFIX})")
+        ) from None
+    except NotRegularFileError as exc:
+        raise ModelFileError(f"{exc}; a model is read from a regular file") from None
+
+
 def load_model(path_or_name, *, trust=False):
     """Load a model file written by :func:`save_model`.
 
     Nothing in the file is executed: the JSON is parsed, scikit-learn
     pipelines are rebuilt by skops from an allow-list of types
     (:data:`ALLOWED_TYPES`), DeepFreak networks from their configuration and
-    safetensors weights.
+    safetensors weights. Every value is checked before anything is built
+    (:mod:`diffranet.inference._model_schema`: field types and ranges,
+    estimator types and hyper-parameters, every decision tree node by node,
+    network size against the tensors in the file), the archive's unpacked
+    size is capped at :data:`MAX_ARCHIVE_BYTES`, and a skops estimator must
+    classify a blank image of its input shape: a file holding the wrong
+    thing is refused here, not at the first frame.
 
     Parameters
     ----------
@@ -365,27 +466,20 @@ def load_model(path_or_name, *, trust=False):
     FileNotFoundError
         If the file does not exist.
     ModelFileError
-        (a ValueError) if the file is not a model file, is damaged, holds a
-        type outside the allow-list, or is a pickle and ``trust`` is False;
-        or ``"default"`` is asked for and no model is shipped.
+        (a ValueError) if the path is a directory, FIFO or device; the file
+        is not a model file, is damaged, holds a type outside the allow-list
+        or a value outside its schema, or (:class:`PickleModelError`) is a
+        pickle and ``trust`` is False; or ``"default"`` is asked for and no
+        model is shipped.
     """
-    if str(path_or_name) == "default" and not Path("default").exists():
-        path = default_model_path()
-        if path is None:
-            raise ModelFileError(
-                f"no default model is shipped with diffranet {__version__}; train one and pass its file"
-            )
-    else:
-        path = Path(os.fspath(path_or_name))
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such model file", str(path))
+    path = _model_path(path_or_name)
     with open(path, "rb") as fh:
         head = fh.read(8)
     if zipfile.is_zipfile(path):
         return _load_archive(path)
     if _looks_like_pickle(head):
         if not trust:
-            raise ModelFileError(
+            raise PickleModelError(
                 f"{path}: this is a pickle / joblib file, which can run arbitrary code when loaded; "
                 "it is loaded only when marked as trusted"
             )
@@ -393,86 +487,184 @@ def load_model(path_or_name, *, trust=False):
     raise ModelFileError(f"{path}: not a diffranet model file (neither a model archive nor a joblib file)")
 
 
+def _read_member(path, archive, names, member, max_bytes):
+    if member not in names:
+        return None
+    info = archive.getinfo(member)
+    if info.file_size > max_bytes:
+        raise ModelFileError(f"{path}: {member} expands to {info.file_size:,} bytes, more than the limit of "
+                             f"{max_bytes:,}")
+    return archive.read(member)
+
+
 def _load_archive(path):
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_members(str(path), archive, MAX_ARCHIVE_BYTES)
             names = set(archive.namelist())
-            if _META not in names:
+            meta_bytes = _read_member(path, archive, names, _META, _MAX_META_BYTES)
+            if meta_bytes is None:
                 raise ModelFileError(f"{path}: not a diffranet model file (a zip archive without {_META})")
-            meta = json.loads(archive.read(_META))
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-                raise ModelFileError(f"{path}: {_META} does not describe a {FORMAT_NAME} file")
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{path}: model format version {meta.get('format_version')!r}; this diffranet reads "
-                    f"version {FORMAT_VERSION}"
-                )
-            kind = meta.get("kind")
-            member = {"skops": _SKOPS, "deepfreak": _SAFETENSORS}.get(kind)
-            if member is None or member not in names:
-                raise ModelFileError(f"{path}: model kind {kind!r} without its data; expected one of "
-                                     f"skops ({_SKOPS}) or deepfreak ({_SAFETENSORS})")
-            payload = archive.read(member)
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
-        raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
+            meta = json.loads(meta_bytes)
+            try:
+                kind, class_names, preprocessing = check_meta(meta, FORMAT_NAME, FORMAT_VERSION, tuple(_MEMBERS))
+            except ValueError as exc:
+                raise ModelFileError(f"{path}: {_META}: {exc}") from exc
+            payload = _read_member(path, archive, names, _MEMBERS[kind], MAX_ARCHIVE_BYTES)
+            if payload is None:
+                raise ModelFileError(f"{path}: model kind {kind!r} without its data ({_MEMBERS[kind]})")
+            graph = _read_member(path, archive, names, _ONNX, MAX_ARCHIVE_BYTES) if kind == "deepfreak" else None
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and json raise many types for a damaged file
+        raise ModelFileError(f"{path}: damaged or refused model file ({_reason(exc)})") from exc
+    if kind == "skops":
+        estimator = _load_skops(path, payload)
+        model = _saved_model(path, estimator, class_names, preprocessing, meta)
+        _check_predicts(path, model)
+        return model
     try:
-        class_names = meta["class_names"]
-        preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-        estimator = _load_skops(path, payload) if kind == "skops" else _load_deepfreak(meta["deepfreak"], payload)
+        description = meta.get("deepfreak")
+        if not isinstance(description, dict):
+            raise ValueError("a deepfreak model needs its 'deepfreak' description")
+        estimator = _load_deepfreak(description, payload, preprocessing, graph)
     except (ModelFileError, ImportError):
         raise
-    except Exception as exc:  # noqa: BLE001 - safetensors, torch and skops raise their own types
-        raise ModelFileError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from exc
-    return SavedModel(estimator, class_names, preprocessing, meta)
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and ONNX Runtime raise their own types
+        raise ModelFileError(f"{path}: damaged or refused model file ({_reason(exc)})") from exc
+    model = _saved_model(path, estimator, class_names, preprocessing, meta)
+    if not _is_deepfreak(estimator):  # an ONNX graph from the file, not a network rebuilt here
+        _check_predicts(path, model)
+    return model
+
+
+def _reason(exc):
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _saved_model(path, estimator, class_names, preprocessing, meta):
+    try:
+        return SavedModel(estimator, class_names, preprocessing, meta)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+
+
+def _check_predicts(path, model):
+    """Refuse a model that cannot classify a blank image of its input shape, or gives no probabilities."""
+    try:
+        proba = model.predict_proba(np.zeros((1, *model.preprocessing.shape), np.uint8))
+    except Exception as exc:  # noqa: BLE001 - whatever the estimator raises, the file is the problem
+        raise ModelFileError(f"{path}: the model cannot classify a blank image of its input shape "
+                             f"{model.preprocessing.shape} ({_reason(exc)})") from exc
+    if not np.all(np.isfinite(proba)):
+        raise ModelFileError(f"{path}: the model gives non-finite class probabilities")
 
 
 def _load_skops(path, payload):
     import skops.io as sio
 
     try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as inner:
+            check_zip_members(f"{path}: {_SKOPS}", inner, MAX_ARCHIVE_BYTES)
+            for info in inner.infolist():
+                if info.filename.endswith(".npy"):
+                    zip_member_npy(inner, info, MAX_ARCHIVE_BYTES, f"{path}: {_SKOPS} array {info.filename}")
         untrusted = sio.get_untrusted_types(data=payload)
     except Exception as exc:  # noqa: BLE001 - skops raises many types for a damaged file
-        raise ModelFileError(f"{path}: damaged estimator data ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(f"{path}: damaged estimator data ({_reason(exc)})") from exc
     _check_types(path, untrusted)
     try:
-        return sio.loads(payload, trusted=sorted(set(untrusted)))
+        estimator = sio.loads(payload, trusted=sorted(set(untrusted)))
     except Exception as exc:  # noqa: BLE001
-        raise ModelFileError(f"{path}: damaged estimator data ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(f"{path}: damaged estimator data ({_reason(exc)})") from exc
+    try:
+        check_estimator(estimator)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: refused estimator: {exc}") from exc
+    return estimator
 
 
-def _load_deepfreak(description, payload):
+def _load_deepfreak(description, payload, preprocessing, graph=None):
+    """The estimator (with torch), or its ONNX graph under ONNX Runtime (without torch).
+
+    The description is checked first either way; with torch, the network's
+    shape (computed without allocating it) must equal the tensors in the file
+    before it is built.
+    """
+    estimator, fitted = check_deepfreak(description, preprocessing, DeepFreakClassifier)
+
+    if not torch_available():
+        if graph is None:
+            require_torch()  # raises ImportError saying what to install
+        return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"], estimator.input_transform)
     from safetensors.torch import load
 
-    from ..models._torch import require_torch
-
     torch = require_torch()
+    n_classes = len(fitted["classes_"])
+    expected = deepfreak_tensor_shapes(estimator, n_classes)
+    stored = _safetensors_shapes(payload)
+    mean_shape = stored.pop(_MEAN_IMAGE, None)
+    if stored != expected:
+        differ = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
+        raise ValueError(f"the weights do not fit the described network (first differences: {differ[:3]})")
+    if mean_shape is None or len(mean_shape) != 2 or math.prod(mean_shape) > MAX_INPUT_PIXELS:
+        raise ValueError(f"the mean image has shape {mean_shape}, expected a 2-D image")
     tensors = load(payload)
     mean_image = tensors.pop(_MEAN_IMAGE).numpy()
-    estimator = _deepfreak_class()(**description["params"])
-    fitted = description["fitted"]
+    if not np.all(np.isfinite(mean_image)):
+        raise ValueError("the mean image holds non-finite values")
     estimator.classes_ = np.asarray(fitted["classes_"])
     for name in _DEEPFREAK_FITTED:
         if name in fitted:
-            value = fitted[name]
-            setattr(estimator, name, tuple(value) if name in ("image_shape_", "pixel_range_") else value)
+            setattr(estimator, name, fitted[name])
     estimator.mean_image_ = mean_image
     estimator.device_ = "cpu"
     with torch.random.fork_rng(devices=[]):
-        network = estimator._build_network(len(estimator.classes_))
+        network = estimator._build_network(n_classes)
     network.load_state_dict(tensors, strict=True)
     estimator._set_model(network)
     return estimator
 
 
+def _safetensors_shapes(payload):
+    """``{name: shape}`` from a safetensors header, read without loading any tensor."""
+    if len(payload) < 8:
+        raise ValueError("safetensors data shorter than its header")
+    length = int.from_bytes(payload[:8], "little")
+    if length > min(len(payload) - 8, _MAX_META_BYTES):
+        raise ValueError(f"safetensors header of {length:,} bytes does not fit the data")
+    header = json.loads(payload[8 : 8 + length])
+    if not isinstance(header, dict):
+        raise ValueError("safetensors header is not a JSON object")
+    shapes = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(d, int) and 0 <= d < 2**40 for d in shape):
+            raise ValueError(f"safetensors tensor {name!r} has no valid shape")
+        shapes[name] = tuple(shape)
+    return shapes
+
+
 def _load_trusted_pickle(path):
     import joblib
 
-    estimator = joblib.load(path)
+    try:
+        estimator = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - unpickling raises anything
+        raise ModelFileError(f"{path}: cannot be unpickled ({_reason(exc)})") from exc
+    if not (hasattr(estimator, "predict") and hasattr(estimator, "classes_")):
+        raise ModelFileError(f"{path}: holds a {type(estimator).__module__}.{type(estimator).__qualname__}, "
+                             "not a fitted classifier")
     classes = np.asarray(getattr(estimator, "classes_", []))
     # old files hold label integers 0..4 (the five DiffraNet classes) or the class names themselves
     names = CLASS_NAMES if classes.dtype.kind in "iu" else tuple(str(c) for c in classes)
-    from .training_input import shape_preprocessing
-
     first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
-    preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
-    return SavedModel(estimator, names, preprocessing, {"kind": "joblib", "trusted": True})
+    try:
+        preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
+        model = SavedModel(estimator, names, preprocessing, {"kind": "joblib", "trusted": True})
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: not a usable classifier ({exc})") from exc
+    _check_predicts(path, model)
+    return model

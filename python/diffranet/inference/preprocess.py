@@ -31,13 +31,20 @@ import math
 import numpy as np
 
 from .. import _core
-from .._validation import check_finite, check_int, check_positive
+from .._validation import check_finite, check_int
+from ..peaks.background import (
+    fill_empty_sectors,
+    fill_masked,
+    group_medians,
+    local_background,
+    rings_and_sectors,
+)
 from ..simulation.response import to_8bit
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels", "one_to_one_corner",
+    "invalid_pixels", "one_to_one_corner", "is_model_input", "INPUT_KINDS",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -415,96 +422,6 @@ def bin_and_crop(frame, invalid, factor, target_shape, beam_center_px=None):
 # --------------------------------------------------------------------------- masked pixels
 
 
-def _group_medians(values, labels, n_labels, low_high=None):
-    """Median of ``values`` per label in [0, n_labels) (NaN for empty labels); lower median for even counts.
-
-    One sort of ``label * span + value`` puts every group's values in order, contiguously.
-    ``low_high`` (the smallest and largest value, default those of ``values``)
-    sets ``span``; medians of a subset of groups taken with the ``low_high`` of
-    all values are the same numbers as those of all groups.
-    """
-    if low_high is None:
-        low_high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    low = low_high[0]
-    span = low_high[1] - low + 1.0
-    keys = np.sort(labels * span + (values - low))
-    bounds = np.arange(n_labels + 1) * span
-    edges = np.searchsorted(keys, bounds, side="left")
-    starts, counts = edges[:-1], np.diff(edges)
-    medians = np.full(n_labels, np.nan)
-    has = counts > 0
-    medians[has] = keys[starts[has] + (counts[has] - 1) // 2] - np.flatnonzero(has) * span + low
-    return medians
-
-
-@functools.lru_cache(maxsize=8)
-def _rings_and_sectors(shape, beam_center_px, ring_width_px, n_sectors):
-    """Ring index and ring * n_sectors + sector of every pixel (read-only, cached)."""
-    rows, cols = shape
-    bx, by = (cols / 2.0, rows / 2.0) if beam_center_px is None else beam_center_px
-    y, x = np.indices(shape, dtype=np.float64)
-    dx, dy = x + 0.5 - bx, y + 0.5 - by
-    ring = (np.hypot(dx, dy) / ring_width_px).astype(np.int64)
-    sector = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64) % n_sectors
-    cell = ring * n_sectors + sector
-    ring.flags.writeable = cell.flags.writeable = False
-    return ring, cell
-
-
-def local_background(values, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
-    """Median of the unmasked ``values`` of each pixel's ring and sector around the beam.
-
-    Rings are ``ring_width_px`` wide around the beam centre and cut into
-    ``n_sectors`` azimuthal sectors. Where a whole sector is masked the median
-    of the ring is used, and where the whole ring is, the nearest ring with
-    data. Medians ignore spots, so the result is the sky around each pixel.
-
-    Parameters
-    ----------
-    values : ndarray, shape (rows, cols)
-    masked : ndarray of bool, same shape
-    beam_center_px : tuple of float, optional
-        ``(x, y)``; default the image centre.
-    ring_width_px : float, default 2.0
-    n_sectors : int, default 16
-
-    Returns
-    -------
-    ndarray of float64, same shape
-        All zeros if every pixel is masked.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    masked = np.asarray(masked, dtype=bool)
-    if masked.shape != values.shape:
-        raise ValueError(f"masked has shape {masked.shape}, values {values.shape}")
-    check_positive("ring_width_px", ring_width_px)
-    n_sectors = check_int("n_sectors", n_sectors, minimum=1)
-    if masked.all():
-        return np.zeros(values.shape)
-    center = None if beam_center_px is None else (float(beam_center_px[0]), float(beam_center_px[1]))
-    ring, cell = _rings_and_sectors(values.shape, center, float(ring_width_px), n_sectors)
-    n_rings = int(ring.max()) + 1
-    good = ~masked
-    local = _group_medians(values[good], cell[good], n_rings * n_sectors).reshape(n_rings, n_sectors)
-    with np.errstate(all="ignore"):
-        rings_with_data = ~np.isnan(local).all(axis=1)
-    return _fill_empty_sectors(local, rings_with_data).ravel()[cell]
-
-
-def _fill_empty_sectors(local, rings):
-    """Sector medians with the empty ones filled from the medians of ``rings`` (all their sectors known).
-
-    A sector with no unmasked pixel gets the median of its ring's sectors; a
-    ring with none, the interpolation between the nearest such rings.
-    """
-    per_ring = np.full(local.shape[0], np.nan)
-    with np.errstate(all="ignore"):
-        per_ring[rings] = np.nanmedian(local[rings], axis=1)
-    known = np.flatnonzero(rings)
-    per_ring = np.interp(np.arange(local.shape[0]), known, per_ring[known])
-    return np.where(np.isnan(local), per_ring[:, None], local)
-
-
 @functools.lru_cache(maxsize=4)
 def _background_plan(shape, center, masked_digest, where_digest):
     """Slot for what :func:`_background_at` needs of one mask and one set of pixels (filled there)."""
@@ -514,7 +431,7 @@ def _background_plan(shape, center, masked_digest, where_digest):
 def _plan_background(masked, center, where):
     """The cells :func:`_background_at` computes for this mask and these pixels, and how to gather them."""
     n_sectors = 16
-    ring, cell = _rings_and_sectors(masked.shape, center, 2.0, n_sectors)
+    ring, cell = rings_and_sectors(masked.shape, center, 2.0, n_sectors)
     n_rings = int(ring.max()) + 1
     good = ~masked
     cell_good = cell[good]
@@ -559,33 +476,11 @@ def _background_at(values, masked, beam_center_px, where):
     good_values = values[plan["good"]]
     low_high = (float(good_values.min()), float(good_values.max()))
     n_rings, n_sectors = plan["shape"]
-    local = _group_medians(np.asarray(values.ravel()[plan["pixels"]], dtype=np.float64), plan["labels"],
+    local = group_medians(np.asarray(values.ravel()[plan["pixels"]], dtype=np.float64), plan["labels"],
                            n_rings * n_sectors, low_high).reshape(n_rings, n_sectors)
     if plan["any_whole"]:
-        local = _fill_empty_sectors(local, plan["rows"])
+        local = fill_empty_sectors(local, plan["rows"])
     return local.ravel()[plan["cells"]]
-
-
-def fill_masked(counts, masked, beam_center_px=None, ring_width_px=2.0, n_sectors=16):
-    """Give masked pixels the local background (:func:`local_background`), neither a spot nor empty sky.
-
-    Returns
-    -------
-    ndarray of float32
-        A copy of ``counts`` with masked pixels filled.
-
-    Examples
-    --------
-    >>> counts = np.array([[1.0, 1, 1], [1, 50, 1], [1, 1, 1]])
-    >>> float(fill_masked(counts, counts > 10)[1, 1])
-    1.0
-    """
-    counts = np.asarray(counts, dtype=np.float32)
-    masked = np.asarray(masked, dtype=bool)
-    if not masked.any():
-        return counts.copy()
-    background = local_background(counts, masked, beam_center_px, ring_width_px, n_sectors)
-    return np.where(masked, background, counts).astype(np.float32)
 
 
 def complete(sums, covered, expected, beam_center_px=None):
@@ -709,8 +604,36 @@ def _table_image(frame, corner, mask, preprocessing, saturation):
     return image
 
 
+#: What a frame holds: ``"counts"`` (photons or ADU, preprocessed), ``"8bit"`` (a model input
+#: already), ``"auto"`` (8-bit when it is uint8 of the model's input shape, counts otherwise).
+INPUT_KINDS = ("auto", "counts", "8bit")
+
+
+def is_model_input(frame, preprocessing=PAPER_PREPROCESSING, input="auto"):
+    """Whether ``frame`` is taken as a model input as it is (see :data:`INPUT_KINDS`).
+
+    An 8-bit frame of the model's input shape is what the package itself writes
+    (``diffranet dataset --format pgm|png``, :func:`diffranet.io.write_image` of
+    a model input): applying the square root again would misread it. Raw
+    detector frames are never 8-bit.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``input``, or ``input="8bit"`` with a frame that is not
+        uint8 of the model's input shape.
+    """
+    if input not in INPUT_KINDS:
+        raise ValueError(f"input must be one of {', '.join(INPUT_KINDS)}, got {input!r}")
+    fits = frame.dtype == np.uint8 and tuple(frame.shape) == tuple(preprocessing.shape)
+    if input == "8bit" and not fits:
+        raise ValueError(f"an 8-bit model input is uint8 of shape {tuple(preprocessing.shape)}, "
+                         f"got {frame.dtype} {tuple(frame.shape)}")
+    return input == "8bit" or (input == "auto" and fits)
+
+
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
-               saturation=None):
+               saturation=None, input="auto"):
     """The 8-bit image a model trained on ``preprocessing``'s detector sees for this frame.
 
     Parameters
@@ -732,6 +655,10 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         ``geometry`` (default: the frame centre).
     saturation : float, optional
         Values at or above it are ignored (overload flags).
+    input : {"auto", "counts", "8bit"}, default "auto"
+        ``"auto"``: a uint8 frame of the model's input shape is a model input
+        already and is returned as it is (:func:`is_model_input`); any other
+        frame holds counts. ``"counts"`` / ``"8bit"`` say which it is.
 
     Returns
     -------
@@ -745,7 +672,11 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     ((512, 512), 5)
     """
     frame = _check_frame(frame)
-    if isinstance(preprocessing, Preprocessing) and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
+    if not isinstance(preprocessing, Preprocessing):
+        raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
+    if is_model_input(frame, preprocessing, input):
+        return frame.copy()
+    if frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
         # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
         corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
         if corner is not None:

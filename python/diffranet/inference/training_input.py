@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES
+from ..dataset.regimes import PREPROCESSING_OFFSET_ADU
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = ["training_input", "preset_preprocessing", "shape_preprocessing"]
@@ -23,6 +24,9 @@ def preset_preprocessing(preset):
         wavelength, beam centre, ADC offset.
     """
     params = preset if isinstance(preset, dict) else preset.to_dict()
+    if params.get("kind") == "regimes":  # images of many set-ups, in one model-input geometry
+        geometry = FrameGeometry(params["pixel_size_mm"], params["input_distance_mm"], params["input_wavelength_A"])
+        return Preprocessing(shape=tuple(params["shape"]), geometry=geometry, adc_offset=PREPROCESSING_OFFSET_ADU)
     spec = params.get("detector_spec") or {}
     beam = spec.get("beam_center_px")
     geometry = FrameGeometry(params["pixel_size_mm"], params["distance_mm"], params["wavelength_A"],

@@ -18,9 +18,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from .._budget import DEFAULT_MAX_FRAME_PIXELS, BudgetError
 from ._common import ImageFormatError, existing_file, select_frame
 
 __all__ = [
+    "DEFAULT_MAX_FRAME_PIXELS",
+    "BudgetError",
     "ImageFormatError",
     "count_frames",
     "iter_frames",
@@ -88,15 +91,15 @@ def _open_format(path, dataset):
     return path, fmt
 
 
-def _optional(path, fmt, reader, default):
+def _optional(path, fmt, reader, default, max_pixels):
     """``reader(path)``, or ``default`` for a format without that reader (a corrupt file still raises)."""
     if reader is None:
-        fmt.read(path, 0, None)
+        fmt.read(path, 0, None, max_pixels)
         return default
-    return reader(path)
+    return reader(path, max_pixels)
 
 
-def read_image(path, frame=None, dataset=None):
+def read_image(path, frame=None, dataset=None, *, max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Read one 2-D frame from an image file.
 
     Parameters
@@ -113,6 +116,11 @@ def read_image(path, frame=None, dataset=None):
         HDF5 files are searched for ``/entry/data/data`` (NeXus), the signal
         of an ``NXdata`` group, ``/entry_1/data_1/data`` (CXI), and finally
         the only 2-D or 3-D numeric dataset; ``.npz`` files use ``data``.
+    max_frame_pixels : int, default DEFAULT_MAX_FRAME_PIXELS (2**26)
+        Largest frame (rows x columns) read; a file whose header or
+        dataset declares a larger frame raises :class:`BudgetError` (a
+        ``ValueError``) before anything of that size is allocated, and
+        compressed CBF files are expanded only up to what such a frame needs.
 
     Returns
     -------
@@ -125,7 +133,8 @@ def read_image(path, frame=None, dataset=None):
     FileNotFoundError
         If ``path`` does not exist.
     ImageFormatError
-        If the file is truncated, corrupt, not of the format its extension
+        If ``path`` is not a regular file (a FIFO, a device, a symlink
+        loop: refused without being opened), or if the file is truncated, corrupt, not of the format its extension
         says, or holds no 2-D/3-D image (a ``ValueError`` subclass; the
         message starts with the file name).
     ValueError
@@ -147,11 +156,11 @@ def read_image(path, frame=None, dataset=None):
     path, fmt = _open_format(path, dataset)
     if fmt.count is None:
         select_frame(path, frame, 1)
-        return fmt.read(path, 0, None)
-    return fmt.read(path, frame, dataset)
+        return fmt.read(path, 0, None, max_frame_pixels)
+    return fmt.read(path, frame, dataset, max_frame_pixels)
 
 
-def read_mask(path):
+def read_mask(path, *, max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Read the pixel mask a file carries, ``True`` = pixel to ignore.
 
     Parameters
@@ -163,6 +172,11 @@ def read_mask(path):
         ``/entry_1/instrument_1/detector_1/mask``, else the only dataset
         named ``pixel_mask``); the negative pixels of a CBF file (Pilatus
         module gaps -1 and bad pixels -2).
+    max_frame_pixels : int, default DEFAULT_MAX_FRAME_PIXELS (2**26)
+        Largest frame (rows x columns) read; a file whose header or
+        dataset declares a larger frame raises :class:`BudgetError` (a
+        ``ValueError``) before anything of that size is allocated, and
+        compressed CBF files are expanded only up to what such a frame needs.
 
     Returns
     -------
@@ -175,7 +189,8 @@ def read_mask(path):
     FileNotFoundError
         If ``path`` does not exist.
     ImageFormatError
-        If the file is corrupt or its mask is not 2-D.
+        If ``path`` is not a regular file (a FIFO, a device, a symlink
+        loop: refused without being opened), or if the file is corrupt or its mask is not 2-D.
     ValueError
         For an unknown extension.
 
@@ -190,10 +205,10 @@ def read_mask(path):
     True
     """
     path, fmt = _open_format(path, None)
-    return _optional(path, fmt, fmt.mask, None)
+    return _optional(path, fmt, fmt.mask, None, max_frame_pixels)
 
 
-def read_geometry(path):
+def read_geometry(path, *, max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Read the experiment geometry a file's header records.
 
     Parameters
@@ -204,6 +219,11 @@ def read_geometry(path):
         (``x_pixel_size``, ``detector_distance``, ``beam_center_x/y``,
         ``incident_wavelength`` or the source energy) carry it; other formats
         carry none.
+    max_frame_pixels : int, default DEFAULT_MAX_FRAME_PIXELS (2**26)
+        Largest frame (rows x columns) read; a file whose header or
+        dataset declares a larger frame raises :class:`BudgetError` (a
+        ``ValueError``) before anything of that size is allocated, and
+        compressed CBF files are expanded only up to what such a frame needs.
 
     Returns
     -------
@@ -217,7 +237,8 @@ def read_geometry(path):
     FileNotFoundError
         If ``path`` does not exist.
     ImageFormatError
-        If the file is corrupt.
+        If ``path`` is not a regular file (a FIFO, a device, a symlink
+        loop: refused without being opened), or if the file is corrupt.
     ValueError
         For an unknown extension.
 
@@ -232,7 +253,7 @@ def read_geometry(path):
     {}
     """
     path, fmt = _open_format(path, None)
-    return _optional(path, fmt, fmt.geometry, {})
+    return _optional(path, fmt, fmt.geometry, {}, max_frame_pixels)
 
 
 def count_frames(path, dataset=None):
@@ -256,7 +277,8 @@ def count_frames(path, dataset=None):
     FileNotFoundError
         If ``path`` does not exist.
     ImageFormatError
-        If the file is corrupt or holds no image.
+        If ``path`` is not a regular file (a FIFO, a device, a symlink
+        loop: refused without being opened), or if the file is corrupt or holds no image.
     ValueError
         For an unknown extension.
 
@@ -272,12 +294,12 @@ def count_frames(path, dataset=None):
     """
     path, fmt = _open_format(path, dataset)
     if fmt.count is None:
-        fmt.read(path, 0, None)  # a corrupt file is not one frame
+        fmt.read(path, 0, None, DEFAULT_MAX_FRAME_PIXELS)  # a corrupt file is not one frame
         return 1
     return fmt.count(path, dataset)
 
 
-def iter_frames(path, dataset=None):
+def iter_frames(path, dataset=None, *, max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Iterate over the 2-D frames of an image file, one at a time.
 
     The file is checked (and the dataset found) when this function is called;
@@ -290,6 +312,11 @@ def iter_frames(path, dataset=None):
         Image file (see :func:`read_image` for the extensions).
     dataset : str, optional
         HDF5 dataset path or ``.npz`` array name; auto-detected by default.
+    max_frame_pixels : int, default DEFAULT_MAX_FRAME_PIXELS (2**26)
+        Largest frame (rows x columns) read; a file whose header or
+        dataset declares a larger frame raises :class:`BudgetError` (a
+        ``ValueError``) before anything of that size is allocated, and
+        compressed CBF files are expanded only up to what such a frame needs.
 
     Returns
     -------
@@ -301,7 +328,8 @@ def iter_frames(path, dataset=None):
     FileNotFoundError
         If ``path`` does not exist.
     ImageFormatError
-        If the file is corrupt or holds no image.
+        If ``path`` is not a regular file (a FIFO, a device, a symlink
+        loop: refused without being opened), or if the file is corrupt or holds no image.
     ValueError
         For an unknown extension.
 
@@ -317,8 +345,8 @@ def iter_frames(path, dataset=None):
     """
     path, fmt = _open_format(path, dataset)
     if fmt.frames is None:
-        return iter((fmt.read(path, 0, None),))
-    return fmt.frames(path, dataset)
+        return iter((fmt.read(path, 0, None, max_frame_pixels),))
+    return fmt.frames(path, dataset, max_frame_pixels)
 
 
 def write_image(path, image, *, compression=None, mask=None, **metadata):

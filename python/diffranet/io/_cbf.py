@@ -5,7 +5,10 @@ present, as long as its ``X-Binary-Size`` says, and match its ``Content-MD5``.
 fabio itself only logs a checksum mismatch and can loop on a truncated
 section, so these checks are what turns a damaged file into a clear error.
 Files compressed as a whole (``.cbf.gz``, ``.cbf.bz2``, as archived by many
-beamlines) are decompressed in memory first.
+beamlines) are decompressed as a stream: the header first, whose frame size
+is checked against the pixel budget, then only the bytes its binary section
+declares. ``# Count_cutoff`` (the detector's saturation) is read as the
+``saturation`` of :func:`geometry` and masks the pixels at or above it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import re
 import numpy as np
 
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     LENGTH_TO_MM,
     WAVELENGTH_TO_A,
     ImageFormat,
     ImageFormatError,
     as_native,
     atomic_path,
+    check_pixels,
     check_writable,
     reading,
     reject_compression,
@@ -33,8 +38,12 @@ from ._common import (
 
 _BINARY_START = b"\x0c\x1a\x04\xd5"
 _INT32 = np.iinfo(np.int32)
-_DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress}
+_OPEN = {".gz": gzip.open, ".bz2": bz2.open}
 _INTEGER_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
+# a miniCBF header is a few kilobytes; the binary section must start within this many bytes
+_MAX_HEADER_BYTES = 1 << 16
+# byte-offset compression stores a pixel in at most 1 + 2 + 4 + 8 bytes
+_MAX_BYTES_PER_PIXEL = 15
 
 
 def _header_value(head, key):
@@ -42,34 +51,56 @@ def _header_value(head, key):
     return None if match is None else match.group(1)
 
 
-def _checked_bytes(path):
-    """The (decompressed) file contents after checking the binary section."""
-    decompress = _DECOMPRESS.get(path.suffix.lower())
-    with reading(path, "compressed CBF"):
-        raw = path.read_bytes() if decompress is None else decompress(path.read_bytes())
-    start = raw.find(_BINARY_START)
-    head = raw[: max(start, 0)]
-    if start < 0 or b"--CIF-BINARY-FORMAT-SECTION--" not in head:
-        raise ImageFormatError(f"{path}: not a CBF image file (no binary data section)")
-    size = _header_value(head, b"X-Binary-Size")
-    if size is None or not size.isdigit():
-        raise ImageFormatError(f"{path}: corrupt CBF header (no valid X-Binary-Size)")
-    body = raw[start + len(_BINARY_START) : start + len(_BINARY_START) + int(size)]
-    if len(body) < int(size):
+def _header_int(path, head, key):
+    value = _header_value(head, key)
+    if value is None or not value.isdigit() or len(value) > 15:
+        raise ImageFormatError(f"{path}: corrupt CBF header (no valid {key.decode()})")
+    return int(value)
+
+
+def _checked_bytes(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """The (decompressed) header and binary section after checking them.
+
+    The header is read first; its frame size is checked against
+    ``max_pixels`` and only as many bytes as the binary section declares are
+    then read (or decompressed), so a compressed file cannot expand beyond
+    what its declared frame needs.
+    """
+    opener = _OPEN.get(path.suffix.lower(), open)
+    with reading(path, "compressed CBF" if opener is not open else "CBF"), opener(path, "rb") as fh:
+        raw = fh.read(_MAX_HEADER_BYTES)
+        start = raw.find(_BINARY_START)
+        head = raw[: max(start, 0)]
+        if start < 0 or b"--CIF-BINARY-FORMAT-SECTION--" not in head:
+            raise ImageFormatError(
+                f"{path}: not a CBF image file (no binary data section in its first {_MAX_HEADER_BYTES} bytes)"
+            )
+        size = _header_int(path, head, b"X-Binary-Size")
+        shape = (_header_int(path, head, b"X-Binary-Size-Second-Dimension"),
+                 _header_int(path, head, b"X-Binary-Size-Fastest-Dimension"))
+        pixels = check_pixels(f"{path}: CBF header", shape, max_pixels)
+        if size > pixels * _MAX_BYTES_PER_PIXEL:
+            raise ImageFormatError(
+                f"{path}: corrupt CBF header, X-Binary-Size {size} is more than {_MAX_BYTES_PER_PIXEL} bytes "
+                f"per pixel of its {shape[0]} x {shape[1]} frame"
+            )
+        end = start + len(_BINARY_START) + size
+        if end > len(raw):
+            raw += fh.read(end - len(raw))
+    body = raw[start + len(_BINARY_START) : end]
+    if len(body) < size:
         raise ImageFormatError(
-            f"{path}: truncated CBF file, binary section needs {int(size)} bytes, found {len(body)}"
+            f"{path}: truncated CBF file, binary section needs {size} bytes, found {len(body)}"
         )
     expected_md5 = _header_value(head, b"Content-MD5")
     if expected_md5 is not None and base64.b64encode(hashlib.md5(body).digest()) != expected_md5:
         raise ImageFormatError(f"{path}: corrupt CBF file, pixel data does not match its Content-MD5")
-    return raw
+    return raw[:end]
 
 
-def read(path, frame=None, dataset=None):
-    """Read the image of a CBF file as stored (Pilatus: int32 counts, gaps -1, bad -2)."""
+def _decode(path, raw):
     import fabio.cbfimage
 
-    raw = _checked_bytes(path)
     with reading(path, "CBF"), fabio.cbfimage.CbfImage() as image:
         image.read(io.BytesIO(raw))
         data = image.data
@@ -78,9 +109,20 @@ def read(path, frame=None, dataset=None):
     return as_native(data)
 
 
-def mask(path):
-    """Pixels with negative values (Pilatus module gaps -1, bad pixels -2)."""
-    return read(path) < 0
+def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Read the image of a CBF file as stored (Pilatus: int32 counts, gaps -1, bad -2)."""
+    return _decode(path, _checked_bytes(path, max_pixels))
+
+
+def mask(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Pixels with negative values (Pilatus module gaps -1, bad pixels -2) or at or above ``Count_cutoff``."""
+    raw = _checked_bytes(path, max_pixels)
+    data = _decode(path, raw)
+    bad = data < 0
+    cutoff = _count_cutoff(raw[: raw.find(_BINARY_START)])
+    if cutoff is not None:
+        bad |= data >= cutoff
+    return bad
 
 
 _NUMBER = rb"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -91,13 +133,23 @@ def _header_number(head, pattern):
     return None if match is None else match.groups()
 
 
-def geometry(path):
-    """Pixel size, distance, wavelength and beam centre from a miniCBF (Pilatus/Eiger) header.
+def _count_cutoff(head):
+    """The ``# Count_cutoff`` of a miniCBF header (counts at or above it are saturated), or None."""
+    cutoff = _header_number(head, rb"^#\s*Count_cutoff\s+" + _NUMBER)
+    if cutoff is None:
+        return None
+    value = float(cutoff[0])
+    return value if np.isfinite(value) and value > 0 else None
 
-    Reads the ``# Pixel_size``, ``# Detector_distance``, ``# Wavelength`` and
-    ``# Beam_xy`` lines; a value the header lacks is left out.
+
+def geometry(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Pixel size, distance, wavelength, beam centre and saturation from a miniCBF (Pilatus/Eiger) header.
+
+    Reads the ``# Pixel_size``, ``# Detector_distance``, ``# Wavelength``,
+    ``# Beam_xy`` and ``# Count_cutoff`` (as ``saturation``, counts) lines;
+    a value the header lacks is left out.
     """
-    raw = _checked_bytes(path)
+    raw = _checked_bytes(path, max_pixels)
     head = raw[: raw.find(_BINARY_START)]
     found = {}
     pixel = _header_number(head, rb"^#\s*Pixel_size\s+" + _NUMBER + rb"\s*(m|mm|um)\b")
@@ -112,6 +164,9 @@ def geometry(path):
     beam = _header_number(head, rb"^#\s*Beam_xy\s*\(\s*" + _NUMBER + rb"\s*,\s*" + _NUMBER + rb"\s*\)\s*pixels")
     if beam is not None:
         found["beam_center_px"] = (float(beam[0]), float(beam[1]))
+    cutoff = _count_cutoff(head)
+    if cutoff is not None:
+        found["saturation"] = cutoff
     return found
 
 

@@ -4,16 +4,20 @@ through :func:`diffranet._atomic.atomic_path`."""
 
 from __future__ import annotations
 
-import errno
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from .._atomic import atomic_path  # noqa: F401  (the format modules write through it)
+from .._budget import (  # noqa: F401  (DEFAULT_MAX_FRAME_PIXELS, check_pixels: used by the format modules)
+    DEFAULT_MAX_FRAME_PIXELS,
+    BudgetError,
+    NotRegularFileError,
+    check_pixels,
+    regular_file,
+)
 from .._validation import check_int
 
 
@@ -29,7 +33,9 @@ class ImageFormatError(ValueError):
 class ImageFormat:
     """What one file format can do; the package keeps one record per extension.
 
-    ``read(path, frame, dataset)`` returns one 2-D frame.  Single-frame formats
+    ``read(path, frame, dataset, max_pixels)`` returns one 2-D frame; every
+    reader (``read``, ``frames``, ``mask``, ``geometry``) takes ``max_pixels``
+    and refuses a frame whose declared size exceeds it before reading it.  Single-frame formats
     leave ``count``, ``frames`` and ``mask`` as ``None``: the dispatcher then
     treats the file as one frame without a mask.  ``write`` is ``None`` for a
     read-only format; otherwise ``write(path, image, compression, mask,
@@ -51,16 +57,15 @@ class ImageFormat:
 
 
 def existing_file(path):
-    """Return ``path`` as a ``Path`` if it names an existing regular file."""
+    """Return ``path`` as a ``Path`` if it names an existing regular file (symlinks followed).
+
+    FIFOs, devices and sockets are refused (:class:`ImageFormatError`) without
+    being opened: reading them can block forever or never end.
+    """
     try:
-        path = Path(os.fspath(path))
-    except TypeError as exc:
-        raise ValueError(f"path must be a str or os.PathLike, got {path!r}") from exc
-    if not path.exists():
-        raise FileNotFoundError(errno.ENOENT, "No such image file", str(path))
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "Expected an image file, found a directory", str(path))
-    return path
+        return regular_file(path, "image file")
+    except NotRegularFileError as exc:
+        raise ImageFormatError(str(exc)) from None
 
 
 def select_frame(path, frame, n_frames):
@@ -101,8 +106,12 @@ def count_stack(path, array, what, kinds="uif"):
     return n_frames
 
 
-def stack_frame(array, index):
-    """Frame ``index`` of what :func:`count_stack` accepted, as a native-order in-memory array."""
+def stack_frame(path, array, index, max_pixels):
+    """Frame ``index`` of what :func:`count_stack` accepted, as a native-order in-memory array.
+
+    The frame's declared shape is checked against ``max_pixels`` before it is read.
+    """
+    check_pixels(f"{path}: {getattr(array, 'name', None) or 'the array'}", array.shape, max_pixels)
     return as_native(np.array(array[()] if array.ndim == 2 else array[index]))
 
 
@@ -116,7 +125,7 @@ def reading(path, kind):
     """
     try:
         yield
-    except (ImageFormatError, PermissionError, IsADirectoryError, MemoryError):
+    except (ImageFormatError, BudgetError, PermissionError, IsADirectoryError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many unrelated types
         raise ImageFormatError(f"{path}: not a readable {kind} file ({type(exc).__name__}: {exc})") from exc

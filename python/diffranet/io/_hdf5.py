@@ -6,17 +6,21 @@ filters that Eiger and JUNGFRAU files (Dectris, Jungfraujoch) are written with.
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from itertools import chain
 
 import numpy as np
 
 from .._validation import check_choice
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     LENGTH_TO_MM,
     WAVELENGTH_TO_A,
     ImageFormat,
     ImageFormatError,
     atomic_path,
+    check_pixels,
     check_writable,
     count_stack,
     reading,
@@ -59,6 +63,41 @@ def _filters(compression):
     if compression == "lz4":
         return dict(hdf5plugin.LZ4())
     return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+
+
+@contextmanager
+def _open(path):
+    """The file opened for reading, once no part of it points outside the file.
+
+    External links, external raw storage and virtual datasets name other files
+    (any file on the host, a FIFO) that reading would open; they are refused.
+    Eiger / Jungfraujoch master files link their frames this way: read the
+    data files (``*_data_*.h5``) themselves.
+    """
+    h5py = _h5py()
+    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        outside = []
+
+        def visit_link(name):
+            link = f.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                outside.append(f"/{name} is an external link to {link.filename}:{link.path}")
+
+        def visit_object(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    outside.append(f"/{name} stores its data in external file(s) {[e[0] for e in obj.external]}")
+                elif obj.is_virtual:
+                    outside.append(f"/{name} is a virtual dataset over other files")
+
+        f.visit_links(visit_link)
+        f.visititems(visit_object)
+        if outside:
+            raise ImageFormatError(
+                f"{path}: refers to data outside the file ({'; '.join(outside[:3])}); only self-contained HDF5 "
+                "files are read (for a master file, read its data files)"
+            )
+        yield f, h5py
 
 
 def _text(value):
@@ -122,41 +161,61 @@ def _find_dataset(path, f, dataset, h5py):
     return obj, count_stack(path, obj, f"dataset {obj.name!r}")
 
 
+def _check_stored(path, dset):
+    """Refuse a dataset that declares more data than it stores (frames never written).
+
+    A file of a few bytes can declare a billion frames; reading them would give
+    a billion fill-value frames. Every chunk (or, unchunked, every byte) a
+    dataset declares must be in the file.
+    """
+    if dset.chunks is None:
+        stored, declared, unit = dset.id.get_storage_size(), dset.size * dset.dtype.itemsize, "bytes"
+    else:
+        stored = dset.id.get_num_chunks()
+        declared, unit = math.prod(-(-size // chunk) for size, chunk in zip(dset.shape, dset.chunks)), "chunks"
+    if stored < declared:
+        raise ImageFormatError(
+            f"{path}: dataset {dset.name!r} of shape {dset.shape} stores {stored:,} of its {declared:,} {unit}; "
+            "its frames are not all written"
+        )
+
+
 def count(path, dataset=None):
     """Number of frames of the image dataset."""
-    h5py = _h5py()
-    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+    with _open(path) as (f, h5py):
         return _find_dataset(path, f, dataset, h5py)[1]
 
 
-def read(path, frame=None, dataset=None):
-    """One frame of the image dataset."""
-    h5py = _h5py()
-    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """One frame of the image dataset (its declared size checked against ``max_pixels`` first)."""
+    with _open(path) as (f, h5py):
         dset, n_frames = _find_dataset(path, f, dataset, h5py)
-        return stack_frame(dset, select_frame(path, frame, n_frames))
+        index = select_frame(path, frame, n_frames)
+        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
+        _check_stored(path, dset)
+        return stack_frame(path, dset, index, max_pixels)
 
 
-def frames(path, dataset=None):
-    """Find the dataset now; then yield its frames one at a time from an open file."""
-    h5py = _h5py()
-    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Find and check the dataset now; then yield its frames one at a time from an open file."""
+    with _open(path) as (f, h5py):
         dset, n_frames = _find_dataset(path, f, dataset, h5py)
+        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
+        _check_stored(path, dset)
         name = dset.name
 
     def generate():
-        with reading(path, "HDF5"), h5py.File(path, "r") as f:
+        with _open(path) as (f, _):
             dset = f[name]
             for index in range(n_frames):
-                yield stack_frame(dset, index)
+                yield stack_frame(path, dset, index, max_pixels)
 
     return generate()
 
 
-def mask(path):
+def mask(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """The NeXus/CXI pixel mask as bool (nonzero = bad), or None."""
-    h5py = _h5py()
-    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+    with _open(path) as (f, h5py):
         names = [name for name in (NEXUS_MASK, CXI_MASK) if isinstance(f.get(name), h5py.Dataset)]
         if not names:
             found = []
@@ -170,10 +229,11 @@ def mask(path):
             return None
         if len(names) > 1:
             raise ImageFormatError(f"{path}: several pixel masks {names}; cannot tell which one applies")
-        values = f[names[0]][()]
-    if values.ndim != 2:
-        raise ImageFormatError(f"{path}: pixel mask {names[0]!r} has shape {values.shape}, expected 2-D")
-    return values != 0
+        dset = f[names[0]]
+        if dset.ndim != 2:
+            raise ImageFormatError(f"{path}: pixel mask {names[0]!r} has shape {dset.shape}, expected 2-D")
+        check_pixels(f"{path}: pixel mask {names[0]!r}", dset.shape, max_pixels)
+        return dset[()] != 0
 
 
 # (key, HDF5 paths tried in order, unit table, unit assumed when the dataset has no "units")
@@ -186,6 +246,7 @@ _GEOMETRY_FIELDS = (
                       "/entry_1/instrument_1/source_1/wavelength"), WAVELENGTH_TO_A, "angstrom"),
 )
 _CXI_ENERGY = "/entry_1/instrument_1/source_1/energy"  # joules
+_NEXUS_SATURATION = "/entry/instrument/detector/saturation_value"  # counts; at or above it a pixel is saturated
 _HC_J_A = 1.98644586e-15  # h c in J * Angstrom
 
 
@@ -193,22 +254,22 @@ def _scalar(f, name, h5py):
     obj = f.get(name)
     if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "iuf" or obj.size < 1:
         return None
-    value = float(np.ravel(obj[()])[0])
+    value = float(obj[(0,) * obj.ndim])  # the first element only, whatever size the dataset claims
     return value if np.isfinite(value) and value > 0 else None
 
 
-def geometry(path):
-    """Pixel size, distance, wavelength and beam centre from NeXus (Dectris) or CXI metadata.
+def geometry(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Pixel size, distance, wavelength, beam centre and saturation from NeXus (Dectris) or CXI metadata.
 
     NeXus: ``/entry/instrument/detector/{x_pixel_size, detector_distance,
     beam_center_x, beam_center_y}`` and ``/entry/instrument/beam/incident_wavelength``;
     CXI: ``/entry_1/instrument_1/detector_1/{x_pixel_size, distance}`` and the
-    source ``energy`` (J). Values are converted from their ``units`` attribute
+    source ``energy`` (J); ``saturation`` (counts) from NeXus
+    ``/entry/instrument/detector/saturation_value``. Values are converted from their ``units`` attribute
     (SI when absent); a value the file lacks is left out.
     """
-    h5py = _h5py()
     found = {}
-    with reading(path, "HDF5"), h5py.File(path, "r") as f:
+    with _open(path) as (f, h5py):
         for key, names, table, default_unit in _GEOMETRY_FIELDS:
             for name in names:
                 value = _scalar(f, name, h5py)
@@ -224,6 +285,9 @@ def geometry(path):
         beam = [_scalar(f, f"/entry/instrument/detector/beam_center_{axis}", h5py) for axis in "xy"]
         if None not in beam:
             found["beam_center_px"] = tuple(beam)
+        saturation = _scalar(f, _NEXUS_SATURATION, h5py)
+        if saturation is not None:
+            found["saturation"] = saturation
     return found
 
 

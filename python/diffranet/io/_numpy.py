@@ -1,7 +1,9 @@
 """numpy ``.npy`` (one array) and ``.npz`` (array ``data``, optional ``mask``) files.
 
 ``.npy`` stacks are memory-mapped, so frames are read one at a time; an
-``.npz`` member is decompressed as a whole when first used.  Pickled
+``.npz`` member is decompressed as a whole when first used, after its
+header's shape has been checked against the pixel budget (at most 8 bytes
+per pixel of the largest frame allowed).  Pickled
 (object) arrays are never loaded.
 """
 
@@ -11,10 +13,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._budget import zip_member_npy
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     ImageFormat,
     ImageFormatError,
     atomic_path,
+    check_pixels,
     check_writable,
     count_stack,
     reading,
@@ -35,6 +40,10 @@ def _load_npy(path):
     return array, count_stack(path, array, "the array", kinds="biuf")
 
 
+# an npz member is expanded whole: its declared size may be that of one float64 frame of the budget
+_NPZ_BYTES_PER_PIXEL = 8
+
+
 @contextmanager
 def _open_npz(path):
     # np.load leaks its file handle when the zip directory is corrupt; own the handle here
@@ -42,41 +51,54 @@ def _open_npz(path):
         yield archive
 
 
-def _load_npz_member(path, name):
+def _npz_header(path, archive, name, max_pixels):
+    """``(shape, dtype)`` of member ``name`` from its header, checked against the budget before it is expanded."""
+    info = archive.zip.getinfo(f"{name}.npy")
+    shape, dtype = zip_member_npy(archive.zip, info, max_pixels * _NPZ_BYTES_PER_PIXEL, f"{path}: array {name!r}")
+    if len(shape) >= 2:
+        check_pixels(f"{path}: array {name!r}", shape, max_pixels)
+    return shape, dtype
+
+
+def _load_npz_member(path, name, max_pixels):
     name = "data" if name is None else name
     with reading(path, "npz"), _open_npz(path) as archive:
         if name not in archive.files:
             raise ImageFormatError(f"{path}: no array {name!r} in the npz file; it holds {archive.files}")
+        _npz_header(path, archive, name, max_pixels)
         array = archive[name]
     return array, count_stack(path, array, f"array {name!r}", kinds="biuf")
 
 
 def _reader(load):
-    """read/count/frames functions over ``load(path, dataset) -> (array, n_frames)``."""
+    """read/count/frames functions over ``load(path, dataset, max_pixels) -> (array, n_frames)``."""
 
-    def read(path, frame=None, dataset=None):
-        array, n_frames = load(path, dataset)
-        return stack_frame(array, select_frame(path, frame, n_frames))
+    def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+        array, n_frames = load(path, dataset, max_pixels)
+        return stack_frame(path, array, select_frame(path, frame, n_frames), max_pixels)
 
     def count(path, dataset=None):
-        return load(path, dataset)[1]
+        return load(path, dataset, DEFAULT_MAX_FRAME_PIXELS)[1]
 
-    def frames(path, dataset=None):
-        array, n_frames = load(path, dataset)
-        return (stack_frame(array, index) for index in range(n_frames))
+    def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+        array, n_frames = load(path, dataset, max_pixels)
+        return (stack_frame(path, array, index, max_pixels) for index in range(n_frames))
 
     return read, count, frames
 
 
-def npz_mask(path):
+def npz_mask(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """The ``mask`` array as bool, or None if the file has none."""
     with reading(path, "npz"), _open_npz(path) as archive:
         if "mask" not in archive.files:
             return None
+        mask_shape, _ = _npz_header(path, archive, "mask", max_pixels)
+        shape = _npz_header(path, archive, "data", max_pixels)[0][-2:] if "data" in archive.files else mask_shape
+        if len(mask_shape) != 2 or tuple(mask_shape) != tuple(shape):
+            raise ImageFormatError(
+                f"{path}: mask has shape {mask_shape}, expected a 2-D mask of the image shape {shape}"
+            )
         mask = archive["mask"]
-        shape = archive["data"].shape[-2:] if "data" in archive.files else mask.shape
-    if mask.ndim != 2 or mask.shape != shape:
-        raise ImageFormatError(f"{path}: mask has shape {mask.shape}, expected a 2-D mask of the image shape {shape}")
     return mask.astype(bool)
 
 
@@ -111,7 +133,7 @@ def write_npz(path, image, compression=None, mask=None, metadata=None):
         np.savez_compressed(fh, **arrays)
 
 
-_read_npy, _count_npy, _frames_npy = _reader(lambda path, dataset: _load_npy(path))
+_read_npy, _count_npy, _frames_npy = _reader(lambda path, dataset, max_pixels: _load_npy(path))
 _read_npz, _count_npz, _frames_npz = _reader(_load_npz_member)
 
 NPY_FORMAT = ImageFormat(name="npy", read=_read_npy, write=write_npy, count=_count_npy, frames=_frames_npy)

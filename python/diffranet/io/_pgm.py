@@ -20,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     ImageFormat,
     ImageFormatError,
     atomic_path,
+    check_pixels,
     check_text_metadata,
     check_writable,
     reject_compression,
@@ -77,22 +79,37 @@ def _parse_header(path, data):
     return magic, width, height, maxval, pos
 
 
-def read(path, frame=None, dataset=None):
-    """Read the first image of a PGM file as uint8 (maxval < 256) or uint16."""
-    data = path.read_bytes()
-    magic, width, height, maxval, pos = _parse_header(path, data)
-    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
-    n_pixels = width * height
+# a header (magic, comments, sizes) longer than this is not a detector image
+_MAX_HEADER_BYTES = 1 << 20
+# the longest plain-PGM pixel token ("65535") and its separator
+_PLAIN_BYTES_PER_PIXEL = 6
+
+
+def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Read the first image of a PGM file as uint8 (maxval < 256) or uint16.
+
+    The header is parsed and its size checked against ``max_pixels`` before
+    the raster is read; only the bytes the raster needs are read.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(_MAX_HEADER_BYTES)
+        magic, width, height, maxval, pos = _parse_header(path, head)
+        check_pixels(f"{path}: PGM header", (height, width), max_pixels)
+        dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+        n_pixels = width * height
+        per_pixel = dtype.itemsize if magic == b"P5" else _PLAIN_BYTES_PER_PIXEL
+        fh.seek(pos)
+        data = fh.read(n_pixels * per_pixel)
     if magic == b"P5":
         n_bytes = n_pixels * dtype.itemsize
-        if len(data) - pos < n_bytes:
+        if len(data) < n_bytes:
             raise ImageFormatError(
                 f"{path}: truncated PGM file, {width}x{height} pixels at maxval {maxval} need "
-                f"{n_bytes} bytes of pixel data, found {len(data) - pos}"
+                f"{n_bytes} bytes of pixel data, found {len(data)}"
             )
-        values = np.frombuffer(data, dtype=dtype, count=n_pixels, offset=pos)
+        values = np.frombuffer(data, dtype=dtype, count=n_pixels)
     else:
-        tokens = data[pos:].split(maxsplit=n_pixels)[:n_pixels]
+        tokens = data.split(maxsplit=n_pixels)[:n_pixels]
         if len(tokens) < n_pixels or not all(t.isdigit() for t in tokens):
             raise ImageFormatError(
                 f"{path}: truncated or corrupt plain PGM file, expected {n_pixels} decimal pixel values"

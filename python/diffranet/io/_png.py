@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     ImageFormat,
     ImageFormatError,
     atomic_path,
+    check_pixels,
     check_text_metadata,
     check_writable,
     reading,
@@ -18,13 +20,14 @@ from ._common import (
 _GREY_MODES = {"L": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "I": np.uint16}
 
 
-def read(path, frame=None, dataset=None):
-    """Read an 8-bit (uint8) or 16-bit (uint16) greyscale PNG."""
+def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
+    """Read an 8-bit (uint8) or 16-bit (uint16) greyscale PNG; the header's size is checked first."""
     from PIL import Image
 
     with reading(path, "PNG"), Image.open(path) as im:
         if im.format != "PNG":
             raise ImageFormatError(f"{path}: not a PNG file (Pillow identifies it as {im.format})")
+        check_pixels(f"{path}: PNG header", (im.height, im.width), max_pixels)
         im.load()
         dtype = _GREY_MODES.get(im.mode)
         if dtype is None:

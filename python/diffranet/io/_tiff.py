@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (
+    DEFAULT_MAX_FRAME_PIXELS,
     ImageFormat,
     ImageFormatError,
     as_native,
     atomic_path,
+    check_pixels,
     check_writable,
     reading,
     reject_compression,
@@ -18,13 +20,14 @@ from ._common import (
 _DTYPES = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64)
 
 
-def _page_image(path, page, index):
-    data = page.asarray()
-    if data.ndim != 2:
+def _page_image(path, page, index, max_pixels):
+    """Page ``index`` as a 2-D array; its declared shape is checked before it is decoded."""
+    if len(page.shape) != 2:
         raise ImageFormatError(
-            f"{path}: TIFF page {index} holds an array of shape {data.shape}, not a 2-D greyscale image"
+            f"{path}: TIFF page {index} holds an array of shape {page.shape}, not a 2-D greyscale image"
         )
-    return as_native(data)
+    check_pixels(f"{path}: TIFF page {index}", page.shape, max_pixels)
+    return as_native(page.asarray())
 
 
 def count(path, dataset=None):
@@ -35,16 +38,16 @@ def count(path, dataset=None):
         return len(tif.pages)
 
 
-def read(path, frame=None, dataset=None):
+def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Read one page as a 2-D array of the stored dtype."""
     import tifffile
 
     with reading(path, "TIFF"), tifffile.TiffFile(path) as tif:
         index = select_frame(path, frame, len(tif.pages))
-        return _page_image(path, tif.pages[index], index)
+        return _page_image(path, tif.pages[index], index, max_pixels)
 
 
-def frames(path, dataset=None):
+def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Check the file now, then yield its pages one at a time."""
     n_pages = count(path)
 
@@ -53,7 +56,7 @@ def frames(path, dataset=None):
 
         with reading(path, "TIFF"), tifffile.TiffFile(path) as tif:
             for index in range(n_pages):
-                yield _page_image(path, tif.pages[index], index)
+                yield _page_image(path, tif.pages[index], index, max_pixels)
 
     return generate()
 

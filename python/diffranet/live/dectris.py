@@ -34,16 +34,17 @@ failure to decode becomes :class:`~diffranet.live.frames.MalformedMessage`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..detectors import FrameGeometry
 from .compression import CompressedArray, CompressionError, compress, decompress, expanded, uncompressed_size
 from .frames import Frame, MalformedMessage, SeriesEnd, describe_exception, describe_value, safe_tags
 from .limits import StreamLimits
+from .series import SeriesInfo, series_key
 
 __all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
 
@@ -208,17 +209,6 @@ def _series_tags(message):
     return safe_tags(tags)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Series:
-    tags: dict
-    shape: tuple = None
-    channel: str = None
-    mask: np.ndarray = None
-    geometry: object = None
-    beam_center_px: tuple = None
-    saturation: float = None
-
-
 class Stream2Decoder:
     """Turn the messages of a Stream V2 stream into frames, remembering the current series.
 
@@ -235,18 +225,42 @@ class Stream2Decoder:
         whoever classifies the frame (see :func:`decode_message`).
     limits : StreamLimits, optional
         Size budgets of a message (see :func:`decode_message`).
+
+    The decoder remembers the last :data:`KNOWN_SERIES` series, from their
+    start messages or adopted from other services
+    (:mod:`diffranet.live.series`), so that late images of a series keep
+    its settings when the next one has started.
     """
+
+    #: Most series remembered.
+    KNOWN_SERIES = 8
 
     def __init__(self, geometry=None, beam_center_px=None, *, defer_decompression=False, limits=None):
         self.geometry = geometry
         self.beam_center_px = beam_center_px
         self.defer_decompression = defer_decompression
         self.limits = _DEFAULT_LIMITS if limits is None else limits
-        self._series = _Series(tags={}, geometry=geometry, beam_center_px=beam_center_px)
+        self._series = SeriesInfo(tags={}, geometry=geometry, beam_center_px=beam_center_px)
+        self._known = {}  # series_key(series_id) -> SeriesInfo, oldest first
+
+    @property
+    def series(self):
+        """The :class:`~diffranet.live.series.SeriesInfo` of the latest start message."""
+        return self._series
+
+    def knows(self, series_id):
+        """Whether a start message (or an adopted series info) of ``series_id`` was seen."""
+        return series_key(series_id) in self._known
+
+    def adopt(self, info):
+        """Remember a series announced by another service (it does not become the latest)."""
+        key = series_key(info.tags.get("series_id"))
+        self._known.pop(key, None)
+        self._known[key] = info
+        while len(self._known) > self.KNOWN_SERIES:
+            self._known.pop(next(iter(self._known)))
 
     def _start(self, message):
-        from ..inference import FrameGeometry
-
         tags = _series_tags(message)
         size_x, size_y = message.get("image_size_x"), message.get("image_size_y")
         shape = None
@@ -296,13 +310,13 @@ class Stream2Decoder:
                 geometry = FrameGeometry(pixel_size_mm, distance_mm, wavelength_A, beam_center_px)
             except ValueError as exc:
                 raise MalformedMessage(f"start message geometry: {exc}", tags) from None
-        self._series = _Series(tags=tags, shape=shape, channel=channel, mask=mask, geometry=geometry,
-                               beam_center_px=beam_center_px, saturation=saturation)
+        self._series = SeriesInfo(tags=tags, shape=shape, channel=channel, mask=mask, geometry=geometry,
+                                  beam_center_px=beam_center_px, saturation=saturation)
 
     def _image(self, message, received):
-        series = self._series
         image_id = message.get("image_id")
         tags = {"id": safe_tags(image_id), **_series_tags(message)}
+        series = self._known.get(series_key(tags["series_id"]), self._series)
         if isinstance(image_id, bool) or not isinstance(image_id, int) or not 0 <= image_id < 2**64:
             raise MalformedMessage(f"image_id must be an integer from 0 to 2**64 - 1, got {describe_value(image_id)}",
                                    tags)
@@ -316,7 +330,7 @@ class Stream2Decoder:
         if same_series and series.shape is not None and data.shape != series.shape:
             raise MalformedMessage(f"image has shape {data.shape}, the start message says {series.shape}", tags)
         if not same_series:  # no start message seen for this series: defaults only
-            series = _Series(tags={}, geometry=self.geometry, beam_center_px=self.beam_center_px)
+            series = SeriesInfo(tags={}, geometry=self.geometry, beam_center_px=self.beam_center_px)
         saturation = series.saturation
         if saturation is None and data.dtype.kind == "u":
             saturation = float(np.iinfo(data.dtype).max)  # all bits set: no data (gap or bad pixel)
@@ -346,6 +360,7 @@ class Stream2Decoder:
         kind = decoded["type"]
         if kind == "start":
             self._start(decoded)
+            self.adopt(self._series)
             return None
         if kind == "image":
             return self._image(decoded, received)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import numbers
 import time
@@ -31,7 +32,7 @@ import uuid
 import numpy as np
 
 __all__ = ["Frame", "MalformedMessage", "SeriesEnd", "verdict_record", "dropped_record", "error_record",
-           "json_safe", "safe_tags", "describe_value", "describe_exception"]
+           "json_safe", "json_line", "safe_tags", "describe_value", "describe_exception"]
 
 #: Integers in records stay within 64 bits (signed or unsigned): JSON readers lose anything larger.
 _INT_RANGE = (-2**63, 2**64)
@@ -147,6 +148,19 @@ def json_safe(value, max_chars=None, _depth=0):
     if isinstance(value, (list, tuple)):
         return [json_safe(item, max_chars, _depth + 1) for item in value]
     return None
+
+
+def json_line(record):
+    """One JSON text for a record, whatever it holds: as it is when ``json.dumps(..., allow_nan=False)`` takes it,
+    else through :func:`json_safe`."""
+    try:
+        return json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    try:
+        return json.dumps(json_safe(record), allow_nan=False)
+    except Exception as exc:  # json_safe output always serialises; this is the last resort
+        return json.dumps({"error": f"record not serialisable: {describe_exception(exc)}"})
 
 
 def safe_tags(tags):

@@ -37,9 +37,12 @@ import time
 import numpy as np
 import zmq
 
+from ..detectors import FrameGeometry
+from ..inference import load_model
 from .compression import CompressedArray
-from .frames import describe_exception
-from .tuning import one_torch_thread, prepare_processing_thread
+from .frames import Frame, describe_exception
+from .processing import FrameClassifier
+from .tuning import one_torch_thread, prepare_processing_thread, prepare_worker_process
 
 __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 
@@ -230,9 +233,6 @@ def _frame_parts(seq, frame, masks):
 
 
 def _frame_from_parts(parts, masks):
-    from ..inference import FrameGeometry
-    from .frames import Frame
-
     header = json.loads(bytes(parts[0].buffer))
     shape, dtype = tuple(header["shape"]), np.dtype(header["dtype"])
     if header.get("compressed"):
@@ -253,7 +253,7 @@ def _result_json(seq, result):
     return {"seq": seq, "verdict": result}
 
 
-def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory):
+def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory, peaks="input"):
     """Body of one worker process: load the model, classify frames until told to stop.
 
     The worker ignores SIGINT and SIGTERM: the service stops it once every
@@ -262,17 +262,14 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    prepare_processing_thread()
+    prepare_worker_process()
     context = zmq.Context()
     tasks = context.socket(zmq.PULL)
     tasks.connect(tasks_address)
     results = context.socket(zmq.PUSH)
     results.connect(results_address)
     try:
-        from ..inference import load_model
-        from .processing import FrameClassifier
-
-        classifier = FrameClassifier(load_model(model, trust=trust))
+        classifier = FrameClassifier(load_model(model, trust=trust), peaks=peaks)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -335,11 +332,15 @@ class ProcessBackend:
     on_failure : callable, optional
         Called with ``("classify", exception)`` when a worker process exits
         while serving or the collector thread stops on an exception.
+    peaks : {"input", "frame", "none"}, default "input"
+        Where the workers count the peaks of the verdicts (see
+        :class:`~diffranet.live.processing.FrameClassifier`).
     """
 
     def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0,
-                 on_failure=None):
+                 on_failure=None, peaks="input"):
         self.model, self.trust = str(model), trust
+        self.peaks = peaks
         self.n_workers = n_workers
         self.on_results = on_results
         self.on_failure = on_failure
@@ -373,7 +374,7 @@ class ProcessBackend:
         for _ in range(self.n_workers):
             process = spawn.Process(target=worker_main, daemon=True,
                                     args=(self.model, self.trust, tasks_address, results_address,
-                                          self.batch_size, os.getpid(), self._dir.name))
+                                          self.batch_size, os.getpid(), self._dir.name, self.peaks))
             process.start()
             self._processes.append(process)
         deadline = time.monotonic() + self.start_timeout_s

@@ -9,6 +9,10 @@ error and the others their verdicts. Pixels that arrive still compressed
 (Stream V2) are expanded here, in the thread or worker process that
 classifies them. A frame with non-finite pixels (NaN, inf) outside its mask
 gets an error: no verdict can be trusted on it.
+
+Each verdict also carries the frame's spot figures, ``n_peaks`` and
+``d_min_A`` (:mod:`diffranet.live.spots`), from the same model input or from
+the frame itself.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import dataclasses
 
 import numpy as np
 
+from .._validation import check_choice
 from .compression import CompressedArray
 from .frames import describe_exception
+from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
 
 __all__ = ["FrameClassifier"]
 
@@ -33,18 +39,32 @@ class FrameClassifier:
     Parameters
     ----------
     model : SavedModel
-        Any object with the ``classify(frames, masks, geometry, *,
-        beam_center_px, saturation)`` method of a saved model.
+        Any object with the ``preprocess``, ``predict_proba``, ``verdicts``
+        methods and the ``preprocessing`` of a saved model.
+    peaks : {"input", "frame", "none"}, default "input"
+        Where ``n_peaks`` and ``d_min_A`` come from: the model input, the
+        frame itself, or nowhere (both None).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, peaks="input"):
         self.model = model
+        self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.spots = None if peaks == "none" else SpotCounter(model.preprocessing)
 
     def _classify_group(self, frames):
         first = frames[0]
         masks = None if first.mask is None else [f.mask for f in frames]
-        return self.model.classify([f.data for f in frames], masks, first.geometry,
-                                   beam_center_px=first.beam_center_px, saturation=first.saturation)
+        images = self.model.preprocess([f.data for f in frames], masks, first.geometry,
+                                       beam_center_px=first.beam_center_px, saturation=first.saturation)
+        verdicts = self.model.verdicts(self.model.predict_proba(images))
+        if self.spots is None:
+            return [{**verdict, **NO_SPOTS} for verdict in verdicts]
+        if self.peaks == "frame":
+            spots = [self.spots.summarise_frame(f.data, f.mask, f.geometry, beam_center_px=f.beam_center_px,
+                                                saturation=f.saturation) for f in frames]
+        else:
+            spots = self.spots.summarise(images, geometry_known=first.geometry is not None)
+        return [{**verdict, **figures} for verdict, figures in zip(verdicts, spots)]
 
     def classify(self, frames):
         """Verdicts of a batch of frames (compressed pixels are expanded here first).
@@ -57,8 +77,8 @@ class FrameClassifier:
         -------
         list of dict or ValueError
             For each frame, in order, its verdict ``{"label", "hit",
-            "proba"}`` or the ``ValueError`` that explains why it could not
-            be classified.
+            "proba", "n_peaks", "d_min_A"}`` or the ``ValueError`` that
+            explains why it could not be classified.
         """
         results = [None] * len(frames)
         ready = []

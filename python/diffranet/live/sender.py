@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 import zmq
+from .dectris import encode_end, encode_image, encode_start
+from .simple import encode_simple
 
 __all__ = ["send_simple", "send_stream2"]
 
@@ -22,12 +24,38 @@ def _pace(start, index, rate_hz):
             time.sleep(delay)
 
 
-def _push(address, linger_s):
+def _push(address, linger_s, monitor=False):
+    """A bound PUSH socket; with ``monitor``, also a monitor of its handshakes, attached before binding."""
     context = zmq.Context()
     socket = context.socket(zmq.PUSH)
     socket.setsockopt(zmq.LINGER, int(linger_s * 1000))
+    watcher = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) if monitor else None
     socket.bind(address)
-    return context, socket
+    return context, socket, watcher
+
+
+def _wait_for_pullers(socket, monitor, n, timeout_s):
+    """Wait until ``n`` PULL sockets have connected (a detector is armed after its receivers connect).
+
+    Raises
+    ------
+    TimeoutError
+        Fewer than ``n`` connected within ``timeout_s``.
+    """
+    from zmq.utils.monitor import recv_monitor_message
+
+    try:
+        connected = 0
+        deadline = time.monotonic() + timeout_s
+        while connected < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not monitor.poll(int(remaining * 1000)):
+                raise TimeoutError(f"{connected} of {n} pullers connected within {timeout_s:.0f} s")
+            if recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                connected += 1
+    finally:
+        socket.disable_monitor()
+        monitor.close(linger=0)
 
 
 def send_simple(address, frames, ids=None, *, rate_hz=None, extra_messages=None, linger_s=30.0):
@@ -54,9 +82,7 @@ def send_simple(address, frames, ids=None, *, rate_hz=None, extra_messages=None,
     dict
         ``{"sent": number of frames, "seconds": duration}``.
     """
-    from .simple import encode_simple
-
-    context, socket = _push(address, linger_s)
+    context, socket, _ = _push(address, linger_s)
     extra_messages = extra_messages or {}
     start = time.monotonic()
     count = 0
@@ -74,7 +100,7 @@ def send_simple(address, frames, ids=None, *, rate_hz=None, extra_messages=None,
 
 
 def send_stream2(address, frames, *, series_id=1, compression="bslz4", rate_hz=None, start=None,
-                 extra_messages=None, linger_s=30.0):
+                 extra_messages=None, linger_s=30.0, pullers=None, pullers_timeout_s=30.0):
     """Send one Stream V2 series (start, one image message per frame, end) from a bound PUSH socket.
 
     Parameters
@@ -91,20 +117,25 @@ def send_stream2(address, frames, *, series_id=1, compression="bslz4", rate_hz=N
     extra_messages : dict of int -> list of bytes, optional
         Raw messages sent just before image ``index``.
     linger_s : float
+    pullers : int, optional
+        Wait until this many PULL sockets have connected before sending (a
+        PUSH socket deals its messages round-robin only to the connected
+        ones), for at most ``pullers_timeout_s`` seconds.
+    pullers_timeout_s : float
 
     Returns
     -------
     dict
         ``{"sent": number of images, "seconds": duration}``.
     """
-    from .dectris import encode_end, encode_image, encode_start
-
     frames = list(frames)
     shape = np.shape(frames[0]) if frames else (0, 0)
-    context, socket = _push(address, linger_s)
+    context, socket, monitor = _push(address, linger_s, monitor=bool(pullers))
     extra_messages = extra_messages or {}
-    begin = time.monotonic()
     try:
+        if pullers:
+            _wait_for_pullers(socket, monitor, pullers, pullers_timeout_s)
+        begin = time.monotonic()
         socket.send(encode_start(series_id, image_shape=shape, number_of_images=len(frames),
                                  compression=compression, **(start or {})))
         for index, frame in enumerate(frames):

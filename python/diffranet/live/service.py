@@ -11,9 +11,14 @@ released in that order.
 
 Hostile input: each stage (receive, decode, classify, write) turns any
 exception raised by one message into one error record
-``{**tags, "error": reason, "stage": stage}`` for that message and goes on.
+``{**tags, "error": reason, "stage": stage}`` for that message and goes on;
+so does the series side channel of several pullers (a refused series info
+message gets a record with ``"stage": "series"``), and a hit frame the hit
+writer cannot take keeps its verdict, with a ``write_error``.
 Sizes are checked against :class:`~diffranet.live.limits.StreamLimits`
-before anything is allocated (ZMQ itself refuses longer messages). A stage
+before anything is allocated (ZMQ itself refuses longer messages); images
+held while they wait for their series info count against both budgets of
+frames in flight. A stage
 that cannot go on (its thread ended, a worker process died, the log cannot
 be written) stops the service at once: :meth:`StreamService.run` raises
 :class:`StageFailure` after publishing what it can, so a supervisor sees a
@@ -46,11 +51,17 @@ from pathlib import Path
 
 import zmq
 
-from .compression import CompressedArray
+from .._validation import check_choice, check_int, check_nonnegative, check_positive
+from ..inference import load_model
+from .dectris import Stream2Decoder
 from .frames import MalformedMessage, SeriesEnd, describe_exception, dropped_record, error_record
-from .limits import StreamLimits
+from .limits import StreamLimits, frame_bytes
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
-from .sinks import RECEIVED_KEY, RecordWriter
+from .processing import FrameClassifier
+from .series import HeldFrame, SeriesSharing
+from .simple import decode_simple
+from .sinks import FRAME_KEY, RECEIVED_KEY, RecordWriter
+from .spots import PEAK_SOURCES
 from .tuning import prepare_processing_thread
 
 __all__ = ["StreamService", "StageFailure", "FORMATS", "OVERFLOW_POLICIES"]
@@ -95,15 +106,22 @@ class _InFlight:
         return self.frames == 0 or (self.frames < self.max_frames and self.bytes + nbytes <= self.max_bytes)
 
     def acquire(self, nbytes, give_up=None):
-        """Take room for a frame of ``nbytes``: at once, or (with ``give_up``) wait until ``give_up()`` is true."""
-        with self._room:
-            while not self._fits(nbytes):
-                if give_up is None or give_up():
+        """Take room for a frame of ``nbytes``: at once, or (with ``give_up``) wait until ``give_up()`` is true.
+
+        ``give_up`` is called every 0.1 s without the lock held, so that it may
+        free room itself (release frames held for their series info).
+        """
+        while True:
+            with self._room:
+                if self._fits(nbytes):
+                    self.frames += 1
+                    self.bytes += nbytes
+                    return True
+                if give_up is None:
                     return False
                 self._room.wait(0.1)
-            self.frames += 1
-            self.bytes += nbytes
-            return True
+            if give_up():
+                return False
 
     def release(self, nbytes):
         """Give back the room of one frame."""
@@ -111,14 +129,6 @@ class _InFlight:
             self.frames -= 1
             self.bytes -= nbytes
             self._room.notify_all()
-
-
-def _frame_bytes(frame):
-    """Memory a frame holds until published: its received bytes and, if compressed, its expanded pixels."""
-    data = frame.data
-    if isinstance(data, CompressedArray):
-        return len(data.payload) + data.nbytes
-    return data.nbytes
 
 
 def _check_address(name, address):
@@ -168,14 +178,29 @@ class StreamService:
         sender blocks).
     limits : StreamLimits, optional
         Largest message, largest frame in pixels, most bytes in flight
-        (default: :class:`~diffranet.live.limits.StreamLimits()`).
+        (default: :class:`~diffranet.live.limits.StreamLimits()`); images
+        held for their series info count in flight.
+    peaks : {"input", "frame", "none"}, default "input"
+        Where the peak count and the resolution of the outermost peak
+        (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
+        the frame, or nowhere (both null).
+    hits : HitWriter, optional
+        Receives the frames of the hits (:mod:`diffranet.live.hits`);
+        started and closed (completed) by :meth:`run`.
+    series_publish : str, optional
+        Stream V2 with several pullers: where to bind the PUB socket that
+        announces the series whose start message this service receives
+        (:mod:`diffranet.live.series`).
+    series_subscribe : sequence of str, default ()
+        The other pullers' ``series_publish`` addresses.
+    series_wait_s : float, default 2.0
+        Longest wait for the series info of an image (with ``series_subscribe``).
     """
 
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
-                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None):
-        from .._validation import check_choice, check_int, check_nonnegative, check_positive
-
+                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None,
+                 peaks="input", hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -197,6 +222,15 @@ class StreamService:
             raise ValueError(f"limits must be a StreamLimits, got {type(self.limits).__name__}")
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
+        self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.hits = hits
+        self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
+        self.series_subscribe = [_check_address("series_subscribe", a) for a in series_subscribe]
+        self.series_wait_s = check_nonnegative("series_wait_s", series_wait_s)
+        if (self.series_publish or self.series_subscribe) and self.source_format != "dectris":
+            raise ValueError("series_publish / series_subscribe share Stream V2 series: use source_format='dectris'")
+        self._sharing = None
+        self._frames = {}  # sequence number -> Frame, kept for the hit writer
         self._pending = {}
         self._in_flight = _InFlight(self.queue_size, self.limits.max_queue_bytes)
         self._failure = None
@@ -204,22 +238,23 @@ class StreamService:
 
     # ------------------------------------------------------------------ decoding
 
-    def _decoder(self):
+    def _decoder(self, context):
         """``decode(parts, received)`` for the source format."""
         if self.source_format == "dectris":
-            from .dectris import Stream2Decoder
-
             # pixels stay compressed here: they are expanded where the frame is classified
             decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True,
                                      limits=self.limits)
+            if self.series_publish or self.series_subscribe:
+                self._sharing = SeriesSharing(decoder, context, publish=self.series_publish,
+                                              subscribe=self.series_subscribe, wait_s=self.series_wait_s,
+                                              on_error=self._series_error)
+                decoder = self._sharing
 
             def decode(parts, received):
                 if len(parts) != 1:
                     raise MalformedMessage(f"a Stream V2 message has one part, got {len(parts)}")
                 return decoder.decode(parts[0].buffer, received)
         else:
-            from .simple import decode_simple
-
             def decode(parts, received):
                 return decode_simple(parts, self.limits, geometry=self.geometry,
                                      beam_center_px=self.beam_center_px, received=received)
@@ -258,6 +293,9 @@ class StreamService:
                 record = error_record(tags, result, "classify")
             else:
                 record = {**tags, **result, RECEIVED_KEY: received}
+            frame = self._frames.pop(seq, None)
+            if frame is not None and record.get("hit"):
+                record[FRAME_KEY] = frame
             self._in_flight.release(nbytes)
             self._merger.add(seq, record)
 
@@ -287,32 +325,61 @@ class StreamService:
         if isinstance(item, SeriesEnd):
             self._merger.add(number, {**item.tags, "end": True})
             return
-        nbytes = _frame_bytes(item)
-        give_up = (lambda: stop.is_set() or self._failed.is_set()) if self.overflow == "block" else None
+        nbytes = item.nbytes if isinstance(item, HeldFrame) else frame_bytes(item)
+        give_up = (lambda: self._waiting(stop)) if self.overflow == "block" else None
         if not self._in_flight.acquire(nbytes, give_up):
             self._merger.add(number, dropped_record(item.tags))
             return
         self._pending[number] = (item.tags, item.received, nbytes)
+        if isinstance(item, HeldFrame):  # its series info may come from another service
+            self._sharing.hold(number, item)
+        else:
+            self._submit(number, item)
+
+    def _waiting(self, stop):
+        """While blocked for room (overflow "block"): let held images go when they can; True to give up."""
+        if self._sharing is not None:
+            self._release_held()  # held images take room too: without this, they could wait forever
+        return stop.is_set() or self._failed.is_set()
+
+    def _submit(self, number, frame):
+        if self.hits is not None:
+            self._frames[number] = frame
         try:
-            self._backend.submit(number, item)
+            self._backend.submit(number, frame)
         except zmq.ZMQError:
             raise
         except Exception as exc:  # e.g. out of memory copying the frame to a worker
-            self._pending.pop(number)
-            self._in_flight.release(nbytes)
-            self._error(number, item.tags, exc, "classify")
+            self._frames.pop(number, None)
+            self._give_back(number, frame.tags, exc, "classify")
+
+    def _give_back(self, number, tags, exc, stage):
+        """A frame in flight that will not be classified: free its room, write its error record."""
+        _, _, nbytes = self._pending.pop(number)
+        self._in_flight.release(nbytes)
+        self._error(number, tags, exc, stage)
+
+    def _series_error(self, exc):
+        """A series info message refused (the series side channel): its own error record."""
+        self._error(next(self._seq), getattr(exc, "tags", {}), exc, "series")
+
+    def _release_held(self, everything=False):
+        for number, item in self._sharing.release(everything=everything):
+            if isinstance(item, Exception):
+                tags = self._pending[number][0]
+                self._give_back(number, {**tags, **getattr(item, "tags", {})}, item, "decode")
+            else:
+                self._submit(number, item)
 
     # ------------------------------------------------------------------ run
 
     def _make_backend(self, context):
         if self.workers == 1:
-            from ..inference import load_model
-            from .processing import FrameClassifier
-
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model), self._on_results, self.batch_size, on_failure=self._fail)
+            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size,
+                                 on_failure=self._fail)
         return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
-                              on_failure=self._fail)
+                              on_failure=self._fail, peaks=self.peaks)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.
@@ -343,13 +410,17 @@ class StreamService:
             raise ValueError(f"cannot bind the publish socket to {self.publish_address}: {exc}") from None
         log_file = None
         try:
+            decode = self._decoder(context)
             self._backend = self._make_backend(context).start()
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 log_file = open(self.log_path, "a", encoding="utf-8")
+            if self.hits is not None:
+                self.hits.start()
             writer = RecordWriter(publish, [log_file] if log_file else [], queue_size=self.queue_size,
                                   queue_depth=lambda: len(self._pending), status=self.status,
-                                  status_interval_s=self.status_interval_s, on_failure=self._fail).start()
+                                  status_interval_s=self.status_interval_s, on_failure=self._fail,
+                                  hits=self.hits).start()
             self._merger = OrderedMerger(writer.put)
             socket = context.socket(zmq.PULL)
             socket.setsockopt(zmq.RCVHWM, self.receive_buffer)
@@ -359,13 +430,17 @@ class StreamService:
             if ready is not None:
                 ready.set()
             try:
-                self._serve(socket, stop)
+                self._serve(socket, stop, decode)
             except Exception as exc:  # the receive loop itself failed (not one message)
                 self._fail("receive", exc)
             socket.close(linger=0)
             self._finish()
             final = writer.close()
         finally:
+            if self.hits is not None:
+                self.hits.close()  # completes the open file: no hit lost at shutdown
+            if self._sharing is not None:
+                self._sharing.close()
             if log_file is not None:
                 try:
                     log_file.close()
@@ -378,21 +453,25 @@ class StreamService:
             raise self._failure
         return final
 
-    def _serve(self, socket, stop):
+    def _serve(self, socket, stop, decode):
         prepare_processing_thread()  # decoding: one frame per thread is faster than OpenMP within a frame
-        decode = self._decoder()
         seq = itertools.count()
         self._seq = seq
         monitor = socket.get_monitor_socket(_CONNECTION_EVENTS)
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
+        sharing = self._sharing
+        if sharing is not None and sharing.subscriber is not None:
+            poller.register(sharing.subscriber, zmq.POLLIN)
         dropped_at = None  # when the connection was lost and ZMQ has not tried again since
         try:
             while not stop.is_set() and not self._failed.is_set():
                 events = dict(poller.poll(100))
                 if socket in events:
                     self._handle(socket, decode, seq, stop)
+                if sharing is not None:
+                    self._release_held()
                 while monitor.poll(0):
                     dropped_at = self._connection_lost_at(monitor)
                 if dropped_at is not None and time.monotonic() - dropped_at > _GAVE_UP_S and not socket.poll(0):
@@ -408,6 +487,8 @@ class StreamService:
         overflow, self.overflow = self.overflow, "drop"
         while time.monotonic() < drain_until and socket.poll(0):
             self._handle(socket, decode, seq, stop)
+        if sharing is not None:
+            self._release_held(everything=True)
         self.overflow = overflow
 
     @staticmethod
@@ -444,3 +525,4 @@ class StreamService:
         for number, (tags, _, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
             self._merger.add(number, dropped_record(tags))
         self._pending.clear()
+        self._frames.clear()

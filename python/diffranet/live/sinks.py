@@ -5,34 +5,41 @@ A :class:`RecordWriter` thread owns the PUB socket and the log: it writes
 each record as one JSON line, flushes the log after every batch (so a crash
 loses at most the batch being written), counts the records into
 :class:`~diffranet.live.stats.LiveStats`, and reports a status snapshot at a
-fixed interval.
+fixed interval. With a hit sink (:class:`~diffranet.live.hits.HitWriter`),
+the frames of hit verdicts go to it too, and their records say where
+(``hit_file``, ``hit_event``); a hit frame the hit writer refuses keeps its
+verdict, with the reason as ``write_error``.
 
 Whatever a record holds (non-finite numbers, huge integers, dates, byte
 strings from a hostile message), the line written is valid JSON: a record
 that ``json.dumps(..., allow_nan=False)`` refuses is written through
-:func:`~diffranet.live.frames.json_safe`. Only a failure of the output
+:func:`~diffranet.live.frames.json_safe` (see :func:`~diffranet.live.frames.json_line`). Only a failure of the output
 itself (the log's disk full, say) stops the writer; it is then reported to
 ``on_failure`` and :meth:`RecordWriter.close` still returns the counts.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import queue
 import threading
 import time
 
 import zmq
 
-from .frames import describe_exception, json_safe
+from .frames import describe_exception, json_line
 from .stats import LiveStats
 
-__all__ = ["RecordWriter", "RECEIVED_KEY"]
+__all__ = ["RecordWriter", "RECEIVED_KEY", "FRAME_KEY"]
 
 #: Key of the ``time.monotonic()`` arrival time a record carries to the writer (removed before writing).
 RECEIVED_KEY = "_received"
+#: Key of the :class:`~diffranet.live.frames.Frame` a verdict carries to the hit sink (removed before writing).
+FRAME_KEY = "_frame"
 
 _STOP = object()
+
+log = logging.getLogger("diffranet.live")
 
 
 class RecordWriter:
@@ -56,12 +63,16 @@ class RecordWriter:
     on_failure : callable, optional
         Called with ``("write", exception)`` if writing to a stream or the
         socket fails; the writer then stops.
+    hits : HitWriter, optional
+        Receives the frame of every hit verdict that carries one (under
+        :data:`FRAME_KEY`); its owner closes it after :meth:`close`.
     """
 
     def __init__(self, publish=None, streams=(), *, queue_size=0, queue_depth=None, status=None,
-                 status_interval_s=1.0, on_failure=None):
+                 status_interval_s=1.0, on_failure=None, hits=None):
         self.publish = publish
         self.streams = list(streams)
+        self.hits = hits
         self.stats = LiveStats(queue_size)
         self._queue_depth = queue_depth or (lambda: 0)
         self._status = status
@@ -98,25 +109,20 @@ class RecordWriter:
         """Whether the writer thread is running."""
         return self._thread.is_alive()
 
-    @staticmethod
-    def _line(record):
-        """One JSON line for a record, whatever it holds."""
-        try:
-            return json.dumps(record, allow_nan=False)
-        except (TypeError, ValueError, OverflowError, RecursionError):
-            pass
-        try:
-            return json.dumps(json_safe(record), allow_nan=False)
-        except Exception as exc:  # json_safe output always serialises; this is the last resort
-            return json.dumps({"error": f"record not serialisable: {describe_exception(exc)}"})
-
     def _write(self, record):
         if not isinstance(record, dict):
             record = {"error": f"not a record: {type(record).__name__}"}
         received = record.pop(RECEIVED_KEY, None)
         if received is not None:
             record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
-        line = self._line(record)
+        frame = record.pop(FRAME_KEY, None)
+        if frame is not None and self.hits is not None and record.get("hit"):
+            try:
+                record.update(self.hits.add(record, frame))
+            except Exception as exc:  # this frame only (a shape HDF5 cannot hold, out of memory): keep serving
+                log.warning("hit frame %s not written: %s", record.get("id"), describe_exception(exc))
+                record["write_error"] = describe_exception(exc)
+        line = json_line(record)
         if self.publish is not None and "error" not in record:
             try:
                 self.publish.send_string(line, flags=zmq.NOBLOCK)
@@ -163,6 +169,8 @@ class RecordWriter:
             if batch:
                 for stream in self.streams:
                     stream.flush()
+            if self.hits is not None:
+                self.hits.tick()
             if time.monotonic() >= next_report:
                 self._report()
                 next_report = time.monotonic() + self._interval

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -49,6 +50,18 @@ class StatsSnapshot:
         """Fraction of the classified frames that are hits (0 before the first)."""
         return self.hits / self.frames if self.frames else 0.0
 
+    def latency_text(self):
+        """``'latency p50 1.2 ms p99 4.5 ms'``, or ``'no latency yet'`` before the first verdict.
+
+        Examples
+        --------
+        >>> StatsSnapshot(0, 0, 0, 0, 0.0, 0, 256, float("nan"), float("nan")).latency_text()
+        'no latency yet'
+        """
+        if math.isnan(self.latency_p50_ms) or math.isnan(self.latency_p99_ms):
+            return "no latency yet"
+        return f"latency p50 {self.latency_p50_ms:.1f} ms p99 {self.latency_p99_ms:.1f} ms"
+
     def status_line(self):
         """One line for a terminal: rate, hit rate, queue, drops, errors, latency.
 
@@ -59,7 +72,7 @@ class StatsSnapshot:
         """
         return (f"{self.frames_per_s:.0f} frames/s | {self.frames} frames, hit rate {100 * self.hit_rate:.1f}% | "
                 f"queue {self.queue_depth}/{self.queue_size} | dropped {self.dropped} | errors {self.errors} | "
-                f"latency p50 {self.latency_p50_ms:.1f} ms p99 {self.latency_p99_ms:.1f} ms")
+                f"{self.latency_text()}")
 
     def to_dict(self):
         """JSON-serialisable counts (with ``hit_rate``)."""

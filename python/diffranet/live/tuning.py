@@ -10,7 +10,11 @@ with the work itself:
   microseconds and a frame's temporaries thousands of them.
   :func:`diffranet._allocator.keep_freed_memory` makes glibc keep freed memory in the process
   heap for reuse: the resident size then stays at the peak working set of
-  the frames in flight (bounded by the queue), and stays flat.
+  the frames in flight (bounded by the queue), and stays flat. It changes the
+  allocator of the whole process, so it runs only in processes this package
+  owns: the worker processes (:func:`prepare_worker_process`) and the
+  ``stream`` command; a :class:`~diffranet.live.StreamService` started from a
+  user's interpreter leaves that interpreter's allocator alone.
 * **Thread pools inside one frame.** Frames are parallel across worker
   processes; OpenMP thread teams within one frame (bitshuffle, the
   compiled feature extractors) only add spinning and synchronisation.
@@ -26,7 +30,8 @@ from __future__ import annotations
 
 from .._allocator import keep_freed_memory
 
-__all__ = ["keep_freed_memory", "one_thread_per_frame", "one_torch_thread", "prepare_processing_thread"]
+__all__ = ["keep_freed_memory", "one_thread_per_frame", "one_torch_thread", "prepare_processing_thread",
+           "prepare_worker_process"]
 
 
 def one_thread_per_frame():
@@ -47,6 +52,14 @@ def one_torch_thread():
 
 
 def prepare_processing_thread():
-    """Both settings, for a thread that decodes, preprocesses or classifies frames."""
+    """One OpenMP thread, for a thread that decodes, preprocesses or classifies frames.
+
+    Safe in a user's process: it sets the calling thread only.
+    """
+    one_thread_per_frame()
+
+
+def prepare_worker_process():
+    """Both settings, for a worker process this package spawned (never a user's interpreter)."""
     keep_freed_memory()
     one_thread_per_frame()

@@ -12,8 +12,11 @@ A file is taken when
 
 Each version of a file is classified once: a file that changes afterwards
 (size or modification time) is classified again. Files that vanish before
-they are read are forgotten; truncated or corrupt files give one error
-record and the watcher goes on. Frames are read and classified by
+they are read are forgotten; truncated, corrupt or too large files (any
+failure, running out of memory included) give one error record and the
+watcher goes on. Only regular files are taken (FIFOs and devices never),
+symlinks only when they point inside the watched directory (unless
+``follow_symlinks``); subdirectories are watched with ``recursive``. Frames are read and classified by
 :func:`diffranet.inference.files.classify_files`, exactly as ``diffranet
 classify`` does (header geometry, masks, every frame of multi-frame files).
 """
@@ -25,6 +28,10 @@ import fcntl
 import os
 import time
 from pathlib import Path
+
+from .. import io as dio
+from .._validation import check_nonnegative, check_positive
+from ..inference.files import FileError, classify_files
 
 __all__ = ["DirectoryWatcher", "watch_directory", "is_open_for_writing"]
 
@@ -74,17 +81,26 @@ class DirectoryWatcher:
     extensions : sequence of str, optional
         File name endings to watch (default: every format
         :mod:`diffranet.io` reads).
+    recursive : bool, default False
+        Also watch the subdirectories (beamlines write one per run), at any
+        depth; hidden ones (``.name``) are skipped.
+    follow_symlinks : bool, default False
+        Also take symlinks whose target lies outside ``directory`` (and, with
+        ``recursive``, descend into symlinked directories). By default a
+        symlink is taken only when its target is a regular file inside
+        ``directory``. Broken links and symlink loops are skipped.
     """
 
-    def __init__(self, directory, *, settle_s=1.0, include_existing=False, extensions=None):
-        from .. import io as dio
-        from .._validation import check_nonnegative
-
+    def __init__(self, directory, *, settle_s=1.0, include_existing=False, extensions=None, recursive=False,
+                 follow_symlinks=False):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ValueError(f"{self.directory} is not a directory")
         self.settle_s = check_nonnegative("settle_s", settle_s)
         self.extensions = tuple(e.lower() for e in (extensions or dio.supported_extensions()))
+        self.recursive = bool(recursive)
+        self.follow_symlinks = bool(follow_symlinks)
+        self._root = os.path.realpath(self.directory)
         self._observed = {}  # path -> (signature, time the signature was first seen)
         self._done = {}  # path -> signature classified
         if not include_existing:
@@ -95,22 +111,47 @@ class DirectoryWatcher:
         return (not name.startswith(".") and lower.endswith(self.extensions)
                 and not lower.endswith(_TEMPORARY_SUFFIXES))
 
-    def _scan(self):
-        found = {}
+    def _inside(self, path):
+        """Whether ``path`` resolves to a place inside the watched directory."""
         try:
-            entries = list(os.scandir(self.directory))
-        except FileNotFoundError:
-            return found
-        for entry in entries:
-            if not self._wanted(entry.name):
-                continue
+            return os.path.commonpath([self._root, os.path.realpath(path)]) == self._root
+        except ValueError:
+            return False
+
+    def _scan(self):
+        """``{path: (size, mtime_ns, inode)}`` of the regular image files now present."""
+        found = {}
+        pending = [self.directory]
+        visited = set()  # (device, inode) of directories scanned, so a symlinked directory loop ends
+        while pending:
+            directory = pending.pop()
             try:
-                st = entry.stat()
-            except FileNotFoundError:
+                st = os.stat(directory)
+                if (st.st_dev, st.st_ino) in visited:
+                    continue
+                visited.add((st.st_dev, st.st_ino))
+                entries = list(os.scandir(directory))
+            except OSError:  # vanished, unreadable, a loop: nothing to take there now
                 continue
-            if entry.is_file():
-                found[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            for entry in entries:
+                try:
+                    self._scan_entry(entry, found, pending)
+                except OSError:  # vanished between listing and stat, a symlink loop, no permission
+                    continue
         return found
+
+    def _scan_entry(self, entry, found, pending):
+        link = entry.is_symlink()
+        if link and not self.follow_symlinks and not self._inside(entry.path):
+            return
+        if entry.is_dir():
+            if self.recursive and not entry.name.startswith(".") and (not link or self.follow_symlinks):
+                pending.append(entry.path)
+            return
+        if not self._wanted(entry.name) or not entry.is_file():  # FIFOs, devices, sockets are not files
+            return
+        st = entry.stat()
+        found[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def poll(self, now=None):
         """The files that became ready since the last call, oldest first.
@@ -144,14 +185,13 @@ class DirectoryWatcher:
 
 
 def _record(item):
-    from ..inference.files import FileError
-
     if isinstance(item, FileError):
         return {"file": item.file, "frame": item.frame, "error": item.message}
     return item.to_dict()
 
 
-def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16):
+def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16,
+                    max_frame_pixels=None):
     """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
 
     Parameters
@@ -169,15 +209,16 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
     poll_s : float
         Time between directory scans.
     batch_size : int
+    max_frame_pixels : int, optional
+        Largest frame read (default :data:`diffranet.io.DEFAULT_MAX_FRAME_PIXELS`);
+        a larger file gets one error record, unread.
     """
-    from .._validation import check_positive
-    from ..inference.files import classify_files
-
     poll_s = check_positive("poll_s", poll_s)
+    limit = dio.DEFAULT_MAX_FRAME_PIXELS if max_frame_pixels is None else max_frame_pixels
     while not stop.is_set():
         for path in watcher.poll():
             for item in classify_files(model, [path], detector=detector, overrides=overrides,
-                                       batch_size=batch_size):
+                                       batch_size=batch_size, max_frame_pixels=limit):
                 writer.put(_record(item))
             if stop.is_set():
                 break

@@ -5,8 +5,8 @@ import importlib.util
 
 INSTALL_HINT = (
     "DeepFreakClassifier needs PyTorch: `pip install 'diffranet[torch]'`. On a CPU-only machine "
-    "install a CPU build of torch first (for example `pip install torch==2.13.0` where that CPU wheel "
-    "is available) so that pip does not pull a multi-GB CUDA build."
+    "install the CPU build of torch first (for example `pip install 'torch==2.13.0+cpu' --extra-index-url "
+    "https://download.pytorch.org/whl/cpu`) so that pip does not pull a multi-GB CUDA build."
 )
 
 

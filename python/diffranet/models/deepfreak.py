@@ -26,7 +26,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._atomic import atomic_write
+from ..features.significance import SIGNIFICANCE_RANGE, significance_map
 from ._torch import require_torch
+from .topology import TOPOLOGY_PARAMETERS
 
 __all__ = ["DeepFreakClassifier"]
 
@@ -219,6 +221,13 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         resumed fit augments exactly as an uninterrupted one. Suits detector
         images centred on the beam, whose classes do not change under these
         symmetries.
+    input_transform : {None, "significance"}, default None
+        What the network sees of an 8-bit image. None: the grey values (the
+        paper). ``"significance"``: :func:`~diffranet.features.significance.significance_map`,
+        each 4 x 4 block's maximum in units of the local background noise
+        above the local background (a 128 x 128 map of a 512 x 512 image), so
+        the input means the same on every detector, beam and background; the
+        map's clip range is then mapped to [0, 1] (``pixel_range`` must be None).
     pixel_range : tuple (low, high) or None, default None
         Grey values mapped to 0 and 1. ``None``: (0, 255) for uint8 images,
         otherwise the smallest and largest value of the training images.
@@ -269,6 +278,11 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     workers : int, default 0
         DataLoader worker processes that load training batches (useful for a
         lazy ``Dataset``); 0 loads in the main process.
+    init : DeepFreakClassifier or None, default None
+        A fitted classifier of the same network (depth, width, strides,
+        input) and classes whose weights start the training instead of a
+        random initialisation: fine-tuning, e.g. of the shipped model on a set
+        rendered for one beamline (``diffranet train --init default``).
     checkpoint_path : str or path-like or None, default None
         File to save model, optimiser, scheduler and epoch to after every
         epoch (atomically). If it exists when ``fit`` starts and was written
@@ -336,6 +350,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "head_pool_stride": [Interval(Integral, 1, None, closed="left")],
         "input_size": [Interval(Integral, 1, None, closed="left")],
         "resize": [StrOptions({"bilinear", "area", "max"})],
+        "input_transform": [None, StrOptions({"significance"})],
         "augment": [StrOptions({"dihedral"}), None],
         "pixel_range": ["array-like", None],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -354,6 +369,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "workers": [Interval(Integral, 0, None, closed="left")],
         "checkpoint_path": [str, os.PathLike, None],
+        "init": "no_validation",  # checked where it is used (_initial_weights)
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -372,6 +388,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         head_pool_stride=1,
         input_size=512,
         resize="bilinear",
+        input_transform=None,
         augment=None,
         pixel_range=None,
         epochs=180,
@@ -390,6 +407,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         n_threads=None,
         workers=0,
         checkpoint_path=None,
+        init=None,
         random_state=None,
         verbose=0,
     ):
@@ -404,6 +422,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.head_pool_stride = head_pool_stride
         self.input_size = input_size
         self.resize = resize
+        self.input_transform = input_transform
         self.augment = augment
         self.pixel_range = pixel_range
         self.epochs = epochs
@@ -422,6 +441,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.n_threads = n_threads
         self.workers = workers
         self.checkpoint_path = checkpoint_path
+        self.init = init
         self.random_state = random_state
         self.verbose = verbose
 
@@ -434,13 +454,12 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- network
 
     def _network_kwargs(self):
-        from .topology import TOPOLOGY_PARAMETERS
-
         kwargs = {name: getattr(self, name) for name in TOPOLOGY_PARAMETERS}
         kwargs["stage_strides"] = tuple(kwargs["stage_strides"])
         return dict(kwargs, input_size=self.input_size)
 
     def _build_network(self, n_classes):
+        # imported on use: resnet imports torch, an optional dependency
         from .resnet import build_resnet
 
         return build_resnet(self.depth, n_classes, in_channels=1, **self._network_kwargs())
@@ -496,15 +515,26 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _preprocess(self, batch, torch, device, mean=None):
-        """Float tensor (B, 1, input_size, input_size): rescaled, resized, mean-subtracted."""
-        x = torch.from_numpy(np.ascontiguousarray(batch))
-        n, rows, cols = x.shape
+    def _input_stage(self, batch):
+        """The array the network's tensor stage takes: the images, or their significance map (numpy)."""
+        batch = np.asarray(batch)
+        if self.input_transform == "significance":
+            return significance_map(batch)
+        return np.ascontiguousarray(batch)
+
+    def _tensor_stage(self, x, torch, device, mean=None):
+        """(B, rows, cols) tensor of :meth:`_input_stage` -> (B, 1, input_size, input_size) float32 tensor.
+
+        Block maxima or resizing to ``input_size``, rescaling of ``pixel_range_``
+        to [0, 1] and subtraction of ``mean``. Also the first part of the
+        exported inference graph (:func:`diffranet.models.export.inference_graph`).
+        """
+        rows, cols = x.shape[-2:]
         size = self.input_size
         if self.resize == "max" and (rows, cols) != (size, size) and rows % size == 0 and cols % size == 0:
             # Block maxima of the raw values: the same as after the (increasing) rescaling below, but
             # on 8-bit data, before any conversion, and on a 16 times smaller array when shrinking 4 x 4.
-            x = x.view(n, size, rows // size, size, cols // size).amax(dim=(2, 4))
+            x = x.reshape(-1, size, rows // size, size, cols // size).amax(dim=(2, 4))
         x = x.to(device=device, dtype=torch.float32)
         low, high = self.pixel_range_
         x = ((x - low) / (high - low)).unsqueeze(1)
@@ -519,6 +549,10 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         if mean is not None:
             x = x - mean
         return x
+
+    def _preprocess(self, batch, torch, device, mean=None):
+        """Float tensor (B, 1, input_size, input_size): transformed, rescaled, resized, mean-subtracted."""
+        return self._tensor_stage(torch.from_numpy(self._input_stage(batch)), torch, device, mean)
 
     def _loader(self, dataset, batches, torch, generator):
         # The generator seeds worker processes; without one the DataLoader would draw from torch's global RNG.
@@ -597,6 +631,13 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         encoded = encoded.astype(np.int64).ravel()
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class")
+        if self.input_transform == "significance":
+            if pixel_range is not None:
+                raise ValueError("pixel_range must be None with input_transform='significance' "
+                                 "(the significance map has a fixed range)")
+            if observed_range != (0.0, 255.0):
+                raise ValueError("input_transform='significance' needs uint8 images (the 8-bit model input)")
+            pixel_range = SIGNIFICANCE_RANGE
         if pixel_range is None:
             low, high = observed_range
             pixel_range = (low, high) if high > low else (low, low + 1.0)
@@ -652,6 +693,19 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             for images, _ in self._loader(dataset, batches, torch, torch.Generator().manual_seed(0)):
                 total += self._preprocess(images, torch, device).sum(dim=0, dtype=torch.float64)
         return (total[0] / n).float().cpu().numpy()
+
+    def _initial_weights(self):
+        """The weights of ``init``, after checking that they fit this network and these classes."""
+        init = self.init
+        if not isinstance(init, DeepFreakClassifier) or not hasattr(init, "model_"):
+            raise ValueError(f"init must be a fitted DeepFreakClassifier, got {type(init).__name__}")
+        mine, theirs = self._network_kwargs(), init._network_kwargs()
+        differ = sorted(k for k in mine if mine[k] != theirs[k])
+        if init.depth != self.depth or differ or init.input_transform != self.input_transform:
+            raise ValueError(f"init has another network ({', '.join(differ) or 'depth or input_transform'} differ)")
+        if list(np.asarray(init.classes_).tolist()) != list(self.classes_.tolist()):
+            raise ValueError(f"init was fitted on the classes {list(init.classes_)}, not {list(self.classes_)}")
+        return {k: v.detach().cpu().clone() for k, v in init.model_.state_dict().items()}
 
     def _checkpoint_config(self):
         params = self.get_params(deep=False)
@@ -721,6 +775,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_network(len(self.classes_))
+        if self.init is not None and state is None:
+            model.load_state_dict(self._initial_weights())
         model.to(device)
         optimizer = torch.optim.SGD(
             model.parameters(), lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay

@@ -1,7 +1,7 @@
 """Named DeepFreak training recipes, and reading a recipe from a file.
 
 A recipe is a dict of :class:`~diffranet.models.DeepFreakClassifier`
-parameters. Two are named:
+parameters. Three are named:
 
 * ``"paper"``: the published network and schedule (Tables 1 and 2,
   configuration B of Table 11): ResNet-50 at 512 px, batch size 1, 180
@@ -11,6 +11,11 @@ parameters. Two are named:
   one-pixel Bragg spot keeps its full height), ResNet-18 of width 16 with
   global average pooling, the eight symmetries of the square as
   augmentation, SGD in batches of 32, early stopping on the validation split.
+* ``"regimes"``: the network of the shipped default model: the ``"cpu"``
+  network on the local-significance map of the image
+  (:func:`~diffranet.features.significance.significance_map`: each 4 x 4
+  block's maximum in noise units above its local background), for training
+  sets that span many beams, samples and detectors (``--preset regimes``).
 
 :func:`read_recipe` also reads a JSON or TOML file of parameters, including
 the ``best_config.json`` written by :func:`diffranet.search.deepfreak.search_deepfreak`
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from .deepfreak import DeepFreakClassifier
 
 __all__ = ["RECIPES", "read_recipe"]
 
@@ -46,6 +52,24 @@ RECIPES = {
         "lr_gamma": 0.2,
         "early_stopping": True,
         "n_iter_no_change": 6,
+    },
+    "regimes": {
+        "depth": 18,
+        "width": 16,
+        "stage_strides": (1, 2, 3, 3),
+        "head_pool_size": None,
+        "input_size": 128,
+        "input_transform": "significance",
+        "augment": "dihedral",
+        "epochs": 16,
+        "batch_size": 32,
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 5e-5,
+        "lr_step_epochs": 6,
+        "lr_gamma": 0.2,
+        "early_stopping": True,
+        "n_iter_no_change": 5,
     },
 }
 
@@ -83,8 +107,6 @@ def read_recipe(spec):
         If the file cannot be parsed, is not a table of parameters, or names
         a parameter DeepFreakClassifier does not take.
     """
-    from .deepfreak import DeepFreakClassifier
-
     if str(spec) in RECIPES:
         params = dict(RECIPES[str(spec)])
     else:

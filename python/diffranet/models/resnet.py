@@ -23,7 +23,7 @@ from numbers import Integral
 import torch
 from torch import nn
 
-from .topology import TOPOLOGY_PARAMETERS, Topology
+from .topology import PAPER_BEST, TOPOLOGIES, TOPOLOGY_PARAMETERS, Topology
 
 __all__ = [
     "BasicBlock",
@@ -109,39 +109,6 @@ DEPTHS = {
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
 }
-
-
-def _variant(**changes):
-    # The first convolution (kernel 7) and the first max-pool (3, stride 2) are
-    # never changed in Table 9; "2nd pool" is the average pool before the
-    # classifier (7 x 7 in the 2018 torchvision ResNet the paper adapted), and
-    # "number of filters" the width of the stem and first stage.
-    return Topology(**{"head_pool_size": 7, **changes}).as_dict()
-
-
-#: The topology adaptations the paper searched (Table 9), by variant name.
-#: Each entry holds keyword arguments of :class:`ResNet` and of
-#: ``DeepFreakClassifier``: ``DeepFreakClassifier(**TOPOLOGIES[6])`` is
-#: configuration A of Table 11. "default" is torchvision's ResNet at 224 px.
-TOPOLOGIES = {
-    "default": _variant(),
-    1: _variant(head_pool_size=9, head_pool_stride=2),
-    2: _variant(head_pool_size=13, head_pool_stride=2),
-    3: _variant(stage_strides=(2, 2, 2, 2)),
-    4: _variant(stem_stride=4),
-    5: _variant(head_pool_stride=2, stage_strides=(2, 2, 2, 2)),
-    6: _variant(head_pool_size=15, head_pool_stride=2),
-    7: _variant(head_pool_size=8, stage_strides=(2, 2, 2, 2)),
-    8: _variant(stage_strides=(1, 2, 3, 3)),
-    9: _variant(width=8),
-    10: _variant(width=8, head_pool_stride=2),
-    11: _variant(head_pool_size=9, head_pool_stride=2, stage_strides=(1, 2, 2, 3)),
-    12: _variant(width=16, head_pool_size=9, head_pool_stride=2),
-    13: _variant(width=16, head_pool_stride=2),
-}
-
-#: DeepFreak as published (Table 1, Table 11 configuration B): variant 8 on ResNet-50.
-PAPER_BEST = {"depth": 50, **TOPOLOGIES[8]}
 
 
 def _check_positive_int(name, value):
@@ -247,7 +214,10 @@ class ResNet(nn.Module):
             self.avgpool = nn.AvgPool2d(topo.head_pool_size, stride=topo.head_pool_stride)
         self.fc = nn.Linear(width * 8 * block.expansion * head_size * head_size, num_classes)
 
-        # He initialisation (He et al. 2015, doi:10.1109/ICCV.2015.123) as in torchvision.
+        # He initialisation (He et al. 2015, doi:10.1109/ICCV.2015.123) as in torchvision; a network
+        # built on the meta device (shapes only, to size it before allocating) has no values to set.
+        if self.fc.weight.is_meta:
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

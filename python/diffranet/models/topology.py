@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from numbers import Integral
 
-__all__ = ["TOPOLOGY_PARAMETERS", "Topology"]
+__all__ = ["PAPER_BEST", "TOPOLOGIES", "TOPOLOGY_PARAMETERS", "Topology"]
 
 
 def _check_positive_int(name, value):
@@ -119,3 +119,36 @@ class Topology:
 
 #: Keyword names of the topology, in one place.
 TOPOLOGY_PARAMETERS = tuple(field.name for field in dataclasses.fields(Topology))
+
+
+def _variant(**changes):
+    # The first convolution (kernel 7) and the first max-pool (3, stride 2) are
+    # never changed in Table 9; "2nd pool" is the average pool before the
+    # classifier (7 x 7 in the 2018 torchvision ResNet the paper adapted), and
+    # "number of filters" the width of the stem and first stage.
+    return Topology(**{"head_pool_size": 7, **changes}).as_dict()
+
+
+#: The topology adaptations the paper searched (Table 9), by variant name.
+#: Each entry holds keyword arguments of :class:`ResNet` and of
+#: ``DeepFreakClassifier``: ``DeepFreakClassifier(**TOPOLOGIES[6])`` is
+#: configuration A of Table 11. "default" is torchvision's ResNet at 224 px.
+TOPOLOGIES = {
+    "default": _variant(),
+    1: _variant(head_pool_size=9, head_pool_stride=2),
+    2: _variant(head_pool_size=13, head_pool_stride=2),
+    3: _variant(stage_strides=(2, 2, 2, 2)),
+    4: _variant(stem_stride=4),
+    5: _variant(head_pool_stride=2, stage_strides=(2, 2, 2, 2)),
+    6: _variant(head_pool_size=15, head_pool_stride=2),
+    7: _variant(head_pool_size=8, stage_strides=(2, 2, 2, 2)),
+    8: _variant(stage_strides=(1, 2, 3, 3)),
+    9: _variant(width=8),
+    10: _variant(width=8, head_pool_stride=2),
+    11: _variant(head_pool_size=9, head_pool_stride=2, stage_strides=(1, 2, 2, 3)),
+    12: _variant(width=16, head_pool_size=9, head_pool_stride=2),
+    13: _variant(width=16, head_pool_stride=2),
+}
+
+#: DeepFreak as published (Table 1, Table 11 configuration B): variant 8 on ResNet-50.
+PAPER_BEST = {"depth": 50, **TOPOLOGIES[8]}

@@ -10,12 +10,15 @@ import math
 
 import numpy as np
 
-from .._validation import check_finite, check_int, check_nonnegative, check_positive
+from .. import _core
+from .._validation import check_finite, check_int, check_nonnegative, check_positive, check_threads
 
 __all__ = ["PEAK_DTYPE", "PeakFinderSettings", "find_peaks", "find_peaks_batch", "count_peaks", "ring_statistics"]
 
-#: One row per peak. Positions in pixels: x the column, y the row, pixel
-#: centres at integer values; intensities in the image's units.
+#: One row per peak. Positions in pixels from the outer corner of pixel (0, 0),
+#: x along columns and y along rows (the centre of pixel (row, col) is at
+#: (col + 0.5, row + 0.5), the convention of every ``beam_center_px``);
+#: intensities in the image's units.
 PEAK_DTYPE = np.dtype([
     ("x", "<f8"),            # centroid column, weighted by value - local background
     ("y", "<f8"),            # centroid row
@@ -28,6 +31,10 @@ PEAK_DTYPE = np.dtype([
 ])
 
 _COLUMNS = PEAK_DTYPE.names
+
+#: The compiled kernel puts pixel centres at integer coordinates; the Python
+#: layer measures from the outer corner of pixel (0, 0), half a pixel away.
+_KERNEL_OFFSET_PX = 0.5
 
 
 class PeakFinderSettings:
@@ -87,34 +94,24 @@ def _check_mask(mask, shape):
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 
-def _check_center(beam_center_px, shape):
+def _kernel_center(beam_center_px, shape):
+    """The beam centre in the kernel's coordinates (pixel centres at integers)."""
     rows, cols = shape
     if beam_center_px is None:
-        return (cols - 1) / 2.0, (rows - 1) / 2.0
+        beam_center_px = (cols / 2.0, rows / 2.0)
     if not isinstance(beam_center_px, (tuple, list, np.ndarray)) or len(beam_center_px) != 2:
         raise ValueError(f"beam_center_px must be (x, y) in pixels, got {beam_center_px!r}")
     x = check_finite("beam_center_px[0]", beam_center_px[0])
     y = check_finite("beam_center_px[1]", beam_center_px[1])
     if max(abs(x), abs(y)) > 1e7:
         raise ValueError(f"beam_center_px must lie within 1e7 pixels of the image, got {beam_center_px!r}")
-    return x, y
-
-
-def _threads(n_threads):
-    if n_threads is None:
-        return 1
-    n = check_int("n_threads", n_threads, minimum=-1)
-    if n == 0:
-        raise ValueError("n_threads must be >= 1 or -1 (all cores), got 0")
-    return 0 if n == -1 else n
+    return x - _KERNEL_OFFSET_PX, y - _KERNEL_OFFSET_PX
 
 
 def _run(images, mask, beam_center_px, settings, n_threads):
-    from .. import _core
-
     mask = _check_mask(mask, images.shape[1:])
-    x, y = _check_center(beam_center_px, images.shape[1:])
-    return _core.find_peaks(images, mask, x, y, n_threads=_threads(n_threads), **settings.core_args())
+    x, y = _kernel_center(beam_center_px, images.shape[1:])
+    return _core.find_peaks(images, mask, x, y, n_threads=check_threads(n_threads), **settings.core_args())
 
 
 def _table(found, select=None):
@@ -122,6 +119,8 @@ def _table(found, select=None):
     table = np.zeros(n, dtype=PEAK_DTYPE)
     for name in _COLUMNS:
         table[name] = found[name] if select is None else found[name][select]
+    table["x"] += _KERNEL_OFFSET_PX
+    table["y"] += _KERNEL_OFFSET_PX
     return table
 
 
@@ -130,8 +129,8 @@ def find_peaks(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_thresh
                n_threads=None):
     """Find Bragg peaks in one detector image, as peakfinder8 does.
 
-    1. **Rings.** Every unmasked pixel belongs to ring ``round(r)``, ``r`` its
-       distance in pixels from the beam centre. Per ring, the mean ``m`` and
+    1. **Rings.** Every unmasked pixel belongs to ring ``round(r)``, ``r`` the
+       distance in pixels of its centre from the beam centre. Per ring, the mean ``m`` and
        standard deviation ``s`` of the values are computed, then recomputed
        over the values within ``m +- min_snr s`` only, ``iterations`` times
        (or until the same pixels are kept): the background and noise of the
@@ -157,8 +156,10 @@ def find_peaks(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_thresh
         True for pixels that record nothing (gaps, beamstop, bad pixels):
         never part of a peak nor of a background.
     beam_center_px : (float, float), optional
-        Beam centre (x, y) in pixels, pixel centres at integer values; default
-        the centre of the image, ``((cols - 1) / 2, (rows - 1) / 2)``.
+        Beam centre (x, y) in pixels from the outer corner of pixel (0, 0), as
+        everywhere in diffranet (a header's beam centre, e.g. CBF ``Beam_xy``
+        or :attr:`FrameGeometry.beam_center_px`, as it is); default the centre
+        of the image, ``(cols / 2, rows / 2)``.
     min_snr : float, default 5.0
         Pixel threshold in ring sigmas, and the lowest peak SNR (CrystFEL
         ``--min-snr``).
@@ -175,13 +176,14 @@ def find_peaks(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_thresh
         Peaks only between these distances from the beam centre (pixels;
         ``--min-res``, ``--max-res``); None: no upper limit.
     n_threads : int, optional
-        Threads of the compiled kernel (None: 1; -1: all cores). The result
-        does not depend on it.
+        Threads of the compiled kernel (None: every core). The result does
+        not depend on it.
 
     Returns
     -------
     ndarray of :data:`PEAK_DTYPE`, shape (n_peaks,)
-        In row-major order of each peak's first pixel.
+        In row-major order of each peak's first pixel; positions measured
+        from the outer corner of pixel (0, 0), like ``beam_center_px``.
 
     Raises
     ------
@@ -210,7 +212,7 @@ def find_peaks(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_thresh
     >>> len(peaks), int(peaks["n_pixels"][0])
     (1, 4)
     >>> print(f"{peaks['x'][0]:.1f} {peaks['y'][0]:.1f}")
-    30.5 20.5
+    31.0 21.0
     """
     settings = PeakFinderSettings(min_snr, adc_threshold, min_pixels, max_pixels, local_bg_radius, iterations,
                                   min_radius_px, max_radius_px)
@@ -264,11 +266,9 @@ def ring_statistics(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_t
         ``mean``, ``sigma`` and ``threshold`` (float64 arrays indexed by ring
         ``round(r)``; an empty ring has mean and sigma 0 and threshold inf).
     """
-    from .. import _core
-
     settings = PeakFinderSettings(min_snr=min_snr, adc_threshold=adc_threshold, iterations=iterations)
     image = _check_images(image, 2)
     mask = _check_mask(mask, image.shape)
-    x, y = _check_center(beam_center_px, image.shape)
+    x, y = _kernel_center(beam_center_px, image.shape)
     return _core.ring_statistics(image, mask, x, y, settings.min_snr, settings.adc_threshold, settings.iterations,
-                                 _threads(n_threads))
+                                 check_threads(n_threads))

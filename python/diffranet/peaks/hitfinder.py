@@ -11,8 +11,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
+from .._validation import threads_for_jobs
 from ..classes import HIT_LABELS, is_hit
-from ..features._base import n_threads
 from .finder import PeakFinderSettings
 from .finder import _run as run_finder
 
@@ -52,7 +52,9 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
         Peak-finder settings, see :func:`diffranet.peaks.find_peaks` (the
         defaults are CrystFEL's for peakfinder8).
     beam_center_px : (float, float) or None, default None
-        Beam centre (x, y) in pixels; default the image centre.
+        Beam centre (x, y) in pixels from the outer corner of pixel (0, 0), as
+        everywhere in diffranet (:class:`~diffranet.detectors.FrameGeometry`);
+        default the image centre.
     n_jobs : int or None, default None
         Threads of the compiled peak finder (None: 1, -1: all cores).
 
@@ -183,7 +185,8 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
     def _count(self, images):
         beam = None if self.beam_center_px is None else tuple(np.asarray(self.beam_center_px, dtype=float))
         # the frames are validated float32 already (finite: validate_data, or squares of 8-bit values)
-        return run_finder(images, None, beam, PeakFinderSettings(**self._settings()), n_threads(self.n_jobs))["counts"]
+        settings = PeakFinderSettings(**self._settings())
+        return run_finder(images, None, beam, settings, threads_for_jobs(self.n_jobs))["counts"]
 
     # ------------------------------------------------------------------ API
     @_fit_context(prefer_skip_nested_validation=True)

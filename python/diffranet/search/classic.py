@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_write
 from .._validation import check_int, check_seed
-from ..training.classic import build_classifier, build_extractor, build_pipeline, evaluate, save_model
+from ..training.classic import build_classifier, build_extractor, build_pipeline, save_model
+from ..training.metrics import split_scores
 from .spaces import TABLE8, non_empty_subsets
 
 TRIALS_FILE = "trials.pkl"
@@ -236,7 +237,7 @@ def search_classic(
     Returns
     -------
     SearchResult
-        With ``metrics``: :func:`~diffranet.training.metrics.evaluate` on
+        With ``metrics``: :func:`~diffranet.training.metrics.split_scores` on
         ``"val"`` (and ``"test"``), and ``"n_evals"``; they are also saved in
         ``best_model.dfm.json``.
     """
@@ -274,9 +275,9 @@ def search_classic(
 
     best = best_trial(trials)
     model = build_pipeline(best["config"], random_state, n_jobs).fit(X_train, y_train)
-    metrics = {"val": evaluate(model, X_val, y_val), "n_evals": len(trials.trials)}
+    metrics = {"val": split_scores(model, X_val, y_val), "n_evals": len(trials.trials)}
     if test is not None:
-        metrics["test"] = evaluate(model, *test)
+        metrics["test"] = split_scores(model, *test)
     save_model(model, out_dir / MODEL_FILE, best["config"], metrics)
     return SearchResult(best["config"], best["val_accuracy"], model, trials, cache.n_computed, metrics)
 

@@ -35,7 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._validation import check_int, check_positive, check_seed
+from ..models.deepfreak import DeepFreakClassifier
+from ..models.topology import TOPOLOGIES
 
 __all__ = ["TABLE10", "DeepFreakSpace", "SearchOutcome", "config_space", "deepfreak_params", "search_deepfreak"]
 
@@ -71,8 +74,6 @@ class DeepFreakSpace:
     batch_sizes: tuple = (4, 8, 16, 32, 64)
 
     def __post_init__(self):
-        from ..models.resnet import TOPOLOGIES
-
         unknown = [t for t in self.topologies if t not in TOPOLOGIES or t == "default"]
         if not self.topologies or unknown:
             raise ValueError(f"topologies must be a non-empty subset of 1..13, got {self.topologies!r}")
@@ -130,8 +131,6 @@ def deepfreak_params(config, base_params=None):
     both, so a CPU search can keep, say, ``head_pool_size=None`` for small
     inputs.
     """
-    from ..models.resnet import TOPOLOGIES
-
     params = dict(TOPOLOGIES[int(config["topology"])])
     params.update(
         learning_rate=float(config["learning_rate"]),
@@ -145,8 +144,6 @@ def deepfreak_params(config, base_params=None):
 
 def _check_base_params(space, base_params, seed):
     """Refuse settings DeepFreakClassifier does not take before any worker starts."""
-    from ..models.deepfreak import DeepFreakClassifier
-
     default = config_space(space, seed).get_default_configuration()
     try:
         DeepFreakClassifier(**deepfreak_params(default, base_params))._validate_params()
@@ -167,8 +164,6 @@ def _make_worker_class():
             self.seed = seed
 
         def compute(self, config, budget, **kwargs):
-            from ..models.deepfreak import DeepFreakClassifier
-
             X_train, y_train, X_val, y_val = self.data
             epochs = max(1, int(round(budget)))
             params = deepfreak_params(config, self.base_params)
@@ -380,7 +375,6 @@ def search_deepfreak(data, out_dir, *, min_budget=1, max_budget=50, eta=3, n_ite
     best_config, best_accuracy, n_runs = _best(logged_results_to_HBS_result(str(out_dir)))
     best = {"config": best_config, "val_accuracy": best_accuracy, "base_params": base_params or {},
             "params": deepfreak_params(best_config, base_params)}
-    tmp = out_dir / f".{BEST_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(_plain(best), indent=2) + "\n")
-    os.replace(tmp, out_dir / BEST_FILE)
+    with atomic_write(out_dir / BEST_FILE, "w") as fh:
+        fh.write(json.dumps(_plain(best), indent=2) + "\n")
     return SearchOutcome(best_config, best_accuracy, n_runs, out_dir)

@@ -3,12 +3,13 @@ amorphous background, the detector response, and the :class:`Simulator` that
 turns them into an image through the compiled core. See ``docs/physics.md``.
 """
 
-from .background import Background, Beamstop, air, water
+from .background import Background, air, water
+from .beamstop import Beamstop
 from .budget import Budget
 from .crystal import Crystal
 from .geometry import Beam, Detector
 from .orientation import random_orientation
-from .response import CCDResponse, PixelArrayResponse, paper_ccd
+from .response import CCDResponse, PixelArrayResponse
 from .simulator import SimulationResult, Simulator
 from .structure_factors import StructureFactors
 
@@ -25,7 +26,6 @@ __all__ = [
     "Simulator",
     "StructureFactors",
     "air",
-    "paper_ccd",
     "random_orientation",
     "water",
 ]

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_positive
+from .crystal import COMPACT_SHAPES
 
 __all__ = ["Budget", "Estimate", "estimate", "check", "check_photons", "progress", "DEFAULT_MAX_WORK"]
 
@@ -303,8 +304,6 @@ def estimate(simulator, method=None, parts=("bragg", "background", "response")):
     -------
     Estimate
     """
-    from .crystal import COMPACT_SHAPES
-
     work, memory, photons = {}, {}, {}
     rows, cols = simulator.detector.shape
     memory["images (shape)"] = _IMAGE_COPIES * 4.0 * rows * cols

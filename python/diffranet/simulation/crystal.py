@@ -9,6 +9,7 @@ import numpy as np
 from .._validation import check_choice, check_int, check_nonnegative, check_positive, check_rotation
 from ._params import Params, frozen_array
 from .orientation import check_cell, real_space_basis
+from .structure_factors import StructureFactors
 
 __all__ = ["Crystal", "SPOT_SHAPES", "MOSAIC_DISTRIBUTIONS", "TOPHAT_VOLUMES"]
 
@@ -156,8 +157,6 @@ class Crystal(Params):
         params = dict(params)
         source = params.pop("structure_factors", None)
         if structure_factors is None and source is not None:
-            from .structure_factors import StructureFactors
-
             structure_factors = StructureFactors.from_source(source)
         return cls(structure_factors=structure_factors, **params)
 

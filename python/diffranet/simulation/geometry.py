@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .._validation import (
     check_finite,
     check_fraction,
@@ -21,6 +22,7 @@ from .._validation import (
     check_positive,
     check_vector3,
 )
+from ._core_args import detector_args
 from ._params import Params, frozen_array
 from .orientation import misset_to_rotation
 
@@ -153,9 +155,6 @@ class Detector(Params):
 
     def _direction_grid(self, oversample):
         """The core's grid of subpixel directions for ``oversample``, made once and cached."""
-        from .. import _core
-        from ._core_args import detector_args
-
         grid = self._directions.get(oversample)
         if grid is None:
             grid = _core.DirectionGrid(**detector_args(self, oversample))

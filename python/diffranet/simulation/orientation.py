@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._validation import check_finite, check_int, check_positive, check_rotation, check_seed
 
 __all__ = [
@@ -584,4 +585,5 @@ def write_nanobragg_matrix(path, U, cell, wavelength_A):
     lines.extend(" ".join(f"{v:12.8f}" for v in row) for row in U)
     lines.append(" ".join(f"{v:12.4f}" for v in cell))
     lines.append(zeros)
-    Path(os.fspath(path)).write_text("\n".join(lines) + "\n")
+    with atomic_write(os.fspath(path), "w") as fh:
+        fh.write("\n".join(lines) + "\n")

@@ -35,8 +35,8 @@ import scipy.fft
 from scipy.special import ndtr
 
 from .. import _core
+from ..detectors.masks import module_gap_mask
 from ._params import Params
-from .masks import module_gap_mask
 from .._validation import (
     check_choice,
     check_fraction,
@@ -44,12 +44,12 @@ from .._validation import (
     check_nonnegative,
     check_positive,
     check_seed,
+    check_threads,
 )
 
 __all__ = [
     "CCDResponse",
     "PixelArrayResponse",
-    "paper_ccd",
     "poisson",
     "apply_psf",
     "psf_kernel",
@@ -109,11 +109,6 @@ def _check_origin(origin):
         raise ValueError(f"origin must be (row, col) on the detector, got {origin!r}")
     return (check_int("origin[0]", origin[0], minimum=0, maximum=2**31 - 1),
             check_int("origin[1]", origin[1], minimum=0, maximum=2**31 - 1))
-
-
-def _check_threads(n_threads):
-    """Return 0 (all available threads) for None, else an int >= 1."""
-    return 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
 
 
 def _check_saturation(value):
@@ -176,7 +171,7 @@ def poisson(expected, seed, mask=None, origin=(0, 0), n_threads=None):
     seed = check_seed("seed", seed)
     mask = _check_mask(mask, expected.shape)
     row0, col0 = _check_origin(origin)
-    return _core.poisson(expected, 1.0, seed, row0, col0, mask, _check_threads(n_threads))
+    return _core.poisson(expected, 1.0, seed, row0, col0, mask, check_threads(n_threads))
 
 
 # --------------------------------------------------------------------------- PSF
@@ -384,7 +379,7 @@ def apply_psf(image, pixel_size_mm, kind="fiber", fwhm_um=DEFAULT_PSF_FWHM_UM, *
     """
     image = _check_image("image", image)
     kind, fwhm_um, pixel_size_mm, enclosed_fraction = _check_psf(kind, fwhm_um, pixel_size_mm, enclosed_fraction)
-    return _convolve(image, kind, fwhm_um * 1e-3 / pixel_size_mm, enclosed_fraction, _check_threads(n_threads))
+    return _convolve(image, kind, fwhm_um * 1e-3 / pixel_size_mm, enclosed_fraction, check_threads(n_threads))
 
 
 # --------------------------------------------------------------------------- calibration, 8 bit
@@ -422,7 +417,7 @@ def calibration_map(shape, calibration_rms, calibration_seed, origin=(0, 0), n_t
     rms = check_nonnegative("calibration_rms", calibration_rms)
     seed = check_seed("calibration_seed", calibration_seed)
     row0, col0 = _check_origin(origin)
-    return _core.calibration_map(int(shape[0]), int(shape[1]), rms, seed, row0, col0, _check_threads(n_threads))
+    return _core.calibration_map(int(shape[0]), int(shape[1]), rms, seed, row0, col0, check_threads(n_threads))
 
 
 def to_8bit(counts):
@@ -469,7 +464,7 @@ def _check_apply_args(expected_photons, pixel_size_mm, seed, mask, n_threads, or
     """Validated arguments of the detector models' ``apply``."""
     expected = _check_image("expected_photons", expected_photons)
     return (expected, check_positive("pixel_size_mm", pixel_size_mm), check_seed("seed", seed),
-            _check_mask(mask, expected.shape), _check_threads(n_threads), _check_origin(origin))
+            _check_mask(mask, expected.shape), check_threads(n_threads), _check_origin(origin))
 
 
 class _DetectorResponse(Params):
@@ -536,7 +531,7 @@ class CCDResponse(_DetectorResponse):
     Examples
     --------
     >>> import numpy as np
-    >>> ccd = paper_ccd()
+    >>> ccd = CCDResponse()
     >>> counts = ccd.apply(np.full((64, 64), 100.0, np.float32), pixel_size_mm=0.172, seed=3)
     >>> counts.dtype, bool(100 < counts.mean() < 112)
     (dtype('float32'), True)
@@ -764,29 +759,3 @@ class PixelArrayResponse(_DetectorResponse):
                 "module_shape": None if self.module_shape is None else list(self.module_shape),
                 "gap_px": list(self.gap_px), "dead_time_s": self.dead_time_s,
                 "exposure_s": self.exposure_s}
-
-
-
-def paper_ccd(flicker_rms=0.0, calibration_seed=0):
-    """The DiffraNet paper's detector: ``PRESETS["diffranet"].response(...)``.
-
-    A fiber-coupled CCD with the paper's PSF, 4 % calibration error, 3-photon
-    read-out noise and offset 10; the values live in
-    :class:`diffranet.dataset.presets.Preset`.
-
-    Parameters
-    ----------
-    flicker_rms : float, default 0.0
-        The paper drew each pulse's fluence from a Gaussian with RMS equal to
-        the mean (clipped at zero); pass 1.0 to draw it here, or keep 0 when
-        the fluence of each image is set elsewhere.
-    calibration_seed : int, default 0
-        Identifies the detector.
-
-    Returns
-    -------
-    CCDResponse
-    """
-    from ..dataset.presets import PRESETS
-
-    return PRESETS["diffranet"].response(flicker_rms=flicker_rms, calibration_seed=calibration_seed)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core
 from ._core_args import beam_args, detector_args
-from .._validation import check_choice, check_int, check_seed
+from .._validation import check_choice, check_int, check_seed, check_threads
 from .budget import Budget, check as check_budget, check_photons, progress
 from .response import to_8bit
 from .crystal import COMPACT_SHAPES, MOSAIC_DISTRIBUTIONS, SPOT_SHAPES, Crystal
@@ -87,7 +87,7 @@ class Simulator:
         Both give the same image.
     background : diffranet.simulation.background.Background, optional
         Amorphous scatterers in the beam (water, air, ...); default none.
-    beamstop : diffranet.simulation.background.Beamstop, optional
+    beamstop : diffranet.simulation.beamstop.Beamstop, optional
         Shadows the background and the Bragg spots behind it.
     background_oversample : int, optional
         Subpixels per pixel side for the background, which is smooth on the
@@ -126,7 +126,7 @@ class Simulator:
         self.beam = beam
         self.crystal = crystal
         self.oversample = check_int("oversample", oversample, minimum=1)
-        self.n_threads = 0 if n_threads is None else check_int("n_threads", n_threads, minimum=1)
+        self.n_threads = check_threads(n_threads)
         self.method = check_choice("method", method, _METHODS)
         if self.method == "reflection" and crystal is not None and crystal.spot_shape not in COMPACT_SHAPES:
             raise ValueError(f"method='reflection' needs a compact spot_shape (tophat or gauss), "

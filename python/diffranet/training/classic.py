@@ -23,9 +23,11 @@ from .._validation import check_choice
 from ..classes import CLASS_NAMES
 from ..dataset.loader import load_split
 from ..features import BoVWExtractor, GLCMExtractor, LBPExtractor
-from .metrics import evaluate, evaluate_splits
+from ..inference import save_model as save_model_file
+from ..inference.training_input import shape_preprocessing, training_input
+from .metrics import evaluate_splits
 
-__all__ = ["build_classifier", "build_extractor", "build_pipeline", "evaluate", "save_model", "train_classic"]
+__all__ = ["build_classifier", "build_extractor", "build_pipeline", "save_model", "train_classic"]
 
 _log = logging.getLogger(__name__)
 
@@ -101,9 +103,6 @@ def save_model(model, path, config, metrics=None, preprocessing=None, training=N
     plus the configuration and scores); the JSON goes to ``<path>.json``.
     Both are written under a temporary name and renamed into place.
     """
-    from ..inference import save_model as save_model_file
-    from ..inference.training_input import shape_preprocessing
-
     if preprocessing is None:
         first = model.steps[0][1] if hasattr(model, "steps") else model
         preprocessing = shape_preprocessing(getattr(first, "image_shape_", None))
@@ -115,7 +114,7 @@ def save_model(model, path, config, metrics=None, preprocessing=None, training=N
         fh.write(json.dumps({"config": config, "metrics": metrics or {}}, indent=2) + "\n")
 
 
-def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=None):
+def train_classic(data_dir, config, out, random_state=0, n_jobs=None):
     """Train a configuration on ``data_dir/train``, score it on val/test, save it.
 
     Parameters
@@ -129,29 +128,23 @@ def train_classic(data_dir, config, out, random_state=0, n_jobs=None, log=None):
         configuration and scores also go to ``<out>.json``.
     random_state : int, default=0
     n_jobs : int or None, default=None
-    log : callable, optional
-        Receives one line of progress per step; default: the module's
-        :mod:`logging` logger at INFO level.
 
     Returns
     -------
     model : sklearn.pipeline.Pipeline
         The fitted pipeline.
     metrics : dict
-        Split name -> :func:`evaluate` result, plus ``train_seconds``.
+        Split name -> :func:`~diffranet.training.metrics.split_scores` result, plus ``train_seconds``.
     """
-    log = _log.info if log is None else log
     X, y = load_split(data_dir, "train")
-    log(f"train: {len(y)} images of {X.shape[1]} x {X.shape[2]} pixels")
+    _log.info(f"train: {len(y)} images of {X.shape[1]} x {X.shape[2]} pixels")
     model = build_pipeline(config, random_state, n_jobs)
     start = time.perf_counter()
     model.fit(X, y)
     metrics = {"train_seconds": time.perf_counter() - start}
-    log(f"fitted in {metrics['train_seconds']:.1f} s")
-    metrics.update(evaluate_splits(model, data_dir, log=log))
-    from ..inference.training_input import training_input
-
+    _log.info(f"fitted in {metrics['train_seconds']:.1f} s")
+    metrics.update(evaluate_splits(model, data_dir))
     preprocessing, training = training_input(data_dir, X.shape[1:], y)
     save_model(model, out, config, metrics, preprocessing, training)
-    log(f"saved {out}")
+    _log.info(f"saved {out}")
     return model, metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -9,6 +10,10 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..dataset.loader import has_split, is_dataset_dir, load_split
+from ..inference import save_model
+from ..inference.training_input import training_input
+from ..models import DeepFreakClassifier
+from ..training_history import training_history
 from .metrics import evaluate_splits
 
 __all__ = ["raw_image", "save_deepfreak", "train_deepfreak"]
@@ -24,6 +29,7 @@ def raw_image(image):
 def _split(data_dir, split):
     """(X, y) of a split: a lazy torch Dataset for generated shards (memory stays bounded), arrays otherwise."""
     if is_dataset_dir(data_dir):
+        # imported on use: ShardDataset is a torch Dataset, and torch is optional
         from ..dataset.loader import ShardDataset
 
         dataset = ShardDataset(data_dir, split, transform=raw_image)
@@ -36,7 +42,7 @@ def _fit_input(X, y):
     return (X, y) if isinstance(X, np.ndarray) else (X,)
 
 
-def train_deepfreak(data_dir, out=None, log=None, **params):
+def train_deepfreak(data_dir, out=None, **params):
     """Train a :class:`~diffranet.models.DeepFreakClassifier` on ``data_dir``, score it on val/test, save it.
 
     The training split is read through :class:`~diffranet.dataset.loader.ShardDataset`
@@ -52,8 +58,6 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
     out : path-like, optional
         Model file to write (:func:`diffranet.inference.save_model`, ``.dfm``),
         with the training history and scores in its metadata.
-    log : callable, optional
-        Receives one line of progress per step; default: the module's logger.
     **params
         Parameters of :class:`~diffranet.models.DeepFreakClassifier`
         (``epochs``, ``checkpoint_path``, ``n_threads``, ``workers``, ...).
@@ -63,19 +67,16 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
     model : DeepFreakClassifier
         The fitted classifier.
     metrics : dict
-        Split name -> :func:`diffranet.training.metrics.evaluate` result, plus
+        Split name -> :func:`diffranet.training.metrics.split_scores` result, plus
         ``train_seconds`` (this run) and ``train_images_per_s`` (training
         images per second of training pass, mean over the epochs).
     """
-    from ..models import DeepFreakClassifier
-
-    log = _log.info if log is None else log
     X, y = _split(data_dir, "train")
     validation = None
     if has_split(data_dir, "val"):
         X_val, y_val = _split(data_dir, "val")
         validation = X_val if not isinstance(X_val, np.ndarray) else (X_val, y_val)
-    log(f"train: {len(y)} images" + ("" if validation is None else f", validation: {len(y_val)} images"))
+    _log.info(f"train: {len(y)} images" + ("" if validation is None else f", validation: {len(y_val)} images"))
     model = DeepFreakClassifier(**params)
     start = time.perf_counter()
     model.fit(*_fit_input(X, y), validation=validation)
@@ -84,11 +85,11 @@ def train_deepfreak(data_dir, out=None, log=None, **params):
         else len(y) - int(np.ceil(model.validation_fraction * len(y)))
     if model.epoch_seconds_:
         metrics["train_images_per_s"] = n_train * len(model.epoch_seconds_) / sum(model.epoch_seconds_)
-    log(f"fitted in {metrics['train_seconds']:.1f} s, {model.n_epochs_} epochs")
-    metrics.update(evaluate_splits(model, data_dir, log=log, load=_split))
+    _log.info(f"fitted in {metrics['train_seconds']:.1f} s, {model.n_epochs_} epochs")
+    metrics.update(evaluate_splits(model, data_dir, load=_split))
     if out is not None:
         save_deepfreak(model, out, data_dir, y, metrics)
-        log(f"saved {out}")
+        _log.info(f"saved {out}")
     return model, metrics
 
 
@@ -99,16 +100,8 @@ def save_deepfreak(model, out, data_dir, labels, metrics):
     checkpoint, progress bar) are not kept: the loaded model predicts with
     torch's thread count, on the CPU unless moved.
     """
-    import copy
-
-    from ..inference import save_model
-    from ..inference.training_input import training_input
-
-    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0)
+    model = copy.copy(model).set_params(n_threads=None, workers=0, device="auto", checkpoint_path=None, verbose=0,
+                                        init=None)
     preprocessing, summary = training_input(data_dir, model.image_shape_, labels)
-    summary.update(
-        metrics=metrics,
-        history={"loss": list(model.loss_curve_), "val_accuracy": list(model.validation_scores_),
-                 "epoch_seconds": list(model.epoch_seconds_)},
-    )
+    summary.update(metrics=metrics, history=training_history(model))
     return save_model(model, out, class_names=CLASS_NAMES, preprocessing=preprocessing, training=summary)

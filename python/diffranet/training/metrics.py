@@ -1,17 +1,22 @@
-"""Scores shared by every classifier (classic and deep): accuracy, hit/miss accuracy, confusion."""
+"""Scores shared by every classifier (classic and deep) on a split: accuracy, hit/miss accuracy, confusion.
+
+The scores a training run records with its model; the evaluation report
+(:mod:`diffranet.evaluation`) computes these and more on any labelled data.
+Both count with :mod:`sklearn.metrics` and slice hits with
+:func:`diffranet.classes.is_hit`.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix
 
-from ..classes import CLASS_NAMES, MISS_LABELS
+from ..classes import CLASS_NAMES, is_hit
 from ..dataset.loader import has_split, load_split
 
-__all__ = ["evaluate", "evaluate_splits"]
+__all__ = ["evaluate_splits", "format_scores", "split_scores"]
 
 
-def evaluate(model, X, y):
+def split_scores(model, X, y):
     """Accuracy, hit/miss accuracy and confusion matrix of ``model`` on (X, y).
 
     Hit/miss accuracy scores the two-way decision the classifier serves in a
@@ -24,12 +29,10 @@ def evaluate(model, X, y):
         (rows: true class blank..strong, columns: predicted), ``n_images``.
     """
     predicted = model.predict(X)
-    miss_true = np.isin(y, MISS_LABELS)
-    miss_predicted = np.isin(predicted, MISS_LABELS)
     labels = list(range(len(CLASS_NAMES)))
     return {
         "accuracy": float(accuracy_score(y, predicted)),
-        "hit_miss_accuracy": float(np.mean(miss_true == miss_predicted)),
+        "hit_miss_accuracy": float(accuracy_score(is_hit(y), is_hit(predicted))),
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
         "n_images": int(len(y)),
     }
@@ -54,8 +57,8 @@ def format_confusion(matrix, class_names=CLASS_NAMES):
     return "\n".join(lines)
 
 
-def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load_split):
-    """:func:`evaluate` on each of ``splits`` that ``data_dir`` holds.
+def evaluate_splits(model, data_dir, splits=("val", "test"), load=load_split):
+    """:func:`split_scores` on each of ``splits`` that ``data_dir`` holds.
 
     Parameters
     ----------
@@ -63,22 +66,27 @@ def evaluate_splits(model, data_dir, splits=("val", "test"), log=None, load=load
     data_dir : path-like
         Either layout read by :func:`diffranet.dataset.loader.load_split`.
     splits : sequence of str, default ("val", "test")
-    log : callable, optional
-        Receives one line per split scored.
     load : callable, default load_split
         ``load(data_dir, split) -> (X, y)``.
 
     Returns
     -------
     dict
-        Split name -> :func:`evaluate` result, for the splits present.
+        Split name -> :func:`split_scores` result, for the splits present.
     """
     scores = {}
     for split in splits:
         if has_split(data_dir, split):
-            scores[split] = evaluate(model, *load(data_dir, split))
-            if log is not None:
-                log(f"{split}: accuracy {scores[split]['accuracy']:.4f}, "
-                    f"hit/miss accuracy {scores[split]['hit_miss_accuracy']:.4f}")
-                log(format_confusion(scores[split]["confusion_matrix"]))
+            scores[split] = split_scores(model, *load(data_dir, split))
     return scores
+
+
+def format_scores(metrics):
+    """Text of the split scores in ``metrics`` (:func:`evaluate_splits`): accuracies and confusion matrix."""
+    lines = []
+    for split, score in metrics.items():
+        if isinstance(score, dict) and "confusion_matrix" in score:
+            lines.append(f"{split}: accuracy {score['accuracy']:.4f}, "
+                         f"hit/miss accuracy {score['hit_miss_accuracy']:.4f}")
+            lines.append(format_confusion(score["confusion_matrix"]))
+    return "\n".join(lines)

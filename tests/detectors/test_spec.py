@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffranet.inference.detector_files import SHIPPED, DetectorSpec, load_detector
+from diffranet.detectors import SHIPPED, DetectorSpec, load_detector
 
 
 class TestShipped:
@@ -56,3 +56,12 @@ class TestShipped:
     def test_missing(self):
         with pytest.raises(FileNotFoundError, match="shipped detectors: eiger16m, paper, pilatus6m"):
             load_detector("pilatus2m")
+
+
+def test_inference_keeps_the_old_names():
+    from diffranet.detectors import FrameGeometry
+    from diffranet.inference import FrameGeometry as inference_geometry
+    from diffranet.inference import detector_files
+
+    assert detector_files.load_detector is load_detector and detector_files.DetectorSpec is DetectorSpec
+    assert inference_geometry is FrameGeometry

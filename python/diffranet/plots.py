@@ -1,15 +1,18 @@
-"""The report's figures, as PNG files (matplotlib, no display needed).
+"""The package's figures, as PNG files (matplotlib, no display needed).
 
-Each function draws one figure from plain numbers and saves it; none reads
-data or models. Figures are built on :class:`matplotlib.figure.Figure`
-directly (no pyplot state), so they are safe in scripts, servers and
-threads, and saved through the Agg renderer.
+Each function draws one figure from plain numbers or images and saves it;
+none reads data or models. The evaluation report, ``diffranet dataset --info``
+and the training scripts all draw here. Figures are built on
+:class:`matplotlib.figure.Figure` directly (no pyplot state, no backend
+switch), so they are safe in scripts, notebooks, servers and threads, and
+saved through the Agg renderer.
 
-Detector images are shown on a stated grey scale (:func:`grey_window`): a
-linear map of the 8-bit values from ``vmin`` (black) to ``vmax`` (white)
-shared by every panel of a figure, brighter values clipped; a large image is
-reduced for display by taking the maximum of each ``f x f`` block, so that
-one-pixel Bragg spots stay visible.
+Detector images are shown on one grey-scale rule (:func:`grey_window`): a
+linear map of the 8-bit values from ``vmin`` (black, the 0.5th percentile) to
+``vmax`` (white, the 99.9th percentile), brighter values clipped, computed per
+panel or over all the panels of a figure; a large image is reduced for display
+by taking the maximum of each ``f x f`` block, so that one-pixel Bragg spots
+stay visible.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = [
     "grey_window",
@@ -41,8 +46,6 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    from .._atomic import atomic_path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -87,17 +90,25 @@ def display_image(image, max_pixels):
     return padded.reshape(rows // factor, factor, cols // factor, factor).max(axis=(1, 3)), factor
 
 
-def confusion_matrix_figure(matrix, labels, path, title="Confusion matrix"):
+def confusion_matrix_figure(matrix, labels, path, precision, recall, title="Confusion matrix"):
     """Counts of true (rows) against predicted (columns) classes, shaded by row share.
 
     Each cell shows its count and its share of the row (the recall on the
     diagonal); the last column gives each class's recall and the last row
     each class's precision, as in the paper's Table 6.
-    """
-    from .metrics import precision_recall
 
+    Parameters
+    ----------
+    matrix : array_like of int, shape (k, k)
+    labels : sequence of str, length k
+    path : path-like
+    precision, recall : sequence of float, length k
+        Per class (``nan`` where undefined), from
+        :func:`diffranet.evaluation.metrics.precision_recall`.
+    title : str
+    """
     matrix = np.asarray(matrix)
-    precision, recall, _ = precision_recall(matrix)
+    precision, recall = np.asarray(precision, dtype=float), np.asarray(recall, dtype=float)
     k = len(labels)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = matrix / matrix.sum(axis=1, keepdims=True)
@@ -224,15 +235,15 @@ def quantity_figure(bins, series, path, thresholds=None, quantity="significant s
 def gallery_figure(images, titles, path, title, columns=6, panel_px=256, shared_scale=False):
     """A grid of 8-bit images, each with its grey scale stated.
 
-    By default each panel has its own linear grey scale, from its 1st
-    percentile (black) to its 99.9th percentile (white), printed under it:
+    By default each panel has its own :func:`grey_window`, printed under it:
     shots differ in pulse energy, so one scale for all would hide the spots of
-    the dim ones. With ``shared_scale`` one window (:func:`grey_window`) is
-    used for every panel.
+    the dim ones. With ``shared_scale`` one window over all the panels is used
+    for every panel, so that panels can be compared by eye.
 
     Parameters
     ----------
-    images : sequence of 2-D uint8 arrays
+    images : sequence of (2-D uint8 array or None)
+        Panels in reading order (row by row); None leaves a panel empty.
     titles : sequence of str
         One caption per image.
     path : path-like
@@ -250,27 +261,32 @@ def gallery_figure(images, titles, path, title, columns=6, panel_px=256, shared_
         The grey-scale statement printed on the figure.
     """
     n = len(images)
-    if n == 0:
+    shown_images = [np.asarray(image) for image in images if image is not None]
+    if not shown_images:
         raise ValueError("a gallery needs at least one image")
     if len(titles) != n:
         raise ValueError(f"got {len(titles)} titles for {n} images")
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
-    windows = [grey_window(images)] * n if shared_scale else [grey_window([image], 1.0) for image in images]
-    shown = [display_image(image, panel_px) for image in images]
-    factor = max(f for _, f in shown)
+    shared = grey_window(shown_images)
+    windows = [None if image is None else shared if shared_scale else grey_window([image]) for image in images]
+    shown = [None if image is None else display_image(image, panel_px) for image in images]
+    factor = max(f for _, f in filter(None, shown))
     if shared_scale:
-        scaling = f"grey scale: 8-bit values {windows[0][0]} (black) to {windows[0][1]} (white), linear"
+        scaling = f"grey scale: 8-bit values {shared[0]} (black) to {shared[1]} (white), linear"
     else:
-        scaling = ("grey scale per panel, linear from its 1st percentile (black) to its 99.9th percentile (white), "
-                   "8-bit values given as [black-white]")
+        scaling = ("grey scale per panel, linear from its 0.5th percentile (black) to its 99.9th percentile "
+                   "(white), 8-bit values given as [black-white]")
     scaling += ", values beyond clipped" + (
         "" if factor == 1 else f"; each displayed pixel is the maximum of {factor} x {factor} detector pixels")
     size = panel_px / _DPI
     fig = _figure(columns * size * 1.02, rows * (size + 0.55) + 0.9)
-    for k, ((image, _), caption, (vmin, vmax)) in enumerate(zip(shown, titles, windows)):
+    for k, (panel, caption, window) in enumerate(zip(shown, titles, windows)):
+        if panel is None:
+            continue
+        vmin, vmax = window
         ax = fig.add_subplot(rows, columns, k + 1)
-        ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.imshow(panel[0], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(caption if shared_scale else f"{caption}\n[{vmin}-{vmax}]", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -279,28 +295,44 @@ def gallery_figure(images, titles, path, title, columns=6, panel_px=256, shared_
     return _save(fig, path), scaling
 
 
-def learning_curve_figure(log, path, title="Training log"):
-    """Training loss (left axis) and validation accuracy (right axis) per epoch.
+def learning_curve_figure(history, path, title="Training history"):
+    """Training loss (left axis, log scale) and validation accuracy (right axis) per epoch.
 
     Parameters
     ----------
-    log : dict
-        ``{"loss": [...], "validation_accuracy": [...]}`` (the second may be empty).
+    history : dict
+        A training history (:func:`diffranet.training_history.training_history`):
+        ``{"loss": [...], "val_accuracy": [...], ...}``, the second possibly
+        empty. The epoch of the best validation accuracy is marked.
     path : path-like
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
     """
-    loss = np.asarray(log["loss"], dtype=float)
+    loss = np.asarray(history.get("loss") or [], dtype=float)
+    if not len(loss):
+        raise ValueError("the training history holds no training loss")
     fig = _figure(5.6, 3.6)
     ax = fig.add_subplot()
     epochs = np.arange(1, len(loss) + 1)
     ax.plot(epochs, loss, "o-", color="C0", ms=3, label="training loss")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs only
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean training loss (cross-entropy)", color="C0")
-    validation = np.asarray(log.get("validation_accuracy") or [], dtype=float)
+    ax.set_yscale("log")
+    handles, names = ax.get_legend_handles_labels()
+    validation = np.asarray(history.get("val_accuracy") or [], dtype=float)
     if len(validation):
         twin = ax.twinx()
         twin.plot(np.arange(1, len(validation) + 1), 100 * validation, "s--", color="C1", ms=3,
                   label="validation accuracy")
         twin.set_ylabel("validation accuracy (%)", color="C1")
+        twin.axvline(int(np.argmax(validation)) + 1, color="0.5", ls=":", lw=1)
+        more = twin.get_legend_handles_labels()
+        handles, names = handles + more[0], names + more[1]
+    ax.legend(handles, names, loc="center right", fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -1,0 +1,109 @@
+// Local significance of 8-bit model inputs: per cell, background and noise
+// from the darkest share of its pixels (a 256-level histogram); per block, the
+// maximum without overloads (255), against the cell statistics interpolated
+// bilinearly between cell centres. See diffranet/features/significance.py.
+#include "diffranet/significance.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "diffranet/threads.hpp"
+
+namespace diffranet {
+namespace {
+
+constexpr int kLevels = 256;
+constexpr std::uint8_t kOverload = 255;
+
+// Mean and standard deviation of the lowest `share` of a histogram's values;
+// the level where the share is reached counts in part.
+void lower_moments(const std::array<std::int32_t, kLevels>& histogram, double share, double& mean, double& std) {
+    double total = 0.0;
+    for (int v = 0; v < kLevels; ++v) total += histogram[v];
+    const double wanted = share * total;
+    double below = 0.0, n = 0.0, sum = 0.0, sum2 = 0.0;
+    for (int v = 0; v < kLevels && below < wanted; ++v) {
+        const double w = std::min(static_cast<double>(histogram[v]), wanted - below);
+        n += w;
+        sum += w * v;
+        sum2 += w * v * static_cast<double>(v);
+        below += histogram[v];
+    }
+    n = std::max(n, 1.0);
+    mean = sum / n;
+    std = std::sqrt(std::max(sum2 / n - mean * mean, 0.0));
+}
+
+// Left cell and weight of the right cell, for point `i` of `per_cell` per cell (bilinear between centres).
+void interpolation(int i, int per_cell, int n_cells, int& left, float& weight) {
+    double position = (i + 0.5) / per_cell - 0.5;
+    position = std::clamp(position, 0.0, static_cast<double>(n_cells - 1));
+    left = std::min(static_cast<int>(std::floor(position)), std::max(n_cells - 2, 0));
+    weight = static_cast<float>(position - left);
+}
+
+void one_image(const std::uint8_t* image, int rows, int cols, const SignificanceParams& p, float* out) {
+    const int cr = rows / p.cell_px, cc = cols / p.cell_px;
+    const int br = rows / p.block_px, bc = cols / p.block_px;
+    std::vector<std::array<std::int32_t, kLevels>> histograms(static_cast<std::size_t>(cr) * cc);
+    for (auto& h : histograms) h.fill(0);
+    for (int r = 0; r < rows; ++r) {
+        const std::uint8_t* row = image + static_cast<std::int64_t>(r) * cols;
+        auto* cell_row = histograms.data() + static_cast<std::size_t>(r / p.cell_px) * cc;
+        for (int c = 0; c < cols; ++c) ++cell_row[c / p.cell_px][row[c]];
+    }
+    std::vector<float> level(histograms.size()), noise(histograms.size());
+    for (std::size_t k = 0; k < histograms.size(); ++k) {
+        histograms[k][kOverload] = 0;  // overloads are not measurements
+        double mean = 0.0, std = 0.0;
+        lower_moments(histograms[k], p.lower_share, mean, std);
+        const double sigma = std::max(std / p.std_factor, p.noise_floor);
+        noise[k] = static_cast<float>(sigma);
+        level[k] = static_cast<float>(mean + p.mean_shift * sigma);
+    }
+    const int per = p.cell_px / p.block_px;
+    std::vector<int> col_left(bc);
+    std::vector<float> col_weight(bc);
+    for (int j = 0; j < bc; ++j) interpolation(j, per, cc, col_left[j], col_weight[j]);
+    std::vector<std::uint8_t> maxima(bc);
+    for (int i = 0; i < br; ++i) {
+        std::fill(maxima.begin(), maxima.end(), 0);
+        for (int r = i * p.block_px; r < (i + 1) * p.block_px; ++r) {
+            const std::uint8_t* row = image + static_cast<std::int64_t>(r) * cols;
+            for (int c = 0; c < cols; ++c) {
+                const std::uint8_t v = row[c] == kOverload ? 0 : row[c];
+                std::uint8_t& m = maxima[c / p.block_px];
+                m = std::max(m, v);
+            }
+        }
+        int top;
+        float wr;
+        interpolation(i, per, cr, top, wr);
+        const int bottom = std::min(top + 1, cr - 1);
+        float* out_row = out + static_cast<std::int64_t>(i) * bc;
+        for (int j = 0; j < bc; ++j) {
+            const int l = col_left[j], rgt = std::min(l + 1, cc - 1);
+            const float wc = col_weight[j];
+            auto at = [&](const std::vector<float>& grid, int a, int b) { return grid[static_cast<std::size_t>(a) * cc + b]; };
+            const float bg = (1 - wr) * ((1 - wc) * at(level, top, l) + wc * at(level, top, rgt)) +
+                             wr * ((1 - wc) * at(level, bottom, l) + wc * at(level, bottom, rgt));
+            const float sd = (1 - wr) * ((1 - wc) * at(noise, top, l) + wc * at(noise, top, rgt)) +
+                             wr * ((1 - wc) * at(noise, bottom, l) + wc * at(noise, bottom, rgt));
+            out_row[j] = std::clamp((maxima[j] - bg) / sd, p.clip_low, p.clip_high);
+        }
+    }
+}
+
+}  // namespace
+
+void significance_map(const std::uint8_t* images, std::int64_t n, int rows, int cols, const SignificanceParams& p,
+                      float* out, int n_threads) {
+    const std::int64_t in_stride = static_cast<std::int64_t>(rows) * cols;
+    const std::int64_t out_stride = static_cast<std::int64_t>(rows / p.block_px) * (cols / p.block_px);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
+    for (std::int64_t k = 0; k < n; ++k) one_image(images + k * in_stride, rows, cols, p, out + k * out_stride);
+}
+
+}  // namespace diffranet
