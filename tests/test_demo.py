@@ -53,3 +53,28 @@ def test_demo_renders_trains_and_reports(tmp_path, capsys):
 def test_demo_rejects_a_bad_size(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--preset", "quick", "--size", "2"]) == 2
     assert "size" in capsys.readouterr().err
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):  # as on an install without torch
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "onnx"):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, _NoTorch())
+from diffranet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_demo_without_torch_shows_the_shipped_model(tmp_path):
+    """The README's first command installs no torch: the demo still shows the shipped DeepFreak model."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH, "demo", "--out", str(tmp_path), "--size", "5",
+                             "--workers", "1", "--quiet"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "default: accuracy" in result.stdout and "model.dfm: accuracy" in result.stdout
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert "default" in json.dumps(metrics)

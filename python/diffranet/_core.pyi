@@ -72,3 +72,6 @@ def render_bragg(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.S
 
 def ring_statistics(image: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """Sigma-clipped mean, sigma and threshold per ring of a float32 image (rows, cols)."""
+def significance_map(images: object, block_px: typing.SupportsInt | typing.SupportsIndex, cell_px: typing.SupportsInt | typing.SupportsIndex, lower_share: typing.SupportsFloat | typing.SupportsIndex, mean_shift: typing.SupportsFloat | typing.SupportsIndex, std_factor: typing.SupportsFloat | typing.SupportsIndex, noise_floor: typing.SupportsFloat | typing.SupportsIndex, clip_low: typing.SupportsFloat | typing.SupportsIndex, clip_high: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
+    """Local significance of the block maxima of uint8 images (n, rows, cols), C-contiguous: a new float32 array (n, rows / block_px, cols / block_px). See diffranet.features.significance."""
+

@@ -141,3 +141,17 @@ class TestGenerator:
         preprocessing, summary = training_input(tmp_path, X.shape[1:], y)
         assert preprocessing.geometry.distance_mm == 80.0 and preprocessing.shape == (512, 512)
         assert summary["preset"]["kind"] == "regimes"
+
+
+class TestForADetector:
+    def test_regimes_around_one_detector(self):
+        from diffranet.dataset import training_preset
+        from diffranet.detectors import load_detector
+
+        spec = load_detector("pilatus6m")
+        regimes = training_preset(spec, "regimes")
+        assert isinstance(regimes, Regimes) and regimes.name == "regimes@" + spec.name
+        assert regimes.detector_weights == (1.0, 0.0, 0.0)  # a photon counter
+        assert regimes.distance_mm[0] < spec.distance_mm < regimes.distance_mm[1]
+        setup = regimes.sample(np.random.default_rng(0))
+        assert setup.detector_kind == "photon_counting" and setup.detector.shape == (512, 512)

@@ -21,7 +21,8 @@ def add_parser(subparsers):
     dataset.add_argument("--info", metavar="DIR", help="print class counts and label ranges of DIR and save a "
                          "gallery of examples per class")
     dataset.add_argument("--preset", default="diffranet",
-                         help="preset name (diffranet, quick) or a preset .json file (default: %(default)s)")
+                         help="preset name (diffranet, quick, regimes) or a preset .json file, also of 'Regimes' "
+                              "(default: %(default)s)")
     dataset.add_argument("--detector", metavar="FILE",
                          help="render on this detector: a detector TOML file or a shipped name "
                               "(paper, pilatus6m, eiger16m)")

@@ -12,6 +12,7 @@ import dataclasses
 
 from ..detectors import DetectorSpec
 from .presets import PRESETS, get_preset
+from .regimes import Regimes
 
 __all__ = ["paper_ccd", "training_preset"]
 
@@ -67,7 +68,10 @@ def training_preset(detector, base="diffranet"):
 
     Returns
     -------
-    Preset
+    Preset, or Regimes for a ``base`` of regimes: the same distributions with
+    ``detector``'s kind only (photon counting for a ``pixel_array``, CCD for a
+    ``ccd``) and its distance and wavelength as the centres of their ranges;
+    the images stay on the model-input grid every frame is resampled onto.
 
     Raises
     ------
@@ -83,6 +87,8 @@ def training_preset(detector, base="diffranet"):
     if not isinstance(detector, DetectorSpec):
         raise ValueError(f"detector must be a DetectorSpec (see load_detector), got {type(detector).__name__}")
     base = get_preset(base)
+    if isinstance(base, Regimes):
+        return _regimes_for(detector, base)
     changes = {"name": f"{base.name}@{detector.name}", "shape": detector.shape,
                "pixel_size_mm": detector.pixel_size_mm, "distance_mm": detector.distance_mm,
                "wavelength_A": detector.wavelength_A, "detector_spec": detector.to_dict()}
@@ -94,3 +100,12 @@ def training_preset(detector, base="diffranet"):
     elif detector.saturation is not None:
         changes["saturation"] = detector.saturation
     return dataclasses.replace(base, **changes)
+
+
+def _regimes_for(detector, regimes):
+    """Regimes drawn around one detector: its kind, distances and wavelengths within 25 % of its own."""
+    weights = (1.0, 0.0, 0.0) if detector.kind == "pixel_array" else (0.0, 0.0, 1.0)
+    return dataclasses.replace(
+        regimes, name=f"{regimes.name}@{detector.name}", detector_weights=weights,
+        distance_mm=(0.8 * detector.distance_mm, 1.25 * detector.distance_mm),
+        wavelength_A=(0.8 * detector.wavelength_A, 1.25 * detector.wavelength_A))

@@ -10,5 +10,6 @@ to one feature row per image and can open a scikit-learn Pipeline::
 from .bovw import BoVWExtractor
 from .glcm import GLCM_PROPERTIES, GLCMExtractor
 from .lbp import LBPExtractor
+from .significance import significance_map
 
-__all__ = ["BoVWExtractor", "GLCMExtractor", "GLCM_PROPERTIES", "LBPExtractor"]
+__all__ = ["BoVWExtractor", "GLCMExtractor", "GLCM_PROPERTIES", "LBPExtractor", "significance_map"]
