@@ -1,6 +1,7 @@
 """Several services pulling from one Stream V2 sender: the series info they share, end to end on loopback."""
 
 import json
+import time
 import zlib
 
 import numpy as np
@@ -219,3 +220,95 @@ def test_the_stand_in_detector_waits_for_its_pullers_and_says_when_they_do_not_c
 
     with pytest.raises(TimeoutError, match="0 of 2 pullers"):
         send_stream2(free_address(), np.zeros((1, 4, 4), np.uint16), pullers=2, pullers_timeout_s=0.2, linger_s=0)
+
+
+# --------------------------------------------------------------------------- the side channel is untrusted too
+
+
+def test_series_info_shapes_are_held_to_the_pixel_budget_before_the_mask_is_inflated():
+    from diffranet.live.limits import StreamLimits
+
+    parts = encode_series(_info())  # 30 x 20 images and mask
+    assert decode_series(parts, StreamLimits(max_frame_pixels=600)).shape == (30, 20)
+    with pytest.raises(ValueError, match="max_frame_pixels"):
+        decode_series(parts, StreamLimits(max_frame_pixels=599))
+
+
+def test_a_series_id_that_is_a_list_is_a_series_like_any_other():
+    cbor2 = pytest.importorskip("cbor2")
+    info = SeriesInfo(tags={"series_id": [7, "a"]}, geometry=GEOMETRY)
+    assert decode_series(encode_series(info)).tags == {"series_id": [7, "a"]}
+    decoder = Stream2Decoder()
+    message = cbor2.loads(encode_image(7, 0, np.ones((30, 20), np.uint16), compression=None))
+    image = cbor2.dumps({**message, "series_id": [7, "a"]})  # Stream V2 says an integer; a sender may not
+    assert decoder.decode(image, 0.0).geometry is None and not decoder.knows([7, "a"])
+    decoder.adopt(info)
+    assert decoder.knows([7, "a"]) and not decoder.knows("[7, \"a\"]")
+    assert decoder.decode(image, 0.0).geometry == GEOMETRY
+
+
+def test_a_refused_series_info_message_is_an_error_record_and_the_service_goes_on(tmp_path, model_path):
+    from diffranet.live import StreamService
+
+    input_address, announcer_address = free_address(), free_address()
+    service = StreamService(model_path, input_address, free_address(), source_format="dectris",
+                            log_path=tmp_path / "log.jsonl", series_subscribe=[announcer_address],
+                            series_wait_s=TIMEOUT_S)
+    context = zmq.Context()
+    push, announcer = context.socket(zmq.PUSH), context.socket(zmq.PUB)
+    push.bind(input_address)
+    announcer.bind(announcer_address)
+    # a geometry without its fields, a series id that is no key, a zlib bomb of a mask
+    topic, header, _ = encode_series(SeriesInfo(tags={"series_id": 3}))
+    hostile = [[topic, json.dumps({"tags": {"series_id": 3}, "geometry": {}}).encode(), b""],
+               [topic, json.dumps({"tags": {"series_id": 3}, "mask_shape": [65536, 65536]}).encode(),
+                zlib.compress(b"\x00" * 2**20)]]
+    try:
+        with running_service(service) as (subscriber, result):
+            path, deadline = tmp_path / "log.jsonl", time.monotonic() + TIMEOUT_S
+            while not (path.exists() and path.read_text()):  # a SUB socket misses what comes before it connects
+                assert time.monotonic() < deadline, "no record of the refused series info"
+                for message in hostile:
+                    announcer.send_multipart(message)
+                time.sleep(0.2)
+            announcer.send_multipart(encode_series(SeriesInfo(tags={"series_id": 3}, geometry=GEOMETRY)))
+            push.send(encode_start(4, image_shape=(SIZE, SIZE)))  # own series: never held
+            push.send(encode_image(4, 0, np.ones((SIZE, SIZE), np.uint16)))
+            assert subscriber.wait_for(lambda r: any(x.get("id") == 0 for x in r)), "the service stopped serving"
+    finally:
+        push.close(linger=0)
+        announcer.close(linger=0)
+        context.term()
+    assert "error" not in result
+    errors = [r for r in _log(tmp_path / "log.jsonl") if "error" in r]
+    assert errors and all(r["stage"] == "series" for r in errors)
+    assert any("geometry" in r["error"] for r in errors) and any("max_frame_pixels" in r["error"] for r in errors)
+
+
+def test_images_held_for_their_series_count_against_the_byte_budget(tmp_path, model_path):
+    from diffranet.live import StreamLimits, StreamService
+
+    frame_bytes = SIZE * SIZE * 2  # uncompressed uint16
+    input_address = free_address()
+    service = StreamService(model_path, input_address, free_address(), source_format="dectris",
+                            log_path=tmp_path / "log.jsonl", series_subscribe=[free_address()],
+                            series_wait_s=TIMEOUT_S, queue_size=100,
+                            limits=StreamLimits(max_queue_bytes=2 * frame_bytes + 100))
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.bind(input_address)
+    try:
+        with running_service(service) as (_, result):
+            for i in range(4):  # a series nobody announces: every image waits for its info
+                push.send(encode_image(6, i, np.ones((SIZE, SIZE), np.uint16), compression=None))
+            deadline = time.monotonic() + TIMEOUT_S
+            while service._merger.waiting < 2 and time.monotonic() < deadline:  # images 2, 3 dropped at once
+                time.sleep(0.01)
+            assert service._sharing.held == 2
+    finally:
+        push.close(linger=0)
+        context.term()
+    records = _log(tmp_path / "log.jsonl")
+    assert [r["id"] for r in records] == [0, 1, 2, 3]
+    assert ["label" in r and not r.get("dropped") for r in records] == [True, True, False, False]
+    assert (result["final"].frames, result["final"].dropped) == (2, 2)

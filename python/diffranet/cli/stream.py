@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .._allocator import keep_freed_memory
+from .._budget import DEFAULT_MAX_FRAME_PIXELS
 from ._live import add_status_options, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
@@ -35,6 +36,18 @@ def add_parser(subparsers):
     parser.add_argument("--workers", type=int, default=1,
                         help="classifier processes; 1 classifies in the service process (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="most frames per model call (default: %(default)s)")
+    # the other defaults live in diffranet.live.limits (not imported here: the parser stays light)
+    parser.add_argument("--max-message-bytes", type=int, metavar="BYTES",
+                        help="largest message part taken from the socket; a longer one is refused before "
+                             "it is read and the connection opened again (default: 134217728, 128 MiB)")
+    parser.add_argument("--max-frame-pixels", type=int, default=DEFAULT_MAX_FRAME_PIXELS, metavar="PIXELS",
+                        help="largest frame or pixel mask a message may declare; a larger one gets an error record "
+                             "before anything is allocated (default: %(default)s, as for files: above the largest "
+                             "detectors)")
+    parser.add_argument("--max-queue-bytes", type=int, metavar="BYTES",
+                        help="most bytes of frames in flight, images waiting for their series info included "
+                             "(compressed frames counted expanded); beyond it --overflow applies as for "
+                             "--queue-size (default: 536870912, 512 MiB)")
     parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
                         help="where n_peaks and d_min_A come from: the model input (cost independent of the "
                              "detector), the frame itself (exact to the detector's edge, cost grows with its "
@@ -65,7 +78,7 @@ def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
-    from ..live import StreamService, stop_on_signals
+    from ..live import StageFailure, StreamLimits, StreamService, stop_on_signals
     from ..live.hits import HitWriter
 
     # this process decodes (and with one worker classifies) every frame: freed buffers are reused
@@ -73,6 +86,8 @@ def run(args):
 
     detector, overrides = detector_and_overrides(args)
     geometry, beam_center_px = frame_geometry(None, detector, overrides)
+    given = {name: getattr(args, name) for name in ("max_message_bytes", "max_frame_pixels", "max_queue_bytes")}
+    limits = StreamLimits(**{name: value for name, value in given.items() if value is not None})
     hits = None
     if args.write_hits:
         hits = HitWriter(args.write_hits, frames_per_file=args.hits_per_file, file_seconds=args.hits_file_seconds,
@@ -80,14 +95,26 @@ def run(args):
     service = StreamService(args.model, args.input, args.publish, source_format=args.format, geometry=geometry,
                             beam_center_px=beam_center_px, queue_size=args.queue_size, overflow=args.overflow,
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
-                            status=status_printer(args), status_interval_s=args.status_interval,
+                            status=status_printer(args), status_interval_s=args.status_interval, limits=limits,
                             peaks=args.peaks, hits=hits, series_publish=args.series_publish,
                             series_subscribe=args.series_subscribe, series_wait_s=args.series_wait)
     with stop_on_signals() as stop:
-        final = service.run(stop)
+        try:
+            final = service.run(stop)
+        except StageFailure as exc:  # a stage could not go on: fail loudly so that a supervisor restarts it
+            if exc.final is not None:
+                print_summary(args.command, exc.final)
+            _print_hits(hits)
+            print(f"diffranet {args.command}: error: {exc}", file=sys.stderr)
+            return 1
     print_summary(args.command, final)
+    _print_hits(hits)
+    return 0
+
+
+def _print_hits(hits):
+    """Where the hit frames went (the hit writer is complete once the service has stopped)."""
     if hits is not None:
         print(f"diffranet stream: {hits.frames_written} hit frames in {hits.files_written} files, "
               f"event list {hits.event_list}" + (f", {hits.failures} write failures" if hits.failures else ""),
               file=sys.stderr)
-    return 0

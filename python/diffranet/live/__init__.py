@@ -16,18 +16,21 @@ Layers (each knows one thing):
 * :mod:`~diffranet.live.series`: the Stream V2 series info that several
   services pulling from one detector share;
 * :mod:`~diffranet.live.service` ties a ZMQ source to the rest, with bounded
-  queues and a documented overload policy.
+  queues and a documented overload policy; :mod:`~diffranet.live.limits`
+  holds the byte budgets every message is checked against.
 """
 
 from __future__ import annotations
 
 from .frames import Frame, MalformedMessage
 from .hits import HitWriter
-from .service import FORMATS, OVERFLOW_POLICIES, StreamService
+from .limits import StreamLimits
+from .service import FORMATS, OVERFLOW_POLICIES, StageFailure, StreamService
 from .signals import stop_on_signals
 from .sinks import RecordWriter
 from .stats import StatsSnapshot
 from .watch import DirectoryWatcher, watch_directory
 
-__all__ = ["DirectoryWatcher", "FORMATS", "Frame", "HitWriter", "MalformedMessage", "OVERFLOW_POLICIES", "RecordWriter",
-           "StatsSnapshot", "StreamService", "stop_on_signals", "watch_directory"]
+__all__ = ["DirectoryWatcher", "FORMATS", "Frame", "HitWriter", "MalformedMessage", "OVERFLOW_POLICIES",
+           "RecordWriter", "StageFailure", "StatsSnapshot", "StreamLimits", "StreamService", "stop_on_signals",
+           "watch_directory"]

@@ -15,7 +15,10 @@ were bit-shuffled in blocks of ``block size / element size`` elements
 (bitshuffle's HDF5 filter); the last partial block is cut to a multiple of 8
 elements and the remaining fewer-than-8 elements follow uncompressed.
 
-Decoding checks every size against the payload before touching it and uses
+Decoding checks every size against the payload and a byte budget before
+allocating anything (a header may not claim more blocks than the payload
+can frame, nor more bytes than the caller allows), writes the blocks into
+one output buffer, and uses
 the bounds-checked ``lz4.block`` decoder, so a truncated or corrupt payload
 raises :class:`CompressionError` instead of reading past the buffer.
 Bit-unshuffling then uses ``bitshuffle`` on the already validated buffer.
@@ -23,9 +26,12 @@ Bit-unshuffling then uses ``bitshuffle`` on the already validated buffer.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
+
+from .frames import describe_value
 
 __all__ = ["CompressionError", "CompressedArray", "ALGORITHMS", "decompress", "compress", "expanded"]
 
@@ -43,12 +49,38 @@ class CompressionError(ValueError):
     """A compressed byte string is truncated, corrupt or of an unknown kind."""
 
 
-def _blocks(payload, offset, sizes):
-    """Decompress consecutive framed LZ4 blocks of the given uncompressed sizes."""
+def _block_sizes(total, block_bytes):
+    """Uncompressed sizes of the blocks of ``total`` bytes cut into ``block_bytes`` (a generator: no list)."""
+    whole, rest = divmod(total, block_bytes)
+    for _ in range(whole):
+        yield block_bytes
+    if rest:
+        yield rest
+
+
+def _check_framing(payload, total, block_bytes, max_bytes):
+    """Refuse, from the header alone, sizes the payload cannot hold or the budget does not allow.
+
+    Every block needs at least its 4-byte size record, so a header whose
+    block count exceeds what the payload can frame is refused before any
+    block is read or any output allocated.
+    """
+    if max_bytes is not None and total > max_bytes:
+        raise CompressionError(f"compressed data claim {total} bytes, more than the {max_bytes}-byte limit")
+    if total and block_bytes == 0:
+        raise CompressionError("block size of 0 bytes")
+    blocks = -(-total // block_bytes) if total else 0
+    if blocks * _BLOCK_SIZE.size > len(payload) - _HEADER.size:
+        raise CompressionError(f"a header claiming {total} bytes in blocks of {block_bytes} needs {blocks} blocks, "
+                               f"more than the {len(payload)}-byte payload can hold")
+
+
+def _blocks(payload, offset, sizes, out):
+    """Decompress consecutive framed LZ4 blocks of the given uncompressed sizes into ``out`` (uint8 array)."""
     import lz4.block
 
     view = memoryview(payload)
-    parts = []
+    position = 0
     for size in sizes:
         if offset + _BLOCK_SIZE.size > len(view):
             raise CompressionError("compressed data end in the middle of a block header")
@@ -59,7 +91,8 @@ def _blocks(payload, offset, sizes):
         chunk = view[offset:offset + stored]
         offset += stored
         if stored == size:
-            parts.append(bytes(chunk))
+            out[position:position + size] = np.frombuffer(chunk, np.uint8)
+            position += size
             continue
         try:
             block = lz4.block.decompress(chunk, uncompressed_size=size)
@@ -67,8 +100,9 @@ def _blocks(payload, offset, sizes):
             raise CompressionError(f"corrupt LZ4 block: {exc}") from None
         if len(block) != size:
             raise CompressionError(f"an LZ4 block holds {len(block)} bytes, expected {size}")
-        parts.append(block)
-    return parts, offset
+        out[position:position + size] = np.frombuffer(block, np.uint8)
+        position += size
+    return offset
 
 
 def _header(payload):
@@ -77,20 +111,17 @@ def _header(payload):
     return _HEADER.unpack_from(payload, 0)
 
 
-def _decompress_lz4(payload):
+def _decompress_lz4(payload, max_bytes):
     total, block_bytes = _header(payload)
-    if block_bytes == 0 and total:
-        raise CompressionError("LZ4 block size of 0 bytes")
-    sizes = [block_bytes] * (total // block_bytes) if total else []
-    if total % max(block_bytes, 1):
-        sizes.append(total % block_bytes)
-    parts, end = _blocks(payload, _HEADER.size, sizes)
+    _check_framing(payload, total, block_bytes, max_bytes)
+    out = np.empty(total, np.uint8)
+    end = _blocks(payload, _HEADER.size, _block_sizes(total, block_bytes) if total else (), out)
     if end != len(payload):
         raise CompressionError(f"{len(payload) - end} bytes after the last LZ4 block")
-    return b"".join(parts)
+    return out
 
 
-def _decompress_bslz4(payload, elem_size):
+def _decompress_bslz4(payload, elem_size, max_bytes):
     import bitshuffle
 
     if elem_size not in (1, 2, 4, 8):
@@ -102,23 +133,22 @@ def _decompress_bslz4(payload, elem_size):
     block = block_bytes // elem_size
     if n and (block == 0 or block % _BSHUF_MULTIPLE or block_bytes % elem_size):
         raise CompressionError(f"bslz4 block size of {block_bytes} bytes is not a multiple of 8 elements")
-    sizes = [block * elem_size] * (n // block) if n else []
-    last = (n % block) - (n % block) % _BSHUF_MULTIPLE if n else 0
-    if last:
-        sizes.append(last * elem_size)
-    leftover = (n % _BSHUF_MULTIPLE) * elem_size
-    parts, end = _blocks(payload, _HEADER.size, sizes)
+    compressed = n - n % _BSHUF_MULTIPLE  # elements in LZ4 blocks; the rest follow uncompressed
+    _check_framing(payload, compressed * elem_size, block_bytes, max_bytes)
+    leftover = total - compressed * elem_size
+    out = np.empty(total, np.uint8)
+    sizes = _block_sizes(compressed * elem_size, block_bytes) if compressed else ()
+    end = _blocks(payload, _HEADER.size, sizes, out)
     if len(payload) - end != leftover:
         raise CompressionError(f"bslz4 data hold {len(payload) - end} bytes after the last block, "
                                f"expected {leftover}")
-    parts.append(bytes(payload[end:]))
-    shuffled = np.frombuffer(b"".join(parts), dtype=np.dtype(f"u{elem_size}"))
+    out[total - leftover:] = np.frombuffer(payload, np.uint8, offset=end)
     if n == 0:
-        return b""
-    return bitshuffle.bitunshuffle(shuffled, block).tobytes()
+        return out
+    return bitshuffle.bitunshuffle(out.view(f"u{elem_size}"), block).view(np.uint8)
 
 
-def decompress(algorithm, modifier, payload):
+def decompress(algorithm, modifier, payload, *, max_bytes=None):
     """Decompress one Stream V2 compressed byte string.
 
     Parameters
@@ -130,16 +160,20 @@ def decompress(algorithm, modifier, payload):
         unused (0) for ``lz4``.
     payload : bytes-like
         The compressed bytes, HDF5 framing included.
+    max_bytes : int, optional
+        Refuse data whose header claims more bytes (checked, with the block
+        count the payload can frame, before any output is allocated).
 
     Returns
     -------
-    bytes
-        The decompressed byte string.
+    memoryview
+        The decompressed bytes (read-only, one byte per element).
 
     Raises
     ------
     CompressionError
-        Unknown algorithm, truncated or corrupt data.
+        Unknown algorithm, a size over ``max_bytes``, a header claiming
+        more blocks than the payload can hold, truncated or corrupt data.
 
     Examples
     --------
@@ -151,12 +185,15 @@ def decompress(algorithm, modifier, payload):
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise CompressionError(f"compressed data must be a byte string, got {type(payload).__name__}")
     if algorithm == "lz4":
-        return _decompress_lz4(payload)
-    if algorithm == "bslz4":
+        out = _decompress_lz4(payload, max_bytes)
+    elif algorithm == "bslz4":
         if isinstance(modifier, bool) or not isinstance(modifier, int):
-            raise CompressionError(f"bslz4 element size must be an integer, got {modifier!r}")
-        return _decompress_bslz4(payload, modifier)
-    raise CompressionError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+            raise CompressionError(f"bslz4 element size must be an integer, got {describe_value(modifier)}")
+        out = _decompress_bslz4(payload, modifier, max_bytes)
+    else:
+        raise CompressionError(f"unknown compression {describe_value(algorithm)}; supported: {', '.join(ALGORITHMS)}")
+    out.flags.writeable = False
+    return memoryview(out)
 
 
 def uncompressed_size(algorithm, payload):
@@ -168,7 +205,7 @@ def uncompressed_size(algorithm, payload):
         Unknown algorithm, or a payload shorter than its header.
     """
     if algorithm not in ALGORITHMS:
-        raise CompressionError(f"unknown compression {algorithm!r}; supported: {', '.join(ALGORITHMS)}")
+        raise CompressionError(f"unknown compression {describe_value(algorithm)}; supported: {', '.join(ALGORITHMS)}")
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise CompressionError(f"compressed data must be a byte string, got {type(payload).__name__}")
     return _header(payload)[0]
@@ -207,14 +244,25 @@ class CompressedArray:
             raise CompressionError(f"{total} bytes are not a whole number of {self.dtype} elements")
         n = total // self.dtype.itemsize
         shape = (n,) if shape is None else tuple(int(d) for d in shape)
-        if int(np.prod(shape)) != n:
-            raise CompressionError(f"array dimensions {list(shape)} do not match the {n} compressed elements")
+        if math.prod(shape) != n:
+            raise CompressionError(f"array dimensions {describe_value(list(shape))} do not match the {n} "
+                                   "compressed elements")
         self.shape = shape
 
     @property
     def ndim(self):
         """Number of dimensions."""
         return len(self.shape)
+
+    @property
+    def size(self):
+        """Number of elements (as the header announces them)."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self):
+        """Bytes of the expanded array."""
+        return self.size * self.dtype.itemsize
 
     def reshape(self, shape):
         """The same compressed bytes seen with another shape of as many elements."""
@@ -228,10 +276,9 @@ class CompressedArray:
         CompressionError
             Truncated or corrupt data.
         """
-        raw = decompress(self.algorithm, self.modifier, self.payload)
-        if len(raw) != int(np.prod(self.shape)) * self.dtype.itemsize:
-            raise CompressionError(f"compressed data expand to {len(raw)} bytes, expected "
-                                   f"{int(np.prod(self.shape)) * self.dtype.itemsize}")
+        raw = decompress(self.algorithm, self.modifier, self.payload, max_bytes=self.nbytes)
+        if len(raw) != self.nbytes:
+            raise CompressionError(f"compressed data expand to {len(raw)} bytes, expected {self.nbytes}")
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.shape)
 
 

@@ -23,19 +23,28 @@ What diffranet takes from the messages:
 
 Values missing from the start message come from the defaults given to
 :class:`Stream2Decoder` (the command-line geometry options).
+
+Messages are untrusted: each array's dimensions and each compressed
+header's size are checked against :class:`~diffranet.live.limits.StreamLimits`
+before anything of that size is allocated; a number the decoder uses must
+be finite (``10**400`` is refused, not overflowed); identifiers are kept
+only as JSON-safe values (:func:`~diffranet.live.frames.safe_tags`); any
+failure to decode becomes :class:`~diffranet.live.frames.MalformedMessage`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..detectors import FrameGeometry
 from .compression import CompressedArray, CompressionError, compress, decompress, expanded, uncompressed_size
-from .frames import Frame, MalformedMessage, SeriesEnd
-from .series import SeriesInfo
+from .frames import Frame, MalformedMessage, SeriesEnd, describe_exception, describe_value, safe_tags
+from .limits import StreamLimits
+from .series import SeriesInfo, series_key
 
 __all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
 
@@ -71,22 +80,34 @@ class _Compressed(tuple):
     """``(algorithm, modifier, payload)`` of a tag-56500 byte string left compressed."""
 
 
-def _tag_hook(first, second, *, defer=False):
+def _checked(limits, dims, what="array"):
+    try:
+        return limits.check_dimensions(dims, what)
+    except ValueError as exc:
+        raise MalformedMessage(str(exc)) from None
+
+
+def _tag_hook(first, second, *, defer=False, limits):
     # cbor2 < 6 calls tag_hook(decoder, tag), cbor2 6 calls tag_hook(tag, immutable)
     tag = second if hasattr(second, "tag") else first
     value = tag.value
     if tag.tag == _COMPRESSED:
         if not isinstance(value, (list, tuple)) or len(value) != 3:
             raise MalformedMessage("compressed byte string (tag 56500) must be [algorithm, modifier, bytes]")
+        claimed = uncompressed_size(value[0], value[2])  # unknown algorithm or truncated header: reject now
+        if claimed > limits.max_decompressed_bytes:
+            raise MalformedMessage(f"compressed byte string claims {claimed} bytes, more than the limit of "
+                                   f"{limits.max_decompressed_bytes}")
         if defer:
-            uncompressed_size(value[0], value[2])  # unknown algorithm or truncated header: reject now
             return _Compressed(value)
-        return decompress(*value)
+        return decompress(*value, max_bytes=limits.max_decompressed_bytes)
     dtype = TYPED_ARRAY_TAGS.get(tag.tag)
     if dtype is not None:
         if isinstance(value, _Compressed):
-            return CompressedArray(*value, dtype)
-        if not isinstance(value, (bytes, bytearray)):
+            array = CompressedArray(*value, dtype)
+            _checked(limits, array.shape, "typed array")
+            return array
+        if not isinstance(value, (bytes, bytearray, memoryview)):
             raise MalformedMessage(f"typed array (tag {tag.tag}) must hold a byte string")
         if len(value) % dtype.itemsize:
             raise MalformedMessage(f"typed array of {len(value)} bytes is not a whole number of {dtype} elements")
@@ -95,20 +116,27 @@ def _tag_hook(first, second, *, defer=False):
         if not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], (list, tuple)):
             raise MalformedMessage("multi-dimensional array must be [dimensions, array]")
         dims, array = value
-        if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims):
-            raise MalformedMessage(f"array dimensions must be non-negative integers, got {dims!r}")
+        dims = _checked(limits, dims)
         if isinstance(array, CompressedArray) and tag.tag == _MULTI_DIM_ROW_MAJOR:
             return array.reshape(dims)
         array = expanded(array)
         if not isinstance(array, np.ndarray):
+            if not isinstance(array, (list, tuple)) or len(array) != math.prod(dims):
+                raise MalformedMessage("multi-dimensional array must hold a typed array or as many numbers "
+                                       "as its dimensions")
             array = np.asarray(array)
-        if int(np.prod(dims)) != array.size:
-            raise MalformedMessage(f"array dimensions {dims} do not match its {array.size} elements")
-        return array.reshape(tuple(dims), order="C" if tag.tag == _MULTI_DIM_ROW_MAJOR else "F")
+            if array.dtype.kind not in "biuf":
+                raise MalformedMessage("multi-dimensional array must hold numbers")
+        if math.prod(dims) != array.size:
+            raise MalformedMessage(f"array dimensions {list(dims)} do not match its {array.size} elements")
+        return array.reshape(dims, order="C" if tag.tag == _MULTI_DIM_ROW_MAJOR else "F")
     return tag
 
 
-def decode_message(message, *, defer_decompression=False):
+_DEFAULT_LIMITS = StreamLimits()
+
+
+def decode_message(message, *, defer_decompression=False, limits=None):
     """Decode one Stream V2 message into a dict (arrays as NumPy arrays, compressed data expanded).
 
     Parameters
@@ -120,6 +148,9 @@ def decode_message(message, *, defer_decompression=False):
         :class:`~diffranet.live.compression.CompressedArray` (dtype and
         shape checked against the compressed header; the data are checked
         when expanded).
+    limits : StreamLimits, optional
+        Budgets for the message's size, its arrays' pixels and what
+        compressed data may expand to (default: :class:`StreamLimits()`).
 
     Returns
     -------
@@ -129,31 +160,53 @@ def decode_message(message, *, defer_decompression=False):
     Raises
     ------
     MalformedMessage
-        Not CBOR, not a map, unknown type, bad array or compressed data.
+        Not CBOR, not a map, unknown type, bad array or compressed data, or
+        a size over ``limits``.
     """
     import cbor2
 
+    limits = _DEFAULT_LIMITS if limits is None else limits
+    if len(message) > limits.max_message_bytes:
+        raise MalformedMessage(f"message of {len(message)} bytes is over the limit of {limits.max_message_bytes} "
+                               "bytes")
     try:
-        decoded = cbor2.loads(bytes(message), tag_hook=functools.partial(_tag_hook, defer=defer_decompression))
+        decoded = cbor2.loads(message, tag_hook=functools.partial(_tag_hook, defer=defer_decompression,
+                                                                  limits=limits))
     except MalformedMessage:
         raise
-    except (CompressionError, cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
-            RecursionError, MemoryError) as exc:
+    except Exception as exc:  # any failure of the CBOR decoder or of a tag is this message's fault
         cause = exc.__cause__ if isinstance(exc.__cause__, (CompressionError, MalformedMessage)) else exc
-        raise MalformedMessage(f"not a Stream V2 message: {cause}") from None
+        raise MalformedMessage(f"not a Stream V2 message: {describe_exception(cause)}") from None
     if not isinstance(decoded, Mapping):
         raise MalformedMessage(f"a Stream V2 message is a CBOR map, got {type(decoded).__name__}")
     kind = decoded.get("type")
     if kind not in ("start", "image", "end"):
-        raise MalformedMessage(f"unknown Stream V2 message type {kind!r}")
+        raise MalformedMessage(f"unknown Stream V2 message type {describe_value(kind)}")
     return dict(decoded)
 
 
-def _number(message, key):
+def _finite(value, name, tags):
+    """``value`` as a finite float; anything else (10**400, NaN, a string) is refused."""
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise MalformedMessage(f"{name} must be a finite number, got {describe_value(value)}", tags)
+    return number
+
+
+def _number(message, key, tags):
+    """A number of the message, None when absent; refused when present and not a finite number."""
     value = message.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return None if value is None else _finite(value, key, tags)
+
+
+def _series_tags(message):
+    tags = {"series_id": message.get("series_id")}
+    if "series_unique_id" in message:
+        tags["series_unique_id"] = message["series_unique_id"]
+    return safe_tags(tags)
 
 
 class Stream2Decoder:
@@ -170,6 +223,8 @@ class Stream2Decoder:
         Leave the pixels of image messages compressed: ``Frame.data`` is then
         a :class:`~diffranet.live.compression.CompressedArray`, expanded by
         whoever classifies the frame (see :func:`decode_message`).
+    limits : StreamLimits, optional
+        Size budgets of a message (see :func:`decode_message`).
 
     The decoder remembers the last :data:`KNOWN_SERIES` series, from their
     start messages or adopted from other services
@@ -180,12 +235,13 @@ class Stream2Decoder:
     #: Most series remembered.
     KNOWN_SERIES = 8
 
-    def __init__(self, geometry=None, beam_center_px=None, *, defer_decompression=False):
+    def __init__(self, geometry=None, beam_center_px=None, *, defer_decompression=False, limits=None):
         self.geometry = geometry
         self.beam_center_px = beam_center_px
         self.defer_decompression = defer_decompression
+        self.limits = _DEFAULT_LIMITS if limits is None else limits
         self._series = SeriesInfo(tags={}, geometry=geometry, beam_center_px=beam_center_px)
-        self._known = {}  # series_id -> SeriesInfo, oldest first
+        self._known = {}  # series_key(series_id) -> SeriesInfo, oldest first
 
     @property
     def series(self):
@@ -194,22 +250,25 @@ class Stream2Decoder:
 
     def knows(self, series_id):
         """Whether a start message (or an adopted series info) of ``series_id`` was seen."""
-        return series_id in self._known
+        return series_key(series_id) in self._known
 
     def adopt(self, info):
         """Remember a series announced by another service (it does not become the latest)."""
-        series_id = info.tags.get("series_id")
-        self._known.pop(series_id, None)
-        self._known[series_id] = info
+        key = series_key(info.tags.get("series_id"))
+        self._known.pop(key, None)
+        self._known[key] = info
         while len(self._known) > self.KNOWN_SERIES:
             self._known.pop(next(iter(self._known)))
 
     def _start(self, message):
-        tags = {"series_id": message.get("series_id")}
-        if "series_unique_id" in message:
-            tags["series_unique_id"] = message["series_unique_id"]
+        tags = _series_tags(message)
         size_x, size_y = message.get("image_size_x"), message.get("image_size_y")
-        shape = (int(size_y), int(size_x)) if isinstance(size_x, int) and isinstance(size_y, int) else None
+        shape = None
+        if size_x is not None or size_y is not None:
+            try:
+                shape = self.limits.check_dimensions([size_y, size_x], "image_size_y x image_size_x")
+            except ValueError as exc:
+                raise MalformedMessage(str(exc), tags) from None
         channels = message.get("channels")
         channel = channels[0] if isinstance(channels, (list, tuple)) and channels and isinstance(channels[0], str) else None
         mask = None
@@ -220,23 +279,25 @@ class Stream2Decoder:
                 mask = expanded(mask)
             except CompressionError as exc:
                 raise MalformedMessage(f"pixel_mask: {exc}", tags) from None
+            except MemoryError:
+                raise MalformedMessage("pixel_mask: out of memory while expanding it", tags) from None
             if not isinstance(mask, np.ndarray) or mask.ndim != 2:
                 raise MalformedMessage("pixel_mask must map channels to 2-D arrays", tags)
             if shape is not None and mask.shape != shape:
                 raise MalformedMessage(f"pixel_mask has shape {mask.shape}, the images {shape}", tags)
             mask = mask != 0
-        saturation = _number(message, "saturation_value")
+        saturation = _number(message, "saturation_value", tags)
         saturation = None if saturation is None else saturation + 1  # values above the last valid one
 
-        center = (_number(message, "beam_center_x"), _number(message, "beam_center_y"))
+        center = (_number(message, "beam_center_x", tags), _number(message, "beam_center_y", tags))
         beam_center_px = center if None not in center else self.beam_center_px
-        pixel_size_m = _number(message, "pixel_size_x")
-        distance_m = _number(message, "detector_distance")
+        pixel_size_m = _number(message, "pixel_size_x", tags)
+        distance_m = _number(message, "detector_distance", tags)
         translation = message.get("detector_translation")
         if distance_m is None and isinstance(translation, (list, tuple)) and len(translation) == 3:
-            distance_m = translation[2] if isinstance(translation[2], (int, float)) else None
-        wavelength_A = _number(message, "incident_wavelength")
-        energy_eV = _number(message, "incident_energy")
+            distance_m = _finite(translation[2], "detector_translation[2]", tags)
+        wavelength_A = _number(message, "incident_wavelength", tags)
+        energy_eV = _number(message, "incident_energy", tags)
         if wavelength_A is None and energy_eV:
             wavelength_A = _HC_PLANCK_EV_A / energy_eV
         default = self.geometry
@@ -253,13 +314,12 @@ class Stream2Decoder:
                                   beam_center_px=beam_center_px, saturation=saturation)
 
     def _image(self, message, received):
-        series = self._known.get(message.get("series_id"), self._series)
         image_id = message.get("image_id")
-        tags = {"id": image_id, "series_id": message.get("series_id")}
-        if "series_unique_id" in message:
-            tags["series_unique_id"] = message["series_unique_id"]
-        if isinstance(image_id, bool) or not isinstance(image_id, int):
-            raise MalformedMessage(f"image_id must be an integer, got {image_id!r}", tags)
+        tags = {"id": safe_tags(image_id), **_series_tags(message)}
+        series = self._known.get(series_key(tags["series_id"]), self._series)
+        if isinstance(image_id, bool) or not isinstance(image_id, int) or not 0 <= image_id < 2**64:
+            raise MalformedMessage(f"image_id must be an integer from 0 to 2**64 - 1, got {describe_value(image_id)}",
+                                   tags)
         channels = message.get("data")
         if not isinstance(channels, Mapping) or not channels:
             raise MalformedMessage("image message has no data map", tags)
@@ -296,7 +356,7 @@ class Stream2Decoder:
         ------
         MalformedMessage
         """
-        decoded = decode_message(message, defer_decompression=self.defer_decompression)
+        decoded = decode_message(message, defer_decompression=self.defer_decompression, limits=self.limits)
         kind = decoded["type"]
         if kind == "start":
             self._start(decoded)
@@ -304,10 +364,7 @@ class Stream2Decoder:
             return None
         if kind == "image":
             return self._image(decoded, received)
-        tags = {"series_id": decoded.get("series_id")}
-        if "series_unique_id" in decoded:
-            tags["series_unique_id"] = decoded["series_unique_id"]
-        return SeriesEnd(tags=tags)
+        return SeriesEnd(tags=_series_tags(decoded))
 
 
 # --------------------------------------------------------------------------- encoding (senders, tests)

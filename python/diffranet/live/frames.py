@@ -8,17 +8,39 @@ verdicts; the sink writes one JSON record per frame, in arrival order:
 * a verdict: ``{**tags, "label", "hit", "proba", "latency_ms"}``;
 * a dropped frame (overload): ``{**tags, "label": None, "hit": None,
   "dropped": True}``;
-* a message or file that could not be used: ``{**tags, "error": reason}``.
+* a message or file that could not be used: ``{**tags, "error": reason}``,
+  plus ``"stage"`` (``"receive"``, ``"decode"``, ``"classify"``) in the
+  stream service.
+
+Tags come from untrusted messages: :func:`json_safe` turns any value into
+one that ``json.dumps(..., allow_nan=False)`` writes (non-finite numbers,
+integers beyond 64 bits, bytes and unknown objects become ``None``, dates
+ISO strings), and :func:`describe_value` shows a value in an error message
+without ever failing or growing without bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
+import math
+import numbers
 import time
+import uuid
 
 import numpy as np
 
-__all__ = ["Frame", "MalformedMessage", "SeriesEnd", "verdict_record", "dropped_record", "error_record"]
+__all__ = ["Frame", "MalformedMessage", "SeriesEnd", "verdict_record", "dropped_record", "error_record",
+           "json_safe", "json_line", "safe_tags", "describe_value", "describe_exception"]
+
+#: Integers in records stay within 64 bits (signed or unsigned): JSON readers lose anything larger.
+_INT_RANGE = (-2**63, 2**64)
+#: Containers nested deeper than this in a tag become None.
+_MAX_NESTING = 16
+#: Longest string kept in a record's tags (characters).
+_MAX_TAG_CHARS = 4096
+_SHOWN_CHARS = 120  # longest value quoted in an error message
 
 
 class MalformedMessage(ValueError):
@@ -80,6 +102,111 @@ def dropped_record(tags):
     return {**tags, "label": None, "hit": None, "dropped": True}
 
 
-def error_record(tags, reason):
-    """The record of a message or file that could not be classified."""
-    return {**tags, "error": str(reason)}
+def error_record(tags, reason, stage=None):
+    """The record of a message or file that could not be classified (``stage``: where it failed)."""
+    record = {**tags, "error": reason if isinstance(reason, str) else describe_exception(reason)}
+    if stage is not None:
+        record["stage"] = stage
+    return record
+
+
+def json_safe(value, max_chars=None, _depth=0):
+    """``value`` made writable by ``json.dumps(..., allow_nan=False)``, whatever it is.
+
+    Non-finite floats, integers outside 64 bits, byte strings, containers
+    nested deeper than 16 and objects JSON has no type for become ``None``;
+    dates and times become ISO strings, UUIDs strings, NumPy scalars Python
+    numbers; strings longer than ``max_chars`` are cut.
+
+    Examples
+    --------
+    >>> json_safe({"id": float("nan"), "big": 10**30, "when": datetime.date(2024, 5, 1), "raw": b"x"})
+    {'id': None, 'big': None, 'when': '2024-05-01', 'raw': None}
+    """
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    if isinstance(value, str):
+        return value if max_chars is None or len(value) <= max_chars else value[:max_chars]
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+        return value if _INT_RANGE[0] <= value < _INT_RANGE[1] else None
+    if isinstance(value, numbers.Real):  # float, NumPy floats, Fraction, ...
+        try:
+            value = float(value)
+        except (OverflowError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if _depth >= _MAX_NESTING:
+        return None
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else str(json_safe(key)): json_safe(item, max_chars, _depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item, max_chars, _depth + 1) for item in value]
+    return None
+
+
+def json_line(record):
+    """One JSON text for a record, whatever it holds: as it is when ``json.dumps(..., allow_nan=False)`` takes it,
+    else through :func:`json_safe`."""
+    try:
+        return json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    try:
+        return json.dumps(json_safe(record), allow_nan=False)
+    except Exception as exc:  # json_safe output always serialises; this is the last resort
+        return json.dumps({"error": f"record not serialisable: {describe_exception(exc)}"})
+
+
+def safe_tags(tags):
+    """Tags of an untrusted message, ready for a record (see :func:`json_safe`; long strings cut)."""
+    return json_safe(tags, max_chars=_MAX_TAG_CHARS)
+
+
+def describe_value(value):
+    """A short text showing ``value`` in an error message (never raises, never long).
+
+    Examples
+    --------
+    >>> describe_value(10**5000)
+    'an integer of 16610 bits'
+    >>> describe_value("<u2")
+    "'<u2'"
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"a byte string of {len(value)} bytes"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (e.g. a container holding a huge integer)
+        return f"a {type(value).__name__}"
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def describe_exception(exc):
+    """What went wrong, as a non-empty sentence (an exception's own text, or its kind when it has none).
+
+    Examples
+    --------
+    >>> describe_exception(MemoryError())
+    'out of memory (MemoryError)'
+    >>> describe_exception(ValueError("bad shape"))
+    'bad shape'
+    """
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    if isinstance(exc, MemoryError):
+        return f"out of memory (MemoryError{': ' + text if text else ''})"
+    if not text:
+        return type(exc).__name__
+    if isinstance(exc, ValueError):  # the package's own refusals (MalformedMessage, CompressionError) read as sentences
+        return text
+    return f"{type(exc).__name__}: {text}"

@@ -60,6 +60,7 @@ import numpy as np
 from .._atomic import atomic_path, atomic_write
 from .._validation import check_choice, check_int, check_positive
 from .compression import CompressedArray, expanded
+from .frames import json_line
 
 __all__ = ["HitWriter", "COMPRESSIONS", "crystfel_geometry"]
 
@@ -289,7 +290,7 @@ class HitWriter:
                 self._queued[0] < self.max_queued and self._queued[1] + size <= self.max_queued_bytes))
             self._queued[0] += 1
             self._queued[1] += size
-        self._queue.put((current.number, event, json.dumps(record), frame))
+        self._queue.put((current.number, event, json_line(record), frame))
         return {"hit_file": str(self.path(current.number)), "hit_event": event}
 
     def tick(self):

@@ -15,6 +15,12 @@
 
 The number of frames in flight is bounded by the service (see
 :mod:`diffranet.live.service`), not by these classes.
+
+A failure that concerns one frame or batch (any exception from the model or
+the pixels) becomes that frame's error. A failure that stops a backend
+(its thread ends, a worker process exits) is reported once to
+``on_failure(stage, exception)``, so that the service stops instead of
+waiting for verdicts that will never come.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import zmq
 from ..detectors import FrameGeometry
 from ..inference import load_model
 from .compression import CompressedArray
-from .frames import Frame
+from .frames import Frame, describe_exception
 from .processing import FrameClassifier
 from .tuning import one_torch_thread, prepare_processing_thread, prepare_worker_process
 
@@ -80,6 +86,11 @@ class OrderedMerger:
         return len(self._waiting)
 
 
+def _batch_failed(exc, n):
+    """The error of each frame of a batch whose model call failed as a whole."""
+    return [ValueError(f"classification failed: {describe_exception(exc)}")] * n
+
+
 class ThreadBackend:
     """Classify frames on one thread of this process.
 
@@ -90,12 +101,16 @@ class ThreadBackend:
         Called with a list of ``(seq, verdict or ValueError)`` after each batch.
     batch_size : int
         Most frames per model call.
+    on_failure : callable, optional
+        Called with ``("classify", exception)`` if the thread stops on an
+        exception no frame explains (default: the exception ends the thread).
     """
 
-    def __init__(self, classifier, on_results, batch_size=32):
+    def __init__(self, classifier, on_results, batch_size=32, on_failure=None):
         self.classifier = classifier
         self.on_results = on_results
         self.batch_size = batch_size
+        self.on_failure = on_failure
         self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="diffranet-classifier", daemon=True)
 
@@ -113,6 +128,14 @@ class ThreadBackend:
         self._thread.join(timeout)
 
     def _run(self):
+        try:
+            self._loop()
+        except BaseException as exc:  # the stage cannot go on: say so rather than go deaf
+            if self.on_failure is None:
+                raise
+            self.on_failure("classify", exc)
+
+    def _loop(self):
         prepare_processing_thread()
         running = True
         while running:
@@ -134,7 +157,7 @@ class ThreadBackend:
             try:
                 results = self.classifier.classify([frame for _, frame in batch])
             except Exception as exc:  # the service must survive a failing model call
-                results = [ValueError(f"classification failed: {exc}")] * len(batch)
+                results = _batch_failed(exc, len(batch))
             self.on_results(list(zip(seqs, results)))
 
 
@@ -274,15 +297,16 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
                 break
             try:
                 batch.append(_frame_from_parts(parts, masks))
-            except (ValueError, OSError, KeyError, TypeError) as exc:  # never expected: the service built it
+            except Exception as exc:  # the service built the message: only memory can fail here
                 seq = json.loads(bytes(parts[0].buffer)).get("seq")
-                results.send_json([_result_json(seq, ValueError(f"frame not passed to the worker: {exc}"))])
+                results.send_json([_result_json(seq, ValueError("frame not passed to the worker: "
+                                                                f"{describe_exception(exc)}"))])
         if not batch:
             continue
         try:
             outcome = classifier.classify([frame for _, frame in batch])
         except Exception as exc:  # keep serving: every frame of the batch gets the error
-            outcome = [ValueError(f"classification failed: {exc}")] * len(batch)
+            outcome = _batch_failed(exc, len(batch))
         results.send_json([_result_json(seq, result) for (seq, _), result in zip(batch, outcome)])
     tasks.close(linger=0)
     results.close(linger=5000)
@@ -305,23 +329,28 @@ class ProcessBackend:
     context : zmq.Context
     start_timeout_s : float
         How long to wait for every worker to load the model.
+    on_failure : callable, optional
+        Called with ``("classify", exception)`` when a worker process exits
+        while serving or the collector thread stops on an exception.
     peaks : {"input", "frame", "none"}, default "input"
         Where the workers count the peaks of the verdicts (see
         :class:`~diffranet.live.processing.FrameClassifier`).
     """
 
     def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0,
-                 peaks="input"):
+                 on_failure=None, peaks="input"):
         self.model, self.trust = str(model), trust
         self.peaks = peaks
         self.n_workers = n_workers
         self.on_results = on_results
+        self.on_failure = on_failure
         self.batch_size = batch_size
         self.context = context or zmq.Context.instance()
         self.start_timeout_s = start_timeout_s
         self._processes = []
         self._collector = None
         self._stopping = threading.Event()
+        self._closing = threading.Event()  # workers told to stop: their exit is expected
 
     def start(self):
         """Start the workers and wait until each has loaded the model.
@@ -370,8 +399,19 @@ class ProcessBackend:
         self.tasks.send_multipart(_frame_parts(seq, frame, self._masks), copy=False)
 
     def _collect(self):
+        try:
+            self._collect_results()
+        except BaseException as exc:  # the stage cannot go on: say so rather than go deaf
+            if self.on_failure is None:
+                raise
+            self.on_failure("classify", exc)
+
+    def _collect_results(self):
         while not self._stopping.is_set():
             if not self.results.poll(200):
+                dead = [p for p in self._processes if not p.is_alive()]
+                if dead and not self._closing.is_set():
+                    raise RuntimeError(f"worker process {dead[0].pid} exited with status {dead[0].exitcode}")
                 continue
             message = self.results.recv_json()
             self.on_results([(item["seq"], item["verdict"] if "verdict" in item else ValueError(item["error"]))
@@ -379,6 +419,7 @@ class ProcessBackend:
 
     def close(self, timeout=10.0):
         """Stop the workers (after the service has collected every frame in flight)."""
+        self._closing.set()
         for _ in self._processes:
             try:
                 self.tasks.send(_STOP, flags=zmq.NOBLOCK)

@@ -3,10 +3,12 @@
 Frames are classified in batches (one ``SavedModel.classify`` call per run
 of consecutive frames that share mask, geometry and saturation), so the
 per-call overhead of the model is paid once per batch. A frame the model
-rejects (``ValueError``: wrong shape for the geometry, unusable values) is
-isolated by classifying its batch frame by frame; it gets an error and the
-others their verdicts. Pixels that arrive still compressed (Stream V2) are
-expanded here, in the thread or worker process that classifies them.
+rejects (any exception: wrong shape for the geometry, unusable values, out
+of memory) is isolated by classifying its batch frame by frame; it gets an
+error and the others their verdicts. Pixels that arrive still compressed
+(Stream V2) are expanded here, in the thread or worker process that
+classifies them. A frame with non-finite pixels (NaN, inf) outside its mask
+gets an error: no verdict can be trusted on it.
 
 Each verdict also carries the frame's spot figures, ``n_peaks`` and
 ``d_min_A`` (:mod:`diffranet.live.spots`), from the same model input or from
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from .._validation import check_choice
 from .compression import CompressedArray
+from .frames import describe_exception
 from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
 
 __all__ = ["FrameClassifier"]
@@ -78,12 +83,13 @@ class FrameClassifier:
         results = [None] * len(frames)
         ready = []
         for i, frame in enumerate(frames):
-            if isinstance(frame.data, CompressedArray):
-                try:
+            try:
+                if isinstance(frame.data, CompressedArray):
                     frame = dataclasses.replace(frame, data=frame.data.expand())
-                except ValueError as exc:  # truncated or corrupt pixels: this frame only
-                    results[i] = exc
-                    continue
+                _check_finite(frame)
+            except Exception as exc:  # truncated, corrupt or non-finite pixels, out of memory: this frame only
+                results[i] = _failure("pixels not usable", exc)
+                continue
             ready.append((i, frame))
         for (i, _), result in zip(ready, self._classify_expanded([frame for _, frame in ready])):
             results[i] = result
@@ -100,11 +106,29 @@ class FrameClassifier:
             group = frames[start:stop]
             try:
                 results += self._classify_group(group)
-            except ValueError as exc:
+            except Exception as exc:  # one bad frame must not cost the others their verdicts
                 if len(group) == 1:
-                    results.append(exc)
+                    results.append(_failure("classification failed", exc))
                 else:
                     for frame in group:
                         results += self._classify_expanded([frame])
             start = stop
         return results
+
+
+def _failure(what, exc):
+    """A ValueError that says what failed and why (a MemoryError has no text of its own)."""
+    return exc if isinstance(exc, ValueError) and str(exc) else ValueError(f"{what}: {describe_exception(exc)}")
+
+
+def _check_finite(frame):
+    """Refuse a frame with NaN or infinite pixels outside its mask (integers are always finite)."""
+    data = frame.data
+    if data.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(data)
+    if frame.mask is not None and frame.mask.shape == bad.shape:
+        bad &= ~frame.mask
+    count = int(np.count_nonzero(bad))
+    if count:
+        raise ValueError(f"frame has {count} non-finite pixels (NaN or infinity) outside its mask")

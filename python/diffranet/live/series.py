@@ -29,6 +29,13 @@ The series info message (multipart ZMQ, every part checked on receipt):
    ``mask_shape`` ``[rows, cols]`` or null;
 3. the mask, ``True`` = ignore, as ``zlib(numpy.packbits(mask))`` (empty
    without a mask): a few kB for an EIGER 16M module-gap mask.
+
+A series info message is as untrusted as a detector message: its shapes are
+checked against the service's :class:`~diffranet.live.limits.StreamLimits`
+before the mask is inflated, and a message refused for any reason is logged
+and reported (``on_error``: the service writes an error record with
+``"stage": "series"``), never fatal. Held images count against the
+service's budgets of frames in flight (``queue_size``, ``max_queue_bytes``).
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ import zmq
 
 from .._validation import check_nonnegative, check_positive
 from ..detectors import FrameGeometry
-from .frames import Frame, MalformedMessage
+from .frames import Frame, describe_exception, safe_tags
+from .limits import StreamLimits, frame_bytes
 
-__all__ = ["SeriesInfo", "SeriesSharing", "HeldFrame", "encode_series", "decode_series", "SERIES_TOPIC"]
+__all__ = ["SeriesInfo", "SeriesSharing", "HeldFrame", "encode_series", "decode_series", "series_key",
+           "SERIES_TOPIC"]
 
 #: First part of every series info message (its ZMQ subscription topic).
 SERIES_TOPIC = b"diffranet-series/1"
@@ -89,14 +98,28 @@ class SeriesInfo:
     saturation: float = None
 
 
+def series_key(series_id):
+    """``series_id`` as a dict key (a list or map from a hostile message is not hashable: its JSON text stands in)."""
+    try:
+        hash(series_id)
+    except TypeError:
+        return ("json", json.dumps(series_id, sort_keys=True, default=repr))
+    return series_id
+
+
 @dataclasses.dataclass(frozen=True)
 class HeldFrame:
-    """An image message of a series not known yet, waiting for the series info (or its deadline)."""
+    """An image message of a series not known yet, waiting for the series info (or its deadline).
+
+    ``nbytes``: the memory it holds until published (:func:`~diffranet.live.limits.frame_bytes`), counted
+    against ``max_queue_bytes`` while it waits as for any frame in flight.
+    """
 
     tags: dict
     received: float
     message: object
     deadline: float
+    nbytes: int = 0
 
 
 def encode_series(info):
@@ -128,15 +151,20 @@ def _finite_number(name, value):
     return float(value)
 
 
-def decode_series(parts):
+def decode_series(parts, limits=None):
     """The :class:`SeriesInfo` of a series info message.
+
+    ``limits`` (default :class:`~diffranet.live.limits.StreamLimits()`) bounds
+    the image and mask shapes before the mask is inflated, as for any message.
 
     Raises
     ------
     ValueError
         For anything but a well-formed message (wrong topic or number of
-        parts, bad JSON, shapes, numbers, geometry, or mask bytes).
+        parts, bad JSON, shapes, numbers, geometry, or mask bytes), or a
+        shape over ``limits.max_frame_pixels``.
     """
+    limits = StreamLimits() if limits is None else limits
     parts = [bytes(getattr(part, "buffer", part)) for part in parts]
     if len(parts) != 3 or parts[0] != SERIES_TOPIC:
         raise ValueError("not a series info message (topic, JSON, mask)")
@@ -146,7 +174,7 @@ def decode_series(parts):
         raise ValueError(f"series info header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("tags"), dict):
         raise ValueError("series info header must be an object with the series tags")
-    tags = {key: header["tags"][key] for key in ("series_id", "series_unique_id") if key in header["tags"]}
+    tags = safe_tags({key: header["tags"][key] for key in ("series_id", "series_unique_id") if key in header["tags"]})
     if "series_id" not in tags:
         raise ValueError("series info without a series_id")
     channel = header.get("channel")
@@ -156,13 +184,20 @@ def decode_series(parts):
     if header.get("geometry") is not None:
         if not isinstance(header["geometry"], dict):
             raise ValueError("geometry must be an object or null")
-        geometry = FrameGeometry.from_dict(header["geometry"])
+        try:
+            geometry = FrameGeometry.from_dict(header["geometry"])
+        except Exception as exc:  # missing or mistyped fields of a hostile message
+            raise ValueError(f"series info geometry: {describe_exception(exc)}") from None
     center = header.get("beam_center_px")
     if center is not None:
         if not isinstance(center, list) or len(center) != 2:
             raise ValueError(f"beam_center_px must be [x, y] or null, got {center!r}")
         center = (_finite_number("beam_center_px", center[0]), _finite_number("beam_center_px", center[1]))
+    shape = _shape("shape", header.get("shape"))
     mask_shape = _shape("mask_shape", header.get("mask_shape"))
+    for what, dims in (("series info shape", shape), ("series info mask", mask_shape)):
+        if dims is not None:
+            limits.check_dimensions(dims, what)  # before the mask is inflated: a zlib bomb stays small
     mask = None
     if mask_shape is not None:
         n_bytes = (mask_shape[0] * mask_shape[1] + 7) // 8
@@ -178,7 +213,7 @@ def decode_series(parts):
         mask.flags.writeable = False
     elif parts[2]:
         raise ValueError("series info mask bytes without a mask_shape")
-    return SeriesInfo(tags=tags, shape=_shape("shape", header.get("shape")), channel=channel, mask=mask,
+    return SeriesInfo(tags=tags, shape=shape, channel=channel, mask=mask,
                       geometry=geometry, beam_center_px=center,
                       saturation=_finite_number("saturation", header.get("saturation")))
 
@@ -200,6 +235,9 @@ class SeriesSharing:
         Longest wait for the series info of an image (only with ``subscribe``).
     republish_s : float, default 1.0
         Interval between repeated announcements of the latest series started here.
+    on_error : callable, optional
+        Called with the exception of every series info message refused (the
+        service makes it an error record); it is logged either way.
 
     Raises
     ------
@@ -207,8 +245,10 @@ class SeriesSharing:
         An address that cannot be bound or connected.
     """
 
-    def __init__(self, decoder, context, *, publish=None, subscribe=(), wait_s=2.0, republish_s=1.0):
+    def __init__(self, decoder, context, *, publish=None, subscribe=(), wait_s=2.0, republish_s=1.0,
+                 on_error=None):
         self.decoder = decoder
+        self.on_error = on_error
         self.wait_s = check_nonnegative("wait_s", wait_s)
         self.republish_s = check_positive("republish_s", republish_s)
         self._held = {}  # sequence number -> HeldFrame, in arrival order
@@ -224,7 +264,8 @@ class SeriesSharing:
             if subscribe:
                 self.subscriber = context.socket(zmq.SUB)
                 self.subscriber.setsockopt(zmq.LINGER, 0)
-                self.subscriber.setsockopt(zmq.MAXMSGSIZE, MAX_SERIES_MESSAGE)
+                self.subscriber.setsockopt(zmq.MAXMSGSIZE,
+                                           min(MAX_SERIES_MESSAGE, decoder.limits.max_message_bytes))
                 self.subscriber.setsockopt(zmq.SUBSCRIBE, SERIES_TOPIC)
                 for address in subscribe:
                     self.subscriber.connect(address)
@@ -271,8 +312,8 @@ class SeriesSharing:
             self._announce(time.monotonic())
         elif isinstance(item, Frame) and self.subscriber is not None:
             series_id = item.tags.get("series_id")
-            if not self.decoder.knows(series_id) and series_id not in self._given_up:
-                return HeldFrame(item.tags, received, message, received + self.wait_s)
+            if not self.decoder.knows(series_id) and series_key(series_id) not in self._given_up:
+                return HeldFrame(item.tags, received, message, received + self.wait_s, frame_bytes(item))
         return item
 
     def hold(self, seq, held):
@@ -283,11 +324,14 @@ class SeriesSharing:
         while self.subscriber.poll(0):
             try:
                 parts = self.subscriber.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-                self.decoder.adopt(decode_series(parts))
             except zmq.Again:
                 break
-            except ValueError as exc:
-                log.warning("series info message ignored: %s", exc)
+            try:
+                self.decoder.adopt(decode_series(parts, self.decoder.limits))
+            except Exception as exc:  # anything a hostile message provokes: that message only
+                log.warning("series info message ignored: %s", describe_exception(exc))
+                if self.on_error is not None:
+                    self.on_error(exc)
 
     def release(self, *, everything=False):
         """Adopt the announcements received, repeat ours when due; return the held images that can go.
@@ -299,8 +343,9 @@ class SeriesSharing:
 
         Returns
         -------
-        list of (int, Frame or MalformedMessage)
-            In arrival order: each image decoded again with what is now known.
+        list of (int, Frame or Exception)
+            In arrival order: each image decoded again with what is now known,
+            or why it could not be (a :class:`~diffranet.live.frames.MalformedMessage`, say).
         """
         now = time.monotonic()
         if now >= self._next_announcement:
@@ -314,14 +359,14 @@ class SeriesSharing:
             if not (known or everything or now >= held.deadline):
                 continue
             del self._held[seq]
-            if not known and held.tags.get("series_id") not in self._given_up:
-                self._given_up[held.tags.get("series_id")] = None
+            if not known and series_key(held.tags.get("series_id")) not in self._given_up:
+                self._given_up[series_key(held.tags.get("series_id"))] = None
                 while len(self._given_up) > 64:
                     self._given_up.pop(next(iter(self._given_up)))
                 log.warning("no series info for series %s within %.1f s: its images are classified without "
                             "the start message's geometry and mask", held.tags.get("series_id"), self.wait_s)
             try:
                 released.append((seq, self.decoder.decode(held.message, held.received)))
-            except MalformedMessage as exc:
+            except Exception as exc:  # MalformedMessage, and anything a hostile message provokes
                 released.append((seq, exc))
         return released

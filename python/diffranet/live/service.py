@@ -9,14 +9,29 @@ Every message gets a sequence number when it arrives and produces exactly one
 record (verdict, drop or error, plus one record per Stream V2 end message),
 released in that order.
 
+Hostile input: each stage (receive, decode, classify, write) turns any
+exception raised by one message into one error record
+``{**tags, "error": reason, "stage": stage}`` for that message and goes on;
+so does the series side channel of several pullers (a refused series info
+message gets a record with ``"stage": "series"``), and a hit frame the hit
+writer cannot take keeps its verdict, with a ``write_error``.
+Sizes are checked against :class:`~diffranet.live.limits.StreamLimits`
+before anything is allocated (ZMQ itself refuses longer messages); images
+held while they wait for their series info count against both budgets of
+frames in flight. A stage
+that cannot go on (its thread ended, a worker process died, the log cannot
+be written) stops the service at once: :meth:`StreamService.run` raises
+:class:`StageFailure` after publishing what it can, so a supervisor sees a
+failed process, never a live one that no longer answers.
+
 Overload policy (``overflow``):
 
-* ``"drop"`` (default): when ``queue_size`` frames are in flight, a new
-  frame is dropped at once: it gets a record ``{"id": ..., "label": null,
-  "hit": null, "dropped": true}`` on the PUB socket and in the log, and is
-  counted. The socket is always drained, so the sender never stalls and
-  memory stays bounded by ``queue_size`` frames.
-* ``"block"``: the service stops reading until a slot frees; the ZMQ
+* ``"drop"`` (default): when ``queue_size`` frames, or ``max_queue_bytes``
+  bytes of frames, are in flight, a new frame is dropped at once: it gets a
+  record ``{"id": ..., "label": null, "hit": null, "dropped": true}`` on the
+  PUB socket and in the log, and is counted. The socket is always drained,
+  so the sender never stalls and memory stays bounded by both budgets.
+* ``"block"``: the service stops reading until there is room; the ZMQ
   buffers fill and the sender's PUSH socket blocks (back-pressure). No frame
   is dropped; the detector side must tolerate the wait.
 
@@ -39,7 +54,8 @@ import zmq
 from .._validation import check_choice, check_int, check_nonnegative, check_positive
 from ..inference import load_model
 from .dectris import Stream2Decoder
-from .frames import MalformedMessage, SeriesEnd, dropped_record, error_record
+from .frames import MalformedMessage, SeriesEnd, describe_exception, dropped_record, error_record
+from .limits import StreamLimits, frame_bytes
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
 from .processing import FrameClassifier
 from .series import HeldFrame, SeriesSharing
@@ -48,7 +64,7 @@ from .sinks import FRAME_KEY, RECEIVED_KEY, RecordWriter
 from .spots import PEAK_SOURCES
 from .tuning import prepare_processing_thread
 
-__all__ = ["StreamService", "FORMATS", "OVERFLOW_POLICIES"]
+__all__ = ["StreamService", "StageFailure", "FORMATS", "OVERFLOW_POLICIES"]
 
 #: Input formats: the simple JSON header + pixels message, DECTRIS Stream V2.
 FORMATS = ("simple", "dectris")
@@ -56,6 +72,63 @@ FORMATS = ("simple", "dectris")
 OVERFLOW_POLICIES = ("drop", "block")
 
 log = logging.getLogger("diffranet.live")
+
+#: Input connection events followed: a loss, and ZMQ's attempts to connect again.
+_CONNECTION_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECT_DELAYED
+                      | zmq.EVENT_CONNECTED)
+#: A connection lost and not retried for this long was given up by ZMQ (it retries after 0.1 s by default).
+_GAVE_UP_S = 1.0
+
+
+class StageFailure(RuntimeError):
+    """A stage of the service stopped and cannot go on (``stage``: receive, decode, classify or write)."""
+
+    def __init__(self, stage, cause):
+        super().__init__(f"the {stage} stage stopped: {describe_exception(cause)}")
+        self.stage = stage
+        self.final = None  # the counts when the service stopped (set by StreamService.run)
+
+
+class _InFlight:
+    """Frames received and not yet published, bounded in number and in bytes (thread-safe).
+
+    A frame over the byte budget on its own is still admitted when nothing
+    else is in flight, so that every frame the message budget allows can be
+    classified.
+    """
+
+    def __init__(self, max_frames, max_bytes):
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self.frames = self.bytes = 0
+        self._room = threading.Condition()
+
+    def _fits(self, nbytes):
+        return self.frames == 0 or (self.frames < self.max_frames and self.bytes + nbytes <= self.max_bytes)
+
+    def acquire(self, nbytes, give_up=None):
+        """Take room for a frame of ``nbytes``: at once, or (with ``give_up``) wait until ``give_up()`` is true.
+
+        ``give_up`` is called every 0.1 s without the lock held, so that it may
+        free room itself (release frames held for their series info).
+        """
+        while True:
+            with self._room:
+                if self._fits(nbytes):
+                    self.frames += 1
+                    self.bytes += nbytes
+                    return True
+                if give_up is None:
+                    return False
+                self._room.wait(0.1)
+            if give_up():
+                return False
+
+    def release(self, nbytes):
+        """Give back the room of one frame."""
+        with self._room:
+            self.frames -= 1
+            self.bytes -= nbytes
+            self._room.notify_all()
 
 
 def _check_address(name, address):
@@ -103,6 +176,10 @@ class StreamService:
     receive_buffer : int, default 64
         ZMQ receive high-water mark (messages buffered by ZMQ before the
         sender blocks).
+    limits : StreamLimits, optional
+        Largest message, largest frame in pixels, most bytes in flight
+        (default: :class:`~diffranet.live.limits.StreamLimits()`); images
+        held for their series info count in flight.
     peaks : {"input", "frame", "none"}, default "input"
         Where the peak count and the resolution of the outermost peak
         (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
@@ -122,8 +199,8 @@ class StreamService:
 
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
-                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, peaks="input",
-                 hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
+                 trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None,
+                 peaks="input", hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -140,6 +217,9 @@ class StreamService:
         self.status_interval_s = check_positive("status_interval_s", status_interval_s)
         self.drain_s = check_nonnegative("drain_s", drain_s)
         self.receive_buffer = check_int("receive_buffer", receive_buffer, minimum=1)
+        self.limits = StreamLimits() if limits is None else limits
+        if not isinstance(self.limits, StreamLimits):
+            raise ValueError(f"limits must be a StreamLimits, got {type(self.limits).__name__}")
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
@@ -152,85 +232,142 @@ class StreamService:
         self._sharing = None
         self._frames = {}  # sequence number -> Frame, kept for the hit writer
         self._pending = {}
-        self._slots = threading.BoundedSemaphore(self.queue_size)
+        self._in_flight = _InFlight(self.queue_size, self.limits.max_queue_bytes)
+        self._failure = None
+        self._failed = threading.Event()
 
     # ------------------------------------------------------------------ decoding
 
     def _decoder(self, context):
+        """``decode(parts, received)`` for the source format."""
         if self.source_format == "dectris":
             # pixels stay compressed here: they are expanded where the frame is classified
-            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True)
+            decoder = Stream2Decoder(self.geometry, self.beam_center_px, defer_decompression=True,
+                                     limits=self.limits)
             if self.series_publish or self.series_subscribe:
                 self._sharing = SeriesSharing(decoder, context, publish=self.series_publish,
-                                              subscribe=self.series_subscribe, wait_s=self.series_wait_s)
+                                              subscribe=self.series_subscribe, wait_s=self.series_wait_s,
+                                              on_error=self._series_error)
                 decoder = self._sharing
 
-            def decode(socket, received):
-                return decoder.decode(socket.recv(copy=False).buffer, received)
+            def decode(parts, received):
+                if len(parts) != 1:
+                    raise MalformedMessage(f"a Stream V2 message has one part, got {len(parts)}")
+                return decoder.decode(parts[0].buffer, received)
         else:
-            def decode(socket, received):
-                return decode_simple(socket.recv_multipart(copy=False), geometry=self.geometry,
+            def decode(parts, received):
+                return decode_simple(parts, self.limits, geometry=self.geometry,
                                      beam_center_px=self.beam_center_px, received=received)
         return decode
+
+    @staticmethod
+    def _receive(socket, max_parts=2):
+        """The parts of one message; parts beyond ``max_parts`` are taken off the socket and counted, not kept."""
+        parts = [socket.recv(copy=False)]
+        while len(parts) < max_parts and socket.getsockopt(zmq.RCVMORE):
+            parts.append(socket.recv(copy=False))
+        extra = 0
+        while socket.getsockopt(zmq.RCVMORE):
+            socket.recv(copy=False)
+            extra += 1
+        if extra:
+            raise MalformedMessage(f"message of {len(parts) + extra} parts, at most {max_parts} expected")
+        return parts
+
+    # ------------------------------------------------------------------ failures
+
+    def _fail(self, stage, exc):
+        """A stage cannot go on (any thread): remember the first failure and stop serving."""
+        if self._failure is None:
+            self._failure = StageFailure(stage, exc)
+            log.error("%s", self._failure)
+        self._failed.set()
 
     # ------------------------------------------------------------------ results
 
     def _on_results(self, results):
         for seq, result in results:
-            tags, received = self._pending.pop(seq)
-            if isinstance(result, Exception):
-                log.warning("frame %s not classified: %s", tags, result)
-                record = error_record(tags, result)
+            tags, received, nbytes = self._pending.pop(seq)
+            if isinstance(result, BaseException):
+                log.warning("frame %s not classified: %s", tags, describe_exception(result))
+                record = error_record(tags, result, "classify")
             else:
                 record = {**tags, **result, RECEIVED_KEY: received}
             frame = self._frames.pop(seq, None)
             if frame is not None and record.get("hit"):
                 record[FRAME_KEY] = frame
-            self._slots.release()
+            self._in_flight.release(nbytes)
             self._merger.add(seq, record)
 
-    def _admit(self, stop):
-        if self.overflow == "drop":
-            return self._slots.acquire(blocking=False)
-        while not stop.is_set():
-            if self._slots.acquire(timeout=0.1):
-                return True
-        return False
+    def _error(self, number, tags, exc, stage):
+        log.warning("message skipped (%s): %s", stage, describe_exception(exc))
+        self._merger.add(number, error_record(tags, exc, stage))
 
     def _handle(self, socket, decode, seq, stop):
         received = time.monotonic()
         try:
-            item = decode(socket, received)
-        except MalformedMessage as exc:
-            log.warning("message skipped: %s", exc)
-            self._merger.add(next(seq), error_record(exc.tags, exc))
+            parts = self._receive(socket)
+        except zmq.ZMQError:
+            raise  # the socket itself failed: the receive stage cannot go on
+        except Exception as exc:  # one message's fault (too many parts, out of memory): its record, then go on
+            self._error(next(seq), getattr(exc, "tags", {}), exc, "receive")
             return
+        try:
+            item = decode(parts, received)
+        except Exception as exc:  # MalformedMessage, and anything a hostile message provokes
+            self._error(next(seq), getattr(exc, "tags", {}), exc, "decode")
+            return
+        finally:
+            del parts
         if item is None:  # a Stream V2 start message: settings kept by the decoder
             return
         number = next(seq)
         if isinstance(item, SeriesEnd):
             self._merger.add(number, {**item.tags, "end": True})
             return
-        if not self._admit(stop):
+        nbytes = item.nbytes if isinstance(item, HeldFrame) else frame_bytes(item)
+        give_up = (lambda: self._waiting(stop)) if self.overflow == "block" else None
+        if not self._in_flight.acquire(nbytes, give_up):
             self._merger.add(number, dropped_record(item.tags))
             return
-        self._pending[number] = (item.tags, item.received)
+        self._pending[number] = (item.tags, item.received, nbytes)
         if isinstance(item, HeldFrame):  # its series info may come from another service
             self._sharing.hold(number, item)
         else:
             self._submit(number, item)
 
+    def _waiting(self, stop):
+        """While blocked for room (overflow "block"): let held images go when they can; True to give up."""
+        if self._sharing is not None:
+            self._release_held()  # held images take room too: without this, they could wait forever
+        return stop.is_set() or self._failed.is_set()
+
     def _submit(self, number, frame):
         if self.hits is not None:
             self._frames[number] = frame
-        self._backend.submit(number, frame)
+        try:
+            self._backend.submit(number, frame)
+        except zmq.ZMQError:
+            raise
+        except Exception as exc:  # e.g. out of memory copying the frame to a worker
+            self._frames.pop(number, None)
+            self._give_back(number, frame.tags, exc, "classify")
+
+    def _give_back(self, number, tags, exc, stage):
+        """A frame in flight that will not be classified: free its room, write its error record."""
+        _, _, nbytes = self._pending.pop(number)
+        self._in_flight.release(nbytes)
+        self._error(number, tags, exc, stage)
+
+    def _series_error(self, exc):
+        """A series info message refused (the series side channel): its own error record."""
+        self._error(next(self._seq), getattr(exc, "tags", {}), exc, "series")
 
     def _release_held(self, everything=False):
         for number, item in self._sharing.release(everything=everything):
-            if isinstance(item, MalformedMessage):
-                tags, _ = self._pending.pop(number)
-                self._slots.release()
-                self._merger.add(number, error_record({**tags, **item.tags}, item))
+            if isinstance(item, Exception):
+                tags = self._pending[number][0]
+                self._give_back(number, {**tags, **getattr(item, "tags", {})}, item, "decode")
             else:
                 self._submit(number, item)
 
@@ -239,9 +376,10 @@ class StreamService:
     def _make_backend(self, context):
         if self.workers == 1:
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size)
+            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size,
+                                 on_failure=self._fail)
         return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
-                              peaks=self.peaks)
+                              on_failure=self._fail, peaks=self.peaks)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.
@@ -257,6 +395,9 @@ class StreamService:
         ------
         ValueError
             The model cannot be loaded, or an address cannot be used.
+        StageFailure
+            A stage stopped and could not go on (raised as soon as it is
+            noticed, after the records already made are written).
         """
         context = zmq.Context()
         publish = context.socket(zmq.PUB)
@@ -278,14 +419,20 @@ class StreamService:
                 self.hits.start()
             writer = RecordWriter(publish, [log_file] if log_file else [], queue_size=self.queue_size,
                                   queue_depth=lambda: len(self._pending), status=self.status,
-                                  status_interval_s=self.status_interval_s, hits=self.hits).start()
+                                  status_interval_s=self.status_interval_s, on_failure=self._fail,
+                                  hits=self.hits).start()
             self._merger = OrderedMerger(writer.put)
             socket = context.socket(zmq.PULL)
             socket.setsockopt(zmq.RCVHWM, self.receive_buffer)
+            # ZMQ refuses (and drops the connection of) a longer message part before allocating it
+            socket.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
             socket.connect(self.input_address)
             if ready is not None:
                 ready.set()
-            self._serve(socket, stop, decode)
+            try:
+                self._serve(socket, stop, decode)
+            except Exception as exc:  # the receive loop itself failed (not one message)
+                self._fail("receive", exc)
             socket.close(linger=0)
             self._finish()
             final = writer.close()
@@ -295,26 +442,47 @@ class StreamService:
             if self._sharing is not None:
                 self._sharing.close()
             if log_file is not None:
-                log_file.close()
+                try:
+                    log_file.close()
+                except OSError as exc:  # the last lines could not be written (disk full)
+                    self._fail("write", exc)
             publish.close(linger=1000)
             context.term()
+        if self._failure is not None:
+            self._failure.final = final
+            raise self._failure
         return final
 
     def _serve(self, socket, stop, decode):
         prepare_processing_thread()  # decoding: one frame per thread is faster than OpenMP within a frame
         seq = itertools.count()
         self._seq = seq
+        monitor = socket.get_monitor_socket(_CONNECTION_EVENTS)
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         sharing = self._sharing
         if sharing is not None and sharing.subscriber is not None:
             poller.register(sharing.subscriber, zmq.POLLIN)
-        while not stop.is_set():
-            if socket in dict(poller.poll(100)):
-                self._handle(socket, decode, seq, stop)
-            if sharing is not None:
-                self._release_held()
+        dropped_at = None  # when the connection was lost and ZMQ has not tried again since
+        try:
+            while not stop.is_set() and not self._failed.is_set():
+                events = dict(poller.poll(100))
+                if socket in events:
+                    self._handle(socket, decode, seq, stop)
+                if sharing is not None:
+                    self._release_held()
+                while monitor.poll(0):
+                    dropped_at = self._connection_lost_at(monitor)
+                if dropped_at is not None and time.monotonic() - dropped_at > _GAVE_UP_S and not socket.poll(0):
+                    self._reconnect(socket)
+                    dropped_at = None
+        finally:
+            socket.disable_monitor()
+            monitor.close(linger=0)
         # shutdown: take what has already arrived, without waiting for more
+        if self._failed.is_set():
+            return
         drain_until = time.monotonic() + self.drain_s
         overflow, self.overflow = self.overflow, "drop"
         while time.monotonic() < drain_until and socket.poll(0):
@@ -323,13 +491,38 @@ class StreamService:
             self._release_held(everything=True)
         self.overflow = overflow
 
+    @staticmethod
+    def _connection_lost_at(monitor):
+        """The next connection event: now if the connection was lost, None if ZMQ connects or retries."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        event = recv_monitor_message(monitor)["event"]
+        return time.monotonic() if event == zmq.EVENT_DISCONNECTED else None
+
+    def _reconnect(self, socket):
+        """Open the input connection again after ZMQ dropped it for good.
+
+        ZMQ drops the connection of a sender whose message part is over
+        ``max_message_bytes`` and, as for any protocol error, does not try
+        again (after an ordinary loss it retries at once): without this the
+        service would stay up and deaf. Called once every message already
+        received has been taken, so none is lost.
+        """
+        log.warning("input connection to %s dropped (a message part over %d bytes?) and not retried by ZMQ; "
+                    "connecting again", self.input_address, self.limits.max_message_bytes)
+        try:
+            socket.disconnect(self.input_address)
+        except zmq.ZMQError:  # already gone
+            pass
+        socket.connect(self.input_address)
+
     def _finish(self, timeout_s=60.0):
         """Wait for the frames in flight, stop the backend."""
         deadline = time.monotonic() + timeout_s
-        while self._pending and time.monotonic() < deadline:
+        while self._pending and time.monotonic() < deadline and not self._failed.is_set():
             time.sleep(0.01)
         self._backend.close()
-        for number, (tags, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
+        for number, (tags, _, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
             self._merger.add(number, dropped_record(tags))
         self._pending.clear()
         self._frames.clear()
