@@ -49,6 +49,16 @@ __all__ = ["OrderedMerger", "ThreadBackend", "ProcessBackend"]
 _STOP = b"STOP"
 
 
+
+def _run_stage(body, on_failure, stage="classify"):
+    """Run a stage's thread body; if it cannot go on, say so (``on_failure``) rather than go deaf."""
+    try:
+        body()
+    except BaseException as exc:
+        if on_failure is None:
+            raise
+        on_failure(stage, exc)
+
 class OrderedMerger:
     """Release records in sequence order (0, 1, 2, ...) whatever order they are added in.
 
@@ -128,12 +138,7 @@ class ThreadBackend:
         self._thread.join(timeout)
 
     def _run(self):
-        try:
-            self._loop()
-        except BaseException as exc:  # the stage cannot go on: say so rather than go deaf
-            if self.on_failure is None:
-                raise
-            self.on_failure("classify", exc)
+        _run_stage(self._loop, self.on_failure)
 
     def _loop(self):
         prepare_processing_thread()
@@ -399,12 +404,7 @@ class ProcessBackend:
         self.tasks.send_multipart(_frame_parts(seq, frame, self._masks), copy=False)
 
     def _collect(self):
-        try:
-            self._collect_results()
-        except BaseException as exc:  # the stage cannot go on: say so rather than go deaf
-            if self.on_failure is None:
-                raise
-            self.on_failure("classify", exc)
+        _run_stage(self._collect_results, self.on_failure)
 
     def _collect_results(self):
         while not self._stopping.is_set():
