@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, tpe
+
+try:
+    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, tpe
+except ImportError as exc:  # an install without the extra
+    raise ImportError("the classic search needs Hyperopt: pip install 'diffranet[search]'") from exc
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
