@@ -155,3 +155,25 @@ def test_own_8bit_images_classify_as_the_arrays(small_model_file, tmp_path, caps
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     np.testing.assert_allclose([r["proba"] for r in records], expected, atol=1e-12)
     assert [r["hit"] for r in records] == [False] * 3 + [True] * 3
+
+
+def test_input_option_says_what_frames_hold(small_model_file, tmp_path, capsys):
+    from diffranet.inference import preprocess
+    from inference_helpers import spotty_images
+
+    images = spotty_images(2, np.random.default_rng(12), 60)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"shot{i}.png")
+        write_image(paths[-1], image)
+    model = load_model(small_model_file)
+
+    def proba(*flags):
+        assert main(["classify", "--model", str(small_model_file), "--quiet", *flags, *map(str, paths)]) == 0
+        return np.array([json.loads(line)["proba"] for line in capsys.readouterr().out.splitlines()])
+
+    np.testing.assert_allclose(proba("--input", "8bit"), model.predict_proba(images), atol=1e-12)
+    # as raw counts: the square root applied again
+    again = np.stack([preprocess(image, preprocessing=model.preprocessing, input="counts") for image in images])
+    assert not np.array_equal(again, images)
+    np.testing.assert_allclose(proba("--input", "counts"), model.predict_proba(again), atol=1e-12)

@@ -35,6 +35,17 @@ def add_frame_limit_option(parser):
                              "(default: %(default)s, above the largest detectors)")
 
 
+def add_input_option(parser):
+    """``--input``: what the frames hold (counts, or model inputs already)."""
+    # the preprocessing loads scipy: imported when a command that reads frames builds its parser
+    from ..inference.preprocess import INPUT_KINDS
+
+    parser.add_argument("--input", choices=INPUT_KINDS, default="auto",
+                        help="what the frames hold: counts (preprocessed), 8bit (model inputs already, e.g. "
+                             "written by 'diffranet dataset --format png'), or auto: uint8 frames of the model's "
+                             "input shape are model inputs, any other frame counts (default: %(default)s)")
+
+
 def check_run_options(args):
     """Refuse bad numeric options (ValueError, exit status 2) before any frame is read."""
     check_int("--batch-size", args.batch_size, minimum=1)

@@ -8,6 +8,7 @@ import sys
 
 from ._model_options import (
     add_frame_limit_option,
+    add_input_option,
     add_model_and_geometry_options,
     check_run_options,
     detector_and_overrides,
@@ -27,6 +28,7 @@ def add_parser(subparsers):
                         help="image files, or directories (their image files, in name order)")
     add_model_and_geometry_options(parser)
     add_frame_limit_option(parser)
+    add_input_option(parser)
     parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true",
@@ -50,7 +52,8 @@ def run(args):
     summary = Summary()
     try:
         for record in classify_files(model, args.files, detector=detector, overrides=overrides,
-                                     batch_size=args.batch_size, max_frame_pixels=args.max_frame_pixels):
+                                     batch_size=args.batch_size, max_frame_pixels=args.max_frame_pixels,
+                                     input=args.input):
             summary.add(record)
             if isinstance(record, FileError):
                 print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ import sys
 from ._live import add_status_options, print_summary, status_printer
 from ._model_options import (
     add_frame_limit_option,
+    add_input_option,
     add_model_and_geometry_options,
     check_run_options,
     detector_and_overrides,
@@ -36,6 +37,7 @@ def add_parser(subparsers):
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="also read symlinks pointing outside DIR (by default only those inside it)")
     add_frame_limit_option(parser)
+    add_input_option(parser)
     parser.add_argument("--publish", metavar="tcp://HOST:PORT", help="also publish verdicts on a PUB socket")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -71,7 +73,7 @@ def run(args):
             try:
                 watch_directory(model, watcher, writer, stop, detector=detector, overrides=overrides,
                                 poll_s=args.poll, batch_size=args.batch_size,
-                                max_frame_pixels=args.max_frame_pixels)
+                                max_frame_pixels=args.max_frame_pixels, input=args.input)
             finally:
                 final = writer.close()
     finally:

@@ -137,6 +137,8 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
     paths : iterable of path-like (or FileError, passed on)
     max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
         Largest frame read (see :func:`diffranet.io.read_image`).
+    input : {"auto", "counts", "8bit"}, default "auto"
+        What the frames hold (:func:`diffranet.inference.preprocess.preprocess`).
 
     Yields
     ------
@@ -206,7 +208,7 @@ class Summary:
 
 
 def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16,
-                   max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
+                   max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS, input="auto"):
     """Classify every frame of ``paths`` with a :class:`SavedModel`, in batches.
 
     Parameters
@@ -274,7 +276,8 @@ def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16
             problem = _frame_problem(frame, mask, detector)
             if problem is not None:
                 raise ValueError(problem)
-            image8 = preprocess(frame, mask, geometry, model.preprocessing, beam_center_px=beam, saturation=saturation)
+            image8 = preprocess(frame, mask, geometry, model.preprocessing, beam_center_px=beam, saturation=saturation,
+                                input=input)
         except Exception as exc:  # noqa: BLE001 - one frame's failure is that frame's error record
             yield from flush() if pending else ()
             yield FileError(path, _failure_message(path, exc, index), index)

@@ -191,7 +191,7 @@ def _record(item):
 
 
 def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16,
-                    max_frame_pixels=None):
+                    max_frame_pixels=None, input="auto"):
     """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
 
     Parameters
@@ -212,13 +212,15 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
     max_frame_pixels : int, optional
         Largest frame read (default :data:`diffranet.io.DEFAULT_MAX_FRAME_PIXELS`);
         a larger file gets one error record, unread.
+    input : {"auto", "counts", "8bit"}
+        What the frames hold (:func:`diffranet.inference.preprocess.preprocess`).
     """
     poll_s = check_positive("poll_s", poll_s)
     limit = dio.DEFAULT_MAX_FRAME_PIXELS if max_frame_pixels is None else max_frame_pixels
     while not stop.is_set():
         for path in watcher.poll():
             for item in classify_files(model, [path], detector=detector, overrides=overrides,
-                                       batch_size=batch_size, max_frame_pixels=limit):
+                                       batch_size=batch_size, max_frame_pixels=limit, input=input):
                 writer.put(_record(item))
             if stop.is_set():
                 break
