@@ -30,3 +30,27 @@ class TestThreadsForJobs:
 
     def test_never_more_than_the_usable_cores(self):
         assert threads_for_jobs(10 * joblib.cpu_count()) == joblib.cpu_count()
+
+
+class TestFrozenValues:
+    """LabelRule and PeakFinderSettings are values: validated once, never changed afterwards."""
+
+    @pytest.mark.parametrize("make, field", [
+        (lambda: __import__("diffranet.dataset.labels", fromlist=["LabelRule"]).LabelRule(), "weak_min"),
+        (lambda: __import__("diffranet.peaks.finder", fromlist=["PeakFinderSettings"]).PeakFinderSettings(),
+         "min_snr"),
+    ])
+    def test_fields_cannot_change(self, make, field):
+        import copy
+        import dataclasses
+        import pickle
+
+        value = make()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 1)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(value, field)
+        for again in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+            assert getattr(again, field) == getattr(value, field)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(again, field, 1)

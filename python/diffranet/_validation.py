@@ -7,6 +7,7 @@ the offending value instead of a crash or a silently wrong image.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from numbers import Integral, Real
 
@@ -113,3 +114,27 @@ def threads_for_jobs(n_jobs):
     from joblib import cpu_count, effective_n_jobs
 
     return max(1, min(int(effective_n_jobs(n_jobs)), cpu_count()))
+
+
+class FrozenAfterInit:
+    """A value whose attributes are set in ``__init__`` only (validated there), like the frozen dataclasses.
+
+    A subclass calls :meth:`_freeze` at the end of ``__init__``; assigning or
+    deleting an attribute afterwards raises ``dataclasses.FrozenInstanceError``.
+    Pickling and copying still work (they fill ``__dict__`` directly).
+    """
+
+    _frozen = False
+
+    def _freeze(self):
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name, value):
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if self._frozen:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        object.__delattr__(self, name)

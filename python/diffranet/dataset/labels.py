@@ -54,7 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from .. import _core
-from .._validation import check_int, check_nonnegative, check_positive
+from .._validation import FrozenAfterInit, check_int, check_nonnegative, check_positive
 from ..simulation.response import apply_psf
 
 __all__ = ["LabelRule", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
@@ -300,7 +300,7 @@ def volume_for_count(thresholds, count, max_volume=None):
     return math.sqrt(low * high) if low > 0 else 0.5 * high
 
 
-class LabelRule:
+class LabelRule(FrozenAfterInit):
     """Count detectable spots and map the count to weak, good or strong.
 
     Parameters
@@ -354,6 +354,7 @@ class LabelRule:
         self.psf = psf
         self.psf_fwhm_um = check_positive("psf_fwhm_um", psf_fwhm_um)
         self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
+        self._freeze()
 
     # ------------------------------------------------------------------ detectable spots
     def blur(self, image):

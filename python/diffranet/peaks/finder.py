@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import _core
-from .._validation import check_finite, check_int, check_nonnegative, check_positive, check_threads
+from .._validation import FrozenAfterInit, check_finite, check_int, check_nonnegative, check_positive, check_threads
 
 __all__ = ["PEAK_DTYPE", "PeakFinderSettings", "find_peaks", "find_peaks_batch", "count_peaks", "ring_statistics"]
 
@@ -37,7 +37,7 @@ _COLUMNS = PEAK_DTYPE.names
 _KERNEL_OFFSET_PX = 0.5
 
 
-class PeakFinderSettings:
+class PeakFinderSettings(FrozenAfterInit):
     """Validated peak-finder parameters (see :func:`find_peaks` for their meaning).
 
     The defaults are CrystFEL's for ``indexamajig --peaks=peakfinder8``
@@ -58,6 +58,7 @@ class PeakFinderSettings:
         self.max_radius_px = math.inf if max_radius_px is None else check_positive("max_radius_px", max_radius_px)
         if not self.max_radius_px > self.min_radius_px:
             raise ValueError(f"max_radius_px must be > min_radius_px={self.min_radius_px}, got {max_radius_px!r}")
+        self._freeze()
 
     def core_args(self):
         """Keyword arguments of ``_core.find_peaks`` (all but images, mask, centre, threads)."""
