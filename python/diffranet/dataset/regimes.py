@@ -59,9 +59,9 @@ from ..simulation.orientation import random_orientation
 from ..simulation.response import CCDResponse, PixelArrayResponse, to_8bit
 from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
-from .labels import LabelRule, spot_pixels, volume_for_count
+from .labels import LabelRule, spot_pixels
 from .shards import TABLE_DTYPE
-from .shots import _THRESHOLD_MARGIN, _log_uniform_int, image_rng
+from .shots import image_rng, volume_for_label
 
 __all__ = ["Regimes", "ShotSetup", "RegimeRenderer", "CELLS", "ICE_RING_D_A"]
 
@@ -489,11 +489,14 @@ class RegimeRenderer:
                                                   tuple(setup.crystal.cell), 1000 + setup.cell_index,
                                                   setup.b_factor_A2))
                 unit = Simulator(det, beam, crystal, oversample=1, n_threads=1).bragg(seed=shot_seed)
-                found = _reach_label(unit, background, det.mask, setup.rule, label, u_target,
-                                     setup.max_volume_scale, regimes.strong_target_max)
+                thresholds = setup.rule.detection_thresholds(unit, background, det.mask,
+                                                             spots=spot_pixels(unit, det.mask))
+                found = volume_for_label(thresholds, setup.rule, label, u_target, setup.max_volume_scale,
+                                         regimes.strong_target_max)
                 if found is None:
                     continue
-                volume, n_detectable, target, n_spots = found
+                volume, target, n_detectable = found
+                n_spots = len(thresholds)
                 bragg = unit * np.float32(volume)
             counts = setup.response.apply(bragg + background, pixel_size_mm=det.pixel_size_mm, seed=shot_seed,
                                           n_threads=1)
@@ -518,30 +521,3 @@ class RegimeRenderer:
             row["setup"] = json.dumps(setup.to_dict(), sort_keys=True).encode()
             return image8, row
         raise RuntimeError(f"{split} image {index}: class {label} not reached in {regimes.max_attempts} attempts")
-
-
-def _reach_label(unit, background, mask, rule, label, u_target, max_volume_scale, strong_target_max):
-    """(volume scale, detectable spots, target, spots) that put the unit-volume Bragg image in ``label``, or None.
-
-    The detectable-spot count grows with the volume (each spot's threshold is a
-    volume); a target count is drawn log-uniformly in the class's range among
-    the counts this crystal can reach, and the volume that gives it is taken.
-    """
-    spots = spot_pixels(unit, mask)
-    thresholds = rule.detection_thresholds(unit, background, mask, spots=spots)
-    reachable = int(np.count_nonzero(thresholds < max_volume_scale))
-    low, high = rule.class_range(label)
-    high = min(high, strong_target_max + 1, reachable + 1)
-    if low >= high:
-        return None
-    target = _log_uniform_int(u_target, low, high)
-    volume = volume_for_count(thresholds, target, max_volume=max_volume_scale)
-    if volume is None:
-        return None
-    volume = float(np.float32(volume))
-    if np.any(np.abs(thresholds / volume - 1.0) < _THRESHOLD_MARGIN):
-        return None
-    n_detectable = int(np.count_nonzero(thresholds < volume))
-    if rule.classify(n_detectable) != label:
-        return None
-    return volume, n_detectable, target, len(thresholds)

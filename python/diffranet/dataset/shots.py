@@ -105,6 +105,36 @@ def _log_uniform_int(u, low, high):
     return min(max(value, low), high - 1)
 
 
+def volume_for_label(thresholds, rule, label, u_target, max_volume_scale, strong_target_max):
+    """(volume scale, target, detectable spots) that put a crystal in class ``label``, or None if out of reach.
+
+    ``thresholds`` are the volumes at which each spot of the unit-volume Bragg
+    image becomes detectable (:meth:`LabelRule.detection_thresholds`): the count
+    grows with the volume. A target count is drawn log-uniformly (from
+    ``u_target``) in the class's range among the counts this crystal reaches
+    below ``max_volume_scale``, and the volume that gives it is taken.
+    """
+    reachable = int(np.count_nonzero(thresholds < max_volume_scale))
+    low, high = rule.class_range(label)
+    high = min(high, strong_target_max + 1, reachable + 1)
+    if low >= high:
+        return None
+    target = _log_uniform_int(u_target, low, high)
+    volume = volume_for_count(thresholds, target, max_volume=max_volume_scale)
+    if volume is None:
+        return None
+    volume = float(np.float32(volume))  # the scale the stored image is made with
+    # Counts at this volume follow from the unit image's thresholds (the rule is
+    # linear in the volume); a threshold within 1e-4 of it could fall either side
+    # after rounding, so such a draw is not used.
+    if np.any(np.abs(thresholds / volume - 1.0) < _THRESHOLD_MARGIN):
+        return None
+    n_detectable = int(np.count_nonzero(thresholds < volume))
+    if rule.classify(n_detectable) != label:
+        return None
+    return volume, target, n_detectable
+
+
 class ShotRenderer:
     """Render labelled shots of a preset (holds the per-process state).
 
@@ -143,24 +173,11 @@ class ShotRenderer:
         blurred_background = rule.blur(background)
         spots = spot_pixels(unit, self.mask)  # found once, for both counts
         thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background, spots=spots)
-        reachable = int(np.count_nonzero(thresholds < preset.max_volume_scale))
-        low, high = rule.class_range(label)
-        high = min(high, preset.strong_target_max + 1, reachable + 1)
-        if low >= high:
+        found = volume_for_label(thresholds, rule, label, draws["u_target"], preset.max_volume_scale,
+                                 preset.strong_target_max)
+        if found is None:
             return None
-        target = _log_uniform_int(draws["u_target"], low, high)
-        volume = volume_for_count(thresholds, target, max_volume=preset.max_volume_scale)
-        if volume is None:
-            return None
-        volume = float(np.float32(volume))  # the scale the stored image is made with
-        # Counts at this volume follow from the unit image's thresholds (the rule is
-        # linear in the volume); a threshold within 1e-4 of it could fall either side
-        # after rounding, so such a draw is not used.
-        if np.any(np.abs(thresholds / volume - 1.0) < _THRESHOLD_MARGIN):
-            return None
-        n_detectable = int(np.count_nonzero(thresholds < volume))
-        if rule.classify(n_detectable) != label:
-            return None
+        volume, target, n_detectable = found
         n_significant = int(np.count_nonzero(rule.significant(spot_sums(unit, background, self.mask, spots=spots), volume)))
         return unit * np.float32(volume), volume, target, n_detectable, n_significant, len(thresholds)
 
