@@ -9,7 +9,8 @@ from diffranet.dataset.presets import PRESETS
 
 #: The paper's set-up with uniform structure factors (default_F 100): the renderers' speed does not
 #: depend on the amplitudes, and the table need not be built.
-PAPER_UNIFORM_F = PRESETS["diffranet"].with_(structure_factors=None)
+PAPER_UNIFORM_F = PRESETS["diffranet"].with_(structure_factors=None,
+                                              crystal=PRESETS["diffranet"].crystal.with_(default_F=100.0))
 
 
 @pytest.fixture(scope="session")
@@ -19,11 +20,11 @@ def paper_orientation():
 
 @pytest.fixture
 def paper_sim(paper_orientation):
-    """Factory for the Bragg-only simulator of the paper's set-up; keywords change the preset."""
+    """Factory for the Bragg-only simulator of the paper's set-up; keywords change its crystal."""
 
-    def make(n_threads=None, **preset_changes):
-        return PAPER_UNIFORM_F.with_(**preset_changes).simulator(paper_orientation, background=False,
-                                                                  response=False, n_threads=n_threads)
+    def make(n_threads=None, **crystal_changes):
+        preset = PAPER_UNIFORM_F.with_(crystal=PAPER_UNIFORM_F.crystal.with_(**crystal_changes))
+        return preset.simulator(paper_orientation, background=False, response=False, n_threads=n_threads)
 
     return make
 

@@ -24,7 +24,8 @@ from diffranet.dataset.presets import PRESETS
 from diffranet.simulation.background import Background
 from diffranet.simulation.response import PixelArrayResponse
 
-PAPER = PRESETS["diffranet"].with_(structure_factors=None)  # uniform F: the table is not needed here
+PAPER = PRESETS["diffranet"].with_(structure_factors=None,  # uniform F: the table is not needed here
+                                   crystal=PRESETS["diffranet"].crystal.with_(default_F=100.0))
 PAPER_VOLUME_SCALE = PAPER.max_volume_scale  # (30 um / 0.1 um)^3, Appendix A
 
 

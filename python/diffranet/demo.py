@@ -29,15 +29,6 @@ _log = logging.getLogger(__name__)
 DEMO_SIZE = 120
 
 
-def _preprocessing(preset):
-    """The input a model trained on ``preset``'s images expects."""
-    # imported on use: the command line imports this module to build its parser
-    from .inference import FrameGeometry, Preprocessing
-
-    return Preprocessing(shape=preset.shape, adc_offset=preset.adc_offset,
-                         geometry=FrameGeometry(preset.pixel_size_mm, preset.distance_mm, preset.wavelength_A))
-
-
 def _shipped_model(preset):
     """``"default"`` if diffranet ships a model for this preset's images, else None."""
     # imported on use: the command line imports this module to build its parser
@@ -96,6 +87,7 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     from .dataset.presets import get_preset
     from .evaluation import evaluate, load_labelled_data
     from .inference import save_model
+    from .inference.training_input import training_input
     from .search.spaces import default_configuration
     from .training.classic import build_pipeline
 
@@ -123,11 +115,9 @@ def run_demo(out_dir="diffranet-demo", seed=0, preset="diffranet", size=DEMO_SIZ
     X, y = load_arrays(data_dir, "train")
     estimator = build_pipeline(config, random_state=seed, n_jobs=workers or -1).fit(X, y)
     seconds["train"] = time.perf_counter() - start
-    model = save_model(estimator, out / "model.dfm", class_names=CLASS_NAMES,
-                       preprocessing=_preprocessing(preset),
-                       training={"data": str(data_dir), "split": "train", "n_images": int(len(y)),
-                                 "class_counts": np.bincount(y, minlength=5).tolist(), "preset": preset.name,
-                                 "seed": seed, "configuration": config,
+    preprocessing, summary = training_input(data_dir, X.shape[1:], y)  # the one summary of a training set
+    model = save_model(estimator, out / "model.dfm", class_names=CLASS_NAMES, preprocessing=preprocessing,
+                       training={**summary, "split": "train", "configuration": config,
                                  "train_seconds": seconds["train"]})
     _log.info(f"trained in {seconds['train']:.1f} s, saved {model}")
     models, names = [model], [Path(str(model)).name]

@@ -1,5 +1,3 @@
-import dataclasses
-
 import pytest
 
 from diffranet.dataset import generate_dataset, get_preset
@@ -14,7 +12,7 @@ def quick():
 @pytest.fixture(scope="session")
 def tiny(quick):
     """The quick preset with 4 mosaic domains, for the fastest end-to-end runs."""
-    return dataclasses.replace(quick, name="tiny", mosaic_domains=4)
+    return quick.with_(name="tiny", crystal=quick.crystal.with_(mosaic_domains=4))
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ from diffranet.detectors import load_detector
 class TestPaperCCD:
     def test_is_the_paper_preset_response(self):
         assert public_paper_ccd is paper_ccd
-        assert paper_ccd() == PRESETS["diffranet"].response()
-        assert paper_ccd(flicker_rms=1.0, calibration_seed=3) == PRESETS["diffranet"].response(1.0, 3)
+        assert paper_ccd() == PRESETS["diffranet"].response
+        assert paper_ccd(flicker_rms=1.0, calibration_seed=3) == PRESETS["diffranet"].response.with_(
+            flicker_rms=1.0, calibration_seed=3)
 
 
 class TestTrainingPreset:
@@ -17,14 +18,16 @@ class TestTrainingPreset:
         spec = load_detector("pilatus6m").cropped((32, 40))
         preset = training_preset(spec, "quick")
         assert preset.name == "quick@pilatus6m-32x40" and preset.shape == (32, 40)
-        assert preset.readout_rms_photons == 0.0 and preset.adc_offset == 0.0
-        assert preset.saturation == spec.saturation
-        assert preset.response().to_dict()["model"] == "pixel_array"
+        assert preset.label_rule().readout_rms_photons == 0.0 and preset.input_offset_adu == 0.0
+        assert preset.response.saturation == spec.saturation
+        assert preset.response.to_dict()["model"] == "pixel_array"
 
     def test_ccd_keeps_the_base_response(self):
         preset = training_preset(load_detector("paper"), "quick")
-        assert preset.readout_rms_photons == PRESETS["quick"].readout_rms_photons
-        assert preset.saturation == load_detector("paper").saturation
+        assert preset.response.with_(saturation=1.0) == PRESETS["quick"].response.with_(saturation=1.0)
+        assert preset.response.saturation == load_detector("paper").saturation
+        # the same thresholds and noise, on this detector's pixels
+        assert preset.label_rule().to_dict() == {**PRESETS["quick"].label_rule().to_dict(), "pixel_size_mm": 0.172}
 
     @pytest.mark.parametrize("detector", ["pilatus6m", None, {"kind": "ccd"}])
     def test_not_a_detector(self, detector):

@@ -210,7 +210,7 @@ class TestKill:
     def test_resume_after_kill_9(self, tmp_path, quick):
         # the quick preset with the paper's 300 mosaic domains: ~15 ms per image, 20 shards
         preset_file = tmp_path / "preset.json"
-        preset_file.write_text(json.dumps(dict(quick.to_dict(), name="kill-test", mosaic_domains=300)))
+        preset_file.write_text(quick.with_(name="kill-test", crystal=quick.crystal.with_(mosaic_domains=300)).to_json())
         reference = tmp_path / "reference"
         subprocess.run(_cli(reference, preset_file), check=True, capture_output=True)
         out = tmp_path / "killed"

@@ -11,7 +11,7 @@ class TestInfo:
         assert sum(info["splits"]["train"]["class_counts"]) == 30
         assert info["classes"]["blank"]["n_detectable_spots"] == [0, 0, 0]
         low, _, high = info["classes"]["good"]["n_detectable_spots"]
-        assert tiny.good_min <= low <= high < tiny.strong_min
+        assert tiny.labels.good_min <= low <= high < tiny.labels.strong_min
         assert info["classes"]["weak"]["volume_scale"][0] > 0
         text = format_info(info)
         assert "no-crystal" in text and "train" in text

@@ -110,7 +110,8 @@ class TestRender:
     def test_crystal_shots_reach_their_class_and_repeat(self):
         regimes = Regimes(cells=(CELLS[1], CELLS[2]))  # small cells: quick structure-factor tables
         renderer = RegimeRenderer(regimes)
-        rule = LabelRule(weak_min=regimes.weak_min, good_min=regimes.good_min, strong_min=regimes.strong_min)
+        rule = LabelRule(weak_min=regimes.labels.weak_min, good_min=regimes.labels.good_min,
+                         strong_min=regimes.labels.strong_min)
         for index, label in ((3, 2), (4, 3)):
             image8, row = renderer.render(11, "test", index, label)
             assert rule.classify(int(row["n_detectable_spots"])) == label

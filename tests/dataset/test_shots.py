@@ -32,9 +32,9 @@ class TestDraws:
     def test_pulse_photons(self, quick):
         assert _pulse_photons(quick, 0.0, blank=True) <= 0 and _pulse_photons(quick, 0.999, blank=True) <= 0
         low, high = _pulse_photons(quick, 1e-9, blank=False), _pulse_photons(quick, 0.5, blank=False)
-        assert 0 < low < 1e6 * quick.mean_photons and high > quick.mean_photons
+        assert 0 < low < 1e6 * quick.beam.photons and high > quick.beam.photons
         # the median of the positive part of N(m, m): m (1 + ndtri(ndtr(-1) + 0.5 (1 - ndtr(-1)))) = 1.2002 m
-        assert high == pytest.approx(1.2002 * quick.mean_photons, rel=1e-3)
+        assert high == pytest.approx(1.2002 * quick.beam.photons, rel=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ class TestShotRenderer:
             assert renderer.rule.classify(int(row["n_detectable_spots"])) == label
             assert row["n_detectable_spots"] == row["target_spots"]
             assert row["n_significant_spots"] > 0
-            assert 0 < row["volume_scale"] <= renderer.preset.max_volume_scale
+            assert 0 < row["volume_scale"] <= renderer.preset.shots.max_volume_scale
         else:
             assert row["volume_scale"] == 0 and row["n_significant_spots"] == row["n_detectable_spots"] == 0
         assert (row["photons"] == 0) == (label == 0)
@@ -70,7 +70,7 @@ class TestShotRenderer:
     def test_blank_is_detector_noise(self, renderer):
         image, row = renderer.render(3, "train", 4, 0)
         assert row["photons_drawn"] <= 0 and row["background_photons"] == 0
-        assert abs(float(image.mean()) - np.sqrt(renderer.preset.adc_offset)) < 0.5
+        assert abs(float(image.mean()) - np.sqrt(renderer.preset.input_offset_adu)) < 0.5
 
     @pytest.mark.parametrize("label", [0, 1, 3])
     def test_simulator_remakes_the_image(self, renderer, label):

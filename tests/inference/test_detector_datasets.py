@@ -23,7 +23,7 @@ def small_window(name):
 def test_renders_labelled_images_on_the_detector(name, tmp_path):
     spec = small_window(name)
     preset = training_preset(spec, "quick")
-    detector = preset.detector()
+    detector = preset.detector
     assert detector.shape == (48, 48) and detector.distance_mm == spec.distance_mm
     bx, by = spec.beam_center_px
     assert detector.beam_center_mm == pytest.approx((bx * spec.pixel_size_mm, by * spec.pixel_size_mm))
@@ -52,6 +52,6 @@ def test_renders_labelled_images_on_the_detector(name, tmp_path):
 def test_shipped_names_give_full_detectors():
     for name, shape in (("pilatus6m", (2527, 2463)), ("eiger16m", (4371, 4150))):
         preset = training_preset(load_detector(name))
-        assert preset.shape == shape and preset.response().__class__.__name__ == "PixelArrayResponse"
+        assert preset.shape == shape and preset.response.__class__.__name__ == "PixelArrayResponse"
         assert preset.label_rule().readout_rms_photons == 0.0
-        assert preset.k_sigma == get_preset("diffranet").k_sigma      # labelled by the same rule
+        assert preset.labels == get_preset("diffranet").labels       # labelled by the same rule

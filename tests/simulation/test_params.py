@@ -21,7 +21,7 @@ EXAMPLES = [
     (Beamstop(1.0), "radius_mm", 2.0),
     (CCDResponse(), "readout_rms_photons", 1.0),
     (PixelArrayResponse(), "saturation", 10.0),
-    (PRESETS["quick"], "distance_mm", 40.0),
+    (PRESETS["quick"], "oversample", 2),
 ]
 
 
@@ -52,8 +52,9 @@ def test_with_returns_a_changed_copy(obj, name, value):
     (Beamstop(1.0), dict(radius_mm=float("nan")), "radius_mm"),
     (CCDResponse(), dict(psf="airy"), "psf"),
     (PixelArrayResponse(), dict(dead_time_s=1e-6), "exposure_s"),
-    (PRESETS["quick"], dict(pixel_size_mm=0.0), "pixel_size_mm"),
-    (PRESETS["quick"], dict(spot_shape="bogus"), "spot_shape"),
+    (PRESETS["quick"], dict(oversample=0), "oversample"),
+    (PRESETS["quick"], dict(crystal="bogus"), "crystal"),
+    (PRESETS["quick"], dict(structure_factors="pdb"), "structure_factors"),
 ])
 def test_replace_validates_again(obj, changes, match):
     with pytest.raises(ValueError, match=match):
@@ -93,11 +94,13 @@ class TestDerivedValuesFollow:
         assert not np.array_equal(image, Simulator(det, beam, xtal).bragg())
 
     def test_preset_parts_follow(self):
-        preset = PRESETS["quick"].with_(distance_mm=40.0, ncells=(2, 2, 2))
-        assert preset.detector().distance_mm == 40.0
+        quick = PRESETS["quick"]
+        preset = quick.with_(detector=quick.detector.with_(distance_mm=40.0),
+                             crystal=quick.crystal.with_(ncells=(2, 2, 2)))
+        assert preset.detector.distance_mm == 40.0
         assert preset.simulator(crystal=False).detector.distance_mm == 40.0
-        a, b, c = preset.cell[:3]
-        assert preset.block_volume_um3 == pytest.approx(8 * a * b * c * 1e-12)
+        a, b, c = preset.crystal.cell[:3]
+        assert preset.crystal.block_volume_um3 == pytest.approx(8 * a * b * c * 1e-12)
 
 
 class TestArraysAreReadOnly:
@@ -147,8 +150,8 @@ def test_preset_simulator_is_the_shot_simulator():
     preset = PRESETS["quick"]
     sim = preset.simulator(np.eye(3), photons=2e11, wavelength_A=1.4, volume_scale=10.0)
     assert sim.beam.photons == pytest.approx(2e11) and sim.beam.wavelength_A == 1.4
-    assert sim.crystal.volume_scale == 10.0 and sim.response == preset.response()
-    assert sim.background == preset.background() and sim.oversample == preset.oversample
+    assert sim.crystal.volume_scale == 10.0 and sim.response == preset.response
+    assert sim.background == preset.background and sim.oversample == preset.oversample
     assert isinstance(Preset.from_dict(preset.to_dict()), Preset)
 
 

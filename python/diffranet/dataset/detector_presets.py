@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..detectors import DetectorSpec
-from .presets import PRESETS, get_preset
+from ..simulation.response import CCDResponse, PixelArrayResponse
+from .presets import PRESETS, get_preset, simulation_detector
 from .regimes import Regimes
 
 __all__ = ["paper_ccd", "training_preset"]
@@ -23,7 +24,7 @@ _DEFAULT_COUNTER_SATURATION = 2.0**20 - 1
 
 
 def paper_ccd(flicker_rms=0.0, calibration_seed=0):
-    """The DiffraNet paper's detector: ``PRESETS["diffranet"].response(...)``.
+    """The DiffraNet paper's detector: ``PRESETS["diffranet"].response`` with a fluence flicker and calibration.
 
     A fiber-coupled CCD with the paper's PSF, 4 % calibration error, 3-photon
     read-out noise and offset 10; the values live in
@@ -47,7 +48,7 @@ def paper_ccd(flicker_rms=0.0, calibration_seed=0):
     >>> paper_ccd().psf_fwhm_um
     46.0
     """
-    return PRESETS["diffranet"].response(flicker_rms=flicker_rms, calibration_seed=calibration_seed)
+    return PRESETS["diffranet"].response.with_(flicker_rms=flicker_rms, calibration_seed=calibration_seed)
 
 
 def training_preset(detector, base="diffranet"):
@@ -89,17 +90,17 @@ def training_preset(detector, base="diffranet"):
     base = get_preset(base)
     if isinstance(base, Regimes):
         return _regimes_for(detector, base)
-    changes = {"name": f"{base.name}@{detector.name}", "shape": detector.shape,
-               "pixel_size_mm": detector.pixel_size_mm, "distance_mm": detector.distance_mm,
-               "wavelength_A": detector.wavelength_A, "detector_spec": detector.to_dict()}
+    changes = {"name": f"{base.name}@{detector.name}", "detector": simulation_detector(detector),
+               "beam": base.beam.with_(wavelength_A=detector.wavelength_A)}
     if detector.kind == "pixel_array":
         # the simulated counter holds at most 2**24 (float32 counts stay exact): far above any spot here
         saturation = (min(detector.saturation, _MAX_EXACT_COUNT) if detector.saturation is not None
                       else _DEFAULT_COUNTER_SATURATION)
-        changes.update(calibration_rms=0.0, readout_rms_photons=0.0, adc_offset=0.0, saturation=saturation)
-    elif detector.saturation is not None:
-        changes["saturation"] = detector.saturation
-    return dataclasses.replace(base, **changes)
+        changes["response"] = PixelArrayResponse(saturation=saturation)
+    else:  # a CCD: the base's, or the paper's when the base counts photons
+        ccd = base.response if isinstance(base.response, CCDResponse) else PRESETS["diffranet"].response
+        changes["response"] = ccd if detector.saturation is None else ccd.with_(saturation=detector.saturation)
+    return base.with_(**changes)
 
 
 def _regimes_for(detector, regimes):

@@ -170,6 +170,7 @@ def _check_config(out, config):
             existing = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not a dataset settings file ({exc})") from exc
+        existing = _current_layout(existing)
         if existing != config:
             diff = sorted(k for k in set(config) | set(existing) if config.get(k) != existing.get(k))
             if diff == ["sizes"] and isinstance(existing.get("sizes"), dict):
@@ -184,6 +185,17 @@ def _check_config(out, config):
                              f"use another output directory or the same settings to resume")
     else:
         write_json_atomic(path, config)
+
+
+def _current_layout(config):
+    """``config`` with its preset in today's layout (older sets stored the preset's flat parameters)."""
+    stored = config.get("preset") if isinstance(config, dict) else None
+    if not isinstance(stored, dict):
+        return config
+    try:
+        return {**config, "preset": get_preset(stored).to_dict()}
+    except (ValueError, TypeError):
+        return config  # not a preset this version reads: the comparison refuses it
 
 
 class _InProcess:

@@ -46,6 +46,7 @@ without re-rendering (:func:`volume_for_count`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -55,9 +56,9 @@ from scipy import ndimage
 
 from .. import _core
 from .._validation import FrozenAfterInit, check_int, check_nonnegative, check_positive
-from ..simulation.response import apply_psf
+from ..simulation.response import CCDResponse, apply_psf
 
-__all__ = ["LabelRule", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
+__all__ = ["LabelRule", "LabelThresholds", "SpotSums", "spot_sums", "spot_pixels", "significance_volumes", "detection_volumes",
            "volume_for_count", "CRYSTAL_LABELS", "SPOT_REACH_PX"]
 
 #: Labels of the crystal classes: weak, good, strong.
@@ -300,6 +301,51 @@ def volume_for_count(thresholds, count, max_volume=None):
     return math.sqrt(low * high) if low > 0 else 0.5 * high
 
 
+@dataclasses.dataclass(frozen=True)
+class LabelThresholds:
+    """What makes a spot detectable and how many make each class: the detector-free half of a :class:`LabelRule`.
+
+    Parameters
+    ----------
+    k_sigma : float, default 5.0
+        A pixel stands out when its Bragg photons exceed ``k_sigma`` times its noise.
+    min_spot_pixels : int, default 2
+        Pixels that must stand out for a spot to be detectable.
+    weak_min, good_min, strong_min : int, default 10, 50, 300
+        Detectable spots that make an image weak, good, strong.
+
+    Examples
+    --------
+    >>> LabelThresholds(weak_min=2, good_min=8, strong_min=25).good_min
+    8
+    """
+
+    k_sigma: float = 5.0
+    min_spot_pixels: int = 2
+    weak_min: int = 10
+    good_min: int = 50
+    strong_min: int = 300
+
+    def __post_init__(self):
+        LabelRule(**self._rule_params())  # one place validates the thresholds
+
+    def _rule_params(self):
+        return {"k_sigma": self.k_sigma, "min_pixels": self.min_spot_pixels, "weak_min": self.weak_min,
+                "good_min": self.good_min, "strong_min": self.strong_min}
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, params):
+        """Rebuild from :meth:`to_dict`; unknown keys raise ValueError."""
+        params = dict(params)
+        unknown = sorted(set(params) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"label thresholds: unknown parameters {unknown}")
+        return cls(**params)
+
+
 class LabelRule(FrozenAfterInit):
     """Count detectable spots and map the count to weak, good or strong.
 
@@ -355,6 +401,35 @@ class LabelRule(FrozenAfterInit):
         self.psf_fwhm_um = check_positive("psf_fwhm_um", psf_fwhm_um)
         self.pixel_size_mm = check_positive("pixel_size_mm", pixel_size_mm)
         self._freeze()
+
+    @classmethod
+    def for_detector(cls, thresholds, response, pixel_size_mm):
+        """The rule of ``thresholds`` on a detector: its noise, gain error and PSF read from ``response``.
+
+        Parameters
+        ----------
+        thresholds : LabelThresholds
+        response : CCDResponse or PixelArrayResponse
+            A :class:`~diffranet.simulation.response.CCDResponse` brings its
+            calibration error, read-out noise and PSF; a photon counter has none.
+        pixel_size_mm : float
+
+        Examples
+        --------
+        >>> from diffranet.simulation.response import CCDResponse
+        >>> rule = LabelRule.for_detector(LabelThresholds(), CCDResponse(psf_fwhm_um=46.0), 0.172)
+        >>> rule.psf, rule.psf_fwhm_um, rule.readout_rms_photons
+        ('fiber', 46.0, 3.0)
+        """
+        if not isinstance(thresholds, LabelThresholds):
+            raise ValueError(f"thresholds must be a LabelThresholds, got {type(thresholds).__name__}")
+        noise = {"calibration_rms": 0.0, "readout_rms_photons": 0.0, "psf": None}
+        if isinstance(response, CCDResponse):
+            noise = {"calibration_rms": response.calibration_rms, "readout_rms_photons": response.readout_rms_photons,
+                     "psf": response.psf}
+            if response.psf is not None:
+                noise["psf_fwhm_um"] = response.psf_fwhm_um
+        return cls(**thresholds._rule_params(), pixel_size_mm=pixel_size_mm, **noise)
 
     # ------------------------------------------------------------------ detectable spots
     def blur(self, image):

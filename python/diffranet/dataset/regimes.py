@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from .._validation import check_int
+from ..detectors import FrameGeometry
 from ..peaks.background import fill_masked
 from ..simulation.background import Background, air, water
 from ..simulation.crystal import Crystal
@@ -59,7 +60,7 @@ from ..simulation.orientation import random_orientation
 from ..simulation.response import CCDResponse, PixelArrayResponse, to_8bit
 from ..simulation.simulator import Simulator
 from ..simulation.structure_factors import StructureFactors
-from .labels import LabelRule, spot_pixels
+from .labels import LabelRule, LabelThresholds, spot_pixels
 from .shards import TABLE_DTYPE
 from .shots import image_rng, volume_for_label
 
@@ -244,6 +245,10 @@ class Regimes:
         Shares of blank, no-crystal, weak, good, strong.
     max_attempts : int, default 48
         Redraws of a shot's set-up when its class cannot be reached.
+    labels : LabelThresholds
+        Detectable spots per class; each shot's rule puts them on its detector's noise and PSF.
+    strong_target_max : int, default 2000
+        Largest number of detectable spots drawn for a strong image.
     """
 
     name: str = "regimes"
@@ -258,12 +263,8 @@ class Regimes:
     detector_weights: tuple = (0.45, 0.2, 0.35)
     class_fractions: tuple = (0.12, 0.28, 0.24, 0.2, 0.16)
     max_attempts: int = 48
-    weak_min: int = 10
-    good_min: int = 50
-    strong_min: int = 300
+    labels: LabelThresholds = LabelThresholds()
     strong_target_max: int = 2000
-    k_sigma: float = 5.0
-    min_spot_pixels: int = 2
 
     def __post_init__(self):
         check_int("max_attempts", self.max_attempts, minimum=1)
@@ -289,18 +290,32 @@ class Regimes:
         return {**dataclasses.asdict(self), "kind": "regimes"}
 
     def label_rule(self):
-        """The class thresholds (each shot's rule adds its detector's noise and PSF: :attr:`ShotSetup.rule`)."""
-        return LabelRule(k_sigma=self.k_sigma, min_pixels=self.min_spot_pixels, weak_min=self.weak_min,
-                         good_min=self.good_min, strong_min=self.strong_min, calibration_rms=0.0,
-                         readout_rms_photons=0.0, pixel_size_mm=self.pixel_size_mm)
+        """The class thresholds on a noise-free detector (each shot's rule is :attr:`ShotSetup.rule`)."""
+        return LabelRule.for_detector(self.labels, PixelArrayResponse(), self.pixel_size_mm)
+
+    def frame_geometry(self):
+        """The model-input geometry real frames are resampled onto: the paper's detector, whatever the draws."""
+        return FrameGeometry(self.pixel_size_mm, self.input_distance_mm, self.input_wavelength_A)
+
+    @property
+    def input_offset_adu(self):
+        """The constant offset the rendered images carry (ADU), subtracted before the model's input."""
+        return PREPROCESSING_OFFSET_ADU
 
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, params):
+        """Rebuild from :meth:`to_dict` (also the flat thresholds of earlier versions)."""
         params = {k: v for k, v in dict(params).items() if k != "kind"}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        flat = {k: params.pop(k) for k in [f.name for f in dataclasses.fields(LabelThresholds)] if k in params}
+        labels = params.pop("labels", None)
+        labels = LabelThresholds.from_dict({**(labels or {}), **flat})
+        try:
+            return cls(labels=labels, **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+        except TypeError as exc:
+            raise ValueError(f"regimes: {exc}") from exc
 
     # ------------------------------------------------------------------ drawing a set-up
     def sample(self, rng):
@@ -337,13 +352,11 @@ class Regimes:
         gain = 1.0 if kind == "photon_counting" else _log_uniform(rng, 0.5, 4.0)
         if kind == "photon_counting":
             response = PixelArrayResponse(saturation=float(2 ** 20 - 1))
-            rule_noise = dict(calibration_rms=0.0, readout_rms_photons=0.0, psf=None)
         elif kind == "integrating":
             calibration_rms = rng.uniform(0.0, 0.03)
             readout = rng.uniform(0.1, 0.3)
             response = CCDResponse(psf=None, calibration_rms=calibration_rms, calibration_seed=int(rng.integers(2**31)),
                                    readout_rms_photons=readout, adc_offset=0.0, saturation=1e7)
-            rule_noise = dict(calibration_rms=calibration_rms, readout_rms_photons=readout, psf=None)
         else:
             calibration_rms = rng.uniform(0.01, 0.05)
             readout = rng.uniform(1.0, 6.0)
@@ -351,11 +364,7 @@ class Regimes:
             response = CCDResponse(psf="fiber", psf_fwhm_um=psf_um, calibration_rms=calibration_rms,
                                    calibration_seed=int(rng.integers(2**31)), readout_rms_photons=readout,
                                    adc_offset=float(rng.uniform(0.0, 40.0)), saturation=1e7)
-            rule_noise = dict(calibration_rms=calibration_rms, readout_rms_photons=readout, psf="fiber",
-                              psf_fwhm_um=psf_um)
-        rule = LabelRule(k_sigma=self.k_sigma, min_pixels=self.min_spot_pixels, weak_min=self.weak_min,
-                         good_min=self.good_min, strong_min=self.strong_min, pixel_size_mm=self.pixel_size_mm,
-                         **rule_noise)
+        rule = LabelRule.for_detector(self.labels, response, self.pixel_size_mm)
 
         cell_index = int(rng.integers(len(self.cells)))
         cell = tuple(float(x) for x in self.cells[cell_index])

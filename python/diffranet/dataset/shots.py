@@ -91,7 +91,8 @@ def image_rng(seed, split, index, attempt=0):
 
 def _pulse_photons(preset, u, blank):
     """Inverse CDF of the pulse energy's Gaussian, restricted to <= 0 (blank) or > 0."""
-    mean, rms = preset.mean_photons, preset.fluence_rms * preset.mean_photons
+    mean = preset.beam.photons  # the mean pulse
+    rms = preset.shots.fluence_rms * mean
     p0 = float(ndtr(-mean / rms))  # probability of a draw <= 0
     p = u * p0 if blank else p0 + u * (1.0 - p0)
     p = min(max(p, 1e-300), 1.0 - 1e-16)
@@ -148,9 +149,9 @@ class ShotRenderer:
     def __init__(self, preset, structure_factors):
         self.preset = preset
         self.structure_factors = structure_factors
-        self.detector = preset.detector()
-        self.background = preset.background()
-        self.response = preset.response()
+        self.detector = preset.detector
+        self.background = preset.background
+        self.response = preset.response
         self.rule = preset.label_rule()
         self.mask = self.detector.mask
 
@@ -161,7 +162,7 @@ class ShotRenderer:
         orientation_seed, shot_seed = (int(x) for x in rng.integers(0, _SEED_MAX, size=2))
         drawn = _pulse_photons(preset, u_pulse, blank=label == 0)
         return {"photons_drawn": drawn, "photons": max(drawn, 0.0),
-                "wavelength_A": preset.wavelength_A * (1.0 + preset.wavelength_rms * z_wavelength),
+                "wavelength_A": preset.beam.wavelength_A * (1.0 + preset.shots.wavelength_rms * z_wavelength),
                 "u_target": u_target, "orientation": random_orientation(orientation_seed), "seed": shot_seed}
 
     def _crystal(self, draws, label, background):
@@ -173,8 +174,8 @@ class ShotRenderer:
         blurred_background = rule.blur(background)
         spots = spot_pixels(unit, self.mask)  # found once, for both counts
         thresholds = rule.detection_thresholds(unit, background, self.mask, blurred_background, spots=spots)
-        found = volume_for_label(thresholds, rule, label, draws["u_target"], preset.max_volume_scale,
-                                 preset.strong_target_max)
+        found = volume_for_label(thresholds, rule, label, draws["u_target"], preset.shots.max_volume_scale,
+                                 preset.shots.strong_target_max)
         if found is None:
             return None
         volume, target, n_detectable = found
@@ -190,9 +191,9 @@ class ShotRenderer:
         row : ndarray of :data:`TABLE_DTYPE`, shape ()
         """
         preset = self.preset
-        for attempt in range(preset.max_attempts):
+        for attempt in range(preset.shots.max_attempts):
             draws = self._draws(seed, split, index, attempt, label)
-            beam = preset.beam(draws["photons"], draws["wavelength_A"])
+            beam = preset.shot_beam(draws["photons"], draws["wavelength_A"])
             if draws["photons"] > 0:
                 background = self.background.render(self.detector, beam, oversample=preset.background_oversample,
                                                     n_threads=1)
@@ -214,14 +215,14 @@ class ShotRenderer:
             row["fluence_per_m2"], row["wavelength_A"] = beam.fluence_photons_per_m2, draws["wavelength_A"]
             row["orientation"] = draws["orientation"]
             row["volume_scale"] = volume
-            row["crystal_size_um"] = (volume * preset.block_volume_um3) ** (1.0 / 3.0)
+            row["crystal_size_um"] = (volume * preset.crystal.block_volume_um3) ** (1.0 / 3.0)
             row["target_spots"], row["n_spots"] = target, n_spots
             row["n_detectable_spots"], row["n_significant_spots"] = n_detectable, n_significant
             row["bragg_photons"] = float(bragg.sum(dtype=np.float64))
             row["background_photons"] = float(background.sum(dtype=np.float64))
             row["max_bragg_photons"] = float(bragg.max())
             return image8, row
-        raise RuntimeError(f"{split} image {index}: class {label} not reached in {preset.max_attempts} attempts; "
+        raise RuntimeError(f"{split} image {index}: class {label} not reached in {preset.shots.max_attempts} attempts; "
                            f"raise the preset's max_attempts or widen its class ranges")
 
 

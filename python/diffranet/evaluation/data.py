@@ -29,6 +29,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit
 from ..dataset.loader import is_dataset_dir, load_arrays, load_split
+from ..dataset.presets import get_preset
 from ..inference import FrameGeometry
 from ..io import read_image, read_mask
 
@@ -146,8 +147,12 @@ def _load_generated(path, split):
     settings = {}
     config = path / "dataset.json"
     if config.is_file():
-        preset = json.loads(config.read_text()).get("preset", {})
-        settings = {k: preset[k] for k in ("name", "weak_min", "good_min", "strong_min") if k in preset}
+        stored = json.loads(config.read_text()).get("preset")
+        if isinstance(stored, dict):
+            preset = get_preset(stored)
+            thresholds = preset.label_rule()
+            settings = {"name": preset.name, "weak_min": thresholds.weak_min, "good_min": thresholds.good_min,
+                        "strong_min": thresholds.strong_min}
     names = tuple(f"{split}#{int(i)}" for i in table["index"])
     column = "n_detectable_spots" if "n_detectable_spots" in table.dtype.names else "n_significant_spots"
     return LabelledData("classes", labels, images=images, quantity=table[column].astype(np.int64),

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES
-from ..dataset.regimes import PREPROCESSING_OFFSET_ADU
-from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
+from ..dataset.presets import get_preset
+from .geometry import PAPER_PREPROCESSING, Preprocessing
 
 __all__ = ["training_input", "preset_preprocessing", "shape_preprocessing"]
 
@@ -19,20 +19,14 @@ def preset_preprocessing(preset):
 
     Parameters
     ----------
-    preset : dict or Preset
-        A preset (or its ``to_dict()``): shape, pixel size, distance,
-        wavelength, beam centre, ADC offset.
+    preset : Preset, Regimes, dict or name
+        Anything :func:`~diffranet.dataset.presets.get_preset` reads (a
+        dataset's stored ``to_dict()`` included): its image shape, the
+        geometry the images are in, and the offset of their detector.
     """
-    params = preset if isinstance(preset, dict) else preset.to_dict()
-    if params.get("kind") == "regimes":  # images of many set-ups, in one model-input geometry
-        geometry = FrameGeometry(params["pixel_size_mm"], params["input_distance_mm"], params["input_wavelength_A"])
-        return Preprocessing(shape=tuple(params["shape"]), geometry=geometry, adc_offset=PREPROCESSING_OFFSET_ADU)
-    spec = params.get("detector_spec") or {}
-    beam = spec.get("beam_center_px")
-    geometry = FrameGeometry(params["pixel_size_mm"], params["distance_mm"], params["wavelength_A"],
-                             None if beam is None else tuple(beam))
-    offset = 0.0 if spec.get("kind") == "pixel_array" else params.get("adc_offset", 10.0)
-    return Preprocessing(shape=tuple(params["shape"]), geometry=geometry, adc_offset=offset)
+    preset = get_preset(preset)
+    return Preprocessing(shape=tuple(preset.shape), geometry=preset.frame_geometry(),
+                         adc_offset=preset.input_offset_adu)
 
 
 def training_input(data_dir, image_shape, labels):

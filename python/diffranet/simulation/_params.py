@@ -13,11 +13,12 @@ stale. Arrays held by a parameter object are read-only copies.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 
 import numpy as np
 
-__all__ = ["Params", "frozen_array"]
+__all__ = ["Params", "frozen_array", "component_to_dict", "component_from_dict"]
 
 
 def frozen_array(values, dtype=float):
@@ -57,3 +58,28 @@ class Params:
 
     def __hash__(self):
         return hash((type(self).__qualname__, json.dumps(self.to_dict(), sort_keys=True)))
+
+
+def component_to_dict(component):
+    """``{"class": ..., "params": to_dict()}`` of a parameter object (None stays None): the one
+    serialiser of set-ups (simulator metadata, dataset presets)."""
+    if component is None:
+        return None
+    cls = type(component)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": component.to_dict()}
+
+
+def component_from_dict(spec):
+    """The parameter object of :func:`component_to_dict` output; a class outside diffranet is refused."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str) or "params" not in spec:
+        raise ValueError(f"a component must be {{'class': ..., 'params': ...}}, got {spec!r:.200}")
+    module, _, name = spec["class"].rpartition(".")
+    if not module.startswith("diffranet."):
+        raise ValueError(f"metadata names a class outside diffranet: {spec['class']!r}")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"metadata names an unknown class {spec['class']!r}") from exc
+    return cls.from_dict(spec["params"]) if hasattr(cls, "from_dict") else cls(**spec["params"])

@@ -8,8 +8,10 @@ image rows (the slow axis) along -y.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
+import zlib
 
 import numpy as np
 
@@ -180,20 +182,41 @@ class Detector(Params):
         return {"shape": list(self.shape), "pixel_size_mm": self.pixel_size_mm, "distance_mm": self.distance_mm,
                 "beam_center_mm": None if self.beam_center_mm is None else list(self.beam_center_mm),
                 "rotation_deg": list(self.rotation_deg),
-                "mask": None if self.mask is None else np.argwhere(self.mask).tolist()}
+                "mask": None if self.mask is None else _pack_mask(self.mask)}
 
     @classmethod
     def from_dict(cls, params):
-        """Rebuild from :meth:`to_dict`."""
+        """Rebuild from :meth:`to_dict` (also reads a mask stored as a list of ``[row, col]``)."""
         params = dict(params)
         masked = params.pop("mask", None)
         shape = tuple(params.pop("shape"))
         mask = None
-        if masked is not None:
+        if isinstance(masked, dict):
+            mask = _unpack_mask(masked, shape)
+        elif masked is not None:
             mask = np.zeros(shape, dtype=bool)
             if len(masked):
                 mask[tuple(np.asarray(masked).T)] = True
         return cls(shape=shape, mask=mask, **params)
+
+
+def _pack_mask(mask):
+    """A mask as JSON-friendly text: bits packed, zlib-compressed, base64 (a detector's gaps in a few kB)."""
+    packed = zlib.compress(np.packbits(mask, axis=None).tobytes(), 9)
+    return {"encoding": "packbits+zlib+base64", "data": base64.b64encode(packed).decode("ascii")}
+
+
+def _unpack_mask(stored, shape):
+    if stored.get("encoding") != "packbits+zlib+base64":
+        raise ValueError(f"detector mask: unknown encoding {stored.get('encoding')!r}")
+    try:
+        bits = np.frombuffer(zlib.decompress(base64.b64decode(stored["data"], validate=True)), dtype=np.uint8)
+    except (KeyError, ValueError, zlib.error) as exc:
+        raise ValueError(f"detector mask: damaged data ({exc})") from exc
+    n = int(np.prod(shape))
+    if bits.size != (n + 7) // 8:
+        raise ValueError(f"detector mask: {bits.size} bytes do not hold a {shape} mask")
+    return np.unpackbits(bits, count=n).astype(bool).reshape(shape)
 
 
 # Default beam centre of nanoBragg (MOSFLM convention) and nonBragg, in pixels past the

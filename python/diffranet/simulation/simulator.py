@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from .. import _core
 from ._core_args import beam_args, detector_args
+from ._params import component_from_dict, component_to_dict
 from .._validation import check_choice, check_int, check_seed, check_threads
 from .budget import Budget, check as check_budget, check_photons, progress
 from .response import to_8bit
@@ -47,23 +47,6 @@ class SimulationResult:
     counts: np.ndarray
     image8: np.ndarray
     metadata: dict
-
-
-def _component_to_dict(component):
-    if component is None:
-        return None
-    cls = type(component)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "params": component.to_dict()}
-
-
-def _component_from_dict(spec):
-    if spec is None:
-        return None
-    module, _, name = spec["class"].rpartition(".")
-    if not module.startswith("diffranet."):
-        raise ValueError(f"metadata names a class outside diffranet: {spec['class']!r}")
-    cls = getattr(importlib.import_module(module), name)
-    return cls.from_dict(spec["params"]) if hasattr(cls, "from_dict") else cls(**spec["params"])
 
 
 class Simulator:
@@ -275,9 +258,9 @@ class Simulator:
             "oversample": self.oversample,
             "background_oversample": self.background_oversample,
             "method": self.method,
-            "background": _component_to_dict(self.background),
-            "beamstop": _component_to_dict(self.beamstop),
-            "response": _component_to_dict(self.response),
+            "background": component_to_dict(self.background),
+            "beamstop": component_to_dict(self.beamstop),
+            "response": component_to_dict(self.response),
         }
 
     @classmethod
@@ -294,9 +277,9 @@ class Simulator:
             None if crystal is None else Crystal.from_dict(crystal, structure_factors=structure_factors),
             oversample=metadata["oversample"], n_threads=n_threads, method=metadata["method"],
             background_oversample=metadata.get("background_oversample"),
-            background=_component_from_dict(metadata.get("background")),
-            beamstop=_component_from_dict(metadata.get("beamstop")),
-            response=_component_from_dict(metadata.get("response")))
+            background=component_from_dict(metadata.get("background")),
+            beamstop=component_from_dict(metadata.get("beamstop")),
+            response=component_from_dict(metadata.get("response")))
 
     def __repr__(self):
         return (f"Simulator({self.detector!r}, {self.beam!r}, {self.crystal!r}, "
