@@ -14,7 +14,10 @@ From fixed seeds, on a two-core CPU:
 2. train the ``"regimes"`` recipe (:data:`diffranet.models.recipes.RECIPES`:
    the CPU ResNet on the local-significance map) on both training splits,
    with early stopping on both validation splits and a checkpoint every epoch
-   (an interrupted run resumes);
+   (an interrupted run resumes); then fine-tune it (:data:`FINE_TUNE`) with
+   two more sets of faint crystals, 3-9 detectable spots labelled weak
+   (:data:`FAINT`: the paper's set-up and the regimes, seed 1), so that a
+   crystal a peak finder sees a few spots of is a hit;
 3. score it on both test splits (never seen in training or model selection),
    write the model (with its ONNX graph, so it classifies without torch) to
    ``python/diffranet/inference/models/default.dfm``, the learning curve to
@@ -147,25 +150,38 @@ def main(argv=None):
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    dirs = {"regimes": Path(args.regimes or work / "regimes"), "paper": Path(args.paper or work / "paper")}
+    dirs = {"regimes": Path(args.regimes or work / "regimes"), "paper": Path(args.paper or work / "paper"),
+            **{name: work / name for name in FAINT}}
     for name, settings in DATA.items():
         generate_dataset(dirs[name], workers=args.workers, **settings)  # resumes; refuses a set made otherwise
-    splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test")} for name, d in dirs.items()}
+    presets = faint_presets()
+    for name, settings in FAINT.items():
+        generate_dataset(dirs[name], preset=presets[name], workers=args.workers, **settings)
+    splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test") if s != "test" or name in DATA}
+              for name, d in dirs.items()}
+    tests = {f"{n} test": splits[n]["test"] for n in DATA}
 
-    def union(split):
-        return (np.concatenate([splits[n][split][0] for n in DATA]), np.concatenate([splits[n][split][1] for n in DATA]))
+    def union(split, names):
+        return (np.concatenate([splits[n][split][0] for n in names]),
+                np.concatenate([splits[n][split][1] for n in names]))
 
+    # stage 1: the regimes and the paper's set-up, from random weights
+    first = work / "stage1.dfm"
+    model, _, seconds = train_default(union("train", DATA), union("val", DATA), tests, first, threads=args.threads,
+                                      checkpoint=str(work / "stage1.dfm.checkpoint"), epochs=args.epochs, data=DATA)
+    # stage 2: add the faint crystals and fine-tune
     out = work / "default.dfm"
-    model, scores, seconds = train_default(
-        union("train"), union("val"), {f"{n} test": splits[n]["test"] for n in DATA}, out, threads=args.threads,
-        checkpoint=str(work / "default.dfm.checkpoint"), epochs=args.epochs, data=DATA)
+    data = {**DATA, **{n: {**FAINT[n], "preset": presets[n].to_dict()} for n in FAINT}}
+    model, scores, seconds2 = fine_tune_faint(model, union("train", dirs), union("val", dirs), tests, out,
+                                              threads=args.threads, checkpoint=str(work / "default.dfm.checkpoint"),
+                                              data=data)
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out, args.model)
     history = training_history(model)
-    learning_curve_figure(history, args.curve, title=f"DeepFreak default model (recipe {RECIPE!r})")
-    summary = {"data": DATA, "recipe": RECIPE, "train_seed": TRAIN_SEED, "threads": args.threads,
-               "train_seconds": seconds, "epochs": model.n_epochs_, "history": history,
-               "scores": scores, "model_bytes": Path(args.model).stat().st_size}
+    learning_curve_figure(history, args.curve, title=f"DeepFreak default model (recipe {RECIPE!r}, stage 2)")
+    summary = {"data": data, "recipe": RECIPE, "fine_tune": FINE_TUNE, "train_seed": TRAIN_SEED,
+               "threads": args.threads, "train_seconds": [seconds, seconds2], "epochs": model.n_epochs_,
+               "history": history, "scores": scores, "model_bytes": Path(args.model).stat().st_size}
     (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"model: {args.model}; curve: {args.curve}; summary: {work / 'summary.json'}")
 

@@ -10,7 +10,8 @@ import pytest
 
 from diffranet.cli import main
 from diffranet.inference import load_model
-from diffranet.inference.files import classify_files, frame_geometry
+from diffranet.inference.files import frame_geometry
+from diffranet.live.files import classify_files
 from diffranet.io import write_frames, write_image
 
 # frames whose 4 x 4 pixel blocks are one training pixel of the small model (0.5 mm at 60 mm, 1.0 A)
@@ -76,19 +77,48 @@ class TestClassifyCommand:
         assert [r["hit"] for r in records] == [False, True, False, True, False]
         assert [r["label"] for r in records] == ["no-crystal", "strong", "no-crystal", "strong", "no-crystal"]
         for r in records:
-            assert set(r) == {"file", "frame", "label", "hit", "proba", "latency_ms"}
+            # the fields of a stream verdict: the spot figures too
+            assert set(r) == {"file", "frame", "label", "hit", "proba", "n_peaks", "d_min_A", "latency_ms"}
+            assert isinstance(r["n_peaks"], int) and r["n_peaks"] >= 0
             assert len(r["proba"]) == 5 and sum(r["proba"]) == pytest.approx(1.0) and r["latency_ms"] >= 0
         # the unreadable file is reported, the others classified, and the exit status says so
         assert status == 1
         assert "cannot read" in err and "broken.h5" in err
         assert "5 frames, 2 hits, hit rate 0.400" in err and "frames/s" in err and "1 unreadable" in err
 
+    def test_worker_processes_give_the_same_records_in_order(self, small_model_file, files, capsys):
+        argv = ("--model", small_model_file, files["nexus"], files["bad"], files["cbf"], files["npz"])
+        _, one, _ = run(capsys, *argv)
+        status, two, err = run(capsys, *argv, "--workers", "2", "--batch-size", "1")
+        strip = [{k: v for k, v in json.loads(line).items() if k != "latency_ms"} for line in one.splitlines()]
+        assert status == 1 and "broken.h5" in err
+        assert [{k: v for k, v in json.loads(line).items() if k != "latency_ms"} for line in two.splitlines()] == strip
+
+    def test_abstain_reaches_the_verdicts(self, small_model_file, files, capsys):
+        status, out, _ = run(capsys, "--model", small_model_file, "--abstain", "1.0", files["npz"])
+        record = json.loads(out)
+        assert status == 0 and record["label"] == "uncertain" and record["uncertain"] is True
+
+    def test_nan_pixels_of_a_file_are_masked(self, small_model_file, tmp_path, capsys):
+        frame = raw_frame(np.random.default_rng(3), True)
+        path = tmp_path / "gaps.npy"
+        holed = frame.copy()
+        holed[:, 60:67] = np.nan                                  # a converted detector's gaps
+        np.save(path, holed)
+        masked = tmp_path / "masked.npz"
+        mask = np.zeros(frame.shape, bool)
+        mask[:, 60:67] = True
+        write_image(masked, frame, mask=mask)
+        _, out, _ = run(capsys, "--model", small_model_file, path, masked)
+        a, b = (json.loads(line) for line in out.splitlines())
+        assert a["proba"] == b["proba"] and a["n_peaks"] == b["n_peaks"]
+
     def test_csv(self, small_model_file, files, capsys):
         status, out, err = run(capsys, "--model", small_model_file, "--csv", "--batch-size", "2", files["nexus"])
         rows = list(csv.DictReader(io.StringIO(out)))
         assert status == 0 and [r["hit"] for r in rows] == ["0", "1", "0"]
         assert list(rows[0]) == ["file", "frame", "label", "hit", "latency_ms",
-                                 "p_blank", "p_no-crystal", "p_weak", "p_good", "p_strong"]
+                                 "p_blank", "p_no-crystal", "p_weak", "p_good", "p_strong", "n_peaks", "d_min_A"]
 
     def test_header_geometry_and_overrides(self, files):
         from diffranet.io import read_geometry

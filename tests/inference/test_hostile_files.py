@@ -19,7 +19,8 @@ import pytest
 from diffranet import io as dio
 from diffranet.cli import main
 from diffranet.inference import load_model, preprocess
-from diffranet.inference.files import FileError, FrameRecord, classify_files
+from diffranet.inference.files import FileError
+from diffranet.live.files import FrameRecord, classify_files
 from diffranet.live import DirectoryWatcher, watch_directory
 from diffranet.live.stats import LiveStats
 
@@ -354,7 +355,7 @@ class TestRunGoesOn:
         dio.write_image(path, frame)
         assert isinstance(classify(model, [path])[0], FrameRecord)
 
-    def test_model_failing_on_a_batch_fails_those_frames_only(self, model, good, monkeypatch):
+    def test_model_failing_once_costs_no_verdict(self, model, good, monkeypatch):
         calls = []
 
         def predict_proba(images):
@@ -365,8 +366,20 @@ class TestRunGoesOn:
 
         monkeypatch.setattr(model, "predict_proba", predict_proba)
         records = classify(model, [good, good, good], batch_size=2)
-        assert [type(r) for r in records] == [FileError, FileError, FrameRecord]
-        assert "classification failed (MemoryError" in records[0].message
+        # the failed call's frames are classified again one by one
+        assert [type(r) for r in records] == [FrameRecord] * 3 and len(calls) >= 2
+
+    def test_model_failing_on_every_frame_fails_those_frames_only(self, model, good, monkeypatch):
+        def predict_proba(images):
+            if len(images) and images[0].mean() > 0:  # any real frame
+                raise MemoryError()
+            return np.tile([0.0, 1.0, 0.0, 0.0, 0.0], (len(images), 1))
+
+        monkeypatch.setattr(model, "predict_proba", predict_proba)
+        records = classify(model, [good, good, tmp_missing := good.with_name("missing.npy")], batch_size=2)
+        assert [type(r) for r in records] == [FileError, FileError, FileError]
+        assert records[0].message == f"{good}: frame 0: classification failed: out of memory (MemoryError)"
+        assert str(tmp_missing) in records[2].message
 
     def test_detector_of_another_shape(self, model, good, tmp_path):
         from diffranet.inference.detector_files import load_detector

@@ -383,7 +383,7 @@ def test_queue_is_bounded_in_bytes(tmp_path, model):
             for frame_id in range(10):
                 client.send_good(frame_id)
             deadline = time.monotonic() + TIMEOUT_S
-            while service._merger.waiting < 7 and time.monotonic() < deadline:  # frames 3-9 dropped at once
+            while service._pipeline.waiting < 7 and time.monotonic() < deadline:  # frames 3-9 dropped at once
                 time.sleep(0.01)
             gated.gate.set()
             records = client.new_records(lambda r: r.get("id") == 9)

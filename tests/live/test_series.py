@@ -302,7 +302,7 @@ def test_images_held_for_their_series_count_against_the_byte_budget(tmp_path, mo
             for i in range(4):  # a series nobody announces: every image waits for its info
                 push.send(encode_image(6, i, np.ones((SIZE, SIZE), np.uint16), compression=None))
             deadline = time.monotonic() + TIMEOUT_S
-            while service._merger.waiting < 2 and time.monotonic() < deadline:  # images 2, 3 dropped at once
+            while service._pipeline.waiting < 2 and time.monotonic() < deadline:  # images 2, 3 dropped at once
                 time.sleep(0.01)
             assert service._sharing.held == 2
     finally:

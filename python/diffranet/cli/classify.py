@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 
+from ._live import status_printer
 from ._model_options import (
     add_frame_limit_option,
     add_input_option,
@@ -17,12 +18,16 @@ from ._model_options import (
 
 __all__ = ["add_parser", "run"]
 
+#: The CSV's first columns; the class probabilities (``p_<class>``) follow, then ``n_peaks`` and ``d_min_A``.
+CSV_FIELDS = ("file", "frame", "label", "hit", "latency_ms")
+
 
 def add_parser(subparsers):
     """Register ``classify`` on the ``diffranet`` sub-command parsers."""
     parser = subparsers.add_parser(
         "classify", help="classify every frame of image files (PGM, PNG, TIFF, CBF, HDF5/NeXus/CXI, npz)",
-        description="Classify every frame of every file; one JSON line per frame on stdout, a summary on stderr.",
+        description="Classify every frame of every file; one JSON line per frame on stdout (the fields of "
+                    "`diffranet stream`), a summary on stderr.",
     )
     parser.add_argument("files", nargs="+", metavar="FILES",
                         help="image files, or directories (their image files, in name order)")
@@ -31,42 +36,88 @@ def add_parser(subparsers):
     add_input_option(parser)
     parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="classifier processes; 1 classifies in this process while the next files are read "
+                             "(default: %(default)s)")
+    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
+                        help="where n_peaks and d_min_A come from, as for `diffranet stream` (default: %(default)s)")
+    parser.add_argument("--status-interval", type=float, default=0.0, metavar="S",
+                        help="also a status line on stderr every S seconds (default: none)")
     parser.add_argument("--quiet", action="store_true",
                         help="no summary line on stderr (unreadable files are still reported)")
     parser.set_defaults(func=run)
     return parser
 
 
-def run(args):
-    """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
-    # imported on use, so that the other commands start without loading scikit-learn and the simulation
-    from ..inference.files import FileError, Summary, classify_files
-
-    check_run_options(args)  # bad options stop before the model, any frame and the summary
-    detector, overrides = detector_and_overrides(args)
-    model = load_model_option(args)
+def _output(args, class_names):
+    """The sink of the records: JSON lines or CSV rows on stdout, errors on stderr."""
+    from ..live.files import error_text
     writer = None
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["file", "frame", "label", "hit", "latency_ms", *(f"p_{n}" for n in model.class_names)])
-    summary = Summary()
+        writer.writerow([*CSV_FIELDS, *(f"p_{n}" for n in class_names), "n_peaks", "d_min_A"])
+
+    def write(record):
+        if "error" in record:
+            what = "classify" if "stage" in record else "read"
+            print(f"diffranet classify: cannot {what} {error_text(record)}", file=sys.stderr, flush=True)
+        elif writer is not None:
+            writer.writerow([record["file"], record["frame"], record["label"], int(bool(record["hit"])),
+                             f"{record['latency_ms']:.2f}", *(f"{p:.6g}" for p in record["proba"]),
+                             "" if record.get("n_peaks") is None else record["n_peaks"],
+                             "" if record.get("d_min_A") is None else f"{record['d_min_A']:.3f}"])
+            sys.stdout.flush()
+        else:
+            print(json.dumps(record), flush=True)
+
+    return write
+
+
+def run(args):
+    """Run ``classify`` from parsed arguments; returns the exit status (1 if a file was unreadable)."""
+    # imported on use, so that the other commands start without loading scikit-learn and the simulation
+    import itertools
+    import time
+
+    from .._validation import check_int, check_nonnegative
+    from ..live.files import feed_frames, file_frames
+    from ..live.pipeline import FramePipeline
+    from ..live.sinks import RecordWriter
+
+    check_run_options(args)  # bad options stop before the model, any frame and the summary
+    workers = check_int("--workers", args.workers, minimum=1)
+    check_int("--batch-size", args.batch_size, minimum=1)
+    interval = check_nonnegative("--status-interval", args.status_interval)
+    detector, overrides = detector_and_overrides(args)
+    # loaded here once for all files (each worker process loads it again from its file)
+    model = load_model_option(args)
+    source = model if workers == 1 else args.model
+    status = status_printer(argparse_view(args, quiet=interval == 0 or args.quiet))
+    writer = RecordWriter(None, [_output(args, model.class_names)], status=status,
+                          status_interval_s=interval or 3600.0).start()
+    pipeline = FramePipeline(source, writer.put, workers=workers, batch_size=args.batch_size, trust=args.trust,
+                             peaks=args.peaks, input=args.input, abstain=args.abstain,
+                             queue_size=max(4 * args.batch_size * workers, 8))
+    start = time.perf_counter()
     try:
-        for record in classify_files(model, args.files, detector=detector, overrides=overrides,
-                                     batch_size=args.batch_size, max_frame_pixels=args.max_frame_pixels,
-                                     input=args.input):
-            summary.add(record)
-            if isinstance(record, FileError):
-                print(f"diffranet classify: cannot read {record.message}", file=sys.stderr, flush=True)
-            elif writer is not None:
-                writer.writerow([record.file, record.frame, record.label, int(record.hit),
-                                 f"{record.latency_ms:.2f}", *(f"{p:.6g}" for p in record.proba)])
-                sys.stdout.flush()
-            else:
-                print(json.dumps(record.to_dict()), flush=True)
-    finally:  # the summary of what was done, also after an interruption
-        s = summary.to_dict()
+        pipeline.start()
+        frames = file_frames(args.files, detector=detector, overrides=overrides,
+                             max_frame_pixels=args.max_frame_pixels)
+        feed_frames(pipeline, frames, itertools.count())
+    finally:  # the verdicts of the frames in flight and the summary, also after an interruption
+        pipeline.finish()
+        final = writer.close()
+        seconds = time.perf_counter() - start
         if not args.quiet:
-            print(f"diffranet classify: {s['frames']} frames, {s['hits']} hits, hit rate {s['hit_rate']:.3f}, "
-                  f"{s['frames_per_s']:.1f} frames/s" + (f", {s['unreadable']} unreadable" if s["unreadable"] else ""),
+            rate = final.frames / seconds if seconds > 0 else 0.0
+            print(f"diffranet classify: {final.frames} frames, {final.hits} hits, hit rate {final.hit_rate:.3f}, "
+                  f"{rate:.1f} frames/s" + (f", {final.errors} unreadable" if final.errors else ""),
                   file=sys.stderr)
-    return 1 if s["unreadable"] else 0
+    return 1 if final.errors else 0
+
+
+def argparse_view(args, **changes):
+    """``args`` with ``changes`` (the status printer reads ``command`` and ``quiet``)."""
+    import argparse
+
+    return argparse.Namespace(**{**vars(args), **changes})

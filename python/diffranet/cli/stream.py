@@ -97,7 +97,8 @@ def run(args):
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
                             status=status_printer(args), status_interval_s=args.status_interval, limits=limits,
                             peaks=args.peaks, hits=hits, series_publish=args.series_publish,
-                            series_subscribe=args.series_subscribe, series_wait_s=args.series_wait)
+                            series_subscribe=args.series_subscribe, series_wait_s=args.series_wait,
+                            abstain=args.abstain)
     with stop_on_signals() as stop:
         try:
             final = service.run(stop)

@@ -40,6 +40,11 @@ def add_parser(subparsers):
     add_input_option(parser)
     parser.add_argument("--publish", metavar="tcp://HOST:PORT", help="also publish verdicts on a PUB socket")
     parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="classifier processes; 1 classifies in this process while the next files are read "
+                             "(default: %(default)s)")
+    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
+                        help="where n_peaks and d_min_A come from, as for `diffranet stream` (default: %(default)s)")
     parser.set_defaults(func=run)
     return parser
 
@@ -49,13 +54,14 @@ def run(args):
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     import zmq
 
-    from .._validation import check_positive
+    from .._validation import check_int, check_positive
     from ..live import DirectoryWatcher, RecordWriter, stop_on_signals, watch_directory
 
     check_run_options(args)
     check_positive("--poll", args.poll)
     check_positive("--status-interval", args.status_interval)
     detector, overrides = detector_and_overrides(args)
+    workers = check_int("--workers", args.workers, minimum=1)
     model = load_model_option(args)
     watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing,
                                recursive=args.recursive, follow_symlinks=args.follow_symlinks)
@@ -71,9 +77,10 @@ def run(args):
         with stop_on_signals() as stop:
             print(f"diffranet watch: watching {args.directory}", file=sys.stderr, flush=True)
             try:
-                watch_directory(model, watcher, writer, stop, detector=detector, overrides=overrides,
-                                poll_s=args.poll, batch_size=args.batch_size,
-                                max_frame_pixels=args.max_frame_pixels, input=args.input)
+                watch_directory(model if workers == 1 else args.model, watcher, writer, stop, detector=detector,
+                                overrides=overrides, poll_s=args.poll, batch_size=args.batch_size,
+                                max_frame_pixels=args.max_frame_pixels, input=args.input, workers=workers,
+                                peaks=args.peaks, trust=args.trust, abstain=args.abstain)
             finally:
                 final = writer.close()
     finally:

@@ -1,25 +1,23 @@
-"""Classify every frame of image files: the source (files -> frames) and the batching.
+"""Reading image files for classification: files -> frames, with their masks and header geometry.
 
-:func:`iter_file_frames` reads files one frame at a time with each file's mask
-and header geometry; :func:`classify_files` preprocesses each frame as it is
-read, scores frames in batches, and yields one record per frame (or per
-unreadable file) for the caller to write out.
+:func:`frame_files` expands directories, :func:`iter_file_frames` reads files
+one frame at a time with each file's mask and header geometry, and
+:func:`frame_geometry` combines the geometry sources. The frames then go
+through the same pipeline as a detector stream's
+(:func:`diffranet.live.files.classify_files`, ``diffranet classify``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
 
 import numpy as np
 
 from .. import io as dio
 from .geometry import FrameGeometry
-from .preprocess import preprocess
 
-__all__ = ["FrameRecord", "FileError", "iter_file_frames", "classify_files", "frame_files", "frame_geometry",
-           "Summary"]
+__all__ = ["FileError", "iter_file_frames", "frame_files", "frame_geometry", "frame_problem", "failure_message"]
 
 _GEOMETRY_KEYS = ("pixel_size_mm", "distance_mm", "wavelength_A", "beam_center_px")
 
@@ -31,22 +29,6 @@ class FileError:
     file: str
     message: str
     frame: int = None
-
-
-@dataclasses.dataclass
-class FrameRecord:
-    """The verdict on one frame."""
-
-    file: str
-    frame: int
-    label: str
-    hit: bool
-    proba: list
-    latency_ms: float
-
-    def to_dict(self):
-        """``{"file", "frame", "label", "hit", "proba", "latency_ms"}``."""
-        return dataclasses.asdict(self)
 
 
 def frame_geometry(header=None, detector=None, overrides=None):
@@ -117,7 +99,7 @@ def frame_files(paths):
                 yield full
 
 
-def _failure_message(path, exc, frame=None):
+def failure_message(path, exc, frame=None):
     """One line naming the file (and frame) and what went wrong."""
     where = path if frame is None else f"{path}: frame {frame}"
     if isinstance(exc, MemoryError):
@@ -137,8 +119,6 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
     paths : iterable of path-like (or FileError, passed on)
     max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
         Largest frame read (see :func:`diffranet.io.read_image`).
-    input : {"auto", "counts", "8bit"}, default "auto"
-        What the frames hold (:func:`diffranet.inference.preprocess.preprocess`).
 
     Yields
     ------
@@ -164,10 +144,10 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
                 yield path, index, frame, mask, header
         except Exception as exc:  # noqa: BLE001 - any failure of one file is that file's error record
             frame = None if index is None else index + 1  # the frame that failed follows the last one read
-            yield FileError(path, _failure_message(path, exc), frame)
+            yield FileError(path, failure_message(path, exc), frame)
 
 
-def _frame_problem(frame, mask, detector):
+def frame_problem(frame, mask, detector):
     """Why a frame gets no verdict (a shape the detector cannot have, no finite counts), or None."""
     if detector is not None and tuple(frame.shape) != tuple(detector.shape):
         return (f"{frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
@@ -179,111 +159,3 @@ def _frame_problem(frame, mask, detector):
         if not valid.any():
             return "holds no finite value outside its mask"
     return None
-
-
-class Summary:
-    """Frames, hits, hit rate and frames/s of a run."""
-
-    def __init__(self):
-        self.frames = 0
-        self.hits = 0
-        self.errors = 0
-        self.start = time.perf_counter()
-
-    def add(self, record):
-        """Count one :class:`FrameRecord` or :class:`FileError`."""
-        if isinstance(record, FileError):
-            self.errors += 1
-        else:
-            self.frames += 1
-            self.hits += bool(record.hit)
-
-    def to_dict(self):
-        """``frames``, ``hits``, ``hit_rate``, ``frames_per_s``, ``seconds``, ``unreadable``."""
-        seconds = time.perf_counter() - self.start
-        return {"frames": self.frames, "hits": self.hits,
-                "hit_rate": self.hits / self.frames if self.frames else 0.0,
-                "frames_per_s": self.frames / seconds if seconds > 0 else 0.0,
-                "seconds": seconds, "unreadable": self.errors}
-
-
-def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16,
-                   max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS, input="auto"):
-    """Classify every frame of ``paths`` with a :class:`SavedModel`, in batches.
-
-    Parameters
-    ----------
-    model : SavedModel
-    paths : iterable of path-like
-        Image files (directories: see :func:`frame_files`).
-    detector : DetectorSpec, optional
-        Geometry and saturation of the frames (over the files' headers);
-        frames of another shape get an error record.
-    overrides : dict, optional
-        Geometry values over both (see :func:`frame_geometry`).
-    batch_size : int, default 16
-        Frames scored together.
-    max_frame_pixels : int, default diffranet.io.DEFAULT_MAX_FRAME_PIXELS
-        Largest frame read; larger files get an error record unread.
-
-    Yields
-    ------
-    FrameRecord or FileError
-        In file and frame order. ``latency_ms`` runs from the moment the frame
-        was read to its verdict (it includes waiting for the batch to fill).
-        Any failure with one file or frame (unreadable, too large, non-finite
-        counts, out of memory) is one :class:`FileError` and the run goes on;
-        the header's saturation (CBF ``Count_cutoff``, NeXus
-        ``saturation_value``) masks pixels at or above it unless the detector
-        file gives one.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    pending = []  # (path, index, image8, t_read)
-
-    def flush():
-        try:
-            proba = model.predict_proba(np.stack([item[2] for item in pending]))
-        except Exception as exc:  # noqa: BLE001 - the model failing on a batch fails those frames, not the run
-            records = [FileError(path, f"{path}: frame {index}: classification failed "
-                                       f"({type(exc).__name__}: {exc})", index) for path, index, _, _ in pending]
-            pending.clear()
-            return records
-        now = time.perf_counter()
-        records = []
-        for (path, index, _, t_read), row in zip(pending, proba):
-            v = model.verdicts([row])[0]
-            records.append(FrameRecord(path, index, v["label"], v["hit"], v["proba"], (now - t_read) * 1e3))
-        pending.clear()
-        return records
-
-    geometry_cache = {}
-    for item in iter_file_frames(frame_files(paths), max_frame_pixels=max_frame_pixels):
-        if isinstance(item, FileError):
-            yield from flush() if pending else ()
-            yield item
-            continue
-        path, index, frame, mask, header = item
-        t_read = time.perf_counter()
-        key = (path, tuple(sorted((k, tuple(v) if isinstance(v, tuple) else v) for k, v in header.items())))
-        if key not in geometry_cache:
-            geometry_cache.clear()
-            geometry_cache[key] = frame_geometry(header, detector, overrides)
-        geometry, beam = geometry_cache[key]
-        saturation = header.get("saturation") if detector is None or detector.saturation is None \
-            else detector.saturation
-        try:
-            problem = _frame_problem(frame, mask, detector)
-            if problem is not None:
-                raise ValueError(problem)
-            image8 = preprocess(frame, mask, geometry, model.preprocessing, beam_center_px=beam, saturation=saturation,
-                                input=input)
-        except Exception as exc:  # noqa: BLE001 - one frame's failure is that frame's error record
-            yield from flush() if pending else ()
-            yield FileError(path, _failure_message(path, exc, index), index)
-            continue
-        pending.append((path, index, image8, t_read))
-        if len(pending) >= batch_size:
-            yield from flush()
-    if pending:
-        yield from flush()

@@ -186,7 +186,7 @@ class SavedModel:
         images = self.preprocess(frames, masks, geometry, beam_center_px=beam_center_px, saturation=saturation)
         return self.verdicts(self.predict_proba(images))
 
-    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
+    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None, input="auto"):
         """The model's 8-bit input images of raw frames (the first step of :meth:`classify`).
 
         Parameters as for :meth:`classify`.
@@ -205,7 +205,7 @@ class SavedModel:
             return np.zeros((0, *self.preprocessing.shape), np.uint8)
         return np.stack([
             preprocess(frame, mask, geometry, self.preprocessing, beam_center_px=beam_center_px,
-                       saturation=saturation)
+                       saturation=saturation, input=input)
             for frame, mask in zip(frames, masks)
         ])
 

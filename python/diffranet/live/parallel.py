@@ -258,7 +258,8 @@ def _result_json(seq, result):
     return {"seq": seq, "verdict": result}
 
 
-def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory, peaks="input"):
+def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory, peaks="input",
+                input="auto", abstain=None):
     """Body of one worker process: load the model, classify frames until told to stop.
 
     The worker ignores SIGINT and SIGTERM: the service stops it once every
@@ -274,7 +275,9 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     results = context.socket(zmq.PUSH)
     results.connect(results_address)
     try:
-        classifier = FrameClassifier(load_model(model, trust=trust), peaks=peaks)
+        loaded = load_model(model, trust=trust)
+        classifier = FrameClassifier(loaded if abstain is None else loaded.with_abstain(abstain), peaks=peaks,
+                                     input=input)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -340,12 +343,16 @@ class ProcessBackend:
     peaks : {"input", "frame", "none"}, default "input"
         Where the workers count the peaks of the verdicts (see
         :class:`~diffranet.live.processing.FrameClassifier`).
+    input : {"auto", "counts", "8bit"}, default "auto"
+        What the frames hold.
+    abstain : float, optional
+        The workers' abstention threshold (:meth:`~diffranet.inference.SavedModel.with_abstain`).
     """
 
     def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0,
-                 on_failure=None, peaks="input"):
+                 on_failure=None, peaks="input", input="auto", abstain=None):
         self.model, self.trust = str(model), trust
-        self.peaks = peaks
+        self.peaks, self.input, self.abstain = peaks, input, abstain
         self.n_workers = n_workers
         self.on_results = on_results
         self.on_failure = on_failure
@@ -379,7 +386,8 @@ class ProcessBackend:
         for _ in range(self.n_workers):
             process = spawn.Process(target=worker_main, daemon=True,
                                     args=(self.model, self.trust, tasks_address, results_address,
-                                          self.batch_size, os.getpid(), self._dir.name, self.peaks))
+                                          self.batch_size, os.getpid(), self._dir.name, self.peaks,
+                                          self.input, self.abstain))
             process.start()
             self._processes.append(process)
         deadline = time.monotonic() + self.start_timeout_s

@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from .._validation import check_choice
+from ..inference.preprocess import INPUT_KINDS
 from .compression import CompressedArray
 from .frames import describe_exception
 from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
@@ -44,18 +45,22 @@ class FrameClassifier:
     peaks : {"input", "frame", "none"}, default "input"
         Where ``n_peaks`` and ``d_min_A`` come from: the model input, the
         frame itself, or nowhere (both None).
+    input : {"auto", "counts", "8bit"}, default "auto"
+        What the frames hold (:func:`~diffranet.inference.preprocess.preprocess`).
     """
 
-    def __init__(self, model, peaks="input"):
+    def __init__(self, model, peaks="input", input="auto"):
         self.model = model
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.input = check_choice("input", input, INPUT_KINDS)
         self.spots = None if peaks == "none" else SpotCounter(model.preprocessing)
 
     def _classify_group(self, frames):
         first = frames[0]
         masks = None if first.mask is None else [f.mask for f in frames]
         images = self.model.preprocess([f.data for f in frames], masks, first.geometry,
-                                       beam_center_px=first.beam_center_px, saturation=first.saturation)
+                                       beam_center_px=first.beam_center_px, saturation=first.saturation,
+                                       input=self.input)
         verdicts = self.model.verdicts(self.model.predict_proba(images))
         if self.spots is None:
             return [{**verdict, **NO_SPOTS} for verdict in verdicts]

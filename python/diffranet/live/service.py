@@ -52,15 +52,13 @@ from pathlib import Path
 import zmq
 
 from .._validation import check_choice, check_int, check_nonnegative, check_positive
-from ..inference import load_model
 from .dectris import Stream2Decoder
-from .frames import MalformedMessage, SeriesEnd, describe_exception, dropped_record, error_record
+from .frames import MalformedMessage, SeriesEnd, describe_exception, dropped_record
 from .limits import StreamLimits, frame_bytes
-from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
-from .processing import FrameClassifier
+from .pipeline import FramePipeline
 from .series import HeldFrame, SeriesSharing
 from .simple import decode_simple
-from .sinks import FRAME_KEY, RECEIVED_KEY, RecordWriter
+from .sinks import RecordWriter
 from .spots import PEAK_SOURCES
 from .tuning import prepare_processing_thread
 
@@ -87,48 +85,6 @@ class StageFailure(RuntimeError):
         super().__init__(f"the {stage} stage stopped: {describe_exception(cause)}")
         self.stage = stage
         self.final = None  # the counts when the service stopped (set by StreamService.run)
-
-
-class _InFlight:
-    """Frames received and not yet published, bounded in number and in bytes (thread-safe).
-
-    A frame over the byte budget on its own is still admitted when nothing
-    else is in flight, so that every frame the message budget allows can be
-    classified.
-    """
-
-    def __init__(self, max_frames, max_bytes):
-        self.max_frames, self.max_bytes = max_frames, max_bytes
-        self.frames = self.bytes = 0
-        self._room = threading.Condition()
-
-    def _fits(self, nbytes):
-        return self.frames == 0 or (self.frames < self.max_frames and self.bytes + nbytes <= self.max_bytes)
-
-    def acquire(self, nbytes, give_up=None):
-        """Take room for a frame of ``nbytes``: at once, or (with ``give_up``) wait until ``give_up()`` is true.
-
-        ``give_up`` is called every 0.1 s without the lock held, so that it may
-        free room itself (release frames held for their series info).
-        """
-        while True:
-            with self._room:
-                if self._fits(nbytes):
-                    self.frames += 1
-                    self.bytes += nbytes
-                    return True
-                if give_up is None:
-                    return False
-                self._room.wait(0.1)
-            if give_up():
-                return False
-
-    def release(self, nbytes):
-        """Give back the room of one frame."""
-        with self._room:
-            self.frames -= 1
-            self.bytes -= nbytes
-            self._room.notify_all()
 
 
 def _check_address(name, address):
@@ -180,6 +136,8 @@ class StreamService:
         Largest message, largest frame in pixels, most bytes in flight
         (default: :class:`~diffranet.live.limits.StreamLimits()`); images
         held for their series info count in flight.
+    abstain : float, optional
+        Verdicts are ``uncertain`` when no class reaches this probability.
     peaks : {"input", "frame", "none"}, default "input"
         Where the peak count and the resolution of the outermost peak
         (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
@@ -200,7 +158,8 @@ class StreamService:
     def __init__(self, model, input_address, publish_address, *, source_format="simple", geometry=None,
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
                  trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None,
-                 peaks="input", hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0):
+                 peaks="input", hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0,
+                 abstain=None):
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -223,6 +182,7 @@ class StreamService:
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
+        self.abstain = abstain
         self.hits = hits
         self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
         self.series_subscribe = [_check_address("series_subscribe", a) for a in series_subscribe]
@@ -230,9 +190,8 @@ class StreamService:
         if (self.series_publish or self.series_subscribe) and self.source_format != "dectris":
             raise ValueError("series_publish / series_subscribe share Stream V2 series: use source_format='dectris'")
         self._sharing = None
-        self._frames = {}  # sequence number -> Frame, kept for the hit writer
-        self._pending = {}
-        self._in_flight = _InFlight(self.queue_size, self.limits.max_queue_bytes)
+        self._pipeline = None
+        self._writer = None
         self._failure = None
         self._failed = threading.Event()
 
@@ -283,25 +242,10 @@ class StreamService:
             log.error("%s", self._failure)
         self._failed.set()
 
-    # ------------------------------------------------------------------ results
-
-    def _on_results(self, results):
-        for seq, result in results:
-            tags, received, nbytes = self._pending.pop(seq)
-            if isinstance(result, BaseException):
-                log.warning("frame %s not classified: %s", tags, describe_exception(result))
-                record = error_record(tags, result, "classify")
-            else:
-                record = {**tags, **result, RECEIVED_KEY: received}
-            frame = self._frames.pop(seq, None)
-            if frame is not None and record.get("hit"):
-                record[FRAME_KEY] = frame
-            self._in_flight.release(nbytes)
-            self._merger.add(seq, record)
+    # ------------------------------------------------------------------ frames into the pipeline
 
     def _error(self, number, tags, exc, stage):
-        log.warning("message skipped (%s): %s", stage, describe_exception(exc))
-        self._merger.add(number, error_record(tags, exc, stage))
+        self._pipeline.error(number, tags, exc, stage)
 
     def _handle(self, socket, decode, seq, stop):
         received = time.monotonic()
@@ -323,41 +267,23 @@ class StreamService:
             return
         number = next(seq)
         if isinstance(item, SeriesEnd):
-            self._merger.add(number, {**item.tags, "end": True})
+            self._pipeline.record(number, {**item.tags, "end": True})
             return
         nbytes = item.nbytes if isinstance(item, HeldFrame) else frame_bytes(item)
         give_up = (lambda: self._waiting(stop)) if self.overflow == "block" else None
-        if not self._in_flight.acquire(nbytes, give_up):
-            self._merger.add(number, dropped_record(item.tags))
+        if not self._pipeline.reserve(number, item.tags, item.received, nbytes, give_up):
+            self._pipeline.record(number, dropped_record(item.tags))
             return
-        self._pending[number] = (item.tags, item.received, nbytes)
         if isinstance(item, HeldFrame):  # its series info may come from another service
             self._sharing.hold(number, item)
         else:
-            self._submit(number, item)
+            self._pipeline.submit(number, item)
 
     def _waiting(self, stop):
         """While blocked for room (overflow "block"): let held images go when they can; True to give up."""
         if self._sharing is not None:
             self._release_held()  # held images take room too: without this, they could wait forever
         return stop.is_set() or self._failed.is_set()
-
-    def _submit(self, number, frame):
-        if self.hits is not None:
-            self._frames[number] = frame
-        try:
-            self._backend.submit(number, frame)
-        except zmq.ZMQError:
-            raise
-        except Exception as exc:  # e.g. out of memory copying the frame to a worker
-            self._frames.pop(number, None)
-            self._give_back(number, frame.tags, exc, "classify")
-
-    def _give_back(self, number, tags, exc, stage):
-        """A frame in flight that will not be classified: free its room, write its error record."""
-        _, _, nbytes = self._pending.pop(number)
-        self._in_flight.release(nbytes)
-        self._error(number, tags, exc, stage)
 
     def _series_error(self, exc):
         """A series info message refused (the series side channel): its own error record."""
@@ -366,20 +292,12 @@ class StreamService:
     def _release_held(self, everything=False):
         for number, item in self._sharing.release(everything=everything):
             if isinstance(item, Exception):
-                tags = self._pending[number][0]
-                self._give_back(number, {**tags, **getattr(item, "tags", {})}, item, "decode")
+                tags = self._pipeline.tags(number)
+                self._pipeline.give_back(number, {**tags, **getattr(item, "tags", {})}, item, "decode")
             else:
-                self._submit(number, item)
+                self._pipeline.submit(number, item)
 
     # ------------------------------------------------------------------ run
-
-    def _make_backend(self, context):
-        if self.workers == 1:
-            model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            return ThreadBackend(FrameClassifier(model, peaks=self.peaks), self._on_results, self.batch_size,
-                                 on_failure=self._fail)
-        return ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size, context,
-                              on_failure=self._fail, peaks=self.peaks)
 
     def run(self, stop, ready=None):
         """Serve until ``stop`` is set; return the final :class:`~diffranet.live.stats.StatsSnapshot`.
@@ -411,17 +329,22 @@ class StreamService:
         log_file = None
         try:
             decode = self._decoder(context)
-            self._backend = self._make_backend(context).start()
+            # the model is loaded first: a model that cannot be read stops the run before anything is written
+            self._pipeline = FramePipeline(
+                self.model, lambda record: self._writer.put(record), workers=self.workers,
+                batch_size=self.batch_size, trust=self.trust, peaks=self.peaks, abstain=self.abstain,
+                queue_size=self.queue_size,
+                max_queue_bytes=self.limits.max_queue_bytes, keep_hit_frames=self.hits is not None,
+                on_failure=self._fail).start(context)
             if self.log_path is not None:
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 log_file = open(self.log_path, "a", encoding="utf-8")
             if self.hits is not None:
                 self.hits.start()
-            writer = RecordWriter(publish, [log_file] if log_file else [], queue_size=self.queue_size,
-                                  queue_depth=lambda: len(self._pending), status=self.status,
-                                  status_interval_s=self.status_interval_s, on_failure=self._fail,
-                                  hits=self.hits).start()
-            self._merger = OrderedMerger(writer.put)
+            writer = self._writer = RecordWriter(
+                publish, [log_file] if log_file else [], queue_size=self.queue_size,
+                queue_depth=lambda: self._pipeline.in_flight, status=self.status,
+                status_interval_s=self.status_interval_s, on_failure=self._fail, hits=self.hits).start()
             socket = context.socket(zmq.PULL)
             socket.setsockopt(zmq.RCVHWM, self.receive_buffer)
             # ZMQ refuses (and drops the connection of) a longer message part before allocating it
@@ -518,11 +441,4 @@ class StreamService:
 
     def _finish(self, timeout_s=60.0):
         """Wait for the frames in flight, stop the backend."""
-        deadline = time.monotonic() + timeout_s
-        while self._pending and time.monotonic() < deadline and not self._failed.is_set():
-            time.sleep(0.01)
-        self._backend.close()
-        for number, (tags, _, _) in sorted(self._pending.items()):  # only after a stuck model: never silent
-            self._merger.add(number, dropped_record(tags))
-        self._pending.clear()
-        self._frames.clear()
+        self._pipeline.finish(timeout_s, self._failed)

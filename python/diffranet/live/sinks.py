@@ -50,8 +50,9 @@ class RecordWriter:
     publish : zmq.Socket, optional
         PUB socket for verdicts, drops and end-of-series records (errors
         are only logged).
-    streams : list of text files
-        Each record is written to each as one JSON line (the log, stdout).
+    streams : list of text files or callables
+        Each record is written to each file as one JSON line (the log,
+        stdout); a callable gets the record itself (a command's own output).
     queue_size : int
         The bound on frames in flight (for the status line).
     queue_depth : callable, optional
@@ -129,7 +130,10 @@ class RecordWriter:
             except zmq.Again:  # no subscriber keeps up: PUB drops by design; the log still has it
                 pass
         for stream in self.streams:
-            stream.write(line + "\n")
+            if callable(stream):
+                stream(record)
+            else:
+                stream.write(line + "\n")
         self.stats.count(record)
 
     def _report(self):
@@ -168,7 +172,8 @@ class RecordWriter:
                 self._write(record)
             if batch:
                 for stream in self.streams:
-                    stream.flush()
+                    if not callable(stream):
+                        stream.flush()
             if self.hits is not None:
                 self.hits.tick()
             if time.monotonic() >= next_report:

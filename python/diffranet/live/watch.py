@@ -16,22 +16,26 @@ they are read are forgotten; truncated, corrupt or too large files (any
 failure, running out of memory included) give one error record and the
 watcher goes on. Only regular files are taken (FIFOs and devices never),
 symlinks only when they point inside the watched directory (unless
-``follow_symlinks``); subdirectories are watched with ``recursive``. Frames are read and classified by
-:func:`diffranet.inference.files.classify_files`, exactly as ``diffranet
-classify`` does (header geometry, masks, every frame of multi-frame files).
+``follow_symlinks``); subdirectories are watched with ``recursive``. Frames are read by
+:func:`diffranet.live.files.file_frames` and classified by the same
+:class:`~diffranet.live.pipeline.FramePipeline` as ``diffranet classify``
+and ``diffranet stream`` (header geometry, masks, every frame of
+multi-frame files; the same record fields).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import time
 from pathlib import Path
 
 from .. import io as dio
 from .._validation import check_nonnegative, check_positive
-from ..inference.files import FileError, classify_files
+from .files import feed_frames, file_frames
+from .pipeline import FramePipeline
 
 __all__ = ["DirectoryWatcher", "watch_directory", "is_open_for_writing"]
 
@@ -184,28 +188,24 @@ class DirectoryWatcher:
         return [Path(path) for _, path in sorted(ready)]
 
 
-def _record(item):
-    if isinstance(item, FileError):
-        return {"file": item.file, "frame": item.frame, "error": item.message}
-    return item.to_dict()
-
-
 def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16,
-                    max_frame_pixels=None, input="auto"):
+                    max_frame_pixels=None, input="auto", workers=1, peaks="input", trust=False, abstain=None):
     """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
 
     Parameters
     ----------
-    model : SavedModel
+    model : SavedModel, str or path
+        A loaded model (one worker) or its file or name.
     watcher : DirectoryWatcher
     writer : RecordWriter
         Receives one record per frame (``{"file", "frame", "label", "hit",
-        "proba", "latency_ms"}``) or per unreadable file (``{"file",
-        "frame", "error"}``).
+        "proba", "n_peaks", "d_min_A"}`` and the arrival time the writer turns
+        into ``latency_ms``) or per unreadable file (``{"file", "frame",
+        "error"}``), in file and frame order.
     stop : threading.Event
-        Set to stop; the file being classified is finished first.
+        Set to stop; the frames already read get their verdicts first.
     detector, overrides
-        Geometry as for :func:`diffranet.inference.files.classify_files`.
+        Geometry as for :func:`diffranet.live.files.file_frames`.
     poll_s : float
         Time between directory scans.
     batch_size : int
@@ -214,14 +214,23 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
         a larger file gets one error record, unread.
     input : {"auto", "counts", "8bit"}
         What the frames hold (:func:`diffranet.inference.preprocess.preprocess`).
+    workers : int, default 1
+        Classifier processes (1: a thread of this process, while the next file is read).
+    peaks, trust, abstain
+        As for :class:`~diffranet.live.pipeline.FramePipeline`.
     """
     poll_s = check_positive("poll_s", poll_s)
     limit = dio.DEFAULT_MAX_FRAME_PIXELS if max_frame_pixels is None else max_frame_pixels
-    while not stop.is_set():
-        for path in watcher.poll():
-            for item in classify_files(model, [path], detector=detector, overrides=overrides,
-                                       batch_size=batch_size, max_frame_pixels=limit, input=input):
-                writer.put(_record(item))
-            if stop.is_set():
-                break
-        stop.wait(poll_s)
+    pipeline = FramePipeline(model, writer.put, workers=workers, batch_size=batch_size, trust=trust, peaks=peaks,
+                             input=input, abstain=abstain, queue_size=max(4 * batch_size * workers, 8)).start()
+    seq = itertools.count()
+    try:
+        while not stop.is_set():
+            for path in watcher.poll():
+                feed_frames(pipeline, file_frames([path], detector=detector, overrides=overrides,
+                                                  max_frame_pixels=limit), seq, stop)
+                if stop.is_set():
+                    break
+            stop.wait(poll_s)
+    finally:
+        pipeline.finish()

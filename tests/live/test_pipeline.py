@@ -1,0 +1,61 @@
+"""The pipeline every source feeds: records in sequence order, room in flight, abstention in every worker."""
+
+import itertools
+import threading
+
+import pytest
+
+from diffranet.live.files import feed_frames
+from diffranet.live.frames import Frame
+from diffranet.live.pipeline import FramePipeline, InFlight
+from diffranet.live.processing import FrameClassifier
+from live.harness import frames_with_spots
+
+
+def _run(model, frames, **kwargs):
+    records = []
+    pipeline = FramePipeline(model, records.append, **kwargs).start()
+    try:
+        feed_frames(pipeline, frames, itertools.count())
+    finally:
+        pipeline.finish()
+    return records
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_records_follow_the_frames_with_the_classifiers_verdicts(model, model_path, workers):
+    data = frames_with_spots(7, seed=5)
+    frames = [Frame({"id": i}, frame) for i, frame in enumerate(data)]
+    records = _run(model if workers == 1 else model_path, frames, workers=workers, batch_size=3, queue_size=2)
+    expected = FrameClassifier(model).classify(frames)
+    assert [r["id"] for r in records] == list(range(7))
+    assert [{k: r[k] for k in ("label", "hit", "proba", "n_peaks")} for r in records] == [
+        {k: e[k] for k in ("label", "hit", "proba", "n_peaks")} for e in expected]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_abstain_reaches_every_worker(model, model_path, workers):
+    frames = [Frame({"id": i}, frame) for i, frame in enumerate(frames_with_spots(3, seed=6))]
+    records = _run(model if workers == 1 else model_path, frames, workers=workers, abstain=1.0)
+    assert [r["label"] for r in records] == ["uncertain"] * 3 and all(r["uncertain"] for r in records)
+
+
+def test_room_in_flight_is_bounded_and_given_back(model):
+    budget = InFlight(max_frames=2, max_bytes=100)
+    assert budget.acquire(60) and not budget.acquire(60)  # over the bytes
+    assert budget.acquire(40) and not budget.acquire(1)    # over the frames
+    released = threading.Timer(0.05, budget.release, args=(60,))
+    released.start()
+    assert budget.acquire(10, give_up=lambda: False)     # waits for the room given back
+    assert not budget.acquire(10, give_up=lambda: True)
+
+
+@pytest.mark.parametrize("bad", [dict(workers=0), dict(peaks="all"), dict(input="photons"), dict(abstain=1.5)])
+def test_settings_are_checked(model, bad):
+    with pytest.raises(ValueError):
+        FramePipeline(model, print, **bad)
+
+
+def test_workers_need_a_model_file(model):
+    with pytest.raises(ValueError, match="file name or path"):
+        FramePipeline(model, print, workers=2)
