@@ -1,10 +1,12 @@
 """DeepFreak: the paper's ResNet classifier of diffraction images, as a scikit-learn estimator.
 
 This module holds the estimator: its parameters, input validation, ``fit``,
-batched prediction and pickling. The parts it combines live beside it: the
-network in :mod:`.resnet`, the data path (arrays and Datasets to tensors) in
-:mod:`._data`, the training loop with its learning-rate schedule and
-batch-norm pass in :mod:`._training` and checkpoints in :mod:`._checkpoint`.
+batched prediction and its state as plain data (``_to_state`` /
+``_from_state``, behind pickling and the model files). The parts it combines
+live beside it: the network in :mod:`.resnet`, the data path (arrays and
+Datasets to tensors) in :mod:`._data`, the training loop with its
+learning-rate schedule and batch-norm pass in :mod:`._training`, checkpoints
+in :mod:`._checkpoint` and the state's keys in :mod:`._state`.
 
 PyTorch is optional: this module imports without it, and ``fit`` raises an
 ImportError naming what to install.
@@ -23,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..features.significance import SIGNIFICANCE_RANGE
+from . import _state
 from ._data import (
     ArrayImages,
     DatasetImages,
@@ -577,26 +580,123 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    # ------------------------------------------------------------------- state
+
+    def _to_state(self):
+        """The fitted estimator as plain data: what :meth:`_from_state` rebuilds it from.
+
+        Returns
+        -------
+        dict
+            ``params`` (``get_params(deep=False)``), ``classes`` (``classes_``),
+            ``fitted`` (the fitted attributes prediction needs: ``n_features_in_``,
+            ``image_shape_``, ``pixel_range_``, ``mean_image_``, and
+            ``device_`` when set), ``history`` (``seed_``, ``loss_curve_``,
+            ``validation_scores_``, ``epoch_seconds_``, ``n_epochs_``, those
+            set) and ``network`` (the network's ``state_dict``, detached CPU
+            tensors; they share memory with a network on the CPU). See
+            :mod:`diffranet.models._state`.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has no network.
+        """
+        check_is_fitted(self, "model_")
+        state = _state.from_attributes(vars(self), self.get_params(deep=False))
+        # Weights only, on CPU: the state loads on a machine without the training GPU.
+        state["network"] = {name: t.detach().cpu() for name, t in self.model_.state_dict().items()}
+        return state
+
+    @classmethod
+    def _from_state(cls, state):
+        """A fitted estimator rebuilt from :meth:`_to_state`'s dict.
+
+        The keys are checked first, then the parameters, then the shapes of
+        the network's tensors against the network the parameters describe
+        (computed on torch's meta device, without allocating it): a state
+        whose weights do not fit is refused before any network is built. The
+        network goes to ``fitted["device_"]`` when that device is available,
+        else to the CPU.
+
+        Parameters
+        ----------
+        state : dict
+            As from :meth:`_to_state`; the ``network`` tensors may be numpy arrays.
+
+        Returns
+        -------
+        DeepFreakClassifier
+
+        Raises
+        ------
+        ValueError
+            If a key is missing or unknown, a parameter or fitted value is
+            invalid, or the weights do not fit the network.
+        """
+        _state.check_keys(state, cls().get_params(deep=False))
+        estimator = cls(**state["params"])
+        try:
+            estimator._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"DeepFreak: {exc}") from None
+        estimator.classes_ = np.asarray(state["classes"])
+        if estimator.classes_.ndim != 1 or len(estimator.classes_) < 2:
+            raise ValueError(f"DeepFreak state classes: expected 2 or more labels, got {state['classes']!r}")
+        fitted = state["fitted"]
+        estimator.n_features_in_ = int(fitted["n_features_in_"])
+        estimator.image_shape_ = tuple(int(s) for s in fitted["image_shape_"])
+        estimator.pixel_range_ = tuple(float(v) for v in fitted["pixel_range_"])
+        mean = np.asarray(fitted["mean_image_"], dtype=np.float32)
+        if mean.shape != (estimator.input_size, estimator.input_size):
+            raise ValueError(f"DeepFreak state mean_image_ has shape {mean.shape}, "
+                             f"expected ({estimator.input_size}, {estimator.input_size})")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("DeepFreak state mean_image_ holds non-finite values")
+        estimator.mean_image_ = mean
+        if "feature_names_in_" in fitted:
+            estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        for name, value in state["history"].items():
+            setattr(estimator, name, int(value) if name in ("seed_", "n_epochs_") else [float(v) for v in value])
+
+        torch = require_torch()
+        weights = {name: t if isinstance(t, torch.Tensor) else torch.tensor(np.asarray(t))
+                   for name, t in state["network"].items()}
+        n_classes = len(estimator.classes_)
+        with torch.random.fork_rng(devices=[]):
+            with torch.device("meta"):
+                described = estimator._build_network(n_classes)
+            expected = {name: tuple(t.shape) for name, t in described.state_dict().items()}
+            _state.check_shapes(expected, {name: tuple(t.shape) for name, t in weights.items()})
+            network = estimator._build_network(n_classes)
+        network.load_state_dict(weights, strict=True)
+        device = torch.device(fitted.get("device_", "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        estimator.device_ = str(device)
+        estimator._set_model(network.to(device))
+        return estimator
+
     # ---------------------------------------------------------------- pickling
 
     def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: the estimator keeps its model
-        model = state.pop("model_", None)
-        if model is not None:
-            # Weights only, on CPU: the pickle loads on a machine without the training GPU.
-            state["_model_state"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return state
+        if not hasattr(self, "model_"):  # not fitted: the parameters, as for any estimator
+            return dict(super().__getstate__())  # a copy: pickling changes nothing
+        state = self._to_state()
+        # The weights stand apart, under the key pickles have always held them in.
+        return {"_model_state": state.pop("network"), "_deepfreak_state": state}
 
     def __setstate__(self, state):
-        weights = state.pop("_model_state", None)
-        super().__setstate__(state)
-        if weights is not None:
-            torch = require_torch()
-            device = torch.device(self.device_)
-            if device.type == "cuda" and not torch.cuda.is_available():
-                device = torch.device("cpu")
-            self.device_ = str(device)
-            with torch.random.fork_rng(devices=[]):
-                model = self._build_network(len(self.classes_))
-            model.load_state_dict(weights)
-            self._set_model(model.to(device))
+        weights = state.get("_model_state")
+        if weights is None:
+            super().__setstate__(state)
+            return
+        if "_deepfreak_state" in state:
+            saved = dict(state["_deepfreak_state"], network=weights)
+        else:
+            # The earlier layout: the estimator's attributes beside the weights; parameters it
+            # predates take their defaults.
+            defaults = type(self)().get_params(deep=False)
+            params = {name: state.get(name, default) for name, default in defaults.items()}
+            saved = dict(_state.from_attributes(state, params), network=weights)
+        super().__setstate__(vars(type(self)._from_state(saved)))
