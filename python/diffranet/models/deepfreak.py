@@ -388,7 +388,6 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-
     def _input_stage(self, batch):
         """The array the network's tensor stage takes: the images, or their significance map (numpy)."""
         return input_stage(batch, self.input_transform)
