@@ -12,8 +12,9 @@ make building or predicting crash, hang or take all memory:
   (:func:`check_tree`: child indices in range and after their parent, so the
   walk from the root ends; one parent per node; features in range; finite
   thresholds and leaf values);
-* a DeepFreak network: bounded width and input size, and its shape
-  (computed without allocating anything) equal to the tensors in the file.
+* a DeepFreak network: bounded width and input size; its shape (computed
+  without allocating anything) must equal the tensors in the file, which
+  ``DeepFreakClassifier._from_state`` checks before building it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
     "check_estimator",
     "check_tree",
     "check_deepfreak",
-    "deepfreak_tensor_shapes",
 ]
 
 #: Largest model input (rows x columns): 4096 x 4096, eight times the paper's 512 x 512 in each direction.
@@ -300,8 +300,13 @@ def _n_features(estimator):
 _FITTED_PAIRS = ("image_shape_", "pixel_range_")
 
 
-def check_deepfreak(description, preprocessing, estimator_class):
+def check_deepfreak(description, preprocessing, defaults):
     """Check a DeepFreak description (hyper-parameters and fitted values) before any network is built.
+
+    The parameters are checked here for what the loader relies on before
+    building (known names, network width and input size within the limits,
+    the input transform); ``DeepFreakClassifier._from_state`` checks the rest
+    against the estimator's constraints.
 
     Parameters
     ----------
@@ -309,13 +314,17 @@ def check_deepfreak(description, preprocessing, estimator_class):
         ``{"params": {...}, "fitted": {...}}`` from the model file.
     preprocessing : Preprocessing
         The input the file says the model takes.
-    estimator_class : type
-        :class:`~diffranet.models.DeepFreakClassifier`.
+    defaults : dict
+        ``get_params(deep=False)`` of an unfitted
+        :class:`~diffranet.models.DeepFreakClassifier`: the parameters it
+        knows, with the values a file written before a parameter existed
+        takes.
 
     Returns
     -------
-    estimator : DeepFreakClassifier
-        Unfitted, with the checked parameters.
+    params : dict
+        Every parameter: the file's over the defaults, with no checkpoint and
+        the CPU as device.
     fitted : dict
         The checked fitted attributes (pairs as tuples).
 
@@ -328,19 +337,18 @@ def check_deepfreak(description, preprocessing, estimator_class):
     fitted = description.get("fitted")
     if not isinstance(params, dict) or not isinstance(fitted, dict):
         raise ValueError("'deepfreak' must hold the objects 'params' and 'fitted'")
-    known = set(estimator_class().get_params(deep=False))
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ValueError(f"unknown DeepFreak parameters {unknown}")
-    params = dict(params, checkpoint_path=None, device="cpu")
-    estimator = estimator_class(**params)
-    try:
-        estimator._validate_params()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"DeepFreak: {exc}") from None
-    if estimator.width > MAX_NETWORK_WIDTH or estimator.input_size > MAX_NETWORK_INPUT_SIZE:
-        raise ValueError(f"DeepFreak width {estimator.width} / input_size {estimator.input_size} above the limits "
+    params = {**defaults, **params, "checkpoint_path": None, "device": "cpu"}
+    width, input_size = params["width"], params["input_size"]
+    if (isinstance(width, Integral) and width > MAX_NETWORK_WIDTH) \
+            or (isinstance(input_size, Integral) and input_size > MAX_NETWORK_INPUT_SIZE):
+        raise ValueError(f"DeepFreak width {width} / input_size {input_size} above the limits "
                          f"{MAX_NETWORK_WIDTH} / {MAX_NETWORK_INPUT_SIZE}")
+    if params["input_transform"] not in (None, "significance"):
+        raise ValueError(f"DeepFreak input_transform must be null or 'significance', "
+                         f"got {_short(params['input_transform'])}")
     classes = fitted.get("classes_")
     if not isinstance(classes, list) or not 2 <= len(classes) <= MAX_CLASSES \
             or not all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in classes):
@@ -365,17 +373,8 @@ def check_deepfreak(description, preprocessing, estimator_class):
     if "image_shape_" in checked and tuple(int(s) for s in checked["image_shape_"]) != preprocessing.shape:
         raise ValueError(f"DeepFreak image_shape_ {checked['image_shape_']} differs from the preprocessing shape "
                          f"{preprocessing.shape}")
-    return estimator, checked
+    return params, checked
 
 
 def _finite_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def deepfreak_tensor_shapes(estimator, n_classes):
-    """``{name: shape}`` of the network ``estimator`` builds, computed on torch's meta device (no memory)."""
-    import torch
-
-    with torch.device("meta"):
-        network = estimator._build_network(n_classes)
-    return {name: tuple(t.shape) for name, t in network.state_dict().items()}

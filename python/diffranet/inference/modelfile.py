@@ -39,7 +39,6 @@ from ._model_schema import (
     check_deepfreak,
     check_estimator,
     check_meta,
-    deepfreak_tensor_shapes,
 )
 from .forest import predict_proba
 from .geometry import PAPER_PREPROCESSING, Preprocessing
@@ -76,9 +75,10 @@ ALLOWED_TYPES = (
 #: Class names that mean "diffraction from a crystal".
 HIT_NAMES = frozenset(HIT_CLASS_NAMES)
 
-# DeepFreak attributes kept in the JSON (the tensors go to safetensors)
-_DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_", "seed_", "loss_curve_",
-                     "validation_scores_", "n_epochs_")
+# DeepFreak attributes kept in the JSON's "fitted" (the tensors go to safetensors): fitted values of
+# the estimator's state and entries of its training history
+_DEEPFREAK_FITTED = ("n_features_in_", "image_shape_", "pixel_range_")
+_DEEPFREAK_HISTORY = ("seed_", "loss_curve_", "validation_scores_", "n_epochs_")
 
 
 class ModelFileError(ValueError):
@@ -286,20 +286,22 @@ def _json_value(value):
 
 
 def _deepfreak_parts(estimator):
-    """(JSON description, safetensors bytes) of a fitted DeepFreakClassifier."""
+    """(JSON description, safetensors bytes) of a fitted DeepFreakClassifier, from its ``_to_state``."""
     from safetensors.torch import save
 
-    params = {k: _json_value(v) for k, v in estimator.get_params(deep=False).items()}
+    torch = require_torch()
+    state = estimator._to_state()
+    params = {k: _json_value(v) for k, v in state["params"].items()}
     params["checkpoint_path"] = None
     params["init"] = None  # the starting weights are in the trained ones
     if not isinstance(params.get("random_state"), (int, type(None))):
         params["random_state"] = None
-    fitted = {name: _json_value(getattr(estimator, name)) for name in _DEEPFREAK_FITTED if hasattr(estimator, name)}
-    fitted["classes_"] = _json_value(estimator.classes_)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in estimator.model_.state_dict().items()}
-    import torch
-
-    tensors[_MEAN_IMAGE] = torch.from_numpy(np.ascontiguousarray(estimator.mean_image_, dtype=np.float32))
+    fitted = {name: _json_value(value) for name, value in state["fitted"].items() if name in _DEEPFREAK_FITTED}
+    fitted.update((name, _json_value(value)) for name, value in state["history"].items()
+                  if name in _DEEPFREAK_HISTORY)
+    fitted["classes_"] = _json_value(state["classes"])
+    tensors = {k: torch.as_tensor(v).contiguous() for k, v in state["network"].items()}
+    tensors[_MEAN_IMAGE] = torch.from_numpy(np.ascontiguousarray(state["fitted"]["mean_image_"], dtype=np.float32))
     return {"params": params, "fitted": fitted}, save(tensors)
 
 
@@ -587,43 +589,31 @@ def _load_skops(path, payload):
 def _load_deepfreak(description, payload, preprocessing, graph=None):
     """The estimator (with torch), or its ONNX graph under ONNX Runtime (without torch).
 
-    The description is checked first either way; with torch, the network's
-    shape (computed without allocating it) must equal the tensors in the file
-    before it is built.
+    The description is checked first either way; with torch, the estimator
+    is rebuilt by ``DeepFreakClassifier._from_state``, which refuses weights
+    that do not fit the described network before building it.
     """
-    estimator, fitted = check_deepfreak(description, preprocessing, DeepFreakClassifier)
+    params, fitted = check_deepfreak(description, preprocessing, DeepFreakClassifier().get_params(deep=False))
 
     if not torch_available():
         if graph is None:
             require_torch()  # raises ImportError saying what to install
-        return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"], estimator.input_transform)
+        return DeepFreakRuntime(graph, fitted["classes_"], fitted["image_shape_"], params["input_transform"])
     from safetensors.torch import load
 
-    torch = require_torch()
-    n_classes = len(fitted["classes_"])
-    expected = deepfreak_tensor_shapes(estimator, n_classes)
-    stored = _safetensors_shapes(payload)
-    mean_shape = stored.pop(_MEAN_IMAGE, None)
-    if stored != expected:
-        differ = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
-        raise ValueError(f"the weights do not fit the described network (first differences: {differ[:3]})")
+    mean_shape = _safetensors_shapes(payload).get(_MEAN_IMAGE)
     if mean_shape is None or len(mean_shape) != 2 or math.prod(mean_shape) > MAX_INPUT_PIXELS:
         raise ValueError(f"the mean image has shape {mean_shape}, expected a 2-D image")
     tensors = load(payload)
     mean_image = tensors.pop(_MEAN_IMAGE).numpy()
-    if not np.all(np.isfinite(mean_image)):
-        raise ValueError("the mean image holds non-finite values")
-    estimator.classes_ = np.asarray(fitted["classes_"])
-    for name in _DEEPFREAK_FITTED:
-        if name in fitted:
-            setattr(estimator, name, fitted[name])
-    estimator.mean_image_ = mean_image
-    estimator.device_ = "cpu"
-    with torch.random.fork_rng(devices=[]):
-        network = estimator._build_network(n_classes)
-    network.load_state_dict(tensors, strict=True)
-    estimator._set_model(network)
-    return estimator
+    state = {
+        "params": params,
+        "classes": fitted.pop("classes_"),
+        "fitted": dict({k: v for k, v in fitted.items() if k in _DEEPFREAK_FITTED}, mean_image_=mean_image),
+        "history": {k: v for k, v in fitted.items() if k in _DEEPFREAK_HISTORY},
+        "network": tensors,
+    }
+    return DeepFreakClassifier._from_state(state)
 
 
 def _safetensors_shapes(payload):

@@ -1,9 +1,12 @@
 """DeepFreak: the paper's ResNet classifier of diffraction images, as a scikit-learn estimator.
 
-The network itself is :mod:`diffranet.models.resnet`; this module owns the data
-path (validation, rescaling, resizing, per-pixel mean), the training loop of
-the paper's Table 2 (SGD with momentum and weight decay, cross-entropy, step
-decay of the learning rate), checkpoints, and batched prediction.
+This module holds the estimator: its parameters, input validation, ``fit``,
+batched prediction and its state as plain data (``_to_state`` /
+``_from_state``, behind pickling and the model files). The parts it combines
+live beside it: the network in :mod:`.resnet`, the data path (arrays and
+Datasets to tensors) in :mod:`._data`, the training loop with its
+learning-rate schedule and batch-norm pass in :mod:`._training`, checkpoints
+in :mod:`._checkpoint` and the state's keys in :mod:`._state`.
 
 PyTorch is optional: this module imports without it, and ``fit`` raises an
 ImportError naming what to install.
@@ -11,162 +14,32 @@ ImportError naming what to install.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import time
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._atomic import atomic_write
-from ..features.significance import SIGNIFICANCE_RANGE, significance_map
+from ..features.significance import SIGNIFICANCE_RANGE
+from . import _state
+from ._data import (
+    ArrayImages,
+    DatasetImages,
+    input_stage,
+    is_dataset,
+    label_key,
+    scan_dataset,
+    tensor_stage,
+)
 from ._torch import require_torch
+from ._training import dihedral, mean_image, torch_session, train
 from .topology import TOPOLOGY_PARAMETERS
 
 __all__ = ["DeepFreakClassifier"]
-
-# Parameters that change how fast or where training runs, not what it computes:
-# a checkpoint written under other values of these can be resumed.
-# Images per forward pass when batch-norm statistics are recomputed.
-_BATCH_NORM_CHUNK = 64
-
-_EXECUTION_PARAMS = frozenset(
-    {"epochs", "verbose", "checkpoint_path", "device", "n_threads", "workers", "predict_batch_size"}
-)
-
-
-def _is_dataset(X):
-    """Whether ``X`` is a torch ``Dataset`` (without importing torch when it is absent)."""
-    torch_data = sys.modules.get("torch.utils.data")
-    return torch_data is not None and isinstance(X, torch_data.Dataset)
-
-
-def _label_key(label):
-    """A hashable Python value for a label from a Dataset (tensor and numpy scalars unwrapped)."""
-    if hasattr(label, "item") and np.ndim(label) == 0:
-        return label.item()
-    return label
-
-
-def _as_image(image):
-    """A 2-D numpy image from a Dataset item (numpy array or CPU tensor; a leading channel of 1 dropped)."""
-    if hasattr(image, "detach"):
-        image = image.detach().cpu().numpy()
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 2:
-        raise ValueError(f"Dataset images must be 2-D (height, width), got shape {image.shape}")
-    return image
-
-
-class _ArrayImages:
-    """Map-style dataset over an image array and encoded labels, fetched a batch at a time."""
-
-    def __init__(self, images, labels=None):
-        self.images = images
-        self.labels = labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitems__(self, indices):
-        # Sorted fancy indexing copies one batch only (and reads memmaps in order).
-        indices = np.asarray(indices)
-        batch = self.images[indices]
-        labels = None if self.labels is None else self.labels[indices]
-        return batch, labels
-
-    def __getitem__(self, index):
-        return self.__getitems__([index])
-
-
-class _DatasetImages:
-    """Wraps a user ``Dataset`` of (image, label) or image items, labels encoded through ``index``."""
-
-    def __init__(self, dataset, indices=None, index=None):
-        self.dataset = dataset
-        self.indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
-        self.index = index
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitems__(self, indices):
-        images, labels = [], []
-        for i in indices:
-            item = self.dataset[int(self.indices[i])]
-            if isinstance(item, (tuple, list)):
-                image, label = item[0], item[1] if len(item) > 1 else None
-            else:
-                image, label = item, None
-            images.append(_as_image(image))
-            labels.append(_label_key(label))
-        shapes = {image.shape for image in images}
-        if len(shapes) != 1:
-            raise ValueError(f"Dataset images must all have one shape, got {sorted(shapes)}")
-        encoded = None
-        if self.index is not None:
-            try:
-                encoded = np.array([self.index[label] for label in labels], dtype=np.int64)
-            except KeyError as exc:
-                raise ValueError(f"label {exc.args[0]!r} was not seen in fit") from None
-        return np.stack(images), encoded
-
-    def __getitem__(self, index):
-        return self.__getitems__([index])
-
-
-def _identity_collate(batch):
-    return batch
-
-
-def _chunks(order, size):
-    """``order`` in consecutive chunks of ``size``; a final chunk of one image joins the previous one.
-
-    Batch normalisation in training mode cannot normalise a single image
-    whose last feature map is 1 x 1, so with sizes above one no chunk of one
-    is formed.
-    """
-    chunks = [order[i : i + size] for i in range(0, len(order), size)]
-    if size > 1 and len(chunks) > 1 and len(chunks[-1]) == 1:
-        tail = chunks.pop()
-        chunks[-1] = np.concatenate([chunks[-1], tail])
-    return chunks
-
-
-def _batches(n, batch_size, generator, torch):
-    """Shuffled training batches of ``range(n)`` (see :func:`_chunks`), each in index order."""
-    order = torch.randperm(n, generator=generator).numpy()
-    return [np.sort(batch) for batch in _chunks(order, batch_size)]
-
-
-@contextlib.contextmanager
-def _torch_session(torch, n_threads, deterministic):
-    """Set torch's thread count and deterministic mode for one call, and restore them."""
-    threads = torch.get_num_threads()
-    det = torch.are_deterministic_algorithms_enabled()
-    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    try:
-        if n_threads is not None:
-            torch.set_num_threads(n_threads)
-        if deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(det, warn_only=det_warn)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
-
 
 class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     """DeepFreak: a ResNet classifier of diffraction images (needs PyTorch).
@@ -517,73 +390,25 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
 
     def _input_stage(self, batch):
         """The array the network's tensor stage takes: the images, or their significance map (numpy)."""
-        batch = np.asarray(batch)
-        if self.input_transform == "significance":
-            return significance_map(batch)
-        return np.ascontiguousarray(batch)
+        return input_stage(batch, self.input_transform)
 
     def _tensor_stage(self, x, torch, device, mean=None):
         """(B, rows, cols) tensor of :meth:`_input_stage` -> (B, 1, input_size, input_size) float32 tensor.
 
-        Block maxima or resizing to ``input_size``, rescaling of ``pixel_range_``
-        to [0, 1] and subtraction of ``mean``. Also the first part of the
-        exported inference graph (:func:`diffranet.models.export.inference_graph`).
+        See :func:`._data.tensor_stage`.
         """
-        rows, cols = x.shape[-2:]
-        size = self.input_size
-        if self.resize == "max" and (rows, cols) != (size, size) and rows % size == 0 and cols % size == 0:
-            # Block maxima of the raw values: the same as after the (increasing) rescaling below, but
-            # on 8-bit data, before any conversion, and on a 16 times smaller array when shrinking 4 x 4.
-            x = x.reshape(-1, size, rows // size, size, cols // size).amax(dim=(2, 4))
-        x = x.to(device=device, dtype=torch.float32)
-        low, high = self.pixel_range_
-        x = ((x - low) / (high - low)).unsqueeze(1)
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            size = (self.input_size, self.input_size)
-            if self.resize == "area":
-                x = torch.nn.functional.interpolate(x, size=size, mode="area")
-            elif self.resize == "max":
-                x = torch.nn.functional.adaptive_max_pool2d(x, size)
-            else:
-                x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        if mean is not None:
-            x = x - mean
-        return x
+        return tensor_stage(x, torch, device, input_size=self.input_size, resize=self.resize,
+                            pixel_range=self.pixel_range_, mean=mean)
 
     def _preprocess(self, batch, torch, device, mean=None):
         """Float tensor (B, 1, input_size, input_size): transformed, rescaled, resized, mean-subtracted."""
         return self._tensor_stage(torch.from_numpy(self._input_stage(batch)), torch, device, mean)
 
-    def _loader(self, dataset, batches, torch, generator):
-        # The generator seeds worker processes; without one the DataLoader would draw from torch's global RNG.
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_sampler=batches,
-            collate_fn=_identity_collate,
-            num_workers=self.workers,
-            generator=generator,
-        )
-
-    def _scan_dataset(self, dataset):
-        """Labels, image shape and grey-value extremes of a Dataset, in one pass."""
-        labels, shape, low, high, is_uint8 = [], None, np.inf, -np.inf, True
-        for i in range(len(dataset)):
-            item = dataset[i]
-            if not isinstance(item, (tuple, list)) or len(item) < 2:
-                raise ValueError("fit needs a Dataset of (image, label) items")
-            image = _as_image(item[0])
-            if shape is None:
-                shape = image.shape
-            elif image.shape != shape:
-                raise ValueError(f"Dataset images must all have one shape, got {shape} and {image.shape}")
-            if not np.all(np.isfinite(image)):
-                raise ValueError(f"Dataset image {i} contains NaN or infinity")
-            is_uint8 &= image.dtype == np.uint8
-            low, high = min(low, float(image.min())), max(high, float(image.max()))
-            labels.append(_label_key(item[1]))
-        if shape is None:
-            raise ValueError("fit needs a non-empty Dataset")
-        return np.asarray(labels), shape, (0.0, 255.0) if is_uint8 else (low, high)
+    def _augment(self, x, generator, torch):
+        """The batch under random symmetries of the square (``augment="dihedral"``)."""
+        if self.augment is None:
+            return x
+        return dihedral(x, generator, torch)
 
     # --------------------------------------------------------------------- fit
 
@@ -612,10 +437,10 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         """
         torch = require_torch()
         pixel_range = self._check_pixel_range()
-        if _is_dataset(X):
+        if is_dataset(X):
             if y is not None:
                 raise ValueError("y must be None when X is a Dataset of (image, label) pairs")
-            labels, shape, observed_range = self._scan_dataset(X)
+            labels, shape, observed_range = scan_dataset(X)
             check_classification_targets(labels)
             self.n_features_in_ = int(shape[0])
             self.image_shape_ = tuple(int(s) for s in shape)
@@ -647,15 +472,20 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = str(device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
 
-        with _torch_session(torch, self.n_threads, deterministic=True):
-            if _is_dataset(X):
+        with torch_session(torch, self.n_threads, deterministic=True):
+            if is_dataset(X):
                 index = {label: i for i, label in enumerate(self.classes_.tolist())}
-                dataset = _DatasetImages(X, index=index)
+                dataset = DatasetImages(X, index=index)
             else:
-                dataset = _ArrayImages(X, encoded)
+                dataset = ArrayImages(X, encoded)
             val_set = self._validation_set(validation)
-            self.mean_image_ = self._mean_image(dataset, torch, device)
-            self._train(dataset, encoded, seed, torch, device, val_set)
+            self.mean_image_ = mean_image(dataset, lambda images: self._preprocess(images, torch, device),
+                                          input_size=self.input_size, batch_size=self.predict_batch_size,
+                                          workers=self.workers, torch=torch, device=device)
+            network, history = train(self, dataset, encoded, seed, torch, device, val_set)
+        for name, value in history.items():
+            setattr(self, name, value)
+        self._set_model(network)
         return self
 
     def _validation_set(self, validation):
@@ -663,9 +493,9 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         if validation is None:
             return None
         index = {label: i for i, label in enumerate(self.classes_.tolist())}
-        if _is_dataset(validation):
-            images = _DatasetImages(validation, index=index)
-            labels = np.array([_label_key(validation[i][1]) for i in range(len(validation))]) \
+        if is_dataset(validation):
+            images = DatasetImages(validation, index=index)
+            labels = np.array([label_key(validation[i][1]) for i in range(len(validation))]) \
                 if not hasattr(validation, "labels") else np.asarray(validation.labels)
         else:
             if not isinstance(validation, (tuple, list)) or len(validation) != 2:
@@ -675,24 +505,14 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             labels = np.asarray(labels)
             if len(X_val) != len(labels):
                 raise ValueError(f"validation has {len(X_val)} images but {len(labels)} labels")
-            images = _ArrayImages(X_val)
+            images = ArrayImages(X_val)
         if len(labels) == 0:
             raise ValueError("validation must hold at least one image")
         try:
-            encoded = np.array([index[_label_key(label)] for label in labels.tolist()], dtype=np.int64)
+            encoded = np.array([index[label_key(label)] for label in labels.tolist()], dtype=np.int64)
         except KeyError as exc:
             raise ValueError(f"validation label {exc.args[0]!r} was not seen in the training labels") from None
         return images, encoded
-
-    def _mean_image(self, dataset, torch, device):
-        """Per-pixel mean of the rescaled, resized images, accumulated one batch at a time."""
-        n = len(dataset)
-        total = torch.zeros((1, self.input_size, self.input_size), dtype=torch.float64, device=device)
-        batches = [np.arange(i, min(i + self.predict_batch_size, n)) for i in range(0, n, self.predict_batch_size)]
-        with torch.inference_mode():
-            for images, _ in self._loader(dataset, batches, torch, torch.Generator().manual_seed(0)):
-                total += self._preprocess(images, torch, device).sum(dim=0, dtype=torch.float64)
-        return (total[0] / n).float().cpu().numpy()
 
     def _initial_weights(self):
         """The weights of ``init``, after checking that they fit this network and these classes."""
@@ -706,219 +526,6 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         if list(np.asarray(init.classes_).tolist()) != list(self.classes_.tolist()):
             raise ValueError(f"init was fitted on the classes {list(init.classes_)}, not {list(self.classes_)}")
         return {k: v.detach().cpu().clone() for k, v in init.model_.state_dict().items()}
-
-    def _checkpoint_config(self):
-        params = self.get_params(deep=False)
-        if not isinstance(self.random_state, Integral):
-            params.pop("random_state")
-        config = {name: repr(value) for name, value in params.items() if name not in _EXECUTION_PARAMS}
-        config["stage_strides"] = repr(tuple(self.stage_strides))
-        return config
-
-    def _load_checkpoint(self, torch, device, n_samples):
-        path = os.fspath(self.checkpoint_path)
-        if not os.path.exists(path):
-            return None
-        state = torch.load(path, map_location=device, weights_only=True)
-        expected = {
-            "config": self._checkpoint_config(),
-            "classes": self.classes_.tolist(),
-            "n_samples": n_samples,
-        }
-        found = {key: state.get(key) for key in expected}
-        same_mean = np.array_equal(state["mean_image"].cpu().numpy(), self.mean_image_)
-        if found != expected or not same_mean:
-            raise ValueError(
-                f"checkpoint {path!r} was written for another configuration or data set; "
-                "delete it or choose another checkpoint_path"
-            )
-        return state
-
-    def _save_checkpoint(self, state):
-        with atomic_write(os.path.abspath(os.fspath(self.checkpoint_path))) as handle:
-            require_torch().save(state, handle)
-
-    def _augment(self, x, generator, torch):
-        """The batch under random symmetries of the square (``augment="dihedral"``)."""
-        if self.augment is None:
-            return x
-        choice = torch.randint(0, 8, (len(x),), generator=generator).tolist()
-        out = torch.empty_like(x)
-        for code in set(choice):
-            rows = [i for i, c in enumerate(choice) if c == code]
-            part = torch.rot90(x[rows], k=code % 4, dims=(2, 3))
-            out[rows] = torch.flip(part, dims=(3,)) if code >= 4 else part
-        return out
-
-    def _train(self, dataset, encoded, seed, torch, device, val_set=None):
-        n = len(dataset)
-        state = None
-        if self.checkpoint_path is not None:
-            state = self._load_checkpoint(torch, device, n)
-            if state is not None:
-                seed = int(state["seed"])
-        self.seed_ = seed
-
-        train_idx, val_idx = np.arange(n), None
-        val_dataset, val_encoded = (dataset, encoded) if val_set is None else val_set
-        if val_set is not None:
-            val_idx = np.arange(len(val_dataset))
-        elif self.early_stopping:
-            try:
-                train_idx, val_idx = train_test_split(
-                    train_idx, test_size=self.validation_fraction, stratify=encoded, random_state=seed
-                )
-            except ValueError:
-                train_idx, val_idx = train_test_split(train_idx, test_size=self.validation_fraction, random_state=seed)
-            train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = self._build_network(len(self.classes_))
-        if self.init is not None and state is None:
-            model.load_state_dict(self._initial_weights())
-        model.to(device)
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay
-        )
-        step = self.lr_step_epochs if self.lr_step_epochs is not None else self.epochs + 1
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=self.lr_gamma)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        mean = torch.from_numpy(self.mean_image_).to(device)
-
-        start, self.loss_curve_, self.validation_scores_, self.epoch_seconds_ = 0, [], [], []
-        best_state, best_score, stale = None, -np.inf, 0
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start = int(state["epoch"])
-            self.loss_curve_ = list(state["loss_curve"])
-            self.validation_scores_ = list(state["validation_scores"])
-            self.epoch_seconds_ = list(state.get("epoch_seconds", []))
-            best_state, best_score, stale = state["best_model"], float(state["best_score"]), int(state["stale"])
-
-        n_batches = (len(train_idx) + self.batch_size - 1) // self.batch_size
-        progress = None
-        if self.verbose and start < self.epochs:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=(self.epochs - start) * len(train_idx), desc="DeepFreak", unit="img",
-                            unit_scale=True)
-        generator, augment_generator = torch.Generator(), torch.Generator()
-        epoch = start
-        try:
-            for epoch in range(start, self.epochs):
-                if self.early_stopping and stale >= self.n_iter_no_change:
-                    break
-                # One generator state per epoch: a resumed fit shuffles exactly as an uninterrupted one.
-                generator.manual_seed(seed + 1 + epoch)
-                augment_generator.manual_seed((seed + 1 + epoch) ^ 0x5A5A5A5A)
-                batches = [train_idx[b] for b in _batches(len(train_idx), self.batch_size, generator, torch)]
-                model.train()
-                total, count = 0.0, 0
-                epoch_start = time.perf_counter()
-                for images, targets in self._loader(dataset, batches, torch, generator):
-                    x = self._augment(self._preprocess(images, torch, device), augment_generator, torch) - mean
-                    target = torch.from_numpy(targets).to(device)
-                    loss = loss_fn(model(x), target)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * len(targets)
-                    count += len(targets)
-                    if progress is not None:
-                        progress.update(len(targets))
-                        progress.set_postfix(self._progress_fields(epoch, total / count, count, epoch_start),
-                                             refresh=False)
-                scheduler.step()
-                self.epoch_seconds_.append(time.perf_counter() - epoch_start)
-                self._recompute_batch_norm(model, dataset, train_idx, seed + 1 + epoch, torch, device, mean)
-                self.loss_curve_.append(total / count)
-                if val_idx is not None:
-                    score = self._accuracy(model, val_dataset, val_idx, val_encoded, torch, device, mean)
-                    self.validation_scores_.append(score)
-                    if progress is not None:
-                        progress.set_postfix(self._progress_fields(epoch, total / count, count, epoch_start))
-                if self.early_stopping:
-                    if score > best_score:
-                        best_score, stale = score, 0
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    else:
-                        stale += 1
-                if self.checkpoint_path is not None:
-                    self._save_checkpoint(
-                        {
-                            "config": self._checkpoint_config(),
-                            "classes": self.classes_.tolist(),
-                            "n_samples": n,
-                            "mean_image": torch.from_numpy(self.mean_image_),
-                            "seed": seed,
-                            "epoch": epoch + 1,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "loss_curve": list(self.loss_curve_),
-                            "validation_scores": list(self.validation_scores_),
-                            "epoch_seconds": list(self.epoch_seconds_),
-                            "best_model": best_state,
-                            "best_score": best_score,
-                            "stale": stale,
-                        }
-                    )
-        finally:
-            if progress is not None:
-                progress.close()
-        if self.early_stopping and best_state is not None:
-            model.load_state_dict(best_state)
-        self.n_epochs_ = len(self.loss_curve_)
-        self._set_model(model)
-
-    def _recompute_batch_norm(self, model, dataset, indices, seed, torch, device, mean):
-        """Batch-norm statistics of ``batch_norm_images`` training images under the current weights.
-
-        Each layer's running mean and variance become the plain average of
-        the batch statistics over the chosen images, in chunks of
-        ``_BATCH_NORM_CHUNK`` (fixed, so that the result does not depend on
-        execution settings; see :func:`_chunks`).
-        """
-        layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        n = min(self.batch_norm_images, len(indices))
-        if not layers or n < 2:
-            return
-        chosen = np.sort(np.random.default_rng(seed).choice(indices, size=n, replace=False))
-        momenta = [layer.momentum for layer in layers]
-        for layer in layers:
-            layer.reset_running_stats()
-            layer.momentum = None  # cumulative average
-        model.train()
-        try:
-            with torch.no_grad():
-                for part in _chunks(chosen, _BATCH_NORM_CHUNK):
-                    images, _ = dataset.__getitems__(part)
-                    model(self._preprocess(images, torch, device, mean))
-        finally:
-            for layer, momentum in zip(layers, momenta):
-                layer.momentum = momentum
-
-    def _progress_fields(self, epoch, loss, count, epoch_start):
-        """Progress-bar fields: epoch, mean loss, last validation accuracy, training images/s."""
-        fields = {"epoch": f"{epoch + 1}/{self.epochs}", "loss": f"{loss:.4f}"}
-        if self.validation_scores_:
-            fields["val_acc"] = f"{self.validation_scores_[-1]:.4f}"
-        fields["img/s"] = f"{count / max(time.perf_counter() - epoch_start, 1e-9):.1f}"
-        return fields
-
-    def _accuracy(self, model, dataset, indices, encoded, torch, device, mean):
-        model.eval()
-        correct = 0
-        with torch.inference_mode():
-            for start in range(0, len(indices), self.predict_batch_size):
-                idx = indices[start : start + self.predict_batch_size]
-                images, _ = dataset.__getitems__(idx)
-                logits = model(self._preprocess(images, torch, device, mean))
-                correct += int((logits.argmax(1).cpu().numpy() == encoded[idx]).sum())
-        return correct / len(indices)
 
     # ----------------------------------------------------------------- predict
 
@@ -938,16 +545,16 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         torch = require_torch()
-        if _is_dataset(X):
-            dataset = _DatasetImages(X)
+        if is_dataset(X):
+            dataset = DatasetImages(X)
             n = len(dataset)
         else:
             X = self._validate_images(X, reset=False)
-            dataset, n = _ArrayImages(X), len(X)
+            dataset, n = ArrayImages(X), len(X)
         device = next(self.model_.parameters()).device
         mean = torch.from_numpy(self.mean_image_).to(device)
         proba = np.empty((n, len(self.classes_)), dtype=np.float64)
-        with _torch_session(torch, self.n_threads, deterministic=False), torch.inference_mode():
+        with torch_session(torch, self.n_threads, deterministic=False), torch.inference_mode():
             for start in range(0, n, self.predict_batch_size):
                 images, _ = dataset.__getitems__(np.arange(start, min(start + self.predict_batch_size, n)))
                 if images.shape[1:] != self.image_shape_:
@@ -972,26 +579,123 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    # ------------------------------------------------------------------- state
+
+    def _to_state(self):
+        """The fitted estimator as plain data: what :meth:`_from_state` rebuilds it from.
+
+        Returns
+        -------
+        dict
+            ``params`` (``get_params(deep=False)``), ``classes`` (``classes_``),
+            ``fitted`` (the fitted attributes prediction needs: ``n_features_in_``,
+            ``image_shape_``, ``pixel_range_``, ``mean_image_``, and
+            ``device_`` when set), ``history`` (``seed_``, ``loss_curve_``,
+            ``validation_scores_``, ``epoch_seconds_``, ``n_epochs_``, those
+            set) and ``network`` (the network's ``state_dict``, detached CPU
+            tensors; they share memory with a network on the CPU). See
+            :mod:`diffranet.models._state`.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has no network.
+        """
+        check_is_fitted(self, "model_")
+        state = _state.from_attributes(vars(self), self.get_params(deep=False))
+        # Weights only, on CPU: the state loads on a machine without the training GPU.
+        state["network"] = {name: t.detach().cpu() for name, t in self.model_.state_dict().items()}
+        return state
+
+    @classmethod
+    def _from_state(cls, state):
+        """A fitted estimator rebuilt from :meth:`_to_state`'s dict.
+
+        The keys are checked first, then the parameters, then the shapes of
+        the network's tensors against the network the parameters describe
+        (computed on torch's meta device, without allocating it): a state
+        whose weights do not fit is refused before any network is built. The
+        network goes to ``fitted["device_"]`` when that device is available,
+        else to the CPU.
+
+        Parameters
+        ----------
+        state : dict
+            As from :meth:`_to_state`; the ``network`` tensors may be numpy arrays.
+
+        Returns
+        -------
+        DeepFreakClassifier
+
+        Raises
+        ------
+        ValueError
+            If a key is missing or unknown, a parameter or fitted value is
+            invalid, or the weights do not fit the network.
+        """
+        _state.check_keys(state, cls().get_params(deep=False))
+        estimator = cls(**state["params"])
+        try:
+            estimator._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"DeepFreak: {exc}") from None
+        estimator.classes_ = np.asarray(state["classes"])
+        if estimator.classes_.ndim != 1 or len(estimator.classes_) < 2:
+            raise ValueError(f"DeepFreak state classes: expected 2 or more labels, got {state['classes']!r}")
+        fitted = state["fitted"]
+        estimator.n_features_in_ = int(fitted["n_features_in_"])
+        estimator.image_shape_ = tuple(int(s) for s in fitted["image_shape_"])
+        estimator.pixel_range_ = tuple(float(v) for v in fitted["pixel_range_"])
+        mean = np.asarray(fitted["mean_image_"], dtype=np.float32)
+        if mean.shape != (estimator.input_size, estimator.input_size):
+            raise ValueError(f"DeepFreak state mean_image_ has shape {mean.shape}, "
+                             f"expected ({estimator.input_size}, {estimator.input_size})")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("DeepFreak state mean_image_ holds non-finite values")
+        estimator.mean_image_ = mean
+        if "feature_names_in_" in fitted:
+            estimator.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        for name, value in state["history"].items():
+            setattr(estimator, name, int(value) if name in ("seed_", "n_epochs_") else [float(v) for v in value])
+
+        torch = require_torch()
+        weights = {name: t if isinstance(t, torch.Tensor) else torch.tensor(np.asarray(t))
+                   for name, t in state["network"].items()}
+        n_classes = len(estimator.classes_)
+        with torch.random.fork_rng(devices=[]):
+            with torch.device("meta"):
+                described = estimator._build_network(n_classes)
+            expected = {name: tuple(t.shape) for name, t in described.state_dict().items()}
+            _state.check_shapes(expected, {name: tuple(t.shape) for name, t in weights.items()})
+            network = estimator._build_network(n_classes)
+        network.load_state_dict(weights, strict=True)
+        device = torch.device(fitted.get("device_", "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        estimator.device_ = str(device)
+        estimator._set_model(network.to(device))
+        return estimator
+
     # ---------------------------------------------------------------- pickling
 
     def __getstate__(self):
-        state = dict(super().__getstate__())  # a copy: the estimator keeps its model
-        model = state.pop("model_", None)
-        if model is not None:
-            # Weights only, on CPU: the pickle loads on a machine without the training GPU.
-            state["_model_state"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return state
+        if not hasattr(self, "model_"):  # not fitted: the parameters, as for any estimator
+            return dict(super().__getstate__())  # a copy: pickling changes nothing
+        state = self._to_state()
+        # The weights stand apart, under the key pickles have always held them in.
+        return {"_model_state": state.pop("network"), "_deepfreak_state": state}
 
     def __setstate__(self, state):
-        weights = state.pop("_model_state", None)
-        super().__setstate__(state)
-        if weights is not None:
-            torch = require_torch()
-            device = torch.device(self.device_)
-            if device.type == "cuda" and not torch.cuda.is_available():
-                device = torch.device("cpu")
-            self.device_ = str(device)
-            with torch.random.fork_rng(devices=[]):
-                model = self._build_network(len(self.classes_))
-            model.load_state_dict(weights)
-            self._set_model(model.to(device))
+        weights = state.get("_model_state")
+        if weights is None:
+            super().__setstate__(state)
+            return
+        if "_deepfreak_state" in state:
+            saved = dict(state["_deepfreak_state"], network=weights)
+        else:
+            # The earlier layout: the estimator's attributes beside the weights; parameters it
+            # predates take their defaults.
+            defaults = type(self)().get_params(deep=False)
+            params = {name: state.get(name, default) for name, default in defaults.items()}
+            saved = dict(_state.from_attributes(state, params), network=weights)
+        super().__setstate__(vars(type(self)._from_state(saved)))

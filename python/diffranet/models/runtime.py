@@ -41,34 +41,44 @@ def inference_graph(estimator):
 
     The graph's input ``x`` is float32 of shape (batch, rows, cols) (what
     :meth:`DeepFreakRuntime.input_stage` gives); its output ``proba`` is
-    float32 (batch, n_classes). Needs torch and the ``onnx`` package.
+    float32 (batch, n_classes). Needs torch and the ``onnx`` package. The
+    graph is built from the estimator's ``_to_state``, on a CPU copy of its
+    network: the estimator itself is left where it is.
     """
+    # imported on use: the data path loads the features package (scikit-image), which running a graph does not need
+    from ._data import tensor_stage
+
     torch = require_torch()
+    state = estimator._to_state()
+    params, fitted = state["params"], state["fitted"]
+    copy = type(estimator)._from_state({**state, "fitted": {**fitted, "device_": "cpu"}})
+
     class _Graph(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.network = estimator.model_  # a submodule: its weights become the graph's initialisers
-            self.register_buffer("mean", torch.from_numpy(np.ascontiguousarray(estimator.mean_image_,
+            self.network = copy.model_  # a submodule: its weights become the graph's initialisers
+            self.register_buffer("mean", torch.from_numpy(np.ascontiguousarray(fitted["mean_image_"],
                                                                                dtype=np.float32)))
 
         def forward(self, x):
-            logits = self.network(estimator._tensor_stage(x, torch, x.device, self.mean))
-            return torch.softmax(logits, dim=1)
+            x = tensor_stage(x, torch, x.device, input_size=params["input_size"], resize=params["resize"],
+                             pixel_range=fitted["pixel_range_"], mean=self.mean)
+            return torch.softmax(self.network(x), dim=1)
 
-    example = torch.zeros((2, *_stage_shape(estimator)), dtype=torch.float32)
+    example = torch.zeros((2, *_stage_shape(fitted["image_shape_"], params["input_transform"])), dtype=torch.float32)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's notes on tracing and on its legacy path
-        torch.onnx.export(_Graph().eval().to("cpu"), (example,), buffer, dynamo=False, input_names=["x"],
+        torch.onnx.export(_Graph().eval(), (example,), buffer, dynamo=False, input_names=["x"],
                           output_names=["proba"], dynamic_axes={"x": {0: "batch"}, "proba": {0: "batch"}},
                           opset_version=ONNX_OPSET)
     return buffer.getvalue()
 
 
-def _stage_shape(estimator):
-    """Shape of one image after the input stage."""
-    rows, cols = estimator.image_shape_
-    if estimator.input_transform == "significance":
+def _stage_shape(image_shape, input_transform):
+    """Shape of one image of ``image_shape`` after the input stage."""
+    rows, cols = image_shape
+    if input_transform == "significance":
         return rows // 4, cols // 4
     return rows, cols
 
