@@ -49,9 +49,8 @@ def add_parser(subparsers):
     return parser
 
 
-def _output(args, class_names):
-    """The sink of the records: JSON lines or CSV rows on stdout, errors on stderr."""
-    from ..live.files import error_text
+def _output(args, class_names, error_text):
+    """The sink of the records: JSON lines or CSV rows on stdout, errors on stderr (``error_text(record)``)."""
     writer = None
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -80,7 +79,7 @@ def run(args):
     import time
 
     from .._validation import check_int, check_nonnegative
-    from ..live.files import feed_frames, file_frames
+    from ..live.files import error_text, feed_frames, file_frames
     from ..live.pipeline import FramePipeline
     from ..live.sinks import RecordWriter
 
@@ -92,12 +91,13 @@ def run(args):
     # loaded here once for all files (each worker process loads it again from its file)
     model = load_model_option(args)
     source = model if workers == 1 else args.model
-    status = status_printer(argparse_view(args, quiet=interval == 0 or args.quiet))
-    writer = RecordWriter(None, [_output(args, model.class_names)], status=status,
+    status = status_printer(args) if interval > 0 else None
+    queue_size = max(4 * args.batch_size * workers, 8)  # enough to keep every worker busy while files are read
+    writer = RecordWriter(None, [_output(args, model.class_names, error_text)], status=status,
+                          queue_size=queue_size, queue_depth=lambda: pipeline.in_flight,
                           status_interval_s=interval or 3600.0).start()
     pipeline = FramePipeline(source, writer.put, workers=workers, batch_size=args.batch_size, trust=args.trust,
-                             peaks=args.peaks, input=args.input, abstain=args.abstain,
-                             queue_size=max(4 * args.batch_size * workers, 8))
+                             peaks=args.peaks, input=args.input, abstain=args.abstain, queue_size=queue_size)
     start = time.perf_counter()
     try:
         pipeline.start()
@@ -114,10 +114,3 @@ def run(args):
                   f"{rate:.1f} frames/s" + (f", {final.errors} unreadable" if final.errors else ""),
                   file=sys.stderr)
     return 1 if final.errors else 0
-
-
-def argparse_view(args, **changes):
-    """``args`` with ``changes`` (the status printer reads ``command`` and ``quiet``)."""
-    import argparse
-
-    return argparse.Namespace(**{**vars(args), **changes})
