@@ -15,9 +15,10 @@ From fixed seeds, on a two-core CPU:
    the CPU ResNet on the local-significance map) on both training splits,
    with early stopping on both validation splits and a checkpoint every epoch
    (an interrupted run resumes); then fine-tune it (:data:`FINE_TUNE`) with
-   two more sets of faint crystals, 3-9 detectable spots labelled weak
-   (:data:`FAINT`: the paper's set-up and the regimes, seed 1), so that a
-   crystal a peak finder sees a few spots of is a hit;
+   the sets of :data:`STAGE2`: faint crystals, 3-9 detectable spots labelled
+   weak (the paper's set-up and the regimes, seed 1), so that a crystal a
+   peak finder sees a few spots of is a hit, and 6,000 more shots of the
+   paper's set-up (seed 2), which sharpen its class boundaries;
 3. score it on both test splits (never seen in training or model selection),
    write the model (with its ONNX graph, so it classifies without torch) to
    ``python/diffranet/inference/models/default.dfm``, the learning curve to
@@ -59,17 +60,18 @@ RECIPE = "regimes"
 #: sees a few spots, and nanoBragg's detectability (>= 20 pixels above 3 sigma) calls such shots
 #: hits; the shipped model learns them in a second, fine-tuning stage. Seed 1: other draws than
 #: the sets above.
-FAINT = {"paper-faint": {"n_train": 1_500, "n_val": 150, "n_test": 0, "seed": 1},
-         "regimes-faint": {"n_train": 1_000, "n_val": 100, "n_test": 0, "seed": 1}}
+STAGE2 = {"paper-faint": {"n_train": 1_500, "n_val": 150, "n_test": 0, "seed": 1},
+          "regimes-faint": {"n_train": 1_000, "n_val": 100, "n_test": 0, "seed": 1},
+          "paper-more": {"n_train": 6_000, "n_val": 300, "n_test": 0, "seed": 2}}
 
 
 #: The second stage: a few epochs from the first stage's weights at a fifth of its first rate.
 FINE_TUNE = {"epochs": 5, "learning_rate": 0.01, "lr_step_epochs": 3}
 
 
-def faint_presets():
-    """The presets of :data:`FAINT`: the paper's set-up and the regimes, every shot a crystal with
-    3-9 detectable spots by the same rule (k sigma, pixels per spot)."""
+def stage2_presets():
+    """The presets of :data:`STAGE2`: the paper's set-up and the regimes with every shot a crystal of
+    3-9 detectable spots by the same rule (k sigma, pixels per spot), and the paper's set-up itself."""
     from diffranet.dataset.labels import LabelThresholds
     from diffranet.dataset.presets import PRESETS
     from diffranet.dataset.regimes import Regimes
@@ -80,7 +82,8 @@ def faint_presets():
     return {"paper-faint": paper.with_(name="diffranet-faint", labels=labels,
                                        shots=dataclasses.replace(paper.shots, class_fractions=only_weak)),
             "regimes-faint": Regimes(name="regimes-faint", labels=LabelThresholds(weak_min=3, good_min=10),
-                                     class_fractions=only_weak)}
+                                     class_fractions=only_weak),
+            "paper-more": paper}
 
 
 def train_default(train, val, tests, out, *, threads=2, checkpoint=None, epochs=None, log=print, data=None,
@@ -122,9 +125,9 @@ def train_default(train, val, tests, out, *, threads=2, checkpoint=None, epochs=
     return model, scores, seconds
 
 
-def fine_tune_faint(base, train, val, tests, out, *, threads=2, checkpoint=None, log=print, data=None):
+def fine_tune(base, train, val, tests, out, *, threads=2, checkpoint=None, log=print, data=None):
     """Second stage: start from ``base`` (the first stage's DeepFreakClassifier) and fit a few epochs at a
-    lower rate on ``train``, which adds the :data:`FAINT` sets; save ``out`` like :func:`train_default`."""
+    lower rate on ``train``, which adds the :data:`STAGE2` sets; save ``out`` like :func:`train_default`."""
     changes = dict(init=base, epochs=FINE_TUNE["epochs"], learning_rate=FINE_TUNE["learning_rate"],
                    lr_step_epochs=FINE_TUNE["lr_step_epochs"])
     return train_default(train, val, tests, out, threads=threads, checkpoint=checkpoint, log=log,
@@ -151,11 +154,11 @@ def main(argv=None):
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     dirs = {"regimes": Path(args.regimes or work / "regimes"), "paper": Path(args.paper or work / "paper"),
-            **{name: work / name for name in FAINT}}
+            **{name: work / name for name in STAGE2}}
     for name, settings in DATA.items():
         generate_dataset(dirs[name], workers=args.workers, **settings)  # resumes; refuses a set made otherwise
-    presets = faint_presets()
-    for name, settings in FAINT.items():
+    presets = stage2_presets()
+    for name, settings in STAGE2.items():
         generate_dataset(dirs[name], preset=presets[name], workers=args.workers, **settings)
     splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test") if s != "test" or name in DATA}
               for name, d in dirs.items()}
@@ -169,10 +172,10 @@ def main(argv=None):
     first = work / "stage1.dfm"
     model, _, seconds = train_default(union("train", DATA), union("val", DATA), tests, first, threads=args.threads,
                                       checkpoint=str(work / "stage1.dfm.checkpoint"), epochs=args.epochs, data=DATA)
-    # stage 2: add the faint crystals and fine-tune
+    # stage 2: add the faint crystals and more of the paper's set-up, and fine-tune
     out = work / "default.dfm"
-    data = {**DATA, **{n: {**FAINT[n], "preset": presets[n].to_dict()} for n in FAINT}}
-    model, scores, seconds2 = fine_tune_faint(model, union("train", dirs), union("val", dirs), tests, out,
+    data = {**DATA, **{n: {**STAGE2[n], "preset": presets[n].to_dict()} for n in STAGE2}}
+    model, scores, seconds2 = fine_tune(model, union("train", dirs), union("val", dirs), tests, out,
                                               threads=args.threads, checkpoint=str(work / "default.dfm.checkpoint"),
                                               data=data)
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)

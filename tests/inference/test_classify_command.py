@@ -207,3 +207,21 @@ def test_input_option_says_what_frames_hold(small_model_file, tmp_path, capsys):
     again = np.stack([preprocess(image, preprocessing=model.preprocessing, input="counts") for image in images])
     assert not np.array_equal(again, images)
     np.testing.assert_allclose(proba("--input", "counts"), model.predict_proba(again), atol=1e-12)
+
+
+def test_write_hits_keeps_the_raw_hit_frames_of_files(small_model_file, files, tmp_path, capsys):
+    out = tmp_path / "hits"
+    status, stdout, err = run(capsys, "--model", small_model_file, "--write-hits", out, files["nexus"], files["cbf"])
+    records = [json.loads(line) for line in stdout.splitlines()]
+    hit_records = [r for r in records if r["hit"]]
+    assert status == 0 and len(hit_records) == 2 and "2 hit frames in" in err
+    assert all("hit_file" not in r for r in records if not r["hit"])
+    (event_list,) = out.glob("*.lst")
+    assert event_list.read_text().splitlines() == [f"{r['hit_file']} //{r['hit_event']}" for r in hit_records]
+    stored = []
+    for r in hit_records:
+        with h5py.File(r["hit_file"]) as f:
+            stored.append(f["entry/data/data"][r["hit_event"]])
+    with h5py.File(files["nexus"]) as f:
+        raw = f["entry/data/data"][1]
+    assert np.array_equal(stored[0], raw)  # the raw pixels of the hit frame, not the model input

@@ -1,4 +1,4 @@
-"""Terminal output shared by ``diffranet watch`` and ``diffranet stream``."""
+"""Options and terminal output shared by ``diffranet classify``, ``watch`` and ``stream``."""
 
 from __future__ import annotations
 
@@ -32,3 +32,36 @@ def print_summary(command, snapshot):
     sys.stderr.write(f"\ndiffranet {command}: done: {snapshot.frames} frames, {snapshot.hits} hits "
                      f"(hit rate {snapshot.hit_rate:.3f}), {snapshot.dropped} dropped, {snapshot.errors} errors, "
                      f"{snapshot.latency_text()}\n")
+
+
+def add_hit_options(parser):
+    """``--write-hits DIR`` and its settings: the veto's output."""
+    hits = parser.add_argument_group("hit frames (the veto's output)")
+    hits.add_argument("--write-hits", metavar="DIR",
+                      help="write the hit frames to NXmx / CXI HDF5 files in DIR, with CrystFEL geometry files "
+                           "and an event list")
+    hits.add_argument("--hits-per-file", type=int, default=1000, metavar="N",
+                      help="most frames per hit file (default: %(default)s)")
+    hits.add_argument("--hits-file-seconds", type=float, default=60.0, metavar="S",
+                      help="a hit file is completed at most S seconds after its first frame (default: %(default)s)")
+    hits.add_argument("--hits-compression", choices=["bitshuffle", "gzip", "none"], default="bitshuffle",
+                      help="HDF5 compression of the hit frames (default: %(default)s)")
+
+
+def hit_writer(args):
+    """The :class:`~diffranet.live.hits.HitWriter` of ``--write-hits``, or None."""
+    if not args.write_hits:
+        return None
+    # imported on use: h5py loads only when hit frames are written
+    from ..live.hits import HitWriter
+
+    return HitWriter(args.write_hits, frames_per_file=args.hits_per_file, file_seconds=args.hits_file_seconds,
+                     compression=args.hits_compression)
+
+
+def print_hits(command, hits):
+    """Where the hit frames went (the hit writer is complete once the run has stopped)."""
+    if hits is not None:
+        print(f"diffranet {command}: {hits.frames_written} hit frames in {hits.files_written} files, "
+              f"event list {hits.event_list}" + (f", {hits.failures} write failures" if hits.failures else ""),
+              file=sys.stderr)

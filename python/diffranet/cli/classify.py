@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 
-from ._live import status_printer
+from ._live import add_hit_options, hit_writer, print_hits, status_printer
 from ._model_options import (
     add_frame_limit_option,
     add_input_option,
@@ -45,6 +45,7 @@ def add_parser(subparsers):
                         help="also a status line on stderr every S seconds (default: none)")
     parser.add_argument("--quiet", action="store_true",
                         help="no summary line on stderr (unreadable files are still reported)")
+    add_hit_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -93,11 +94,15 @@ def run(args):
     source = model if workers == 1 else args.model
     status = status_printer(args) if interval > 0 else None
     queue_size = max(4 * args.batch_size * workers, 8)  # enough to keep every worker busy while files are read
+    hits = hit_writer(args)
+    if hits is not None:
+        hits.start()
     writer = RecordWriter(None, [_output(args, model.class_names, error_text)], status=status,
                           queue_size=queue_size, queue_depth=lambda: pipeline.in_flight,
-                          status_interval_s=interval or 3600.0).start()
+                          status_interval_s=interval or 3600.0, hits=hits).start()
     pipeline = FramePipeline(source, writer.put, workers=workers, batch_size=args.batch_size, trust=args.trust,
-                             peaks=args.peaks, input=args.input, abstain=args.abstain, queue_size=queue_size)
+                             peaks=args.peaks, input=args.input, abstain=args.abstain, queue_size=queue_size,
+                             keep_hit_frames=hits is not None)
     start = time.perf_counter()
     try:
         pipeline.start()
@@ -107,10 +112,13 @@ def run(args):
     finally:  # the verdicts of the frames in flight and the summary, also after an interruption
         pipeline.finish()
         final = writer.close()
+        if hits is not None:
+            hits.close()  # completes the open file and writes the event list
         seconds = time.perf_counter() - start
         if not args.quiet:
             rate = final.frames / seconds if seconds > 0 else 0.0
             print(f"diffranet classify: {final.frames} frames, {final.hits} hits, hit rate {final.hit_rate:.3f}, "
                   f"{rate:.1f} frames/s" + (f", {final.errors} unreadable" if final.errors else ""),
                   file=sys.stderr)
+            print_hits(args.command, hits)
     return 1 if final.errors else 0

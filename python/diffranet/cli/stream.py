@@ -6,7 +6,7 @@ import sys
 
 from .._allocator import keep_freed_memory
 from .._budget import DEFAULT_MAX_FRAME_PIXELS
-from ._live import add_status_options, print_summary, status_printer
+from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, detector_and_overrides
 
 __all__ = ["add_parser", "run"]
@@ -52,16 +52,7 @@ def add_parser(subparsers):
                         help="where n_peaks and d_min_A come from: the model input (cost independent of the "
                              "detector), the frame itself (exact to the detector's edge, cost grows with its "
                              "pixels), or nowhere (null) (default: %(default)s)")
-    hits = parser.add_argument_group("hit frames (the veto's output)")
-    hits.add_argument("--write-hits", metavar="DIR",
-                      help="write the hit frames to NXmx / CXI HDF5 files in DIR, with CrystFEL geometry files "
-                           "and an event list")
-    hits.add_argument("--hits-per-file", type=int, default=1000, metavar="N",
-                      help="most frames per hit file (default: %(default)s)")
-    hits.add_argument("--hits-file-seconds", type=float, default=60.0, metavar="S",
-                      help="a hit file is completed at most S seconds after its first frame (default: %(default)s)")
-    hits.add_argument("--hits-compression", choices=["bitshuffle", "gzip", "none"], default="bitshuffle",
-                      help="HDF5 compression of the hit frames (default: %(default)s)")
+    add_hit_options(parser)
     series = parser.add_argument_group("several services pulling from one Stream V2 detector")
     series.add_argument("--series-publish", metavar="tcp://*:PORT",
                         help="bind a PUB socket here to announce the series whose start message this service gets")
@@ -79,7 +70,6 @@ def run(args):
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
     from ..live import StageFailure, StreamLimits, StreamService, stop_on_signals
-    from ..live.hits import HitWriter
 
     # this process decodes (and with one worker classifies) every frame: freed buffers are reused
     keep_freed_memory()
@@ -88,10 +78,7 @@ def run(args):
     geometry, beam_center_px = frame_geometry(None, detector, overrides)
     given = {name: getattr(args, name) for name in ("max_message_bytes", "max_frame_pixels", "max_queue_bytes")}
     limits = StreamLimits(**{name: value for name, value in given.items() if value is not None})
-    hits = None
-    if args.write_hits:
-        hits = HitWriter(args.write_hits, frames_per_file=args.hits_per_file, file_seconds=args.hits_file_seconds,
-                         compression=args.hits_compression)
+    hits = hit_writer(args)
     service = StreamService(args.model, args.input, args.publish, source_format=args.format, geometry=geometry,
                             beam_center_px=beam_center_px, queue_size=args.queue_size, overflow=args.overflow,
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
@@ -105,17 +92,9 @@ def run(args):
         except StageFailure as exc:  # a stage could not go on: fail loudly so that a supervisor restarts it
             if exc.final is not None:
                 print_summary(args.command, exc.final)
-            _print_hits(hits)
+            print_hits(args.command, hits)
             print(f"diffranet {args.command}: error: {exc}", file=sys.stderr)
             return 1
     print_summary(args.command, final)
-    _print_hits(hits)
+    print_hits(args.command, hits)
     return 0
-
-
-def _print_hits(hits):
-    """Where the hit frames went (the hit writer is complete once the service has stopped)."""
-    if hits is not None:
-        print(f"diffranet stream: {hits.frames_written} hit frames in {hits.files_written} files, "
-              f"event list {hits.event_list}" + (f", {hits.failures} write failures" if hits.failures else ""),
-              file=sys.stderr)

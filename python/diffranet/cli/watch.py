@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._live import add_status_options, print_summary, status_printer
+from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
 from ._model_options import (
     add_frame_limit_option,
     add_input_option,
@@ -45,6 +45,7 @@ def add_parser(subparsers):
                              "(default: %(default)s)")
     parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
                         help="where n_peaks and d_min_A come from, as for `diffranet stream` (default: %(default)s)")
+    add_hit_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -71,23 +72,30 @@ def run(args):
         publish = context.socket(zmq.PUB)
         publish.bind(args.publish)
     log = open(args.log, "a", encoding="utf-8") if args.log else None
+    hits = hit_writer(args)
     try:
+        if hits is not None:
+            hits.start()
         writer = RecordWriter(publish, [sys.stdout] + ([log] if log else []), status=status_printer(args),
-                              status_interval_s=args.status_interval).start()
+                              status_interval_s=args.status_interval, hits=hits).start()
         with stop_on_signals() as stop:
             print(f"diffranet watch: watching {args.directory}", file=sys.stderr, flush=True)
             try:
                 watch_directory(model if workers == 1 else args.model, watcher, writer, stop, detector=detector,
                                 overrides=overrides, poll_s=args.poll, batch_size=args.batch_size,
                                 max_frame_pixels=args.max_frame_pixels, input=args.input, workers=workers,
-                                peaks=args.peaks, trust=args.trust, abstain=args.abstain)
+                                peaks=args.peaks, trust=args.trust, abstain=args.abstain,
+                                keep_hit_frames=hits is not None)
             finally:
                 final = writer.close()
     finally:
+        if hits is not None:
+            hits.close()  # completes the open file: no hit lost at shutdown
         if log is not None:
             log.close()
         if publish is not None:
             publish.close(linger=1000)
         context.term()
     print_summary(args.command, final)
+    print_hits(args.command, hits)
     return 0
