@@ -15,10 +15,9 @@ From fixed seeds, on a two-core CPU:
    the CPU ResNet on the local-significance map) on both training splits,
    with early stopping on both validation splits and a checkpoint every epoch
    (an interrupted run resumes); then fine-tune it (:data:`FINE_TUNE`) with
-   the sets of :data:`STAGE2`: faint crystals, 3-9 detectable spots labelled
-   weak (the paper's set-up and the regimes, seed 1), so that a crystal a
-   peak finder sees a few spots of is a hit, and 6,000 more shots of the
-   paper's set-up (seed 2), which sharpen its class boundaries;
+   the sets of :data:`STAGE2` added: faint crystals, 3-9 detectable spots
+   labelled weak (the paper's set-up and the regimes, seed 1), so that a
+   crystal a peak finder sees a few spots of is a hit;
 3. score it on both test splits (never seen in training or model selection),
    write the model (with its ONNX graph, so it classifies without torch) to
    ``python/diffranet/inference/models/default.dfm``, the learning curve to
@@ -61,8 +60,7 @@ RECIPE = "regimes"
 #: hits; the shipped model learns them in a second, fine-tuning stage. Seed 1: other draws than
 #: the sets above.
 STAGE2 = {"paper-faint": {"n_train": 1_500, "n_val": 150, "n_test": 0, "seed": 1},
-          "regimes-faint": {"n_train": 1_000, "n_val": 100, "n_test": 0, "seed": 1},
-          "paper-more": {"n_train": 6_000, "n_val": 300, "n_test": 0, "seed": 2}}
+          "regimes-faint": {"n_train": 1_000, "n_val": 100, "n_test": 0, "seed": 1}}
 
 
 #: The second stage: a few epochs from the first stage's weights at a fifth of its first rate.
@@ -71,7 +69,7 @@ FINE_TUNE = {"epochs": 5, "learning_rate": 0.01, "lr_step_epochs": 3}
 
 def stage2_presets():
     """The presets of :data:`STAGE2`: the paper's set-up and the regimes with every shot a crystal of
-    3-9 detectable spots by the same rule (k sigma, pixels per spot), and the paper's set-up itself."""
+    3-9 detectable spots by the same rule (k sigma, pixels per spot)."""
     from diffranet.dataset.labels import LabelThresholds
     from diffranet.dataset.presets import PRESETS
     from diffranet.dataset.regimes import Regimes
@@ -82,8 +80,7 @@ def stage2_presets():
     return {"paper-faint": paper.with_(name="diffranet-faint", labels=labels,
                                        shots=dataclasses.replace(paper.shots, class_fractions=only_weak)),
             "regimes-faint": Regimes(name="regimes-faint", labels=LabelThresholds(weak_min=3, good_min=10),
-                                     class_fractions=only_weak),
-            "paper-more": paper}
+                                     class_fractions=only_weak)}
 
 
 def train_default(train, val, tests, out, *, threads=2, checkpoint=None, epochs=None, log=print, data=None,
@@ -172,7 +169,7 @@ def main(argv=None):
     first = work / "stage1.dfm"
     model, _, seconds = train_default(union("train", DATA), union("val", DATA), tests, first, threads=args.threads,
                                       checkpoint=str(work / "stage1.dfm.checkpoint"), epochs=args.epochs, data=DATA)
-    # stage 2: add the faint crystals and more of the paper's set-up, and fine-tune
+    # stage 2: add the faint crystals and fine-tune
     out = work / "default.dfm"
     data = {**DATA, **{n: {**STAGE2[n], "preset": presets[n].to_dict()} for n in STAGE2}}
     model, scores, seconds2 = fine_tune(model, union("train", dirs), union("val", dirs), tests, out,

@@ -97,10 +97,11 @@ def test_nanobragg_frames_hit_or_miss(default):
     truth = np.array([bool(np.load(f)["hit"]) for f in files])
     predicted = np.isin(np.argmax(default.predict_proba(images), axis=1), [2, 3, 4])
     assert np.mean(predicted == truth) >= NANOBRAGG_HIT_MISS
+    assert np.mean(predicted[~truth]) <= 0.05  # at most 1 in 20 misses called a hit
 
 
-#: Hit / miss accuracy the shipped model must reach on the shared nanoBragg frames.
-NANOBRAGG_HIT_MISS = 0.95
+#: Hit / miss accuracy the shipped model must reach on the shared nanoBragg frames (the figure the project set itself).
+NANOBRAGG_HIT_MISS = 0.97
 
 
 @pytest.mark.slow
