@@ -68,6 +68,10 @@ class FrameMap {
         map_.starts = s;
         map_.sources = src;
         map_.weights = weights_.data();
+        const double* w = weights_.data();
+        map_.uniform = true;
+        for (py::ssize_t j = 0; j < weights_.shape(0) && map_.uniform; ++j) map_.uniform = w[j] == w[0];
+        map_.weight = weights_.shape(0) ? w[0] : 0.0;
         map_.n_targets = n_targets;
         map_.n_sources = n_sources;
         plan_.expected = expected_.data();

@@ -44,11 +44,10 @@ struct Validity {
     }
 };
 
-}  // namespace
-
-template <typename T>
-void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
-                  int n_threads) {
+// Uniform: every weight is map.weight (maps without subpixels), not read per entry.
+template <typename T, bool Uniform>
+void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
+                 int n_threads) {
     const Validity<T> valid(rules);
     const std::uint8_t* mask = rules.mask;
 #pragma omp parallel for schedule(static, 1024) num_threads(resolve_threads(n_threads))
@@ -58,11 +57,24 @@ void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, 
             const std::int32_t s = map.sources[j];
             const T v = frame[s];
             if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
-            sum += map.weights[j] * static_cast<double>(v);
-            area += map.weights[j];
+            const double w = Uniform ? map.weight : map.weights[j];
+            sum += w * static_cast<double>(v);
+            area += w;
         }
         sums[t] = sum;
         covered[t] = area;
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
+                  int n_threads) {
+    if (map.uniform) {
+        gather_rows<T, true>(frame, rules, map, sums, covered, n_threads);
+    } else {
+        gather_rows<T, false>(frame, rules, map, sums, covered, n_threads);
     }
 }
 
@@ -102,6 +114,9 @@ class Background {
 
     void medians() {
         const int n_cells = plan_.n_rings * plan_.n_sectors;
+        std::int64_t largest = 0;
+        for (int c = 0; c < n_cells; ++c) largest = std::max(largest, plan_.cell_starts[c + 1] - plan_.cell_starts[c]);
+        s_.values.resize(static_cast<std::size_t>(largest));
         s_.cell_median.assign(n_cells, std::numeric_limits<double>::quiet_NaN());
         s_.ring_wanted.assign(plan_.n_rings, 0);
         s_.ring_done.assign(plan_.n_rings, 0);
@@ -152,14 +167,15 @@ class Background {
     // The lower median of the cell's unmasked densities, as group_medians computes it:
     // key = label * span + (value - low), median = key - label * span + low.
     double median_of_cell(int c) {
-        std::vector<double>& v = s_.values;
-        v.clear();
+        double* v = s_.values.data();  // as long as the largest cell (medians())
+        std::int64_t n = 0;
         for (std::int64_t k = plan_.cell_starts[c]; k < plan_.cell_starts[c + 1]; ++k) {
             const std::int32_t p = plan_.order[k];
-            if (!s_.masked[p]) v.push_back(s_.density[p]);
+            v[n] = s_.density[p];
+            n += !s_.masked[p];
         }
-        auto middle = v.begin() + (static_cast<std::ptrdiff_t>(v.size()) - 1) / 2;
-        std::nth_element(v.begin(), middle, v.end());
+        double* middle = v + (n - 1) / 2;
+        std::nth_element(v, middle, v + n);
         const double label = static_cast<double>(c);
         const double key = label * span_ + (*middle - low_);
         return key - label * span_ + low_;

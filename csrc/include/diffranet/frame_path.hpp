@@ -16,6 +16,8 @@ struct PixelMap {
     const double* weights = nullptr;
     std::int64_t n_targets = 0;
     std::int64_t n_sources = 0;  // pixels of the frame
+    bool uniform = false;        // every weight equals `weight` (then weights is not read)
+    double weight = 0.0;
 };
 
 // Which frame pixels carry no photon count: mask (nonzero = ignore, may be null),
