@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 
 import numpy as np
 
@@ -114,15 +115,30 @@ def _decompress_bslz4(payload, elem_size, max_bytes):
     compressed = n - n % _BSHUF_MULTIPLE  # elements in LZ4 blocks; the rest follow uncompressed
     _check_framing(payload, compressed * elem_size, block_bytes, max_bytes)
     leftover = total - compressed * elem_size
-    out = np.empty(total, np.uint8)
-    end = _blocks(payload, _HEADER.size, compressed * elem_size, block_bytes, out)
+    if n == 0:
+        _blocks(payload, _HEADER.size, 0, block_bytes, np.empty(0, np.uint8))
+        if len(payload) != _HEADER.size:
+            raise CompressionError(f"bslz4 data hold {len(payload) - _HEADER.size} bytes after the header, expected 0")
+        return np.empty(0, np.uint8)
+    shuffled = _shuffled_buffer(total)
+    end = _blocks(payload, _HEADER.size, compressed * elem_size, block_bytes, shuffled)
     if len(payload) - end != leftover:
         raise CompressionError(f"bslz4 data hold {len(payload) - end} bytes after the last block, "
                                f"expected {leftover}")
-    out[total - leftover:] = np.frombuffer(payload, np.uint8, offset=end)
-    if n == 0:
-        return out
-    return bitshuffle.bitunshuffle(out.view(f"u{elem_size}"), block).view(np.uint8)
+    shuffled[total - leftover:] = np.frombuffer(payload, np.uint8, offset=end)
+    return bitshuffle.bitunshuffle(shuffled.view(f"u{elem_size}"), block).view(np.uint8)
+
+
+_SCRATCH = threading.local()
+
+
+def _shuffled_buffer(n_bytes):
+    """The calling thread's buffer for bit-shuffled bytes, kept between frames (a frame of 16M pixels would
+    otherwise page-fault 70 MB of fresh memory in each time); the un-shuffled array is a new one."""
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < n_bytes:
+        buffer = _SCRATCH.buffer = np.empty(n_bytes, np.uint8)
+    return buffer[:n_bytes]
 
 
 def decompress(algorithm, modifier, payload, *, max_bytes=None):
