@@ -114,6 +114,9 @@ def _send(name, address, fmt, n, rate_hz):
 def test_stream_frames(benchmark, name):
     from diffranet.inference.modelfile import default_model_path
 
+    from diffranet._allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the stream command does in its process (benchmarks run in their own)
     fmt, geometry = SIZES[name].fmt, SIZES[name].geometry
     n = N_FRAMES * (10 if name == "512" else 1)
     batch = 32 if name == "512" else 8  # a batch of expanded 16M frames holds 72 MB each
