@@ -190,7 +190,7 @@ def test_stage_cpu(benchmark, name, tmp_path):
     from diffranet.inference import load_model
     from diffranet.inference.modelfile import default_model_path
     from diffranet.io import read_image
-    from diffranet.live.compression import CompressedArray, compress
+    from diffranet.live.dectris import Stream2Decoder, encode_image, encode_start
     from diffranet.live.simple import decode_simple, encode_simple
     from diffranet.live.spots import SpotCounter
     from diffranet.live.tuning import prepare_processing_thread
@@ -214,7 +214,16 @@ def test_stage_cpu(benchmark, name, tmp_path):
     def stages():
         out = {}
         if fmt == "dectris":
-            packed = CompressedArray(*compress(frame, "bslz4"), dtype=frame.dtype, shape=frame.shape)
+            g = geometry
+            decoder = Stream2Decoder(defer_decompression=True)
+            decoder.decode(encode_start(1, image_shape=frame.shape, pixel_size_m=g.pixel_size_mm * 1e-3,
+                                        distance_m=g.distance_mm * 1e-3, wavelength_A=g.wavelength_A,
+                                        beam_center_px=g.beam_center_px, pixel_mask=mask.astype(np.uint32),
+                                        saturation_value=saturation), 0.0)
+            message = encode_image(1, 0, frame, compression="bslz4")
+            out["decode a Stream V2 message (pixels left compressed)"] = _cpu_ms(
+                lambda: decoder.decode(message, 0.0), repeats)
+            packed = decoder.decode(message, 0.0).data
             out["expand bslz4 pixels"] = _cpu_ms(packed.expand, repeats)
         elif fmt == "cbf":
             import fabio.cbfimage
