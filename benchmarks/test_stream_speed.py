@@ -59,13 +59,18 @@ def _frames():
 
 
 def _send(address, fmt, n, rate_hz):
-    """Sender process: pre-encode the distinct frames, then push n messages (paced if rate_hz)."""
+    """Sender process: the 512 x 512 frames, Stream V2 with the paper's detector (see :func:`push_frames`)."""
+    push_frames(address, fmt, n, rate_hz, _frames(), PAPER_START)
+
+
+def push_frames(address, fmt, n, rate_hz, frames, start_fields, mask=None):
+    """Pre-encode the distinct frames, then push n messages (paced if rate_hz); Stream V2 starts with
+    ``encode_start(**start_fields)`` (and ``mask`` as its pixel mask), bslz4 images."""
     from diffranet.live.dectris import encode_end, encode_image, encode_start
     from diffranet.live.simple import encode_simple
 
-    frames = _frames()
     if fmt == "dectris":
-        start = encode_start(1, image_shape=SHAPE, number_of_images=n, **PAPER_START)
+        start = encode_start(1, image_shape=frames[0].shape, number_of_images=n, pixel_mask=mask, **start_fields)
         images = [encode_image(1, i, f, compression="bslz4") for i, f in enumerate(frames)]
     context = zmq.Context()
     push = context.socket(zmq.PUSH)
@@ -80,9 +85,9 @@ def _send(address, fmt, n, rate_hz):
             if delay > 0:
                 time.sleep(delay)
         if fmt == "dectris":
-            push.send(images[i % N_DISTINCT], copy=False)
+            push.send(images[i % len(frames)], copy=False)
         else:
-            push.send_multipart(encode_simple(i, frames[i % N_DISTINCT]), copy=False)
+            push.send_multipart(encode_simple(i, frames[i % len(frames)]), copy=False)
     if fmt == "dectris":
         push.send(encode_end(1))
     push.close(linger=60_000)
@@ -104,10 +109,12 @@ def _service_cpu_s(exclude=None):
     return total
 
 
-def _run(model_path, fmt, workers, n, rate_hz):
+def _run(model_path, fmt, workers, n, rate_hz, *, send=_send, geometry=None, batch_size=BATCH_SIZE, queue_size=256):
+    """(frames/s, latency p50, p99, service CPU ms per frame) of n frames that ``send(address, fmt, n, rate_hz)``
+    pushes from its own process."""
     input_address, publish_address = _address(), _address()
     service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
-                            overflow="block", queue_size=256, batch_size=BATCH_SIZE)
+                            overflow="block", queue_size=queue_size, batch_size=batch_size, geometry=geometry)
     stop, ready, final = threading.Event(), threading.Event(), {}
     thread = threading.Thread(target=lambda: final.setdefault("s", service.run(stop, ready)), daemon=True)
     thread.start()
@@ -118,7 +125,7 @@ def _run(model_path, fmt, workers, n, rate_hz):
     sub.setsockopt(zmq.RCVHWM, 0)
     sub.connect(publish_address)
     time.sleep(0.5)
-    sender = multiprocessing.get_context("spawn").Process(target=_send, args=(input_address, fmt, n, rate_hz))
+    sender = multiprocessing.get_context("spawn").Process(target=send, args=(input_address, fmt, n, rate_hz))
     cpu_before = _service_cpu_s()
     sender.start()
     latencies, times = [], []

@@ -578,3 +578,38 @@ class TestReadGeometry:
                                 header={"_array_data.header_contents": header}).write(str(path))
         assert read_geometry(path) == pytest.approx({"pixel_size_mm": 0.075, "distance_mm": 200.0,
                                                      "wavelength_A": 0.9795})
+
+
+class TestReadOnce:
+    def test_cbf_read_once_for_mask_geometry_and_image(self, tmp_path, monkeypatch):
+        from diffranet.io import _cbf, read_geometry, read_once
+
+        image = ramp((40, 30), np.int32) * 50
+        image[:, 10] = -1
+        path = tmp_path / "a.cbf"
+        write_image(path, image)
+        reads, decodes = [], []
+        checked, decode = _cbf._checked_bytes, _cbf._decode
+        monkeypatch.setattr(_cbf, "_checked_bytes", lambda *a: reads.append(1) or checked(*a))
+        monkeypatch.setattr(_cbf, "_decode", lambda *a: decodes.append(1) or decode(*a))
+        with read_once(path):
+            mask = read_mask(path)
+            read_geometry(path)
+            first = read_image(path)
+            second = read_image(path)  # the kept image went to the first read: a fresh one
+        assert (len(reads), len(decodes)) == (1, 2)
+        np.testing.assert_array_equal(mask, image < 0)
+        np.testing.assert_array_equal(first, image)
+        np.testing.assert_array_equal(second, image)
+        assert first is not second
+        # outside, every call reads the file again, and sees it as it is now
+        write_image(path, image + 1)
+        np.testing.assert_array_equal(read_image(path), image + 1)
+        assert len(reads) == 2
+        with read_once(path):
+            np.testing.assert_array_equal(read_image(path), image + 1)
+            other = tmp_path / "b.cbf"
+            write_image(other, image * 2)
+            np.testing.assert_array_equal(read_image(other), image * 2)  # another file: not the kept one
+        with read_once(tmp_path / "missing.cbf"), pytest.raises(FileNotFoundError):
+            read_image(tmp_path / "missing.cbf")

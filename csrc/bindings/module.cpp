@@ -6,6 +6,7 @@ namespace py = pybind11;
 
 void register_background(py::module_& m);
 void register_bragg(py::module_& m);
+void register_frame_path(py::module_& m);
 void register_lookup(py::module_& m);
 void register_order_statistics(py::module_& m);
 void register_peakfinder(py::module_& m);
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "diffranet compiled core (private: use the diffranet package)";
     register_background(m);
     register_bragg(m);
+    register_frame_path(m);
     register_lookup(m);
     register_order_statistics(m);
     register_peakfinder(m);

@@ -24,6 +24,14 @@ class DirectionGrid:
     def values(self) -> numpy.typing.NDArray[numpy.float64]:
         """Read-only array (rows*n, cols*n, 3)."""
 
+class FrameMap:
+    """A training-detector map of frames of one shape (CSR: starts, sources, weights), the training pixels' expected areas and ring-and-sector cells; checked once."""
+    def __init__(self, rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, starts: object, sources: object, weights: object, expected: object, cells: object, order: object, cell_starts: object, n_rings: typing.SupportsInt | typing.SupportsIndex, n_sectors: typing.SupportsInt | typing.SupportsIndex, min_coverage: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    def gather(self, frame: object, mask: object, saturation: object, sums: object, covered: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """Photons and valid area received by each training pixel, written into sums and covered (float64)."""
+    def to_8bit(self, frame: object, mask: object, saturation: object, adc_offset: typing.SupportsFloat | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """The 8-bit model input of a frame, written into out (uint8, the training shape)."""
+
 class StructureFactorTable:
     """|F| table (float32, 3-D, finite, >= 0) checked and copied once, for render_bragg."""
     def __init__(self, sf_table: object, sf_hkl_min: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], default_F: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
@@ -42,6 +50,9 @@ def clip_counts(counts: object, saturation: typing.SupportsFloat | typing.Suppor
 
 def convolve_separable(image: object, kernel_half: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Convolution with a symmetric separable kernel given as float64 weights at offsets 0..radius."""
+
+def decode_framed_lz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, total: typing.SupportsInt | typing.SupportsIndex, block_bytes: typing.SupportsInt | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """Decode total bytes of framed LZ4 blocks from payload[offset:] into out (uint8); returns the offset after the last block."""
 
 def find_peaks(images: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, min_pixels: typing.SupportsInt | typing.SupportsIndex, max_pixels: typing.SupportsInt | typing.SupportsIndex, local_bg_radius: typing.SupportsInt | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, min_radius_px: typing.SupportsFloat | typing.SupportsIndex, max_radius_px: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """peakfinder8-style peaks of float32 images (n, rows, cols); mask: uint8 (rows, cols) or None."""

@@ -45,6 +45,36 @@ def test_lz4_hand_framed():
     assert decompress("lz4", 0, payload) == second
 
 
+@pytest.mark.parametrize("period", [1, 2, 3, 5, 7, 8, 13, 300])
+def test_repeating_bytes_decode_as_lz4_block_does(period):
+    """Matches that overlap their own output (a distance shorter than the match) repeat the pattern."""
+    import lz4.block
+
+    pattern = np.random.default_rng(period).integers(0, 256, period, dtype=np.uint8).tobytes()
+    raw = (b"x" * 17 + pattern * (70_000 // period) + bytes(range(50)))[:65_536]
+    packed = lz4.block.compress(raw, store_size=False)
+    assert len(packed) < len(raw) // 4
+    payload = struct.pack(">QI", len(raw), 65_536) + struct.pack(">I", len(packed)) + packed
+    assert decompress("lz4", 0, payload) == lz4.block.decompress(packed, uncompressed_size=len(raw)) == raw
+
+
+@pytest.mark.parametrize("algorithm", ["bslz4", "lz4"])
+def test_damaged_payloads_raise_or_decode_never_crash(algorithm):
+    """Random byte changes anywhere in the blocks: a CompressionError, or bytes of the announced size."""
+    data = np.random.default_rng(2).poisson(1.0, 30_000).astype("<u4")
+    name, modifier, payload = compress(data, algorithm)
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        damaged = bytearray(payload)
+        for at in rng.integers(12, len(payload), rng.integers(1, 6)):
+            damaged[at] = rng.integers(0, 256)
+        try:
+            out = decompress(name, modifier, bytes(damaged))
+        except CompressionError:
+            continue
+        assert len(out) == data.nbytes
+
+
 @pytest.mark.parametrize("algorithm", ["bslz4", "lz4"])
 def test_truncated_or_corrupt(algorithm):
     data = np.random.default_rng(1).poisson(2.0, 20_000).astype("<u2")

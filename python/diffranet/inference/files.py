@@ -10,6 +10,7 @@ through the same pipeline as a detector stream's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 
 import numpy as np
@@ -136,9 +137,12 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
         path = str(path)
         index = None
         try:
-            mask = dio.read_mask(path, **limit)
-            header = dio.read_geometry(path, **limit)
-            for index, frame in enumerate(dio.iter_frames(path, **limit)):
+            with dio.read_once(path):  # a CBF file: one read and decode for its mask, geometry and image
+                mask = dio.read_mask(path, **limit)
+                header = dio.read_geometry(path, **limit)
+                frames = dio.iter_frames(path, **limit)
+                first = next(frames, None)
+            for index, frame in enumerate(() if first is None else itertools.chain([first], frames)):
                 if mask is not None and mask.shape != frame.shape:
                     raise dio.ImageFormatError(f"{path}: mask shape {mask.shape} differs from frame {frame.shape}")
                 yield path, index, frame, mask, header

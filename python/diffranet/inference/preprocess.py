@@ -19,6 +19,11 @@ Three steps, each a function of its own:
 3. **8-bit.** The training detector's ADC offset is added and the paper's
    square-root transform applied (:func:`diffranet.simulation.response.to_8bit`).
 
+Frames that need resampling or binning take all three steps in one call of
+the compiled core (:func:`compiled_route_applies`: a map per frame shape and
+geometry, cached; pixels to ignore skipped as they are read), which gives
+the same bytes as the functions above: they are its reference.
+
 See ``docs/preprocessing.md`` for the choices and pictures.
 """
 
@@ -31,7 +36,7 @@ import math
 import numpy as np
 
 from .. import _core
-from .._validation import check_finite, check_int
+from .._validation import check_finite, check_int, check_threads
 from ..peaks.background import (
     fill_empty_sectors,
     fill_masked,
@@ -44,7 +49,7 @@ from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels", "one_to_one_corner", "is_model_input", "INPUT_KINDS",
+    "invalid_pixels", "one_to_one_corner", "is_model_input", "compiled_route_applies", "INPUT_KINDS",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -211,7 +216,12 @@ def _subpixels_per_side(shape, source, preprocessing):
 
 @functools.lru_cache(maxsize=4)
 def _mapping(shape, source, preprocessing):
-    """Sparse matrix from source pixels to training pixels, and the expected coverage (cached per geometry).
+    """:func:`_build_mapping`, cached per geometry."""
+    return _build_mapping(shape, source, preprocessing)
+
+
+def _build_mapping(shape, source, preprocessing):
+    """Sparse matrix from source pixels to training pixels, and the expected coverage.
 
     Each source pixel is split into ``k x k`` subpixels, ``k`` chosen so that a
     subpixel spans at most half a training pixel (no holes when the source
@@ -604,6 +614,82 @@ def _table_image(frame, corner, mask, preprocessing, saturation):
     return image
 
 
+# --------------------------------------------------------------------------- the compiled route
+
+#: Ring width (pixels) and sectors of the local background (those of :func:`local_background`).
+_RING_WIDTH_PX, _N_SECTORS = 2.0, 16
+
+
+def _binning_matrix(shape, factor, target_shape, beam_center_px):
+    """:func:`bin_and_crop` as a sparse matrix (each frame pixel of the window to its block) and ``factor ** 2``."""
+    import scipy.sparse
+
+    rows, cols = shape
+    top, left = _window_corner(shape, factor, target_shape, beam_center_px)
+    r = top + np.arange(target_shape[0] * factor)
+    c = left + np.arange(target_shape[1] * factor)
+    r, c = r[(r >= 0) & (r < rows)], c[(c >= 0) & (c < cols)]
+    sources = (r[:, None] * cols + c[None, :]).ravel()
+    targets = (((r - top) // factor)[:, None] * target_shape[1] + ((c - left) // factor)[None, :]).ravel()
+    matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
+                                     shape=(target_shape[0] * target_shape[1], rows * cols))
+    matrix.sum_duplicates()
+    return matrix, np.full(target_shape, float(factor * factor))
+
+
+@functools.lru_cache(maxsize=4)
+def _frame_map(shape, geometry, preprocessing, beam_center_px):
+    """The compiled map of frames of ``shape`` onto the training detector (cached per shape, geometry,
+    training detector and, without geometry, beam centre; masks and saturation are applied per frame)."""
+    if geometry is not None:
+        matrix, expected = _build_mapping(shape, geometry, preprocessing)
+    else:
+        factor = preprocessing.bin_factor or default_bin_factor(shape, preprocessing.shape)
+        matrix, expected = _binning_matrix(shape, factor, preprocessing.shape, beam_center_px)
+    bx, by = preprocessing.geometry.center_px(preprocessing.shape)
+    ring, cell = rings_and_sectors(preprocessing.shape, (float(bx), float(by)), _RING_WIDTH_PX, _N_SECTORS)
+    n_rings = int(ring.max()) + 1
+    cell = cell.astype(np.int32)
+    cell_starts = np.zeros(n_rings * _N_SECTORS + 1, np.int64)
+    np.cumsum(np.bincount(cell.ravel(), minlength=n_rings * _N_SECTORS), out=cell_starts[1:])
+    return _core.FrameMap(shape[0], shape[1], matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32),
+                          np.ascontiguousarray(matrix.data, dtype=np.float64),
+                          np.ascontiguousarray(expected, dtype=np.float64), cell,
+                          np.argsort(cell.ravel(), kind="stable").astype(np.int32), cell_starts, n_rings,
+                          _N_SECTORS, MIN_COVERAGE)
+
+
+def compiled_route_applies(frame, geometry):
+    """Whether :func:`preprocess` takes a frame that needs resampling or binning through the compiled core.
+
+    It does for frames of native 8- to 64-bit integers, float32 and float64
+    with a geometry (resampling), and of integers of up to 32 bits without
+    one (binning: their block sums are exact in any order); other frames
+    (bool, float16, non-native byte order, floats or 64-bit integers to bin)
+    take the Python route. Both give the same image.
+    """
+    dtype = frame.dtype
+    if not dtype.isnative or dtype.kind not in "uif" or dtype == np.float16 or frame.size >= 2 ** 31:
+        return False
+    return geometry is not None or (dtype.kind in "ui" and dtype.itemsize <= 4)
+
+
+def _compiled_image(frame, mask, geometry, preprocessing, beam_center_px, saturation, n_threads=None):
+    """The 8-bit image by the compiled route: the same bytes as ``to_8bit(to_training_counts(...) + offset)``.
+
+    The frame's pixels are read once through the cached map of its shape and
+    geometry; masked, negative, non-finite and saturated pixels are skipped as
+    they are read; the missing area is completed and the square root taken
+    in the compiled core, frame rows spread over ``n_threads`` (default all).
+    """
+    frame_map = _frame_map(tuple(frame.shape), geometry, preprocessing, beam_center_px)
+    mask = None if mask is None else np.ascontiguousarray(mask).view(np.uint8)
+    image = np.empty(preprocessing.shape, np.uint8)
+    frame_map.to_8bit(np.ascontiguousarray(frame), mask, saturation, float(preprocessing.adc_offset), image,
+                      check_threads(n_threads))
+    return image
+
+
 #: What a frame holds: ``"counts"`` (photons or ADU, preprocessed), ``"8bit"`` (a model input
 #: already), ``"auto"`` (8-bit when it is uint8 of the model's input shape, counts otherwise).
 INPUT_KINDS = ("auto", "counts", "8bit")
@@ -676,11 +762,14 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
     if is_model_input(frame, preprocessing, input):
         return frame.copy()
-    if frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
+    center = _check_center(geometry, beam_center_px)
+    corner = one_to_one_corner(frame.shape, geometry, preprocessing, center)
+    if corner is not None and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
         # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
-        corner = one_to_one_corner(frame.shape, geometry, preprocessing, _check_center(geometry, beam_center_px))
-        if corner is not None:
-            return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
+        return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
+    if corner is None and compiled_route_applies(frame, geometry):
+        saturation = None if saturation is None else check_finite("saturation", saturation)
+        return _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, saturation)
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
     return to_8bit(counts + np.float32(preprocessing.adc_offset))

@@ -15,6 +15,7 @@ the final name.  See ``docs/io.md`` for the table of formats.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
     "read_geometry",
     "read_image",
     "read_mask",
+    "read_once",
     "supported_extensions",
     "write_frames",
     "write_image",
@@ -80,6 +82,29 @@ def _format_for(path):
         f"{path}: unknown image file extension {Path(path).suffix!r}; "
         f"supported: {' '.join(supported_extensions())}"
     )
+
+
+@contextlib.contextmanager
+def read_once(path):
+    """Within, :func:`read_mask`, :func:`read_geometry`, :func:`read_image` and :func:`iter_frames` of ``path``
+    in this thread share one read of it.
+
+    For CBF files one read, one checksum and one decode serve the mask, the
+    geometry and the image (``diffranet classify`` and ``watch`` ask for the
+    three in turn); other formats read as usual. Errors are those of the
+    readers, raised where they are called.
+    """
+    try:
+        checked = existing_file(path)
+        module = _EXTENSIONS.get(next((e for e in sorted(_EXTENSIONS, key=len, reverse=True)
+                                       if checked.name.lower().endswith(e)), None), (None,))[0]
+    except (OSError, ValueError):  # the readers report it
+        module = None
+    if module != "_cbf":
+        yield
+        return
+    with importlib.import_module("._cbf", __name__).kept(checked):
+        yield
 
 
 def _open_format(path, dataset):

@@ -9,6 +9,12 @@ beamlines) are decompressed as a stream: the header first, whose frame size
 is checked against the pixel budget, then only the bytes its binary section
 declares. ``# Count_cutoff`` (the detector's saturation) is read as the
 ``saturation`` of :func:`geometry` and masks the pixels at or above it.
+
+``diffranet classify`` and ``watch`` ask for a file's mask, geometry and
+image in turn, within :func:`kept` (``diffranet.io.read_once``): there the
+file's checked bytes are kept, and the image :func:`mask` decoded is handed
+to the :func:`read` that follows, so one read, one checksum and one decode
+serve the three.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import base64
 import bz2
 import gzip
 import hashlib
+import contextlib
 import io
+import os
 import re
+import threading
 
 import numpy as np
 
@@ -98,6 +107,34 @@ def _checked_bytes(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     return raw[:end]
 
 
+_KEPT = threading.local()  # within kept(path): path, max_pixels, checked bytes, decoded image
+
+
+@contextlib.contextmanager
+def kept(path):
+    """Within: this thread reads, checks and decodes ``path`` once for :func:`mask`, :func:`geometry` and
+    :func:`read` (the decoded image goes to the first :func:`read`, which owns it)."""
+    _KEPT.path, _KEPT.raw, _KEPT.image = os.fspath(path), None, None
+    try:
+        yield
+    finally:
+        _KEPT.path = _KEPT.raw = _KEPT.image = None
+
+
+def _keeping(path, max_pixels):
+    return getattr(_KEPT, "path", None) == os.fspath(path) and getattr(_KEPT, "max_pixels", None) == max_pixels
+
+
+def _file_bytes(path, max_pixels):
+    """The checked bytes of the file, read once within :func:`kept`."""
+    if _keeping(path, max_pixels) and _KEPT.raw is not None:
+        return _KEPT.raw
+    raw = _checked_bytes(path, max_pixels)
+    if getattr(_KEPT, "path", None) == os.fspath(path):
+        _KEPT.raw, _KEPT.max_pixels, _KEPT.image = raw, max_pixels, None
+    return raw
+
+
 def _decode(path, raw):
     import fabio.cbfimage
 
@@ -111,13 +148,19 @@ def _decode(path, raw):
 
 def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Read the image of a CBF file as stored (Pilatus: int32 counts, gaps -1, bad -2)."""
-    return _decode(path, _checked_bytes(path, max_pixels))
+    raw = _file_bytes(path, max_pixels)
+    if _keeping(path, max_pixels) and _KEPT.image is not None:
+        image, _KEPT.image = _KEPT.image, None  # handed out once: the caller owns it
+        return image
+    return _decode(path, raw)
 
 
 def mask(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Pixels with negative values (Pilatus module gaps -1, bad pixels -2) or at or above ``Count_cutoff``."""
-    raw = _checked_bytes(path, max_pixels)
+    raw = _file_bytes(path, max_pixels)
     data = _decode(path, raw)
+    if _keeping(path, max_pixels):
+        _KEPT.image = data  # for the read() that follows
     bad = data < 0
     cutoff = _count_cutoff(raw[: raw.find(_BINARY_START)])
     if cutoff is not None:
@@ -149,7 +192,7 @@ def geometry(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     ``# Beam_xy`` and ``# Count_cutoff`` (as ``saturation``, counts) lines;
     a value the header lacks is left out.
     """
-    raw = _checked_bytes(path, max_pixels)
+    raw = _file_bytes(path, max_pixels)
     head = raw[: raw.find(_BINARY_START)]
     found = {}
     pixel = _header_number(head, rb"^#\s*Pixel_size\s+" + _NUMBER + rb"\s*(m|mm|um)\b")

@@ -1,0 +1,195 @@
+// Python binding of the compiled frame path and of framed LZ4 decoding:
+// argument checks (checked.hpp) and dtype dispatch only.
+// diffranet.inference.frame_path builds the maps; diffranet.live.compression
+// parses the Stream V2 framing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "checked.hpp"
+#include "diffranet/frame_path.hpp"
+#include "diffranet/lz4_frames.hpp"
+
+namespace {
+
+// A training-detector map checked once (every source index inside the frame,
+// row starts ascending), kept with the arrays it points into.
+class FrameMap {
+  public:
+    FrameMap(std::int64_t rows, std::int64_t cols, const py::object& starts_obj, const py::object& sources_obj,
+             const py::object& weights_obj, const py::object& expected_obj, const py::object& cells_obj,
+             const py::object& order_obj, const py::object& cell_starts_obj, int n_rings, int n_sectors,
+             double min_coverage)
+        : rows_(checked::side(rows, "rows")),
+          cols_(checked::side(cols, "cols")),
+          starts_(checked::array<std::int64_t>(starts_obj, "starts", {checked::kAnyLength})),
+          sources_(checked::array<std::int32_t>(sources_obj, "sources", {checked::kAnyLength})),
+          weights_(checked::array<double>(weights_obj, "weights", {sources_.shape(0)})),
+          expected_(checked::all_finite(checked::array<double>(expected_obj, "expected", {checked::kAnyLength,
+                                                                                           checked::kAnyLength}),
+                                        "expected")),
+          cells_(checked::array<std::int32_t>(cells_obj, "cells", {expected_.shape(0), expected_.shape(1)})),
+          order_(checked::array<std::int32_t>(order_obj, "order", {expected_.size()})),
+          cell_starts_(checked::array<std::int64_t>(cell_starts_obj, "cell_starts", {checked::kAnyLength})) {
+        const std::int64_t n_targets = expected_.size();
+        if (starts_.shape(0) != n_targets + 1)
+            checked::fail("starts must have one entry per training pixel and one more, got " +
+                          std::to_string(starts_.shape(0)) + " for " + std::to_string(n_targets) + " pixels");
+        const std::int64_t* s = starts_.data();
+        if (s[0] != 0 || s[n_targets] != sources_.shape(0))
+            checked::fail("starts must run from 0 to the number of sources");
+        for (std::int64_t t = 0; t < n_targets; ++t)
+            if (s[t + 1] < s[t]) checked::fail("starts must not decrease");
+        const std::int64_t n_sources = std::int64_t{rows_} * cols_;
+        const std::int32_t* src = sources_.data();
+        for (py::ssize_t j = 0; j < sources_.shape(0); ++j)
+            if (src[j] < 0 || src[j] >= n_sources) checked::fail("sources must be pixels of the frame");
+        if (n_sectors < 1 || n_rings < 1) checked::fail("n_rings and n_sectors must be >= 1");
+        const std::int32_t* c = cells_.data();
+        for (std::int64_t t = 0; t < n_targets; ++t)
+            if (c[t] < 0 || c[t] >= std::int64_t{n_rings} * n_sectors)
+                checked::fail("cells must lie in [0, n_rings * n_sectors)");
+        if (!(min_coverage >= 0.0 && min_coverage <= 1.0)) checked::fail("min_coverage must lie in [0, 1]");
+        // order: the training pixels by cell, cell c holding order[cell_starts[c]:cell_starts[c + 1]]
+        const std::int64_t n_cells = std::int64_t{n_rings} * n_sectors;
+        const std::int64_t* cs = cell_starts_.data();
+        if (cell_starts_.shape(0) != n_cells + 1 || cs[0] != 0 || cs[n_cells] != n_targets)
+            checked::fail("cell_starts must run from 0 to the number of training pixels, one entry per cell and one more");
+        const std::int32_t* o = order_.data();
+        for (std::int64_t cell = 0; cell < n_cells; ++cell) {
+            if (cs[cell + 1] < cs[cell]) checked::fail("cell_starts must not decrease");
+            for (std::int64_t k = cs[cell]; k < cs[cell + 1]; ++k)
+                if (o[k] < 0 || o[k] >= n_targets || c[o[k]] != cell)
+                    checked::fail("order must list the training pixels of each cell in turn");
+        }
+        map_.starts = s;
+        map_.sources = src;
+        map_.weights = weights_.data();
+        const double* w = weights_.data();
+        map_.uniform = true;
+        for (py::ssize_t j = 0; j < weights_.shape(0) && map_.uniform; ++j) map_.uniform = w[j] == w[0];
+        map_.weight = weights_.shape(0) ? w[0] : 0.0;
+        map_.n_targets = n_targets;
+        map_.n_sources = n_sources;
+        plan_.expected = expected_.data();
+        plan_.cells = c;
+        plan_.order = o;
+        plan_.cell_starts = cs;
+        plan_.n = n_targets;
+        plan_.n_rings = n_rings;
+        plan_.n_sectors = n_sectors;
+        plan_.min_coverage = min_coverage;
+    }
+
+    void to_8bit(const py::object& frame, const py::object& mask, const py::object& saturation, double adc_offset,
+                 const py::object& out_obj, int n_threads) const {
+        const auto out = checked::array<std::uint8_t>(out_obj, "out", {expected_.shape(0), expected_.shape(1)}, true);
+        const float adc = static_cast<float>(checked::nonnegative(adc_offset, "adc_offset"));
+        std::int64_t nan = 0;
+        dispatch(frame, mask, saturation, n_threads, [&](auto* pixels, const diffranet::PixelRules& rules, int threads) {
+            auto* target = const_cast<std::uint8_t*>(out.data());
+            py::gil_scoped_release release;
+            nan = diffranet::frame_to_8bit(pixels, rules, map_, plan_, adc, target, threads);
+        });
+        if (nan) checked::fail("counts must not contain NaN (" + std::to_string(nan) + " training pixels)");
+    }
+
+    void gather(const py::object& frame, const py::object& mask, const py::object& saturation,
+                const py::object& sums_obj, const py::object& covered_obj, int n_threads) const {
+        const auto sums = checked::array<double>(sums_obj, "sums", {expected_.shape(0), expected_.shape(1)}, true);
+        const auto covered =
+            checked::array<double>(covered_obj, "covered", {expected_.shape(0), expected_.shape(1)}, true);
+        dispatch(frame, mask, saturation, n_threads, [&](auto* pixels, const diffranet::PixelRules& rules, int threads) {
+            auto* s = const_cast<double*>(sums.data());
+            auto* c = const_cast<double*>(covered.data());
+            py::gil_scoped_release release;
+            diffranet::gather_frame(pixels, rules, map_, s, c, threads);
+        });
+    }
+
+  private:
+    template <typename T, typename Call>
+    bool try_type(const py::object& frame, const diffranet::PixelRules& rules, int threads, Call& call) const {
+        const auto a = py::reinterpret_borrow<py::array>(frame);
+        if (!a.dtype().equal(py::dtype::of<T>())) return false;
+        const auto typed = checked::array<T>(frame, "frame", {rows_, cols_});
+        call(typed.data(), rules, threads);
+        return true;
+    }
+
+    template <typename Call>
+    void dispatch(const py::object& frame, const py::object& mask_obj, const py::object& saturation, int n_threads,
+                  Call call) const {
+        const int threads = checked::threads(n_threads);
+        if (!py::isinstance<py::array>(frame))
+            checked::fail("frame must be a numpy array, got " +
+                          py::str(py::type::handle_of(frame).attr("__name__")).cast<std::string>());
+        const auto mask = checked::optional_array<std::uint8_t>(mask_obj, "mask", {rows_, cols_});
+        diffranet::PixelRules rules;
+        rules.mask = mask ? mask->data() : nullptr;
+        rules.has_saturation = !saturation.is_none();
+        if (rules.has_saturation) rules.saturation = checked::finite(saturation.cast<double>(), "saturation");
+        if (!(try_type<std::uint8_t>(frame, rules, threads, call) || try_type<std::uint16_t>(frame, rules, threads, call) ||
+              try_type<std::uint32_t>(frame, rules, threads, call) || try_type<std::uint64_t>(frame, rules, threads, call) ||
+              try_type<std::int8_t>(frame, rules, threads, call) || try_type<std::int16_t>(frame, rules, threads, call) ||
+              try_type<std::int32_t>(frame, rules, threads, call) || try_type<std::int64_t>(frame, rules, threads, call) ||
+              try_type<float>(frame, rules, threads, call) || try_type<double>(frame, rules, threads, call)))
+            checked::fail("frame must hold 8- to 64-bit integers or float32 / float64 (native byte order), got " +
+                          py::str(py::reinterpret_borrow<py::array>(frame).dtype()).cast<std::string>());
+    }
+
+    int rows_, cols_;
+    py::array_t<std::int64_t, py::array::c_style> starts_;
+    py::array_t<std::int32_t, py::array::c_style> sources_;
+    py::array_t<double, py::array::c_style> weights_, expected_;
+    py::array_t<std::int32_t, py::array::c_style> cells_, order_;
+    py::array_t<std::int64_t, py::array::c_style> cell_starts_;
+    diffranet::PixelMap map_;
+    diffranet::CompletionPlan plan_;
+};
+
+std::int64_t decode_framed_lz4(const py::buffer& payload, std::int64_t offset, std::int64_t total,
+                               std::int64_t block_bytes, const py::object& out_obj, int n_threads) {
+    const py::buffer_info info = payload.request();
+    if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
+        checked::fail("payload must be a contiguous byte string");
+    const auto out = checked::array<std::uint8_t>(out_obj, "out", {checked::kAnyLength}, true);
+    if (total < 0 || out.shape(0) < total) checked::fail("out must hold the " + std::to_string(total) + " bytes");
+    if (offset < 0 || offset > info.size) checked::fail("offset must lie inside the payload");
+    if (total > 0 && block_bytes < 1) checked::fail("block size of 0 bytes");
+    const int threads = checked::threads(n_threads);
+    diffranet::Lz4Result result;
+    {
+        py::gil_scoped_release release;
+        result = diffranet::decode_framed_lz4(static_cast<const std::uint8_t*>(info.ptr), info.size, offset, total,
+                                              block_bytes, const_cast<std::uint8_t*>(out.data()), threads);
+    }
+    if (!result.ok) checked::fail(result.error);
+    return result.end;
+}
+
+}  // namespace
+
+void register_frame_path(py::module_& m) {
+    py::class_<FrameMap>(m, "FrameMap",
+                         "A training-detector map of frames of one shape (CSR: starts, sources, weights), the "
+                         "training pixels' expected areas and ring-and-sector cells; checked once.")
+        .def(py::init<std::int64_t, std::int64_t, const py::object&, const py::object&, const py::object&,
+                      const py::object&, const py::object&, const py::object&, const py::object&, int, int,
+                      double>(),
+             py::arg("rows"), py::arg("cols"), py::arg("starts"), py::arg("sources"), py::arg("weights"),
+             py::arg("expected"), py::arg("cells"), py::arg("order"), py::arg("cell_starts"), py::arg("n_rings"), py::arg("n_sectors"), py::arg("min_coverage"))
+        .def("to_8bit", &FrameMap::to_8bit, py::arg("frame"), py::arg("mask"), py::arg("saturation"),
+             py::arg("adc_offset"), py::arg("out"), py::arg("n_threads"),
+             "The 8-bit model input of a frame, written into out (uint8, the training shape).")
+        .def("gather", &FrameMap::gather, py::arg("frame"), py::arg("mask"), py::arg("saturation"), py::arg("sums"),
+             py::arg("covered"), py::arg("n_threads"),
+             "Photons and valid area received by each training pixel, written into sums and covered (float64).");
+    m.def("decode_framed_lz4", &decode_framed_lz4, py::arg("payload"), py::arg("offset"), py::arg("total"),
+          py::arg("block_bytes"), py::arg("out"), py::arg("n_threads"),
+          "Decode total bytes of framed LZ4 blocks from payload[offset:] into out (uint8); returns the offset "
+          "after the last block.");
+}

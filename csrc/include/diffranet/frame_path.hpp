@@ -1,0 +1,66 @@
+// The compiled frame path of diffranet.inference.preprocess: a raw frame onto the
+// training detector (a sparse map from frame pixels to training pixels, pixels to
+// ignore skipped as they are read), the missing area completed with the local
+// background, and the 8-bit square root. See diffranet/inference/frame_path.py.
+#pragma once
+
+#include <cstdint>
+
+namespace diffranet {
+
+// Training pixel t receives weights[j] of frame pixel sources[j] for j in
+// [starts[t], starts[t + 1]) (a CSR matrix, column indices ascending).
+struct PixelMap {
+    const std::int64_t* starts = nullptr;  // n_targets + 1 entries
+    const std::int32_t* sources = nullptr;
+    const double* weights = nullptr;
+    std::int64_t n_targets = 0;
+    std::int64_t n_sources = 0;  // pixels of the frame
+    bool uniform = false;        // every weight equals `weight` (then weights is not read)
+    double weight = 0.0;
+};
+
+// Which frame pixels carry no photon count: mask (nonzero = ignore, may be null),
+// negative or non-finite values, values >= saturation (when has_saturation).
+struct PixelRules {
+    const std::uint8_t* mask = nullptr;
+    bool has_saturation = false;
+    double saturation = 0.0;
+};
+
+// sums[t] = sum over the valid pixels s of row t of weights * frame[s], covered[t] =
+// sum of their weights, both accumulated in the map's order (the same float64
+// operations as the sparse matrix-vector products of the Python path). T is one of
+// uint8/16/32/64, int8/16/32/64, float, double. Rows are spread over n_threads.
+template <typename T>
+void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
+                  int n_threads);
+
+// The training detector's pixels and what completing them needs.
+struct CompletionPlan {
+    const double* expected = nullptr;  // area of each training pixel in frame pixels
+    const std::int32_t* cells = nullptr;  // ring * n_sectors + sector of each training pixel
+    const std::int32_t* order = nullptr;  // training pixels sorted by cell
+    const std::int64_t* cell_starts = nullptr;  // cell c holds order[cell_starts[c]:cell_starts[c + 1]]
+    std::int64_t n = 0;                   // training pixels
+    int n_rings = 0;
+    int n_sectors = 0;
+    double min_coverage = 0.5;
+};
+
+// counts = sums + (expected - covered) x the local background density (median of
+// sums / covered over the unmasked training pixels of the ring and sector), training
+// pixels covered below min_coverage holding the background only; then
+// out = uint8(rint(sqrt(clip(float32(max(counts, 0)) + adc_offset, 0, 65025)))).
+// Returns the number of training pixels whose counts are NaN (out is then not to be
+// used). Scratch memory is kept per thread and reused.
+std::int64_t complete_to_8bit(const double* sums, const double* covered, const CompletionPlan& plan,
+                              float adc_offset, std::uint8_t* out);
+
+// gather_frame then complete_to_8bit, sums and covered in per-thread scratch kept
+// between calls. Returns complete_to_8bit's count of NaN training pixels.
+template <typename T>
+std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
+                           float adc_offset, std::uint8_t* out, int n_threads);
+
+}  // namespace diffranet

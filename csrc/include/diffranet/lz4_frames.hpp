@@ -1,0 +1,26 @@
+// LZ4 blocks in the framing of the HDF5 LZ4 and bitshuffle filters (DECTRIS
+// Stream V2 compressed byte strings), decoded with every length checked against
+// the input and the output. See diffranet/live/compression.py.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace diffranet {
+
+// The outcome of decode_framed_lz4: ok, or what was wrong and where.
+struct Lz4Result {
+    bool ok = true;
+    std::string error;
+    std::int64_t end = 0;  // offset in the payload after the last block
+};
+
+// Decodes `total` bytes cut into blocks of `block_bytes` (the last one shorter)
+// from payload[offset:], each block a big-endian uint32 stored size and the LZ4
+// block (stored as is when its stored size equals its decoded size), into out.
+// Block boundaries are found first (one pass over the size records); blocks are
+// then decoded in parallel over n_threads.
+Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                            std::int64_t total, std::int64_t block_bytes, std::uint8_t* out, int n_threads);
+
+}  // namespace diffranet

@@ -1,0 +1,282 @@
+// The compiled frame path (diffranet/inference/frame_path.py): gather a frame's
+// valid pixels through the training-detector map, complete the missing area with
+// the ring-and-sector median background, and apply the 8-bit square root.
+//
+// Every floating-point operation is the one the Python path (preprocess.py,
+// peaks/background.py) performs, in the same order, so the 8-bit images are equal
+// byte for byte; this file is compiled without contraction into fused
+// multiply-adds (CMakeLists.txt), which would round differently.
+#include "diffranet/frame_path.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "diffranet/threads.hpp"
+
+namespace diffranet {
+namespace {
+
+// Frame pixels whose values carry photons: numpy's comparisons of preprocess.invalid_pixels
+// (a float32 frame is compared with the saturation rounded to float32, any other with float64).
+template <typename T>
+struct Validity {
+    using Compare = std::conditional_t<std::is_same_v<T, float>, float, double>;
+    bool has_saturation;
+    Compare saturation;
+
+    explicit Validity(const PixelRules& rules) : has_saturation(rules.has_saturation) {
+        const double limit = static_cast<double>(std::numeric_limits<Compare>::max());
+        saturation = rules.saturation > limit    ? std::numeric_limits<Compare>::infinity()
+                     : rules.saturation < -limit ? -std::numeric_limits<Compare>::infinity()
+                                                 : static_cast<Compare>(rules.saturation);
+    }
+
+    bool operator()(T v) const {
+        if constexpr (std::is_floating_point_v<T>) {
+            if (!(v >= 0) || std::isinf(v)) return false;  // negative, NaN, infinite
+        } else if constexpr (std::is_signed_v<T>) {
+            if (v < 0) return false;
+        }
+        return !(has_saturation && static_cast<Compare>(v) >= saturation);
+    }
+};
+
+// Uniform: every weight is map.weight (maps without subpixels), not read per entry.
+template <typename T, bool Uniform>
+void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
+                 int n_threads) {
+    const Validity<T> valid(rules);
+    const std::uint8_t* mask = rules.mask;
+#pragma omp parallel for schedule(static, 1024) num_threads(resolve_threads(n_threads))
+    for (std::int64_t t = 0; t < map.n_targets; ++t) {
+        double sum = 0.0, area = 0.0;
+        for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
+            const std::int32_t s = map.sources[j];
+            const T v = frame[s];
+            if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
+            const double w = Uniform ? map.weight : map.weights[j];
+            sum += w * static_cast<double>(v);
+            area += w;
+        }
+        sums[t] = sum;
+        covered[t] = area;
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
+                  int n_threads) {
+    if (map.uniform) {
+        gather_rows<T, true>(frame, rules, map, sums, covered, n_threads);
+    } else {
+        gather_rows<T, false>(frame, rules, map, sums, covered, n_threads);
+    }
+}
+
+#define DIFFRANET_FRAME_TYPES(X) \
+    X(std::uint8_t) X(std::uint16_t) X(std::uint32_t) X(std::uint64_t) X(std::int8_t) X(std::int16_t) \
+    X(std::int32_t) X(std::int64_t) X(float) X(double)
+
+#define DIFFRANET_GATHER(T) \
+    template void gather_frame<T>(const T*, const PixelRules&, const PixelMap&, double*, double*, int);
+DIFFRANET_FRAME_TYPES(DIFFRANET_GATHER)
+#undef DIFFRANET_GATHER
+
+namespace {
+
+// Per-thread scratch of complete_to_8bit, grown when needed and kept (no allocation per frame).
+struct Scratch {
+    std::vector<std::uint8_t> masked, need, cell_wanted, ring_wanted, ring_done;
+    std::vector<double> density, values, cell_median, ring_median, ring_values;
+    std::vector<std::int32_t> cell_good;
+};
+
+// numpy's median of a few values (mean of the two middle ones for an even count).
+double median_of(std::vector<double>& values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size(), h = n / 2;
+    return n % 2 ? values[h] : (values[h - 1] + values[h]) / 2.0;
+}
+
+// The local background of the training pixels (preprocess._background_at): per cell (ring
+// and sector) the median of the unmasked densities, with group_medians' sort keys; a cell
+// without unmasked pixels takes its ring's median of sector medians, a ring without any
+// the interpolation between the nearest rings with data (fill_empty_sectors, np.interp).
+class Background {
+  public:
+    Background(const CompletionPlan& plan, Scratch& s, double low, double high)
+        : plan_(plan), s_(s), low_(low), span_(high - low + 1.0) {}
+
+    void medians() {
+        const int n_cells = plan_.n_rings * plan_.n_sectors;
+        std::int64_t largest = 0;
+        for (int c = 0; c < n_cells; ++c) largest = std::max(largest, plan_.cell_starts[c + 1] - plan_.cell_starts[c]);
+        s_.values.resize(static_cast<std::size_t>(largest));
+        s_.cell_median.assign(n_cells, std::numeric_limits<double>::quiet_NaN());
+        s_.ring_wanted.assign(plan_.n_rings, 0);
+        s_.ring_done.assign(plan_.n_rings, 0);
+        s_.ring_median.assign(plan_.n_rings, std::numeric_limits<double>::quiet_NaN());
+        for (int c = 0; c < n_cells; ++c) {
+            if (!s_.cell_wanted[c]) continue;
+            if (s_.cell_good[c]) {
+                s_.cell_median[c] = median_of_cell(c);
+            } else {
+                s_.ring_wanted[c / plan_.n_sectors] = 1;
+            }
+        }
+        for (int r = 0; r < plan_.n_rings; ++r)
+            if (s_.ring_wanted[r]) fill_ring(r);
+    }
+
+    double at(std::int32_t cell) const {
+        const double m = s_.cell_median[cell];
+        return std::isnan(m) ? s_.ring_median[cell / plan_.n_sectors] : m;
+    }
+
+  private:
+    void fill_ring(int r) {
+        if (ring_has_data(r)) {
+            ring_median(r);
+            return;
+        }
+        int below = r - 1, above = r + 1;
+        while (below >= 0 && !ring_has_data(below)) --below;
+        while (above < plan_.n_rings && !ring_has_data(above)) ++above;
+        if (below < 0) {
+            s_.ring_median[r] = ring_median(above);
+        } else if (above >= plan_.n_rings) {
+            s_.ring_median[r] = ring_median(below);
+        } else {
+            const double y0 = ring_median(below), y1 = ring_median(above);
+            const double x0 = below, x1 = above, x = r;
+            const double slope = (y1 - y0) / (x1 - x0);
+            double value = slope * (x - x0) + y0;
+            if (std::isnan(value)) {
+                value = slope * (x - x1) + y1;
+                if (std::isnan(value) && y0 == y1) value = y0;
+            }
+            s_.ring_median[r] = value;
+        }
+    }
+
+    // The lower median of the cell's unmasked densities, as group_medians computes it:
+    // key = label * span + (value - low), median = key - label * span + low.
+    double median_of_cell(int c) {
+        double* v = s_.values.data();  // as long as the largest cell (medians())
+        std::int64_t n = 0;
+        for (std::int64_t k = plan_.cell_starts[c]; k < plan_.cell_starts[c + 1]; ++k) {
+            const std::int32_t p = plan_.order[k];
+            v[n] = s_.density[p];
+            n += !s_.masked[p];
+        }
+        double* middle = v + (n - 1) / 2;
+        std::nth_element(v, middle, v + n);
+        const double label = static_cast<double>(c);
+        const double key = label * span_ + (*middle - low_);
+        return key - label * span_ + low_;
+    }
+
+    bool ring_has_data(int r) const {
+        for (int c = r * plan_.n_sectors; c < (r + 1) * plan_.n_sectors; ++c)
+            if (s_.cell_good[c]) return true;
+        return false;
+    }
+
+    double ring_median(int r) {
+        if (s_.ring_done[r]) return s_.ring_median[r];
+        std::vector<double> medians;  // a ring's sectors: a few values, rarely needed
+        for (int c = r * plan_.n_sectors; c < (r + 1) * plan_.n_sectors; ++c) {
+            if (!s_.cell_good[c]) continue;
+            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c);
+            medians.push_back(s_.cell_median[c]);
+        }
+        s_.ring_done[r] = 1;
+        s_.ring_median[r] = median_of(medians);
+        return s_.ring_median[r];
+    }
+
+    const CompletionPlan& plan_;
+    Scratch& s_;
+    double low_, span_;
+};
+
+}  // namespace
+
+std::int64_t complete_to_8bit(const double* sums, const double* covered, const CompletionPlan& plan,
+                              float adc_offset, std::uint8_t* out) {
+    thread_local Scratch scratch;
+    Scratch& s = scratch;
+    const std::int64_t n = plan.n;
+    const int n_cells = plan.n_rings * plan.n_sectors;
+    s.masked.resize(n);
+    s.need.resize(n);
+    s.density.resize(n);
+    s.cell_wanted.assign(n_cells, 0);
+    s.cell_good.assign(n_cells, 0);
+    bool any_masked = false, all_fed = true;
+    double low = std::numeric_limits<double>::infinity(), high = -low;
+    for (std::int64_t p = 0; p < n; ++p) {
+        const double e = plan.expected[p], c = covered[p];
+        const bool m = (c < plan.min_coverage * e) || (c <= 0);
+        const bool need = m || c != e;
+        const double density = c > 0 ? sums[p] / c : 0.0;
+        const std::int32_t cell = plan.cells[p];
+        s.masked[p] = m;
+        s.need[p] = need;
+        s.density[p] = density;
+        s.cell_wanted[cell] |= need;
+        s.cell_good[cell] += !m;
+        if (!m) {
+            low = std::min(low, density);
+            high = std::max(high, density);
+        }
+        any_masked |= m;
+        all_fed &= c >= e;
+    }
+    const bool complete = any_masked || !all_fed;
+    const bool all_masked = !(low <= high);
+    Background background(plan, s, low, high);
+    if (complete && !all_masked) background.medians();
+    std::int64_t nan = 0;
+    for (std::int64_t p = 0; p < n; ++p) {
+        double counts = sums[p];
+        if (complete && s.need[p]) {
+            const double bg = all_masked ? 0.0 : background.at(plan.cells[p]);
+            const double area = plan.expected[p];
+            counts = s.masked[p] ? area * bg : sums[p] + (area - covered[p]) * bg;
+        }
+        counts = counts < 0.0 ? 0.0 : counts;  // np.maximum(counts, 0.0); NaN stays NaN
+        const float value = static_cast<float>(counts) + adc_offset;
+        if (std::isnan(value)) {
+            ++nan;
+            out[p] = 0;
+            continue;
+        }
+        // round half to even, as np.rint (the default rounding mode)
+        out[p] = static_cast<std::uint8_t>(std::lrint(std::sqrt(std::min(std::max(value, 0.0f), 65025.0f))));
+    }
+    return nan;
+}
+
+template <typename T>
+std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
+                           float adc_offset, std::uint8_t* out, int n_threads) {
+    thread_local std::vector<double> sums, covered;
+    sums.resize(static_cast<std::size_t>(map.n_targets));
+    covered.resize(static_cast<std::size_t>(map.n_targets));
+    gather_frame(frame, rules, map, sums.data(), covered.data(), n_threads);
+    return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out);
+}
+
+#define DIFFRANET_TO_8BIT(T)                                                                                  \
+    template std::int64_t frame_to_8bit<T>(const T*, const PixelRules&, const PixelMap&, const CompletionPlan&, \
+                                           float, std::uint8_t*, int);
+DIFFRANET_FRAME_TYPES(DIFFRANET_TO_8BIT)
+#undef DIFFRANET_TO_8BIT
+
+}  // namespace diffranet

@@ -1,0 +1,244 @@
+"""The compiled frame path gives the Python path's model input, byte for byte.
+
+:func:`preprocess` sends frames that need resampling (a geometry) or binning (integer frames
+without one) through the compiled core (``_core.FrameMap``: pixels to ignore skipped as they
+are read, the missing area completed, the square root taken in one call). The Python route,
+``to_8bit(to_training_counts(...) + adc_offset)``, is the reference: every case below compares
+the two images pixel by pixel, over detector shapes, distances, wavelengths, beam centres on,
+off and beyond the detector, module-gap masks, saturated, negative and non-finite pixels, and
+the integer and floating-point types detectors write.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from diffranet.detectors.masks import module_gap_mask
+from diffranet.inference import FrameGeometry, Preprocessing, preprocess
+from diffranet.inference.geometry import PAPER_PREPROCESSING
+from diffranet.simulation.response import to_8bit
+
+pp = importlib.import_module("diffranet.inference.preprocess")  # the module, not the function of that name
+
+
+def _python_route(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
+                  saturation=None):
+    counts, _ = pp.to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
+                                      saturation=saturation)
+    return to_8bit(counts + np.float32(preprocessing.adc_offset))
+
+
+def _frame(shape, dtype, seed=0, spots=300):
+    """Photon counts of one per pixel, bright spots; negative flags and non-finite values where the type has them."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    frame = rng.poisson(2.0, shape).astype(np.float64)
+    rows, cols = rng.integers(0, shape[0], spots), rng.integers(0, shape[1], spots)
+    frame[rows, cols] += rng.integers(50, 200 if dtype.itemsize == 1 else 3000, spots)
+    if dtype.kind == "f":
+        frame += rng.uniform(-0.4, 0.4, shape)  # photon-converted values (JUNGFRAU): not whole numbers
+    if dtype.kind in "if":
+        frame[rng.integers(0, shape[0], 40), rng.integers(0, shape[1], 40)] = -2  # bad pixels
+    frame = frame.astype(dtype)
+    if dtype.kind == "f":
+        frame[rng.integers(0, shape[0], 5), rng.integers(0, shape[1], 5)] = np.nan
+        frame[rng.integers(0, shape[0], 5), rng.integers(0, shape[1], 5)] = np.inf
+    return frame
+
+
+def _gaps(shape, module=(195, 487), gap=(17, 7)):
+    return module_gap_mask(shape, module, gap)
+
+
+#: (frame shape, geometry): other shapes, distances, wavelengths, beam centres.
+GEOMETRIES = {
+    "pilatus-like, beam near the centre": ((1011, 985), FrameGeometry(0.172, 300.0, 1.0, (492.5, 505.5))),
+    "small pixels, far, off-centre beam": ((900, 1200), FrameGeometry(0.075, 200.0, 0.9, (300.0, 420.0))),
+    "beam off the detector": ((800, 700), FrameGeometry(0.1, 120.0, 1.2, (-60.0, 380.0))),
+    "beam far beyond the corner": ((600, 600), FrameGeometry(0.1, 100.0, 1.0, (900.0, 950.0))),
+    "coarse pixels, near (subpixels)": ((300, 260), FrameGeometry(0.4, 70.0, 1.6, (130.0, 150.0))),
+    "long wavelength": ((700, 700), FrameGeometry(0.1, 100.0, 2.5)),
+}
+
+DTYPES = ["uint8", "uint16", "uint32", "int16", "int32", "int64", "float32", "float64"]
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_resampled_frames_equal_the_python_route(name, dtype):
+    shape, geometry = GEOMETRIES[name]
+    frame = _frame(shape, dtype, seed=len(name))
+    mask = _gaps(shape)
+    saturation = 2000 if np.dtype(dtype).itemsize > 1 else 200
+    assert pp.compiled_route_applies(frame, geometry)
+    for options in (dict(), dict(mask=mask), dict(mask=mask, saturation=saturation)):
+        image = preprocess(frame, geometry=geometry, **options)
+        assert image.dtype == np.uint8 and image.shape == PAPER_PREPROCESSING.shape
+        assert np.array_equal(image, _python_route(frame, geometry=geometry, **options)), options
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int16", "int32"])
+@pytest.mark.parametrize("shape, beam_center_px", [((2527, 2463), None), ((1100, 1030), (400.0, 700.0)),
+                                                   ((1300, 1100), (-20.0, 1200.0)), ((1024, 1024), None)])
+def test_binned_integer_frames_equal_the_python_route(dtype, shape, beam_center_px):
+    frame = _frame(shape, dtype, seed=shape[0])
+    assert pp.compiled_route_applies(frame, None)
+    for options in (dict(), dict(mask=_gaps(shape)), dict(mask=_gaps(shape), saturation=150)):
+        image = preprocess(frame, beam_center_px=beam_center_px, **options)
+        assert np.array_equal(image, _python_route(frame, beam_center_px=beam_center_px, **options)), options
+
+
+def test_other_training_detectors_and_offsets():
+    shape, geometry = GEOMETRIES["small pixels, far, off-centre beam"]
+    frame = _frame(shape, np.uint32, seed=3)
+    for preprocessing in (Preprocessing(adc_offset=0.0), Preprocessing(shape=(256, 384)),
+                          Preprocessing(shape=(128, 128), geometry=FrameGeometry(0.688, 80.0, 1.5, (40.0, 70.0))),
+                          Preprocessing(bin_factor=2)):
+        for g in (geometry, None):
+            image = preprocess(frame, _gaps(shape), g, preprocessing, saturation=2500)
+            assert image.shape == preprocessing.shape
+            assert np.array_equal(image, _python_route(frame, _gaps(shape), g, preprocessing, saturation=2500))
+
+
+def test_every_pixel_masked_and_every_pixel_fed():
+    shape, geometry = GEOMETRIES["pilatus-like, beam near the centre"]
+    frame = _frame(shape, np.int32)
+    everything = np.ones(shape, bool)
+    assert np.array_equal(preprocess(frame, everything, geometry), _python_route(frame, everything, geometry))
+    assert np.array_equal(preprocess(frame, everything), _python_route(frame, everything))
+    # binned by exactly 2 inside the frame: every training pixel fully fed, no background added
+    square = np.random.default_rng(1).poisson(3.0, (1024, 1024)).astype(np.uint32)
+    assert np.array_equal(preprocess(square), _python_route(square))
+
+
+def test_mask_of_integers_and_non_contiguous_frames():
+    shape, geometry = GEOMETRIES["small pixels, far, off-centre beam"]
+    frame = _frame(shape, np.float32, seed=8)
+    mask = _gaps(shape).astype(np.int32) * 7
+    assert np.array_equal(preprocess(frame, mask, geometry), _python_route(frame, mask != 0, geometry))
+    wide = np.zeros((shape[0], 2 * shape[1]), np.float32)
+    wide[:, ::2] = frame
+    assert np.array_equal(preprocess(wide[:, ::2], None, geometry), _python_route(frame, None, geometry))
+    swapped = frame.astype(">f4")  # non-native byte order: the Python route
+    assert not pp.compiled_route_applies(swapped, geometry)
+    assert np.array_equal(preprocess(swapped, None, geometry), _python_route(frame, None, geometry))
+
+
+def test_float_frames_without_geometry_take_the_python_route():
+    frame = _frame((1100, 1030), np.float32)
+    assert not pp.compiled_route_applies(frame, None)
+    assert not pp.compiled_route_applies(np.zeros((1100, 1030), np.int64), None)
+    assert not pp.compiled_route_applies(frame.astype(np.float16), GEOMETRIES["long wavelength"][1])
+    assert not pp.compiled_route_applies(frame > 3, GEOMETRIES["long wavelength"][1])
+    assert np.array_equal(preprocess(frame), _python_route(frame))
+
+
+def test_maps_follow_the_geometry_and_masks_the_frame():
+    """A changed geometry, beam centre or training detector gets its own map; masks and saturation are per frame."""
+    shape = (900, 1200)
+    frame = _frame(shape, np.uint32, seed=11)
+    first = FrameGeometry(0.075, 200.0, 0.9, (300.0, 420.0))
+    sequence = [dict(geometry=first), dict(geometry=FrameGeometry(0.075, 150.0, 0.9, (300.0, 420.0))),
+                dict(geometry=FrameGeometry(0.075, 200.0, 0.9, (600.0, 420.0))),
+                dict(geometry=first, mask=_gaps(shape)), dict(geometry=first, mask=_gaps(shape, (100, 300), (5, 5))),
+                dict(geometry=first, saturation=100), dict(geometry=first),
+                dict(beam_center_px=(500.0, 400.0)), dict(beam_center_px=(700.0, 400.0)), dict()]
+    images = [preprocess(frame, **options) for options in sequence]
+    for options, image in zip(sequence, images):
+        assert np.array_equal(image, _python_route(frame, **options)), options
+    for i in range(5):
+        assert not np.array_equal(images[i], images[i + 1])
+    assert np.array_equal(images[0], images[6])
+    assert not np.array_equal(images[7], images[8])
+    mapped = pp._frame_map(shape, first, PAPER_PREPROCESSING, None)
+    assert pp._frame_map(shape, first, PAPER_PREPROCESSING, None) is mapped
+    assert pp._frame_map(shape, first, Preprocessing(adc_offset=0.0), None) is not mapped
+
+
+def test_gather_equals_the_sparse_products():
+    shape, geometry = GEOMETRIES["coarse pixels, near (subpixels)"]
+    frame = _frame(shape, np.float32, seed=2)
+    mask = _gaps(shape, (60, 100), (3, 4))
+    invalid = pp.invalid_pixels(frame, mask, 1500.0)
+    sums_ref, covered_ref, _ = pp.resample(frame, invalid, geometry)
+    sums, covered = np.empty(PAPER_PREPROCESSING.shape), np.empty(PAPER_PREPROCESSING.shape)
+    mapped = pp._frame_map(shape, geometry, PAPER_PREPROCESSING, None)
+    for n_threads in (1, 2):
+        mapped.gather(frame, mask.view(np.uint8), 1500.0, sums, covered, n_threads)
+        assert np.array_equal(sums, sums_ref) and np.array_equal(covered, covered_ref)
+
+
+class TestRefusals:
+    shape, geometry = GEOMETRIES["long wavelength"]
+
+    @pytest.fixture
+    def mapped(self):
+        return pp._frame_map(self.shape, self.geometry, PAPER_PREPROCESSING, None)
+
+    def _out(self):
+        return np.empty(PAPER_PREPROCESSING.shape, np.uint8)
+
+    def test_wrong_dtype(self, mapped):
+        for dtype in (np.float16, np.bool_, np.complex64, ">u4"):
+            with pytest.raises(ValueError, match="frame must hold"):
+                mapped.to_8bit(np.zeros(self.shape, dtype), None, None, 10.0, self._out(), 1)
+        with pytest.raises(ValueError, match="frame must be a numpy array"):
+            mapped.to_8bit([[1, 2], [3, 4]], None, None, 10.0, self._out(), 1)
+
+    def test_shape_mismatch(self, mapped):
+        with pytest.raises(ValueError, match="frame"):
+            mapped.to_8bit(np.zeros((700, 701), np.uint16), None, None, 10.0, self._out(), 1)
+        with pytest.raises(ValueError, match="mask"):
+            mapped.to_8bit(np.zeros(self.shape, np.uint16), np.zeros((700, 701), np.uint8), None, 10.0, self._out(), 1)
+        with pytest.raises(ValueError, match="out"):
+            mapped.to_8bit(np.zeros(self.shape, np.uint16), None, None, 10.0, np.empty((512, 511), np.uint8), 1)
+        with pytest.raises(ValueError, match="out"):
+            mapped.to_8bit(np.zeros(self.shape, np.uint16), None, None, 10.0, np.empty((512, 512), np.float32), 1)
+        readonly = self._out()
+        readonly.flags.writeable = False
+        with pytest.raises(ValueError, match="writeable"):
+            mapped.to_8bit(np.zeros(self.shape, np.uint16), None, None, 10.0, readonly, 1)
+        with pytest.raises(ValueError, match="mask has shape"):
+            preprocess(np.zeros(self.shape, np.uint16), np.zeros((700, 701), bool), self.geometry)
+
+    def test_nan_in_arguments_and_pixels(self, mapped):
+        frame = _frame(self.shape, np.float32)
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match="saturation"):
+                mapped.to_8bit(frame, None, bad, 10.0, self._out(), 1)
+            with pytest.raises(ValueError, match="saturation"):
+                preprocess(frame, None, self.geometry, saturation=bad)
+            with pytest.raises(ValueError, match="adc_offset"):
+                mapped.to_8bit(frame, None, None, bad, self._out(), 1)
+        # NaN and infinite pixels carry no photons: ignored, as by the Python route
+        assert np.isnan(frame).any() and np.isinf(frame).any()
+        assert np.array_equal(preprocess(frame, None, self.geometry), _python_route(frame, None, self.geometry))
+        # photon sums that overflow (inf - inf = NaN) are refused, as the Python route refuses them
+        huge = np.full(self.shape, 1e308)
+        huge[::2] = 0.0
+        with pytest.raises(ValueError), np.errstate(all="ignore"):
+            _python_route(huge, None, self.geometry)
+        with pytest.raises(ValueError, match="NaN"):
+            preprocess(huge, None, self.geometry)
+
+    def test_inconsistent_maps(self, mapped):
+        n = 512 * 512
+        cells = np.zeros((512, 512), np.int32)
+        good = dict(starts=np.zeros(n + 1, np.int64), sources=np.zeros(0, np.int32), weights=np.zeros(0),
+                    expected=np.ones((512, 512)), cells=cells, order=np.arange(n, dtype=np.int32),
+                    cell_starts=np.array([0, n], np.int64), n_rings=1, n_sectors=1, min_coverage=0.5)
+        from diffranet import _core
+
+        _core.FrameMap(10, 10, **good)
+        bad = [dict(sources=np.array([100], np.int32), weights=np.ones(1),
+                    starts=np.r_[np.zeros(n, np.int64), 1]),  # a source beyond the 10 x 10 frame
+               dict(starts=np.r_[0, np.ones(n, np.int64)]),  # past the sources
+               dict(cells=np.full((512, 512), 3, np.int32)),  # beyond n_rings * n_sectors
+               dict(order=np.zeros(n, np.int32) - 1),
+               dict(cell_starts=np.array([0, n - 1], np.int64)),
+               dict(expected=np.full((512, 512), np.nan)),
+               dict(min_coverage=1.5)]
+        for change in bad:
+            with pytest.raises(ValueError):
+                _core.FrameMap(10, 10, **{**good, **change})
