@@ -20,7 +20,8 @@ Models: the paper's best classic configuration (GLCM + 100-tree random forest, f
 peak-finder hit finder (hit / miss) and the shipped DeepFreak model (``--model default``).
 
 Run with ``pytest benchmarks/test_stream_speed.py -s`` (prints a table); set ``STREAM_BENCH_FRAMES``
-to change the number of frames (default 3000).
+to change the number of frames (default 3000) and ``STREAM_BENCH_PEAKS=none`` to leave out the
+spot figures (``--peaks none``).
 """
 
 import json
@@ -37,6 +38,8 @@ import zmq
 from diffranet.live import StreamService
 
 N_FRAMES = int(os.environ.get("STREAM_BENCH_FRAMES", 3000))
+#: Where the verdicts' spot figures come from (``--peaks``): "input" (the default of `stream`) or "none".
+PEAKS = os.environ.get("STREAM_BENCH_PEAKS", "input")
 SHAPE = (512, 512)
 N_DISTINCT = 32  # distinct frames, sent in turn (the sender must not be the bottleneck)
 BATCH_SIZE = 32
@@ -114,7 +117,8 @@ def _run(model_path, fmt, workers, n, rate_hz, *, send=_send, geometry=None, bat
     pushes from its own process."""
     input_address, publish_address = _address(), _address()
     service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
-                            overflow="block", queue_size=queue_size, batch_size=batch_size, geometry=geometry)
+                            overflow="block", queue_size=queue_size, batch_size=batch_size, geometry=geometry,
+                            peaks=PEAKS)
     stop, ready, final = threading.Event(), threading.Event(), {}
     thread = threading.Thread(target=lambda: final.setdefault("s", service.run(stop, ready)), daemon=True)
     thread.start()
