@@ -18,7 +18,9 @@ input (the default ``peaks="input"``), one service process (``workers=1``) unles
 
 ``test_stream_frames`` and ``test_classify_cbf_files``: frames/s with the sender (its own process)
 on the same machine, or files/s of ``classify`` reading the files, and the CPU time per frame of the
-service (not the sender) or of ``classify``.
+service (not the sender) or of ``classify``; for streams also the p50 / p99 latency with the sender
+paced at half the measured rate, and the peak RSS of the service's process (test harness included:
+an upper bound).
 
 ``test_stage_cpu``: CPU ms per frame of each stage, one thread, measured on its own in this
 process: taking the message apart, expanding bslz4 pixels, reading a CBF file, preprocessing by the
@@ -32,6 +34,7 @@ the frames per stream run (default 300; 512 x 512 runs send ten times as many).
 import dataclasses
 import functools
 import os
+import resource
 import time
 
 import numpy as np
@@ -121,14 +124,24 @@ def test_stream_frames(benchmark, name):
     n = N_FRAMES * (10 if name == "512" else 1)
     batch = 32 if name == "512" else 8  # a batch of expanded 16M frames holds 72 MB each
 
-    def measure():
-        return _run(default_model_path(), fmt, WORKERS, n, None, send=functools.partial(_send, name),
+    def run(n, rate_hz):
+        return _run(default_model_path(), fmt, WORKERS, n, rate_hz, send=functools.partial(_send, name),
                     geometry=None if fmt == "dectris" else geometry, batch_size=batch, queue_size=64)
 
-    rate, p50, p99, cpu_ms = benchmark.pedantic(measure, rounds=1, iterations=1)
-    benchmark.extra_info.update(frames_per_s=rate, cpu_ms_per_frame=cpu_ms, latency_p50_ms=p50, latency_p99_ms=p99)
+    def measure():
+        rate, _, _, cpu_ms = run(n, None)
+        paced = 0.5 * rate  # latency with the sender at half the measured rate, as a detector would send
+        _, p50, p99, _ = run(max(20, min(n, int(paced * 10))), paced)
+        return rate, cpu_ms, paced, p50, p99
+
+    rate, cpu_ms, paced, p50, p99 = benchmark.pedantic(measure, rounds=1, iterations=1)
+    # this process runs the service (one process) and the harness; the sender runs in its own
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    benchmark.extra_info.update(frames_per_s=rate, cpu_ms_per_frame=cpu_ms, paced_hz=paced, latency_p50_ms=p50,
+                                latency_p99_ms=p99, peak_rss_mb=rss_mb)
     print(f"\n{name:10s} {fmt:7s} workers={WORKERS}: {rate:7.1f} frames/s end to end | {cpu_ms:6.2f} CPU ms per "
-          f"frame (service) | latency p50 {p50:.0f} ms p99 {p99:.0f} ms (sender unpaced)")
+          f"frame (service) | at {paced:.1f} Hz latency p50 {p50:.0f} ms p99 {p99:.0f} ms | peak RSS of the "
+          f"service process {rss_mb:.0f} MB")
 
 
 @pytest.fixture(scope="module")
