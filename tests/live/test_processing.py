@@ -183,3 +183,19 @@ def test_thread_backend_leaves_the_callers_allocator_alone(monkeypatch, model):
     assert [seq for seq, _ in results] == [0] and isinstance(results[0][1], dict) and calls == []
     diffranet.live.tuning.prepare_worker_process()
     assert calls == ["tuning"]
+
+
+def test_spot_figures_do_not_depend_on_the_spot_counters_threads(model):
+    from diffranet.inference import FrameGeometry
+
+    data = frames_with_spots(6, seed=4)
+    rng = np.random.default_rng(4)
+    for frame in data[::2]:  # 2 x 2-pixel spots: peaks of two pixels or more
+        for row, col in rng.integers(5, data.shape[1] - 7, (12, 2)):
+            frame[row:row + 2, col:col + 2] += 400
+    frames = [Frame({}, frame, geometry=FrameGeometry(0.688, 80.0, 1.5)) for frame in data]
+    one, two = (FrameClassifier(model, n_threads=n).classify(frames) for n in (1, 2))
+    assert [(a["n_peaks"], a["d_min_A"]) for a in one] == [(b["n_peaks"], b["d_min_A"]) for b in two]
+    assert any(a["n_peaks"] for a in one)
+    with pytest.raises(ValueError, match="n_threads"):
+        FrameClassifier(model, n_threads=0)

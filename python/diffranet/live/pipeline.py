@@ -22,6 +22,7 @@ code and have the same fields.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -152,7 +153,10 @@ class FramePipeline:
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
             if self.abstain is not None:
                 model = model.with_abstain(self.abstain)
-            classifier = FrameClassifier(model, peaks=self.peaks, input=self.input)
+            # the one classifier thread counts spots on every core this process may use (its own OpenMP
+            # default is one thread; worker processes keep one thread each)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            classifier = FrameClassifier(model, peaks=self.peaks, input=self.input, n_threads=cores)
             self._backend = ThreadBackend(classifier, self._on_results, self.batch_size,
                                           on_failure=self.on_failure)
         else:

@@ -47,13 +47,18 @@ class FrameClassifier:
         frame itself, or nowhere (both None).
     input : {"auto", "counts", "8bit"}, default "auto"
         What the frames hold (:func:`~diffranet.inference.preprocess.preprocess`).
+    n_threads : int or None, default 1
+        Threads of the spot count over a batch (None: every core). One worker
+        process of several keeps 1; the single classifier thread of a service
+        takes the process's cores, which the other threads leave idle while
+        the spots are counted.
     """
 
-    def __init__(self, model, peaks="input", input="auto"):
+    def __init__(self, model, peaks="input", input="auto", n_threads=1):
         self.model = model
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.input = check_choice("input", input, INPUT_KINDS)
-        self.spots = None if peaks == "none" else SpotCounter(model.preprocessing)
+        self.spots = None if peaks == "none" else SpotCounter(model.preprocessing, n_threads=n_threads)
 
     def _classify_group(self, frames):
         first = frames[0]

@@ -36,6 +36,7 @@ import math
 
 import numpy as np
 
+from .._validation import check_threads
 from ..inference.preprocess import invalid_pixels
 from ..peaks import PeakFinderSettings
 from ..peaks.finder import _run as run_finder
@@ -59,6 +60,9 @@ class SpotCounter:
     settings : PeakFinderSettings, optional
         Peak-finder parameters (default: CrystFEL's peakfinder8 defaults,
         see :class:`~diffranet.peaks.PeakFinderSettings`).
+    n_threads : int or None, default 1
+        Threads of the peak finder over a batch of model inputs (None: every
+        core); the figures do not depend on it.
 
     Examples
     --------
@@ -79,8 +83,10 @@ class SpotCounter:
     True
     """
 
-    def __init__(self, preprocessing, settings=None):
+    def __init__(self, preprocessing, settings=None, n_threads=1):
         self.preprocessing = preprocessing
+        check_threads(n_threads)
+        self.n_threads = n_threads
         self.settings = PeakFinderSettings() if settings is None else settings
         if not isinstance(self.settings, PeakFinderSettings):
             raise ValueError(f"settings must be a PeakFinderSettings, got {type(self.settings).__name__}")
@@ -149,7 +155,7 @@ class SpotCounter:
         if len(images8) == 0:
             return []
         counts = np.square(images8, dtype=np.float32)
-        found = run_finder(counts, None, self._center, self.settings, 1)
+        found = run_finder(counts, None, self._center, self.settings, self.n_threads)
         summaries = []
         for index, n_peaks in enumerate(found["counts"].tolist()):
             d_min = None
