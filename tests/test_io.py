@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import diffranet.io as dio
+
 from diffranet.io import (
     ImageFormatError,
     count_frames,
@@ -613,3 +615,46 @@ class TestReadOnce:
             np.testing.assert_array_equal(read_image(other), image * 2)  # another file: not the kept one
         with read_once(tmp_path / "missing.cbf"), pytest.raises(FileNotFoundError):
             read_image(tmp_path / "missing.cbf")
+
+
+class TestOtherDetectorFormats:
+    """MAR345, MarCCD, SMV, Bruker and EDF files, read through fabio (read-only)."""
+
+    def frame(self):
+        return np.random.default_rng(7).poisson(5, (48, 64)).astype(np.uint16)
+
+    def test_smv_frame_and_header_geometry(self, tmp_path):
+        from fabio.adscimage import AdscImage
+
+        frame = self.frame()
+        path = tmp_path / "lab_0001.img"
+        AdscImage(data=frame, header={"PIXEL_SIZE": "0.1", "DISTANCE": "150.5", "WAVELENGTH": "1.5418",
+                                      "SATURATED_VALUE": "65000"}).write(str(path))
+        np.testing.assert_array_equal(dio.read_image(path), frame)
+        assert dio.read_geometry(path) == {"pixel_size_mm": 0.1, "distance_mm": 150.5, "wavelength_A": 1.5418,
+                                           "saturation": 65000.0}
+        assert dio.read_mask(path) is None and dio.count_frames(path) == 1
+
+    def test_edf_frame_and_default_saturation(self, tmp_path):
+        from fabio.edfimage import EdfImage
+
+        frame = self.frame()
+        path = tmp_path / "frame.edf"
+        EdfImage(data=frame).write(str(path))
+        np.testing.assert_array_equal(dio.read_image(path), frame)
+        assert dio.read_geometry(path) == {"saturation": 65535.0}  # a 16-bit counter's overflow
+
+    @pytest.mark.parametrize("name", ["broken.img", "broken.mar3450", "broken.mccd", "broken.edf"])
+    def test_damaged_file_is_an_image_format_error(self, tmp_path, name):
+        path = tmp_path / name
+        path.write_bytes(b"{\nHEADER_BYTES=512;\nDIM=2;\nSIZE1=64;\nSIZE2=64;\n}" + b"\x00" * 10)
+        with pytest.raises(dio.ImageFormatError, match=name):
+            dio.read_image(path)
+
+    def test_too_large_for_the_budget_is_refused_unread(self, tmp_path):
+        from fabio.adscimage import AdscImage
+
+        path = tmp_path / "big.img"
+        AdscImage(data=self.frame()).write(str(path))
+        with pytest.raises(ValueError, match="pixels"):
+            dio.read_image(path, max_frame_pixels=100)

@@ -1,4 +1,5 @@
-"""Read and write detector images: PGM, PNG, TIFF, CBF, HDF5 (NeXus/CXI), npy/npz.
+"""Read and write detector images: PGM, PNG, TIFF, CBF, HDF5 (NeXus/CXI), npy/npz; read MAR345, MarCCD /
+Rayonix, SMV (ADSC, lab CCDs), Bruker and EDF through fabio.
 
 The format is chosen from the file extension through a small registry
 (extension -> format module), and every format module is imported only when
@@ -52,6 +53,12 @@ _EXTENSIONS = {
     ".cxi": ("_hdf5", "FORMAT"),
     ".npy": ("_numpy", "NPY_FORMAT"),
     ".npz": ("_numpy", "NPZ_FORMAT"),
+    # other detectors' native formats, through fabio (read-only)
+    ".img": ("_fabio", "FORMAT"),       # SMV: ADSC, Rigaku, lab CCDs
+    ".mccd": ("_fabio", "FORMAT"),      # MarCCD / Rayonix
+    ".sfrm": ("_fabio", "FORMAT"),      # Bruker
+    ".edf": ("_fabio", "FORMAT"),       # ESRF data format
+    **{f".mar{size}": ("_fabio", "FORMAT") for size in (1200, 1600, 1800, 2000, 2300, 2400, 3000, 3450)},
 }
 
 
