@@ -658,3 +658,77 @@ class TestOtherDetectorFormats:
         AdscImage(data=self.frame()).write(str(path))
         with pytest.raises(ValueError, match="pixels"):
             dio.read_image(path, max_frame_pixels=100)
+
+
+class TestDectrisMasterFile:
+    """A DECTRIS master file: frames in data files linked as /entry/data/data_000001, ...; flat field,
+    pixel mask and geometry in the master."""
+
+    def make(self, tmp_path, n_files=2, per_file=3, missing=None):
+        import h5py
+
+        rng = np.random.default_rng(5)
+        stacks = [rng.poisson(3, (per_file, 20, 24)).astype(np.uint32) for _ in range(n_files)]
+        master = tmp_path / "run_master.h5"
+        with h5py.File(master, "w") as f:
+            for i, stack in enumerate(stacks, start=1):
+                data_name = f"run_data_{i:06d}.h5"
+                if i != missing:
+                    with h5py.File(tmp_path / data_name, "w") as d:
+                        d.create_dataset("/entry/data/data", data=stack, chunks=(1, 20, 24))
+                f[f"/entry/data/data_{i:06d}"] = h5py.ExternalLink(data_name, "/entry/data/data")
+            det = f.create_group("/entry/instrument/detector")
+            det["x_pixel_size"] = 75e-6
+            det["detector_distance"] = 0.12
+            det["beam_center_x"], det["beam_center_y"] = 11.0, 9.5
+            f["/entry/instrument/beam/incident_wavelength"] = 1.0
+            f["/entry/instrument/beam/incident_wavelength"].attrs["units"] = "angstrom"
+            specific = det.create_group("detectorSpecific")
+            specific["flatfield"] = np.ones((20, 24), np.float32)       # another 2-D float: not the frames
+            mask = np.zeros((20, 24), np.uint32)
+            mask[:, 10:12] = 1
+            specific["pixel_mask"] = mask
+            specific["countrate_correction_count_cutoff"] = 123456
+        return master, np.concatenate(stacks), mask != 0
+
+    def test_frames_of_every_data_file_in_order(self, tmp_path):
+        master, frames, mask = self.make(tmp_path)
+        assert dio.count_frames(master) == 6
+        np.testing.assert_array_equal(np.stack(list(dio.iter_frames(master))), frames)
+        np.testing.assert_array_equal(dio.read_image(master, frame=4), frames[4])
+        np.testing.assert_array_equal(dio.read_mask(master), mask)
+        assert dio.read_geometry(master) == {"pixel_size_mm": 0.075, "distance_mm": 120.0, "wavelength_A": 1.0,
+                                             "beam_center_px": (11.0, 9.5), "saturation": 123456.0}
+
+    def test_a_missing_data_file_is_named(self, tmp_path):
+        master, _, _ = self.make(tmp_path, missing=2)
+        with pytest.raises(dio.ImageFormatError, match="data_000002 links to a data file that is missing"):
+            dio.count_frames(master)
+
+    @pytest.mark.parametrize("target", ["../elsewhere.h5", "/etc/hostname", ".hidden.h5"])
+    def test_links_out_of_the_directory_are_refused(self, tmp_path, target):
+        import h5py
+
+        master = tmp_path / "run_master.h5"
+        with h5py.File(master, "w") as f:
+            f["/entry/data/data_000001"] = h5py.ExternalLink(target, "/entry/data/data")
+        with pytest.raises(dio.ImageFormatError, match="outside the file"):
+            dio.count_frames(master)
+
+    def test_a_link_to_other_data_is_refused(self, tmp_path):
+        import h5py
+
+        master = tmp_path / "run_master.h5"
+        with h5py.File(tmp_path / "run_data_000001.h5", "w") as d:
+            d["/secret"] = np.zeros((2, 4, 4))
+        with h5py.File(master, "w") as f:
+            f["/entry/data/data_000001"] = h5py.ExternalLink("run_data_000001.h5", "/secret")
+        with pytest.raises(dio.ImageFormatError, match="outside the file"):
+            dio.count_frames(master)
+
+    def test_classify_reads_a_run_directory_through_its_master_file(self, tmp_path):
+        from diffranet.inference.files import frame_files
+
+        master, _, _ = self.make(tmp_path)
+        (tmp_path / "other_data_000001.h5").write_bytes(b"")  # no master beside it: kept
+        assert [os.path.basename(p) for p in frame_files([tmp_path])] == ["other_data_000001.h5", master.name]

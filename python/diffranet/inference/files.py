@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from .. import io as dio
 from .geometry import FrameGeometry
 
 __all__ = ["FileError", "iter_file_frames", "frame_files", "frame_geometry", "frame_problem", "failure_message"]
+
+#: A DECTRIS data file, ``<run>_data_NNNNNN.h5``: group 1 is the run, whose master file links it.
+_DATA_FILE = re.compile(r"(.+)_data_\d{6}\.h5")
 
 _GEOMETRY_KEYS = ("pixel_size_mm", "distance_mm", "wavelength_A", "beam_center_px")
 
@@ -78,7 +82,9 @@ def frame_files(paths):
     str or FileError
         File paths: directories are replaced by the regular files (and
         symlinks to them) directly inside them whose extension
-        :mod:`diffranet.io` reads, in name order; other paths are passed on
+        :mod:`diffranet.io` reads, in name order (the data files of a DECTRIS
+        master file in the directory are read through it, not again on
+        their own); other paths are passed on
         unchanged (a missing one gives its error when read). A directory
         that cannot be listed gives a :class:`FileError`.
     """
@@ -94,6 +100,9 @@ def frame_files(paths):
             yield FileError(path, f"{path}: cannot list the directory ({exc.strerror or exc})")
             continue
         names = sorted(name for name in listing if name.lower().endswith(extensions) and not name.startswith("."))
+        # a DECTRIS master file reads its data files' frames: those files are not read again on their own
+        masters = {name[: -len("_master.h5")] for name in names if name.endswith("_master.h5")}
+        names = [name for name in names if not _DATA_FILE.fullmatch(name) or _DATA_FILE.fullmatch(name)[1] not in masters]
         for name in names:
             full = os.path.join(path, name)
             if not os.path.isdir(full):

@@ -7,8 +7,10 @@ filters that Eiger and JUNGFRAU files (Dectris, Jungfraujoch) are written with.
 from __future__ import annotations
 
 import math
+import re
 from contextlib import contextmanager
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 
@@ -70,9 +72,11 @@ def _open(path):
     """The file opened for reading, once no part of it points outside the file.
 
     External links, external raw storage and virtual datasets name other files
-    (any file on the host, a FIFO) that reading would open; they are refused.
-    Eiger / Jungfraujoch master files link their frames this way: read the
-    data files (``*_data_*.h5``) themselves.
+    (any file on the host, a FIFO) that reading would open; they are refused,
+    with one exception: a DECTRIS master file's links of its frames
+    (``/entry/data/data_NNNNNN`` to ``/entry/data/data`` of a regular file
+    beside it, named without any directory), whose datasets are checked in
+    turn when they are read (:func:`_eiger_parts`).
     """
     h5py = _h5py()
     with reading(path, "HDF5"), h5py.File(path, "r") as f:
@@ -80,7 +84,7 @@ def _open(path):
 
         def visit_link(name):
             link = f.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
+            if isinstance(link, h5py.ExternalLink) and not _data_file_link(path, name, link):
                 outside.append(f"/{name} is an external link to {link.filename}:{link.path}")
 
         def visit_object(name, obj):
@@ -98,6 +102,18 @@ def _open(path):
                 "files are read (for a master file, read its data files)"
             )
         yield f, h5py
+
+
+def _data_file_link(path, name, link):
+    """Whether ``link`` (at ``name``) is a DECTRIS master file's link to the frames of a data file beside it."""
+    target = str(link.filename)
+    if not (_EIGER_PART.fullmatch(name.removeprefix("entry/data/")) and name.startswith("entry/data/")
+            and link.path == "/entry/data/data"):
+        return False
+    if not target or target.startswith(".") or "/" in target or "\\" in target:
+        return False
+    sibling = Path(path).parent / target
+    return not sibling.exists() or sibling.is_file()  # a missing file is named when its frames are read
 
 
 def _text(value):
@@ -135,6 +151,43 @@ def _image_datasets(f, h5py):
 
     f.visititems(visit)
     return found
+
+
+#: A DECTRIS master file's image stack: /entry/data/data_000001, data_000002, ... (external links).
+_EIGER_PART = re.compile(r"data_\d{6}")
+
+
+def _eiger_parts(path, f, h5py):
+    """``[(path in this file, dataset), ...]`` of a DECTRIS master file's stack, in order ([] for any other
+    file; a linked dataset's own name is its path in its data file)."""
+    group = f.get("/entry/data")
+    if not isinstance(group, h5py.Group):
+        return []
+    parts = []
+    for name in sorted(n for n in group.keys() if _EIGER_PART.fullmatch(n)):
+        try:
+            obj = group[name]  # an external link opens the data file here
+        except KeyError:
+            raise ImageFormatError(f"{path}: /entry/data/{name} links to a data file that is missing") from None
+        if not _is_image(obj, h5py) or obj.ndim != 3:
+            raise ImageFormatError(f"{path}: /entry/data/{name} is not a 3-D image stack")
+        if obj.external or obj.is_virtual:  # the data file must hold its frames itself
+            raise ImageFormatError(f"{path}: /entry/data/{name} refers to data outside its data file")
+        parts.append((f"/entry/data/{name}", obj))
+    if len({obj.shape[1:] for _, obj in parts}) > 1:
+        raise ImageFormatError(f"{path}: the data files of /entry/data hold frames of different shapes")
+    return parts
+
+
+def _find_datasets(path, f, dataset, h5py):
+    """The image stack as ``[(dataset, n_frames, path in this file), ...]``: a DECTRIS master file's data
+    files in order, or the one dataset of :func:`_find_dataset`."""
+    if dataset is None and not _is_image(f.get(NEXUS_DATA), h5py):
+        parts = _eiger_parts(path, f, h5py)
+        if parts:
+            return [(part, count_stack(path, part, f"dataset {name!r}"), name) for name, part in parts]
+    dset, n_frames = _find_dataset(path, f, dataset, h5py)
+    return [(dset, n_frames, dset.name)]
 
 
 def _find_dataset(path, f, dataset, h5py):
@@ -180,35 +233,44 @@ def _check_stored(path, dset):
         )
 
 
+def _checked_stack(path, f, dataset, h5py, max_pixels):
+    """``[(dataset, n_frames, path), ...]`` of the image stack, each part's size and storage checked."""
+    stack = _find_datasets(path, f, dataset, h5py)
+    for dset, _, _ in stack:
+        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
+        _check_stored(path, dset)
+    return stack
+
+
 def count(path, dataset=None):
-    """Number of frames of the image dataset."""
+    """Number of frames of the image dataset (of every data file of a DECTRIS master file)."""
     with _open(path) as (f, h5py):
-        return _find_dataset(path, f, dataset, h5py)[1]
+        return sum(n for _, n, _ in _find_datasets(path, f, dataset, h5py))
 
 
 def read(path, frame=None, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """One frame of the image dataset (its declared size checked against ``max_pixels`` first)."""
     with _open(path) as (f, h5py):
-        dset, n_frames = _find_dataset(path, f, dataset, h5py)
-        index = select_frame(path, frame, n_frames)
-        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
-        _check_stored(path, dset)
-        return stack_frame(path, dset, index, max_pixels)
+        stack = _checked_stack(path, f, dataset, h5py, max_pixels)
+        index = select_frame(path, frame, sum(n for _, n, _ in stack))
+        for dset, n_frames, _ in stack:
+            if index < n_frames:
+                return stack_frame(path, dset, index, max_pixels)
+            index -= n_frames
+        raise AssertionError("select_frame keeps the index within the stack")  # pragma: no cover
 
 
 def frames(path, dataset=None, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
     """Find and check the dataset now; then yield its frames one at a time from an open file."""
     with _open(path) as (f, h5py):
-        dset, n_frames = _find_dataset(path, f, dataset, h5py)
-        check_pixels(f"{path}: dataset {dset.name!r}", dset.shape, max_pixels)
-        _check_stored(path, dset)
-        name = dset.name
+        parts = [(name, n_frames) for _, n_frames, name in _checked_stack(path, f, dataset, h5py, max_pixels)]
 
     def generate():
         with _open(path) as (f, _):
-            dset = f[name]
-            for index in range(n_frames):
-                yield stack_frame(path, dset, index, max_pixels)
+            for name, n_frames in parts:
+                dset = f[name]
+                for index in range(n_frames):
+                    yield stack_frame(path, dset, index, max_pixels)
 
     return generate()
 
@@ -246,7 +308,9 @@ _GEOMETRY_FIELDS = (
                       "/entry_1/instrument_1/source_1/wavelength"), WAVELENGTH_TO_A, "angstrom"),
 )
 _CXI_ENERGY = "/entry_1/instrument_1/source_1/energy"  # joules
-_NEXUS_SATURATION = "/entry/instrument/detector/saturation_value"  # counts; at or above it a pixel is saturated
+# counts; at or above it a pixel is saturated (NXmx, then the DECTRIS master file's count cut-off)
+_NEXUS_SATURATION = ("/entry/instrument/detector/saturation_value",
+                     "/entry/instrument/detector/detectorSpecific/countrate_correction_count_cutoff")
 _HC_J_A = 1.98644586e-15  # h c in J * Angstrom
 
 
@@ -285,7 +349,7 @@ def geometry(path, max_pixels=DEFAULT_MAX_FRAME_PIXELS):
         beam = [_scalar(f, f"/entry/instrument/detector/beam_center_{axis}", h5py) for axis in "xy"]
         if None not in beam:
             found["beam_center_px"] = tuple(beam)
-        saturation = _scalar(f, _NEXUS_SATURATION, h5py)
+        saturation = next((v for v in (_scalar(f, name, h5py) for name in _NEXUS_SATURATION) if v is not None), None)
         if saturation is not None:
             found["saturation"] = saturation
     return found
