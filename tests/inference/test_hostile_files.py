@@ -283,23 +283,18 @@ class TestNotRegularFiles:
 
 
 class TestHDF5OutsideTheFile:
-    def test_external_storage_pointing_at_another_file(self, model, good, tmp_path):
-        secret = tmp_path / "secret.txt"
-        secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 200)
+    @pytest.mark.parametrize("target, message", [("file", "external file"), ("fifo", "outside the file")])
+    def test_external_storage_pointing_elsewhere(self, model, good, tmp_path, target, message):
+        outside = tmp_path / "outside"
+        if target == "fifo":
+            os.mkfifo(outside)
+        else:
+            outside.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 200)
         path = tmp_path / "external.h5"
         with h5py.File(path, "w") as f:
-            f.create_dataset("/entry/data/data", shape=SHAPE, dtype=np.uint8, external=[(str(secret), 0, 4096)])
+            f.create_dataset("/entry/data/data", shape=SHAPE, dtype=np.uint8, external=[(str(outside), 0, 4096)])
         records = classify(model, [good, path, good])
-        assert_one_error_between_verdicts(records, path, "external file")
-
-    def test_external_storage_pointing_at_a_fifo(self, model, good, tmp_path):
-        fifo = tmp_path / "pipe"
-        os.mkfifo(fifo)
-        path = tmp_path / "external.h5"
-        with h5py.File(path, "w") as f:
-            f.create_dataset("/entry/data/data", shape=SHAPE, dtype=np.uint8, external=[(str(fifo), 0, 4096)])
-        records = classify(model, [good, path, good])
-        assert_one_error_between_verdicts(records, path, "outside the file")
+        assert_one_error_between_verdicts(records, path, message)
 
     def test_external_link(self, model, good, tmp_path):
         target = tmp_path / "data_000001.h5"

@@ -46,9 +46,32 @@ def add_input_option(parser):
                              "input shape are model inputs, any other frame counts (default: %(default)s)")
 
 
+def add_file_options(parser):
+    """The options of a command that classifies image files (``classify``, ``watch``): model and
+    geometry, ``--max-frame-pixels``, ``--input``."""
+    add_model_and_geometry_options(parser)
+    add_frame_limit_option(parser)
+    add_input_option(parser)
+
+
+def add_pipeline_options(parser, batch_size):
+    """``--batch-size``, ``--workers`` and ``--peaks``: how the frames are classified (every live command)."""
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="most frames per model call (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="classifier processes; 1 classifies on a thread of this process while the next "
+                             "frames are read (default: %(default)s)")
+    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
+                        help="where n_peaks and d_min_A come from: the model input (cost independent of the "
+                             "detector), the frame itself (exact to the detector's edge, cost grows with its "
+                             "pixels), or nowhere (null) (default: %(default)s)")
+
+
 def check_run_options(args):
     """Refuse bad numeric options (ValueError, exit status 2) before any frame is read."""
     check_int("--batch-size", args.batch_size, minimum=1)
+    if hasattr(args, "workers"):
+        check_int("--workers", args.workers, minimum=1)
     if getattr(args, "abstain", None) is not None and not 0 < args.abstain <= 1:
         raise ValueError(f"--abstain must be a probability in (0, 1], got {args.abstain}")
     if hasattr(args, "max_frame_pixels"):

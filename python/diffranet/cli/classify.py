@@ -7,14 +7,8 @@ import json
 import sys
 
 from ._live import add_hit_options, hit_writer, print_hits, status_printer
-from ._model_options import (
-    add_frame_limit_option,
-    add_input_option,
-    add_model_and_geometry_options,
-    check_run_options,
-    detector_and_overrides,
-    load_model_option,
-)
+from ._model_options import add_file_options, add_pipeline_options, check_run_options, detector_and_overrides, \
+    load_model_option
 
 __all__ = ["add_parser", "run"]
 
@@ -31,16 +25,9 @@ def add_parser(subparsers):
     )
     parser.add_argument("files", nargs="+", metavar="FILES",
                         help="image files, or directories (their image files, in name order)")
-    add_model_and_geometry_options(parser)
-    add_frame_limit_option(parser)
-    add_input_option(parser)
+    add_file_options(parser)
+    add_pipeline_options(parser, batch_size=16)
     parser.add_argument("--csv", action="store_true", help="write a CSV table instead of JSON lines")
-    parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="classifier processes; 1 classifies in this process while the next files are read "
-                             "(default: %(default)s)")
-    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
-                        help="where n_peaks and d_min_A come from, as for `diffranet stream` (default: %(default)s)")
     parser.add_argument("--status-interval", type=float, default=0.0, metavar="S",
                         help="also a status line on stderr every S seconds (default: none)")
     parser.add_argument("--quiet", action="store_true",
@@ -79,14 +66,13 @@ def run(args):
     import itertools
     import time
 
-    from .._validation import check_int, check_nonnegative
+    from .._validation import check_nonnegative
     from ..live.files import error_text, feed_frames, file_frames
     from ..live.pipeline import FramePipeline
     from ..live.sinks import RecordWriter
 
     check_run_options(args)  # bad options stop before the model, any frame and the summary
-    workers = check_int("--workers", args.workers, minimum=1)
-    check_int("--batch-size", args.batch_size, minimum=1)
+    workers = args.workers
     interval = check_nonnegative("--status-interval", args.status_interval)
     detector, overrides = detector_and_overrides(args)
     # loaded here once for all files (each worker process loads it again from its file)

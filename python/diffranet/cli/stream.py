@@ -7,7 +7,7 @@ import sys
 from .._allocator import keep_freed_memory
 from .._budget import DEFAULT_MAX_FRAME_PIXELS
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
-from ._model_options import add_model_and_geometry_options, detector_and_overrides
+from ._model_options import add_model_and_geometry_options, add_pipeline_options, detector_and_overrides
 
 __all__ = ["add_parser", "run"]
 
@@ -33,9 +33,7 @@ def add_parser(subparsers):
     parser.add_argument("--overflow", choices=["drop", "block"], default="drop",
                         help="when the queue is full: drop the new frame (counted, published as dropped) or "
                              "stop reading so the sender blocks (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="classifier processes; 1 classifies in the service process (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="most frames per model call (default: %(default)s)")
+    add_pipeline_options(parser, batch_size=32)
     # the other defaults live in diffranet.live.limits (not imported here: the parser stays light)
     parser.add_argument("--max-message-bytes", type=int, metavar="BYTES",
                         help="largest message part taken from the socket; a longer one is refused before "
@@ -48,10 +46,6 @@ def add_parser(subparsers):
                         help="most bytes of frames in flight, images waiting for their series info included "
                              "(compressed frames counted expanded); beyond it --overflow applies as for "
                              "--queue-size (default: 536870912, 512 MiB)")
-    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
-                        help="where n_peaks and d_min_A come from: the model input (cost independent of the "
-                             "detector), the frame itself (exact to the detector's edge, cost grows with its "
-                             "pixels), or nowhere (null) (default: %(default)s)")
     add_hit_options(parser)
     series = parser.add_argument_group("several services pulling from one Stream V2 detector")
     series.add_argument("--series-publish", metavar="tcp://*:PORT",

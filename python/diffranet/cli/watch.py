@@ -5,14 +5,8 @@ from __future__ import annotations
 import sys
 
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
-from ._model_options import (
-    add_frame_limit_option,
-    add_input_option,
-    add_model_and_geometry_options,
-    check_run_options,
-    detector_and_overrides,
-    load_model_option,
-)
+from ._model_options import add_file_options, add_pipeline_options, check_run_options, detector_and_overrides, \
+    load_model_option
 
 __all__ = ["add_parser", "run"]
 
@@ -25,7 +19,7 @@ def add_parser(subparsers):
                     "JSON line per frame on stdout (and in --log). Stops cleanly on Ctrl-C / SIGTERM.",
     )
     parser.add_argument("directory", metavar="DIR", help="directory the detector writes to")
-    add_model_and_geometry_options(parser)
+    add_file_options(parser)
     add_status_options(parser)
     parser.add_argument("--settle", type=float, default=1.0, metavar="S",
                         help="seconds a file's size must stay unchanged before it is read (default: %(default)s)")
@@ -36,15 +30,8 @@ def add_parser(subparsers):
                         help="also watch DIR's subdirectories, at any depth (one per run, say)")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="also read symlinks pointing outside DIR (by default only those inside it)")
-    add_frame_limit_option(parser)
-    add_input_option(parser)
     parser.add_argument("--publish", metavar="tcp://HOST:PORT", help="also publish verdicts on a PUB socket")
-    parser.add_argument("--batch-size", type=int, default=16, help="frames scored together (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="classifier processes; 1 classifies in this process while the next files are read "
-                             "(default: %(default)s)")
-    parser.add_argument("--peaks", choices=["input", "frame", "none"], default="input",
-                        help="where n_peaks and d_min_A come from, as for `diffranet stream` (default: %(default)s)")
+    add_pipeline_options(parser, batch_size=16)
     add_hit_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -55,14 +42,14 @@ def run(args):
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     import zmq
 
-    from .._validation import check_int, check_positive
+    from .._validation import check_positive
     from ..live import DirectoryWatcher, RecordWriter, stop_on_signals, watch_directory
 
     check_run_options(args)
     check_positive("--poll", args.poll)
     check_positive("--status-interval", args.status_interval)
     detector, overrides = detector_and_overrides(args)
-    workers = check_int("--workers", args.workers, minimum=1)
+    workers = args.workers
     model = load_model_option(args)
     watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing,
                                recursive=args.recursive, follow_symlinks=args.follow_symlinks)

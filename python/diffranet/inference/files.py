@@ -19,10 +19,17 @@ import numpy as np
 from .. import io as dio
 from .geometry import FrameGeometry
 
-__all__ = ["FileError", "iter_file_frames", "frame_files", "frame_geometry", "frame_problem", "failure_message"]
+__all__ = ["FileError", "iter_file_frames", "frame_files", "frame_geometry", "usable_mask", "failure_message"]
 
 #: A DECTRIS data file, ``<run>_data_NNNNNN.h5``: group 1 is the run, whose master file links it.
 _DATA_FILE = re.compile(r"(.+)_data_\d{6}\.h5")
+
+
+def _linked_by_master(name, masters):
+    """Whether ``name`` is a data file of one of the runs ``masters`` names."""
+    match = _DATA_FILE.fullmatch(name)
+    return match is not None and match[1] in masters
+
 
 _GEOMETRY_KEYS = ("pixel_size_mm", "distance_mm", "wavelength_A", "beam_center_px")
 
@@ -102,7 +109,7 @@ def frame_files(paths):
         names = sorted(name for name in listing if name.lower().endswith(extensions) and not name.startswith("."))
         # a DECTRIS master file reads its data files' frames: those files are not read again on their own
         masters = {name[: -len("_master.h5")] for name in names if name.endswith("_master.h5")}
-        names = [name for name in names if not _DATA_FILE.fullmatch(name) or _DATA_FILE.fullmatch(name)[1] not in masters]
+        names = [name for name in names if not _linked_by_master(name, masters)]
         for name in names:
             full = os.path.join(path, name)
             if not os.path.isdir(full):
@@ -160,15 +167,25 @@ def iter_file_frames(paths, *, max_frame_pixels=dio.DEFAULT_MAX_FRAME_PIXELS):
             yield FileError(path, failure_message(path, exc), frame)
 
 
-def frame_problem(frame, mask, detector):
-    """Why a frame gets no verdict (a shape the detector cannot have, no finite counts), or None."""
+def usable_mask(frame, mask, detector):
+    """The frame's mask with its NaN pixels added (in a file, NaN marks a pixel without data).
+
+    Raises
+    ------
+    ValueError
+        Why the frame gets no verdict: a shape the detector cannot have,
+        infinite values, or no finite value outside its mask.
+    """
     if detector is not None and tuple(frame.shape) != tuple(detector.shape):
-        return (f"{frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
-                f"{detector.shape[0]} x {detector.shape[1]}")
-    if frame.dtype.kind in "fc":
+        raise ValueError(f"{frame.shape[0]} x {frame.shape[1]} pixels, but the detector {detector.name} has "
+                         f"{detector.shape[0]} x {detector.shape[1]}")
+    if frame.dtype.kind not in "fc":
+        return mask
+    finite = np.isfinite(frame)  # the one pass over the pixels; the rest only when some are not finite
+    if not finite.all():
         if np.isinf(frame).any():
-            return "holds infinite values"
-        valid = ~np.isnan(frame) if mask is None else ~(np.isnan(frame) | mask)
-        if not valid.any():
-            return "holds no finite value outside its mask"
-    return None
+            raise ValueError("holds infinite values")
+        mask = ~finite if mask is None else (np.asarray(mask, bool) | ~finite)
+    if mask is not None and np.all(mask):
+        raise ValueError("holds no finite value outside its mask")
+    return mask

@@ -107,8 +107,8 @@ def _open(path):
 def _data_file_link(path, name, link):
     """Whether ``link`` (at ``name``) is a DECTRIS master file's link to the frames of a data file beside it."""
     target = str(link.filename)
-    if not (_EIGER_PART.fullmatch(name.removeprefix("entry/data/")) and name.startswith("entry/data/")
-            and link.path == "/entry/data/data"):
+    group, _, part = name.rpartition("/")
+    if group != "entry/data" or not _EIGER_PART.fullmatch(part) or link.path != "/entry/data/data":
         return False
     if not target or target.startswith(".") or "/" in target or "\\" in target:
         return False

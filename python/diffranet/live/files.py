@@ -20,16 +20,14 @@ import dataclasses
 import itertools
 import queue
 import threading
-import time
 
-import numpy as np
 
 from .. import io as dio
-from ..inference.files import FileError, failure_message, frame_files, frame_geometry, frame_problem, iter_file_frames
-from .frames import Frame
+from ..inference.files import FileError, failure_message, frame_files, frame_geometry, iter_file_frames, usable_mask
+from .frames import Frame, dropped_record
 from .limits import frame_bytes
 from .pipeline import FramePipeline
-from .sinks import RECEIVED_KEY
+from .sinks import stamp_latency
 
 __all__ = ["FrameRecord", "file_frames", "feed_frames", "error_of", "error_text", "classify_files"]
 
@@ -74,14 +72,11 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
         geometry, beam = geometry_cache[key]
         saturation = header.get("saturation") if detector is None or detector.saturation is None \
             else detector.saturation
-        problem = frame_problem(data, mask, detector)
-        if problem is not None:
-            yield FileError(path, failure_message(path, ValueError(problem), index), index)
+        try:
+            mask = usable_mask(data, mask, detector)
+        except ValueError as exc:
+            yield FileError(path, failure_message(path, exc, index), index)
             continue
-        if data.dtype.kind == "f":
-            missing = np.isnan(data)
-            if missing.any():
-                mask = missing if mask is None else (np.asarray(mask, bool) | missing)
         yield Frame(tags={"file": path, "frame": index}, data=data, mask=mask, geometry=geometry,
                     beam_center_px=beam, saturation=saturation)
 
@@ -102,7 +97,7 @@ def feed_frames(pipeline, items, seq, stop=None):
             pipeline.record(number, error_of(item))
             continue
         if not pipeline.reserve(number, item.tags, item.received, frame_bytes(item), give_up):
-            pipeline.record(number, {**item.tags, "label": None, "hit": None, "dropped": True})
+            pipeline.record(number, dropped_record(item.tags))
             return
         pipeline.submit(number, item)
 
@@ -165,14 +160,8 @@ def classify_files(model, paths, *, detector=None, overrides=None, batch_size=16
     done = object()
     out = queue.SimpleQueue()
 
-    def emit(record):
-        received = record.pop(RECEIVED_KEY, None)
-        if received is not None:
-            record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
-        out.put(record)
-
     failure = []
-    pipeline = FramePipeline(model, emit, batch_size=batch_size, input=input, peaks=peaks, queue_size=4 * batch_size,
+    pipeline = FramePipeline(model, lambda record: out.put(stamp_latency(record)), batch_size=batch_size, input=input, peaks=peaks, queue_size=4 * batch_size,
                              on_failure=lambda stage, exc: failure.append(exc)).start()
     stop = threading.Event()
 

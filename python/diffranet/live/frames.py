@@ -31,7 +31,7 @@ import uuid
 
 import numpy as np
 
-__all__ = ["Frame", "MalformedMessage", "SeriesEnd", "verdict_record", "dropped_record", "error_record",
+__all__ = ["Frame", "MalformedMessage", "SeriesEnd", "dropped_record", "error_record",
            "json_safe", "json_line", "safe_tags", "describe_value", "describe_exception"]
 
 #: Integers in records stay within 64 bits (signed or unsigned): JSON readers lose anything larger.
@@ -89,12 +89,6 @@ class SeriesEnd:
     """A source's end-of-series marker (Stream V2 end message): the sink flushes its log."""
 
     tags: dict
-
-
-def verdict_record(tags, verdict, received, now=None):
-    """The published record of a classified frame (tags first, then the verdict and its latency)."""
-    now = time.monotonic() if now is None else now
-    return {**tags, **verdict, "latency_ms": round((now - received) * 1e3, 3)}
 
 
 def dropped_record(tags):

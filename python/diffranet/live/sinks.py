@@ -30,7 +30,7 @@ import zmq
 from .frames import describe_exception, json_line
 from .stats import LiveStats
 
-__all__ = ["RecordWriter", "RECEIVED_KEY", "FRAME_KEY"]
+__all__ = ["RecordWriter", "RECEIVED_KEY", "FRAME_KEY", "stamp_latency"]
 
 #: Key of the ``time.monotonic()`` arrival time a record carries to the writer (removed before writing).
 RECEIVED_KEY = "_received"
@@ -38,6 +38,15 @@ RECEIVED_KEY = "_received"
 FRAME_KEY = "_frame"
 
 _STOP = object()
+
+
+def stamp_latency(record, now=None):
+    """Replace the arrival time a record carries (:data:`RECEIVED_KEY`) by its ``latency_ms``; returns it."""
+    received = record.pop(RECEIVED_KEY, None)
+    if received is not None:
+        now = time.monotonic() if now is None else now
+        record["latency_ms"] = round((now - received) * 1e3, 3)
+    return record
 
 log = logging.getLogger("diffranet.live")
 
@@ -113,9 +122,7 @@ class RecordWriter:
     def _write(self, record):
         if not isinstance(record, dict):
             record = {"error": f"not a record: {type(record).__name__}"}
-        received = record.pop(RECEIVED_KEY, None)
-        if received is not None:
-            record["latency_ms"] = round((time.monotonic() - received) * 1e3, 3)
+        stamp_latency(record)
         frame = record.pop(FRAME_KEY, None)
         if frame is not None and self.hits is not None and record.get("hit"):
             try:
