@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from diffranet.dataset.labels import LabelRule
+import diffranet.dataset.regimes as regimes_module
 from diffranet.dataset.regimes import (
     CELLS,
+    PREPROCESSING_OFFSET_ADU,
     DETECTOR_KINDS,
     ICE_RING_D_A,
     RegimeRenderer,
@@ -17,7 +19,7 @@ from diffranet.dataset.regimes import (
     _ice_rings,
     _radius_px,
 )
-from diffranet.simulation.response import CCDResponse, PixelArrayResponse
+from diffranet.simulation.response import CCDResponse, PixelArrayResponse, to_8bit
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +121,31 @@ class TestRender:
             assert setup["crystal"]["cell"] in [list(c) for c in regimes.cells] and row["volume_scale"] > 0
             again, _ = RegimeRenderer(regimes).render(11, "test", index, label)
             assert np.array_equal(image8, again)
+
+    def test_a_set_up_over_the_render_budget_is_drawn_again(self, monkeypatch):
+        regimes = Regimes(cells=(CELLS[1],))
+        _, first = RegimeRenderer(regimes).render(11, "test", 3, 2)
+        refused = []
+
+        def once_too_costly(simulator):
+            refused.append(simulator.detector.shape)
+            return len(refused) > 1
+
+        monkeypatch.setattr(regimes_module, "_within_budget", once_too_costly)
+        _, row = RegimeRenderer(regimes).render(11, "test", 3, 2)
+        assert len(refused) >= 2 and row["attempt"] > first["attempt"]
+
+    def test_raw_counts_are_the_image_before_masking_and_8_bit(self):
+        renderer = RegimeRenderer(Regimes(cells=(CELLS[1],)))
+        counts, setup, row = renderer.render_counts(2, "test", 1, 1)
+        image8, row8 = renderer.render(2, "test", 1, 1)
+        assert counts.dtype == np.float32 and counts.shape == image8.shape
+        assert row["setup"] == row8["setup"]
+        if setup.detector.mask is None:
+            np.testing.assert_array_equal(to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU)), image8)
+        else:
+            keep = ~setup.detector.mask
+            np.testing.assert_array_equal(to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU))[keep], image8[keep])
 
     def test_no_crystal_shot_has_no_spots_but_a_beam(self):
         image8, row = RegimeRenderer(Regimes()).render(0, "test", 5, 1)

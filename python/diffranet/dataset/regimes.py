@@ -53,6 +53,7 @@ from .._validation import check_int
 from ..detectors import FrameGeometry
 from ..peaks.background import fill_masked
 from ..simulation.background import Background, air, water
+from ..simulation.budget import estimate
 from ..simulation.crystal import Crystal
 from ..simulation.geometry import Beam, Detector
 from ..simulation.masks import module_gap_mask
@@ -409,6 +410,12 @@ def _radius_px(detector):
     return np.hypot(x + 0.5 - bx, y + 0.5 - by)
 
 
+def _within_budget(simulator):
+    """Whether the Bragg render of ``simulator`` fits its budget (:func:`diffranet.simulation.budget.estimate`)."""
+    cost = estimate(simulator, parts=("bragg",))
+    return cost.work <= simulator.budget.max_work and cost.memory_bytes <= simulator.budget.max_memory_bytes
+
+
 def _ice_rings(setup, radius_px):
     """Expected photons of the ice powder rings (Gaussian in radius, ~2 pixels wide)."""
     det = setup.detector
@@ -472,6 +479,24 @@ class RegimeRenderer:
         row : ndarray of :data:`~diffranet.dataset.shards.TABLE_DTYPE`, shape ()
             The shot's metadata; ``row["setup"]`` is the JSON of :meth:`ShotSetup.to_dict`.
         """
+        counts, setup, row = self.render_counts(seed, split, index, label)
+        det = setup.detector
+        if det.mask is not None:  # masked pixels reach the model as their local background
+            counts = fill_masked(counts, det.mask, tuple(x / det.pixel_size_mm for x in det.direct_beam_mm))
+        return to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU)), row
+
+    def render_counts(self, seed, split, index, label):
+        """The recorded frame of :meth:`render`, before masking and the 8-bit transform.
+
+        Returns
+        -------
+        counts : ndarray of float32, shape regimes.shape
+            What the detector records (ADU), masked pixels included: a frame
+            as a detector file holds it, for scoring the preprocessing of
+            frames of other detectors.
+        setup : ShotSetup
+        row : ndarray of :data:`~diffranet.dataset.shards.TABLE_DTYPE`, shape ()
+        """
         regimes = self.regimes
         for attempt in range(regimes.max_attempts):
             rng = image_rng(seed, split, index, attempt)
@@ -497,7 +522,10 @@ class RegimeRenderer:
                                               structure_factors=_structure_factors(
                                                   tuple(setup.crystal.cell), 1000 + setup.cell_index,
                                                   setup.b_factor_A2))
-                unit = Simulator(det, beam, crystal, oversample=1, n_threads=1).bragg(seed=shot_seed)
+                simulator = Simulator(det, beam, crystal, oversample=1, n_threads=1)
+                if not _within_budget(simulator):  # too costly on a large detector: draw another set-up
+                    continue
+                unit = simulator.bragg(seed=shot_seed)
                 thresholds = setup.rule.detection_thresholds(unit, background, det.mask,
                                                              spots=spot_pixels(unit, det.mask))
                 found = volume_for_label(thresholds, setup.rule, label, u_target, setup.max_volume_scale,
@@ -511,9 +539,6 @@ class RegimeRenderer:
                                           n_threads=1)
             counts = counts * np.float32(setup.gain_adu_per_photon)
             counts = _artefacts(setup, counts, rng)
-            if det.mask is not None:  # masked pixels reach the model as their local background
-                counts = fill_masked(counts, det.mask, tuple(x / det.pixel_size_mm for x in det.direct_beam_mm))
-            image8 = to_8bit(counts + np.float32(PREPROCESSING_OFFSET_ADU))
             row = np.zeros((), dtype=TABLE_DTYPE)
             row["index"], row["label"], row["seed"], row["attempt"] = index, label, shot_seed, attempt
             row["photons_drawn"] = row["photons"] = photons
@@ -528,5 +553,5 @@ class RegimeRenderer:
             row["background_photons"] = float(background.sum(dtype=np.float64))
             row["max_bragg_photons"] = float(bragg.max())
             row["setup"] = json.dumps(setup.to_dict(), sort_keys=True).encode()
-            return image8, row
+            return counts, setup, row
         raise RuntimeError(f"{split} image {index}: class {label} not reached in {regimes.max_attempts} attempts")
