@@ -10,6 +10,7 @@ from diffranet.inference import FrameGeometry, Preprocessing, preprocess
 from diffranet.simulation.response import to_8bit
 from diffranet.inference.geometry import PAPER_PREPROCESSING
 from diffranet.inference.preprocess import is_model_input
+from diffranet.peaks import PeakFinderHitFinder
 
 pp = importlib.import_module("diffranet.inference.preprocess")
 
@@ -181,6 +182,30 @@ class TestPreprocess:
         a = preprocess(frame.astype(np.int32), geometry=SOURCE, preprocessing=TARGET)
         b = preprocess(frame.astype(np.float32), geometry=SOURCE, preprocessing=TARGET)
         np.testing.assert_array_equal(a, b)
+
+    @pytest.mark.parametrize("geometry", [None, FrameGeometry(0.1, 150.0, 1.0)])
+    def test_a_background_past_the_8bit_range_is_scaled_back(self, geometry):
+        # 40,000 photons a pixel, summed 4 or more to an input pixel: past 65,025 everywhere
+        rng = np.random.default_rng(5)
+        frame = rng.poisson(40_000.0, (1200, 1200)).astype(np.float32)
+        spots = rng.integers(100, 1100, (60, 2))
+        for dr in range(3):  # spots of 3 x 3 pixels, 100 noise units each
+            for dc in range(3):
+                frame[spots[:, 0] + dr, spots[:, 1] + dc] += 20_000.0
+        image = preprocess(frame, geometry=geometry)
+        plain = to_8bit(pp.to_training_counts(frame, geometry=geometry)[0] + np.float32(10.0))
+        assert np.mean(plain == 255) > 0.5  # what the input would be without the scaling
+        assert np.mean(image == 255) < 0.01 and abs(np.median(image) - pp.RANGE_MEDIAN_LEVEL) <= 1
+        assert image.max() >= pp.RANGE_MEDIAN_LEVEL + 20  # the spots show again
+        if geometry is not None:
+            counter = PeakFinderHitFinder(min_peaks=10).fit(np.zeros((1, 512, 512), np.uint8), [0])
+            assert counter.count_peaks(image[None])[0] >= 30
+
+    def test_bright_spots_alone_are_not_scaled(self):
+        frame = np.full((1024, 1024), 4.0, np.float32)
+        frame[::8, ::8] = 1e6
+        image = preprocess(frame)
+        assert np.all(image[image != 255] == round(math.sqrt(26)))
 
     @pytest.mark.parametrize("frame, kwargs, match", [
         (np.zeros((2, 3, 4)), {}, "2-D"),

@@ -18,6 +18,8 @@ Three steps, each a function of its own:
    pixels holds only that background: neither a spot nor empty sky.
 3. **8-bit.** The training detector's ADC offset is added and the paper's
    square-root transform applied (:func:`diffranet.simulation.response.to_8bit`).
+   A frame whose background passes the 8-bit range once summed (more than
+   half the image at 255) is scaled back into it (:func:`_in_range`).
 
 Frames that need resampling or binning take all three steps in one call of
 the compiled core (:func:`compiled_route_applies`: a map per frame shape and
@@ -54,6 +56,12 @@ __all__ = [
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
 MIN_COVERAGE = 0.5
+
+#: An 8-bit image with more than this share of its pixels at 255 has passed the 8-bit range (:func:`_in_range`).
+OVERLOAD_SHARE = 0.5
+
+#: The 8-bit level the median of such a frame is scaled to.
+RANGE_MEDIAN_LEVEL = 128.0
 
 #: Largest 2theta (degrees) a flat detector normal to the beam is assumed to see.
 _MAX_TWO_THETA = 89.0
@@ -766,10 +774,31 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     corner = one_to_one_corner(frame.shape, geometry, preprocessing, center)
     if corner is not None and frame.dtype.kind == "u" and frame.dtype.itemsize <= 2:
         # unsigned-integer frames whose pixels are the training pixels: one table look-up per pixel
-        return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
-    if corner is None and compiled_route_applies(frame, geometry):
-        saturation = None if saturation is None else check_finite("saturation", saturation)
-        return _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, saturation)
+        image = _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
+    elif corner is None and compiled_route_applies(frame, geometry):
+        checked = None if saturation is None else check_finite("saturation", saturation)
+        image = _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, checked)
+    else:
+        counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
+                                       saturation=saturation)
+        image = to_8bit(counts + np.float32(preprocessing.adc_offset))
+    if np.count_nonzero(image == 255) > OVERLOAD_SHARE * image.size:
+        image = _in_range(frame, mask, geometry, preprocessing, beam_center_px, saturation)
+    return image
+
+
+def _in_range(frame, mask, geometry, preprocessing, beam_center_px, saturation):
+    """The 8-bit image of a frame whose background passes the 8-bit range, scaled back into it.
+
+    Summing several bright detector pixels onto one input pixel can pass the
+    8-bit range (65025 counts) everywhere; the input then holds 255 alone and
+    shows nothing. Scaled so that its median sits at :data:`RANGE_MEDIAN_LEVEL`,
+    it shows its spots again: a scale keeps each spot's height in units of the
+    background's noise, which is what a significance input and a peak finder
+    read. Its grey levels are then no longer photons.
+    """
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
-    return to_8bit(counts + np.float32(preprocessing.adc_offset))
+    # more than half the pixels at 255: the median is past the range, so far above zero
+    scale = np.float32(RANGE_MEDIAN_LEVEL ** 2 / float(np.median(counts)))
+    return to_8bit(counts * scale + np.float32(preprocessing.adc_offset))
