@@ -152,7 +152,7 @@ def main(argv=None):
     from diffranet.dataset.generate import generate_dataset
     from diffranet.dataset.loader import load_arrays
     from diffranet.plots import learning_curve_figure
-    from diffranet.training.native import FAMILIES, render_set, without_overflow
+    from diffranet.training.native import FAMILIES, render_set
     from diffranet.training_history import training_history
 
     work = Path(args.work)
@@ -166,8 +166,8 @@ def main(argv=None):
         generate_dataset(dirs[name], preset=presets[name], workers=args.workers, **settings)
     splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test") if s != "test" or name in DATA}
               for name, d in dirs.items()}
-    splits["native"] = {s: without_overflow(*render_set(work / "native", s, NATIVE[f"n_{s}"], NATIVE["seed"],
-                                                        workers=args.workers)[:2]) for s in ("train", "val")}
+    splits["native"] = {s: render_set(work / "native", s, NATIVE[f"n_{s}"], NATIVE["seed"], workers=args.workers)[:2]
+                        for s in ("train", "val")}
     tests = {f"{n} test": splits[n]["test"] for n in DATA}
 
     def union(split, names):

@@ -115,3 +115,30 @@ def start_process(target, *args, **kwargs):
     process = multiprocessing.get_context("spawn").Process(target=target, args=args, kwargs=kwargs, daemon=True)
     process.start()
     return process
+
+
+def stream_until_sigterm(options, log, sender, n_lines):
+    """Run ``diffranet stream OPTIONS --log LOG`` beside ``sender`` (a started process) until LOG holds
+    ``n_lines`` verdicts (or the service ends), then send SIGTERM; return ``(returncode, stderr)``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    service = subprocess.Popen([sys.executable, "-m", "diffranet", "stream", *map(str, options), "--log", str(log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline and service.poll() is None:
+            if log.exists() and log.read_text().count("\n") >= n_lines:
+                break
+            time.sleep(0.05)
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=TIMEOUT_S)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.communicate()
+        sender.kill()
+    return service.returncode, stderr

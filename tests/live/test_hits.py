@@ -1,10 +1,6 @@
 """The veto's output: hit frames in NXmx / CXI files, CrystFEL geometry and event list, through the stream."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,7 +9,7 @@ import pytest
 from diffranet.inference import FrameGeometry
 from diffranet.live.frames import Frame
 from diffranet.live.hits import HitWriter, crystfel_geometry
-from live.harness import SIZE, TIMEOUT_S, free_address, running_service, start_process
+from live.harness import SIZE, TIMEOUT_S, free_address, running_service, start_process, stream_until_sigterm
 
 h5py = pytest.importorskip("h5py")
 
@@ -210,24 +206,12 @@ def test_stream_cli_sigterm_completes_the_open_hit_file(tmp_path, model_path):
     n = 400
     input_address, publish_address = free_address(), free_address()
     log, out = tmp_path / "verdicts.jsonl", tmp_path / "hits"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    service = subprocess.Popen(
-        [sys.executable, "-m", "diffranet", "stream", "--model", str(model_path), "--input", input_address,
-         "--publish", publish_address, "--log", str(log), "--quiet", "--write-hits", str(out),
-         "--hits-per-file", "100000", "--hits-file-seconds", "3600", "--hits-compression", "gzip"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sender = start_process(send_simple, input_address, _spot_frames(n, seed=22), rate_hz=40, linger_s=0)
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 20):
-            time.sleep(0.05)
-        service.send_signal(signal.SIGTERM)
-        _, stderr = service.communicate(timeout=TIMEOUT_S)
-    finally:
-        if service.poll() is None:
-            service.kill()
-        sender.kill()
-    assert service.returncode == 0, stderr
+    returncode, stderr = stream_until_sigterm(
+        ["--model", model_path, "--input", input_address, "--publish", publish_address, "--quiet",
+         "--write-hits", out, "--hits-per-file", "100000", "--hits-file-seconds", "3600",
+         "--hits-compression", "gzip"], log, sender, n_lines=20)
+    assert returncode == 0, stderr
     hit_records = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("hit")]
     assert hit_records
     (event_list,) = out.glob("*.lst")

@@ -117,10 +117,3 @@ def test_render_set_resumes_a_missing_file(tmp_path, renderer, monkeypatch):
     X2, _, _ = render_set(tmp_path, "val", 4, 5, renderer=renderer, progress=False)
     np.testing.assert_array_equal(X, X2)
 
-
-def test_inputs_mostly_at_the_overload_are_dropped():
-    images = np.zeros((3, 8, 8), np.uint8)
-    images[1] = 255
-    images[2, :3] = 255  # 3 of 8 rows: kept
-    kept, labels = native.without_overflow(images, [4, 3, 2])
-    assert labels.tolist() == [4, 2] and kept.shape == (2, 8, 8)

@@ -2,11 +2,6 @@
 is read by classify, evaluate and stream; checkpoints resume exactly; recipes and configs."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -127,7 +122,7 @@ def test_classify_reads_the_model(trained, quick_data, tmp_path, capsys):
 
 
 def test_stream_reads_the_model(trained, tmp_path):
-    from live.harness import TIMEOUT_S, free_address, start_process
+    from live.harness import free_address, start_process, stream_until_sigterm
 
     from diffranet.live.sender import send_simple
 
@@ -135,25 +130,11 @@ def test_stream_reads_the_model(trained, tmp_path):
     frames = rng.poisson(3.0, (12, 64, 64)).astype("<u2")
     input_address, publish_address = free_address(), free_address()
     log = tmp_path / "verdicts.jsonl"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    service = subprocess.Popen([sys.executable, "-m", "diffranet", "stream", "--model", str(trained), "--input",
-                                input_address, "--publish", publish_address, "--log", str(log), "--quiet"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sender = start_process(send_simple, input_address, frames, rate_hz=100, linger_s=5)
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline and service.poll() is None:
-            if log.exists() and log.read_text().count("\n") >= len(frames):
-                break
-            time.sleep(0.05)
-        service.send_signal(signal.SIGTERM)
-        _, stderr = service.communicate(timeout=TIMEOUT_S)
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.communicate()
-        sender.kill()
-    assert service.returncode == 0, stderr
+    returncode, stderr = stream_until_sigterm(
+        ["--model", trained, "--input", input_address, "--publish", publish_address, "--quiet"], log, sender,
+        n_lines=len(frames))
+    assert returncode == 0, stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == len(frames)
     names = set(load_model(trained).class_names)

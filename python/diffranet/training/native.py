@@ -35,7 +35,7 @@ from ..detectors import FrameGeometry
 from ..inference.geometry import PAPER_PREPROCESSING
 from ..inference.preprocess import preprocess
 
-__all__ = ["DetectorFamily", "FAMILIES", "NativeRenderer", "render_set", "without_overflow", "LABEL_CYCLE", "OVERFLOW_SHARE"]
+__all__ = ["DetectorFamily", "FAMILIES", "NativeRenderer", "render_set", "LABEL_CYCLE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,18 +207,3 @@ def _render_chunk(job):
     np.savez_compressed(tmp, images=np.stack(images), labels=np.array(labels), info=np.array(info))
     os.replace(tmp, path)
 
-
-#: An input with more than this share of its pixels at the 8-bit overload (255) carries no measurement.
-OVERFLOW_SHARE = 0.5
-
-
-def without_overflow(images8, labels):
-    """``images8`` and ``labels`` without the inputs mostly at 255.
-
-    A very bright background summed onto the model input (many detector
-    pixels per input pixel) passes the 8-bit range; such an input shows
-    nothing a model can learn its class from.
-    """
-    images8 = np.asarray(images8)
-    keep = (images8 == 255).mean(axis=(1, 2)) <= OVERFLOW_SHARE
-    return images8[keep], np.asarray(labels)[keep]
