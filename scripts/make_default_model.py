@@ -17,8 +17,7 @@ From fixed seeds, on a two-core CPU:
    (an interrupted run resumes); then fine-tune it (:data:`FINE_TUNE`) with
    the sets of :data:`STAGE2` added: faint crystals, 3-9 detectable spots
    labelled weak (the paper's set-up and the regimes, seed 1), so that a
-   crystal a peak finder sees a few spots of is a hit, and shots on real
-   detector sizes preprocessed as files are (:data:`NATIVE`);
+   crystal a peak finder sees a few spots of is a hit;
 3. score it on both test splits (never seen in training or model selection),
    write the model (with its ONNX graph, so it classifies without torch) to
    ``python/diffranet/inference/models/default.dfm``, the learning curve to
@@ -63,11 +62,6 @@ RECIPE = "regimes"
 STAGE2 = {"paper-faint": {"n_train": 1_500, "n_val": 150, "n_test": 0, "seed": 1},
           "regimes-faint": {"n_train": 1_000, "n_val": 100, "n_test": 0, "seed": 1}}
 
-
-#: Shots on real detector sizes (PILATUS, EIGER, JUNGFRAU, CSPAD-like, MAR345, Rayonix, a lab CCD), rendered at
-#: their own pixel count and preprocessed as files are (:mod:`diffranet.training.native`), added in the second
-#: stage: real frames reach the model summed onto its input, where spots, rings, halos and zingers look smaller.
-NATIVE = {"n_train": 1_400, "n_val": 140, "seed": 11}
 
 #: The second stage: a few epochs from the first stage's weights at a fifth of its first rate.
 FINE_TUNE = {"epochs": 5, "learning_rate": 0.01, "lr_step_epochs": 3}
@@ -152,7 +146,6 @@ def main(argv=None):
     from diffranet.dataset.generate import generate_dataset
     from diffranet.dataset.loader import load_arrays
     from diffranet.plots import learning_curve_figure
-    from diffranet.training.native import FAMILIES, render_set
     from diffranet.training_history import training_history
 
     work = Path(args.work)
@@ -166,8 +159,6 @@ def main(argv=None):
         generate_dataset(dirs[name], preset=presets[name], workers=args.workers, **settings)
     splits = {name: {s: load_arrays(d, s) for s in ("train", "val", "test") if s != "test" or name in DATA}
               for name, d in dirs.items()}
-    splits["native"] = {s: render_set(work / "native", s, NATIVE[f"n_{s}"], NATIVE["seed"], workers=args.workers)[:2]
-                        for s in ("train", "val")}
     tests = {f"{n} test": splits[n]["test"] for n in DATA}
 
     def union(split, names):
@@ -180,9 +171,8 @@ def main(argv=None):
                                       checkpoint=str(work / "stage1.dfm.checkpoint"), epochs=args.epochs, data=DATA)
     # stage 2: add the faint crystals and fine-tune
     out = work / "default.dfm"
-    data = {**DATA, **{n: {**STAGE2[n], "preset": presets[n].to_dict()} for n in STAGE2},
-            "native": {**NATIVE, "families": [dataclasses.asdict(f) for f in FAMILIES]}}
-    model, scores, seconds2 = fine_tune(model, union("train", splits), union("val", splits), tests, out,
+    data = {**DATA, **{n: {**STAGE2[n], "preset": presets[n].to_dict()} for n in STAGE2}}
+    model, scores, seconds2 = fine_tune(model, union("train", dirs), union("val", dirs), tests, out,
                                               threads=args.threads, checkpoint=str(work / "default.dfm.checkpoint"),
                                               data=data)
     Path(args.model).parent.mkdir(parents=True, exist_ok=True)
