@@ -24,6 +24,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
 from ..inference import Preprocessing, SavedModel, load_model, preprocess
+from ..inference.beam_center import fill_beam_center
 from ..training_history import training_history
 from . import metrics as m
 from .data import LabelledData, load_labelled_data
@@ -106,7 +107,8 @@ def _model_images(model, data, progress):
     images = np.empty((len(data.frames),) + shape, dtype=np.uint8)
     for i, frame in enumerate(tqdm(data.frames, desc="preprocess", unit="frame", disable=not progress)):
         raw, mask = frame.read()
-        images[i] = preprocess(raw, mask, frame.geometry, model.preprocessing)
+        geometry, beam = fill_beam_center(raw, mask, None, frame.geometry, None)
+        images[i] = preprocess(raw, mask, geometry, model.preprocessing, beam_center_px=beam)
     return images
 
 

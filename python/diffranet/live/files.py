@@ -23,6 +23,7 @@ import threading
 
 
 from .. import io as dio
+from ..inference.beam_center import fill_beam_center
 from ..inference.files import FileError, failure_message, frame_files, frame_geometry, iter_file_frames, usable_mask
 from .frames import Frame, dropped_record
 from .limits import frame_bytes
@@ -57,9 +58,14 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
     Frame or FileError
         In file and frame order; the header's saturation (CBF
         ``Count_cutoff``, NeXus ``saturation_value``) is the frame's unless
-        the detector file gives one.
+        the detector file gives one. When neither the header, the detector
+        file nor ``overrides`` give a beam centre, it is found in the file's
+        first frames that show one
+        (:func:`~diffranet.inference.beam_center.find_beam_center`; at most
+        :data:`BEAM_CENTER_TRIES`), else the frame's middle is used.
     """
     geometry_cache = {}
+    found = {}  # path -> (beam centre found in its frames or None, frames tried)
     for item in iter_file_frames(frame_files(paths), max_frame_pixels=max_frame_pixels):
         if isinstance(item, FileError):
             yield item
@@ -77,8 +83,28 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
         except ValueError as exc:
             yield FileError(path, failure_message(path, exc, index), index)
             continue
+        if beam is None and (geometry is None or geometry.beam_center_px is None):
+            geometry, beam = _found_beam_center(found, path, data, mask, saturation, geometry)
         yield Frame(tags={"file": path, "frame": index}, data=data, mask=mask, geometry=geometry,
                     beam_center_px=beam, saturation=saturation)
+
+
+#: Frames of one file searched for its beam centre (a blank frame has none to show) before its middle is used.
+BEAM_CENTER_TRIES = 8
+
+
+def _found_beam_center(found, path, data, mask, saturation, geometry):
+    """The file's beam centre, searched in its first frames that show one (:func:`fill_beam_center`)."""
+    if path not in found:
+        found.clear()  # one file at a time
+        found[path] = (None, 0)
+    centre, tries = found[path]
+    if centre is None and tries < BEAM_CENTER_TRIES:
+        _, centre = fill_beam_center(data, mask, saturation, geometry, None)
+        found[path] = (centre, tries + 1)
+    if centre is None:
+        return geometry, None
+    return (None if geometry is None else dataclasses.replace(geometry, beam_center_px=centre)), centre
 
 
 def feed_frames(pipeline, items, seq, stop=None):
