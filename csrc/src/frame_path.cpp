@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "diffranet/bitshuffle.hpp"
 #include "diffranet/threads.hpp"
 
 namespace diffranet {
@@ -272,6 +274,41 @@ std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelM
     gather_frame(frame, rules, map, sums.data(), covered.data(), n_threads);
     return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out);
 }
+
+std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_elements) {
+    const std::int64_t in_blocks = map.n_sources - map.n_sources % 8;
+    std::vector<std::uint8_t> wanted(static_cast<std::size_t>((in_blocks + block_elements - 1) / block_elements), 0);
+    const std::int64_t n_entries = map.starts[map.n_targets];
+    for (std::int64_t j = 0; j < n_entries; ++j)
+        if (map.sources[j] < in_blocks) wanted[map.sources[j] / block_elements] = 1;
+    return wanted;
+}
+
+template <typename T>
+Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                              std::int64_t block_elements, const std::uint8_t* wanted, const PixelRules& rules,
+                              const PixelMap& map, const CompletionPlan& plan, float adc_offset, std::uint8_t* out,
+                              int n_threads, std::int64_t& nan_pixels) {
+    // left uninitialised (new T[], not a vector): the pages of blocks never expanded are never touched
+    thread_local std::unique_ptr<T[]> frame;
+    thread_local std::int64_t capacity = 0;
+    if (capacity < map.n_sources) {
+        frame.reset();
+        frame.reset(new T[static_cast<std::size_t>(map.n_sources)]);
+        capacity = map.n_sources;
+    }
+    const Lz4Result result = decode_bslz4(payload, payload_size, offset, map.n_sources, sizeof(T), block_elements,
+                                          reinterpret_cast<std::uint8_t*>(frame.get()), wanted, n_threads);
+    if (result.ok) nan_pixels = frame_to_8bit(frame.get(), rules, map, plan, adc_offset, out, n_threads);
+    return result;
+}
+
+#define DIFFRANET_BSLZ4_TO_8BIT(T)                                                                                \
+    template Lz4Result bslz4_frame_to_8bit<T>(const std::uint8_t*, std::int64_t, std::int64_t, std::int64_t,      \
+                                              const std::uint8_t*, const PixelRules&, const PixelMap&,             \
+                                              const CompletionPlan&, float, std::uint8_t*, int, std::int64_t&);
+DIFFRANET_FRAME_TYPES(DIFFRANET_BSLZ4_TO_8BIT)
+#undef DIFFRANET_BSLZ4_TO_8BIT
 
 #define DIFFRANET_TO_8BIT(T)                                                                                  \
     template std::int64_t frame_to_8bit<T>(const T*, const PixelRules&, const PixelMap&, const CompletionPlan&, \

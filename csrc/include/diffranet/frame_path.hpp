@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
+
+#include "diffranet/lz4_frames.hpp"
 
 namespace diffranet {
 
@@ -62,5 +65,21 @@ std::int64_t complete_to_8bit(const double* sums, const double* covered, const C
 template <typename T>
 std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
                            float adc_offset, std::uint8_t* out, int n_threads);
+
+// One flag per block of block_elements frame pixels (the bslz4 blocks of a frame in
+// row-major order): 1 if the map reads a pixel of it. Pixels after the last whole
+// multiple of 8 are not in blocks (bslz4 sends them as they are).
+std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_elements);
+
+// frame_to_8bit of a frame whose pixels (T, little-endian) are still bslz4-compressed
+// (decode_bslz4's framing): only the blocks flagged in `wanted` (blocks_read) are
+// expanded, into a buffer of the calling thread kept between calls, and only those are
+// read. The framing of every block is checked; a failure is returned (out then not to
+// be used), otherwise nan_pixels is complete_to_8bit's count.
+template <typename T>
+Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                              std::int64_t block_elements, const std::uint8_t* wanted, const PixelRules& rules,
+                              const PixelMap& map, const CompletionPlan& plan, float adc_offset, std::uint8_t* out,
+                              int n_threads, std::int64_t& nan_pixels);
 
 }  // namespace diffranet

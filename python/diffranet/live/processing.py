@@ -7,7 +7,8 @@ rejects (any exception: wrong shape for the geometry, unusable values, out
 of memory) is isolated by classifying its batch frame by frame; it gets an
 error and the others their verdicts. Pixels that arrive still compressed
 (Stream V2) are expanded here, in the thread or worker process that
-classifies them. A frame with non-finite pixels (NaN, inf) outside its mask
+classifies them; bslz4 integers go to the preprocessing still compressed,
+which expands only the blocks the model input reads. A frame with non-finite pixels (NaN, inf) outside its mask
 gets an error: no verdict can be trusted on it.
 
 Each verdict also carries the frame's spot figures, ``n_peaks`` and
@@ -77,7 +78,7 @@ class FrameClassifier:
         return [{**verdict, **figures} for verdict, figures in zip(verdicts, spots)]
 
     def classify(self, frames):
-        """Verdicts of a batch of frames (compressed pixels are expanded here first).
+        """Verdicts of a batch of frames (compressed pixels are expanded here first, or by the preprocessing).
 
         Parameters
         ----------
@@ -94,7 +95,7 @@ class FrameClassifier:
         ready = []
         for i, frame in enumerate(frames):
             try:
-                if isinstance(frame.data, CompressedArray):
+                if isinstance(frame.data, CompressedArray) and not self._stays_compressed(frame.data):
                     frame = dataclasses.replace(frame, data=frame.data.expand())
                 _check_finite(frame)
             except Exception as exc:  # truncated, corrupt or non-finite pixels, out of memory: this frame only
@@ -104,6 +105,11 @@ class FrameClassifier:
         for (i, _), result in zip(ready, self._classify_expanded([frame for _, frame in ready])):
             results[i] = result
         return results
+
+    def _stays_compressed(self, data):
+        """Whether compressed pixels go to the preprocessing as they are: bslz4 integers, which it expands only
+        where the model input reads them (integers need no finite check; spots from the frame need it whole)."""
+        return data.algorithm == "bslz4" and data.dtype.kind in "ui" and self.peaks != "frame"
 
     def _classify_expanded(self, frames):
         results = []
