@@ -756,7 +756,7 @@ def is_model_input(frame, preprocessing=PAPER_PREPROCESSING, input="auto"):
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
-               saturation=None, input="auto"):
+               saturation=None, input="auto", n_threads=None):
     """The 8-bit image a model trained on ``preprocessing``'s detector sees for this frame.
 
     Parameters
@@ -787,6 +787,9 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         ``"auto"``: a uint8 frame of the model's input shape is a model input
         already and is returned as it is (:func:`is_model_input`); any other
         frame holds counts. ``"counts"`` / ``"8bit"`` say which it is.
+    n_threads : int, optional
+        Threads of the compiled route (default: every core the calling
+        thread may use); the image never depends on it.
 
     Returns
     -------
@@ -802,7 +805,7 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     if _is_bslz4(frame):
         if not isinstance(preprocessing, Preprocessing):
             raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
-        image = _bslz4_image(frame, mask, geometry, preprocessing, beam_center_px, saturation, input)
+        image = _bslz4_image(frame, mask, geometry, preprocessing, beam_center_px, saturation, input, n_threads)
         if image is not None:
             return image
         frame = frame.expand()
@@ -818,7 +821,8 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         return _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
     if corner is None and compiled_route_applies(frame, geometry):
         saturation = None if saturation is None else check_finite("saturation", saturation)
-        return _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, saturation)
+        return _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, saturation,
+                               n_threads)
     counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                    saturation=saturation)
     return to_8bit(counts + np.float32(preprocessing.adc_offset))

@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from .._validation import check_choice
+from .._validation import check_choice, check_threads
 from ..inference.preprocess import INPUT_KINDS
 from .compression import CompressedArray
 from .frames import describe_exception
@@ -49,16 +49,18 @@ class FrameClassifier:
     input : {"auto", "counts", "8bit"}, default "auto"
         What the frames hold (:func:`~diffranet.inference.preprocess.preprocess`).
     n_threads : int or None, default 1
-        Threads of the spot count over a batch (None: every core). One worker
-        process of several keeps 1; the single classifier thread of a service
-        takes the process's cores, which the other threads leave idle while
-        the spots are counted.
+        Threads of each frame's preprocessing and of the spot count over a
+        batch (None: every core). One worker process of several keeps 1; the
+        single classifier thread of a service takes the process's cores, which
+        the other threads leave idle while it works.
     """
 
     def __init__(self, model, peaks="input", input="auto", n_threads=1):
         self.model = model
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.input = check_choice("input", input, INPUT_KINDS)
+        check_threads(n_threads)
+        self.n_threads = n_threads
         self.spots = None if peaks == "none" else SpotCounter(model.preprocessing, n_threads=n_threads)
 
     def _classify_group(self, frames):
@@ -66,7 +68,7 @@ class FrameClassifier:
         masks = None if first.mask is None else [f.mask for f in frames]
         images = self.model.preprocess([f.data for f in frames], masks, first.geometry,
                                        beam_center_px=first.beam_center_px, saturation=first.saturation,
-                                       input=self.input)
+                                       input=self.input, n_threads=self.n_threads)
         verdicts = self.model.verdicts(self.model.predict_proba(images))
         if self.spots is None:
             return [{**verdict, **NO_SPOTS} for verdict in verdicts]
