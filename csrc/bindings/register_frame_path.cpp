@@ -91,6 +91,10 @@ class FrameMap {
         const double* w = weights_.data();
         map_.uniform = true;
         for (py::ssize_t j = 0; j < weights_.shape(0) && map_.uniform; ++j) map_.uniform = w[j] == w[0];
+        if (!map_.uniform && diffranet::index_weights(w, weights_.shape(0), weight_index_, weight_table_)) {
+            map_.weight_index = weight_index_.data();
+            map_.weight_table = weight_table_.data();
+        }
         map_.weight = weights_.shape(0) ? w[0] : 0.0;
         map_.n_targets = n_targets;
         map_.n_sources = n_sources;
@@ -218,6 +222,8 @@ class FrameMap {
     py::array_t<std::int64_t, py::array::c_style> cell_starts_;
     diffranet::PixelMap map_;
     diffranet::CompletionPlan plan_;
+    std::vector<std::uint8_t> weight_index_;
+    std::vector<double> weight_table_;
     std::shared_ptr<const std::vector<std::uint8_t>> wanted_;
     std::int64_t wanted_block_elements_ = 0;
 };

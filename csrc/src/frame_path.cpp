@@ -46,8 +46,11 @@ struct Validity {
     }
 };
 
-// Uniform: every weight is map.weight (maps without subpixels), not read per entry.
-template <typename T, bool Uniform>
+enum class Weights { uniform, indexed, general };
+
+// Uniform: every weight is map.weight (maps without subpixels), not read per entry; indexed:
+// looked up in map.weight_table (the same values).
+template <typename T, Weights Kind>
 void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                  int n_threads) {
     const Validity<T> valid(rules);
@@ -59,7 +62,9 @@ void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, d
             const std::int32_t s = map.sources[j];
             const T v = frame[s];
             if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
-            const double w = Uniform ? map.weight : map.weights[j];
+            const double w = Kind == Weights::uniform   ? map.weight
+                             : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
+                                                        : map.weights[j];
             sum += w * static_cast<double>(v);
             area += w;
         }
@@ -70,13 +75,34 @@ void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, d
 
 }  // namespace
 
+bool index_weights(const double* weights, std::int64_t n, std::vector<std::uint8_t>& index,
+                   std::vector<double>& table) {
+    index.resize(static_cast<std::size_t>(n));
+    table.clear();
+    std::uint8_t last = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+        if (table.empty() || !(table[last] == weights[j])) {  // runs of one share are common: try the last first
+            const auto found = std::find(table.begin(), table.end(), weights[j]);
+            if (found == table.end()) {
+                if (table.size() == 256 || !std::isfinite(weights[j])) return false;
+                table.push_back(weights[j]);
+            }
+            last = static_cast<std::uint8_t>(std::find(table.begin(), table.end(), weights[j]) - table.begin());
+        }
+        index[j] = last;
+    }
+    return true;
+}
+
 template <typename T>
 void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                   int n_threads) {
     if (map.uniform) {
-        gather_rows<T, true>(frame, rules, map, sums, covered, n_threads);
+        gather_rows<T, Weights::uniform>(frame, rules, map, sums, covered, n_threads);
+    } else if (map.weight_index != nullptr) {
+        gather_rows<T, Weights::indexed>(frame, rules, map, sums, covered, n_threads);
     } else {
-        gather_rows<T, false>(frame, rules, map, sums, covered, n_threads);
+        gather_rows<T, Weights::general>(frame, rules, map, sums, covered, n_threads);
     }
 }
 
@@ -114,7 +140,8 @@ class Background {
     Background(const CompletionPlan& plan, Scratch& s, double low, double high)
         : plan_(plan), s_(s), low_(low), span_(high - low + 1.0) {}
 
-    void medians() {
+    // Cells are independent: their medians are taken in parallel, each thread with its own buffer.
+    void medians(int n_threads) {
         const int n_cells = plan_.n_rings * plan_.n_sectors;
         std::int64_t largest = 0;
         for (int c = 0; c < n_cells; ++c) largest = std::max(largest, plan_.cell_starts[c + 1] - plan_.cell_starts[c]);
@@ -123,13 +150,14 @@ class Background {
         s_.ring_wanted.assign(plan_.n_rings, 0);
         s_.ring_done.assign(plan_.n_rings, 0);
         s_.ring_median.assign(plan_.n_rings, std::numeric_limits<double>::quiet_NaN());
-        for (int c = 0; c < n_cells; ++c) {
-            if (!s_.cell_wanted[c]) continue;
-            if (s_.cell_good[c]) {
-                s_.cell_median[c] = median_of_cell(c);
-            } else {
-                s_.ring_wanted[c / plan_.n_sectors] = 1;
-            }
+        for (int c = 0; c < n_cells; ++c)
+            if (s_.cell_wanted[c] && !s_.cell_good[c]) s_.ring_wanted[c / plan_.n_sectors] = 1;
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+        {
+            std::vector<double> values(static_cast<std::size_t>(largest));
+#pragma omp for schedule(dynamic, 64)
+            for (int c = 0; c < n_cells; ++c)
+                if (s_.cell_wanted[c] && s_.cell_good[c]) s_.cell_median[c] = median_of_cell(c, values.data());
         }
         for (int r = 0; r < plan_.n_rings; ++r)
             if (s_.ring_wanted[r]) fill_ring(r);
@@ -168,8 +196,7 @@ class Background {
 
     // The lower median of the cell's unmasked densities, as group_medians computes it:
     // key = label * span + (value - low), median = key - label * span + low.
-    double median_of_cell(int c) {
-        double* v = s_.values.data();  // as long as the largest cell (medians())
+    double median_of_cell(int c, double* v) const {  // v: room for the largest cell
         std::int64_t n = 0;
         for (std::int64_t k = plan_.cell_starts[c]; k < plan_.cell_starts[c + 1]; ++k) {
             const std::int32_t p = plan_.order[k];
@@ -194,7 +221,7 @@ class Background {
         std::vector<double> medians;  // a ring's sectors: a few values, rarely needed
         for (int c = r * plan_.n_sectors; c < (r + 1) * plan_.n_sectors; ++c) {
             if (!s_.cell_good[c]) continue;
-            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c);
+            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c, s_.values.data());
             medians.push_back(s_.cell_median[c]);
         }
         s_.ring_done[r] = 1;
@@ -210,7 +237,7 @@ class Background {
 }  // namespace
 
 std::int64_t complete_to_8bit(const double* sums, const double* covered, const CompletionPlan& plan,
-                              float adc_offset, std::uint8_t* out) {
+                              float adc_offset, std::uint8_t* out, int n_threads) {
     thread_local Scratch scratch;
     Scratch& s = scratch;
     const std::int64_t n = plan.n;
@@ -243,8 +270,9 @@ std::int64_t complete_to_8bit(const double* sums, const double* covered, const C
     const bool complete = any_masked || !all_fed;
     const bool all_masked = !(low <= high);
     Background background(plan, s, low, high);
-    if (complete && !all_masked) background.medians();
+    if (complete && !all_masked) background.medians(n_threads);
     std::int64_t nan = 0;
+#pragma omp parallel for schedule(static, 4096) num_threads(resolve_threads(n_threads)) reduction(+ : nan)
     for (std::int64_t p = 0; p < n; ++p) {
         double counts = sums[p];
         if (complete && s.need[p]) {
@@ -272,7 +300,7 @@ std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelM
     sums.resize(static_cast<std::size_t>(map.n_targets));
     covered.resize(static_cast<std::size_t>(map.n_targets));
     gather_frame(frame, rules, map, sums.data(), covered.data(), n_threads);
-    return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out);
+    return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out, n_threads);
 }
 
 std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_elements) {

@@ -344,3 +344,17 @@ class TestCompressedFrames:
                               (dict(adc_offset=-1.0), "adc_offset"), (dict(payload=[1, 2]), None)):
             with pytest.raises((ValueError, TypeError), match=match):
                 frame_map.bslz4_to_8bit(**{**arguments, **change})
+
+
+@pytest.mark.parametrize("name", ["coarse pixels, near (subpixels)", "pilatus-like, beam near the centre"])
+@pytest.mark.parametrize("dtype", ["uint32", "float32"])
+def test_the_image_does_not_depend_on_the_thread_count(name, dtype):
+    """Rows of the map, cells of the background and pixels of the square root are spread over the threads."""
+    shape, geometry = GEOMETRIES[name]
+    frame = _frame(shape, dtype, seed=7)
+    mask = _gaps(shape)
+    expected = _python_route(frame, mask, geometry, saturation=2000)
+    for n_threads in (1, 2, 3, 8):
+        assert np.array_equal(preprocess(frame, mask, geometry, saturation=2000, n_threads=n_threads), expected)
+    with pytest.raises(ValueError, match="n_threads"):
+        preprocess(frame, mask, geometry, n_threads=0)

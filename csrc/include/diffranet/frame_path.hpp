@@ -21,7 +21,16 @@ struct PixelMap {
     std::int64_t n_sources = 0;  // pixels of the frame
     bool uniform = false;        // every weight equals `weight` (then weights is not read)
     double weight = 0.0;
+    // weights[j] == weight_table[weight_index[j]] when set (maps with subpixels hold a few distinct
+    // shares, multiples of 1 / k^2): one byte read per entry instead of eight
+    const std::uint8_t* weight_index = nullptr;
+    const double* weight_table = nullptr;
 };
+
+// The distinct weights of a map (table) and each entry's place in it (index), if there are
+// at most 256; false otherwise (index and table then not to be used).
+bool index_weights(const double* weights, std::int64_t n, std::vector<std::uint8_t>& index,
+                   std::vector<double>& table);
 
 // Which frame pixels carry no photon count: mask (nonzero = ignore, may be null),
 // negative or non-finite values, values >= saturation (when has_saturation).
@@ -56,9 +65,10 @@ struct CompletionPlan {
 // pixels covered below min_coverage holding the background only; then
 // out = uint8(rint(sqrt(clip(float32(max(counts, 0)) + adc_offset, 0, 65025)))).
 // Returns the number of training pixels whose counts are NaN (out is then not to be
-// used). Scratch memory is kept per thread and reused.
+// used). Scratch memory is kept per thread and reused. Cells and pixels are spread over
+// n_threads; the result does not depend on it.
 std::int64_t complete_to_8bit(const double* sums, const double* covered, const CompletionPlan& plan,
-                              float adc_offset, std::uint8_t* out);
+                              float adc_offset, std::uint8_t* out, int n_threads);
 
 // gather_frame then complete_to_8bit, sums and covered in per-thread scratch kept
 // between calls. Returns complete_to_8bit's count of NaN training pixels.
