@@ -8,8 +8,8 @@ from diffranet._allocator import passive_openmp_wait
 
 passive_openmp_wait()  # as `diffranet stream` sets it, before the core (and its OpenMP runtime) loads
 
-from diffranet import random_orientation  # noqa: E402
-from diffranet.dataset.presets import PRESETS  # noqa: E402
+from diffranet import random_orientation
+from diffranet.dataset.presets import PRESETS
 
 #: The paper's set-up with uniform structure factors (default_F 100): the renderers' speed does not
 #: depend on the amplitudes, and the table need not be built.

@@ -148,6 +148,8 @@ class FrameMap {
         rules.has_saturation = !saturation.is_none();
         if (rules.has_saturation) rules.saturation = checked::finite(saturation.cast<double>(), "saturation");
         const std::shared_ptr<const std::vector<std::uint8_t>> wanted = blocks_read(block_elements);
+        if (!by_source_) by_source_ = std::make_shared<const diffranet::SourceOrder>(diffranet::source_order(map_));
+        const std::shared_ptr<const diffranet::SourceOrder> by_source = by_source_;
         diffranet::Lz4Result result;
         std::int64_t nan = 0;
         const auto run = [&](auto typed) {
@@ -155,8 +157,8 @@ class FrameMap {
             const auto* bytes = static_cast<const std::uint8_t*>(info.ptr);
             auto* target = const_cast<std::uint8_t*>(out.data());
             py::gil_scoped_release release;
-            result = diffranet::bslz4_frame_to_8bit<T>(bytes, info.size, offset, block_elements, wanted->data(), rules,
-                                                       map_, plan_, adc, target, threads, nan);
+            result = diffranet::bslz4_frame_to_8bit<T>(bytes, info.size, offset, block_elements, wanted->data(),
+                                                       by_source.get(), rules, map_, plan_, adc, target, threads, nan);
         };
         if (dtype.equal(py::dtype::of<std::uint8_t>())) run(std::uint8_t{});
         else if (dtype.equal(py::dtype::of<std::uint16_t>())) run(std::uint16_t{});
@@ -225,6 +227,7 @@ class FrameMap {
     std::vector<std::uint8_t> weight_index_;
     std::vector<double> weight_table_;
     std::shared_ptr<const std::vector<std::uint8_t>> wanted_;
+    std::shared_ptr<const diffranet::SourceOrder> by_source_;  // built on the first bslz4 frame
     std::int64_t wanted_block_elements_ = 0;
 };
 

@@ -154,38 +154,54 @@ void bitunshuffle_block(const std::uint8_t* in, std::uint8_t* out, std::int64_t 
     }
 }
 
+Bslz4Blocks frame_bslz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                        std::int64_t n_elements, int elem_size, std::int64_t block_elements) {
+    Bslz4Blocks blocks;
+    blocks.elem_size = elem_size;
+    blocks.block_elements = block_elements;
+    // elements in LZ4 blocks: all but the last n_elements % 8, which follow as they are
+    blocks.compressed = n_elements - n_elements % 8;
+    const std::int64_t n_blocks = blocks.compressed > 0 ? (blocks.compressed + block_elements - 1) / block_elements : 0;
+    blocks.starts.resize(static_cast<std::size_t>(n_blocks));
+    blocks.stored.resize(static_cast<std::size_t>(n_blocks));
+    blocks.result = frame_lz4_blocks(payload, payload_size, offset, n_blocks, blocks.starts.data(), blocks.stored.data());
+    if (!blocks.result.ok) return blocks;
+    const std::int64_t leftover = (n_elements - blocks.compressed) * elem_size;
+    if (payload_size - blocks.result.end != leftover) {
+        blocks.result.ok = false;
+        blocks.result.error = "bslz4 data hold " + std::to_string(payload_size - blocks.result.end) +
+                              " bytes after the last block, expected " + std::to_string(leftover);
+    }
+    return blocks;
+}
+
+bool expand_bslz4_block(const Bslz4Blocks& blocks, const std::uint8_t* payload, std::int64_t b,
+                        std::uint8_t* scratch, std::uint8_t* out) {
+    const std::int64_t n = blocks.elements_in(b);
+    // every bitshuffle block is LZ4 (the filter never stores one as is, unlike HDF5's LZ4 filter)
+    if (!decode_lz4_block(payload + blocks.starts[b], blocks.stored[b], scratch, n * blocks.elem_size)) return false;
+    bitunshuffle_block(scratch, out, n, blocks.elem_size);
+    return true;
+}
+
 Lz4Result decode_bslz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
                        std::int64_t n_elements, int elem_size, std::int64_t block_elements, std::uint8_t* out,
                        const std::uint8_t* wanted, int n_threads) {
-    // elements in LZ4 blocks: all but the last n_elements % 8, which follow as they are
-    const std::int64_t compressed = n_elements - n_elements % 8;
-    const std::int64_t n_blocks = compressed > 0 ? (compressed + block_elements - 1) / block_elements : 0;
-    std::vector<std::int64_t> starts(static_cast<std::size_t>(n_blocks)), stored(static_cast<std::size_t>(n_blocks));
-    Lz4Result result = frame_lz4_blocks(payload, payload_size, offset, n_blocks, starts.data(), stored.data());
+    const Bslz4Blocks blocks = frame_bslz4(payload, payload_size, offset, n_elements, elem_size, block_elements);
+    Lz4Result result = blocks.result;
     if (!result.ok) return result;
-    const std::int64_t leftover = (n_elements - compressed) * elem_size;
-    if (payload_size - result.end != leftover) {
-        result.ok = false;
-        result.error = "bslz4 data hold " + std::to_string(payload_size - result.end) +
-                       " bytes after the last block, expected " + std::to_string(leftover);
-        return result;
-    }
-    std::memcpy(out + compressed * elem_size, payload + result.end, static_cast<std::size_t>(leftover));
-    const std::int64_t largest_bytes = std::min(block_elements, compressed) * elem_size;
+    std::memcpy(out + blocks.compressed * elem_size, payload + result.end,
+                static_cast<std::size_t>((n_elements - blocks.compressed) * elem_size));
+    const std::int64_t n_blocks = blocks.n_blocks();
     int failed = 0;
 #pragma omp parallel num_threads(resolve_threads(n_threads)) reduction(| : failed)
     {
-        std::vector<std::uint8_t> shuffled(static_cast<std::size_t>(largest_bytes));
+        std::vector<std::uint8_t> shuffled(static_cast<std::size_t>(blocks.largest_bytes()));
 #pragma omp for schedule(dynamic, 16)
         for (std::int64_t b = 0; b < n_blocks; ++b) {
             if (wanted != nullptr && !wanted[b]) continue;
-            const std::int64_t n = std::min(block_elements, compressed - b * block_elements);
-            // every bitshuffle block is LZ4 (the filter never stores one as is, unlike HDF5's LZ4 filter)
-            if (!decode_lz4_block(payload + starts[b], stored[b], shuffled.data(), n * elem_size)) {
+            if (!expand_bslz4_block(blocks, payload, b, shuffled.data(), out + b * block_elements * elem_size))
                 failed |= 1;
-                continue;
-            }
-            bitunshuffle_block(shuffled.data(), out + b * block_elements * elem_size, n, elem_size);
         }
     }
     if (failed) {

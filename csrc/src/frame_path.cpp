@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <type_traits>
@@ -312,11 +313,138 @@ std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_el
     return wanted;
 }
 
+SourceOrder source_order(const PixelMap& map) {
+    SourceOrder order;
+    if (!map.uniform || map.weight != 1.0) return order;
+    constexpr std::int64_t kLongestRow = std::int64_t{1} << 20;  // 2^20 sums of 32-bit integers stay below 2^53
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(map.starts[map.n_targets]));
+    for (std::int64_t t = 0; t < map.n_targets; ++t) {
+        if (map.starts[t + 1] - map.starts[t] > kLongestRow) return order;
+        for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j)
+            keys[j] = (static_cast<std::uint64_t>(map.sources[j]) << 32) | static_cast<std::uint64_t>(t);
+    }
+    std::sort(keys.begin(), keys.end());
+    order.sources.resize(keys.size());
+    order.targets.resize(keys.size());
+    for (std::size_t j = 0; j < keys.size(); ++j) {
+        order.sources[j] = static_cast<std::int32_t>(keys[j] >> 32);
+        order.targets[j] = static_cast<std::int32_t>(keys[j] & 0xFFFFFFFFu);
+    }
+    order.exact = true;
+    return order;
+}
+
+namespace {
+
+// The photon sums and areas of the map from a bslz4 frame, block by block: each wanted block
+// is expanded into a buffer of its thread and its pixels added to that thread's sums, which
+// are then added up. Exact whatever the order (see SourceOrder), so the threads do not matter.
+template <typename T>
+Lz4Result scatter_bslz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                        std::int64_t block_elements, const std::uint8_t* wanted, const SourceOrder& by_source,
+                        const PixelRules& rules, const PixelMap& map, double* sums, double* covered, int n_threads) {
+    const Bslz4Blocks blocks = frame_bslz4(payload, payload_size, offset, map.n_sources, sizeof(T), block_elements);
+    Lz4Result result = blocks.result;
+    if (!result.ok) return result;
+    const Validity<T> valid(rules);
+    const std::uint8_t* mask = rules.mask;
+    const std::int64_t n_targets = map.n_targets, n_blocks = blocks.n_blocks();
+    const std::int32_t* sources = by_source.sources.data();
+    const std::int32_t* targets = by_source.targets.data();
+    const std::int64_t n_entries = static_cast<std::int64_t>(by_source.sources.size());
+    const auto first_entry = [&](std::int64_t pixel) {
+        return static_cast<std::int64_t>(std::lower_bound(sources, sources + n_entries, pixel) - sources);
+    };
+    const int threads = resolve_threads(n_threads);
+    std::vector<double*> parts(static_cast<std::size_t>(threads), nullptr);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        thread_local std::vector<double> part;  // sum and area of each training pixel, this thread's, kept
+        thread_local std::vector<std::uint8_t> shuffled;
+        thread_local std::vector<T> pixels;
+        part.assign(static_cast<std::size_t>(2 * n_targets), 0.0);
+        shuffled.resize(static_cast<std::size_t>(blocks.largest_bytes()));
+        pixels.resize(static_cast<std::size_t>(std::min(block_elements, blocks.compressed)));
+#ifdef _OPENMP
+        parts[omp_get_thread_num()] = part.data();
+#else
+        parts[0] = part.data();
+#endif
+#pragma omp for schedule(dynamic, 8)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            if (!wanted[b]) continue;
+            if (!expand_bslz4_block(blocks, payload, b, shuffled.data(),
+                                    reinterpret_cast<std::uint8_t*>(pixels.data()))) {
+                failed |= 1;
+                continue;
+            }
+            // neighbouring pixels mostly feed one training pixel: their sum is kept in registers until
+            // the training pixel changes (any order of additions gives the same exact sums)
+            const std::int64_t low = b * block_elements, high = low + blocks.elements_in(b);
+            std::int64_t j = first_entry(low);
+            while (j < n_entries && sources[j] < high) {
+                const std::int32_t t = targets[j];
+                double sum = 0.0, area = 0.0;
+                for (; j < n_entries && sources[j] < high && targets[j] == t; ++j) {
+                    const std::int32_t s = sources[j];
+                    const T v = pixels[s - low];
+                    if ((mask != nullptr && mask[s]) || !valid(v)) continue;
+                    sum += static_cast<double>(v);
+                    area += 1.0;
+                }
+                part[2 * t] += sum;
+                part[2 * t + 1] += area;
+            }
+        }
+    }
+    if (failed) {
+        result.ok = false;
+        result.error = "corrupt LZ4 block";
+        return result;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t t = 0; t < n_targets; ++t) {
+        double sum = 0.0, area = 0.0;
+        for (const double* part : parts) {
+            if (part == nullptr) continue;
+            sum += part[2 * t];
+            area += part[2 * t + 1];
+        }
+        sums[t] = sum;
+        covered[t] = area;
+    }
+    // the last n % 8 pixels follow the blocks as they are
+    for (std::int64_t j = first_entry(blocks.compressed); j < n_entries; ++j) {
+        const std::int32_t s = sources[j];
+        T v;
+        std::memcpy(&v, payload + result.end + (s - blocks.compressed) * sizeof(T), sizeof(T));
+        if ((mask != nullptr && mask[s]) || !valid(v)) continue;
+        sums[targets[j]] += static_cast<double>(v);
+        covered[targets[j]] += 1.0;
+    }
+    return result;
+}
+
+}  // namespace
+
 template <typename T>
 Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
-                              std::int64_t block_elements, const std::uint8_t* wanted, const PixelRules& rules,
-                              const PixelMap& map, const CompletionPlan& plan, float adc_offset, std::uint8_t* out,
-                              int n_threads, std::int64_t& nan_pixels) {
+                              std::int64_t block_elements, const std::uint8_t* wanted, const SourceOrder* by_source,
+                              const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
+                              float adc_offset, std::uint8_t* out, int n_threads, std::int64_t& nan_pixels) {
+    if constexpr (std::is_integral_v<T> && sizeof(T) <= 4) {
+        if (by_source != nullptr && by_source->exact) {
+            thread_local std::vector<double> sums, covered;
+            sums.resize(static_cast<std::size_t>(map.n_targets));
+            covered.resize(static_cast<std::size_t>(map.n_targets));
+            const Lz4Result result = scatter_bslz4<T>(payload, payload_size, offset, block_elements, wanted,
+                                                      *by_source, rules, map, sums.data(), covered.data(), n_threads);
+            if (result.ok)
+                nan_pixels = complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out, n_threads);
+            return result;
+        }
+    }
     // left uninitialised (new T[], not a vector): the pages of blocks never expanded are never touched
     thread_local std::unique_ptr<T[]> frame;
     thread_local std::int64_t capacity = 0;
@@ -333,8 +461,9 @@ Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_
 
 #define DIFFRANET_BSLZ4_TO_8BIT(T)                                                                                \
     template Lz4Result bslz4_frame_to_8bit<T>(const std::uint8_t*, std::int64_t, std::int64_t, std::int64_t,      \
-                                              const std::uint8_t*, const PixelRules&, const PixelMap&,             \
-                                              const CompletionPlan&, float, std::uint8_t*, int, std::int64_t&);
+                                              const std::uint8_t*, const SourceOrder*, const PixelRules&,          \
+                                              const PixelMap&, const CompletionPlan&, float, std::uint8_t*, int,   \
+                                              std::int64_t&);
 DIFFRANET_FRAME_TYPES(DIFFRANET_BSLZ4_TO_8BIT)
 #undef DIFFRANET_BSLZ4_TO_8BIT
 

@@ -255,8 +255,10 @@ class TestCompressedFrames:
 
     @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int32", "uint64"])
     @pytest.mark.parametrize("name", ["small pixels, far, off-centre beam", "coarse pixels, near (subpixels)",
-                                      "beam far beyond the corner"])
+                                      "beam far beyond the corner", "pilatus-like, beam near the centre"])
     def test_equal_to_the_expanded_frame(self, name, dtype):
+        """Maps of weight 1 add integer pixels block by block (sums exact in any order), others gather them;
+        the Pilatus-like frame ends in 3 pixels outside the blocks."""
         shape, geometry = GEOMETRIES[name]
         frame = _frame(shape, dtype, seed=len(name))
         packed = self._packed(frame)
@@ -285,15 +287,21 @@ class TestCompressedFrames:
         model_input = small.astype(np.uint8)
         assert np.array_equal(preprocess(self._packed(model_input)), model_input)
 
-    def test_reads_only_the_blocks_it_needs_and_refuses_damaged_ones(self):
+    @pytest.mark.parametrize("name, preprocessing", [
+        ("coarse pixels, near (subpixels)", PAPER_PREPROCESSING),  # subpixels: gathered
+        ("small pixels, far, off-centre beam", Preprocessing(shape=(128, 128))),  # weight 1: added block by block
+    ])
+    def test_reads_only_the_blocks_it_needs_and_refuses_damaged_ones(self, name, preprocessing):
+        """The training detector sees a part of the frame: the other blocks are not even decoded."""
         from diffranet.live.compression import CompressedArray
 
-        shape, geometry = GEOMETRIES["coarse pixels, near (subpixels)"]  # the training detector sees a part
+        shape, geometry = GEOMETRIES[name]
         frame = _frame(shape, np.uint32, seed=2)
         packed = self._packed(frame)
-        expected = _python_route(frame, geometry=geometry)
-        frame_map = pp._frame_map(shape, geometry, PAPER_PREPROCESSING, None)
-        mat, _ = pp._mapping(shape, geometry, PAPER_PREPROCESSING)
+        expected = _python_route(frame, geometry=geometry, preprocessing=preprocessing)
+        frame_map = pp._frame_map(shape, geometry, preprocessing, None)
+        mat, _ = pp._mapping(shape, geometry, preprocessing)
+        options = dict(geometry=geometry, preprocessing=preprocessing)
         read = np.zeros(-(-frame.size // 2048), bool)
         read[mat.indices // 2048] = True
         assert 0 < read.sum() < read.size
@@ -305,18 +313,18 @@ class TestCompressedFrames:
         unread, needed = starts[int(np.flatnonzero(~read)[0])], starts[int(np.flatnonzero(read)[0])]
         damaged = bytearray(payload)
         damaged[unread:unread + 8] = b"\xff" * 8  # a block the map never reads: not looked at
-        image = preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), geometry=geometry)
+        image = preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), **options)
         assert np.array_equal(image, expected)
         damaged = bytearray(payload)
         damaged[needed:needed + 8] = b"\xff" * 8
         with pytest.raises(ValueError, match="corrupt LZ4 block"):
-            preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), geometry=geometry)
+            preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), **options)
         with pytest.raises(ValueError, match="after the last block"):
-            preprocess(CompressedArray("bslz4", 4, bytes(payload) + b"\0" * 4, frame.dtype, shape), geometry=geometry)
+            preprocess(CompressedArray("bslz4", 4, bytes(payload) + b"\0" * 4, frame.dtype, shape), **options)
         truncated = CompressedArray("bslz4", 4, bytes(payload[:-100]), frame.dtype, shape)
         with pytest.raises(ValueError, match="runs past the end|after the last block"):
-            preprocess(truncated, geometry=geometry)
-        assert np.array_equal(preprocess(packed, geometry=geometry), expected)  # the thread's buffer is rewritten
+            preprocess(truncated, **options)
+        assert np.array_equal(preprocess(packed, **options), expected)  # after the failures, as before
         rng = np.random.default_rng(0)
         for _ in range(50):  # bytes changed anywhere: an error or an image, never a crash
             damaged = bytearray(payload)
@@ -324,7 +332,7 @@ class TestCompressedFrames:
                 damaged[at] = rng.integers(0, 256)
             try:
                 frame_map.bslz4_to_8bit(bytes(damaged), 12, np.dtype(np.uint32), 2048, None, None, 10.0,
-                                        np.empty(PAPER_PREPROCESSING.shape, np.uint8), 1)
+                                        np.empty(preprocessing.shape, np.uint8), 1)
             except ValueError:
                 pass
 

@@ -4,7 +4,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from diffranet.live.compression import CompressedArray, CompressionError, _decompress_bslz4, compress, decompress
 
 

@@ -4,7 +4,9 @@
 // shuffled bytes never travel through main memory. See diffranet/live/compression.py.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "diffranet/lz4_frames.hpp"
 
@@ -14,6 +16,27 @@ namespace diffranet {
 // bytes: bit b of element i (b counted from the lowest bit of the little-endian
 // element) is bit i % 8 of byte b * n / 8 + i / 8. Writes the n elements to out.
 void bitunshuffle_block(const std::uint8_t* in, std::uint8_t* out, std::int64_t n, int elem_size);
+
+// The blocks of a bslz4 payload (see decode_bslz4), their framing checked.
+struct Bslz4Blocks {
+    Lz4Result result;                        // ok, or what is wrong; end: the offset after the last block
+    std::vector<std::int64_t> starts, stored;  // each block's LZ4 bytes in the payload
+    std::int64_t compressed = 0;             // elements in blocks; the rest follow the last block as they are
+    std::int64_t block_elements = 0;
+    int elem_size = 1;
+
+    std::int64_t n_blocks() const { return static_cast<std::int64_t>(starts.size()); }
+    std::int64_t elements_in(std::int64_t b) const { return std::min(block_elements, compressed - b * block_elements); }
+    std::int64_t largest_bytes() const { return std::min(block_elements, compressed) * elem_size; }
+};
+
+Bslz4Blocks frame_bslz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                        std::int64_t n_elements, int elem_size, std::int64_t block_elements);
+
+// Block b of a framed payload, expanded into out (its elements); scratch holds largest_bytes().
+// False if the block is corrupt.
+bool expand_bslz4_block(const Bslz4Blocks& blocks, const std::uint8_t* payload, std::int64_t b,
+                        std::uint8_t* scratch, std::uint8_t* out);
 
 // Expands n_elements of elem_size bytes (1, 2, 4 or 8) from payload[offset:]: LZ4 blocks
 // of block_elements elements (the last one cut to a multiple of 8 elements), each a

@@ -81,15 +81,28 @@ std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelM
 // multiple of 8 are not in blocks (bslz4 sends them as they are).
 std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_elements);
 
+// A map's entries in frame-pixel order, for maps whose photon sums do not depend on the order
+// of their additions: every weight 1, so that an integer frame of up to 32 bits gives
+// integer sums, exact in float64 (rows of at most 2^20 entries). `exact` is false (and
+// the lists empty) for any other map.
+struct SourceOrder {
+    bool exact = false;
+    std::vector<std::int32_t> sources, targets;  // sources ascending
+};
+SourceOrder source_order(const PixelMap& map);
+
 // frame_to_8bit of a frame whose pixels (T, little-endian) are still bslz4-compressed
 // (decode_bslz4's framing): only the blocks flagged in `wanted` (blocks_read) are
 // expanded, into a buffer of the calling thread kept between calls, and only those are
-// read. The framing of every block is checked; a failure is returned (out then not to
-// be used), otherwise nan_pixels is complete_to_8bit's count.
+// read. With `by_source` exact and integers of up to 32 bits, each block's pixels are added
+// to per-thread sums straight from the block (in cache), the frame never written out;
+// otherwise the wanted blocks are expanded into a buffer of the calling thread and
+// gathered. The framing of every block is checked; a failure is returned (out then not
+// to be used), otherwise nan_pixels is complete_to_8bit's count.
 template <typename T>
 Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
-                              std::int64_t block_elements, const std::uint8_t* wanted, const PixelRules& rules,
-                              const PixelMap& map, const CompletionPlan& plan, float adc_offset, std::uint8_t* out,
-                              int n_threads, std::int64_t& nan_pixels);
+                              std::int64_t block_elements, const std::uint8_t* wanted, const SourceOrder* by_source,
+                              const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
+                              float adc_offset, std::uint8_t* out, int n_threads, std::int64_t& nan_pixels);
 
 }  // namespace diffranet
