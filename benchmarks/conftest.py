@@ -4,6 +4,10 @@ import time
 
 import pytest
 
+from diffranet._allocator import passive_openmp_wait
+
+passive_openmp_wait()  # as `diffranet stream` sets it, before the core (and its OpenMP runtime) loads
+
 from diffranet import random_orientation
 from diffranet.dataset.presets import PRESETS
 

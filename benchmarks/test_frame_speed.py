@@ -25,7 +25,8 @@ an upper bound).
 ``test_stage_cpu``: CPU ms per frame of each stage, one thread, measured on its own in this
 process: taking the message apart, expanding bslz4 pixels, reading a CBF file, preprocessing by the
 Python route (``to_training_counts`` + ``to_8bit``: invalid pixels, sparse products, background
-completion) and by the compiled route (``preprocess``) back to back, the spot count, the model.
+completion) and by the compiled route (``preprocess``) back to back, for Stream V2 also the
+compiled route on the still-compressed pixels (what the service does), the spot count, the model.
 
 Run with ``pytest benchmarks/test_frame_speed.py -s`` (prints tables); ``FRAME_BENCH_FRAMES`` sets
 the frames per stream run (default 300; 512 x 512 runs send ten times as many).
@@ -262,6 +263,10 @@ def test_stage_cpu(benchmark, name, tmp_path):
             lambda: pp.preprocess(frame, mask, geometry, preprocessing, saturation=saturation), repeats)
         image = pp.preprocess(frame, mask, geometry, preprocessing, saturation=saturation)
         assert np.array_equal(image, python_route())
+        if fmt == "dectris":  # what the service does: the pixels read where they lie in the bslz4 blocks
+            out["preprocess() of the bslz4 pixels (only the blocks the map reads expanded)"] = _cpu_ms(
+                lambda: pp.preprocess(packed, mask, geometry, preprocessing, saturation=saturation), repeats)
+            assert np.array_equal(pp.preprocess(packed, mask, geometry, preprocessing, saturation=saturation), image)
         images = np.repeat(image[None], 8, axis=0)
         out["spot count on the model input (batches of 8)"] = _cpu_ms(
             lambda: counter.summarise(images, geometry_known=geometry is not None), 5) / 8

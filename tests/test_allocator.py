@@ -51,3 +51,23 @@ def test_large_arrays_come_from_the_heap_and_stay_there():
     # with the setting it is heap memory, kept (free, for reuse) after it is freed
     assert keep["mapped_while_held"] == 0
     assert keep["heap_free_after"] >= 40 * 1024 * 1024 > default["heap_free_after"]
+
+
+class TestPassiveOpenMPWait:
+    def test_set_unless_the_environment_names_a_policy(self, monkeypatch):
+        from diffranet._allocator import passive_openmp_wait
+
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        assert passive_openmp_wait() == "PASSIVE"
+        import os
+
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+        assert passive_openmp_wait() == "active"
+
+    def test_the_stream_command_sets_it_before_any_openmp_runtime_loads(self):
+        """`diffranet stream` sets it in run(), so nothing its module imports may load an OpenMP runtime."""
+        child = ("import diffranet.cli.stream\n"
+                 "print(any('gomp' in line or 'libomp' in line for line in open('/proc/self/maps')))")
+        out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "False"

@@ -6,14 +6,34 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "checked.hpp"
+#include "diffranet/bitshuffle.hpp"
 #include "diffranet/frame_path.hpp"
 #include "diffranet/lz4_frames.hpp"
 
 namespace {
+
+// A contiguous byte string (bytes, bytearray, memoryview, uint8 array) as a buffer.
+py::buffer_info byte_string(const py::buffer& payload) {
+    py::buffer_info info = payload.request();
+    if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
+        checked::fail("payload must be a contiguous byte string");
+    return info;
+}
+
+// bslz4 framing arguments, checked: the offset inside the payload, blocks of a whole
+// multiple of 8 elements.
+void check_bslz4(const py::buffer_info& info, std::int64_t offset, std::int64_t block_elements) {
+    if (offset < 0 || offset > info.size) checked::fail("offset must lie inside the payload");
+    if (block_elements < 8 || block_elements % 8)
+        checked::fail("bslz4 block size must be a positive multiple of 8 elements, got " +
+                      std::to_string(block_elements));
+}
 
 // A training-detector map checked once (every source index inside the frame,
 // row starts ascending), kept with the arrays it points into.
@@ -71,6 +91,10 @@ class FrameMap {
         const double* w = weights_.data();
         map_.uniform = true;
         for (py::ssize_t j = 0; j < weights_.shape(0) && map_.uniform; ++j) map_.uniform = w[j] == w[0];
+        if (!map_.uniform && diffranet::index_weights(w, weights_.shape(0), weight_index_, weight_table_)) {
+            map_.weight_index = weight_index_.data();
+            map_.weight_table = weight_table_.data();
+        }
         map_.weight = weights_.shape(0) ? w[0] : 0.0;
         map_.n_targets = n_targets;
         map_.n_sources = n_sources;
@@ -110,7 +134,58 @@ class FrameMap {
         });
     }
 
+    void bslz4_to_8bit(const py::buffer& payload, std::int64_t offset, const py::dtype& dtype,
+                       std::int64_t block_elements, const py::object& mask_obj, const py::object& saturation,
+                       double adc_offset, const py::object& out_obj, int n_threads) {
+        const py::buffer_info info = byte_string(payload);
+        check_bslz4(info, offset, block_elements);
+        const auto out = checked::array<std::uint8_t>(out_obj, "out", {expected_.shape(0), expected_.shape(1)}, true);
+        const float adc = static_cast<float>(checked::nonnegative(adc_offset, "adc_offset"));
+        const int threads = checked::threads(n_threads);
+        const auto mask = checked::optional_array<std::uint8_t>(mask_obj, "mask", {rows_, cols_});
+        diffranet::PixelRules rules;
+        rules.mask = mask ? mask->data() : nullptr;
+        rules.has_saturation = !saturation.is_none();
+        if (rules.has_saturation) rules.saturation = checked::finite(saturation.cast<double>(), "saturation");
+        const std::shared_ptr<const std::vector<std::uint8_t>> wanted = blocks_read(block_elements);
+        if (!by_source_) by_source_ = std::make_shared<const diffranet::SourceOrder>(diffranet::source_order(map_));
+        const std::shared_ptr<const diffranet::SourceOrder> by_source = by_source_;
+        diffranet::Lz4Result result;
+        std::int64_t nan = 0;
+        const auto run = [&](auto typed) {
+            using T = decltype(typed);
+            const auto* bytes = static_cast<const std::uint8_t*>(info.ptr);
+            auto* target = const_cast<std::uint8_t*>(out.data());
+            py::gil_scoped_release release;
+            result = diffranet::bslz4_frame_to_8bit<T>(bytes, info.size, offset, block_elements, wanted->data(),
+                                                       by_source.get(), rules, map_, plan_, adc, target, threads, nan);
+        };
+        if (dtype.equal(py::dtype::of<std::uint8_t>())) run(std::uint8_t{});
+        else if (dtype.equal(py::dtype::of<std::uint16_t>())) run(std::uint16_t{});
+        else if (dtype.equal(py::dtype::of<std::uint32_t>())) run(std::uint32_t{});
+        else if (dtype.equal(py::dtype::of<std::uint64_t>())) run(std::uint64_t{});
+        else if (dtype.equal(py::dtype::of<std::int8_t>())) run(std::int8_t{});
+        else if (dtype.equal(py::dtype::of<std::int16_t>())) run(std::int16_t{});
+        else if (dtype.equal(py::dtype::of<std::int32_t>())) run(std::int32_t{});
+        else if (dtype.equal(py::dtype::of<std::int64_t>())) run(std::int64_t{});
+        else
+            checked::fail("a bslz4 frame must hold 8- to 64-bit integers (native byte order), got " +
+                          py::str(dtype).cast<std::string>());
+        if (!result.ok) checked::fail(result.error);
+        if (nan) checked::fail("counts must not contain NaN (" + std::to_string(nan) + " training pixels)");
+    }
+
   private:
+    // The blocks the map reads, for the last block size asked (a series keeps one); replaced,
+    // never changed in place, so a call that released the GIL keeps its own.
+    std::shared_ptr<const std::vector<std::uint8_t>> blocks_read(std::int64_t block_elements) {
+        if (!wanted_ || wanted_block_elements_ != block_elements) {
+            wanted_ = std::make_shared<const std::vector<std::uint8_t>>(diffranet::blocks_read(map_, block_elements));
+            wanted_block_elements_ = block_elements;
+        }
+        return wanted_;
+    }
+
     template <typename T, typename Call>
     bool try_type(const py::object& frame, const diffranet::PixelRules& rules, int threads, Call& call) const {
         const auto a = py::reinterpret_borrow<py::array>(frame);
@@ -149,6 +224,11 @@ class FrameMap {
     py::array_t<std::int64_t, py::array::c_style> cell_starts_;
     diffranet::PixelMap map_;
     diffranet::CompletionPlan plan_;
+    std::vector<std::uint8_t> weight_index_;
+    std::vector<double> weight_table_;
+    std::shared_ptr<const std::vector<std::uint8_t>> wanted_;
+    std::shared_ptr<const diffranet::SourceOrder> by_source_;  // built on the first bslz4 frame
+    std::int64_t wanted_block_elements_ = 0;
 };
 
 std::int64_t decode_framed_lz4(const py::buffer& payload, std::int64_t offset, std::int64_t total,
@@ -171,6 +251,27 @@ std::int64_t decode_framed_lz4(const py::buffer& payload, std::int64_t offset, s
     return result.end;
 }
 
+void decode_bslz4(const py::buffer& payload, std::int64_t offset, std::int64_t n_elements, int elem_size,
+                  std::int64_t block_elements, const py::object& out_obj, int n_threads) {
+    const py::buffer_info info = byte_string(payload);
+    check_bslz4(info, offset, block_elements);
+    if (elem_size != 1 && elem_size != 2 && elem_size != 4 && elem_size != 8)
+        checked::fail("bslz4 element size must be 1, 2, 4 or 8 bytes, got " + std::to_string(elem_size));
+    const auto out = checked::array<std::uint8_t>(out_obj, "out", {checked::kAnyLength}, true);
+    if (n_elements < 0 || out.shape(0) != n_elements * elem_size)
+        checked::fail("out must hold the " + std::to_string(n_elements) + " elements of " + std::to_string(elem_size) +
+                      " bytes");
+    const int threads = checked::threads(n_threads);
+    diffranet::Lz4Result result;
+    {
+        py::gil_scoped_release release;
+        result = diffranet::decode_bslz4(static_cast<const std::uint8_t*>(info.ptr), info.size, offset, n_elements,
+                                         elem_size, block_elements, const_cast<std::uint8_t*>(out.data()), nullptr,
+                                         threads);
+    }
+    if (!result.ok) checked::fail(result.error);
+}
+
 }  // namespace
 
 void register_frame_path(py::module_& m) {
@@ -187,7 +288,16 @@ void register_frame_path(py::module_& m) {
              "The 8-bit model input of a frame, written into out (uint8, the training shape).")
         .def("gather", &FrameMap::gather, py::arg("frame"), py::arg("mask"), py::arg("saturation"), py::arg("sums"),
              py::arg("covered"), py::arg("n_threads"),
-             "Photons and valid area received by each training pixel, written into sums and covered (float64).");
+             "Photons and valid area received by each training pixel, written into sums and covered (float64).")
+        .def("bslz4_to_8bit", &FrameMap::bslz4_to_8bit, py::arg("payload"), py::arg("offset"), py::arg("dtype"),
+             py::arg("block_elements"), py::arg("mask"), py::arg("saturation"), py::arg("adc_offset"), py::arg("out"),
+             py::arg("n_threads"),
+             "to_8bit of a frame still bslz4-compressed (payload[offset:] past the 12-byte header): only the blocks "
+             "the map reads are expanded.");
+    m.def("decode_bslz4", &decode_bslz4, py::arg("payload"), py::arg("offset"), py::arg("n_elements"),
+          py::arg("elem_size"), py::arg("block_elements"), py::arg("out"), py::arg("n_threads"),
+          "Expand n_elements bit-shuffled elements of elem_size bytes in framed LZ4 blocks of block_elements "
+          "elements from payload[offset:] into out (uint8, n_elements * elem_size bytes).");
     m.def("decode_framed_lz4", &decode_framed_lz4, py::arg("payload"), py::arg("offset"), py::arg("total"),
           py::arg("block_bytes"), py::arg("out"), py::arg("n_threads"),
           "Decode total bytes of framed LZ4 blocks from payload[offset:] into out (uint8); returns the offset "

@@ -10,10 +10,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
+#include "diffranet/bitshuffle.hpp"
 #include "diffranet/threads.hpp"
 
 namespace diffranet {
@@ -44,8 +47,11 @@ struct Validity {
     }
 };
 
-// Uniform: every weight is map.weight (maps without subpixels), not read per entry.
-template <typename T, bool Uniform>
+enum class Weights { uniform, indexed, general };
+
+// Uniform: every weight is map.weight (maps without subpixels), not read per entry; indexed:
+// looked up in map.weight_table (the same values).
+template <typename T, Weights Kind>
 void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                  int n_threads) {
     const Validity<T> valid(rules);
@@ -57,7 +63,9 @@ void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, d
             const std::int32_t s = map.sources[j];
             const T v = frame[s];
             if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
-            const double w = Uniform ? map.weight : map.weights[j];
+            const double w = Kind == Weights::uniform   ? map.weight
+                             : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
+                                                        : map.weights[j];
             sum += w * static_cast<double>(v);
             area += w;
         }
@@ -68,13 +76,34 @@ void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, d
 
 }  // namespace
 
+bool index_weights(const double* weights, std::int64_t n, std::vector<std::uint8_t>& index,
+                   std::vector<double>& table) {
+    index.resize(static_cast<std::size_t>(n));
+    table.clear();
+    std::uint8_t last = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+        if (table.empty() || !(table[last] == weights[j])) {  // runs of one share are common: try the last first
+            const auto found = std::find(table.begin(), table.end(), weights[j]);
+            if (found == table.end()) {
+                if (table.size() == 256 || !std::isfinite(weights[j])) return false;
+                table.push_back(weights[j]);
+            }
+            last = static_cast<std::uint8_t>(std::find(table.begin(), table.end(), weights[j]) - table.begin());
+        }
+        index[j] = last;
+    }
+    return true;
+}
+
 template <typename T>
 void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                   int n_threads) {
     if (map.uniform) {
-        gather_rows<T, true>(frame, rules, map, sums, covered, n_threads);
+        gather_rows<T, Weights::uniform>(frame, rules, map, sums, covered, n_threads);
+    } else if (map.weight_index != nullptr) {
+        gather_rows<T, Weights::indexed>(frame, rules, map, sums, covered, n_threads);
     } else {
-        gather_rows<T, false>(frame, rules, map, sums, covered, n_threads);
+        gather_rows<T, Weights::general>(frame, rules, map, sums, covered, n_threads);
     }
 }
 
@@ -112,7 +141,8 @@ class Background {
     Background(const CompletionPlan& plan, Scratch& s, double low, double high)
         : plan_(plan), s_(s), low_(low), span_(high - low + 1.0) {}
 
-    void medians() {
+    // Cells are independent: their medians are taken in parallel, each thread with its own buffer.
+    void medians(int n_threads) {
         const int n_cells = plan_.n_rings * plan_.n_sectors;
         std::int64_t largest = 0;
         for (int c = 0; c < n_cells; ++c) largest = std::max(largest, plan_.cell_starts[c + 1] - plan_.cell_starts[c]);
@@ -121,13 +151,14 @@ class Background {
         s_.ring_wanted.assign(plan_.n_rings, 0);
         s_.ring_done.assign(plan_.n_rings, 0);
         s_.ring_median.assign(plan_.n_rings, std::numeric_limits<double>::quiet_NaN());
-        for (int c = 0; c < n_cells; ++c) {
-            if (!s_.cell_wanted[c]) continue;
-            if (s_.cell_good[c]) {
-                s_.cell_median[c] = median_of_cell(c);
-            } else {
-                s_.ring_wanted[c / plan_.n_sectors] = 1;
-            }
+        for (int c = 0; c < n_cells; ++c)
+            if (s_.cell_wanted[c] && !s_.cell_good[c]) s_.ring_wanted[c / plan_.n_sectors] = 1;
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+        {
+            std::vector<double> values(static_cast<std::size_t>(largest));
+#pragma omp for schedule(dynamic, 64)
+            for (int c = 0; c < n_cells; ++c)
+                if (s_.cell_wanted[c] && s_.cell_good[c]) s_.cell_median[c] = median_of_cell(c, values.data());
         }
         for (int r = 0; r < plan_.n_rings; ++r)
             if (s_.ring_wanted[r]) fill_ring(r);
@@ -166,8 +197,7 @@ class Background {
 
     // The lower median of the cell's unmasked densities, as group_medians computes it:
     // key = label * span + (value - low), median = key - label * span + low.
-    double median_of_cell(int c) {
-        double* v = s_.values.data();  // as long as the largest cell (medians())
+    double median_of_cell(int c, double* v) const {  // v: room for the largest cell
         std::int64_t n = 0;
         for (std::int64_t k = plan_.cell_starts[c]; k < plan_.cell_starts[c + 1]; ++k) {
             const std::int32_t p = plan_.order[k];
@@ -192,7 +222,7 @@ class Background {
         std::vector<double> medians;  // a ring's sectors: a few values, rarely needed
         for (int c = r * plan_.n_sectors; c < (r + 1) * plan_.n_sectors; ++c) {
             if (!s_.cell_good[c]) continue;
-            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c);
+            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c, s_.values.data());
             medians.push_back(s_.cell_median[c]);
         }
         s_.ring_done[r] = 1;
@@ -208,7 +238,7 @@ class Background {
 }  // namespace
 
 std::int64_t complete_to_8bit(const double* sums, const double* covered, const CompletionPlan& plan,
-                              float adc_offset, std::uint8_t* out) {
+                              float adc_offset, std::uint8_t* out, int n_threads) {
     thread_local Scratch scratch;
     Scratch& s = scratch;
     const std::int64_t n = plan.n;
@@ -241,8 +271,9 @@ std::int64_t complete_to_8bit(const double* sums, const double* covered, const C
     const bool complete = any_masked || !all_fed;
     const bool all_masked = !(low <= high);
     Background background(plan, s, low, high);
-    if (complete && !all_masked) background.medians();
+    if (complete && !all_masked) background.medians(n_threads);
     std::int64_t nan = 0;
+#pragma omp parallel for schedule(static, 4096) num_threads(resolve_threads(n_threads)) reduction(+ : nan)
     for (std::int64_t p = 0; p < n; ++p) {
         double counts = sums[p];
         if (complete && s.need[p]) {
@@ -270,8 +301,171 @@ std::int64_t frame_to_8bit(const T* frame, const PixelRules& rules, const PixelM
     sums.resize(static_cast<std::size_t>(map.n_targets));
     covered.resize(static_cast<std::size_t>(map.n_targets));
     gather_frame(frame, rules, map, sums.data(), covered.data(), n_threads);
-    return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out);
+    return complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out, n_threads);
 }
+
+std::vector<std::uint8_t> blocks_read(const PixelMap& map, std::int64_t block_elements) {
+    const std::int64_t in_blocks = map.n_sources - map.n_sources % 8;
+    std::vector<std::uint8_t> wanted(static_cast<std::size_t>((in_blocks + block_elements - 1) / block_elements), 0);
+    const std::int64_t n_entries = map.starts[map.n_targets];
+    for (std::int64_t j = 0; j < n_entries; ++j)
+        if (map.sources[j] < in_blocks) wanted[map.sources[j] / block_elements] = 1;
+    return wanted;
+}
+
+SourceOrder source_order(const PixelMap& map) {
+    SourceOrder order;
+    if (!map.uniform || map.weight != 1.0) return order;
+    constexpr std::int64_t kLongestRow = std::int64_t{1} << 20;  // 2^20 sums of 32-bit integers stay below 2^53
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(map.starts[map.n_targets]));
+    for (std::int64_t t = 0; t < map.n_targets; ++t) {
+        if (map.starts[t + 1] - map.starts[t] > kLongestRow) return order;
+        for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j)
+            keys[j] = (static_cast<std::uint64_t>(map.sources[j]) << 32) | static_cast<std::uint64_t>(t);
+    }
+    std::sort(keys.begin(), keys.end());
+    order.sources.resize(keys.size());
+    order.targets.resize(keys.size());
+    for (std::size_t j = 0; j < keys.size(); ++j) {
+        order.sources[j] = static_cast<std::int32_t>(keys[j] >> 32);
+        order.targets[j] = static_cast<std::int32_t>(keys[j] & 0xFFFFFFFFu);
+    }
+    order.exact = true;
+    return order;
+}
+
+namespace {
+
+// The photon sums and areas of the map from a bslz4 frame, block by block: each wanted block
+// is expanded into a buffer of its thread and its pixels added to that thread's sums, which
+// are then added up. Exact whatever the order (see SourceOrder), so the threads do not matter.
+template <typename T>
+Lz4Result scatter_bslz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                        std::int64_t block_elements, const std::uint8_t* wanted, const SourceOrder& by_source,
+                        const PixelRules& rules, const PixelMap& map, double* sums, double* covered, int n_threads) {
+    const Bslz4Blocks blocks = frame_bslz4(payload, payload_size, offset, map.n_sources, sizeof(T), block_elements);
+    Lz4Result result = blocks.result;
+    if (!result.ok) return result;
+    const Validity<T> valid(rules);
+    const std::uint8_t* mask = rules.mask;
+    const std::int64_t n_targets = map.n_targets, n_blocks = blocks.n_blocks();
+    const std::int32_t* sources = by_source.sources.data();
+    const std::int32_t* targets = by_source.targets.data();
+    const std::int64_t n_entries = static_cast<std::int64_t>(by_source.sources.size());
+    const auto first_entry = [&](std::int64_t pixel) {
+        return static_cast<std::int64_t>(std::lower_bound(sources, sources + n_entries, pixel) - sources);
+    };
+    const int threads = resolve_threads(n_threads);
+    std::vector<double*> parts(static_cast<std::size_t>(threads), nullptr);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        thread_local std::vector<double> part;  // sum and area of each training pixel, this thread's, kept
+        thread_local std::vector<std::uint8_t> shuffled;
+        thread_local std::vector<T> pixels;
+        part.assign(static_cast<std::size_t>(2 * n_targets), 0.0);
+        shuffled.resize(static_cast<std::size_t>(blocks.largest_bytes()));
+        pixels.resize(static_cast<std::size_t>(std::min(block_elements, blocks.compressed)));
+#ifdef _OPENMP
+        parts[omp_get_thread_num()] = part.data();
+#else
+        parts[0] = part.data();
+#endif
+#pragma omp for schedule(dynamic, 8)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+            if (!wanted[b]) continue;
+            if (!expand_bslz4_block(blocks, payload, b, shuffled.data(),
+                                    reinterpret_cast<std::uint8_t*>(pixels.data()))) {
+                failed |= 1;
+                continue;
+            }
+            // neighbouring pixels mostly feed one training pixel: their sum is kept in registers until
+            // the training pixel changes (any order of additions gives the same exact sums)
+            const std::int64_t low = b * block_elements, high = low + blocks.elements_in(b);
+            std::int64_t j = first_entry(low);
+            while (j < n_entries && sources[j] < high) {
+                const std::int32_t t = targets[j];
+                double sum = 0.0, area = 0.0;
+                for (; j < n_entries && sources[j] < high && targets[j] == t; ++j) {
+                    const std::int32_t s = sources[j];
+                    const T v = pixels[s - low];
+                    if ((mask != nullptr && mask[s]) || !valid(v)) continue;
+                    sum += static_cast<double>(v);
+                    area += 1.0;
+                }
+                part[2 * t] += sum;
+                part[2 * t + 1] += area;
+            }
+        }
+    }
+    if (failed) {
+        result.ok = false;
+        result.error = "corrupt LZ4 block";
+        return result;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t t = 0; t < n_targets; ++t) {
+        double sum = 0.0, area = 0.0;
+        for (const double* part : parts) {
+            if (part == nullptr) continue;
+            sum += part[2 * t];
+            area += part[2 * t + 1];
+        }
+        sums[t] = sum;
+        covered[t] = area;
+    }
+    // the last n % 8 pixels follow the blocks as they are
+    for (std::int64_t j = first_entry(blocks.compressed); j < n_entries; ++j) {
+        const std::int32_t s = sources[j];
+        T v;
+        std::memcpy(&v, payload + result.end + (s - blocks.compressed) * sizeof(T), sizeof(T));
+        if ((mask != nullptr && mask[s]) || !valid(v)) continue;
+        sums[targets[j]] += static_cast<double>(v);
+        covered[targets[j]] += 1.0;
+    }
+    return result;
+}
+
+}  // namespace
+
+template <typename T>
+Lz4Result bslz4_frame_to_8bit(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                              std::int64_t block_elements, const std::uint8_t* wanted, const SourceOrder* by_source,
+                              const PixelRules& rules, const PixelMap& map, const CompletionPlan& plan,
+                              float adc_offset, std::uint8_t* out, int n_threads, std::int64_t& nan_pixels) {
+    if constexpr (std::is_integral_v<T> && sizeof(T) <= 4) {
+        if (by_source != nullptr && by_source->exact) {
+            thread_local std::vector<double> sums, covered;
+            sums.resize(static_cast<std::size_t>(map.n_targets));
+            covered.resize(static_cast<std::size_t>(map.n_targets));
+            const Lz4Result result = scatter_bslz4<T>(payload, payload_size, offset, block_elements, wanted,
+                                                      *by_source, rules, map, sums.data(), covered.data(), n_threads);
+            if (result.ok)
+                nan_pixels = complete_to_8bit(sums.data(), covered.data(), plan, adc_offset, out, n_threads);
+            return result;
+        }
+    }
+    // left uninitialised (new T[], not a vector): the pages of blocks never expanded are never touched
+    thread_local std::unique_ptr<T[]> frame;
+    thread_local std::int64_t capacity = 0;
+    if (capacity < map.n_sources) {
+        frame.reset();
+        frame.reset(new T[static_cast<std::size_t>(map.n_sources)]);
+        capacity = map.n_sources;
+    }
+    const Lz4Result result = decode_bslz4(payload, payload_size, offset, map.n_sources, sizeof(T), block_elements,
+                                          reinterpret_cast<std::uint8_t*>(frame.get()), wanted, n_threads);
+    if (result.ok) nan_pixels = frame_to_8bit(frame.get(), rules, map, plan, adc_offset, out, n_threads);
+    return result;
+}
+
+#define DIFFRANET_BSLZ4_TO_8BIT(T)                                                                                \
+    template Lz4Result bslz4_frame_to_8bit<T>(const std::uint8_t*, std::int64_t, std::int64_t, std::int64_t,      \
+                                              const std::uint8_t*, const SourceOrder*, const PixelRules&,          \
+                                              const PixelMap&, const CompletionPlan&, float, std::uint8_t*, int,   \
+                                              std::int64_t&);
+DIFFRANET_FRAME_TYPES(DIFFRANET_BSLZ4_TO_8BIT)
+#undef DIFFRANET_BSLZ4_TO_8BIT
 
 #define DIFFRANET_TO_8BIT(T)                                                                                  \
     template std::int64_t frame_to_8bit<T>(const T*, const PixelRules&, const PixelMap&, const CompletionPlan&, \

@@ -25,9 +25,9 @@ bool extend(const std::uint8_t* in, std::int64_t size, std::int64_t& i, std::int
     return true;
 }
 
-// One LZ4 block of `size` input bytes into exactly `capacity` output bytes; false
-// if the block is malformed or does not decode to exactly `capacity` bytes.
-bool decode_block(const std::uint8_t* in, std::int64_t size, std::uint8_t* out, std::int64_t capacity) {
+}  // namespace
+
+bool decode_lz4_block(const std::uint8_t* in, std::int64_t size, std::uint8_t* out, std::int64_t capacity) {
     std::int64_t i = 0, o = 0;
     while (i < size) {
         const unsigned token = in[i++];
@@ -60,17 +60,17 @@ bool decode_block(const std::uint8_t* in, std::int64_t size, std::uint8_t* out, 
     return o == capacity;
 }
 
+namespace {
+
 std::uint32_t read_be32(const std::uint8_t* p) {
     return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
 
 }  // namespace
 
-Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
-                            std::int64_t total, std::int64_t block_bytes, std::uint8_t* out, int n_threads) {
+Lz4Result frame_lz4_blocks(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                           std::int64_t n_blocks, std::int64_t* starts, std::int64_t* stored) {
     Lz4Result result;
-    const std::int64_t n_blocks = total > 0 ? (total + block_bytes - 1) / block_bytes : 0;
-    std::vector<std::int64_t> starts(static_cast<std::size_t>(n_blocks)), stored(static_cast<std::size_t>(n_blocks));
     for (std::int64_t b = 0; b < n_blocks; ++b) {
         if (offset + 4 > payload_size) {
             result.ok = false;
@@ -88,6 +88,15 @@ Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_si
         offset += stored[b];
     }
     result.end = offset;
+    return result;
+}
+
+Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                            std::int64_t total, std::int64_t block_bytes, std::uint8_t* out, int n_threads) {
+    const std::int64_t n_blocks = total > 0 ? (total + block_bytes - 1) / block_bytes : 0;
+    std::vector<std::int64_t> starts(static_cast<std::size_t>(n_blocks)), stored(static_cast<std::size_t>(n_blocks));
+    Lz4Result result = frame_lz4_blocks(payload, payload_size, offset, n_blocks, starts.data(), stored.data());
+    if (!result.ok) return result;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 16) num_threads(resolve_threads(n_threads)) reduction(| : failed)
     for (std::int64_t b = 0; b < n_blocks; ++b) {
@@ -95,7 +104,7 @@ Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_si
         std::uint8_t* target = out + b * block_bytes;
         if (stored[b] == size) {
             std::memcpy(target, payload + starts[b], static_cast<std::size_t>(size));
-        } else if (!decode_block(payload + starts[b], stored[b], target, size)) {
+        } else if (!decode_lz4_block(payload + starts[b], stored[b], target, size)) {
             failed |= 1;
         }
     }

@@ -1,4 +1,6 @@
-"""Keep freed memory in the process heap (glibc), for processes that redo the same work many times.
+"""Process-wide settings for processes that redo the same work many times (the package's own processes only).
+
+**Freed memory kept in the process heap (glibc).**
 
 glibc serves allocations above its mmap threshold (128 KiB, adaptive up to
 32 MiB) from fresh memory maps and returns them to the kernel when freed, and
@@ -8,6 +10,14 @@ every image's arrays in again (a 512 x 512 float64 array is 512 pages), which
 costs more than some of the work itself. :func:`keep_freed_memory` raises both
 limits, so freed arrays are reused: the resident size stays at the peak
 working set of one task, and stays flat.
+
+**Idle OpenMP threads sleep.** OpenMP runtimes (the core's, torch's) keep the
+threads of a parallel region spinning for a while after it ends, waiting for
+the next one. In a service that classifies one frame after another beside a
+receiving thread (and, on the same machine, the sender), that spinning takes
+the cores the others need: 10 to 20 CPU ms of each EIGER 16M frame here.
+:func:`passive_openmp_wait` sets ``OMP_WAIT_POLICY=PASSIVE``, which every
+OpenMP runtime reads when it loads, so it must run before any of them does.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "passive_openmp_wait"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -48,3 +59,19 @@ def keep_freed_memory():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_FREE_BYTES))
+
+
+def passive_openmp_wait():
+    """Idle OpenMP threads sleep rather than spin, in the OpenMP runtimes loaded from now on.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already names a
+    policy. Call it first thing in a process this package owns, before the
+    compiled core, scikit-learn or torch are imported: a runtime already
+    loaded keeps its policy.
+
+    Returns
+    -------
+    str
+        The policy in the environment now.
+    """
+    return os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

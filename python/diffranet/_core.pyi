@@ -27,6 +27,8 @@ class DirectionGrid:
 class FrameMap:
     """A training-detector map of frames of one shape (CSR: starts, sources, weights), the training pixels' expected areas and ring-and-sector cells; checked once."""
     def __init__(self, rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, starts: object, sources: object, weights: object, expected: object, cells: object, order: object, cell_starts: object, n_rings: typing.SupportsInt | typing.SupportsIndex, n_sectors: typing.SupportsInt | typing.SupportsIndex, min_coverage: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
+    def bslz4_to_8bit(self, payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, dtype: numpy.dtype, block_elements: typing.SupportsInt | typing.SupportsIndex, mask: object, saturation: object, adc_offset: typing.SupportsFloat | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """to_8bit of a frame still bslz4-compressed (payload[offset:] past the 12-byte header): only the blocks the map reads are expanded."""
     def gather(self, frame: object, mask: object, saturation: object, sums: object, covered: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
         """Photons and valid area received by each training pixel, written into sums and covered (float64)."""
     def to_8bit(self, frame: object, mask: object, saturation: object, adc_offset: typing.SupportsFloat | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
@@ -50,6 +52,9 @@ def clip_counts(counts: object, saturation: typing.SupportsFloat | typing.Suppor
 
 def convolve_separable(image: object, kernel_half: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Convolution with a symmetric separable kernel given as float64 weights at offsets 0..radius."""
+
+def decode_bslz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, n_elements: typing.SupportsInt | typing.SupportsIndex, elem_size: typing.SupportsInt | typing.SupportsIndex, block_elements: typing.SupportsInt | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """Expand n_elements bit-shuffled elements of elem_size bytes in framed LZ4 blocks of block_elements elements from payload[offset:] into out (uint8, n_elements * elem_size bytes)."""
 
 def decode_framed_lz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, total: typing.SupportsInt | typing.SupportsIndex, block_bytes: typing.SupportsInt | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> int:
     """Decode total bytes of framed LZ4 blocks from payload[offset:] into out (uint8); returns the offset after the last block."""

@@ -242,3 +242,127 @@ class TestRefusals:
         for change in bad:
             with pytest.raises(ValueError):
                 _core.FrameMap(10, 10, **{**good, **change})
+
+
+class TestCompressedFrames:
+    """Frames still bslz4-compressed: only the blocks the map reads are expanded, the image is the same."""
+
+    @staticmethod
+    def _packed(frame, algorithm="bslz4"):
+        from diffranet.live.compression import CompressedArray, compress
+
+        return CompressedArray(*compress(frame, algorithm), frame.dtype, frame.shape)
+
+    @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int32", "uint64"])
+    @pytest.mark.parametrize("name", ["small pixels, far, off-centre beam", "coarse pixels, near (subpixels)",
+                                      "beam far beyond the corner", "pilatus-like, beam near the centre"])
+    def test_equal_to_the_expanded_frame(self, name, dtype):
+        """Maps of weight 1 add integer pixels block by block (sums exact in any order), others gather them;
+        the Pilatus-like frame ends in 3 pixels outside the blocks."""
+        shape, geometry = GEOMETRIES[name]
+        frame = _frame(shape, dtype, seed=len(name))
+        packed = self._packed(frame)
+        for options in (dict(), dict(mask=_gaps(shape), saturation=150 if dtype == "uint8" else 2000)):
+            expected = _python_route(frame, geometry=geometry, **options)
+            for n_threads in (1, 2):
+                image = pp._bslz4_image(packed, options.get("mask"), geometry, PAPER_PREPROCESSING, None,
+                                        options.get("saturation"), "auto", n_threads)
+                assert np.array_equal(image, expected), (options, n_threads)
+            assert np.array_equal(preprocess(packed, geometry=geometry, **options), expected)
+
+    def test_binned_frames_and_other_routes(self):
+        shape = (1100, 1030)
+        frame = _frame(shape, np.uint16, seed=5)
+        assert np.array_equal(preprocess(self._packed(frame), beam_center_px=(400.0, 700.0)),
+                              _python_route(frame, beam_center_px=(400.0, 700.0)))
+        # expanded first: lz4 pixels, floats (their non-finite pixels are checked), training-geometry frames
+        shape, geometry = GEOMETRIES["long wavelength"]
+        for frame, packed in ((_frame(shape, np.uint16), self._packed(_frame(shape, np.uint16), "lz4")),
+                              (_frame(shape, np.float32), self._packed(_frame(shape, np.float32)))):
+            assert pp._bslz4_image(packed, None, geometry, PAPER_PREPROCESSING, None, None, "auto") is None
+            assert np.array_equal(preprocess(packed, geometry=geometry), _python_route(frame, geometry=geometry))
+        small = np.random.default_rng(0).poisson(3.0, PAPER_PREPROCESSING.shape).astype(np.uint16)
+        assert pp._bslz4_image(self._packed(small), None, None, PAPER_PREPROCESSING, None, None, "auto") is None
+        assert np.array_equal(preprocess(self._packed(small)), preprocess(small))
+        model_input = small.astype(np.uint8)
+        assert np.array_equal(preprocess(self._packed(model_input)), model_input)
+
+    @pytest.mark.parametrize("name, preprocessing", [
+        ("coarse pixels, near (subpixels)", PAPER_PREPROCESSING),  # subpixels: gathered
+        ("small pixels, far, off-centre beam", Preprocessing(shape=(128, 128))),  # weight 1: added block by block
+    ])
+    def test_reads_only_the_blocks_it_needs_and_refuses_damaged_ones(self, name, preprocessing):
+        """The training detector sees a part of the frame: the other blocks are not even decoded."""
+        from diffranet.live.compression import CompressedArray
+
+        shape, geometry = GEOMETRIES[name]
+        frame = _frame(shape, np.uint32, seed=2)
+        packed = self._packed(frame)
+        expected = _python_route(frame, geometry=geometry, preprocessing=preprocessing)
+        frame_map = pp._frame_map(shape, geometry, preprocessing, None)
+        mat, _ = pp._mapping(shape, geometry, preprocessing)
+        options = dict(geometry=geometry, preprocessing=preprocessing)
+        read = np.zeros(-(-frame.size // 2048), bool)
+        read[mat.indices // 2048] = True
+        assert 0 < read.sum() < read.size
+        payload = bytearray(packed.payload)
+        offset, starts = 12, []
+        for _ in range(read.size):
+            starts.append(offset + 4)
+            offset += 4 + int.from_bytes(payload[offset:offset + 4], "big")
+        unread, needed = starts[int(np.flatnonzero(~read)[0])], starts[int(np.flatnonzero(read)[0])]
+        damaged = bytearray(payload)
+        damaged[unread:unread + 8] = b"\xff" * 8  # a block the map never reads: not looked at
+        image = preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), **options)
+        assert np.array_equal(image, expected)
+        damaged = bytearray(payload)
+        damaged[needed:needed + 8] = b"\xff" * 8
+        with pytest.raises(ValueError, match="corrupt LZ4 block"):
+            preprocess(CompressedArray("bslz4", 4, bytes(damaged), frame.dtype, shape), **options)
+        with pytest.raises(ValueError, match="after the last block"):
+            preprocess(CompressedArray("bslz4", 4, bytes(payload) + b"\0" * 4, frame.dtype, shape), **options)
+        truncated = CompressedArray("bslz4", 4, bytes(payload[:-100]), frame.dtype, shape)
+        with pytest.raises(ValueError, match="runs past the end|after the last block"):
+            preprocess(truncated, **options)
+        assert np.array_equal(preprocess(packed, **options), expected)  # after the failures, as before
+        rng = np.random.default_rng(0)
+        for _ in range(50):  # bytes changed anywhere: an error or an image, never a crash
+            damaged = bytearray(payload)
+            for at in rng.integers(12, len(payload), 4):
+                damaged[at] = rng.integers(0, 256)
+            try:
+                frame_map.bslz4_to_8bit(bytes(damaged), 12, np.dtype(np.uint32), 2048, None, None, 10.0,
+                                        np.empty(preprocessing.shape, np.uint8), 1)
+            except ValueError:
+                pass
+
+    def test_refusals(self):
+        shape, geometry = GEOMETRIES["long wavelength"]
+        frame_map = pp._frame_map(shape, geometry, PAPER_PREPROCESSING, None)
+        payload = self._packed(_frame(shape, np.uint16)).payload
+        out = np.empty(PAPER_PREPROCESSING.shape, np.uint8)
+        arguments = dict(payload=payload, offset=12, dtype=np.dtype(np.uint16), block_elements=4096, mask=None,
+                         saturation=None, adc_offset=10.0, out=out, n_threads=1)
+        frame_map.bslz4_to_8bit(**arguments)
+        assert np.array_equal(out, _python_route(_frame(shape, np.uint16), geometry=geometry))
+        for change, match in ((dict(dtype=np.dtype(np.float32)), "integers"), (dict(dtype=np.dtype(">u2")), "integers"),
+                              (dict(block_elements=100), "multiple of 8"), (dict(offset=len(payload) + 1), "offset"),
+                              (dict(out=np.empty((512, 511), np.uint8)), "out"),
+                              (dict(mask=np.zeros((3, 3), np.uint8)), "mask"), (dict(saturation=np.nan), "saturation"),
+                              (dict(adc_offset=-1.0), "adc_offset"), (dict(payload=[1, 2]), None)):
+            with pytest.raises((ValueError, TypeError), match=match):
+                frame_map.bslz4_to_8bit(**{**arguments, **change})
+
+
+@pytest.mark.parametrize("name", ["coarse pixels, near (subpixels)", "pilatus-like, beam near the centre"])
+@pytest.mark.parametrize("dtype", ["uint32", "float32"])
+def test_the_image_does_not_depend_on_the_thread_count(name, dtype):
+    """Rows of the map, cells of the background and pixels of the square root are spread over the threads."""
+    shape, geometry = GEOMETRIES[name]
+    frame = _frame(shape, dtype, seed=7)
+    mask = _gaps(shape)
+    expected = _python_route(frame, mask, geometry, saturation=2000)
+    for n_threads in (1, 2, 3, 8):
+        assert np.array_equal(preprocess(frame, mask, geometry, saturation=2000, n_threads=n_threads), expected)
+    with pytest.raises(ValueError, match="n_threads"):
+        preprocess(frame, mask, geometry, n_threads=0)

@@ -199,3 +199,25 @@ def test_spot_figures_do_not_depend_on_the_spot_counters_threads(model):
     assert any(a["n_peaks"] for a in one)
     with pytest.raises(ValueError, match="n_threads"):
         FrameClassifier(model, n_threads=0)
+
+
+@pytest.mark.parametrize("peaks", ["input", "frame"])
+def test_bslz4_frames_with_geometry_read_compressed_give_the_verdicts_of_the_expanded_frames(model, peaks):
+    from diffranet.inference import FrameGeometry
+    from diffranet.live.compression import CompressedArray, compress
+
+    geometry = FrameGeometry(0.1, 120.0, 1.0, (300.0, 280.0))
+    data = frames_with_spots(3, shape=(600, 640), seed=11).astype("<u4")
+    mask = np.zeros(data.shape[1:], bool)
+    mask[100:110] = True
+    frames = [Frame({"id": i}, CompressedArray(*compress(frame, "bslz4"), frame.dtype, frame.shape), mask=mask,
+                    geometry=geometry, saturation=60000) for i, frame in enumerate(data)]
+    truncated = frames[1].data.payload[:-300]  # cut in transit
+    frames[1] = Frame({"id": 1}, CompressedArray("bslz4", 4, truncated, "<u4", data.shape[1:]), mask=mask,
+                      geometry=geometry, saturation=60000)
+    classifier = FrameClassifier(model, peaks=peaks)
+    results = classifier.classify(frames)
+    assert isinstance(results[1], ValueError)
+    expected = FrameClassifier(model, peaks=peaks).classify(
+        [Frame({"id": i}, data[i], mask=mask, geometry=geometry, saturation=60000) for i in (0, 2)])
+    assert [results[0], results[2]] == expected

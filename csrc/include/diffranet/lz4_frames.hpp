@@ -15,6 +15,17 @@ struct Lz4Result {
     std::int64_t end = 0;  // offset in the payload after the last block
 };
 
+// One LZ4 block of `size` input bytes into exactly `capacity` output bytes; false if
+// the block is malformed or does not decode to exactly `capacity` bytes. Reads and
+// writes nothing outside the two buffers.
+bool decode_lz4_block(const std::uint8_t* in, std::int64_t size, std::uint8_t* out, std::int64_t capacity);
+
+// The first pass of decode_framed_lz4: the start and stored size of each of n_blocks
+// blocks from payload[offset:] (end: the offset after the last one); fails when a
+// size record or a block runs past the payload.
+Lz4Result frame_lz4_blocks(const std::uint8_t* payload, std::int64_t payload_size, std::int64_t offset,
+                           std::int64_t n_blocks, std::int64_t* starts, std::int64_t* stored);
+
 // Decodes `total` bytes cut into blocks of `block_bytes` (the last one shorter)
 // from payload[offset:], each block a big-endian uint32 stored size and the LZ4
 // block (stored as is when its stored size equals its decoded size), into out.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .._allocator import keep_freed_memory
+from .._allocator import keep_freed_memory, passive_openmp_wait
 from .._budget import DEFAULT_MAX_FRAME_PIXELS
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
 from ._model_options import add_model_and_geometry_options, add_pipeline_options, detector_and_overrides
@@ -61,6 +61,9 @@ def add_parser(subparsers):
 
 def run(args):
     """Serve until SIGINT / SIGTERM; returns the exit status."""
+    # before any OpenMP runtime loads: threads waiting for the next frame must not spin on the cores the
+    # receiving thread and the sender need
+    passive_openmp_wait()
     # imported on use, so that the other commands start without loading ZeroMQ, scikit-learn and the simulation
     from ..inference.files import frame_geometry
     from ..live import StageFailure, StreamLimits, StreamService, stop_on_signals

@@ -186,10 +186,12 @@ class SavedModel:
         images = self.preprocess(frames, masks, geometry, beam_center_px=beam_center_px, saturation=saturation)
         return self.verdicts(self.predict_proba(images))
 
-    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None, input="auto"):
+    def preprocess(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None, input="auto",
+                   n_threads=None):
         """The model's 8-bit input images of raw frames (the first step of :meth:`classify`).
 
-        Parameters as for :meth:`classify`.
+        Parameters as for :meth:`classify`; ``n_threads``: threads of each
+        frame's compiled preprocessing (:func:`preprocess`).
 
         Returns
         -------
@@ -205,7 +207,7 @@ class SavedModel:
             return np.zeros((0, *self.preprocessing.shape), np.uint8)
         return np.stack([
             preprocess(frame, mask, geometry, self.preprocessing, beam_center_px=beam_center_px,
-                       saturation=saturation, input=input)
+                       saturation=saturation, input=input, n_threads=n_threads)
             for frame, mask in zip(frames, masks)
         ])
 

@@ -698,6 +698,43 @@ def _compiled_image(frame, mask, geometry, preprocessing, beam_center_px, satura
     return image
 
 
+def _is_bslz4(frame):
+    """Whether ``frame`` holds pixels still bslz4-compressed (see :func:`preprocess`)."""
+    return callable(getattr(frame, "bslz4_layout", None)) and callable(getattr(frame, "expand", None))
+
+
+def _bslz4_image(packed, mask, geometry, preprocessing, beam_center_px, saturation, input, n_threads=None):
+    """The 8-bit image of a frame whose pixels are still bslz4-compressed, by the compiled route, or None.
+
+    Only the bslz4 blocks holding pixels the map reads are expanded (into a
+    buffer of the calling thread, kept between frames): a training detector
+    that sees a part of a large frame reads only that part. None when the
+    frame does not take that route (not integers in native byte order, a
+    model input already, pixels that are the training pixels one to one, or
+    lz4 pixels): the caller expands it.
+    """
+    dtype, shape = np.dtype(packed.dtype), tuple(packed.shape)
+    if len(shape) != 2 or dtype.kind not in "ui" or not dtype.isnative or 0 in shape:
+        return None
+    if is_model_input(packed, preprocessing, input) or not compiled_route_applies(packed, geometry):
+        return None
+    center = _check_center(geometry, beam_center_px)
+    if one_to_one_corner(shape, geometry, preprocessing, center) is not None:
+        return None
+    layout = packed.bslz4_layout()
+    if layout is None:
+        return None
+    payload, offset, block_elements = layout
+    frame_map = _frame_map(shape, geometry, preprocessing, center)
+    mask = _check_mask(mask, shape)
+    mask = None if mask is None else np.ascontiguousarray(mask).view(np.uint8)
+    saturation = None if saturation is None else check_finite("saturation", saturation)
+    image = np.empty(preprocessing.shape, np.uint8)
+    frame_map.bslz4_to_8bit(payload, offset, dtype, block_elements, mask, saturation,
+                            float(preprocessing.adc_offset), image, check_threads(n_threads))
+    return image
+
+
 #: What a frame holds: ``"counts"`` (photons or ADU, preprocessed), ``"8bit"`` (a model input
 #: already), ``"auto"`` (8-bit when it is uint8 of the model's input shape, counts otherwise).
 INPUT_KINDS = ("auto", "counts", "8bit")
@@ -727,7 +764,7 @@ def is_model_input(frame, preprocessing=PAPER_PREPROCESSING, input="auto"):
 
 
 def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSING, *, beam_center_px=None,
-               saturation=None, input="auto"):
+               saturation=None, input="auto", n_threads=None):
     """The 8-bit image a model trained on ``preprocessing``'s detector sees for this frame.
 
     Parameters
@@ -735,7 +772,12 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     frame : array_like, shape (rows, cols)
         Raw detector values in photons (or ADU of one per photon), of any
         detector. Negative values (Pilatus gaps -1, bad pixels -2) and
-        non-finite values are ignored.
+        non-finite values are ignored. Also a frame whose pixels are still
+        compressed (:class:`diffranet.live.compression.CompressedArray`, or
+        any object with ``shape``, ``dtype``, ``bslz4_layout()`` and
+        ``expand()``): integer pixels that need resampling or binning are
+        then expanded only where the training detector reads them (a
+        damaged block elsewhere goes unnoticed); other frames are expanded.
     mask : array_like of bool, optional
         True (or nonzero) for pixels to ignore.
     geometry : FrameGeometry, optional
@@ -753,6 +795,9 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         ``"auto"``: a uint8 frame of the model's input shape is a model input
         already and is returned as it is (:func:`is_model_input`); any other
         frame holds counts. ``"counts"`` / ``"8bit"`` say which it is.
+    n_threads : int, optional
+        Threads of the compiled route (default: every core the calling
+        thread may use); the image never depends on it.
 
     Returns
     -------
@@ -765,6 +810,13 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
     >>> image.shape, int(image[0, 0])
     ((512, 512), 5)
     """
+    if _is_bslz4(frame):
+        if not isinstance(preprocessing, Preprocessing):
+            raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
+        image = _bslz4_image(frame, mask, geometry, preprocessing, beam_center_px, saturation, input, n_threads)
+        if image is not None and not _overloaded(image):
+            return image
+        frame = frame.expand()  # other frames, and (rarely) one past the 8-bit range: the route below
     frame = _check_frame(frame)
     if not isinstance(preprocessing, Preprocessing):
         raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
@@ -777,14 +829,20 @@ def preprocess(frame, mask=None, geometry=None, preprocessing=PAPER_PREPROCESSIN
         image = _table_image(frame, corner, _check_mask(mask, frame.shape), preprocessing, saturation)
     elif corner is None and compiled_route_applies(frame, geometry):
         checked = None if saturation is None else check_finite("saturation", saturation)
-        image = _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, checked)
+        image = _compiled_image(frame, _check_mask(mask, frame.shape), geometry, preprocessing, center, checked,
+                                n_threads)
     else:
         counts, _ = to_training_counts(frame, mask, geometry, preprocessing, beam_center_px=beam_center_px,
                                        saturation=saturation)
         image = to_8bit(counts + np.float32(preprocessing.adc_offset))
-    if np.count_nonzero(image == 255) > OVERLOAD_SHARE * image.size:
+    if _overloaded(image):
         image = _in_range(frame, mask, geometry, preprocessing, beam_center_px, saturation)
     return image
+
+
+def _overloaded(image):
+    """Whether more than :data:`OVERLOAD_SHARE` of an 8-bit image is at 255."""
+    return np.count_nonzero(image == 255) > OVERLOAD_SHARE * image.size
 
 
 def _in_range(frame, mask, geometry, preprocessing, beam_center_px, saturation):

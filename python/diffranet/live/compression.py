@@ -19,19 +19,26 @@ Decoding checks every size against the payload and a byte budget before
 allocating anything (a header may not claim more blocks than the payload
 can frame, nor more bytes than the caller allows), then decodes the blocks
 into one output buffer with the compiled core's bounds-checked LZ4 decoder
-(``_core.decode_framed_lz4``: block boundaries from the size records, then
-the blocks in parallel, the GIL released), so a truncated or corrupt
-payload raises :class:`CompressionError` instead of reading past the
-buffer. Bit-unshuffling then uses ``bitshuffle`` on the already validated
-buffer (its compiled routine, which releases the GIL; bitshuffle's own
-LZ4 decoder is not used: it trusts the sizes in the data).
+(block boundaries from the size records, then the blocks in parallel, the
+GIL released), so a truncated or corrupt payload raises
+:class:`CompressionError` instead of reading past the buffer. ``lz4``:
+``_core.decode_framed_lz4``. ``bslz4``: ``_core.decode_bslz4`` decodes each
+block into a small buffer of its thread and bit-unshuffles it from there
+into the output (the bytes of bitshuffle's ``bitunshuffle``; bitshuffle's
+own LZ4 decoder trusts the sizes in the data and is not used). Every
+bitshuffle block is LZ4-compressed: unlike the ``lz4`` framing, a block
+whose compressed size equals its size is not taken as stored.
+
+:meth:`CompressedArray.bslz4_layout` hands a reader that needs only part of
+the pixels (the compiled frame path of
+:func:`diffranet.inference.preprocess.preprocess`) the checked framing, so
+it can expand only the blocks it reads.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-import threading
 
 import numpy as np
 
@@ -100,11 +107,10 @@ def _decompress_lz4(payload, max_bytes):
     return out
 
 
-def _decompress_bslz4(payload, elem_size, max_bytes):
-    import bitshuffle
-
-    if elem_size not in (1, 2, 4, 8):
-        raise CompressionError(f"bslz4 element size must be 1, 2, 4 or 8 bytes, got {elem_size!r}")
+def _bslz4_layout(payload, elem_size, max_bytes):
+    """(elements, elements per block) of a bslz4 payload, its header and framing checked (nothing decoded)."""
+    if isinstance(elem_size, bool) or not isinstance(elem_size, int) or elem_size not in (1, 2, 4, 8):
+        raise CompressionError(f"bslz4 element size must be 1, 2, 4 or 8 bytes, got {describe_value(elem_size)}")
     total, block_bytes = _header(payload)
     if total % elem_size:
         raise CompressionError(f"{total} bytes are not a whole number of {elem_size}-byte elements")
@@ -114,31 +120,20 @@ def _decompress_bslz4(payload, elem_size, max_bytes):
         raise CompressionError(f"bslz4 block size of {block_bytes} bytes is not a multiple of 8 elements")
     compressed = n - n % _BSHUF_MULTIPLE  # elements in LZ4 blocks; the rest follow uncompressed
     _check_framing(payload, compressed * elem_size, block_bytes, max_bytes)
-    leftover = total - compressed * elem_size
-    if n == 0:
-        _blocks(payload, _HEADER.size, 0, block_bytes, np.empty(0, np.uint8))
-        if len(payload) != _HEADER.size:
-            raise CompressionError(f"bslz4 data hold {len(payload) - _HEADER.size} bytes after the header, expected 0")
-        return np.empty(0, np.uint8)
-    shuffled = _shuffled_buffer(total)
-    end = _blocks(payload, _HEADER.size, compressed * elem_size, block_bytes, shuffled)
-    if len(payload) - end != leftover:
-        raise CompressionError(f"bslz4 data hold {len(payload) - end} bytes after the last block, "
-                               f"expected {leftover}")
-    shuffled[total - leftover:] = np.frombuffer(payload, np.uint8, offset=end)
-    return bitshuffle.bitunshuffle(shuffled.view(f"u{elem_size}"), block).view(np.uint8)
+    if n == 0 and len(payload) != _HEADER.size:
+        raise CompressionError(f"bslz4 data hold {len(payload) - _HEADER.size} bytes after the header, expected 0")
+    return n, block
 
 
-_SCRATCH = threading.local()
-
-
-def _shuffled_buffer(n_bytes):
-    """The calling thread's buffer for bit-shuffled bytes, kept between frames (a frame of 16M pixels would
-    otherwise page-fault 70 MB of fresh memory in each time); the un-shuffled array is a new one."""
-    buffer = getattr(_SCRATCH, "buffer", None)
-    if buffer is None or buffer.size < n_bytes:
-        buffer = _SCRATCH.buffer = np.empty(n_bytes, np.uint8)
-    return buffer[:n_bytes]
+def _decompress_bslz4(payload, elem_size, max_bytes, n_threads=None):
+    n, block = _bslz4_layout(payload, elem_size, max_bytes)
+    out = np.empty(n * elem_size, np.uint8)
+    if n:
+        try:  # block by block: LZ4 into a small buffer of the thread, bit-unshuffled from there into out
+            _core.decode_bslz4(payload, _HEADER.size, n, elem_size, block, out, check_threads(n_threads))
+        except ValueError as exc:
+            raise CompressionError(str(exc)) from None
+    return out
 
 
 def decompress(algorithm, modifier, payload, *, max_bytes=None):
@@ -180,8 +175,6 @@ def decompress(algorithm, modifier, payload, *, max_bytes=None):
     if algorithm == "lz4":
         out = _decompress_lz4(payload, max_bytes)
     elif algorithm == "bslz4":
-        if isinstance(modifier, bool) or not isinstance(modifier, int):
-            raise CompressionError(f"bslz4 element size must be an integer, got {describe_value(modifier)}")
         out = _decompress_bslz4(payload, modifier, max_bytes)
     else:
         raise CompressionError(f"unknown compression {describe_value(algorithm)}; supported: {', '.join(ALGORITHMS)}")
@@ -260,6 +253,28 @@ class CompressedArray:
     def reshape(self, shape):
         """The same compressed bytes seen with another shape of as many elements."""
         return CompressedArray(self.algorithm, self.modifier, self.payload, self.dtype, shape)
+
+    def bslz4_layout(self):
+        """Where the blocks of bslz4 pixels are, for a reader that expands only the blocks it reads.
+
+        Returns
+        -------
+        (payload, offset, block_elements) or None
+            The payload, the offset of the first block's size record (after
+            the 12-byte header) and the elements per block, the header checked
+            (the reader checks each block's framing as it reads it); None for
+            ``lz4`` pixels, or bslz4 pixels shuffled in elements of another
+            size than the dtype's.
+
+        Raises
+        ------
+        CompressionError
+            A header or framing that :meth:`expand` would refuse.
+        """
+        if self.algorithm != "bslz4" or self.modifier != self.dtype.itemsize:
+            return None
+        _, block = _bslz4_layout(self.payload, self.modifier, self.nbytes)
+        return self.payload, _HEADER.size, block
 
     def expand(self):
         """The decompressed array (read-only view of the decompressed bytes).

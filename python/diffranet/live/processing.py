@@ -7,7 +7,8 @@ rejects (any exception: wrong shape for the geometry, unusable values, out
 of memory) is isolated by classifying its batch frame by frame; it gets an
 error and the others their verdicts. Pixels that arrive still compressed
 (Stream V2) are expanded here, in the thread or worker process that
-classifies them. A frame with non-finite pixels (NaN, inf) outside its mask
+classifies them; bslz4 integers go to the preprocessing still compressed,
+which expands only the blocks the model input reads. A frame with non-finite pixels (NaN, inf) outside its mask
 gets an error: no verdict can be trusted on it.
 
 Each verdict also carries the frame's spot figures, ``n_peaks`` and
@@ -21,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from .._validation import check_choice
+from .._validation import check_choice, check_threads
 from ..inference.preprocess import INPUT_KINDS
 from .compression import CompressedArray
 from .frames import describe_exception
@@ -48,16 +49,18 @@ class FrameClassifier:
     input : {"auto", "counts", "8bit"}, default "auto"
         What the frames hold (:func:`~diffranet.inference.preprocess.preprocess`).
     n_threads : int or None, default 1
-        Threads of the spot count over a batch (None: every core). One worker
-        process of several keeps 1; the single classifier thread of a service
-        takes the process's cores, which the other threads leave idle while
-        the spots are counted.
+        Threads of each frame's preprocessing and of the spot count over a
+        batch (None: every core). One worker process of several keeps 1; the
+        single classifier thread of a service takes the process's cores, which
+        the other threads leave idle while it works.
     """
 
     def __init__(self, model, peaks="input", input="auto", n_threads=1):
         self.model = model
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.input = check_choice("input", input, INPUT_KINDS)
+        check_threads(n_threads)
+        self.n_threads = n_threads
         self.spots = None if peaks == "none" else SpotCounter(model.preprocessing, n_threads=n_threads)
 
     def _classify_group(self, frames):
@@ -65,7 +68,7 @@ class FrameClassifier:
         masks = None if first.mask is None else [f.mask for f in frames]
         images = self.model.preprocess([f.data for f in frames], masks, first.geometry,
                                        beam_center_px=first.beam_center_px, saturation=first.saturation,
-                                       input=self.input)
+                                       input=self.input, n_threads=self.n_threads)
         verdicts = self.model.verdicts(self.model.predict_proba(images))
         if self.spots is None:
             return [{**verdict, **NO_SPOTS} for verdict in verdicts]
@@ -77,7 +80,7 @@ class FrameClassifier:
         return [{**verdict, **figures} for verdict, figures in zip(verdicts, spots)]
 
     def classify(self, frames):
-        """Verdicts of a batch of frames (compressed pixels are expanded here first).
+        """Verdicts of a batch of frames (compressed pixels are expanded here first, or by the preprocessing).
 
         Parameters
         ----------
@@ -94,7 +97,7 @@ class FrameClassifier:
         ready = []
         for i, frame in enumerate(frames):
             try:
-                if isinstance(frame.data, CompressedArray):
+                if isinstance(frame.data, CompressedArray) and not self._stays_compressed(frame.data):
                     frame = dataclasses.replace(frame, data=frame.data.expand())
                 _check_finite(frame)
             except Exception as exc:  # truncated, corrupt or non-finite pixels, out of memory: this frame only
@@ -104,6 +107,11 @@ class FrameClassifier:
         for (i, _), result in zip(ready, self._classify_expanded([frame for _, frame in ready])):
             results[i] = result
         return results
+
+    def _stays_compressed(self, data):
+        """Whether compressed pixels go to the preprocessing as they are: bslz4 integers, which it expands only
+        where the model input reads them (integers need no finite check; spots from the frame need it whole)."""
+        return data.algorithm == "bslz4" and data.dtype.kind in "ui" and self.peaks != "frame"
 
     def _classify_expanded(self, frames):
         results = []
