@@ -172,7 +172,8 @@ def test_classify_cbf_files(benchmark, cbf_files):
     import psutil
 
     from diffranet.inference import load_model
-    from diffranet.inference.files import FileError, classify_files
+    from diffranet.inference.files import FileError
+    from diffranet.live.files import classify_files
     from diffranet.inference.modelfile import default_model_path
 
     model = load_model(default_model_path())
