@@ -3,6 +3,7 @@
 import itertools
 import threading
 
+import numpy as np
 import pytest
 
 from diffranet.live.files import feed_frames
@@ -59,3 +60,30 @@ def test_settings_are_checked(model, bad):
 def test_workers_need_a_model_file(model):
     with pytest.raises(ValueError, match="file name or path"):
         FramePipeline(model, print, workers=2)
+
+
+
+def test_a_frame_checked_finite_by_its_source_is_not_checked_again(model):
+    data = frames_with_spots(1)[0].astype(np.float32)
+    data[3, 5] = np.nan  # a file's pixel without data: masked by the file source, which sets `finite`
+    unchecked, from_file = FrameClassifier(model).classify(
+        [Frame(tags={}, data=data), Frame(tags={}, data=data, finite=True)])
+    assert isinstance(unchecked, ValueError) and "non-finite" in str(unchecked)
+    assert from_file["label"] in model.class_names  # the NaN is an ignored pixel, as in preprocess()
+
+
+def test_the_finite_flag_reaches_worker_processes():
+    from diffranet.live.parallel import _frame_from_parts, _frame_parts
+
+    class Masks:
+        def name(self, mask):
+            return None
+
+    class Part:
+        def __init__(self, data):
+            self.buffer = memoryview(bytes(data))
+
+    for finite in (True, False):
+        frame = Frame(tags={}, data=np.zeros((4, 4), np.float32), finite=finite)
+        seq, back = _frame_from_parts([Part(p) for p in _frame_parts(3, frame, Masks())], Masks())
+        assert seq == 3 and back.finite is finite

@@ -86,7 +86,7 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
         if beam is None and (geometry is None or geometry.beam_center_px is None):
             geometry, beam = _found_beam_center(found, path, data, mask, saturation, geometry)
         yield Frame(tags={"file": path, "frame": index}, data=data, mask=mask, geometry=geometry,
-                    beam_center_px=beam, saturation=saturation)
+                    beam_center_px=beam, saturation=saturation, finite=True)  # usable_mask masked NaN, refused inf
 
 
 #: Frames of one file searched for its beam centre (a blank frame has none to show) before its middle is used.

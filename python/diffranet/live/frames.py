@@ -73,6 +73,10 @@ class Frame:
         Values at or above it are ignored.
     received : float
         ``time.monotonic()`` when the frame arrived (for ``latency_ms``).
+    finite : bool
+        True when the source has already checked that every pixel outside
+        the mask is finite (a file's NaN pixels are masked); the processing
+        layer then skips its own pass over the pixels.
     """
 
     tags: dict
@@ -82,6 +86,7 @@ class Frame:
     beam_center_px: tuple = None
     saturation: float = None
     received: float = dataclasses.field(default_factory=time.monotonic)
+    finite: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -228,7 +228,8 @@ def _frame_parts(seq, frame, masks):
     header = {"seq": seq, "shape": list(data.shape), "dtype": data.dtype.str,
               "geometry": None if frame.geometry is None else frame.geometry.to_dict(),
               "beam_center_px": None if frame.beam_center_px is None else list(frame.beam_center_px),
-              "saturation": frame.saturation, "mask": None if frame.mask is None else masks.name(frame.mask)}
+              "saturation": frame.saturation, "mask": None if frame.mask is None else masks.name(frame.mask),
+              "finite": frame.finite}
     if isinstance(data, CompressedArray):  # expanded by the worker
         header["compressed"] = [data.algorithm, data.modifier]
         pixels = data.payload
@@ -249,7 +250,7 @@ def _frame_from_parts(parts, masks):
     center = header["beam_center_px"]
     return header["seq"], Frame(tags={}, data=data, mask=mask, geometry=geometry,
                                 beam_center_px=None if center is None else tuple(center),
-                                saturation=header["saturation"])
+                                saturation=header["saturation"], finite=header["finite"] is True)
 
 
 def _result_json(seq, result):

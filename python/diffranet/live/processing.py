@@ -99,7 +99,8 @@ class FrameClassifier:
             try:
                 if isinstance(frame.data, CompressedArray) and not self._stays_compressed(frame.data):
                     frame = dataclasses.replace(frame, data=frame.data.expand())
-                _check_finite(frame)
+                if not frame.finite:
+                    _check_finite(frame)
             except Exception as exc:  # truncated, corrupt or non-finite pixels, out of memory: this frame only
                 results[i] = _failure("pixels not usable", exc)
                 continue
