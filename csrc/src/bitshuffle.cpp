@@ -204,11 +204,7 @@ Lz4Result decode_bslz4(const std::uint8_t* payload, std::int64_t payload_size, s
                 failed |= 1;
         }
     }
-    if (failed) {
-        result.ok = false;
-        result.error = "corrupt LZ4 block";
-    }
-    return result;
+    return with_block_failures(result, failed);
 }
 
 }  // namespace diffranet

@@ -108,11 +108,7 @@ Lz4Result decode_framed_lz4(const std::uint8_t* payload, std::int64_t payload_si
             failed |= 1;
         }
     }
-    if (failed) {
-        result.ok = false;
-        result.error = "corrupt LZ4 block";
-    }
-    return result;
+    return with_block_failures(result, failed);
 }
 
 }  // namespace diffranet

@@ -6,6 +6,7 @@ import pytest
 import diffranet.inference.beam_center as bc
 from diffranet.detectors import FrameGeometry
 from diffranet.inference.beam_center import fill_beam_center, find_beam_center
+import diffranet.live.files as live_files
 from diffranet.live.files import BEAM_CENTER_TRIES, file_frames
 
 
@@ -104,7 +105,7 @@ def test_file_frames_search_a_stack_until_a_frame_shows_the_centre(tmp_path, mon
     np.save(tmp_path / "stack.npy", np.concatenate([blanks, lit, lit]))
     calls = []
     real = bc.find_beam_center
-    monkeypatch.setattr(bc, "find_beam_center", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(live_files, "find_beam_center", lambda *a, **k: calls.append(1) or real(*a, **k))
     frames = list(file_frames([tmp_path / "stack.npy"]))
     assert [f.beam_center_px for f in frames[:n_blank]] == [None] * n_blank  # the middle, for now
     assert all(np.allclose(f.beam_center_px, (250.0, 330.0), atol=2.0) for f in frames[n_blank:])

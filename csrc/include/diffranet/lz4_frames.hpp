@@ -15,6 +15,15 @@ struct Lz4Result {
     std::int64_t end = 0;  // offset in the payload after the last block
 };
 
+// `result`, failed when any block of a parallel decode failed (`failed` nonzero).
+inline Lz4Result with_block_failures(Lz4Result result, int failed) {
+    if (failed) {
+        result.ok = false;
+        result.error = "corrupt LZ4 block";
+    }
+    return result;
+}
+
 // One LZ4 block of `size` input bytes into exactly `capacity` output bytes; false if
 // the block is malformed or does not decode to exactly `capacity` bytes. Reads and
 // writes nothing outside the two buffers.

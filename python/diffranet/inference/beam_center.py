@@ -49,7 +49,7 @@ from scipy.signal import fftconvolve
 
 from .preprocess import invalid_pixels
 
-__all__ = ["find_beam_center", "fill_beam_center", "BINNED_SIDE", "MIN_OVERLAP", "MAX_MISMATCH", "MIN_GAIN"]
+__all__ = ["find_beam_center", "fill_beam_center", "with_beam_center", "BINNED_SIDE", "MIN_OVERLAP", "MAX_MISMATCH", "MIN_GAIN"]
 
 #: Side (pixels) of the coarse image the symmetry is measured on.
 BINNED_SIDE = 256
@@ -182,7 +182,11 @@ def fill_beam_center(frame, mask, saturation, geometry, beam_center_px):
     """
     if beam_center_px is not None or (geometry is not None and geometry.beam_center_px is not None):
         return geometry, beam_center_px
-    found = find_beam_center(frame, mask, saturation)
-    if found is None:
-        return geometry, None
-    return (None if geometry is None else dataclasses.replace(geometry, beam_center_px=found)), found
+    return with_beam_center(geometry, find_beam_center(frame, mask, saturation))
+
+
+def with_beam_center(geometry, beam_center_px):
+    """``(geometry, beam_center_px)`` with ``geometry`` (if any) at that centre; None keeps the geometry as it is."""
+    if beam_center_px is None or geometry is None:
+        return geometry, beam_center_px
+    return dataclasses.replace(geometry, beam_center_px=beam_center_px), beam_center_px

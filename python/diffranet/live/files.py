@@ -23,7 +23,7 @@ import threading
 
 
 from .. import io as dio
-from ..inference.beam_center import fill_beam_center
+from ..inference.beam_center import find_beam_center, with_beam_center
 from ..inference.files import FileError, failure_message, frame_files, frame_geometry, iter_file_frames, usable_mask
 from .frames import Frame, dropped_record
 from .limits import frame_bytes
@@ -83,8 +83,8 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
         except ValueError as exc:
             yield FileError(path, failure_message(path, exc, index), index)
             continue
-        if beam is None and (geometry is None or geometry.beam_center_px is None):
-            geometry, beam = _found_beam_center(found, path, data, mask, saturation, geometry)
+        if beam is None:  # frame_geometry puts a known centre in both
+            geometry, beam = with_beam_center(geometry, _found_beam_center(found, path, data, mask, saturation))
         yield Frame(tags={"file": path, "frame": index}, data=data, mask=mask, geometry=geometry,
                     beam_center_px=beam, saturation=saturation, finite=True)  # usable_mask masked NaN, refused inf
 
@@ -93,18 +93,16 @@ def file_frames(paths, *, detector=None, overrides=None, max_frame_pixels=dio.DE
 BEAM_CENTER_TRIES = 8
 
 
-def _found_beam_center(found, path, data, mask, saturation, geometry):
-    """The file's beam centre, searched in its first frames that show one (:func:`fill_beam_center`)."""
+def _found_beam_center(found, path, data, mask, saturation):
+    """The file's beam centre (or None), searched in its first frames until one shows it (:func:`find_beam_center`)."""
     if path not in found:
         found.clear()  # one file at a time
         found[path] = (None, 0)
     centre, tries = found[path]
     if centre is None and tries < BEAM_CENTER_TRIES:
-        _, centre = fill_beam_center(data, mask, saturation, geometry, None)
+        centre = find_beam_center(data, mask, saturation)
         found[path] = (centre, tries + 1)
-    if centre is None:
-        return geometry, None
-    return (None if geometry is None else dataclasses.replace(geometry, beam_center_px=centre)), centre
+    return centre
 
 
 def feed_frames(pipeline, items, seq, stop=None):
