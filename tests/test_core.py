@@ -480,7 +480,8 @@ PARALLEL_KERNELS = {
     "convolve_separable": lambda n: _core.convolve_separable(image((64, 64)), np.full(3, 0.2), n),
     "glcm_features": lambda n: _core.glcm_features(np.zeros((8, 16, 16), np.uint8), np.array([[0, 1]], np.int64),
                                                    256, False, np.zeros((8, 1, 6)), n),
-    "find_peaks": lambda n: _core.find_peaks(image((1, 32, 32)), None, 15.5, 15.5, 5.0, 0.0, 2, 200, 3, 5, 0.0,
+    "find_peaks": lambda n: _core.find_peaks(image((1, 32, 32)), _core.RingLayout(32, 32, 15.5, 15.5, None), None,
+                                             5.0, 0.0, 2, 200, 3, 5, 0.0,
                                              np.inf, n),
 }
 

@@ -34,6 +34,14 @@ class FrameMap:
     def to_8bit(self, frame: object, mask: object, saturation: object, adc_offset: typing.SupportsFloat | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
         """The 8-bit model input of a frame, written into out (uint8, the training shape)."""
 
+class RingLayout:
+    """Ring membership of the pixels of one detector shape, beam centre (pixel centres at integers) and mask (uint8, nonzero: record nothing; or None)."""
+    def __init__(self, rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, mask: object) -> None: ...
+    @property
+    def cols(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
+
 class StructureFactorTable:
     """|F| table (float32, 3-D, finite, >= 0) checked and copied once, for render_bragg."""
     def __init__(self, sf_table: object, sf_hkl_min: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], default_F: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
@@ -59,8 +67,8 @@ def decode_bslz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | t
 def decode_framed_lz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, total: typing.SupportsInt | typing.SupportsIndex, block_bytes: typing.SupportsInt | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> int:
     """Decode total bytes of framed LZ4 blocks from payload[offset:] into out (uint8); returns the offset after the last block."""
 
-def find_peaks(images: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, min_pixels: typing.SupportsInt | typing.SupportsIndex, max_pixels: typing.SupportsInt | typing.SupportsIndex, local_bg_radius: typing.SupportsInt | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, min_radius_px: typing.SupportsFloat | typing.SupportsIndex, max_radius_px: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
-    """peakfinder8-style peaks of float32 images (n, rows, cols); mask: uint8 (rows, cols) or None."""
+def find_peaks(images: object, layout: RingLayout, level_values: object, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, min_pixels: typing.SupportsInt | typing.SupportsIndex, max_pixels: typing.SupportsInt | typing.SupportsIndex, local_bg_radius: typing.SupportsInt | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, min_radius_px: typing.SupportsFloat | typing.SupportsIndex, max_radius_px: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+    """peakfinder8-style peaks of float32 images (n, rows, cols), or of uint8 images whose level l has the value level_values[l] (float32, 256 entries; None for float32 images)."""
 
 def flicker_factor(seed: typing.SupportsInt | typing.SupportsIndex, rms: typing.SupportsFloat | typing.SupportsIndex) -> float:
     """Shot-to-shot fluence factor max(0, 1 + rms z) of image `seed`."""
@@ -86,7 +94,7 @@ def render_background(rows: typing.SupportsInt | typing.SupportsIndex, cols: typ
 def render_bragg(rows: typing.SupportsInt | typing.SupportsIndex, cols: typing.SupportsInt | typing.SupportsIndex, pixel_size_mm: typing.SupportsFloat | typing.SupportsIndex, origin_mm: object, fast_axis: object, slow_axis: object, normal: object, oversample: typing.SupportsInt | typing.SupportsIndex, source_directions: object, source_wavelengths_A: object, source_weights: object, fluence: typing.SupportsFloat | typing.SupportsIndex, polarization_fraction: typing.SupportsFloat | typing.SupportsIndex, polarization_axis: object, real_basis_A: object, ncells: object, shape: typing.SupportsInt | typing.SupportsIndex, domain_rotations: object, structure_factors: StructureFactorTable, method: str, n_threads: typing.SupportsInt | typing.SupportsIndex, directions: DirectionGrid | None = None) -> tuple:
     """Expected Bragg photons per pixel (float32 rows x cols) and renderer statistics. Arrays: float64 C-contiguous, never cast; a bad argument raises ValueError naming it."""
 
-def ring_statistics(image: object, mask: object, beam_center_x: typing.SupportsFloat | typing.SupportsIndex, beam_center_y: typing.SupportsFloat | typing.SupportsIndex, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def ring_statistics(image: object, layout: RingLayout, min_snr: typing.SupportsFloat | typing.SupportsIndex, adc_threshold: typing.SupportsFloat | typing.SupportsIndex, iterations: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> dict:
     """Sigma-clipped mean, sigma and threshold per ring of a float32 image (rows, cols)."""
 def significance_map(images: object, block_px: typing.SupportsInt | typing.SupportsIndex, cell_px: typing.SupportsInt | typing.SupportsIndex, lower_share: typing.SupportsFloat | typing.SupportsIndex, mean_shift: typing.SupportsFloat | typing.SupportsIndex, std_factor: typing.SupportsFloat | typing.SupportsIndex, noise_floor: typing.SupportsFloat | typing.SupportsIndex, clip_low: typing.SupportsFloat | typing.SupportsIndex, clip_high: typing.SupportsFloat | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Local significance of the block maxima of uint8 images (n, rows, cols), C-contiguous: a new float32 array (n, rows / block_px, cols / block_px). See diffranet.features.significance."""

@@ -1,10 +1,14 @@
 """The peak finder against hand-placed spots, pure noise and a slow reference."""
 
+import collections
+
 import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from diffranet.peaks import PEAK_DTYPE, count_peaks, find_peaks, find_peaks_batch, ring_statistics
+from diffranet.peaks import PEAK_DTYPE, PeakFinderSettings, count_peaks, find_peaks, find_peaks_batch, ring_statistics
+from diffranet.peaks import finder
+from diffranet.peaks.finder import SQUARES_8BIT, _layout, _run
 
 BACKGROUND = 100.0
 
@@ -233,26 +237,30 @@ class TestValidation:
 class TestBinding:
     """The compiled kernel refuses what it cannot read (ValueError), whatever the Python layer did."""
 
-    @staticmethod
-    def call(images=None, mask=None, **changes):
+    LAYOUT = dict(rows=8, cols=8, beam_center_x=4.0, beam_center_y=4.0, mask=None)
+
+    @classmethod
+    def call(cls, images=None, level_values=None, **changes):
         from diffranet import _core
 
-        args = dict(beam_center_x=4.0, beam_center_y=4.0, min_snr=5.0, adc_threshold=0.0, min_pixels=2,
-                    max_pixels=200, local_bg_radius=3, iterations=5, min_radius_px=0.0, max_radius_px=np.inf,
-                    n_threads=1)
+        layout = {name: changes.pop(name) if name in changes else value for name, value in cls.LAYOUT.items()}
+        args = dict(min_snr=5.0, adc_threshold=0.0, min_pixels=2, max_pixels=200, local_bg_radius=3, iterations=5,
+                    min_radius_px=0.0, max_radius_px=np.inf, n_threads=1)
         args.update(changes)
         images = np.zeros((1, 8, 8), np.float32) if images is None else images
-        return _core.find_peaks(images, mask, **args)
+        return _core.find_peaks(images, _core.RingLayout(**layout), level_values, **args)
 
     @pytest.mark.parametrize("images", [np.zeros((1, 8, 8)), np.zeros((8, 8), np.float32),
-                                        np.zeros((1, 8, 16), np.float32)[:, :, ::2], np.zeros((1, 0, 8), np.float32)])
+                                        np.zeros((1, 8, 16), np.float32)[:, :, ::2], np.zeros((1, 0, 8), np.float32),
+                                        np.zeros((1, 8, 9), np.float32), np.zeros((1, 8, 8), np.uint8)])
     def test_bad_images(self, images):
         with pytest.raises(ValueError):
             self.call(images)
 
     @pytest.mark.parametrize("changes", [{"min_snr": 0.0}, {"min_pixels": 0}, {"max_pixels": 1, "min_pixels": 2},
                                          {"local_bg_radius": 0}, {"iterations": 0}, {"beam_center_x": np.nan},
-                                         {"max_radius_px": 0.0}, {"n_threads": -1}, {"adc_threshold": np.inf}])
+                                         {"beam_center_y": 2e7}, {"rows": 0}, {"max_radius_px": 0.0},
+                                         {"n_threads": -1}, {"adc_threshold": np.inf}])
     def test_bad_values(self, changes):
         with pytest.raises(ValueError):
             self.call(**changes)
@@ -260,4 +268,75 @@ class TestBinding:
     def test_bad_mask(self):
         with pytest.raises(ValueError, match="mask"):
             self.call(mask=np.zeros((8, 8), bool))
+        with pytest.raises(ValueError, match="mask"):
+            self.call(mask=np.zeros((8, 7), np.uint8))
         assert self.call(mask=np.zeros((8, 8), np.uint8))["counts"].tolist() == [0]
+
+    @pytest.mark.parametrize("level_values", [np.zeros(256), np.zeros(255, np.float32),
+                                              np.full(256, np.nan, np.float32)])
+    def test_bad_level_values(self, level_values):
+        with pytest.raises(ValueError, match="level_values"):
+            self.call(np.zeros((1, 8, 8), np.uint8), level_values)
+        # float images take no table
+        with pytest.raises(ValueError):
+            self.call(np.zeros((1, 8, 8), np.float32), np.zeros(256, np.float32))
+
+
+class TestLevels:
+    """8-bit images read through a table of level values find the peaks of the values the table gives them."""
+
+    @staticmethod
+    def levels(seed, shape=(200, 220)):
+        """A model input's kind of image: round(sqrt(counts + 10)) of a faint background with spots."""
+        rng = np.random.default_rng(seed)
+        counts = poisson_frame(shape, mean=4.0, seed=seed)
+        for _ in range(30):
+            add_gaussian(counts, rng.uniform(0, shape[1]), rng.uniform(0, shape[0]), rng.uniform(50, 3000))
+        return np.clip(np.rint(np.sqrt(counts + 10)), 0, 255).astype(np.uint8)
+
+    @pytest.mark.parametrize("n_threads", [1, 2])
+    @pytest.mark.parametrize("table", ["squares", "shuffled"])
+    def test_same_peaks_as_the_values(self, table, n_threads):
+        # any table of integers (a shuffled one too): every sum is exact, so the histogram gives the same rings
+        values = SQUARES_8BIT if table == "squares" else np.random.default_rng(3).permutation(256).astype(np.float32)
+        images = np.stack([self.levels(seed) for seed in range(4)])
+        mask = np.zeros(images.shape[1:], bool)
+        mask[50:60, :40] = True
+        settings = PeakFinderSettings()
+        by_level = _run(images, mask, (101.3, 98.7), settings, n_threads, values)
+        by_value = _run(np.ascontiguousarray(values[images]), mask, (101.3, 98.7), settings, n_threads)
+        assert by_value["counts"].sum() > (40 if table == "squares" else 0)
+        for name, column in by_value.items():
+            assert np.array_equal(by_level[name], column), name
+
+
+class TestLayoutCache:
+    """Ring layouts are built once per shape, centre and mask contents, and the kept ones are bounded."""
+
+    def test_one_layout_per_shape_centre_and_mask(self):
+        plain = _layout((8, 8), 3.5, 3.5, None)
+        assert _layout((8, 8), 3.5, 3.5, None) is plain
+        assert _layout((8, 8), 3.5, 3.6, None) is not plain
+        assert _layout((8, 9), 3.5, 3.5, None) is not plain
+        mask = np.zeros((8, 8), np.uint8)
+        masked = _layout((8, 8), 3.5, 3.5, mask)
+        assert masked is not plain and _layout((8, 8), 3.5, 3.5, mask.copy()) is masked
+        mask[0, 0] = 1
+        assert _layout((8, 8), 3.5, 3.5, mask) is not masked
+
+    def test_a_changed_mask_is_never_served_a_stale_layout(self):
+        image = poisson_frame((64, 64), seed=4)
+        image[20:22, 30:32] += 2000
+        mask = np.zeros(image.shape, bool)
+        for covered, expected in [(False, 1), (True, 0), (False, 1)]:
+            mask[20:22, 30:32] = covered
+            assert len(find_peaks(image, mask)) == expected
+
+    def test_the_kept_layouts_are_bounded_in_pixels(self, monkeypatch):
+        monkeypatch.setattr(finder, "_LAYOUTS", collections.OrderedDict())
+        monkeypatch.setattr(finder, "_LAYOUTS_MAX_PIXELS", 100)
+        for side in (5, 6, 7):
+            _layout((side, side), 1.0, 1.0, None)
+        assert [key[0] for key in finder._LAYOUTS] == [(6, 6), (7, 7)]  # 36 + 49 pixels; the 25 went first
+        _layout((20, 20), 1.0, 1.0, None)
+        assert [key[0] for key in finder._LAYOUTS] == [(20, 20)]  # the newest stays, alone over the bound

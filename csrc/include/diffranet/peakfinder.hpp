@@ -25,6 +25,13 @@
 // order and peaks are listed in row-major order of their first pixel.
 // Images must have fewer than 2^31 pixels.
 //
+// Images come as float values, or as 8-bit levels with a table of the value
+// each level stands for (a model input holds round(sqrt(counts + offset)),
+// the table the squares). A ring's statistics then come from its histogram
+// of levels, a few dozen occupied bins instead of every pixel at every
+// clipping pass; with integer table values every sum is exact in either
+// order, so both forms find the same peaks.
+//
 // The callers (python/diffranet/peaks/) validate every argument; these
 // kernels check nothing.
 #pragma once
@@ -36,8 +43,6 @@
 namespace diffranet {
 
 struct PeakFinderParams {
-    double beam_center_x = 0.0;  // pixels (column)
-    double beam_center_y = 0.0;  // pixels (row)
     double min_snr = 5.0;        // pixel threshold and peak SNR, in units of the ring / local sigma
     double adc_threshold = 0.0;  // lowest pixel threshold, image units
     int min_pixels = 2;          // pixels per peak, inclusive
@@ -61,14 +66,18 @@ struct Peak {
 };
 
 // Ring membership of the pixels of one detector: built once per (shape,
-// beam centre, mask) and shared by every image of a batch.
+// beam centre, mask) and shared by every image of a batch (and, kept by the
+// caller, by every batch: building one sorts every pixel by ring).
 class RingLayout {
 public:
-    // mask: rows x cols, nonzero = record nothing; may be null.
+    // Beam centre in pixels (x column, y row); mask: rows x cols, nonzero =
+    // record nothing, may be null.
     RingLayout(int rows, int cols, double beam_center_x, double beam_center_y, const std::uint8_t* mask);
 
     int rows() const { return rows_; }
     int cols() const { return cols_; }
+    double beam_center_x() const { return beam_center_x_; }
+    double beam_center_y() const { return beam_center_y_; }
     int n_rings() const { return static_cast<int>(ring_start_.size()) - 1; }
     // Ring of pixel i (row-major), -1 if masked.
     std::int32_t ring_of(std::int64_t i) const { return ring_[i]; }
@@ -79,6 +88,7 @@ public:
 
 private:
     int rows_, cols_;
+    double beam_center_x_, beam_center_y_;
     std::vector<std::int32_t> ring_;
     std::vector<std::int64_t> ring_start_;
     std::vector<std::int32_t> order_;
@@ -89,16 +99,20 @@ struct RingStats {
     std::vector<double> mean;
     std::vector<double> sigma;
     std::vector<double> threshold;  // candidate threshold; +inf for an empty ring
+    std::vector<double> brightest;  // the ring's highest value; -inf for an empty ring
 };
 
 RingStats ring_statistics(const float* image, const RingLayout& layout, const PeakFinderParams& p, int n_threads);
 
-// Peaks of one image (rows x cols, row-major).
-std::vector<Peak> find_peaks(const float* image, const RingLayout& layout, const PeakFinderParams& p, int n_threads);
-
-// Peaks of n_images images of one detector: parallel over images when there
-// are several, within the image otherwise. out[i] holds image i's peaks.
+// Peaks of n_images images of one detector (rows x cols, row-major): parallel
+// over images when there are several, within the image otherwise. out[i]
+// holds image i's peaks.
 void find_peaks_batch(const float* images, std::int64_t n_images, const RingLayout& layout,
                       const PeakFinderParams& p, std::vector<std::vector<Peak>>& out, int n_threads);
+
+// The same for 8-bit images: pixel value level_values[level] (256 entries).
+void find_peaks_batch(const std::uint8_t* levels, const float* level_values, std::int64_t n_images,
+                      const RingLayout& layout, const PeakFinderParams& p, std::vector<std::vector<Peak>>& out,
+                      int n_threads);
 
 }  // namespace diffranet

@@ -39,6 +39,7 @@ import numpy as np
 from .._validation import check_threads
 from ..inference.preprocess import invalid_pixels
 from ..peaks import PeakFinderSettings
+from ..peaks.finder import SQUARES_8BIT
 from ..peaks.finder import _run as run_finder
 
 __all__ = ["SpotCounter", "NO_SPOTS", "PEAK_SOURCES"]
@@ -154,8 +155,8 @@ class SpotCounter:
                              f"got {images8.dtype} {images8.shape}")
         if len(images8) == 0:
             return []
-        counts = np.square(images8, dtype=np.float32)
-        found = run_finder(counts, None, self._center, self.settings, self.n_threads)
+        found = run_finder(np.ascontiguousarray(images8), None, self._center, self.settings, self.n_threads,
+                           SQUARES_8BIT)
         summaries = []
         for index, n_peaks in enumerate(found["counts"].tolist()):
             d_min = None

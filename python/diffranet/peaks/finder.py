@@ -6,7 +6,10 @@ module validates the input and names the result's columns.
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
+import threading
 
 import numpy as np
 
@@ -31,6 +34,10 @@ PEAK_DTYPE = np.dtype([
 ])
 
 _COLUMNS = PEAK_DTYPE.names
+
+#: The value each level of a square-root-compressed 8-bit image stands for (the offset aside, which no
+#: ring threshold sees): the finder's table for the dataset's frames and the model inputs.
+SQUARES_8BIT = np.arange(256, dtype=np.float32) ** 2
 
 #: The compiled kernel puts pixel centres at integer coordinates; the Python
 #: layer measures from the outer corner of pixel (0, 0), half a pixel away.
@@ -61,7 +68,7 @@ class PeakFinderSettings(FrozenAfterInit):
         self._freeze()
 
     def core_args(self):
-        """Keyword arguments of ``_core.find_peaks`` (all but images, mask, centre, threads)."""
+        """Keyword arguments of ``_core.find_peaks`` (all but images, layout, level values, threads)."""
         return {"min_snr": self.min_snr, "adc_threshold": self.adc_threshold, "min_pixels": self.min_pixels,
                 "max_pixels": self.max_pixels, "local_bg_radius": self.local_bg_radius,
                 "iterations": self.iterations, "min_radius_px": self.min_radius_px,
@@ -109,10 +116,40 @@ def _kernel_center(beam_center_px, shape):
     return x - _KERNEL_OFFSET_PX, y - _KERNEL_OFFSET_PX
 
 
-def _run(images, mask, beam_center_px, settings, n_threads):
-    mask = _check_mask(mask, images.shape[1:])
-    x, y = _kernel_center(beam_center_px, images.shape[1:])
-    return _core.find_peaks(images, mask, x, y, n_threads=check_threads(n_threads), **settings.core_args())
+#: Ring layouts kept for the next call: building one sorts every pixel by ring, which costs more than finding
+#: the peaks of a 512 x 512 image, and a stream asks for the same detector, centre and mask again and again.
+_LAYOUTS = collections.OrderedDict()
+_LAYOUTS_LOCK = threading.Lock()
+#: The pixels of the layouts kept (each costs 8 bytes per pixel); the newest is always kept.
+_LAYOUTS_MAX_PIXELS = 2**23
+
+
+def _layout(shape, x, y, mask):
+    """The ring layout of a detector shape, beam centre (kernel coordinates) and uint8 mask (or None), cached."""
+    key = (shape, x, y, None if mask is None else hashlib.blake2b(mask, digest_size=16).digest())
+    with _LAYOUTS_LOCK:
+        layout = _LAYOUTS.get(key)
+        if layout is not None:
+            _LAYOUTS.move_to_end(key)
+            return layout
+    layout = _core.RingLayout(shape[0], shape[1], x, y, mask)
+    with _LAYOUTS_LOCK:
+        _LAYOUTS[key] = layout
+        pixels = sum(k[0][0] * k[0][1] for k in _LAYOUTS)
+        while len(_LAYOUTS) > 1 and pixels > _LAYOUTS_MAX_PIXELS:
+            (old_shape, *_), _ = _LAYOUTS.popitem(last=False)
+            pixels -= old_shape[0] * old_shape[1]
+    return layout
+
+
+def _run(images, mask, beam_center_px, settings, n_threads, level_values=None):
+    """Peaks of validated float32 images (n, rows, cols), or of uint8 images whose level l stands for
+    ``level_values[l]`` (float32, 256 entries)."""
+    shape = images.shape[1:]
+    mask = _check_mask(mask, shape)
+    x, y = _kernel_center(beam_center_px, shape)
+    return _core.find_peaks(images, _layout(shape, x, y, mask), level_values,
+                            n_threads=check_threads(n_threads), **settings.core_args())
 
 
 def _table(found, select=None):
@@ -271,5 +308,5 @@ def ring_statistics(image, mask=None, *, beam_center_px=None, min_snr=5.0, adc_t
     image = _check_images(image, 2)
     mask = _check_mask(mask, image.shape)
     x, y = _kernel_center(beam_center_px, image.shape)
-    return _core.ring_statistics(image, mask, x, y, settings.min_snr, settings.adc_threshold, settings.iterations,
-                                 check_threads(n_threads))
+    return _core.ring_statistics(image, _layout(image.shape, x, y, mask), settings.min_snr, settings.adc_threshold,
+                                 settings.iterations, check_threads(n_threads))

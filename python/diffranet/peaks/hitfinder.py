@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 
 from .._validation import threads_for_jobs
 from ..classes import HIT_LABELS, is_hit
-from .finder import PeakFinderSettings
+from .finder import SQUARES_8BIT, PeakFinderSettings
 from .finder import _run as run_finder
 
 __all__ = ["PeakFinderHitFinder"]
@@ -21,9 +21,6 @@ __all__ = ["PeakFinderHitFinder"]
 #: Steepness of predict_proba in log(1 + peaks): a frame with twice the
 #: threshold's peaks has a hit probability of about 0.94.
 _PROBA_SLOPE = 4.0
-
-#: counts = grey^2 of every 8-bit square-root grey level.
-_SQUARES_8BIT = np.arange(256, dtype=np.float32) ** 2
 
 
 class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
@@ -130,7 +127,8 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
                 "max_radius_px": self.max_radius_px}
 
     def _images(self, X, *, reset):
-        """Frames as C-contiguous float32 values proportional to photons."""
+        """Frames as C-contiguous float32 values proportional to photons, or the dataset's 8-bit frames as they are
+        (their values are the squares of their levels: ``_count`` hands the finder the table)."""
         X = validate_data(self, X, reset=reset, allow_nd=True, dtype=None)
         if X.dtype.kind not in "iuf":
             X = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float32)
@@ -144,8 +142,8 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has frames of shape {X.shape[1:]}, but {type(self).__name__} was fitted on "
                              f"frames of shape {self.image_shape_}")
         if self.input_scale == "sqrt":
-            if X.dtype == np.uint8:  # the dataset's frames: square by table look-up
-                return _SQUARES_8BIT[X]
+            if X.dtype == np.uint8:  # the dataset's frames: the finder squares by table look-up
+                return np.ascontiguousarray(X)
             if (X < 0).any():
                 raise ValueError("Negative values in data: square-root compressed frames "
                                  "(input_scale='sqrt') are >= 0")
@@ -186,7 +184,8 @@ class PeakFinderHitFinder(ClassifierMixin, BaseEstimator):
         beam = None if self.beam_center_px is None else tuple(np.asarray(self.beam_center_px, dtype=float))
         # the frames are validated float32 already (finite: validate_data, or squares of 8-bit values)
         settings = PeakFinderSettings(**self._settings())
-        return run_finder(images, None, beam, settings, threads_for_jobs(self.n_jobs))["counts"]
+        levels = SQUARES_8BIT if images.dtype == np.uint8 else None
+        return run_finder(images, None, beam, settings, threads_for_jobs(self.n_jobs), levels)["counts"]
 
     # ------------------------------------------------------------------ API
     @_fit_context(prefer_skip_nested_validation=True)
