@@ -249,6 +249,15 @@ bool local_background(const Pixels& px, const RingLayout& layout, const std::uin
     return true;
 }
 
+// Value j of the pixels in ring order: float images have them gathered by
+// the ring statistics already.
+double ring_value(const FloatPixels&, const Workspace& ws, const std::int32_t*, std::int64_t j) {
+    return ws.ring_values[j];
+}
+double ring_value(const LevelPixels& px, const Workspace&, const std::int32_t* order, std::int64_t j) {
+    return px[order[j]];
+}
+
 // Candidates above their ring's threshold within the radius limits, marked in
 // ws.state and listed in row-major order in ws.candidates. Only the rings
 // whose brightest pixel passes are visited: in most rings of most images none
@@ -272,8 +281,8 @@ void mark_candidates(const Pixels& px, const RingLayout& layout, const RingStats
             if (!(st.brightest[k] > threshold)) continue;
             errors.task([&] {
                 for (std::int64_t j = layout.ring_start(k); j < layout.ring_start(k + 1); ++j) {
+                    if (!(ring_value(px, ws, order, j) > threshold)) continue;
                     const std::int64_t i = order[j];
-                    if (!(px[i] > threshold)) continue;
                     const double dx = static_cast<double>(i % cols) - cx;
                     const double dy = static_cast<double>(i / cols) - cy;
                     const double radius = std::sqrt(dx * dx + dy * dy);
