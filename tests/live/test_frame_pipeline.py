@@ -1,6 +1,7 @@
 """The pipeline every source feeds: records in sequence order, room in flight, abstention in every worker."""
 
 import itertools
+import logging
 import threading
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from diffranet.live.files import feed_frames
 from diffranet.live.frames import Frame
-from diffranet.live.pipeline import FramePipeline, InFlight
+from diffranet.live.pipeline import FramePipeline, InFlight, LimitedLog
 from diffranet.live.processing import FrameClassifier
 from live.harness import frames_with_spots
 
@@ -87,3 +88,46 @@ def test_the_finite_flag_reaches_worker_processes():
         frame = Frame(tags={}, data=np.zeros((4, 4), np.float32), finite=finite)
         seq, back = _frame_from_parts([Part(p) for p in _frame_parts(3, frame, Masks())], Masks())
         assert seq == 3 and back.finite is finite
+
+
+class TestLimitedLog:
+    """A stream of bad messages becomes a few log lines and a count, never one line per message."""
+
+    @staticmethod
+    def limited(caplog, per_interval=3):
+        now = [0.0]
+        limited = LimitedLog(logging.getLogger("diffranet.test"), per_interval=per_interval, interval_s=10.0,
+                             clock=lambda: now[0])
+        caplog.set_level(logging.WARNING, logger="diffranet.test")
+        return limited, now
+
+    def test_lines_past_the_limit_are_counted_and_reported_when_the_interval_ends(self, caplog):
+        limited, now = self.limited(caplog)
+        for i in range(50):
+            limited.warning("bad", "bad message %d", i)
+        limited.warning("other", "another kind")  # a kind of its own
+        assert [r.getMessage() for r in caplog.records] == ["bad message 0", "bad message 1", "bad message 2",
+                                                            "another kind"]
+        caplog.clear()
+        now[0] = 12.0
+        limited.warning("bad", "bad message %d", 50)
+        assert [r.getMessage() for r in caplog.records] == ["47 more bad warnings in 12 s not shown",
+                                                            "bad message 50"]
+
+    def test_flush_reports_what_was_held_back_once(self, caplog):
+        limited, now = self.limited(caplog, per_interval=1)
+        for _ in range(4):
+            limited.warning("bad", "bad message")
+        now[0] = 2.0
+        limited.flush()
+        limited.flush()
+        assert [r.getMessage() for r in caplog.records] == ["bad message", "3 more bad warnings in 2 s not shown"]
+
+
+def test_a_pipeline_fed_bad_frames_logs_a_few_lines(model, caplog):
+    caplog.set_level(logging.WARNING, logger="diffranet.live")
+    bad = np.full((64, 64), np.nan, np.float32)
+    records = _run(model, [Frame({"id": i}, bad) for i in range(40)], batch_size=8)
+    assert len(records) == 40 and all("error" in r for r in records)
+    lines = [r.getMessage() for r in caplog.records if r.name == "diffranet.live"]
+    assert len(lines) <= 11 and lines[-1].startswith(f"{40 - (len(lines) - 1)} more ")

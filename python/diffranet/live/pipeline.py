@@ -38,9 +38,57 @@ from .processing import FrameClassifier
 from .sinks import FRAME_KEY, RECEIVED_KEY
 from .spots import PEAK_SOURCES
 
-__all__ = ["FramePipeline", "InFlight"]
+__all__ = ["FramePipeline", "InFlight", "LimitedLog"]
 
 log = logging.getLogger("diffranet.live")
+
+
+class LimitedLog:
+    """Warnings of one kind, at most ``per_interval`` lines every ``interval_s`` seconds (thread-safe).
+
+    Every refused frame already has its error record; the log is for people.
+    A sender of nothing but bad messages must not turn each one into a line
+    (thousands a second, the service's time spent writing them): past the
+    limit, warnings are counted, and the count is logged when the interval
+    ends (at the next warning of the kind, or at :meth:`flush`).
+
+    Parameters
+    ----------
+    logger : logging.Logger
+    per_interval : int, default 10
+    interval_s : float, default 10.0
+    clock : callable, default time.monotonic
+    """
+
+    def __init__(self, logger, per_interval=10, interval_s=10.0, clock=time.monotonic):
+        self.logger, self.per_interval, self.interval_s, self.clock = logger, per_interval, interval_s, clock
+        self._kinds = {}  # kind -> [interval start, lines logged, lines held back]
+        self._lock = threading.Lock()
+
+    def warning(self, kind, message, *args):
+        """Log ``message % args`` unless ``kind`` has had its lines this interval."""
+        now = self.clock()
+        with self._lock:
+            state = self._kinds.setdefault(kind, [now, 0, 0])
+            if now - state[0] >= self.interval_s:
+                self._report(kind, state)
+                state[:] = [now, 0, 0]
+            show = state[1] < self.per_interval
+            state[1 if show else 2] += 1
+        if show:
+            self.logger.warning(message, *args)
+
+    def flush(self):
+        """Log the counts held back so far."""
+        with self._lock:
+            for kind, state in self._kinds.items():
+                self._report(kind, state)
+                state[2] = 0
+
+    def _report(self, kind, state):
+        if state[2]:
+            self.logger.warning("%d more %s warnings in %.0f s not shown", state[2], kind,
+                                max(self.clock() - state[0], 0.0))
 
 
 class InFlight:
@@ -138,6 +186,7 @@ class FramePipeline:
                                    check_int("max_queue_bytes", max_queue_bytes, minimum=1))
         self._merger = OrderedMerger(emit)
         self._pending = {}  # sequence number -> (tags, received, nbytes)
+        self._log = LimitedLog(log)  # a stream of bad messages must not become a stream of log lines
         self._frames = {}  # sequence number -> Frame, kept for the hit writer
         self._backend = None
 
@@ -211,7 +260,7 @@ class FramePipeline:
 
     def error(self, seq, tags, exc, stage):
         """Emit the error record of message ``seq`` (which took no room)."""
-        log.warning("message skipped (%s): %s", stage, describe_exception(exc))
+        self._log.warning("message skipped", "message skipped (%s): %s", stage, describe_exception(exc))
         self.record(seq, error_record(tags, exc, stage))
 
     def record(self, seq, record):
@@ -222,7 +271,8 @@ class FramePipeline:
         for seq, result in results:
             tags, received, nbytes = self._pending.pop(seq)
             if isinstance(result, BaseException):
-                log.warning("frame %s not classified: %s", tags, describe_exception(result))
+                self._log.warning("frame not classified", "frame %s not classified: %s", tags,
+                                  describe_exception(result))
                 record = error_record(tags, result, "classify")
             else:
                 record = {**tags, **result, RECEIVED_KEY: received}
@@ -247,3 +297,4 @@ class FramePipeline:
             self._merger.add(seq, dropped_record(tags))
         self._pending.clear()
         self._frames.clear()
+        self._log.flush()
