@@ -10,7 +10,7 @@ scores each model beside the ten-peak counter on the same inputs, per family.
 Usage::
 
     python benchmarks/native_detectors.py MODEL [MODEL ...] [--frames N] [--seed S] [--cache DIR]
-        [--workers W]
+        [--workers W] [--split test|val] [--hit-threshold P ...]
 
 The frames are rendered once into ``--cache`` (a run that stops resumes); the seed of the shipped
 model's training frames is 11, so the default seed 7 scores it on other shots. Prints one JSON line
@@ -43,18 +43,29 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", default="native-frames")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--split", default="test", choices=["test", "val"],
+                        help="the cache's split: choose a hit threshold on val, report it on test")
+    parser.add_argument("--hit-threshold", type=float, action="append", default=[], metavar="P",
+                        help="also score each model at this hit threshold (repeat for several)")
     args = parser.parse_args(argv)
+    from diffranet.inference import VerdictRule
 
     models = {m: load_model(m) for m in args.models}
     for name, model in models.items():
         if model.preprocessing != PAPER_PREPROCESSING:
             raise SystemExit(f"{name}: the frames are preprocessed onto the paper's input; this model has another")
-    X, y, info = render_set(args.cache, "test", args.frames, args.seed, workers=args.workers)
+    X, y, info = render_set(args.cache, args.split, args.frames, args.seed, workers=args.workers)
     truth = y >= 2
     families = np.array([i["family"] for i in info])
     geometry = np.array([i["geometry_given"] for i in info])
     counter = PeakFinderHitFinder(min_peaks=10).fit(X[:1], [0])  # a fixed threshold: nothing is learnt
-    verdicts = {name: np.array([v["hit"] for v in m.verdicts(m.predict_proba(X))]) for name, m in models.items()}
+    verdicts = {}
+    for name, model in models.items():
+        proba = model.predict_proba(X)
+        verdicts[name] = np.array([v["hit"] for v in model.verdicts(proba)])
+        for threshold in args.hit_threshold:
+            ruled = model.with_rule(VerdictRule(hit_threshold=threshold))
+            verdicts[f"{name} at {threshold:g}"] = np.array([v["hit"] for v in ruled.verdicts(proba)])
     verdicts["ten-peak counter"] = counter.predict(X).astype(bool)
     groups = {"all": np.ones(len(y), bool), "no geometry": ~geometry,
               **{f: families == f for f in dict.fromkeys(families)}}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from diffranet.classes import CLASS_NAMES
 from diffranet.evaluation import LabelledData, evaluate, evaluate_model, load_labelled_data
-from diffranet.inference import Preprocessing, SavedModel
+from diffranet.inference import Preprocessing, SavedModel, VerdictRule
 
 # 10 frames: true classes and the classes the model will predict (see FirstPixelClassifier)
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 3, 4, 4])
@@ -50,6 +50,22 @@ class TestEvaluateModel:
         # bins with frames only: 0 | ... 12 | 40, 60 | 150 | 1200, 2500 fall into log-spaced bins
         assert sum(q["count"]) == 10 and q["bins"][0] == [0, 0] and q["count"][0] == 4
         assert q["accuracy"][0] == 0.5 and q["hitmiss_accuracy"][0] == 0.75
+
+    def test_the_models_verdict_rule_decides(self, first_pixel_model):
+        # predicted misses have hit score 3/8: a hit from a threshold of 0.3, labelled by their best hit class
+        # (weak: the first of three at 1/8); predicted hits (3/4) are misses from a threshold of 0.8
+        lenient = evaluate_model(first_pixel_model.with_rule(VerdictRule(hit_threshold=0.3)), hand_data())
+        assert lenient.hit_pred.all() and lenient.y_pred.tolist() == np.where(Y_PRED >= 2, Y_PRED, 2).tolist()
+        assert lenient.metrics["hitmiss_confusion_matrix"] == [[0, 4], [0, 6]]
+        strict = evaluate_model(first_pixel_model.with_rule(VerdictRule(hit_threshold=0.8)), hand_data())
+        assert not strict.hit_pred.any() and strict.y_pred.tolist() == np.where(Y_PRED < 2, Y_PRED, 0).tolist()
+        # the scores of the curves do not depend on the rule
+        assert lenient.hit_score.tolist() == strict.hit_score.tolist()
+
+    def test_evaluate_scores_every_model_by_the_rule_given(self, tmp_path, first_pixel_model):
+        result = evaluate([first_pixel_model], hand_data(), tmp_path / "r", progress=False,
+                          rule=VerdictRule(hit_threshold=0.3))
+        assert result["evaluations"][0].hit_pred.all()
 
     def test_hitmiss_model_on_five_classes(self):
         class Predicted:  # hit/miss model that says hit for pixel (0, 0) >= 2

@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 
+from diffranet.classes import CLASS_NAMES, HIT_CLASS_NAMES
 from diffranet.cli import main
 from diffranet.inference import load_model
 from diffranet.inference.files import frame_geometry
@@ -98,6 +99,25 @@ class TestClassifyCommand:
         status, out, _ = run(capsys, "--model", small_model_file, "--abstain", "1.0", files["npz"])
         record = json.loads(out)
         assert status == 0 and record["label"] == "uncertain" and record["uncertain"] is True
+
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    def test_hit_threshold_reaches_the_verdicts(self, small_model_file, files, capsys, workers):
+        argv = ("--model", small_model_file, "--workers", workers, files["cbf"], files["npz"])
+        status, out, _ = run(capsys, *argv)
+        records = [json.loads(line) for line in out.splitlines()]
+        p_hit = [sum(p for p, name in zip(r["proba"], CLASS_NAMES) if name in HIT_CLASS_NAMES) for r in records]
+        assert status == 0 and [r["hit"] for r in records] == [p >= 0.5 for p in p_hit]
+        assert min(p_hit) < 0.5 <= max(p_hit)  # one frame either side of the default
+        for threshold in (min(p_hit) - 1e-9, (min(p_hit) + 0.5) / 2, max(p_hit) - 1e-9):
+            status, out, _ = run(capsys, *argv, "--hit-threshold", str(threshold))
+            got = [json.loads(line) for line in out.splitlines()]
+            assert status == 0 and [r["hit"] for r in got] == [p >= threshold for p in p_hit]
+            assert all((r["label"] in HIT_CLASS_NAMES) is r["hit"] for r in got)
+
+    @pytest.mark.parametrize("value", ["0", "1", "1.5", "nan"])
+    def test_bad_hit_threshold(self, small_model_file, files, capsys, value):
+        status, out, err = run(capsys, "--model", small_model_file, "--hit-threshold", value, files["npz"])
+        assert status == 2 and out == "" and "--hit-threshold" in err
 
     def test_nan_pixels_of_a_file_are_masked(self, small_model_file, tmp_path, capsys):
         frame = raw_frame(np.random.default_rng(3), True)

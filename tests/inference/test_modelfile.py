@@ -15,7 +15,7 @@ from sklearn.svm import SVC
 from diffranet.classes import CLASS_NAMES, HITMISS_NAMES
 from diffranet.features import GLCMExtractor
 from diffranet.inference import (
-    PAPER_PREPROCESSING, ModelFileError, SavedModel, load_model, preprocess, save_model, verdict,
+    PAPER_PREPROCESSING, ModelFileError, SavedModel, VerdictRule, load_model, preprocess, save_model, verdict,
 )
 from inference_helpers import SMALL, spotty_images
 
@@ -97,8 +97,51 @@ class TestRoundTrip:
             model.predict_proba(np.zeros((1, 64, 64), np.float32))
 
     def test_verdict(self):
-        assert verdict([0.5, 0.5], HITMISS_NAMES) == {"label": "miss", "hit": False, "proba": [0.5, 0.5]}
+        # a hit from the threshold on: a veto keeps the frame the model cannot decide
+        assert verdict([0.5, 0.5], HITMISS_NAMES) == {"label": "hit", "hit": True, "proba": [0.5, 0.5]}
+        assert verdict([0.51, 0.49], HITMISS_NAMES)["hit"] is False
         assert verdict([0.1, 0.9], HITMISS_NAMES)["hit"] is True
+
+
+class TestVerdictRule:
+    """The hit side first (the hit classes' summed probability against the threshold), then its best class."""
+
+    def test_the_side_decides_before_the_class(self):
+        proba = [[0.45, 0.0, 0.3, 0.25, 0.0],   # blank most probable, hit classes 0.55
+                 [0.2, 0.35, 0.3, 0.15, 0.0],   # hit classes 0.45
+                 [0.0, 0.0, 0.1, 0.2, 0.7]]
+        labels, hits = VerdictRule().decide(proba, CLASS_NAMES)
+        assert [CLASS_NAMES[k] for k in labels] == ["weak", "no-crystal", "strong"]
+        assert hits.tolist() == [True, False, True]
+        labels, hits = VerdictRule(hit_threshold=0.4).decide(proba, CLASS_NAMES)
+        assert [CLASS_NAMES[k] for k in labels] == ["weak", "weak", "strong"] and hits.all()
+        labels, hits = VerdictRule(hit_threshold=0.9).decide(proba, CLASS_NAMES)
+        assert [CLASS_NAMES[k] for k in labels] == ["blank", "no-crystal", "strong"]
+        assert hits.tolist() == [False, False, True]
+
+    def test_verdicts_of_a_saved_model_follow_its_rule(self, small_model_file):
+        model = load_model(small_model_file)
+        proba = np.array([[0.2, 0.35, 0.3, 0.15, 0.0]])
+        assert model.rule == VerdictRule() and model.verdicts(proba)[0]["hit"] is False
+        lenient = model.with_rule(VerdictRule(hit_threshold=0.4, abstain=0.5))
+        assert lenient.verdicts(proba)[0] == {"label": "uncertain", "hit": True, "proba": proba[0].tolist(),
+                                              "uncertain": True}
+        assert model.rule == VerdictRule()  # a copy: the loaded model keeps its own
+
+    def test_classes_all_on_one_side_go_by_the_most_probable(self):
+        labels, hits = VerdictRule().decide([[0.3, 0.7]], ("blank", "no-crystal"))
+        assert labels.tolist() == [1] and not hits.any()
+
+    @pytest.mark.parametrize("bad", [dict(hit_threshold=0.0), dict(hit_threshold=1.0), dict(hit_threshold=np.nan),
+                                     dict(hit_threshold=True), dict(hit_threshold="0.5"), dict(abstain=0.0),
+                                     dict(abstain=1.5), dict(abstain=np.nan)])
+    def test_bad_values(self, bad):
+        with pytest.raises(ValueError):
+            VerdictRule(**bad)
+
+    def test_a_saved_model_takes_only_a_rule(self, small_model_file):
+        with pytest.raises(ValueError, match="VerdictRule"):
+            load_model(small_model_file).with_rule(0.4)
 
     def test_unfitted_or_bad_names(self, tmp_path):
         with pytest.raises(ValueError, match="not fitted"):

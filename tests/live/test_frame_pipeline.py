@@ -7,6 +7,8 @@ import threading
 import numpy as np
 import pytest
 
+from diffranet.classes import CLASS_NAMES, is_hit_name
+from diffranet.inference import VerdictRule
 from diffranet.live.files import feed_frames
 from diffranet.live.frames import Frame
 from diffranet.live.pipeline import FramePipeline, InFlight, LimitedLog
@@ -36,10 +38,15 @@ def test_records_follow_the_frames_with_the_classifiers_verdicts(model, model_pa
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_abstain_reaches_every_worker(model, model_path, workers):
+def test_the_verdict_rule_reaches_every_worker(model, model_path, workers):
     frames = [Frame({"id": i}, frame) for i, frame in enumerate(frames_with_spots(3, seed=6))]
-    records = _run(model if workers == 1 else model_path, frames, workers=workers, abstain=1.0)
+    source = model if workers == 1 else model_path
+    records = _run(source, frames, workers=workers, rule=VerdictRule(abstain=1.0))
     assert [r["label"] for r in records] == ["uncertain"] * 3 and all(r["uncertain"] for r in records)
+    # at a threshold above every frame's hit probability, none is a hit
+    highest = max(sum(p for p, name in zip(r["proba"], CLASS_NAMES) if is_hit_name([name])[0]) for r in records)
+    strict = _run(source, frames, workers=workers, rule=VerdictRule(hit_threshold=min(highest + 1e-6, 0.999999)))
+    assert not any(r["hit"] for r in strict)
 
 
 def test_room_in_flight_is_bounded_and_given_back(model):
@@ -52,7 +59,7 @@ def test_room_in_flight_is_bounded_and_given_back(model):
     assert not budget.acquire(10, give_up=lambda: True)
 
 
-@pytest.mark.parametrize("bad", [dict(workers=0), dict(peaks="all"), dict(input="photons"), dict(abstain=1.5)])
+@pytest.mark.parametrize("bad", [dict(workers=0), dict(peaks="all"), dict(input="photons"), dict(rule=0.5)])
 def test_settings_are_checked(model, bad):
     with pytest.raises(ValueError):
         FramePipeline(model, print, **bad)

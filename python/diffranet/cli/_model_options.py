@@ -23,9 +23,13 @@ def add_model_and_geometry_options(parser):
     parser.add_argument("--wavelength-A", type=float, help="X-ray wavelength (Angstrom)")
     parser.add_argument("--beam-center-px", type=float, nargs=2, metavar=("X", "Y"),
                         help="beam centre in pixels (x along columns, y along rows)")
+    parser.add_argument("--hit-threshold", type=float, default=0.5, metavar="P",
+                        help="a frame is a hit when its hit classes' probabilities add up to at least P "
+                             "(0 < P < 1; lower keeps more hits, and more misses with them); its label is the "
+                             "most probable class of the side chosen (default: %(default)s)")
     parser.add_argument("--abstain", type=float, metavar="P",
                         help="label a frame 'uncertain' when no class reaches probability P (0 < P <= 1); "
-                             "its 'hit' stays the most probable class's (default: never)")
+                             "its 'hit' is kept (default: never)")
 
 
 def add_frame_limit_option(parser):
@@ -72,8 +76,8 @@ def check_run_options(args):
     check_int("--batch-size", args.batch_size, minimum=1)
     if hasattr(args, "workers"):
         check_int("--workers", args.workers, minimum=1)
-    if getattr(args, "abstain", None) is not None and not 0 < args.abstain <= 1:
-        raise ValueError(f"--abstain must be a probability in (0, 1], got {args.abstain}")
+    if hasattr(args, "hit_threshold"):
+        rule_option(args)
     if hasattr(args, "max_frame_pixels"):
         check_int("--max-frame-pixels", args.max_frame_pixels, minimum=1)
 
@@ -88,7 +92,18 @@ def load_model_option(args):
         model = load_model(args.model, trust=args.trust)
     except PickleModelError as exc:
         raise PickleModelError(f"{exc}; pass --trust to load it") from exc
-    return model if getattr(args, "abstain", None) is None else model.with_abstain(args.abstain)
+    return model.with_rule(rule_option(args)) if hasattr(args, "hit_threshold") else model
+
+
+def rule_option(args):
+    """The verdict rule of ``--hit-threshold`` and ``--abstain`` (ValueError naming the bad option)."""
+    # imported on use, so that the parser of every command stays light
+    from ..inference import VerdictRule
+
+    try:
+        return VerdictRule(hit_threshold=args.hit_threshold, abstain=args.abstain)
+    except ValueError as exc:
+        raise ValueError(f"--{str(exc).replace('_', '-')}") from None
 
 
 def detector_and_overrides(args):

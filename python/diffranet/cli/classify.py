@@ -87,7 +87,7 @@ def run(args):
                           queue_size=queue_size, queue_depth=lambda: pipeline.in_flight,
                           status_interval_s=interval or 3600.0, hits=hits).start()
     pipeline = FramePipeline(source, writer.put, workers=workers, batch_size=args.batch_size, trust=args.trust,
-                             peaks=args.peaks, input=args.input, abstain=args.abstain, queue_size=queue_size,
+                             peaks=args.peaks, input=args.input, rule=model.rule, queue_size=queue_size,
                              keep_hit_frames=hits is not None)
     start = time.perf_counter()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ._model_options import rule_option
+
 __all__ = ["add_parser", "run"]
 
 
@@ -22,6 +24,9 @@ def add_parser(subparsers):
     evaluate.add_argument("--out", required=True, metavar="REPORT", help="report folder (created)")
     evaluate.add_argument("--trust", action="store_true",
                           help="also load joblib / pickle model files (they can run code: only files you made)")
+    evaluate.add_argument("--hit-threshold", type=float, default=0.5, metavar="P",
+                          help="score the verdicts `classify --hit-threshold P` gives: a hit when the hit classes' "
+                               "probabilities add up to at least P (default: %(default)s)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluate.set_defaults(func=run)
     return evaluate
@@ -36,7 +41,9 @@ def run(args):
     # imported on use, so that the other commands start without loading matplotlib, scikit-learn and the simulation
     from ..evaluation import evaluate
 
-    result = evaluate(args.model, args.data, args.out, split=args.split, trust=args.trust, progress=not args.quiet)
+    args.abstain = None  # scored on the classes, never "uncertain"
+    result = evaluate(args.model, args.data, args.out, split=args.split, trust=args.trust, progress=not args.quiet,
+                      rule=rule_option(args))
     for e in result["evaluations"]:
         x = e.metrics
         print(f"{e.name}: {x['n_images']} frames, accuracy {_percent(x['accuracy'])} "

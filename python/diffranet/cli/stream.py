@@ -7,7 +7,7 @@ import sys
 from .._allocator import keep_freed_memory, passive_openmp_wait
 from .._budget import DEFAULT_MAX_FRAME_PIXELS
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
-from ._model_options import add_model_and_geometry_options, add_pipeline_options, detector_and_overrides
+from ._model_options import add_model_and_geometry_options, add_pipeline_options, detector_and_overrides, rule_option
 
 __all__ = ["add_parser", "run"]
 
@@ -72,6 +72,7 @@ def run(args):
     keep_freed_memory()
 
     detector, overrides = detector_and_overrides(args)
+    rule = rule_option(args)  # a bad threshold stops before the service starts
     geometry, beam_center_px = frame_geometry(None, detector, overrides)
     given = {name: getattr(args, name) for name in ("max_message_bytes", "max_frame_pixels", "max_queue_bytes")}
     limits = StreamLimits(**{name: value for name, value in given.items() if value is not None})
@@ -82,7 +83,7 @@ def run(args):
                             status=status_printer(args), status_interval_s=args.status_interval, limits=limits,
                             peaks=args.peaks, hits=hits, series_publish=args.series_publish,
                             series_subscribe=args.series_subscribe, series_wait_s=args.series_wait,
-                            abstain=args.abstain)
+                            rule=rule)
     with stop_on_signals() as stop:
         try:
             final = service.run(stop)

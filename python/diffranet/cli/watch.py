@@ -71,7 +71,7 @@ def run(args):
                 watch_directory(model if workers == 1 else args.model, watcher, writer, stop, detector=detector,
                                 overrides=overrides, poll_s=args.poll, batch_size=args.batch_size,
                                 max_frame_pixels=args.max_frame_pixels, input=args.input, workers=workers,
-                                peaks=args.peaks, trust=args.trust, abstain=args.abstain,
+                                peaks=args.peaks, trust=args.trust, rule=model.rule,
                                 keep_hit_frames=hits is not None)
             finally:
                 final = writer.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_NAMES, HITMISS_NAMES, is_hit_name
-from ..inference import Preprocessing, SavedModel, load_model, preprocess
+from ..inference import Preprocessing, SavedModel, VerdictRule, load_model, preprocess
 from ..inference.beam_center import fill_beam_center
 from ..training_history import training_history
 from . import metrics as m
@@ -90,7 +90,7 @@ def _unrecorded_input(model, data):
     if getattr(model, "metadata", {}).get("kind") != "joblib" or data.images is None:
         return model
     return SavedModel(model.estimator, model.class_names, Preprocessing(shape=data.images.shape[1:]),
-                      model.metadata)
+                      model.metadata, model.rule)
 
 
 def _model_images(model, data, progress):
@@ -160,10 +160,9 @@ def evaluate_model(model, data, name=None, batch_size=256, progress=False):
     images = _model_images(model, data, progress)
     proba = _predict(model, images, int(batch_size), progress)
     seconds = time.perf_counter() - start
-    predicted = proba.argmax(axis=1)
-    hit_columns = is_hit_name(names)
-    hit_pred = hit_columns[predicted]
-    hit_score = proba[:, hit_columns].sum(axis=1)
+    # the verdicts `classify` would give: the model's rule (hit threshold) picks the side, then the class
+    predicted, hit_pred = getattr(model, "rule", VerdictRule()).decide(proba, names)
+    hit_score = proba[:, is_hit_name(names)].sum(axis=1)
     hit_true = np.asarray(data.hit, dtype=bool)
     if data.kind == "classes" and names == CLASS_NAMES:
         task, labels, y_true, y_pred = "classes", CLASS_NAMES, data.labels, predicted.astype(np.int64)
@@ -237,7 +236,7 @@ def summarize(evaluation, data):
     return result
 
 
-def evaluate(models, data, out, split="test", names=None, trust=False, progress=True, gallery=None):
+def evaluate(models, data, out, split="test", names=None, trust=False, progress=True, gallery=None, rule=None):
     """Evaluate one or more models on labelled data and write the report folder.
 
     Parameters
@@ -258,6 +257,9 @@ def evaluate(models, data, out, split="test", names=None, trust=False, progress=
         Progress bars.
     gallery : dict, optional
         An extra gallery for the report: ``{"images", "titles", "title"}``.
+    rule : VerdictRule, optional
+        The verdict rule every model is scored by (hit threshold); default
+        each model's own.
 
     Returns
     -------
@@ -277,6 +279,8 @@ def evaluate(models, data, out, split="test", names=None, trust=False, progress=
         if isinstance(model, (str, Path)):
             name = name or Path(model).name
             model = load_model(model, trust=trust)
+        if rule is not None:
+            model = model.with_rule(rule)
         evaluations.append(evaluate_model(model, data, name=name, progress=progress))
     seen = set()
     for evaluation in evaluations:  # unique names: they label files and table rows

@@ -1,7 +1,8 @@
 """Apply trained classifiers to real detector frames.
 
 * Model files (:func:`save_model`, :func:`load_model`, :class:`SavedModel`):
-  one format for every classifier, loaded without running code from the file.
+  one format for every classifier, loaded without running code from the file;
+  :class:`VerdictRule` turns its probabilities into verdicts.
 * Preprocessing (:func:`preprocess`, :class:`FrameGeometry`,
   :class:`Preprocessing`): a frame of any detector to the 8-bit image the
   model was trained on.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
-from .modelfile import ModelFileError, SavedModel, load_model, save_model, verdict
+from .modelfile import ModelFileError, SavedModel, VerdictRule, load_model, save_model, verdict
 from .preprocess import preprocess
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PAPER_PREPROCESSING",
     "Preprocessing",
     "SavedModel",
+    "VerdictRule",
     "load_model",
     "preprocess",
     "save_model",

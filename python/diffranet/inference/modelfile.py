@@ -17,6 +17,7 @@ refused unless the caller states that the file is trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import json
@@ -45,8 +46,8 @@ from .geometry import PAPER_PREPROCESSING, Preprocessing
 from .preprocess import preprocess
 from .training_input import shape_preprocessing
 
-__all__ = ["SavedModel", "save_model", "load_model", "ModelFileError", "PickleModelError", "ALLOWED_TYPES",
-           "MODEL_SUFFIX", "MAX_ARCHIVE_BYTES"]
+__all__ = ["SavedModel", "VerdictRule", "save_model", "load_model", "ModelFileError", "PickleModelError",
+           "ALLOWED_TYPES", "MODEL_SUFFIX", "MAX_ARCHIVE_BYTES"]
 
 FORMAT_NAME = "diffranet-model"
 FORMAT_VERSION = 1
@@ -107,11 +108,16 @@ class SavedModel:
     metadata : dict
         Everything else the file records (kind, training-set summary,
         diffranet version, creation time).
+    rule : VerdictRule
+        How class probabilities become verdicts (default: hit when the hit
+        classes are the more probable side, never ``uncertain``).
     """
 
-    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None, abstain=None):
+    def __init__(self, estimator, class_names, preprocessing=PAPER_PREPROCESSING, metadata=None, rule=None):
         self.estimator = estimator
-        self.abstain = _check_abstain(abstain)
+        self.rule = VerdictRule() if rule is None else rule
+        if not isinstance(self.rule, VerdictRule):
+            raise ValueError(f"rule must be a VerdictRule, got {type(rule).__name__}")
         self.class_names = _check_class_names(class_names)
         if not isinstance(preprocessing, Preprocessing):
             raise ValueError(f"preprocessing must be a Preprocessing, got {type(preprocessing).__name__}")
@@ -157,12 +163,12 @@ class SavedModel:
         return proba
 
     def verdicts(self, proba):
-        """One :func:`verdict` dict per row of class probabilities (``uncertain`` below :attr:`abstain`)."""
-        return [verdict(row, self.class_names, self.abstain) for row in np.asarray(proba)]
+        """One :func:`verdict` dict per row of class probabilities, by :attr:`rule`."""
+        return [verdict(row, self.class_names, self.rule) for row in np.asarray(proba)]
 
-    def with_abstain(self, abstain):
-        """A copy whose verdicts are ``uncertain`` when no class reaches probability ``abstain`` (None: never)."""
-        return SavedModel(self.estimator, self.class_names, self.preprocessing, self.metadata, abstain)
+    def with_rule(self, rule):
+        """A copy whose verdicts follow ``rule`` (a :class:`VerdictRule`; None: the default rule)."""
+        return SavedModel(self.estimator, self.class_names, self.preprocessing, self.metadata, rule)
 
     def classify(self, frames, masks=None, geometry=None, *, beam_center_px=None, saturation=None):
         """Preprocess raw frames of any detector and classify them.
@@ -212,39 +218,103 @@ class SavedModel:
         ])
 
 
-def verdict(proba, class_names, abstain=None):
-    """``{"label", "hit", "proba"}`` of one row of class probabilities.
+#: The label of a verdict whose most probable class is below the abstention threshold.
+UNCERTAIN = "uncertain"
 
-    With ``abstain``, a row whose most probable class has a probability below
-    it gets the label ``"uncertain"`` and ``"uncertain": True``; ``hit`` stays
-    the most probable class's (a veto that keeps hits and uncertain frames
-    loses no frame the model is unsure of).
+
+@dataclasses.dataclass(frozen=True)
+class VerdictRule:
+    """How class probabilities become a verdict.
+
+    A frame is a hit when the probabilities of its hit classes (``weak``,
+    ``good``, ``strong``, ``hit``) add up to at least ``hit_threshold``; its
+    label is then the most probable hit class, else the most probable miss
+    class, so label and hit always agree. At 0.5 the hit side is the more
+    probable one (the decision with the fewest errors when the probabilities
+    are right); below 0.5 a veto keeps more hits and more misses with them.
+    A model whose classes are all hits or all misses labels by the most
+    probable class.
+
+    Parameters
+    ----------
+    hit_threshold : float, default 0.5
+        In (0, 1).
+    abstain : float, optional
+        With it, a frame whose most probable class is below it gets the label
+        ``"uncertain"`` and ``"uncertain": True``; ``hit`` is kept (a veto
+        that keeps hits and uncertain frames loses no frame the model is
+        unsure of). None: never.
+
+    Examples
+    --------
+    Blank is the most probable class, but the hit classes add up to 0.55:
+
+    >>> rule = VerdictRule()
+    >>> labels, hits = rule.decide([[0.45, 0.0, 0.3, 0.25, 0.0]], CLASS_NAMES)
+    >>> CLASS_NAMES[labels[0]], bool(hits[0])
+    ('weak', True)
+    >>> labels, hits = VerdictRule(hit_threshold=0.6).decide([[0.45, 0.0, 0.3, 0.25, 0.0]], CLASS_NAMES)
+    >>> CLASS_NAMES[labels[0]], bool(hits[0])
+    ('blank', False)
+    """
+
+    hit_threshold: float = 0.5
+    abstain: float | None = None
+
+    def __post_init__(self):
+        if not _is_real(self.hit_threshold) or not 0 < self.hit_threshold < 1:
+            raise ValueError(f"hit_threshold must be a probability in (0, 1), got {self.hit_threshold!r}")
+        if self.abstain is not None and (not _is_real(self.abstain) or not 0 < self.abstain <= 1):
+            raise ValueError(f"abstain must be a probability in (0, 1], got {self.abstain!r}")
+        object.__setattr__(self, "hit_threshold", float(self.hit_threshold))
+        object.__setattr__(self, "abstain", None if self.abstain is None else float(self.abstain))
+
+    def decide(self, proba, class_names):
+        """Label column and hit of each row of class probabilities.
+
+        Parameters
+        ----------
+        proba : array_like, shape (n, n_classes)
+        class_names : sequence of str
+            The name of each column.
+
+        Returns
+        -------
+        labels : ndarray of int64, shape (n,)
+            Column of each row's label.
+        hits : ndarray of bool, shape (n,)
+        """
+        proba = np.asarray(proba, dtype=np.float64)
+        hit_side = np.array([name in HIT_NAMES for name in class_names])
+        if not hit_side.any() or hit_side.all():
+            labels = proba.argmax(axis=1)
+            return labels, hit_side[labels]
+        hits = proba[:, hit_side].sum(axis=1) >= self.hit_threshold
+        on_side = np.where(hit_side[np.newaxis, :] == hits[:, np.newaxis], proba, -np.inf)
+        return on_side.argmax(axis=1), hits
+
+
+def _is_real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def verdict(proba, class_names, rule=None):
+    """``{"label", "hit", "proba"}`` of one row of class probabilities, by ``rule`` (a :class:`VerdictRule`).
 
     Examples
     --------
     >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES)
     {'label': 'weak', 'hit': True, 'proba': [0.1, 0.2, 0.6, 0.1, 0.0]}
-    >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES, abstain=0.8)["label"]
+    >>> verdict([0.1, 0.2, 0.6, 0.1, 0.0], CLASS_NAMES, VerdictRule(abstain=0.8))["label"]
     'uncertain'
     """
+    rule = VerdictRule() if rule is None else rule
     proba = [float(p) for p in proba]
-    best = class_names[int(np.argmax(proba))]
-    result = {"label": best, "hit": best in HIT_NAMES, "proba": proba}
-    if abstain is not None and max(proba) < abstain:
+    labels, hits = rule.decide([proba], class_names)
+    result = {"label": class_names[int(labels[0])], "hit": bool(hits[0]), "proba": proba}
+    if rule.abstain is not None and max(proba) < rule.abstain:
         result.update(label=UNCERTAIN, uncertain=True)
     return result
-
-
-#: The label of a verdict whose most probable class is below the abstention threshold.
-UNCERTAIN = "uncertain"
-
-
-def _check_abstain(abstain):
-    if abstain is None:
-        return None
-    if isinstance(abstain, bool) or not isinstance(abstain, (int, float, np.floating)) or not 0 < abstain <= 1:
-        raise ValueError(f"abstain must be a probability in (0, 1], got {abstain!r}")
-    return float(abstain)
 
 
 def _check_class_names(class_names):

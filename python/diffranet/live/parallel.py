@@ -260,7 +260,7 @@ def _result_json(seq, result):
 
 
 def worker_main(model, trust, tasks_address, results_address, batch_size, parent_pid, mask_directory, peaks="input",
-                input="auto", abstain=None):
+                input="auto", rule=None):
     """Body of one worker process: load the model, classify frames until told to stop.
 
     The worker ignores SIGINT and SIGTERM: the service stops it once every
@@ -277,8 +277,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
     results.connect(results_address)
     try:
         loaded = load_model(model, trust=trust)
-        classifier = FrameClassifier(loaded if abstain is None else loaded.with_abstain(abstain), peaks=peaks,
-                                     input=input)
+        classifier = FrameClassifier(loaded if rule is None else loaded.with_rule(rule), peaks=peaks, input=input)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -346,14 +345,14 @@ class ProcessBackend:
         :class:`~diffranet.live.processing.FrameClassifier`).
     input : {"auto", "counts", "8bit"}, default "auto"
         What the frames hold.
-    abstain : float, optional
-        The workers' abstention threshold (:meth:`~diffranet.inference.SavedModel.with_abstain`).
+    rule : VerdictRule, optional
+        The workers' verdict rule (:meth:`~diffranet.inference.SavedModel.with_rule`); None: the model's.
     """
 
     def __init__(self, model, trust, n_workers, on_results, batch_size=32, context=None, start_timeout_s=120.0,
-                 on_failure=None, peaks="input", input="auto", abstain=None):
+                 on_failure=None, peaks="input", input="auto", rule=None):
         self.model, self.trust = str(model), trust
-        self.peaks, self.input, self.abstain = peaks, input, abstain
+        self.peaks, self.input, self.rule = peaks, input, rule
         self.n_workers = n_workers
         self.on_results = on_results
         self.on_failure = on_failure
@@ -388,7 +387,7 @@ class ProcessBackend:
             process = spawn.Process(target=worker_main, daemon=True,
                                     args=(self.model, self.trust, tasks_address, results_address,
                                           self.batch_size, os.getpid(), self._dir.name, self.peaks,
-                                          self.input, self.abstain))
+                                          self.input, self.rule))
             process.start()
             self._processes.append(process)
         deadline = time.monotonic() + self.start_timeout_s

@@ -30,7 +30,7 @@ from pathlib import Path
 import zmq
 
 from .._validation import check_choice, check_int
-from ..inference import load_model
+from ..inference import VerdictRule, load_model
 from ..inference.preprocess import INPUT_KINDS
 from .frames import describe_exception, dropped_record, error_record
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
@@ -154,9 +154,10 @@ class FramePipeline:
     peaks : {"input", "frame", "none"}, default "input"
     input : {"auto", "counts", "8bit"}, default "auto"
         What the frames hold (:func:`~diffranet.inference.preprocess.preprocess`).
-    abstain : float, optional
-        Verdicts are ``uncertain`` when no class reaches this probability
-        (:meth:`~diffranet.inference.SavedModel.with_abstain`), in every worker.
+    rule : VerdictRule, optional
+        How probabilities become verdicts (hit threshold, abstention), in
+        every worker (:meth:`~diffranet.inference.SavedModel.with_rule`);
+        None: the model's own rule.
     queue_size : int, default 256
         Most frames in flight.
     max_queue_bytes : int, default 2**31
@@ -168,16 +169,16 @@ class FramePipeline:
     """
 
     def __init__(self, model, emit, *, workers=1, batch_size=32, trust=False, peaks="input", input="auto",
-                 abstain=None, queue_size=256, max_queue_bytes=2**31, keep_hit_frames=False, on_failure=None):
+                 rule=None, queue_size=256, max_queue_bytes=2**31, keep_hit_frames=False, on_failure=None):
         self.model = model
         self.workers = check_int("workers", workers, minimum=1)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.trust = trust
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
         self.input = check_choice("input", input, INPUT_KINDS)
-        if abstain is not None and not (isinstance(abstain, (int, float)) and 0 < abstain <= 1):
-            raise ValueError(f"abstain must be a probability in (0, 1], got {abstain!r}")
-        self.abstain = abstain
+        if rule is not None and not isinstance(rule, VerdictRule):
+            raise ValueError(f"rule must be a VerdictRule, got {type(rule).__name__}")
+        self.rule = rule
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
         self.keep_hit_frames = keep_hit_frames
@@ -200,8 +201,8 @@ class FramePipeline:
         """
         if self.workers == 1:
             model = load_model(self.model, trust=self.trust) if isinstance(self.model, (str, Path)) else self.model
-            if self.abstain is not None:
-                model = model.with_abstain(self.abstain)
+            if self.rule is not None:
+                model = model.with_rule(self.rule)
             # the one classifier thread counts spots on every core this process may use (its own OpenMP
             # default is one thread; worker processes keep one thread each)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -211,7 +212,7 @@ class FramePipeline:
         else:
             self._backend = ProcessBackend(self.model, self.trust, self.workers, self._on_results, self.batch_size,
                                            context, on_failure=self.on_failure, peaks=self.peaks, input=self.input,
-                                           abstain=self.abstain)
+                                           rule=self.rule)
         self._backend.start()
         return self
 

@@ -136,8 +136,9 @@ class StreamService:
         Largest message, largest frame in pixels, most bytes in flight
         (default: :class:`~diffranet.live.limits.StreamLimits()`); images
         held for their series info count in flight.
-    abstain : float, optional
-        Verdicts are ``uncertain`` when no class reaches this probability.
+    rule : VerdictRule, optional
+        How probabilities become verdicts (hit threshold, abstention); None:
+        the model's own rule.
     peaks : {"input", "frame", "none"}, default "input"
         Where the peak count and the resolution of the outermost peak
         (``n_peaks``, ``d_min_A``) of each verdict come from: the model input,
@@ -159,7 +160,7 @@ class StreamService:
                  beam_center_px=None, queue_size=256, overflow="drop", workers=1, batch_size=32, log_path=None,
                  trust=False, status=None, status_interval_s=1.0, drain_s=1.0, receive_buffer=64, limits=None,
                  peaks="input", hits=None, series_publish=None, series_subscribe=(), series_wait_s=2.0,
-                 abstain=None):
+                 rule=None):
         self.model = model
         self.input_address = _check_address("input_address", input_address)
         self.publish_address = _check_address("publish_address", publish_address)
@@ -182,7 +183,7 @@ class StreamService:
         if self.workers > 1 and not isinstance(model, (str, Path)):
             raise ValueError("workers > 1 needs the model as a file name or path (each worker loads it)")
         self.peaks = check_choice("peaks", peaks, PEAK_SOURCES)
-        self.abstain = abstain
+        self.rule = rule
         self.hits = hits
         self.series_publish = None if series_publish is None else _check_address("series_publish", series_publish)
         self.series_subscribe = [_check_address("series_subscribe", a) for a in series_subscribe]
@@ -332,7 +333,7 @@ class StreamService:
             # the model is loaded first: a model that cannot be read stops the run before anything is written
             self._pipeline = FramePipeline(
                 self.model, lambda record: self._writer.put(record), workers=self.workers,
-                batch_size=self.batch_size, trust=self.trust, peaks=self.peaks, abstain=self.abstain,
+                batch_size=self.batch_size, trust=self.trust, peaks=self.peaks, rule=self.rule,
                 queue_size=self.queue_size,
                 max_queue_bytes=self.limits.max_queue_bytes, keep_hit_frames=self.hits is not None,
                 on_failure=self._fail).start(context)

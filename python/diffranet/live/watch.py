@@ -189,7 +189,7 @@ class DirectoryWatcher:
 
 
 def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=None, poll_s=0.2, batch_size=16,
-                    max_frame_pixels=None, input="auto", workers=1, peaks="input", trust=False, abstain=None,
+                    max_frame_pixels=None, input="auto", workers=1, peaks="input", trust=False, rule=None,
                     keep_hit_frames=False):
     """Classify the files ``watcher`` reports as completely written until ``stop`` is set.
 
@@ -217,14 +217,14 @@ def watch_directory(model, watcher, writer, stop, *, detector=None, overrides=No
         What the frames hold (:func:`diffranet.inference.preprocess.preprocess`).
     workers : int, default 1
         Classifier processes (1: a thread of this process, while the next file is read).
-    peaks, trust, abstain, keep_hit_frames
+    peaks, trust, rule, keep_hit_frames
         As for :class:`~diffranet.live.pipeline.FramePipeline` (``keep_hit_frames``
         for a writer with a hit sink).
     """
     poll_s = check_positive("poll_s", poll_s)
     limit = dio.DEFAULT_MAX_FRAME_PIXELS if max_frame_pixels is None else max_frame_pixels
     pipeline = FramePipeline(model, writer.put, workers=workers, batch_size=batch_size, trust=trust, peaks=peaks,
-                             input=input, abstain=abstain, queue_size=max(4 * batch_size * workers, 8),
+                             input=input, rule=rule, queue_size=max(4 * batch_size * workers, 8),
                              keep_hit_frames=keep_hit_frames).start()
     seq = itertools.count()
     try:
