@@ -44,16 +44,52 @@ void interpolation(int i, int per_cell, int n_cells, int& left, float& weight) {
     weight = static_cast<float>(position - left);
 }
 
+// The 256-level histogram of each cell, cell by cell (no division per pixel),
+// in four partial histograms: neighbouring pixels mostly share a level, and
+// one histogram would make each increment wait for the one before.
+void cell_histograms(const std::uint8_t* image, int rows, int cols, int cell_px,
+                     std::vector<std::array<std::int32_t, kLevels>>& histograms) {
+    const int cr = rows / cell_px, cc = cols / cell_px;
+    std::array<std::array<std::int32_t, kLevels>, 4> partial;
+    for (int i = 0; i < cr; ++i) {
+        for (int j = 0; j < cc; ++j) {
+            for (auto& h : partial) h.fill(0);
+            for (int r = i * cell_px; r < (i + 1) * cell_px; ++r) {
+                const std::uint8_t* row = image + static_cast<std::int64_t>(r) * cols + static_cast<std::int64_t>(j) * cell_px;
+                int c = 0;
+                for (; c + 4 <= cell_px; c += 4)
+                    for (int lane = 0; lane < 4; ++lane) ++partial[lane][row[c + lane]];
+                for (; c < cell_px; ++c) ++partial[0][row[c]];
+            }
+            auto& h = histograms[static_cast<std::size_t>(i) * cc + j];
+            for (int v = 0; v < kLevels; ++v) h[v] = partial[0][v] + partial[1][v] + partial[2][v] + partial[3][v];
+        }
+    }
+}
+
+// The maximum of each block of one block row, overloads (255) counted as 0:
+// the rows' maxima column by column first (vectorised), then across each block.
+void block_maxima(const std::uint8_t* block_row, int cols, int block_px, std::vector<std::uint8_t>& columns,
+                  std::vector<std::uint8_t>& maxima) {
+    std::fill(columns.begin(), columns.end(), 0);
+    for (int r = 0; r < block_px; ++r) {
+        const std::uint8_t* row = block_row + static_cast<std::int64_t>(r) * cols;
+        for (int c = 0; c < cols; ++c) {
+            const std::uint8_t v = row[c] == kOverload ? 0 : row[c];
+            columns[c] = std::max(columns[c], v);
+        }
+    }
+    for (std::size_t j = 0; j < maxima.size(); ++j) {
+        const std::uint8_t* block = columns.data() + j * block_px;
+        maxima[j] = *std::max_element(block, block + block_px);
+    }
+}
+
 void one_image(const std::uint8_t* image, int rows, int cols, const SignificanceParams& p, float* out) {
     const int cr = rows / p.cell_px, cc = cols / p.cell_px;
     const int br = rows / p.block_px, bc = cols / p.block_px;
     std::vector<std::array<std::int32_t, kLevels>> histograms(static_cast<std::size_t>(cr) * cc);
-    for (auto& h : histograms) h.fill(0);
-    for (int r = 0; r < rows; ++r) {
-        const std::uint8_t* row = image + static_cast<std::int64_t>(r) * cols;
-        auto* cell_row = histograms.data() + static_cast<std::size_t>(r / p.cell_px) * cc;
-        for (int c = 0; c < cols; ++c) ++cell_row[c / p.cell_px][row[c]];
-    }
+    cell_histograms(image, rows, cols, p.cell_px, histograms);
     std::vector<float> level(histograms.size()), noise(histograms.size());
     for (std::size_t k = 0; k < histograms.size(); ++k) {
         histograms[k][kOverload] = 0;  // overloads are not measurements
@@ -67,17 +103,9 @@ void one_image(const std::uint8_t* image, int rows, int cols, const Significance
     std::vector<int> col_left(bc);
     std::vector<float> col_weight(bc);
     for (int j = 0; j < bc; ++j) interpolation(j, per, cc, col_left[j], col_weight[j]);
-    std::vector<std::uint8_t> maxima(bc);
+    std::vector<std::uint8_t> columns(cols), maxima(bc);
     for (int i = 0; i < br; ++i) {
-        std::fill(maxima.begin(), maxima.end(), 0);
-        for (int r = i * p.block_px; r < (i + 1) * p.block_px; ++r) {
-            const std::uint8_t* row = image + static_cast<std::int64_t>(r) * cols;
-            for (int c = 0; c < cols; ++c) {
-                const std::uint8_t v = row[c] == kOverload ? 0 : row[c];
-                std::uint8_t& m = maxima[c / p.block_px];
-                m = std::max(m, v);
-            }
-        }
+        block_maxima(image + static_cast<std::int64_t>(i) * p.block_px * cols, cols, p.block_px, columns, maxima);
         int top;
         float wr;
         interpolation(i, per, cr, top, wr);
