@@ -23,13 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-HIT_NAMES = ("weak", "good", "strong", "hit")
 HIT = np.array([False, False, True, True, True])
-
-
-def predicted_hits(proba, class_names):
-    names = [str(n) for n in class_names]
-    return np.array([names[i] in HIT_NAMES for i in np.argmax(proba, axis=1)])
 
 
 def scores(hit, truth):
@@ -40,6 +34,7 @@ def scores(hit, truth):
 def main(argv=None):
     from diffranet import load_model
     from diffranet.dataset.loader import load_arrays
+    from diffranet.inference import VerdictRule
     from diffranet.peaks import PeakFinderHitFinder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,10 +65,10 @@ def main(argv=None):
         row = {}
         for set_name, (X, y, kinds) in sets.items():
             proba = predict_proba(X)
-            hit = predicted_hits(proba, class_names)
+            labels, hit = VerdictRule().decide(proba, class_names)  # the verdicts `classify` gives
             row[set_name] = scores(hit, HIT[y])
             if len(class_names) == 5 and set_name in ("regimes", "paper"):
-                row[set_name]["five_class"] = round(float((np.argmax(proba, axis=1) == y).mean()), 4)
+                row[set_name]["five_class"] = round(float((labels == y).mean()), 4)
             if kinds is not None:
                 for kind in np.unique(kinds):
                     row[set_name][kind] = scores(hit[kinds == kind], HIT[y][kinds == kind])["hit_miss"]
