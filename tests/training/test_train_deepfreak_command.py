@@ -98,7 +98,8 @@ def test_evaluate_reads_the_model(trained, quick_data, tmp_path):
     metrics = json.loads((report / "metrics.json").read_text())
     assert (report / "index.html").is_file()
     X_test, y_test = load_split(quick_data, "test")
-    predicted = load_model(trained).estimator.predict(X_test)
+    model = load_model(trained)
+    predicted, _ = model.rule.decide(model.predict_proba(X_test), model.class_names)  # the verdicts of classify
     assert metrics["n_images"] == 16
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y_test))
     assert np.asarray(metrics["confusion_matrix"]).sum() == 16
