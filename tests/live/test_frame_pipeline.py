@@ -11,7 +11,8 @@ from diffranet.classes import CLASS_NAMES, is_hit_name
 from diffranet.inference import VerdictRule
 from diffranet.live.files import feed_frames
 from diffranet.live.frames import Frame
-from diffranet.live.pipeline import FramePipeline, InFlight, LimitedLog
+from diffranet.live.frames import LimitedLog
+from diffranet.live.pipeline import FramePipeline, InFlight
 from diffranet.live.processing import FrameClassifier
 from live.harness import frames_with_spots
 

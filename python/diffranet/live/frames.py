@@ -16,7 +16,8 @@ Tags come from untrusted messages: :func:`json_safe` turns any value into
 one that ``json.dumps(..., allow_nan=False)`` writes (non-finite numbers,
 integers beyond 64 bits, bytes and unknown objects become ``None``, dates
 ISO strings), and :func:`describe_value` shows a value in an error message
-without ever failing or growing without bound.
+without ever failing or growing without bound. :class:`LimitedLog` keeps the
+warnings about such messages to a few lines however many arrive.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import datetime
 import json
 import math
 import numbers
+import threading
 import time
 import uuid
 
 import numpy as np
 
 __all__ = ["Frame", "MalformedMessage", "SeriesEnd", "dropped_record", "error_record",
-           "json_safe", "json_line", "safe_tags", "describe_value", "describe_exception"]
+           "json_safe", "json_line", "safe_tags", "describe_value", "describe_exception", "LimitedLog"]
 
 #: Integers in records stay within 64 bits (signed or unsigned): JSON readers lose anything larger.
 _INT_RANGE = (-2**63, 2**64)
@@ -209,3 +211,51 @@ def describe_exception(exc):
     if isinstance(exc, ValueError):  # the package's own refusals (MalformedMessage, CompressionError) read as sentences
         return text
     return f"{type(exc).__name__}: {text}"
+
+
+class LimitedLog:
+    """Warnings of one kind, at most ``per_interval`` lines every ``interval_s`` seconds (thread-safe).
+
+    Every refused frame already has its error record; the log is for people.
+    A sender of nothing but bad messages must not turn each one into a line
+    (thousands a second, the service's time spent writing them): past the
+    limit, warnings are counted, and the count is logged when the interval
+    ends (at the next warning of the kind, or at :meth:`flush`).
+
+    Parameters
+    ----------
+    logger : logging.Logger
+    per_interval : int, default 10
+    interval_s : float, default 10.0
+    clock : callable, default time.monotonic
+    """
+
+    def __init__(self, logger, per_interval=10, interval_s=10.0, clock=time.monotonic):
+        self.logger, self.per_interval, self.interval_s, self.clock = logger, per_interval, interval_s, clock
+        self._kinds = {}  # kind -> [interval start, lines logged, lines held back]
+        self._lock = threading.Lock()
+
+    def warning(self, kind, message, *args):
+        """Log ``message % args`` unless ``kind`` has had its lines this interval."""
+        now = self.clock()
+        with self._lock:
+            state = self._kinds.setdefault(kind, [now, 0, 0])
+            if now - state[0] >= self.interval_s:
+                self._report(kind, state)
+                state[:] = [now, 0, 0]
+            show = state[1] < self.per_interval
+            state[1 if show else 2] += 1
+        if show:
+            self.logger.warning(message, *args)
+
+    def flush(self):
+        """Log the counts held back so far."""
+        with self._lock:
+            for kind, state in self._kinds.items():
+                self._report(kind, state)
+                state[2] = 0
+
+    def _report(self, kind, state):
+        if state[2]:
+            self.logger.warning("%d more %s warnings in %.0f s not shown", state[2], kind,
+                                max(self.clock() - state[0], 0.0))

@@ -32,63 +32,15 @@ import zmq
 from .._validation import check_choice, check_int
 from ..inference import VerdictRule, load_model
 from ..inference.preprocess import INPUT_KINDS
-from .frames import describe_exception, dropped_record, error_record
+from .frames import LimitedLog, describe_exception, dropped_record, error_record
 from .parallel import OrderedMerger, ProcessBackend, ThreadBackend
 from .processing import FrameClassifier
 from .sinks import FRAME_KEY, RECEIVED_KEY
 from .spots import PEAK_SOURCES
 
-__all__ = ["FramePipeline", "InFlight", "LimitedLog"]
+__all__ = ["FramePipeline", "InFlight"]
 
 log = logging.getLogger("diffranet.live")
-
-
-class LimitedLog:
-    """Warnings of one kind, at most ``per_interval`` lines every ``interval_s`` seconds (thread-safe).
-
-    Every refused frame already has its error record; the log is for people.
-    A sender of nothing but bad messages must not turn each one into a line
-    (thousands a second, the service's time spent writing them): past the
-    limit, warnings are counted, and the count is logged when the interval
-    ends (at the next warning of the kind, or at :meth:`flush`).
-
-    Parameters
-    ----------
-    logger : logging.Logger
-    per_interval : int, default 10
-    interval_s : float, default 10.0
-    clock : callable, default time.monotonic
-    """
-
-    def __init__(self, logger, per_interval=10, interval_s=10.0, clock=time.monotonic):
-        self.logger, self.per_interval, self.interval_s, self.clock = logger, per_interval, interval_s, clock
-        self._kinds = {}  # kind -> [interval start, lines logged, lines held back]
-        self._lock = threading.Lock()
-
-    def warning(self, kind, message, *args):
-        """Log ``message % args`` unless ``kind`` has had its lines this interval."""
-        now = self.clock()
-        with self._lock:
-            state = self._kinds.setdefault(kind, [now, 0, 0])
-            if now - state[0] >= self.interval_s:
-                self._report(kind, state)
-                state[:] = [now, 0, 0]
-            show = state[1] < self.per_interval
-            state[1 if show else 2] += 1
-        if show:
-            self.logger.warning(message, *args)
-
-    def flush(self):
-        """Log the counts held back so far."""
-        with self._lock:
-            for kind, state in self._kinds.items():
-                self._report(kind, state)
-                state[2] = 0
-
-    def _report(self, kind, state):
-        if state[2]:
-            self.logger.warning("%d more %s warnings in %.0f s not shown", state[2], kind,
-                                max(self.clock() - state[0], 0.0))
 
 
 class InFlight:

@@ -52,7 +52,7 @@ import zmq
 
 from .._validation import check_nonnegative, check_positive
 from ..detectors import FrameGeometry
-from .frames import Frame, describe_exception, safe_tags
+from .frames import Frame, LimitedLog, describe_exception, safe_tags
 from .limits import StreamLimits, frame_bytes
 
 __all__ = ["SeriesInfo", "SeriesSharing", "HeldFrame", "encode_series", "decode_series", "series_key",
@@ -253,6 +253,7 @@ class SeriesSharing:
         self.republish_s = check_positive("republish_s", republish_s)
         self._held = {}  # sequence number -> HeldFrame, in arrival order
         self._given_up = {}  # series_id -> None: series whose info did not come in time (an ordered set)
+        self._log = LimitedLog(log)  # a flood of bad series info must not become a flood of log lines
         self._own = None  # the parts of the latest announcement
         self._next_announcement = math.inf
         self.publisher = self.subscriber = None
@@ -279,7 +280,8 @@ class SeriesSharing:
         return len(self._held)
 
     def close(self):
-        """Close the sockets."""
+        """Close the sockets (and log the warnings held back)."""
+        self._log.flush()
         for sock in (self.publisher, self.subscriber):
             if sock is not None:
                 sock.close(linger=0)
@@ -329,7 +331,7 @@ class SeriesSharing:
             try:
                 self.decoder.adopt(decode_series(parts, self.decoder.limits))
             except Exception as exc:  # anything a hostile message provokes: that message only
-                log.warning("series info message ignored: %s", describe_exception(exc))
+                self._log.warning("series info ignored", "series info message ignored: %s", describe_exception(exc))
                 if self.on_error is not None:
                     self.on_error(exc)
 
