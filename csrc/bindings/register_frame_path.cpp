@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -147,9 +148,17 @@ class FrameMap {
         rules.mask = mask ? mask->data() : nullptr;
         rules.has_saturation = !saturation.is_none();
         if (rules.has_saturation) rules.saturation = checked::finite(saturation.cast<double>(), "saturation");
-        const std::shared_ptr<const std::vector<std::uint8_t>> wanted = blocks_read(block_elements);
-        if (!by_source_) by_source_ = std::make_shared<const diffranet::SourceOrder>(diffranet::source_order(map_));
-        const std::shared_ptr<const diffranet::SourceOrder> by_source = by_source_;
+        std::shared_ptr<const std::vector<std::uint8_t>> wanted;
+        std::shared_ptr<const diffranet::SourceOrder> by_source;
+        {
+            // Built on the first frame of a geometry (sorting the map takes a few hundred ms): the
+            // receiving and publishing threads must not wait for it, so without the GIL, one builder at a time.
+            py::gil_scoped_release release;
+            const std::lock_guard<std::mutex> lock(lazy_);
+            wanted = blocks_read(block_elements);
+            if (!by_source_) by_source_ = std::make_shared<const diffranet::SourceOrder>(diffranet::source_order(map_));
+            by_source = by_source_;
+        }
         diffranet::Lz4Result result;
         std::int64_t nan = 0;
         const auto run = [&](auto typed) {
@@ -228,6 +237,7 @@ class FrameMap {
     std::vector<double> weight_table_;
     std::shared_ptr<const std::vector<std::uint8_t>> wanted_;
     std::shared_ptr<const diffranet::SourceOrder> by_source_;  // built on the first bslz4 frame
+    std::mutex lazy_;  // guards wanted_ and by_source_, built without the GIL
     std::int64_t wanted_block_elements_ = 0;
 };
 
