@@ -37,15 +37,29 @@ struct Validity {
                                                  : static_cast<Compare>(rules.saturation);
     }
 
+    // Without branches: in photon-converted frames (JUNGFRAU) the read-out noise makes about one
+    // pixel in five negative, at random, which no branch predictor follows.
     bool operator()(T v) const {
+        bool carries = true;
         if constexpr (std::is_floating_point_v<T>) {
-            if (!(v >= 0) || std::isinf(v)) return false;  // negative, NaN, infinite
+            carries = (v >= 0) & (v != std::numeric_limits<T>::infinity());  // not negative, NaN or infinite
         } else if constexpr (std::is_signed_v<T>) {
-            if (v < 0) return false;
+            carries = v >= 0;
         }
-        return !(has_saturation && static_cast<Compare>(v) >= saturation);
+        return carries & !(has_saturation & (static_cast<Compare>(v) >= saturation));
     }
 };
+
+// x when keep, +0.0 otherwise, as a bit mask rather than a branch. Adding +0.0 to a sum of
+// non-negative terms leaves it unchanged, so a pixel skipped this way adds nothing, as in the
+// Python path (whose ignored pixels hold 0).
+inline double kept(double x, bool keep) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits &= -static_cast<std::uint64_t>(keep);
+    std::memcpy(&x, &bits, sizeof bits);
+    return x;
+}
 
 enum class Weights { uniform, indexed, general };
 
@@ -62,11 +76,12 @@ void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, d
         for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
             const std::int32_t s = map.sources[j];
             const T v = frame[s];
-            if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
-            const double w = Kind == Weights::uniform   ? map.weight
-                             : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
-                                                        : map.weights[j];
-            sum += w * static_cast<double>(v);
+            const bool keep = (mask == nullptr || !mask[s]) & valid(v);
+            const double w = kept(Kind == Weights::uniform   ? map.weight
+                                  : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
+                                                             : map.weights[j],
+                                  keep);
+            sum += w * kept(static_cast<double>(v), keep);
             area += w;
         }
         sums[t] = sum;
