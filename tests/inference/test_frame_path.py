@@ -366,3 +366,18 @@ def test_the_image_does_not_depend_on_the_thread_count(name, dtype):
         assert np.array_equal(preprocess(frame, mask, geometry, saturation=2000, n_threads=n_threads), expected)
     with pytest.raises(ValueError, match="n_threads"):
         preprocess(frame, mask, geometry, n_threads=0)
+
+
+@pytest.mark.parametrize("values", ["constant", "two levels", "mostly zero", "noise"])
+def test_background_medians_of_cells_full_of_ties(values):
+    """Each cell's median is selected, not sorted: cells whose densities are all equal, of two values or mostly 0
+    (sparse frames) give the Python path's medians, whatever the thread count."""
+    shape, geometry = GEOMETRIES["pilatus-like, beam near the centre"]
+    rng = np.random.default_rng(5)
+    frame = {"constant": np.full(shape, 3.0), "two levels": rng.choice([1.0, 4.0], shape),
+             "mostly zero": (rng.random(shape) < 0.05).astype(np.float64),
+             "noise": rng.normal(1.0, 0.5, shape)}[values].astype(np.float32)
+    mask = _gaps(shape)
+    expected = _python_route(frame, mask, geometry)
+    for n_threads in (1, 2, 5):
+        assert np.array_equal(preprocess(frame, mask, geometry, n_threads=n_threads), expected)
