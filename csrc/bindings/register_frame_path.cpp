@@ -99,6 +99,11 @@ class FrameMap {
         map_.weight = weights_.shape(0) ? w[0] : 0.0;
         map_.n_targets = n_targets;
         map_.n_sources = n_sources;
+        read_ = diffranet::read_pixels(map_);
+        map_.run_first = read_.first.data();
+        map_.run_offset = read_.offset.data();
+        map_.n_runs = static_cast<std::int64_t>(read_.first.size());
+        map_.read_place = read_.place.data();
         plan_.expected = expected_.data();
         plan_.cells = c;
         plan_.order = o;
@@ -225,6 +230,7 @@ class FrameMap {
     py::array_t<std::int64_t, py::array::c_style> cell_starts_;
     diffranet::PixelMap map_;
     diffranet::CompletionPlan plan_;
+    diffranet::ReadPixels read_;
     std::vector<std::uint8_t> weight_index_;
     std::vector<double> weight_table_;
     std::shared_ptr<const std::vector<std::uint8_t>> wanted_;

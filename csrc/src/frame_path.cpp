@@ -50,9 +50,7 @@ struct Validity {
     }
 };
 
-// x when keep, +0.0 otherwise, as a bit mask rather than a branch. Adding +0.0 to a sum of
-// non-negative terms leaves it unchanged, so a pixel skipped this way adds nothing, as in the
-// Python path (whose ignored pixels hold 0).
+// x when keep, +0.0 otherwise, as a bit mask rather than a branch.
 inline double kept(double x, bool keep) {
     std::uint64_t bits;
     std::memcpy(&bits, &x, sizeof bits);
@@ -61,35 +59,113 @@ inline double kept(double x, bool keep) {
     return x;
 }
 
+// x when keep, -0.0 otherwise: the mark of a pixel to ignore in the buffer of checked pixels.
+// Pixels that carry photons hold values >= +0.0 there (x + 0 turns a -0.0 into +0.0).
+template <typename C>
+C marked(C x, bool keep) {
+    using U = std::conditional_t<sizeof(C) == 4, std::uint32_t, std::uint64_t>;
+    constexpr U sign = U{1} << (8 * sizeof(C) - 1);
+    U bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    const U m = -static_cast<U>(keep);
+    bits = (bits & m) | (sign & ~m);
+    std::memcpy(&x, &bits, sizeof bits);
+    return x;
+}
+
+// The type of the checked pixels: float when it holds every value of T exactly, else double.
+template <typename T>
+using Checked = std::conditional_t<std::is_same_v<T, float> || (std::is_integral_v<T> && sizeof(T) <= 2), float,
+                                   double>;
+
 enum class Weights { uniform, indexed, general };
 
+// Each pixel read is checked once (a pixel feeds one to four entries) into `checked`, with the
+// branch-free comparisons vectorised along the runs; the rows then read one value per entry.
 // Uniform: every weight is map.weight (maps without subpixels), not read per entry; indexed:
 // looked up in map.weight_table (the same values).
 template <typename T, Weights Kind>
 void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                  int n_threads) {
+    using C = Checked<T>;
+    thread_local std::vector<C> buffer;
+    buffer.resize(static_cast<std::size_t>(map.run_offset[map.n_runs]));
+    C* checked = buffer.data();
     const Validity<T> valid(rules);
     const std::uint8_t* mask = rules.mask;
-#pragma omp parallel for schedule(static, 1024) num_threads(resolve_threads(n_threads))
-    for (std::int64_t t = 0; t < map.n_targets; ++t) {
-        double sum = 0.0, area = 0.0;
-        for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
-            const std::int32_t s = map.sources[j];
-            const T v = frame[s];
-            const bool keep = (mask == nullptr || !mask[s]) & valid(v);
-            const double w = kept(Kind == Weights::uniform   ? map.weight
-                                  : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
-                                                             : map.weights[j],
-                                  keep);
-            sum += w * kept(static_cast<double>(v), keep);
-            area += w;
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+#pragma omp for schedule(static)
+        for (std::int64_t r = 0; r < map.n_runs; ++r) {
+            const T* in = frame + map.run_first[r];
+            C* out = checked + map.run_offset[r];
+            const std::int64_t n = map.run_offset[r + 1] - map.run_offset[r];
+            if (mask == nullptr) {
+                for (std::int64_t i = 0; i < n; ++i) out[i] = marked(static_cast<C>(in[i]) + C(0), valid(in[i]));
+            } else {
+                const std::uint8_t* ignore = mask + map.run_first[r];
+                for (std::int64_t i = 0; i < n; ++i)
+                    out[i] = marked(static_cast<C>(in[i]) + C(0), (ignore[i] == 0) & valid(in[i]));
+            }
         }
-        sums[t] = sum;
-        covered[t] = area;
+#pragma omp for schedule(static, 1024)
+        for (std::int64_t t = 0; t < map.n_targets; ++t) {
+            double sum = 0.0, area = 0.0;
+            for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
+                const C x = checked[map.read_place[j]];
+                // a pixel to ignore adds +0.0 * -0.0 and +0.0, which change no sum of values >= +0.0:
+                // the Python path's sums, whose ignored pixels hold 0
+                const double w = kept(Kind == Weights::uniform   ? map.weight
+                                      : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
+                                                                 : map.weights[j],
+                                      !std::signbit(x));
+                sum += w * static_cast<double>(x);
+                area += w;
+            }
+            sums[t] = sum;
+            covered[t] = area;
+        }
     }
 }
 
 }  // namespace
+
+ReadPixels read_pixels(const PixelMap& map) {
+    constexpr std::int64_t kLongestRun = 4096;  // runs are shared among the threads
+    const std::int64_t n_words = (map.n_sources + 63) / 64;
+    std::vector<std::uint64_t> used(static_cast<std::size_t>(n_words), 0);
+    const std::int64_t n_entries = map.starts[map.n_targets];
+    for (std::int64_t j = 0; j < n_entries; ++j) used[map.sources[j] >> 6] |= std::uint64_t{1} << (map.sources[j] & 63);
+    std::vector<std::int64_t> before(static_cast<std::size_t>(n_words));  // pixels read before each word
+    std::int64_t total = 0;
+    for (std::int64_t w = 0; w < n_words; ++w) {
+        before[w] = total;
+        total += __builtin_popcountll(used[w]);
+    }
+    ReadPixels read;
+    read.place.resize(static_cast<std::size_t>(n_entries));
+    for (std::int64_t j = 0; j < n_entries; ++j) {
+        const std::int32_t s = map.sources[j];
+        const std::uint64_t below = (std::uint64_t{1} << (s & 63)) - 1;
+        read.place[j] = static_cast<std::int32_t>(before[s >> 6] + __builtin_popcountll(used[s >> 6] & below));
+    }
+    std::int64_t place = 0, length = 0;
+    for (std::int64_t s = 0; s < map.n_sources; ++s) {
+        if (!(used[s >> 6] >> (s & 63) & 1)) {
+            length = 0;
+            continue;
+        }
+        if (length == 0 || length == kLongestRun) {
+            read.first.push_back(s);
+            read.offset.push_back(place);
+            length = 0;
+        }
+        ++length;
+        ++place;
+    }
+    read.offset.push_back(place);
+    return read;
+}
 
 bool index_weights(const double* weights, std::int64_t n, std::vector<std::uint8_t>& index,
                    std::vector<double>& table) {
