@@ -214,6 +214,7 @@ struct Scratch {
     std::vector<std::uint8_t> state, cell_wanted, ring_wanted, ring_done;
     std::vector<double> density, values, cell_median, ring_median;
     std::vector<std::int32_t> cell_good;
+    std::vector<float> value;  // counts + ADC offset of each training pixel
 };
 
 // Bits of a training pixel's state: covered below min_coverage (background only), not fully
@@ -417,24 +418,32 @@ std::int64_t complete_to_8bit(const double* sums, const double* covered, const C
     Background background(plan, s, low, high);
     if (complete && !all_masked) background.medians(threads);
     std::int64_t nan = 0;
-#pragma omp parallel for schedule(static, 4096) num_threads(threads) reduction(+ : nan)
-    for (std::int64_t p = 0; p < n; ++p) {
-        double counts = sums[p];
-        const std::uint8_t state = s.state[p];
-        if (complete && (state & kNeed)) {
-            const double bg = all_masked ? 0.0 : background.at(plan.cells[p]);
-            const double area = plan.expected[p];
-            counts = (state & kMasked) ? area * bg : sums[p] + (area - covered[p]) * bg;
+    s.value.resize(n);
+    float* values = s.value.data();
+#pragma omp parallel num_threads(threads) reduction(+ : nan)
+    {
+#pragma omp for schedule(static, 4096)
+        for (std::int64_t p = 0; p < n; ++p) {
+            double counts = sums[p];
+            const std::uint8_t state = s.state[p];
+            if (complete && (state & kNeed)) {
+                const double bg = all_masked ? 0.0 : background.at(plan.cells[p]);
+                const double area = plan.expected[p];
+                counts = (state & kMasked) ? area * bg : sums[p] + (area - covered[p]) * bg;
+            }
+            counts = counts < 0.0 ? 0.0 : counts;  // np.maximum(counts, 0.0); NaN stays NaN
+            values[p] = static_cast<float>(counts) + adc_offset;
         }
-        counts = counts < 0.0 ? 0.0 : counts;  // np.maximum(counts, 0.0); NaN stays NaN
-        const float value = static_cast<float>(counts) + adc_offset;
-        if (std::isnan(value)) {
-            ++nan;
-            out[p] = 0;
-            continue;
+        // The square root, vectorised: 2^23 added and taken away rounds a float in [0, 2^22) half to even,
+        // as np.rint (the default rounding mode). A NaN pixel gets 0 (and is counted).
+        constexpr float kRound = 8388608.0f;
+#pragma omp for schedule(static, 4096)
+        for (std::int64_t p = 0; p < n; ++p) {
+            const float value = values[p];
+            nan += value != value;
+            const float root = std::sqrt(value >= 0.0f ? std::min(value, 65025.0f) : 0.0f);
+            out[p] = static_cast<std::uint8_t>(static_cast<std::int32_t>((root + kRound) - kRound));
         }
-        // round half to even, as np.rint (the default rounding mode)
-        out[p] = static_cast<std::uint8_t>(std::lrint(std::sqrt(std::min(std::max(value, 0.0f), 65025.0f))));
     }
     return nan;
 }
