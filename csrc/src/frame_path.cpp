@@ -9,6 +9,7 @@
 #include "diffranet/frame_path.hpp"
 
 #include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -140,14 +141,14 @@ ReadPixels read_pixels(const PixelMap& map) {
     std::int64_t total = 0;
     for (std::int64_t w = 0; w < n_words; ++w) {
         before[w] = total;
-        total += __builtin_popcountll(used[w]);
+        total += static_cast<std::int64_t>(std::bitset<64>(used[w]).count());
     }
     ReadPixels read;
     read.place.resize(static_cast<std::size_t>(n_entries));
     for (std::int64_t j = 0; j < n_entries; ++j) {
         const std::int32_t s = map.sources[j];
         const std::uint64_t below = (std::uint64_t{1} << (s & 63)) - 1;
-        read.place[j] = static_cast<std::int32_t>(before[s >> 6] + __builtin_popcountll(used[s >> 6] & below));
+        read.place[j] = static_cast<std::int32_t>(before[s >> 6] + std::bitset<64>(used[s >> 6] & below).count());
     }
     std::int64_t place = 0, length = 0;
     for (std::int64_t s = 0; s < map.n_sources; ++s) {
