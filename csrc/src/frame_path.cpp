@@ -81,7 +81,7 @@ using Checked = std::conditional_t<std::is_same_v<T, float> || (std::is_integral
 
 enum class Weights { uniform, indexed, general };
 
-// Each pixel read is checked once (a pixel feeds one to four entries) into `checked`, with the
+// Each pixel read is checked once (with sub-pixels it feeds several entries) into `checked`, with the
 // branch-free comparisons vectorised along the runs; the rows then read one value per entry.
 // Uniform: every weight is map.weight (maps without subpixels), not read per entry; indexed:
 // looked up in map.weight_table (the same values).
