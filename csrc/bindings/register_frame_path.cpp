@@ -1,5 +1,5 @@
-// Python binding of the compiled frame path and of framed LZ4 decoding:
-// argument checks (checked.hpp) and dtype dispatch only.
+// Python binding of the compiled frame path, of the frames' finite check and of framed LZ4
+// decoding: argument checks (checked.hpp) and dtype dispatch only.
 // diffranet.inference.frame_path builds the maps; diffranet.live.compression
 // parses the Stream V2 framing.
 #include <pybind11/numpy.h>
@@ -14,6 +14,7 @@
 
 #include "checked.hpp"
 #include "diffranet/bitshuffle.hpp"
+#include "diffranet/finite.hpp"
 #include "diffranet/frame_path.hpp"
 #include "diffranet/lz4_frames.hpp"
 
@@ -99,6 +100,11 @@ class FrameMap {
         map_.weight = weights_.shape(0) ? w[0] : 0.0;
         map_.n_targets = n_targets;
         map_.n_sources = n_sources;
+        read_ = diffranet::read_pixels(map_);
+        map_.run_first = read_.first.data();
+        map_.run_offset = read_.offset.data();
+        map_.n_runs = static_cast<std::int64_t>(read_.first.size());
+        map_.read_place = read_.place.data();
         plan_.expected = expected_.data();
         plan_.cells = c;
         plan_.order = o;
@@ -233,6 +239,7 @@ class FrameMap {
     py::array_t<std::int64_t, py::array::c_style> cell_starts_;
     diffranet::PixelMap map_;
     diffranet::CompletionPlan plan_;
+    diffranet::ReadPixels read_;
     std::vector<std::uint8_t> weight_index_;
     std::vector<double> weight_table_;
     std::shared_ptr<const std::vector<std::uint8_t>> wanted_;
@@ -282,6 +289,26 @@ void decode_bslz4(const py::buffer& payload, std::int64_t offset, std::int64_t n
     if (!result.ok) checked::fail(result.error);
 }
 
+std::int64_t count_nonfinite(const py::object& frame, const py::object& mask_obj, int n_threads) {
+    if (!py::isinstance<py::array>(frame))
+        checked::fail("frame must be a numpy array, got " +
+                      py::str(py::type::handle_of(frame).attr("__name__")).cast<std::string>());
+    const auto a = py::reinterpret_borrow<py::array>(frame);
+    if (a.ndim() != 2) checked::fail("frame must have 2 dimensions, got shape " + checked::describe_shape(a));
+    const int threads = checked::threads(n_threads);
+    const auto mask = checked::optional_array<std::uint8_t>(mask_obj, "mask", {a.shape(0), a.shape(1)});
+    const std::uint8_t* m = mask ? mask->data() : nullptr;
+    const auto run = [&](auto typed) {
+        using T = decltype(typed);
+        const auto pixels = checked::array<T>(frame, "frame", {a.shape(0), a.shape(1)});
+        py::gil_scoped_release release;
+        return diffranet::count_nonfinite(pixels.data(), m, pixels.size(), threads);
+    };
+    if (a.dtype().equal(py::dtype::of<float>())) return run(float{});
+    if (a.dtype().equal(py::dtype::of<double>())) return run(double{});
+    checked::fail("frame must hold float32 or float64 (native byte order), got " + py::str(a.dtype()).cast<std::string>());
+}
+
 }  // namespace
 
 void register_frame_path(py::module_& m) {
@@ -304,6 +331,9 @@ void register_frame_path(py::module_& m) {
              py::arg("n_threads"),
              "to_8bit of a frame still bslz4-compressed (payload[offset:] past the 12-byte header): only the blocks "
              "the map reads are expanded.");
+    m.def("count_nonfinite", &count_nonfinite, py::arg("frame"), py::arg("mask"), py::arg("n_threads"),
+          "How many pixels of a float32 / float64 frame (2-D, C-contiguous) are NaN or infinite where mask "
+          "(uint8, the frame's shape, or None) is 0.");
     m.def("decode_bslz4", &decode_bslz4, py::arg("payload"), py::arg("offset"), py::arg("n_elements"),
           py::arg("elem_size"), py::arg("block_elements"), py::arg("out"), py::arg("n_threads"),
           "Expand n_elements bit-shuffled elements of elem_size bytes in framed LZ4 blocks of block_elements "

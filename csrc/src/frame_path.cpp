@@ -9,6 +9,7 @@
 #include "diffranet/frame_path.hpp"
 
 #include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -37,44 +38,135 @@ struct Validity {
                                                  : static_cast<Compare>(rules.saturation);
     }
 
+    // Without branches: in photon-converted frames (JUNGFRAU) the read-out noise makes about one
+    // pixel in five negative, at random, which no branch predictor follows.
     bool operator()(T v) const {
+        bool carries = true;
         if constexpr (std::is_floating_point_v<T>) {
-            if (!(v >= 0) || std::isinf(v)) return false;  // negative, NaN, infinite
+            carries = (v >= 0) & (v != std::numeric_limits<T>::infinity());  // not negative, NaN or infinite
         } else if constexpr (std::is_signed_v<T>) {
-            if (v < 0) return false;
+            carries = v >= 0;
         }
-        return !(has_saturation && static_cast<Compare>(v) >= saturation);
+        return carries & !(has_saturation & (static_cast<Compare>(v) >= saturation));
     }
 };
 
+// x when keep, +0.0 otherwise, as a bit mask rather than a branch.
+inline double kept(double x, bool keep) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits &= -static_cast<std::uint64_t>(keep);
+    std::memcpy(&x, &bits, sizeof bits);
+    return x;
+}
+
+// x when keep, -0.0 otherwise: the mark of a pixel to ignore in the buffer of checked pixels.
+// Pixels that carry photons hold values >= +0.0 there (x + 0 turns a -0.0 into +0.0).
+template <typename C>
+C marked(C x, bool keep) {
+    using U = std::conditional_t<sizeof(C) == 4, std::uint32_t, std::uint64_t>;
+    constexpr U sign = U{1} << (8 * sizeof(C) - 1);
+    U bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    const U m = -static_cast<U>(keep);
+    bits = (bits & m) | (sign & ~m);
+    std::memcpy(&x, &bits, sizeof bits);
+    return x;
+}
+
+// The type of the checked pixels: float when it holds every value of T exactly, else double.
+template <typename T>
+using Checked = std::conditional_t<std::is_same_v<T, float> || (std::is_integral_v<T> && sizeof(T) <= 2), float,
+                                   double>;
+
 enum class Weights { uniform, indexed, general };
 
+// Each pixel read is checked once (with sub-pixels it feeds several entries) into `checked`, with the
+// branch-free comparisons vectorised along the runs; the rows then read one value per entry.
 // Uniform: every weight is map.weight (maps without subpixels), not read per entry; indexed:
 // looked up in map.weight_table (the same values).
 template <typename T, Weights Kind>
 void gather_rows(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                  int n_threads) {
+    using C = Checked<T>;
+    thread_local std::vector<C> buffer;
+    buffer.resize(static_cast<std::size_t>(map.run_offset[map.n_runs]));
+    C* checked = buffer.data();
     const Validity<T> valid(rules);
     const std::uint8_t* mask = rules.mask;
-#pragma omp parallel for schedule(static, 1024) num_threads(resolve_threads(n_threads))
-    for (std::int64_t t = 0; t < map.n_targets; ++t) {
-        double sum = 0.0, area = 0.0;
-        for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
-            const std::int32_t s = map.sources[j];
-            const T v = frame[s];
-            if ((mask != nullptr && mask[s]) || !valid(v)) continue;  // adds 0 in the Python path: no change
-            const double w = Kind == Weights::uniform   ? map.weight
-                             : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
-                                                        : map.weights[j];
-            sum += w * static_cast<double>(v);
-            area += w;
+#pragma omp parallel num_threads(resolve_threads(n_threads))
+    {
+#pragma omp for schedule(static)
+        for (std::int64_t r = 0; r < map.n_runs; ++r) {
+            const T* in = frame + map.run_first[r];
+            C* out = checked + map.run_offset[r];
+            const std::int64_t n = map.run_offset[r + 1] - map.run_offset[r];
+            if (mask == nullptr) {
+                for (std::int64_t i = 0; i < n; ++i) out[i] = marked(static_cast<C>(in[i]) + C(0), valid(in[i]));
+            } else {
+                const std::uint8_t* ignore = mask + map.run_first[r];
+                for (std::int64_t i = 0; i < n; ++i)
+                    out[i] = marked(static_cast<C>(in[i]) + C(0), (ignore[i] == 0) & valid(in[i]));
+            }
         }
-        sums[t] = sum;
-        covered[t] = area;
+#pragma omp for schedule(static, 1024)
+        for (std::int64_t t = 0; t < map.n_targets; ++t) {
+            double sum = 0.0, area = 0.0;
+            for (std::int64_t j = map.starts[t]; j < map.starts[t + 1]; ++j) {
+                const C x = checked[map.read_place[j]];
+                // a pixel to ignore adds +0.0 * -0.0 and +0.0, which change no sum of values >= +0.0:
+                // the Python path's sums, whose ignored pixels hold 0
+                const double w = kept(Kind == Weights::uniform   ? map.weight
+                                      : Kind == Weights::indexed ? map.weight_table[map.weight_index[j]]
+                                                                 : map.weights[j],
+                                      !std::signbit(x));
+                sum += w * static_cast<double>(x);
+                area += w;
+            }
+            sums[t] = sum;
+            covered[t] = area;
+        }
     }
 }
 
 }  // namespace
+
+ReadPixels read_pixels(const PixelMap& map) {
+    constexpr std::int64_t kLongestRun = 4096;  // runs are shared among the threads
+    const std::int64_t n_words = (map.n_sources + 63) / 64;
+    std::vector<std::uint64_t> used(static_cast<std::size_t>(n_words), 0);
+    const std::int64_t n_entries = map.starts[map.n_targets];
+    for (std::int64_t j = 0; j < n_entries; ++j) used[map.sources[j] >> 6] |= std::uint64_t{1} << (map.sources[j] & 63);
+    std::vector<std::int64_t> before(static_cast<std::size_t>(n_words));  // pixels read before each word
+    std::int64_t total = 0;
+    for (std::int64_t w = 0; w < n_words; ++w) {
+        before[w] = total;
+        total += static_cast<std::int64_t>(std::bitset<64>(used[w]).count());
+    }
+    ReadPixels read;
+    read.place.resize(static_cast<std::size_t>(n_entries));
+    for (std::int64_t j = 0; j < n_entries; ++j) {
+        const std::int32_t s = map.sources[j];
+        const std::uint64_t below = (std::uint64_t{1} << (s & 63)) - 1;
+        read.place[j] = static_cast<std::int32_t>(before[s >> 6] + std::bitset<64>(used[s >> 6] & below).count());
+    }
+    std::int64_t place = 0, length = 0;
+    for (std::int64_t s = 0; s < map.n_sources; ++s) {
+        if (!(used[s >> 6] >> (s & 63) & 1)) {
+            length = 0;
+            continue;
+        }
+        if (length == 0 || length == kLongestRun) {
+            read.first.push_back(s);
+            read.offset.push_back(place);
+            length = 0;
+        }
+        ++length;
+        ++place;
+    }
+    read.offset.push_back(place);
+    return read;
+}
 
 bool index_weights(const double* weights, std::int64_t n, std::vector<std::uint8_t>& index,
                    std::vector<double>& table) {
@@ -120,16 +212,55 @@ namespace {
 
 // Per-thread scratch of complete_to_8bit, grown when needed and kept (no allocation per frame).
 struct Scratch {
-    std::vector<std::uint8_t> masked, need, cell_wanted, ring_wanted, ring_done;
-    std::vector<double> density, values, cell_median, ring_median, ring_values;
+    std::vector<std::uint8_t> state, cell_wanted, ring_wanted, ring_done;
+    std::vector<double> density, values, cell_median, ring_median;
     std::vector<std::int32_t> cell_good;
+    std::vector<float> value;  // counts + ADC offset of each training pixel
 };
+
+// Bits of a training pixel's state: covered below min_coverage (background only), not fully
+// covered (background added).
+constexpr std::uint8_t kMasked = 1, kNeed = 2;
 
 // numpy's median of a few values (mean of the two middle ones for an even count).
 double median_of(std::vector<double>& values) {
     std::sort(values.begin(), values.end());
     const std::size_t n = values.size(), h = n / 2;
     return n % 2 ? values[h] : (values[h - 1] + values[h]) / 2.0;
+}
+
+// The k-th smallest of v[0, n) (v reordered): the value std::nth_element finds. Its partitions
+// swap without branching on the values: densities are noise, on which nth_element's comparisons
+// are mispredicted half the time (most of its cost on a frame's few thousand cells).
+double kth_smallest(double* v, std::int64_t n, std::int64_t k) {
+    while (n > 16) {
+        const double a = v[0], b = v[n / 2], c = v[n - 1];
+        const double pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three, one of v
+        std::int64_t less = 0;  // v[0, less) < pivot
+        for (std::int64_t i = 0; i < n; ++i) {
+            const double x = v[i];
+            v[i] = v[less];
+            v[less] = x;
+            less += x < pivot;
+        }
+        if (k < less) {
+            n = less;
+            continue;
+        }
+        std::int64_t equal = less;  // v[less, equal) == pivot: not empty, so every round shrinks v
+        for (std::int64_t i = less; i < n; ++i) {
+            const double x = v[i];
+            v[i] = v[equal];
+            v[equal] = x;
+            equal += x <= pivot;
+        }
+        if (k < equal) return pivot;
+        v += equal;
+        n -= equal;
+        k -= equal;
+    }
+    std::sort(v, v + n);
+    return v[k];
 }
 
 // The local background of the training pixels (preprocess._background_at): per cell (ring
@@ -141,25 +272,33 @@ class Background {
     Background(const CompletionPlan& plan, Scratch& s, double low, double high)
         : plan_(plan), s_(s), low_(low), span_(high - low + 1.0) {}
 
-    // Cells are independent: their medians are taken in parallel, each thread with its own buffer.
+    // Cells are independent: their pixels are counted and their medians taken in parallel, each
+    // thread with its own buffer; the few rings to fill follow.
     void medians(int n_threads) {
         const int n_cells = plan_.n_rings * plan_.n_sectors;
         std::int64_t largest = 0;
         for (int c = 0; c < n_cells; ++c) largest = std::max(largest, plan_.cell_starts[c + 1] - plan_.cell_starts[c]);
         s_.values.resize(static_cast<std::size_t>(largest));
         s_.cell_median.assign(n_cells, std::numeric_limits<double>::quiet_NaN());
+        s_.cell_wanted.resize(n_cells);
+        s_.cell_good.resize(n_cells);
         s_.ring_wanted.assign(plan_.n_rings, 0);
         s_.ring_done.assign(plan_.n_rings, 0);
         s_.ring_median.assign(plan_.n_rings, std::numeric_limits<double>::quiet_NaN());
-        for (int c = 0; c < n_cells; ++c)
-            if (s_.cell_wanted[c] && !s_.cell_good[c]) s_.ring_wanted[c / plan_.n_sectors] = 1;
 #pragma omp parallel num_threads(resolve_threads(n_threads))
         {
             std::vector<double> values(static_cast<std::size_t>(largest));
 #pragma omp for schedule(dynamic, 64)
-            for (int c = 0; c < n_cells; ++c)
-                if (s_.cell_wanted[c] && s_.cell_good[c]) s_.cell_median[c] = median_of_cell(c, values.data());
+            for (int c = 0; c < n_cells; ++c) {
+                bool wanted = false;
+                const std::int64_t n = cell_densities(c, values.data(), wanted);
+                s_.cell_good[c] = static_cast<std::int32_t>(n);
+                s_.cell_wanted[c] = wanted;
+                if (wanted && n) s_.cell_median[c] = lower_median(c, values.data(), n);
+            }
         }
+        for (int c = 0; c < n_cells; ++c)
+            if (s_.cell_wanted[c] && !s_.cell_good[c]) s_.ring_wanted[c / plan_.n_sectors] = 1;
         for (int r = 0; r < plan_.n_rings; ++r)
             if (s_.ring_wanted[r]) fill_ring(r);
     }
@@ -195,19 +334,28 @@ class Background {
         }
     }
 
-    // The lower median of the cell's unmasked densities, as group_medians computes it:
-    // key = label * span + (value - low), median = key - label * span + low.
-    double median_of_cell(int c, double* v) const {  // v: room for the largest cell
+    // The unmasked densities of cell c, into v (room for the largest cell); their count. `wanted`:
+    // whether a pixel of the cell needs its background.
+    std::int64_t cell_densities(int c, double* v, bool& wanted) const {
         std::int64_t n = 0;
+        std::uint8_t any = 0;
         for (std::int64_t k = plan_.cell_starts[c]; k < plan_.cell_starts[c + 1]; ++k) {
             const std::int32_t p = plan_.order[k];
+            const std::uint8_t state = s_.state[p];
             v[n] = s_.density[p];
-            n += !s_.masked[p];
+            n += !(state & kMasked);
+            any |= state;
         }
-        double* middle = v + (n - 1) / 2;
-        std::nth_element(v, middle, v + n);
+        wanted = any & kNeed;
+        return n;
+    }
+
+    // The lower median of n densities of cell c (v reordered), as group_medians computes it:
+    // key = label * span + (value - low), median = key - label * span + low.
+    double lower_median(int c, double* v, std::int64_t n) const {
+        const double middle = kth_smallest(v, n, (n - 1) / 2);
         const double label = static_cast<double>(c);
-        const double key = label * span_ + (*middle - low_);
+        const double key = label * span_ + (middle - low_);
         return key - label * span_ + low_;
     }
 
@@ -222,7 +370,11 @@ class Background {
         std::vector<double> medians;  // a ring's sectors: a few values, rarely needed
         for (int c = r * plan_.n_sectors; c < (r + 1) * plan_.n_sectors; ++c) {
             if (!s_.cell_good[c]) continue;
-            if (std::isnan(s_.cell_median[c])) s_.cell_median[c] = median_of_cell(c, s_.values.data());
+            if (std::isnan(s_.cell_median[c])) {
+                bool wanted = false;
+                const std::int64_t n = cell_densities(c, s_.values.data(), wanted);
+                s_.cell_median[c] = lower_median(c, s_.values.data(), n);
+            }
             medians.push_back(s_.cell_median[c]);
         }
         s_.ring_done[r] = 1;
@@ -242,54 +394,57 @@ std::int64_t complete_to_8bit(const double* sums, const double* covered, const C
     thread_local Scratch scratch;
     Scratch& s = scratch;
     const std::int64_t n = plan.n;
-    const int n_cells = plan.n_rings * plan.n_sectors;
-    s.masked.resize(n);
-    s.need.resize(n);
+    const int threads = resolve_threads(n_threads);
+    s.state.resize(n);
     s.density.resize(n);
-    s.cell_wanted.assign(n_cells, 0);
-    s.cell_good.assign(n_cells, 0);
     bool any_masked = false, all_fed = true;
-    double low = std::numeric_limits<double>::infinity(), high = -low;
+    const double infinity = std::numeric_limits<double>::infinity();
+    double low = infinity, high = -infinity;  // min and max: exact in any order
+#pragma omp parallel for schedule(static, 4096) num_threads(threads) reduction(min : low) reduction(max : high) \
+    reduction(|| : any_masked) reduction(&& : all_fed)
     for (std::int64_t p = 0; p < n; ++p) {
         const double e = plan.expected[p], c = covered[p];
-        const bool m = (c < plan.min_coverage * e) || (c <= 0);
-        const bool need = m || c != e;
+        const bool m = (c < plan.min_coverage * e) | (c <= 0);
+        const bool need = m | (c != e);
         const double density = c > 0 ? sums[p] / c : 0.0;
-        const std::int32_t cell = plan.cells[p];
-        s.masked[p] = m;
-        s.need[p] = need;
+        s.state[p] = static_cast<std::uint8_t>(m * kMasked | need * kNeed);
         s.density[p] = density;
-        s.cell_wanted[cell] |= need;
-        s.cell_good[cell] += !m;
-        if (!m) {
-            low = std::min(low, density);
-            high = std::max(high, density);
-        }
-        any_masked |= m;
-        all_fed &= c >= e;
+        low = std::min(low, m ? infinity : density);
+        high = std::max(high, m ? -infinity : density);
+        any_masked = any_masked || m;
+        all_fed = all_fed && c >= e;
     }
     const bool complete = any_masked || !all_fed;
     const bool all_masked = !(low <= high);
     Background background(plan, s, low, high);
-    if (complete && !all_masked) background.medians(n_threads);
+    if (complete && !all_masked) background.medians(threads);
     std::int64_t nan = 0;
-#pragma omp parallel for schedule(static, 4096) num_threads(resolve_threads(n_threads)) reduction(+ : nan)
-    for (std::int64_t p = 0; p < n; ++p) {
-        double counts = sums[p];
-        if (complete && s.need[p]) {
-            const double bg = all_masked ? 0.0 : background.at(plan.cells[p]);
-            const double area = plan.expected[p];
-            counts = s.masked[p] ? area * bg : sums[p] + (area - covered[p]) * bg;
+    s.value.resize(n);
+    float* values = s.value.data();
+#pragma omp parallel num_threads(threads) reduction(+ : nan)
+    {
+#pragma omp for schedule(static, 4096)
+        for (std::int64_t p = 0; p < n; ++p) {
+            double counts = sums[p];
+            const std::uint8_t state = s.state[p];
+            if (complete && (state & kNeed)) {
+                const double bg = all_masked ? 0.0 : background.at(plan.cells[p]);
+                const double area = plan.expected[p];
+                counts = (state & kMasked) ? area * bg : sums[p] + (area - covered[p]) * bg;
+            }
+            counts = counts < 0.0 ? 0.0 : counts;  // np.maximum(counts, 0.0); NaN stays NaN
+            values[p] = static_cast<float>(counts) + adc_offset;
         }
-        counts = counts < 0.0 ? 0.0 : counts;  // np.maximum(counts, 0.0); NaN stays NaN
-        const float value = static_cast<float>(counts) + adc_offset;
-        if (std::isnan(value)) {
-            ++nan;
-            out[p] = 0;
-            continue;
+        // The square root, vectorised: 2^23 added and taken away rounds a float in [0, 2^22) half to even,
+        // as np.rint (the default rounding mode). A NaN pixel gets 0 (and is counted).
+        constexpr float kRound = 8388608.0f;
+#pragma omp for schedule(static, 4096)
+        for (std::int64_t p = 0; p < n; ++p) {
+            const float value = values[p];
+            nan += value != value;
+            const float root = std::sqrt(value >= 0.0f ? std::min(value, 65025.0f) : 0.0f);
+            out[p] = static_cast<std::uint8_t>(static_cast<std::int32_t>((root + kRound) - kRound));
         }
-        // round half to even, as np.rint (the default rounding mode)
-        out[p] = static_cast<std::uint8_t>(std::lrint(std::sqrt(std::min(std::max(value, 0.0f), 65025.0f))));
     }
     return nan;
 }

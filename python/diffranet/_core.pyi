@@ -61,6 +61,9 @@ def clip_counts(counts: object, saturation: typing.SupportsFloat | typing.Suppor
 def convolve_separable(image: object, kernel_half: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
     """Convolution with a symmetric separable kernel given as float64 weights at offsets 0..radius."""
 
+def count_nonfinite(frame: object, mask: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """How many pixels of a float32 / float64 frame (2-D, C-contiguous) are NaN or infinite where mask (uint8, the frame's shape, or None) is 0."""
+
 def decode_bslz4(payload: collections.abc.Buffer, offset: typing.SupportsInt | typing.SupportsIndex, n_elements: typing.SupportsInt | typing.SupportsIndex, elem_size: typing.SupportsInt | typing.SupportsIndex, block_elements: typing.SupportsInt | typing.SupportsIndex, out: object, n_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
     """Expand n_elements bit-shuffled elements of elem_size bytes in framed LZ4 blocks of block_elements elements from payload[offset:] into out (uint8, n_elements * elem_size bytes)."""
 

@@ -169,6 +169,23 @@ def test_gather_equals_the_sparse_products():
         assert np.array_equal(sums, sums_ref) and np.array_equal(covered, covered_ref)
 
 
+def test_square_root_rounds_half_to_even():
+    """The 8-bit step rounds as np.rint: sqrt 0.5, 1.5, 2.5, 3.5 give 0, 2, 2, 4; NaN and negative counts 0."""
+    from diffranet import _core
+
+    counts = np.array([0.25, 2.25, 6.25, 12.25, 3.0, 65025.0, 1e9, -4.0], np.float32)
+    n = counts.size
+    identity = _core.FrameMap(1, n, np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int32), np.ones(n),
+                              np.ones((1, n)), np.zeros((1, n), np.int32), np.arange(n, dtype=np.int32),
+                              np.array([0, n], np.int64), 1, 1, 0.5)
+    out = np.empty((1, n), np.uint8)
+    for n_threads in (1, 2):
+        identity.to_8bit(counts[None], None, None, 0.0, out, n_threads)
+        # the negative pixel is ignored: it holds the background (the median of the others, 6.25)
+        assert out.tolist() == [[0, 2, 2, 4, 2, 255, 255, 2]]
+    assert np.array_equal(out, to_8bit(np.where(counts < 0, 6.25, counts)[None]))
+
+
 class TestRefusals:
     shape, geometry = GEOMETRIES["long wavelength"]
 
@@ -366,3 +383,18 @@ def test_the_image_does_not_depend_on_the_thread_count(name, dtype):
         assert np.array_equal(preprocess(frame, mask, geometry, saturation=2000, n_threads=n_threads), expected)
     with pytest.raises(ValueError, match="n_threads"):
         preprocess(frame, mask, geometry, n_threads=0)
+
+
+@pytest.mark.parametrize("values", ["constant", "two levels", "mostly zero", "noise"])
+def test_background_medians_of_cells_full_of_ties(values):
+    """Each cell's median is selected, not sorted: cells whose densities are all equal, of two values or mostly 0
+    (sparse frames) give the Python path's medians, whatever the thread count."""
+    shape, geometry = GEOMETRIES["pilatus-like, beam near the centre"]
+    rng = np.random.default_rng(5)
+    frame = {"constant": np.full(shape, 3.0), "two levels": rng.choice([1.0, 4.0], shape),
+             "mostly zero": (rng.random(shape) < 0.05).astype(np.float64),
+             "noise": rng.normal(1.0, 0.5, shape)}[values].astype(np.float32)
+    mask = _gaps(shape)
+    expected = _python_route(frame, mask, geometry)
+    for n_threads in (1, 2, 5):
+        assert np.array_equal(preprocess(frame, mask, geometry, n_threads=n_threads), expected)

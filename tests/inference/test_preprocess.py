@@ -248,3 +248,39 @@ class TestModelInputs:
     def test_unknown_input_kind(self):
         with pytest.raises(ValueError, match="input must be one of"):
             preprocess(np.zeros((512, 512), np.uint8), input="photons")
+
+
+class TestCountNonfinite:
+    def test_hand_made(self):
+        frame = np.array([[0.0, np.nan, np.inf], [-np.inf, -1.0, 2.0]], np.float32)
+        assert pp.count_nonfinite(frame) == 3
+        assert pp.count_nonfinite(frame, [[False, True, False], [False, False, False]]) == 2
+        assert pp.count_nonfinite(frame, np.ones(frame.shape, np.uint8)) == 0
+        assert pp.count_nonfinite(np.full((2, 3), -1, np.int32)) == 0
+
+    @pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", ">f8", "f2"])
+    def test_large_frames_any_float_type_and_thread_count(self, dtype):
+        """Blocks with masked and unmasked non-finite pixels, the last block short; compiled or numpy."""
+        rng = np.random.default_rng(0)
+        frame = rng.random((517, 1031))
+        bad = rng.random(frame.shape) < 1e-3
+        frame[bad] = rng.choice([np.nan, np.inf, -np.inf], int(bad.sum()))
+        frame[-1, -1], bad[-1, -1] = np.nan, True
+        mask = rng.random(frame.shape) < 0.3
+        mask[-1, -1] = False
+        frame = frame.astype(dtype)
+        expected = int(np.count_nonzero(bad & ~mask))
+        for n_threads in (1, 2, 7):
+            assert pp.count_nonfinite(frame, mask, n_threads) == expected
+            assert pp.count_nonfinite(frame[:, ::2], mask[:, ::2], n_threads) == np.count_nonzero(
+                ~np.isfinite(frame[:, ::2]) & ~mask[:, ::2])
+        assert pp.count_nonfinite(frame) == np.count_nonzero(~np.isfinite(frame))
+
+    def test_refusals(self):
+        frame = np.zeros((4, 4), np.float32)
+        with pytest.raises(ValueError, match="2-D"):
+            pp.count_nonfinite(np.zeros((2, 2, 2), np.float32))
+        with pytest.raises(ValueError, match="mask has shape"):
+            pp.count_nonfinite(frame, np.zeros((4, 5), bool))
+        with pytest.raises(ValueError, match="n_threads"):
+            pp.count_nonfinite(frame, n_threads=0)

@@ -25,7 +25,22 @@ struct PixelMap {
     // shares, multiples of 1 / k^2): one byte read per entry instead of eight
     const std::uint8_t* weight_index = nullptr;
     const double* weight_table = nullptr;
+    // The frame pixels the map reads, in runs of consecutive pixels laid end to end (read_pixels):
+    // entry j reads place read_place[j]; run r starts at frame pixel run_first[r] and place
+    // run_offset[r] (run_offset[n_runs]: pixels read). Required by gather_frame.
+    const std::int64_t* run_first = nullptr;
+    const std::int64_t* run_offset = nullptr;
+    std::int64_t n_runs = 0;
+    const std::int32_t* read_place = nullptr;
 };
+
+// The runs of frame pixels a map reads (at most 4096 pixels each) and the place of each entry's
+// pixel among them: what PixelMap's run_first, run_offset and read_place point into.
+struct ReadPixels {
+    std::vector<std::int64_t> first, offset;  // offset has one more entry than first
+    std::vector<std::int32_t> place;
+};
+ReadPixels read_pixels(const PixelMap& map);
 
 // The distinct weights of a map (table) and each entry's place in it (index), if there are
 // at most 256; false otherwise (index and table then not to be used).
@@ -43,7 +58,9 @@ struct PixelRules {
 // sums[t] = sum over the valid pixels s of row t of weights * frame[s], covered[t] =
 // sum of their weights, both accumulated in the map's order (the same float64
 // operations as the sparse matrix-vector products of the Python path). T is one of
-// uint8/16/32/64, int8/16/32/64, float, double. Rows are spread over n_threads.
+// uint8/16/32/64, int8/16/32/64, float, double. The pixels read are first checked once
+// each, in runs, into a buffer of the calling thread (kept between calls); runs and rows
+// are spread over n_threads.
 template <typename T>
 void gather_frame(const T* frame, const PixelRules& rules, const PixelMap& map, double* sums, double* covered,
                   int n_threads);

@@ -51,7 +51,7 @@ from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 
 __all__ = [
     "preprocess", "to_training_counts", "resample", "bin_and_crop", "complete", "local_background", "fill_masked",
-    "invalid_pixels", "one_to_one_corner", "is_model_input", "compiled_route_applies", "INPUT_KINDS",
+    "invalid_pixels", "count_nonfinite", "one_to_one_corner", "is_model_input", "compiled_route_applies", "INPUT_KINDS",
 ]
 
 #: A training pixel is kept when its unmasked source pixels cover at least this share of it.
@@ -129,6 +129,44 @@ def invalid_pixels(frame, mask=None, saturation=None):
     if mask is not None:
         bad |= mask
     return bad
+
+
+def count_nonfinite(frame, mask=None, n_threads=None):
+    """How many pixels of a frame are NaN or infinite outside its mask.
+
+    Parameters
+    ----------
+    frame : array_like, shape (rows, cols)
+        Detector values.
+    mask : array_like of bool, optional
+        True (or nonzero) for pixels to ignore.
+    n_threads : int, optional
+        Threads of the count (default: every core); float32 and float64
+        frames in native byte order are counted in the compiled core, which
+        reads the mask only near non-finite pixels.
+
+    Returns
+    -------
+    int
+        0 for frames of integers.
+
+    Examples
+    --------
+    >>> count_nonfinite([[0.0, np.nan, np.inf, -1.0]], mask=[[False, True, False, False]])
+    1
+    """
+    frame = _check_frame(frame)
+    mask = _check_mask(mask, frame.shape)
+    n_threads = check_threads(n_threads)
+    if frame.dtype.kind != "f":
+        return 0
+    if frame.dtype.isnative and frame.dtype.itemsize in (4, 8):
+        flags = None if mask is None else np.ascontiguousarray(mask).view(np.uint8)
+        return _core.count_nonfinite(np.ascontiguousarray(frame), flags, n_threads)
+    bad = ~np.isfinite(frame)  # float16, long double, other byte order
+    if mask is not None:
+        bad &= ~mask
+    return int(np.count_nonzero(bad))
 
 
 # --------------------------------------------------------------------------- geometry mapping

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from .._validation import check_choice, check_threads
-from ..inference.preprocess import INPUT_KINDS
+from ..inference.preprocess import INPUT_KINDS, count_nonfinite
 from .compression import CompressedArray
 from .frames import describe_exception
 from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
@@ -100,7 +98,7 @@ class FrameClassifier:
                 if isinstance(frame.data, CompressedArray) and not self._stays_compressed(frame.data):
                     frame = dataclasses.replace(frame, data=frame.data.expand())
                 if not frame.finite:
-                    _check_finite(frame)
+                    _check_finite(frame, self.n_threads)
             except Exception as exc:  # truncated, corrupt or non-finite pixels, out of memory: this frame only
                 results[i] = _failure("pixels not usable", exc)
                 continue
@@ -140,14 +138,12 @@ def _failure(what, exc):
     return exc if isinstance(exc, ValueError) and str(exc) else ValueError(f"{what}: {describe_exception(exc)}")
 
 
-def _check_finite(frame):
+def _check_finite(frame, n_threads):
     """Refuse a frame with NaN or infinite pixels outside its mask (integers are always finite)."""
     data = frame.data
     if data.dtype.kind != "f":
         return
-    bad = ~np.isfinite(data)
-    if frame.mask is not None and frame.mask.shape == bad.shape:
-        bad &= ~frame.mask
-    count = int(np.count_nonzero(bad))
+    mask = frame.mask if frame.mask is not None and frame.mask.shape == data.shape else None
+    count = count_nonfinite(data, mask, n_threads)
     if count:
         raise ValueError(f"frame has {count} non-finite pixels (NaN or infinity) outside its mask")
