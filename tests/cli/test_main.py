@@ -44,3 +44,15 @@ def test_progress_messages_go_to_the_current_stderr(tmp_path, capsys):
     capsys.readouterr()
     logging.getLogger("diffranet.dataset.generate").info("progress line")
     assert "diffranet: progress line" in capsys.readouterr().err
+
+
+def test_the_parser_loads_no_heavy_library():
+    """Every command builds the whole parser first: it must not import torch, scikit-learn or matplotlib
+    (seconds of start-up for `diffranet --help` and every command that needs none of them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from diffranet.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

@@ -12,19 +12,33 @@
 
 from __future__ import annotations
 
-from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
-from .modelfile import ModelFileError, SavedModel, VerdictRule, load_model, save_model, verdict
-from .preprocess import preprocess
+import importlib
 
-__all__ = [
-    "FrameGeometry",
-    "ModelFileError",
-    "PAPER_PREPROCESSING",
-    "Preprocessing",
-    "SavedModel",
-    "VerdictRule",
-    "load_model",
-    "preprocess",
-    "save_model",
-    "verdict",
-]
+from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
+from .preprocess import preprocess  # the function (bound here: the submodule has the same name)
+
+# the model files' names -> their module, imported on first use: reading a geometry or ``INPUT_KINDS`` (the
+# command-line parsers do) must not load torch and scikit-learn
+_PUBLIC = {
+    "ModelFileError": "modelfile",
+    "SavedModel": "modelfile",
+    "VerdictRule": "modelfile",
+    "load_model": "modelfile",
+    "save_model": "modelfile",
+    "verdict": "modelfile",
+}
+
+__all__ = sorted([*_PUBLIC, "FrameGeometry", "PAPER_PREPROCESSING", "Preprocessing", "preprocess"])
+
+
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
