@@ -139,3 +139,40 @@ def test_a_pipeline_fed_bad_frames_logs_a_few_lines(model, caplog):
     assert len(records) == 40 and all("error" in r for r in records)
     lines = [r.getMessage() for r in caplog.records if r.name == "diffranet.live"]
     assert len(lines) <= 11 and lines[-1].startswith(f"{40 - (len(lines) - 1)} more ")
+
+
+class _CountingModel:
+    """Wraps a saved model and records the shapes of its predict_proba calls."""
+
+    def __init__(self, model, fail=False):
+        self.model, self.fail, self.calls = model, fail, []
+        self.preprocessing, self.class_names = model.preprocessing, model.class_names
+
+    def preprocess(self, *args, **kwargs):
+        return self.model.preprocess(*args, **kwargs)
+
+    def verdicts(self, proba):
+        return self.model.verdicts(proba)
+
+    def predict_proba(self, images):
+        self.calls.append(np.asarray(images).shape)
+        if self.fail and np.asarray(images).max() == 0:
+            raise RuntimeError("cannot score a blank input")
+        return self.model.predict_proba(images)
+
+
+def test_the_pipeline_warms_the_model_up_before_the_first_frame(model):
+    counting = _CountingModel(model)
+    pipeline = FramePipeline(counting, lambda record: None).start()
+    try:
+        assert counting.calls == [(1, *model.preprocessing.shape)]  # one blank input, before any frame
+    finally:
+        pipeline.finish()
+
+
+def test_a_failed_warm_up_is_logged_and_frames_still_classified(model, caplog):
+    caplog.set_level(logging.WARNING, logger="diffranet.live")
+    counting = _CountingModel(model, fail=True)
+    records = _run(counting, [Frame({"id": 0}, frames_with_spots(1, seed=2)[0])])
+    assert any("warm-up" in r.getMessage() for r in caplog.records)
+    assert records[0]["label"] in model.class_names

@@ -279,6 +279,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
         loaded = load_model(model, trust=trust)
         classifier = FrameClassifier(loaded if rule is None else loaded.with_rule(rule), peaks=peaks, input=input)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
+        classifier.warm_up()  # ready means the first frame is answered at speed
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         results.close(linger=5000)

@@ -159,6 +159,7 @@ class FramePipeline:
             # default is one thread; worker processes keep one thread each)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             classifier = FrameClassifier(model, peaks=self.peaks, input=self.input, n_threads=cores)
+            classifier.warm_up()  # before the first frame, which would otherwise wait for the model's first call
             self._backend = ThreadBackend(classifier, self._on_results, self.batch_size,
                                           on_failure=self.on_failure)
         else:

@@ -19,12 +19,17 @@ the frame itself.
 from __future__ import annotations
 
 import dataclasses
+import logging
+
+import numpy as np
 
 from .._validation import check_choice, check_threads
 from ..inference.preprocess import INPUT_KINDS, count_nonfinite
 from .compression import CompressedArray
 from .frames import describe_exception
 from .spots import NO_SPOTS, PEAK_SOURCES, SpotCounter
+
+log = logging.getLogger("diffranet.live")
 
 __all__ = ["FrameClassifier"]
 
@@ -60,6 +65,22 @@ class FrameClassifier:
         check_threads(n_threads)
         self.n_threads = n_threads
         self.spots = None if peaks == "none" else SpotCounter(model.preprocessing, n_threads=n_threads)
+
+    def warm_up(self):
+        """Run the model and the spot count once on a blank model input.
+
+        The first call of a network builds its kernels (torch: about a second
+        on a CPU); a service warmed up before its first frame does not make
+        that frame, and the ones queued behind it, wait. A model that fails
+        on a blank input is only logged: frames may still suit it.
+        """
+        blank = np.zeros((1, *self.model.preprocessing.shape), np.uint8)
+        try:
+            self.model.predict_proba(blank)
+            if self.spots is not None:
+                self.spots.summarise(blank, geometry_known=False)
+        except Exception as exc:  # the frames will say whether the model works
+            log.warning("model warm-up on a blank input failed: %s", describe_exception(exc))
 
     def _classify_group(self, frames):
         first = frames[0]
