@@ -6,8 +6,7 @@ the compiled core, scikit-learn or torch.
 
 from __future__ import annotations
 
-import importlib
-
+from ._lazy import lazy_exports
 from ._version import __version__
 
 # public name -> module that defines it
@@ -39,15 +38,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
-
-def __getattr__(name):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffranet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, __all__)

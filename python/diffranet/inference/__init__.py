@@ -12,8 +12,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import lazy_exports
 from .geometry import PAPER_PREPROCESSING, FrameGeometry, Preprocessing
 from .preprocess import preprocess  # the function (bound here: the submodule has the same name)
 
@@ -30,15 +29,4 @@ _PUBLIC = {
 
 __all__ = sorted([*_PUBLIC, "FrameGeometry", "PAPER_PREPROCESSING", "Preprocessing", "preprocess"])
 
-
-def __getattr__(name):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, __all__)
