@@ -56,3 +56,9 @@ def test_the_parser_loads_no_heavy_library():
             "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_evaluate_refuses_a_bad_hit_threshold(tmp_path, capsys):
+    status = main(["evaluate", "--model", "default", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                   "--hit-threshold", "1.5"])
+    assert status == 2 and "--hit-threshold" in capsys.readouterr().err and not (tmp_path / "r").exists()

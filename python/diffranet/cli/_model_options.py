@@ -101,7 +101,7 @@ def rule_option(args):
     from ..inference import VerdictRule
 
     try:
-        return VerdictRule(hit_threshold=args.hit_threshold, abstain=args.abstain)
+        return VerdictRule(hit_threshold=args.hit_threshold, abstain=getattr(args, "abstain", None))
     except ValueError as exc:
         raise ValueError(f"--{str(exc).replace('_', '-')}") from None
 

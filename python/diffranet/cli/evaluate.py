@@ -41,7 +41,6 @@ def run(args):
     # imported on use, so that the other commands start without loading matplotlib, scikit-learn and the simulation
     from ..evaluation import evaluate
 
-    args.abstain = None  # scored on the classes, never "uncertain"
     result = evaluate(args.model, args.data, args.out, split=args.split, trust=args.trust, progress=not args.quiet,
                       rule=rule_option(args))
     for e in result["evaluations"]:
