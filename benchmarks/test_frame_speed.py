@@ -184,7 +184,11 @@ def test_classify_cbf_files(benchmark, cbf_files):
     from diffranet.live.files import classify_files
     from diffranet.inference.modelfile import default_model_path
 
+    from diffranet._allocator import freeze_loaded_objects, keep_freed_memory
+
     model = load_model(default_model_path())
+    keep_freed_memory()  # as the classify command does, once the model is loaded
+    freeze_loaded_objects()
     list(classify_files(model, cbf_files[:1]))
 
     def measure():

@@ -115,8 +115,15 @@ def _service_cpu_s(exclude=None):
 def _run(model_path, fmt, workers, n, rate_hz, *, send=_send, geometry=None, batch_size=BATCH_SIZE, queue_size=256):
     """(frames/s, latency p50, p99, service CPU ms per frame) of n frames that ``send(address, fmt, n, rate_hz)``
     pushes from its own process."""
+    from diffranet._allocator import freeze_loaded_objects
+    from diffranet.inference import load_model
+
     input_address, publish_address = _address(), _address()
-    service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
+    # as the stream command does: with one worker the model is loaded here, then the collector's walks are
+    # limited to what the frames make
+    model = load_model(model_path) if workers == 1 else model_path
+    freeze_loaded_objects()
+    service = StreamService(model, input_address, publish_address, source_format=fmt, workers=workers,
                             overflow="block", queue_size=queue_size, batch_size=batch_size, geometry=geometry,
                             peaks=PEAKS)
     stop, ready, final = threading.Event(), threading.Event(), {}

@@ -1,5 +1,15 @@
 """Process-wide settings for processes that redo the same work many times (the package's own processes only).
 
+**Start-up objects out of the garbage collector's walks.** A full cyclic
+collection walks every container object Python tracks: about 270,000 once
+torch, scikit-learn and a model are loaded, 120 ms per collection here. A
+service that makes a few objects per frame that live a while (records,
+queued frames) runs one every so many frames, about a millisecond per
+frame on average for a JUNGFRAU 4M series. :func:`freeze_loaded_objects`
+moves the objects that exist to the collector's permanent generation
+(:func:`gc.freeze`), once the model is loaded: collections then walk only
+what the frames made.
+
 **Freed memory kept in the process heap (glibc).**
 
 glibc serves allocations above its mmap threshold (128 KiB, adaptive up to
@@ -25,9 +35,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import os
 
-__all__ = ["keep_freed_memory", "passive_openmp_wait"]
+__all__ = ["freeze_loaded_objects", "keep_freed_memory", "passive_openmp_wait"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -75,3 +86,20 @@ def passive_openmp_wait():
         The policy in the environment now.
     """
     return os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def freeze_loaded_objects():
+    """Leave every object that exists now out of later garbage collections (:func:`gc.freeze`).
+
+    Call it in a process this package owns once its libraries and model are
+    loaded (they live as long as the process). Frozen objects are still freed
+    when their last reference goes; only reference cycles among them are
+    never collected.
+
+    Returns
+    -------
+    int
+        Objects now frozen.
+    """
+    gc.freeze()
+    return gc.get_freeze_count()

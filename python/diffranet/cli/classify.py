@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 
+from .._allocator import freeze_loaded_objects, keep_freed_memory
 from ._live import add_hit_options, hit_writer, print_hits, status_printer
 from ._model_options import add_file_options, add_pipeline_options, check_run_options, detector_and_overrides, \
     load_model_option
@@ -78,6 +79,10 @@ def run(args):
     # loaded here once for all files (each worker process loads it again from its file)
     model = load_model_option(args)
     source = model if workers == 1 else args.model
+    # this process reads (and with one worker classifies) every frame: freed buffers are reused, and the
+    # collector no longer walks the libraries and the model just loaded
+    keep_freed_memory()
+    freeze_loaded_objects()
     status = status_printer(args) if interval > 0 else None
     queue_size = max(4 * args.batch_size * workers, 8)  # enough to keep every worker busy while files are read
     hits = hit_writer(args)

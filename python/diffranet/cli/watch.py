@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from .._allocator import freeze_loaded_objects, keep_freed_memory
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
 from ._model_options import add_file_options, add_pipeline_options, check_run_options, detector_and_overrides, \
     load_model_option
@@ -51,6 +52,10 @@ def run(args):
     detector, overrides = detector_and_overrides(args)
     workers = args.workers
     model = load_model_option(args)
+    # this process reads (and with one worker classifies) every frame: freed buffers are reused, and the
+    # collector no longer walks the libraries and the model just loaded
+    keep_freed_memory()
+    freeze_loaded_objects()
     watcher = DirectoryWatcher(args.directory, settle_s=args.settle, include_existing=args.existing,
                                recursive=args.recursive, follow_symlinks=args.follow_symlinks)
     context = zmq.Context()

@@ -37,6 +37,7 @@ import time
 import numpy as np
 import zmq
 
+from .._allocator import freeze_loaded_objects
 from ..detectors import FrameGeometry
 from ..inference import load_model
 from .compression import CompressedArray
@@ -280,6 +281,7 @@ def worker_main(model, trust, tasks_address, results_address, batch_size, parent
         classifier = FrameClassifier(loaded if rule is None else loaded.with_rule(rule), peaks=peaks, input=input)
         one_torch_thread()  # a worker classifies on one core: the workers are the parallelism
         classifier.warm_up()  # ready means the first frame is answered at speed
+        freeze_loaded_objects()  # the model and its libraries stay for the worker's life
     except Exception as exc:  # reported to the service, which stops with a clear error
         results.send_json({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         results.close(linger=5000)
