@@ -198,3 +198,62 @@ def test_verdicts_are_the_same_with_and_without_the_shortcuts():
         assert fast == slow
         labels_seen |= {v["label"] for v in fast}
     assert labels_seen == {"blank", "good"}
+
+
+def _whole_frame_map(shape, source, preprocessing):
+    """The resampling matrix with every frame pixel evaluated (no window), as built before the window."""
+    import scipy.sparse
+
+    target, shape_t = preprocessing.geometry, preprocessing.shape
+    rows, cols = shape
+    y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
+    x = np.arange(cols, dtype=np.float64)[None, :] + 0.5
+    xt, yt = pp._target_positions(source, shape, target, shape_t, x, y)
+    seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
+    largest = 0.0
+    for axis in (0, 1):
+        near = np.diff(seen, axis=axis) | np.delete(seen, -1, axis=axis)
+        for positions in (xt, yt):
+            step = np.abs(np.diff(positions, axis=axis))[near]
+            step = step[np.isfinite(step)]
+            largest = max(largest, float(step.max()) if step.size else 0.0)
+    k = int(min(max(np.ceil(2.0 * largest), 1), 8))
+    sources, targets = [], []
+    for i in range(k):
+        for j in range(k):
+            xt, yt = pp._target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
+                                          y - 0.5 + (i + 0.5) / k)
+            with np.errstate(invalid="ignore"):
+                col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
+                inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
+            sources.append(np.flatnonzero(inside))
+            targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
+    sources, targets = np.concatenate(sources), np.concatenate(targets)
+    matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
+                                     shape=(shape_t[0] * shape_t[1], rows * cols))
+    matrix.sum_duplicates()
+    matrix.data /= k * k
+    return k, matrix
+
+
+@pytest.mark.parametrize("shape, geometry", [
+    ((1400, 1300), FrameGeometry(0.075, 80.0, 1.0, (650.0, 700.0))),    # a small part of a large frame seen
+    ((600, 700), FrameGeometry(0.1, 50.0, 0.8, (-100.0, 300.0))),       # beam centre off the frame
+    ((300, 400), FrameGeometry(0.3, 40.0, 1.5, (200.0, 150.0))),        # coarse pixels: 7 x 7 subpixels
+    ((900, 800), FrameGeometry(0.172, 1000.0, 2.0, (700.0, 100.0))),    # all of it seen
+    ((100, 100), FrameGeometry(0.1, 500.0, 1.0, (5000.0, 5000.0))),     # nothing seen
+])
+def test_resampling_window_gives_the_whole_frame_s_map(shape, geometry):
+    # only the window of frame pixels that can land on the training detector is evaluated: the same matrix
+    k, expected = _whole_frame_map(shape, geometry, PAPER_PREPROCESSING)
+    matrix, _ = pp._build_mapping(shape, geometry, PAPER_PREPROCESSING)
+    assert pp._subpixels_per_side(shape, geometry, PAPER_PREPROCESSING) == k
+    np.testing.assert_array_equal(matrix.indptr, expected.indptr)
+    np.testing.assert_array_equal(matrix.indices, expected.indices)
+    np.testing.assert_array_equal(matrix.data, expected.data)
+    rows, cols = pp._source_window(shape, geometry, PAPER_PREPROCESSING)
+    seen = np.unique(expected.indices)
+    assert np.all((seen // shape[1] >= rows.start) & (seen // shape[1] < rows.stop))
+    assert np.all((seen % shape[1] >= cols.start) & (seen % shape[1] < cols.stop))
+    if shape == (1400, 1300):
+        assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.5 * shape[0] * shape[1]

@@ -261,6 +261,28 @@ class TestTraining:
         assert len(clf.validation_scores_) == clf.n_epochs_
         assert all(0.0 <= s <= 1.0 for s in clf.validation_scores_)
 
+    def test_prediction_leaves_the_deterministic_mode_alone(self, tiny_split, tmp_path):
+        # torch.use_deterministic_algorithms imports torch's compiler on its first call (1.4 s here): a process
+        # that only classifies must not pay for it, and a user's own setting stays as it was
+        X, y, X_test, _ = tiny_split
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(fitted(X, y, epochs=1)))
+        np.save(tmp_path / "images.npy", X_test)
+        code = textwrap.dedent(
+            f"""
+            import pickle, sys
+            import numpy as np
+            import torch
+            clf = pickle.loads(open({str(path)!r}, "rb").read())
+            clf.predict_proba(np.load({str(tmp_path / "images.npy")!r}))
+            assert "torch._inductor" not in sys.modules, "the compiler was imported"
+            torch.use_deterministic_algorithms(True)
+            clf.predict_proba(np.load({str(tmp_path / "images.npy")!r}))
+            assert torch.are_deterministic_algorithms_enabled()
+            """
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
     def test_progress_bar(self, tiny_split, capsys):
         X, y, _, _ = tiny_split
         fitted(X, y, epochs=1, verbose=1)

@@ -209,13 +209,72 @@ def _radial_scale(source, target, max_radius_mm, n_samples=4096):
     return radius, scale
 
 
-def _target_positions(source, shape, target, target_shape, x, y):
-    """Training-detector pixel positions (x', y') of source positions (x, y); NaN if unreachable."""
+def _target_positions(source, shape, target, target_shape, x, y, max_radius_mm=None):
+    """Training-detector pixel positions (x', y') of source positions (x, y); NaN if unreachable.
+
+    The radial scale is tabulated up to ``max_radius_mm`` (default: the largest
+    radius among the positions) plus one source pixel.
+    """
     dx, dy, radius = _radial(source, shape, x, y)
-    grid, scale = _radial_scale(source, target, float(radius.max()) + source.pixel_size_mm)
+    reach = float(radius.max()) if max_radius_mm is None else max_radius_mm
+    grid, scale = _radial_scale(source, target, reach + source.pixel_size_mm)
     factor = np.interp(radius, grid, scale) / target.pixel_size_mm
     bx, by = target.center_px(target_shape)
     return bx + dx * factor, by + dy * factor
+
+
+def _frame_reach_mm(source, shape, subpixel_x=None, subpixel_y=None):
+    """The largest radius (mm) of a frame's pixel centres, or of one subpixel of each pixel: at a corner.
+
+    ``subpixel_x`` / ``subpixel_y``: the subpixel's place in its pixel, (j + 0.5) / k.
+    The corner positions are computed with the expressions the whole grid is
+    computed with, so the value is the very maximum the whole grid would give.
+    """
+    rows, cols = shape
+    y = np.array([0.0, rows - 1.0])[:, None] + 0.5
+    x = np.array([0.0, cols - 1.0])[None, :] + 0.5
+    if subpixel_x is not None:
+        x, y = x - 0.5 + subpixel_x, y - 0.5 + subpixel_y
+    return float(_radial(source, shape, x, y)[2].max())
+
+
+def _source_window(shape, source, preprocessing):
+    """(row slice, column slice) of the frame pixels that can land on the training detector.
+
+    A position lands at x' = b' + dx f(r) (f: training pixels per source mm at
+    radius r, :func:`_radial_scale`), so on the training detector only if
+    |dx| <= e' / f(r), e' the farthest training edge from its centre, and only
+    if its radius reaches no farther than the training corners: r <= r_in.
+    The window bounds |dx| and |dy| with the smallest f up to r_in (tabulated;
+    two grid steps and two pixels of margin). Resampling reads only this
+    window: a small part of a large detector at a long distance.
+    """
+    target, shape_t = preprocessing.geometry, preprocessing.shape
+    rows, cols = shape
+    whole = (slice(0, rows), slice(0, cols))
+    # the frame's reach and one pixel more: subpixels lie within half a pixel of the centres
+    reach = _frame_reach_mm(source, shape) + source.pixel_size_mm
+    grid, scale = _radial_scale(source, target, reach + source.pixel_size_mm)
+    bx_t, by_t = target.center_px(shape_t)
+    extent_x, extent_y = max(bx_t, shape_t[1] - bx_t), max(by_t, shape_t[0] - by_t)
+    corner_mm = math.hypot(extent_x, extent_y) * target.pixel_size_mm
+    with np.errstate(invalid="ignore"):
+        beyond = np.flatnonzero(~(grid * scale <= corner_mm))  # NaN (unreachable) counts as beyond
+    last = len(grid) if beyond.size == 0 else min(int(beyond[0]) + 2, len(grid))
+    near = scale[:last]
+    near = near[np.isfinite(near)]
+    if near.size == 0 or not near.min() > 0:
+        return whole
+    per_px = near.min() / target.pixel_size_mm * source.pixel_size_mm  # training pixels per source pixel
+    bx, by = source.center_px(shape)
+    half_x, half_y = extent_x / per_px, extent_y / per_px
+    if not (math.isfinite(half_x) and math.isfinite(half_y)):
+        return whole
+    col0, col1 = max(int(math.floor(bx - half_x)) - 2, 0), min(int(math.ceil(bx + half_x)) + 2, cols)
+    row0, row1 = max(int(math.floor(by - half_y)) - 2, 0), min(int(math.ceil(by + half_y)) + 2, rows)
+    if col0 >= col1 or row0 >= row1:
+        return (slice(0, 0), slice(0, 0))
+    return slice(row0, row1), slice(col0, col1)
 
 
 def _expected_pixels(source, preprocessing):
@@ -243,11 +302,21 @@ def _expected_pixels(source, preprocessing):
 
 
 def _subpixels_per_side(shape, source, preprocessing):
-    """Subpixels per side of a source pixel: a subpixel spans at most half a training pixel (1 to 8)."""
+    """Subpixels per side of a source pixel: a subpixel spans at most half a training pixel (1 to 8).
+
+    Steps are measured between neighbours of which one lands on the training
+    detector, so only the :func:`_source_window` (with one more pixel around
+    it) is evaluated, with the whole frame's radial table.
+    """
     target, shape_t = preprocessing.geometry, preprocessing.shape
-    y = np.arange(shape[0], dtype=np.float64)[:, None] + 0.5
-    x = np.arange(shape[1], dtype=np.float64)[None, :] + 0.5
-    xt, yt = _target_positions(source, shape, target, shape_t, x, y)
+    rows_w, cols_w = _source_window(shape, source, preprocessing)
+    rows_w = slice(max(rows_w.start - 1, 0), min(rows_w.stop + 1, shape[0]))
+    cols_w = slice(max(cols_w.start - 1, 0), min(cols_w.stop + 1, shape[1]))
+    if rows_w.start >= rows_w.stop or cols_w.start >= cols_w.stop:
+        return 1
+    y = np.arange(rows_w.start, rows_w.stop, dtype=np.float64)[:, None] + 0.5
+    x = np.arange(cols_w.start, cols_w.stop, dtype=np.float64)[None, :] + 0.5
+    xt, yt = _target_positions(source, shape, target, shape_t, x, y, _frame_reach_mm(source, shape))
     with np.errstate(invalid="ignore"):
         seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
     largest = 0.0
@@ -280,18 +349,25 @@ def _build_mapping(shape, source, preprocessing):
 
     target, shape_t = preprocessing.geometry, preprocessing.shape
     rows, cols = shape
-    y = np.arange(rows, dtype=np.float64)[:, None] + 0.5
-    x = np.arange(cols, dtype=np.float64)[None, :] + 0.5
+    window_rows, window_cols = _source_window(shape, source, preprocessing)
+    y = np.arange(window_rows.start, window_rows.stop, dtype=np.float64)[:, None] + 0.5
+    x = np.arange(window_cols.start, window_cols.stop, dtype=np.float64)[None, :] + 0.5
+    # flat frame index of each window pixel
+    flat = (np.arange(window_rows.start, window_rows.stop)[:, None] * cols
+            + np.arange(window_cols.start, window_cols.stop)[None, :]).ravel()
     k = _subpixels_per_side(shape, source, preprocessing)
     all_sources, all_targets = [], []
     for i in range(k):
         for j in range(k):
+            # the radial table spans the whole frame, as it would if every pixel were evaluated
             xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
-                                       y - 0.5 + (i + 0.5) / k)
+                                       y - 0.5 + (i + 0.5) / k,
+                                       _frame_reach_mm(source, shape, (j + 0.5) / k, (i + 0.5) / k))
             with np.errstate(invalid="ignore"):
                 col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                 inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            all_sources.append(np.flatnonzero(inside))
+            _check_window_border(inside.reshape(xt.shape), (window_rows, window_cols), shape)
+            all_sources.append(flat[inside])
             all_targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
     sources, targets = np.concatenate(all_sources), np.concatenate(all_targets)
     matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
@@ -301,6 +377,21 @@ def _build_mapping(shape, source, preprocessing):
     expected = _expected_pixels(source, preprocessing)
     expected.flags.writeable = False
     return matrix, expected
+
+
+def _check_window_border(inside, window, shape):
+    """Raise if a window pixel on an edge the frame goes on past lands on the training detector.
+
+    :func:`_source_window` is a bound, so this never happens; if it did, the
+    map would miss pixels beyond the window.
+    """
+    if inside.size == 0:
+        return
+    rows, cols = window
+    edges = [(rows.start > 0, inside[0]), (rows.stop < shape[0], inside[-1]),
+             (cols.start > 0, inside[:, 0]), (cols.stop < shape[1], inside[:, -1])]
+    if any(cut and edge.any() for cut, edge in edges):
+        raise AssertionError("a frame pixel outside the resampling window lands on the training detector")
 
 
 def _mask_digest(mask):

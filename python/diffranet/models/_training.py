@@ -59,11 +59,17 @@ def batches(n, batch_size, generator, torch):
 
 @contextlib.contextmanager
 def torch_session(torch, n_threads, deterministic):
-    """Set torch's thread count and deterministic mode for one call, and restore them."""
+    """Set torch's thread count and, with ``deterministic``, its deterministic mode for one call; restore them.
+
+    Without ``deterministic`` (prediction) the mode is neither set nor
+    restored: ``torch.use_deterministic_algorithms`` imports torch's compiler
+    on its first call, 1.4 s that a process classifying one file would wait.
+    """
     threads = torch.get_num_threads()
-    det = torch.are_deterministic_algorithms_enabled()
-    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if deterministic:
+        det = torch.are_deterministic_algorithms_enabled()
+        det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+        cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     try:
         if n_threads is not None:
             torch.set_num_threads(n_threads)
@@ -73,8 +79,9 @@ def torch_session(torch, n_threads, deterministic):
         yield
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(det, warn_only=det_warn)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        if deterministic:
+            torch.use_deterministic_algorithms(det, warn_only=det_warn)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
 
 
 def dihedral(x, generator, torch):
