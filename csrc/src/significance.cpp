@@ -1,7 +1,8 @@
 // Local significance of 8-bit model inputs: per cell, background and noise
 // from the darkest share of its pixels (a 256-level histogram); per block, the
-// maximum without overloads (255), against the cell statistics interpolated
-// bilinearly between cell centres. See diffranet/features/significance.py.
+// maximum (and on request the second-largest value) without overloads (255),
+// against the cell statistics interpolated bilinearly between cell centres.
+// See diffranet/features/significance.py.
 #include "diffranet/significance.hpp"
 
 #include <algorithm>
@@ -85,6 +86,33 @@ void block_maxima(const std::uint8_t* block_row, int cols, int block_px, std::ve
     }
 }
 
+// The two largest values of each block of one block row (equal values count twice), overloads as 0:
+// column by column first, then across each block, each pair kept without branches.
+void block_top_two(const std::uint8_t* block_row, int cols, int block_px, std::vector<std::uint8_t>& first,
+                   std::vector<std::uint8_t>& second, std::vector<std::uint8_t>& maxima,
+                   std::vector<std::uint8_t>& seconds) {
+    std::fill(first.begin(), first.end(), 0);
+    std::fill(second.begin(), second.end(), 0);
+    for (int r = 0; r < block_px; ++r) {
+        const std::uint8_t* row = block_row + static_cast<std::int64_t>(r) * cols;
+        for (int c = 0; c < cols; ++c) {
+            const std::uint8_t v = row[c] == kOverload ? 0 : row[c];
+            second[c] = std::max(second[c], std::min(first[c], v));
+            first[c] = std::max(first[c], v);
+        }
+    }
+    for (std::size_t j = 0; j < maxima.size(); ++j) {
+        std::uint8_t m1 = 0, m2 = 0;
+        for (int c = static_cast<int>(j) * block_px; c < (static_cast<int>(j) + 1) * block_px; ++c) {
+            // merge the column's pair (first >= second) into the block's
+            m2 = std::max({m2, std::min(m1, first[c]), second[c]});
+            m1 = std::max(m1, first[c]);
+        }
+        maxima[j] = m1;
+        seconds[j] = m2;
+    }
+}
+
 void one_image(const std::uint8_t* image, int rows, int cols, const SignificanceParams& p, float* out) {
     const int cr = rows / p.cell_px, cc = cols / p.cell_px;
     const int br = rows / p.block_px, bc = cols / p.block_px;
@@ -103,9 +131,14 @@ void one_image(const std::uint8_t* image, int rows, int cols, const Significance
     std::vector<int> col_left(bc);
     std::vector<float> col_weight(bc);
     for (int j = 0; j < bc; ++j) interpolation(j, per, cc, col_left[j], col_weight[j]);
-    std::vector<std::uint8_t> columns(cols), maxima(bc);
+    std::vector<std::uint8_t> columns(cols), maxima(bc), column_seconds(p.second ? cols : 0), seconds(bc);
+    const std::int64_t plane = static_cast<std::int64_t>(br) * bc;
     for (int i = 0; i < br; ++i) {
-        block_maxima(image + static_cast<std::int64_t>(i) * p.block_px * cols, cols, p.block_px, columns, maxima);
+        const std::uint8_t* block_row = image + static_cast<std::int64_t>(i) * p.block_px * cols;
+        if (p.second)
+            block_top_two(block_row, cols, p.block_px, columns, column_seconds, maxima, seconds);
+        else
+            block_maxima(block_row, cols, p.block_px, columns, maxima);
         int top;
         float wr;
         interpolation(i, per, cr, top, wr);
@@ -120,6 +153,7 @@ void one_image(const std::uint8_t* image, int rows, int cols, const Significance
             const float sd = (1 - wr) * ((1 - wc) * at(noise, top, l) + wc * at(noise, top, rgt)) +
                              wr * ((1 - wc) * at(noise, bottom, l) + wc * at(noise, bottom, rgt));
             out_row[j] = std::clamp((maxima[j] - bg) / sd, p.clip_low, p.clip_high);
+            if (p.second) out_row[plane + j] = std::clamp((seconds[j] - bg) / sd, p.clip_low, p.clip_high);
         }
     }
 }
@@ -129,7 +163,7 @@ void one_image(const std::uint8_t* image, int rows, int cols, const Significance
 void significance_map(const std::uint8_t* images, std::int64_t n, int rows, int cols, const SignificanceParams& p,
                       float* out, int n_threads) {
     const std::int64_t in_stride = static_cast<std::int64_t>(rows) * cols;
-    const std::int64_t out_stride = static_cast<std::int64_t>(rows / p.block_px) * (cols / p.block_px);
+    const std::int64_t out_stride = static_cast<std::int64_t>(rows / p.block_px) * (cols / p.block_px) * (p.second ? 2 : 1);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(resolve_threads(n_threads))
     for (std::int64_t k = 0; k < n; ++k) one_image(images + k * in_stride, rows, cols, p, out + k * out_stride);
 }

@@ -7,8 +7,11 @@ from diffranet.features.significance import SIGNIFICANCE_RANGE, significance_map
 from diffranet.simulation.response import to_8bit
 
 
-def reference(image8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE):
-    """The definition, cell by cell and block by block: sorted values, explicit bilinear weights."""
+def reference(image8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE, rank=1):
+    """The definition, cell by cell and block by block: sorted values, explicit bilinear weights.
+
+    ``rank``: 1 for each block's largest value, 2 for its second largest (overloads counted as 0).
+    """
     image = image8.astype(np.float64)
     cr, cc = image.shape[0] // cell_px, image.shape[1] // cell_px
     level, noise = np.empty((cr, cc)), np.empty((cr, cc))
@@ -44,7 +47,7 @@ def reference(image8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE
         for j in range(bc):
             wc = weights_at(cc, j)
             block = image[i * block_px:(i + 1) * block_px, j * block_px:(j + 1) * block_px]
-            top = block[block != 255].max() if (block != 255).any() else 0.0
+            top = np.sort(np.where(block == 255, 0.0, block).ravel())[-rank]
             out[i, j] = np.clip((top - wr @ level @ wc) / (wr @ noise @ wc), *clip)
     return out
 
@@ -68,6 +71,26 @@ class TestValues:
         image[5, 7] = 250
         image[40, 9] = 255  # an overload: not a measurement
         np.testing.assert_allclose(significance_map(image)[0], reference(image), rtol=1e-4, atol=1e-4)
+
+    @pytest.mark.parametrize("shape", [(64, 64), (96, 32)])
+    def test_second_largest_values_equal_the_reference(self, shape):
+        rng = np.random.default_rng(3)
+        image = rng.integers(0, 60, size=shape).astype(np.uint8)
+        image[5, 7] = image[5, 6] = 250  # a spot of two pixels: both channels high
+        image[20, 21] = 240              # a single bright pixel: only the first
+        image[40, 9] = image[40, 10] = 255  # overloads: not measurements
+        image[48:52, 0:4] = 255          # a block of nothing but overloads
+        both = significance_map(image, second=True)[0]
+        np.testing.assert_array_equal(both[0], significance_map(image)[0])
+        np.testing.assert_allclose(both[1], reference(image, rank=2), rtol=1e-4, atol=1e-4)
+        assert both[0, 1, 1] > 8 and both[1, 1, 1] > 8
+        assert both[0, 5, 5] > 8 and both[1, 5, 5] < 3
+
+    def test_second_channel_with_other_sizes(self):
+        image = np.random.default_rng(4).integers(0, 30, size=(48, 48)).astype(np.uint8)
+        got = significance_map(image, block_px=3, cell_px=12, noise_floor=1.0, clip=(-2, 5), second=True)[0]
+        np.testing.assert_allclose(got[0], reference(image, 3, 12, 1.0, (-2, 5)), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1], reference(image, 3, 12, 1.0, (-2, 5), rank=2), rtol=1e-4, atol=1e-4)
 
     def test_other_block_and_cell_sizes(self):
         image = np.random.default_rng(2).integers(0, 30, size=(48, 48)).astype(np.uint8)

@@ -13,6 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from diffranet import DeepFreakClassifier
+from diffranet.features.significance import significance_map
 from diffranet.models.resnet import PAPER_BEST
 
 # ResNet-18 of width 8 at 64 px: a few seconds per fit on two cores.
@@ -95,7 +96,31 @@ def fitted(X, y, **params):
     return DeepFreakClassifier(**{**TINY, **params}).fit(X, y)
 
 
+def hot_pixels_or_spots(n, seed):
+    """8-bit images: six single bright pixels (label 0, hot pixels) or six spots of two bright pixels (label 1),
+    each inside one 4 x 4 block, on a noisy background: the blocks' maxima are alike, their second values not."""
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(100.0, size=(n, 64, 64)).astype(float)
+    y = np.arange(n) % 2
+    for image, label in zip(X, y):
+        for _ in range(6):
+            r, c = 4 * rng.integers(1, 15) + rng.integers(0, 4), 4 * rng.integers(1, 15) + rng.integers(0, 3)
+            image[r, c] += 3000.0
+            if label:
+                image[r, c + 1] += 3000.0
+    return np.sqrt(X).round().astype(np.uint8), y
+
+
 class TestLearning:
+    def test_second_values_tell_spots_from_hot_pixels(self):
+        X, y = hot_pixels_or_spots(96, 0)
+        X_test, y_test = hot_pixels_or_spots(64, 1)
+        settings = {**SMALL, "input_size": 16, "epochs": 8}
+        top2 = DeepFreakClassifier(**settings, input_transform="significance_top2").fit(X, y)
+        maxima = DeepFreakClassifier(**settings, input_transform="significance").fit(X, y)
+        assert top2.score(X_test, y_test) > 0.9
+        assert maxima.score(X_test, y_test) < 0.75  # one channel sees the same block maxima in both classes
+
     def test_three_classes(self, ring_split):
         X_train, y_train, X_test, y_test = ring_split
         clf = DeepFreakClassifier(**SMALL).fit(X_train, y_train)
@@ -406,6 +431,28 @@ class TestInit:
         first = fitted(X, y)
         with pytest.raises(ValueError, match="another network"):
             fitted(X, y, init=first, **change)
+
+    def test_two_channel_input_starts_from_a_one_channel_network(self, tiny_split):
+        # the second channel (each block's second-largest value) starts unread: the widened network
+        # computes what the one-channel network did until training teaches it to read it
+        X, y, X_test, _ = tiny_split
+        one = fitted(X, y, input_transform="significance", input_size=8)
+        two = DeepFreakClassifier(**{**TINY, "input_transform": "significance_top2", "input_size": 8, "init": one})
+        two.classes_ = one.classes_
+        weights = two._initial_weights()
+        assert weights["conv1.weight"].shape[1] == 2 and not weights["conv1.weight"][:, 1].any()
+        network = two._build_network(len(one.classes_))
+        network.load_state_dict(weights)
+        network.eval()
+        mean = torch.from_numpy(one.mean_image_)
+        with torch.inference_mode():
+            x_one = one._preprocess(X_test, torch, "cpu", mean)
+            pair = torch.from_numpy(significance_map(X_test, second=True))
+            x_two = torch.cat([x_one, pair[:, 1:] / 20.0], dim=1)  # any second channel: it is not read
+            torch.testing.assert_close(network(x_two), one.model_(x_one))
+        with pytest.raises(ValueError, match="another network"):
+            fitted(X, y, input_transform="significance", input_size=8,
+                   init=fitted(X, y, input_transform="significance_top2", input_size=8))
 
     def test_refuses_other_classes_and_unfitted(self, tiny_split):
         X, y, _, _ = tiny_split

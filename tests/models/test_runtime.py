@@ -16,8 +16,9 @@ TINY = {"depth": 18, "width": 4, "input_size": 32, "head_pool_size": None, "epoc
         "learning_rate": 0.01, "momentum": 0.9, "n_threads": 1, "random_state": 0}
 
 
-@pytest.fixture(params=[dict(), dict(resize="max", input_size=16), dict(input_transform="significance", input_size=8)],
-                ids=["grey", "block-max", "significance"])
+@pytest.fixture(params=[dict(), dict(resize="max", input_size=16), dict(input_transform="significance", input_size=8),
+                        dict(input_transform="significance_top2", input_size=8)],
+                ids=["grey", "block-max", "significance", "significance-top2"])
 def fitted(request, tiny_split):
     X, y, _, _ = tiny_split
     return DeepFreakClassifier(**{**TINY, **request.param}).fit(X, y), X

@@ -16,11 +16,13 @@ struct SignificanceParams {
     double noise_floor = 0.5;    // smallest noise (8-bit levels)
     float clip_low = -4.0f;
     float clip_high = 16.0f;
+    bool second = false;         // also each block's second-largest value, as a second channel
 };
 
 // images: n x rows x cols uint8 (C order, rows and cols multiples of cell_px);
-// out: n x (rows / block_px) x (cols / block_px) float32. Images are spread
-// over n_threads threads (0: all); each image's result does not depend on it.
+// out: n x (rows / block_px) x (cols / block_px) float32 (with p.second, n x 2
+// x ...: the block maxima, then the blocks' second-largest values). Images are
+// spread over n_threads threads (0: all); each image's result does not depend on it.
 void significance_map(const std::uint8_t* images, std::int64_t n, int rows, int cols, const SignificanceParams& p,
                       float* out, int n_threads);
 

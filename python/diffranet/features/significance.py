@@ -82,7 +82,8 @@ def _check_images(images8, block_px, cell_px):
     return images
 
 
-def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE, n_threads=None):
+def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGNIFICANCE_RANGE, second=False,
+                     n_threads=None):
     """Local significance of the block maxima of 8-bit images (see the module docstring).
 
     Parameters
@@ -98,6 +99,12 @@ def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGN
         Smallest noise (8-bit levels): the Poisson noise of the square root.
     clip : tuple of float, default :data:`SIGNIFICANCE_RANGE`
         ``(low, high)`` bounds of the result.
+    second : bool, default False
+        Also the significance of each block's second-largest value (overloads
+        left out as for the maximum; a value met twice counts twice), as a
+        second channel. A peak finder counts a spot when at least two of its
+        pixels stand out: one bright pixel (a hot pixel, a cosmic-ray hit, a
+        noise spike) has a high maximum and a low second value.
     n_threads : int, optional
         Threads over the images (compiled core); default all cores. The result
         does not depend on it.
@@ -105,6 +112,8 @@ def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGN
     Returns
     -------
     ndarray of float32, shape (n, rows // block_px, cols // block_px)
+        With ``second``, shape (n, 2, rows // block_px, cols // block_px):
+        the maxima, then the second-largest values.
     """
     block_px = check_int("block_px", block_px, minimum=1)
     cell_px = check_int("cell_px", cell_px, minimum=1)
@@ -115,4 +124,4 @@ def significance_map(images8, block_px=4, cell_px=32, noise_floor=0.5, clip=SIGN
         raise ValueError(f"clip must be (low, high) with low < high, got {clip!r}")
     images = np.ascontiguousarray(_check_images(images8, block_px, cell_px))
     return _core.significance_map(images, block_px, cell_px, LOWER_SHARE, _MEAN_SHIFT, _STD_FACTOR,
-                                  float(noise_floor), low, high, check_threads(n_threads))
+                                  float(noise_floor), low, high, bool(second), check_threads(n_threads))

@@ -25,6 +25,7 @@ from numbers import Integral
 
 import numpy as np
 
+from ..models import INPUT_CHANNELS
 from .geometry import Preprocessing
 
 __all__ = [
@@ -346,8 +347,8 @@ def check_deepfreak(description, preprocessing, defaults):
             or (isinstance(input_size, Integral) and input_size > MAX_NETWORK_INPUT_SIZE):
         raise ValueError(f"DeepFreak width {width} / input_size {input_size} above the limits "
                          f"{MAX_NETWORK_WIDTH} / {MAX_NETWORK_INPUT_SIZE}")
-    if params["input_transform"] not in (None, "significance"):
-        raise ValueError(f"DeepFreak input_transform must be null or 'significance', "
+    if params["input_transform"] not in INPUT_CHANNELS:
+        raise ValueError(f"DeepFreak input_transform must be one of {sorted(INPUT_CHANNELS, key=str)}, "
                          f"got {_short(params['input_transform'])}")
     classes = fitted.get("classes_")
     if not isinstance(classes, list) or not 2 <= len(classes) <= MAX_CLASSES \

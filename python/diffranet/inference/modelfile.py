@@ -674,8 +674,8 @@ def _load_deepfreak(description, payload, preprocessing, graph=None):
     from safetensors.torch import load
 
     mean_shape = _safetensors_shapes(payload).get(_MEAN_IMAGE)
-    if mean_shape is None or len(mean_shape) != 2 or math.prod(mean_shape) > MAX_INPUT_PIXELS:
-        raise ValueError(f"the mean image has shape {mean_shape}, expected a 2-D image")
+    if mean_shape is None or len(mean_shape) not in (2, 3) or math.prod(mean_shape) > MAX_INPUT_PIXELS:
+        raise ValueError(f"the mean image has shape {mean_shape}, expected a 2-D image (3-D: one per channel)")
     tensors = load(payload)
     mean_image = tensors.pop(_MEAN_IMAGE).numpy()
     state = {

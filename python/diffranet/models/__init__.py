@@ -2,7 +2,8 @@
 this package always works, and using a model without torch raises an
 ImportError that says what to install."""
 
+from ._data import INPUT_CHANNELS
 from ._torch import require_torch, torch_available
 from .deepfreak import DeepFreakClassifier
 
-__all__ = ["DeepFreakClassifier", "require_torch", "torch_available"]
+__all__ = ["INPUT_CHANNELS", "DeepFreakClassifier", "require_torch", "torch_available"]

@@ -21,6 +21,7 @@ import numpy as np
 from ..features.significance import significance_map
 
 __all__ = [
+    "INPUT_CHANNELS",
     "ArrayImages",
     "DatasetImages",
     "as_image",
@@ -32,6 +33,11 @@ __all__ = [
     "scan_dataset",
     "tensor_stage",
 ]
+
+
+#: What the network sees of an 8-bit image, and its channels: the grey values (the paper); the
+#: significance of each 4 x 4 block's maximum; the significance of its two largest values.
+INPUT_CHANNELS = {None: 1, "significance": 1, "significance_top2": 2}
 
 
 def is_dataset(X):
@@ -164,22 +170,24 @@ def scan_dataset(dataset):
 
 
 def input_stage(batch, input_transform):
-    """The array :func:`tensor_stage` takes: the images, or their significance map (numpy)."""
+    """The array :func:`tensor_stage` takes: the images, or their significance map (numpy; with
+    ``"significance_top2"`` of shape (n, 2, rows / 4, cols / 4))."""
     batch = np.asarray(batch)
-    if input_transform == "significance":
-        return significance_map(batch)
+    if input_transform in ("significance", "significance_top2"):
+        return significance_map(batch, second=input_transform == "significance_top2")
     return np.ascontiguousarray(batch)
 
 
 def tensor_stage(x, torch, device, *, input_size, resize, pixel_range, mean=None):
-    """(B, rows, cols) tensor of :func:`input_stage` -> (B, 1, input_size, input_size) float32 tensor.
+    """(B, rows, cols) or (B, C, rows, cols) tensor of :func:`input_stage` -> (B, C, input_size, input_size)
+    float32 tensor (C = 1 for the former).
 
     Block maxima or resizing to ``input_size``, rescaling of ``pixel_range``
     to [0, 1] and subtraction of ``mean``.
 
     Parameters
     ----------
-    x : torch.Tensor of shape (B, rows, cols)
+    x : torch.Tensor of shape (B, rows, cols) or (B, C, rows, cols)
     torch : module
     device : torch.device or str
     input_size : int
@@ -188,18 +196,21 @@ def tensor_stage(x, torch, device, *, input_size, resize, pixel_range, mean=None
         Resampling to ``input_size``.
     pixel_range : tuple (low, high)
         Values mapped to 0 and 1.
-    mean : torch.Tensor of shape (input_size, input_size), optional
+    mean : torch.Tensor of shape (input_size, input_size) or (C, input_size, input_size), optional
         Subtracted last.
     """
     rows, cols = x.shape[-2:]
     size = input_size
-    if resize == "max" and (rows, cols) != (size, size) and rows % size == 0 and cols % size == 0:
+    one_channel = x.dim() == 3
+    if one_channel and resize == "max" and (rows, cols) != (size, size) and rows % size == 0 and cols % size == 0:
         # Block maxima of the raw values: the same as after the (increasing) rescaling below, but
         # on 8-bit data, before any conversion, and on a 16 times smaller array when shrinking 4 x 4.
         x = x.reshape(-1, size, rows // size, size, cols // size).amax(dim=(2, 4))
     x = x.to(device=device, dtype=torch.float32)
     low, high = pixel_range
-    x = ((x - low) / (high - low)).unsqueeze(1)
+    x = (x - low) / (high - low)
+    if one_channel:
+        x = x.unsqueeze(1)
     if x.shape[-2:] != (input_size, input_size):
         size = (input_size, input_size)
         if resize == "area":

@@ -102,17 +102,22 @@ def step_schedule(optimizer, torch, *, step_epochs, gamma, epochs):
 
 
 def mean_image(dataset, prepare, *, input_size, batch_size, workers, torch, device):
-    """Per-pixel mean of the prepared (rescaled, resized) images, accumulated one batch at a time.
+    """Per-pixel mean of the prepared (rescaled, resized) images, accumulated one batch at a time:
+    (input_size, input_size), or (channels, input_size, input_size) for inputs of several channels.
 
     ``prepare(images)`` is the estimator's input path without mean subtraction.
     """
     n = len(dataset)
-    total = torch.zeros((1, input_size, input_size), dtype=torch.float64, device=device)
+    total = None
     order = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     with torch.inference_mode():
         for images, _ in loader(dataset, order, workers, torch.Generator().manual_seed(0), torch):
-            total += prepare(images).sum(dim=0, dtype=torch.float64)
-    return (total[0] / n).float().cpu().numpy()
+            part = prepare(images).sum(dim=0, dtype=torch.float64)
+            total = part if total is None else total + part
+    if total is None:
+        total = torch.zeros((1, input_size, input_size), dtype=torch.float64, device=device)
+    mean = total / n
+    return (mean[0] if len(mean) == 1 else mean).float().cpu().numpy()  # (size, size) for one channel
 
 
 def recompute_batch_norm(model, dataset, indices, prepare, *, n_images, seed, torch):

@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..features.significance import SIGNIFICANCE_RANGE
 from . import _state
 from ._data import (
+    INPUT_CHANNELS,
     ArrayImages,
     DatasetImages,
     input_stage,
@@ -94,13 +95,18 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         resumed fit augments exactly as an uninterrupted one. Suits detector
         images centred on the beam, whose classes do not change under these
         symmetries.
-    input_transform : {None, "significance"}, default None
+    input_transform : {None, "significance", "significance_top2"}, default None
         What the network sees of an 8-bit image. None: the grey values (the
         paper). ``"significance"``: :func:`~diffranet.features.significance.significance_map`,
         each 4 x 4 block's maximum in units of the local background noise
         above the local background (a 128 x 128 map of a 512 x 512 image), so
         the input means the same on every detector, beam and background; the
         map's clip range is then mapped to [0, 1] (``pixel_range`` must be None).
+        ``"significance_top2"``: the same for each block's two largest values,
+        as two channels (``significance_map(..., second=True)``): a spot a peak
+        finder counts has two pixels that stand out, a hot pixel or a noise
+        spike one. ``init`` may then be a fitted ``"significance"`` model: its
+        first convolution reads the first channel, the second starts at zero.
     pixel_range : tuple (low, high) or None, default None
         Grey values mapped to 0 and 1. ``None``: (0, 255) for uint8 images,
         otherwise the smallest and largest value of the training images.
@@ -178,7 +184,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
     pixel_range_ : tuple (low, high)
         Grey values mapped to 0 and 1.
     mean_image_ : ndarray of float32, shape (input_size, input_size)
-        Per-pixel mean of the rescaled, resized training images.
+        Per-pixel mean of the rescaled, resized training images (of each
+        channel: shape (2, input_size, input_size) with ``"significance_top2"``).
     model_ : torch.nn.Module
         The trained :class:`~diffranet.models.resnet.ResNet`, in eval mode.
     device_ : str
@@ -223,7 +230,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         "head_pool_stride": [Interval(Integral, 1, None, closed="left")],
         "input_size": [Interval(Integral, 1, None, closed="left")],
         "resize": [StrOptions({"bilinear", "area", "max"})],
-        "input_transform": [None, StrOptions({"significance"})],
+        "input_transform": [None, StrOptions({name for name in INPUT_CHANNELS if name is not None})],
         "augment": [StrOptions({"dihedral"}), None],
         "pixel_range": ["array-like", None],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -335,7 +342,8 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         # imported on use: resnet imports torch, an optional dependency
         from .resnet import build_resnet
 
-        return build_resnet(self.depth, n_classes, in_channels=1, **self._network_kwargs())
+        return build_resnet(self.depth, n_classes, in_channels=INPUT_CHANNELS[self.input_transform],
+                            **self._network_kwargs())
 
     def _set_model(self, network):
         """Keep ``network`` as ``model_``, in eval mode and channels-last memory format.
@@ -456,7 +464,7 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         encoded = encoded.astype(np.int64).ravel()
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes, got 1 class")
-        if self.input_transform == "significance":
+        if self.input_transform is not None:
             if pixel_range is not None:
                 raise ValueError("pixel_range must be None with input_transform='significance' "
                                  "(the significance map has a fixed range)")
@@ -521,11 +529,18 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"init must be a fitted DeepFreakClassifier, got {type(init).__name__}")
         mine, theirs = self._network_kwargs(), init._network_kwargs()
         differ = sorted(k for k in mine if mine[k] != theirs[k])
-        if init.depth != self.depth or differ or init.input_transform != self.input_transform:
+        widened = (init.input_transform, self.input_transform) == ("significance", "significance_top2")
+        if init.depth != self.depth or differ or (init.input_transform != self.input_transform and not widened):
             raise ValueError(f"init has another network ({', '.join(differ) or 'depth or input_transform'} differ)")
         if list(np.asarray(init.classes_).tolist()) != list(self.classes_.tolist()):
             raise ValueError(f"init was fitted on the classes {list(init.classes_)}, not {list(self.classes_)}")
-        return {k: v.detach().cpu().clone() for k, v in init.model_.state_dict().items()}
+        weights = {k: v.detach().cpu().clone() for k, v in init.model_.state_dict().items()}
+        if widened:
+            # the block maxima keep their filters; the second values start unread: the same function at first
+            first = weights["conv1.weight"]
+            weights["conv1.weight"] = first.new_zeros((first.shape[0], 2, *first.shape[2:]))
+            weights["conv1.weight"][:, :1] = first
+        return weights
 
     # ----------------------------------------------------------------- predict
 
@@ -647,9 +662,10 @@ class DeepFreakClassifier(ClassifierMixin, BaseEstimator):
         estimator.image_shape_ = tuple(int(s) for s in fitted["image_shape_"])
         estimator.pixel_range_ = tuple(float(v) for v in fitted["pixel_range_"])
         mean = np.asarray(fitted["mean_image_"], dtype=np.float32)
-        if mean.shape != (estimator.input_size, estimator.input_size):
-            raise ValueError(f"DeepFreak state mean_image_ has shape {mean.shape}, "
-                             f"expected ({estimator.input_size}, {estimator.input_size})")
+        channels = INPUT_CHANNELS[estimator.input_transform]
+        expected = (estimator.input_size,) * 2 if channels == 1 else (channels, *(estimator.input_size,) * 2)
+        if mean.shape != expected:
+            raise ValueError(f"DeepFreak state mean_image_ has shape {mean.shape}, expected {expected}")
         if not np.all(np.isfinite(mean)):
             raise ValueError("DeepFreak state mean_image_ holds non-finite values")
         estimator.mean_image_ = mean

@@ -80,6 +80,8 @@ def _stage_shape(image_shape, input_transform):
     rows, cols = image_shape
     if input_transform == "significance":
         return rows // 4, cols // 4
+    if input_transform == "significance_top2":
+        return 2, rows // 4, cols // 4
     return rows, cols
 
 
@@ -94,7 +96,7 @@ class DeepFreakRuntime:
         ``classes_`` of the estimator.
     image_shape : tuple of int
         Shape of the images the estimator was fitted on.
-    input_transform : {None, "significance"}
+    input_transform : {None, "significance", "significance_top2"}
     n_threads : int, optional
         Threads of ONNX Runtime's operators; default its own choice (all cores).
     """
@@ -114,14 +116,11 @@ class DeepFreakRuntime:
         self.input_transform = input_transform
 
     def input_stage(self, images):
-        """float32 (n, rows, cols): the graph's input (the images, or their significance map)."""
+        """float32: the graph's input (the images, or their significance map; see ``_data.input_stage``)."""
         # imported on use: the features package loads scikit-image, which a plain input does not need
-        from ..features.significance import significance_map
+        from ._data import input_stage
 
-        images = np.asarray(images)
-        if self.input_transform == "significance":
-            return significance_map(images)
-        return np.ascontiguousarray(images, dtype=np.float32)
+        return np.ascontiguousarray(input_stage(images, self.input_transform), dtype=np.float32)
 
     def predict_proba(self, X, batch_size=64):
         """Class probabilities, float64 (n, n_classes), columns in the order of ``classes_``."""
