@@ -116,20 +116,16 @@ def _run(model_path, fmt, workers, n, rate_hz, *, send=_send, geometry=None, bat
     """(frames/s, latency p50, p99, service CPU ms per frame) of n frames that ``send(address, fmt, n, rate_hz)``
     pushes from its own process."""
     from diffranet._allocator import freeze_loaded_objects
-    from diffranet.inference import load_model
 
     input_address, publish_address = _address(), _address()
-    # as the stream command does: with one worker the model is loaded here, then the collector's walks are
-    # limited to what the frames make
-    model = load_model(model_path) if workers == 1 else model_path
-    freeze_loaded_objects()
-    service = StreamService(model, input_address, publish_address, source_format=fmt, workers=workers,
+    service = StreamService(model_path, input_address, publish_address, source_format=fmt, workers=workers,
                             overflow="block", queue_size=queue_size, batch_size=batch_size, geometry=geometry,
                             peaks=PEAKS)
     stop, ready, final = threading.Event(), threading.Event(), {}
     thread = threading.Thread(target=lambda: final.setdefault("s", service.run(stop, ready)), daemon=True)
     thread.start()
     assert ready.wait(300)
+    freeze_loaded_objects()  # as the stream command does once the model is loaded
     context = zmq.Context()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 from .._allocator import freeze_loaded_objects, keep_freed_memory, passive_openmp_wait
 from .._budget import DEFAULT_MAX_FRAME_PIXELS
 from ._live import add_hit_options, add_status_options, hit_writer, print_hits, print_summary, status_printer
-from ._model_options import (add_model_and_geometry_options, add_pipeline_options, detector_and_overrides,
-                             load_model_option, rule_option)
+from ._model_options import add_model_and_geometry_options, add_pipeline_options, detector_and_overrides, rule_option
 
 __all__ = ["add_parser", "run"]
 
@@ -78,20 +78,20 @@ def run(args):
     given = {name: getattr(args, name) for name in ("max_message_bytes", "max_frame_pixels", "max_queue_bytes")}
     limits = StreamLimits(**{name: value for name, value in given.items() if value is not None})
     hits = hit_writer(args)
-    # with one worker this process classifies: the model is loaded here, before the collector's walks are
-    # limited to what the frames make (worker processes load their own)
-    model = load_model_option(args) if args.workers == 1 else args.model
-    freeze_loaded_objects()
-    service = StreamService(model, args.input, args.publish, source_format=args.format, geometry=geometry,
+    service = StreamService(args.model, args.input, args.publish, source_format=args.format, geometry=geometry,
                             beam_center_px=beam_center_px, queue_size=args.queue_size, overflow=args.overflow,
                             workers=args.workers, batch_size=args.batch_size, log_path=args.log, trust=args.trust,
                             status=status_printer(args), status_interval_s=args.status_interval, limits=limits,
                             peaks=args.peaks, hits=hits, series_publish=args.series_publish,
                             series_subscribe=args.series_subscribe, series_wait_s=args.series_wait,
                             rule=rule)
+    # once the model is loaded (by the service, after it has bound its sockets, so that subscribers have
+    # connected when the first verdicts go out), the collector's walks are limited to what the frames make
+    ready = threading.Event()
+    threading.Thread(target=lambda: ready.wait() and freeze_loaded_objects(), daemon=True).start()
     with stop_on_signals() as stop:
         try:
-            final = service.run(stop)
+            final = service.run(stop, ready)
         except StageFailure as exc:  # a stage could not go on: fail loudly so that a supervisor restarts it
             if exc.final is not None:
                 print_summary(args.command, exc.final)
