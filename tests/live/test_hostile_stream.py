@@ -301,6 +301,23 @@ def test_default_limits_admit_the_largest_detectors():
         StreamLimits(max_frame_pixels=100).check_dimensions([11, 10])
 
 
+def test_dimensions_of_huge_integers_are_refused_before_their_product():
+    # the product of eight 300 kB integers took 5 s (an image message of 2.4 MB); of 1 MB ones, 70 s
+    from diffranet.live.dectris import Stream2Decoder
+    from diffranet.live.frames import MalformedMessage
+
+    huge = 2**(8 * 300_000) - 1
+    cpu = time.thread_time()
+    with pytest.raises(ValueError, match="than the limit"):
+        StreamLimits().check_dimensions([huge] * 8)
+    with pytest.raises(MalformedMessage, match="than the limit"):
+        Stream2Decoder().decode(_image(data=_array([huge] * 8, 69, b"")), received=0.0)
+    assert time.thread_time() - cpu < 1.0
+    with pytest.raises(ValueError, match="than the limit"):  # a side over the budget beside a side of 0
+        StreamLimits(max_frame_pixels=100).check_dimensions([0, 101])
+    assert StreamLimits(max_frame_pixels=100).check_dimensions([0, 100]) == (0, 100)
+
+
 class TestCompressedHeaders:
     """Sizes a compressed header claims are refused from the header: nothing of that size is allocated."""
 
