@@ -227,6 +227,30 @@ def _lz4_bomb(total_bytes, block_bytes=2**16):
     return struct.pack(">QI", total_bytes, block_bytes) + record * (total_bytes // block_bytes)
 
 
+def _raw_image(key, raw_value):
+    """An image message whose ``key`` holds ``raw_value``, CBOR bytes written by hand."""
+    return b"\xd9\xd9\xf7\xa2" + cbor2.dumps("type") + cbor2.dumps("image") + cbor2.dumps(key) + raw_value
+
+
+def _empty_maps(n):
+    """An array of ``n`` empty maps: one byte each in the message, over 100 bytes each decoded."""
+    return b"\x9a" + struct.pack(">I", n) + b"\xa0" * n
+
+
+def _shared_values(levels, width=4):
+    """Value sharing (tags 28, 29) nested: level k holds ``width`` references to level k - 1 (width**levels leaves)."""
+    items = [b"\xd8\x1c" + cbor2.dumps(["x" * 40])]
+    items += [b"\xd8\x1c" + bytes([0x80 + width]) + (b"\xd8\x1d" + cbor2.dumps(k - 1)) * width
+              for k in range(1, levels)]
+    return bytes([0x80 + levels]) + b"".join(items)
+
+
+def _colliding_keys(n):
+    """A map of ``n`` big-integer keys that all have the same hash (multiples of 2**61 - 1, Python's hash modulus)."""
+    keys = [b"\xc2\x4a" + ((2**61 - 1) * k + 2**70).to_bytes(10, "big") + b"\x00" for k in range(n)]
+    return b"\xba" + struct.pack(">I", n) + b"".join(keys)
+
+
 DECTRIS_HOSTILE = {
     "start pixel_size_x 10**400": (_start(pixel_size_x=10**400), "start", "pixel_size_x must be a finite"),
     "start detector_translation 10**400": (_start(detector_translation=[0, 0, 10**400]), "start",
@@ -261,6 +285,10 @@ DECTRIS_HOSTILE = {
     "not CBOR": (b"\xff\xff\xff", "image", "not a Stream V2 message"),
     "two parts": ([_image(), _image()], "image", "one part"),
     "unknown type": (_cbor({"type": 10**400}), "image", "unknown Stream V2 message type"),
+    "4 MB of empty maps": (_raw_image("user_data", _empty_maps(4_000_000)), "image", "65536 CBOR data items"),
+    "shared values nested 11 deep": (_raw_image("series_id", _shared_values(11)), "image", "tag 28 (shared value)"),
+    "decimal fraction of 300 kB": (_image(user_data=cbor2.CBORTag(4, [-3, 2**(8 * 300_000) - 1])), "image",
+                                   "tag 4 (decimal fraction)"),
 }
 
 
@@ -284,6 +312,51 @@ def test_dectris_odd_series_ids_are_written_as_json(dectris_client, series_id, e
     records = dectris_client.exchange(_image(image_id=77, series_id=series_id))
     assert len(records) == 1 and records[0]["id"] == 77 and "label" in records[0]
     assert records[0]["series_id"] == expected
+
+
+# --------------------------------------------------------------------------- work bounded by the message
+
+
+def _random_integer(n_bytes):
+    return int.from_bytes(np.random.default_rng(n_bytes).bytes(n_bytes), "big") | 1
+
+
+# each took the decoder 3 to 15 s of CPU (the service's receive loop, every later frame waiting), or hundreds of MB
+COSTLY_DECTRIS = {
+    "4 MB of empty maps": (_raw_image("user_data", _empty_maps(4_000_000)), "65536 CBOR data items"),
+    "shared values nested 11 deep": (_raw_image("series_id", _shared_values(11)), "tag 28"),
+    "decimal fraction of 300 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(4, [-3, _random_integer(300_000)]))),
+                                   "tag 4"),
+    "bigfloat of 200 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(5, [-3, _random_integer(200_000)]))), "tag 5"),
+    "rational of 2 x 300 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(30, [_random_integer(300_000),
+                                                                               _random_integer(300_001)]))),
+                               "tag 30"),
+    "MIME message of 4 MB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(36, "a: b\n" * 800_000))), "tag 36"),
+    "30,000 keys of one hash": (_raw_image("user_data", _colliding_keys(30_000)), "map key must be"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COSTLY_DECTRIS))
+def test_dectris_decoding_costs_no_more_than_the_message(name):
+    from diffranet.live.dectris import Stream2Decoder
+    from diffranet.live.frames import MalformedMessage
+
+    message, match = COSTLY_DECTRIS[name]
+    cpu = time.thread_time()
+    with pytest.raises(MalformedMessage, match=match):
+        Stream2Decoder().decode(message, received=0.0)
+    assert time.thread_time() - cpu < 1.0
+
+
+@pytest.mark.parametrize("key", [[1, 2], {"a": 1}, cbor2.CBORTag(1, 0), 2**70])
+def test_dectris_map_keys_are_strings_integers_or_simple_values(key):
+    from diffranet.live.dectris import decode_message
+    from diffranet.live.frames import MalformedMessage
+
+    with pytest.raises(MalformedMessage, match="map key must be"):
+        decode_message(_raw_image("user_data", b"\xa1" + cbor2.dumps(key) + b"\x00"))
+    assert decode_message(_raw_image("user_data", cbor2.dumps({"a": 1, b"b": 2, -3: 3, 2**64 - 1: 4, None: 5,
+                                                               1.5: 6})))["user_data"][None] == 5
 
 
 # --------------------------------------------------------------------------- budgets
