@@ -162,6 +162,8 @@ SIMPLE_HOSTILE = {
     "four parts": ([_header(), _PIXELS, b"x", b"y"], "4 parts"),
     "header not UTF-8": ([b"\xff\xfe{", _PIXELS], "not JSON"),
     "header a list": ([b"[1, 2]", _PIXELS], "JSON object"),
+    "header string of 20,000 escaped quotes, never closed": ([b'{"id": "' + b'\\"[' * 20_000, _PIXELS],
+                                                             "not JSON"),
     "header over 64 kB": ([b'{"id": "' + b"a" * 70_000 + b'"}', _PIXELS], "too long"),
     "id an object": ([_header(id={"a": 1}), _PIXELS], "number or a string"),
     "dtype complex": ([_header(dtype="<c8"), _PIXELS], "dtype must name"),
@@ -357,6 +359,18 @@ def test_dectris_map_keys_are_strings_integers_or_simple_values(key):
         decode_message(_raw_image("user_data", b"\xa1" + cbor2.dumps(key) + b"\x00"))
     assert decode_message(_raw_image("user_data", cbor2.dumps({"a": 1, b"b": 2, -3: 3, 2**64 - 1: 4, None: 5,
                                                                1.5: 6})))["user_data"][None] == 5
+
+
+def test_simple_header_scan_is_linear():
+    # 60 kB of escaped quotes and brackets, the string never closed: the scan for strings started again
+    # from every quote (14 s)
+    from diffranet.live.frames import MalformedMessage
+    from diffranet.live.simple import decode_simple
+
+    cpu = time.thread_time()
+    with pytest.raises(MalformedMessage, match="header"):
+        decode_simple([b'{"id": "' + b'\\"[' * 20_000, _PIXELS])
+    assert time.thread_time() - cpu < 1.0
 
 
 # --------------------------------------------------------------------------- budgets
