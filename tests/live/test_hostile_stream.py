@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from diffranet.live import StageFailure, StreamLimits, StreamService
 from diffranet.live.compression import CompressionError, compress, decompress
 from diffranet.live.dectris import encode_image, encode_start
-from diffranet.live.frames import describe_exception, json_safe
+from diffranet.live.frames import describe_exception, describe_value, json_safe
 from diffranet.live.simple import encode_simple
 from diffranet.live.sinks import RecordWriter
 from live.harness import SIZE, TIMEOUT_S, frames_with_spots, free_address, running_service
@@ -605,6 +605,22 @@ class TestRecords:
                                            (KeyError(), "KeyError")])
     def test_error_text_is_never_empty(self, exc, text):
         assert text in describe_exception(exc)
+
+    @pytest.mark.parametrize("value", ["\x00" * 4 * _MiB, ["\x00" * 4 * _MiB], (b"\x00" * 4 * _MiB, 1),
+                                       cbor2.CBORTag(99, "\x00" * 4 * _MiB),
+                                       type("Sub", (tuple,), {})(["\x00" * 4 * _MiB])],
+                             ids=["string", "list", "tuple of bytes", "unknown tag", "tuple subclass"])
+    def test_describing_a_value_writes_out_only_what_is_shown(self, value):
+        # repr() wrote a string of NULs out whole, four bytes each, only to keep 120 characters
+        import tracemalloc
+
+        tracemalloc.start()
+        try:
+            text = describe_value(value)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(text) <= 130 and peak < _MiB
 
     def test_json_safe_bounds(self):
         assert json_safe([2**64 - 1, 2**64, -(2**63), -(2**63) - 1, np.float32(0.5), np.int64(3)]) == \
