@@ -234,6 +234,17 @@ def test_series_info_shapes_are_held_to_the_pixel_budget_before_the_mask_is_infl
         decode_series(parts, StreamLimits(max_frame_pixels=599))
 
 
+def test_a_series_info_header_over_64_kB_is_refused_unparsed():
+    # 10 MB of JSON: parsed, then its 5 million tags walked, it held the receive loop for 6 s
+    header = b'{"tags": {"series_id": 1, "series_unique_id": [' + b"0," * 5_000_000 + b'0]}}'
+    cpu = time.thread_time()
+    with pytest.raises(ValueError, match="over the limit of 65536"):
+        decode_series([SERIES_TOPIC, header, b""])
+    assert time.thread_time() - cpu < 1.0
+    small = json.dumps({"tags": {"series_id": 1, "series_unique_id": "u" * 60_000}}).encode()
+    assert decode_series([SERIES_TOPIC, small, b""]).tags["series_unique_id"] == "u" * 4096  # cut as any tag
+
+
 def test_a_series_id_that_is_a_list_is_a_series_like_any_other():
     cbor2 = pytest.importorskip("cbor2")
     info = SeriesInfo(tags={"series_id": [7, "a"]}, geometry=GEOMETRY)
