@@ -258,7 +258,7 @@ class SeriesSharing:
         self.republish_s = check_positive("republish_s", republish_s)
         self._held = {}  # sequence number -> HeldFrame, in arrival order
         self._given_up = {}  # series_id -> None: series whose info did not come in time (an ordered set)
-        self._log = LimitedLog(log)  # a flood of bad series info must not become a flood of log lines
+        self._log = LimitedLog(log)  # a flood of bad series info (or series) must not become a flood of log lines
         self._own = None  # the parts of the latest announcement
         self._next_announcement = math.inf
         self.publisher = self.subscriber = None
@@ -370,8 +370,10 @@ class SeriesSharing:
                 self._given_up[series_key(held.tags.get("series_id"))] = None
                 while len(self._given_up) > 64:
                     self._given_up.pop(next(iter(self._given_up)))
-                log.warning("no series info for series %s within %.1f s: its images are classified without "
-                            "the start message's geometry and mask", held.tags.get("series_id"), self.wait_s)
+                # a few lines, not one per series: a sender may make up a new series for every image
+                self._log.warning("series info missing", "no series info for series %s within %.1f s: its images "
+                                  "are classified without the start message's geometry and mask",
+                                  held.tags.get("series_id"), self.wait_s)
             try:
                 released.append((seq, self.decoder.decode(held.message, held.received)))
             except Exception as exc:  # MalformedMessage, and anything a hostile message provokes
