@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from diffranet.live import StageFailure, StreamLimits, StreamService
 from diffranet.live.compression import CompressionError, compress, decompress
 from diffranet.live.dectris import encode_image, encode_start
-from diffranet.live.frames import describe_exception, json_safe
+from diffranet.live.frames import describe_exception, describe_value, json_safe
 from diffranet.live.simple import encode_simple
 from diffranet.live.sinks import RecordWriter
 from live.harness import SIZE, TIMEOUT_S, frames_with_spots, free_address, running_service
@@ -162,6 +162,8 @@ SIMPLE_HOSTILE = {
     "four parts": ([_header(), _PIXELS, b"x", b"y"], "4 parts"),
     "header not UTF-8": ([b"\xff\xfe{", _PIXELS], "not JSON"),
     "header a list": ([b"[1, 2]", _PIXELS], "JSON object"),
+    "header string of 20,000 escaped quotes, never closed": ([b'{"id": "' + b'\\"[' * 20_000, _PIXELS],
+                                                             "not JSON"),
     "header over 64 kB": ([b'{"id": "' + b"a" * 70_000 + b'"}', _PIXELS], "too long"),
     "id an object": ([_header(id={"a": 1}), _PIXELS], "number or a string"),
     "dtype complex": ([_header(dtype="<c8"), _PIXELS], "dtype must name"),
@@ -227,6 +229,30 @@ def _lz4_bomb(total_bytes, block_bytes=2**16):
     return struct.pack(">QI", total_bytes, block_bytes) + record * (total_bytes // block_bytes)
 
 
+def _raw_image(key, raw_value):
+    """An image message whose ``key`` holds ``raw_value``, CBOR bytes written by hand."""
+    return b"\xd9\xd9\xf7\xa2" + cbor2.dumps("type") + cbor2.dumps("image") + cbor2.dumps(key) + raw_value
+
+
+def _empty_maps(n):
+    """An array of ``n`` empty maps: one byte each in the message, over 100 bytes each decoded."""
+    return b"\x9a" + struct.pack(">I", n) + b"\xa0" * n
+
+
+def _shared_values(levels, width=4):
+    """Value sharing (tags 28, 29) nested: level k holds ``width`` references to level k - 1 (width**levels leaves)."""
+    items = [b"\xd8\x1c" + cbor2.dumps(["x" * 40])]
+    items += [b"\xd8\x1c" + bytes([0x80 + width]) + (b"\xd8\x1d" + cbor2.dumps(k - 1)) * width
+              for k in range(1, levels)]
+    return bytes([0x80 + levels]) + b"".join(items)
+
+
+def _colliding_keys(n):
+    """A map of ``n`` big-integer keys that all have the same hash (multiples of 2**61 - 1, Python's hash modulus)."""
+    keys = [b"\xc2\x4a" + ((2**61 - 1) * k + 2**70).to_bytes(10, "big") + b"\x00" for k in range(n)]
+    return b"\xba" + struct.pack(">I", n) + b"".join(keys)
+
+
 DECTRIS_HOSTILE = {
     "start pixel_size_x 10**400": (_start(pixel_size_x=10**400), "start", "pixel_size_x must be a finite"),
     "start detector_translation 10**400": (_start(detector_translation=[0, 0, 10**400]), "start",
@@ -261,6 +287,10 @@ DECTRIS_HOSTILE = {
     "not CBOR": (b"\xff\xff\xff", "image", "not a Stream V2 message"),
     "two parts": ([_image(), _image()], "image", "one part"),
     "unknown type": (_cbor({"type": 10**400}), "image", "unknown Stream V2 message type"),
+    "4 MB of empty maps": (_raw_image("user_data", _empty_maps(4_000_000)), "image", "65536 CBOR data items"),
+    "shared values nested 11 deep": (_raw_image("series_id", _shared_values(11)), "image", "tag 28 (shared value)"),
+    "decimal fraction of 300 kB": (_image(user_data=cbor2.CBORTag(4, [-3, 2**(8 * 300_000) - 1])), "image",
+                                   "tag 4 (decimal fraction)"),
 }
 
 
@@ -286,6 +316,63 @@ def test_dectris_odd_series_ids_are_written_as_json(dectris_client, series_id, e
     assert records[0]["series_id"] == expected
 
 
+# --------------------------------------------------------------------------- work bounded by the message
+
+
+def _random_integer(n_bytes):
+    return int.from_bytes(np.random.default_rng(n_bytes).bytes(n_bytes), "big") | 1
+
+
+# each took the decoder 3 to 15 s of CPU (the service's receive loop, every later frame waiting), or hundreds of MB
+COSTLY_DECTRIS = {
+    "4 MB of empty maps": (_raw_image("user_data", _empty_maps(4_000_000)), "65536 CBOR data items"),
+    "shared values nested 11 deep": (_raw_image("series_id", _shared_values(11)), "tag 28"),
+    "decimal fraction of 300 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(4, [-3, _random_integer(300_000)]))),
+                                   "tag 4"),
+    "bigfloat of 200 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(5, [-3, _random_integer(200_000)]))), "tag 5"),
+    "rational of 2 x 300 kB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(30, [_random_integer(300_000),
+                                                                               _random_integer(300_001)]))),
+                               "tag 30"),
+    "MIME message of 4 MB": (_raw_image("x", cbor2.dumps(cbor2.CBORTag(36, "a: b\n" * 800_000))), "tag 36"),
+    "30,000 keys of one hash": (_raw_image("user_data", _colliding_keys(30_000)), "map key must be"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COSTLY_DECTRIS))
+def test_dectris_decoding_costs_no_more_than_the_message(name):
+    from diffranet.live.dectris import Stream2Decoder
+    from diffranet.live.frames import MalformedMessage
+
+    message, match = COSTLY_DECTRIS[name]
+    cpu = time.thread_time()
+    with pytest.raises(MalformedMessage, match=match):
+        Stream2Decoder().decode(message, received=0.0)
+    assert time.thread_time() - cpu < 1.0
+
+
+@pytest.mark.parametrize("key", [[1, 2], {"a": 1}, cbor2.CBORTag(1, 0), 2**70])
+def test_dectris_map_keys_are_strings_integers_or_simple_values(key):
+    from diffranet.live.dectris import decode_message
+    from diffranet.live.frames import MalformedMessage
+
+    with pytest.raises(MalformedMessage, match="map key must be"):
+        decode_message(_raw_image("user_data", b"\xa1" + cbor2.dumps(key) + b"\x00"))
+    assert decode_message(_raw_image("user_data", cbor2.dumps({"a": 1, b"b": 2, -3: 3, 2**64 - 1: 4, None: 5,
+                                                               1.5: 6})))["user_data"][None] == 5
+
+
+def test_simple_header_scan_is_linear():
+    # 60 kB of escaped quotes and brackets, the string never closed: the scan for strings started again
+    # from every quote (14 s)
+    from diffranet.live.frames import MalformedMessage
+    from diffranet.live.simple import decode_simple
+
+    cpu = time.thread_time()
+    with pytest.raises(MalformedMessage, match="header"):
+        decode_simple([b'{"id": "' + b'\\"[' * 20_000, _PIXELS])
+    assert time.thread_time() - cpu < 1.0
+
+
 # --------------------------------------------------------------------------- budgets
 
 
@@ -299,6 +386,23 @@ def test_default_limits_admit_the_largest_detectors():
         StreamLimits(max_frame_pixels=0)
     with pytest.raises(ValueError, match="than the limit"):
         StreamLimits(max_frame_pixels=100).check_dimensions([11, 10])
+
+
+def test_dimensions_of_huge_integers_are_refused_before_their_product():
+    # the product of eight 300 kB integers took 5 s (an image message of 2.4 MB); of 1 MB ones, 70 s
+    from diffranet.live.dectris import Stream2Decoder
+    from diffranet.live.frames import MalformedMessage
+
+    huge = 2**(8 * 300_000) - 1
+    cpu = time.thread_time()
+    with pytest.raises(ValueError, match="than the limit"):
+        StreamLimits().check_dimensions([huge] * 8)
+    with pytest.raises(MalformedMessage, match="than the limit"):
+        Stream2Decoder().decode(_image(data=_array([huge] * 8, 69, b"")), received=0.0)
+    assert time.thread_time() - cpu < 1.0
+    with pytest.raises(ValueError, match="than the limit"):  # a side over the budget beside a side of 0
+        StreamLimits(max_frame_pixels=100).check_dimensions([0, 101])
+    assert StreamLimits(max_frame_pixels=100).check_dimensions([0, 100]) == (0, 100)
 
 
 class TestCompressedHeaders:
@@ -501,6 +605,22 @@ class TestRecords:
                                            (KeyError(), "KeyError")])
     def test_error_text_is_never_empty(self, exc, text):
         assert text in describe_exception(exc)
+
+    @pytest.mark.parametrize("value", ["\x00" * 4 * _MiB, ["\x00" * 4 * _MiB], (b"\x00" * 4 * _MiB, 1),
+                                       cbor2.CBORTag(99, "\x00" * 4 * _MiB),
+                                       type("Sub", (tuple,), {})(["\x00" * 4 * _MiB])],
+                             ids=["string", "list", "tuple of bytes", "unknown tag", "tuple subclass"])
+    def test_describing_a_value_writes_out_only_what_is_shown(self, value):
+        # repr() wrote a string of NULs out whole, four bytes each, only to keep 120 characters
+        import tracemalloc
+
+        tracemalloc.start()
+        try:
+            text = describe_value(value)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(text) <= 130 and peak < _MiB
 
     def test_json_safe_bounds(self):
         assert json_safe([2**64 - 1, 2**64, -(2**63), -(2**63) - 1, np.float32(0.5), np.int64(3)]) == \

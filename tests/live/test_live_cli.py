@@ -47,6 +47,7 @@ def test_stream_sigterm_mid_stream_flushes_every_accepted_frame(tmp_path, model_
     sender = None
     try:
         subscriber = Subscriber(publish_address)
+        subscriber.wait_connected()  # verdicts published before the subscription arrives would be lost
         sender = start_process(send_simple, input_address, frames_with_spots(n, seed=6), rate_hz=50, linger_s=0)
         assert _wait_for_file_lines(log, 30, service), "no verdicts logged"
         service.send_signal(signal.SIGTERM)

@@ -138,18 +138,34 @@ def test_masks_reach_workers_once_as_files(tmp_path):
     sender, worker = _MaskFiles(tmp_path), _MaskFiles(tmp_path)
     mask = np.zeros((6, 7), bool)
     mask[1, 2] = True
-    name = sender.name(mask)
-    assert sender.name(mask) == name == sender.name(mask.copy())  # by content
+    name = sender.name(mask, 0)
+    assert sender.name(mask, 1) == name == sender.name(mask.copy(), 2)  # by content
     other = mask.copy()
     other[0, 0] = True
-    assert sender.name(other) != name
-    assert sender.name(mask.reshape(7, 6)) != name  # same pixels, other shape
+    assert sender.name(other, 3) != name
+    assert sender.name(mask.reshape(7, 6), 4) != name  # same pixels, other shape
     loaded = worker.load(name)
     assert np.array_equal(loaded, mask) and worker.load(name) is loaded and not loaded.flags.writeable
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, sender.name(other),
-                                                                 sender.name(mask.reshape(7, 6))})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, sender.name(other, 5),
+                                                                 sender.name(mask.reshape(7, 6), 6)})
     with pytest.raises(ValueError, match="bad mask name"):
         worker.load("../elsewhere.npy")
+
+
+def test_a_mask_file_goes_once_forgotten_and_its_frames_answered(tmp_path):
+    from diffranet.live.parallel import _MaskFiles
+
+    sender = _MaskFiles(tmp_path, keep=2)
+    masks = np.zeros((4, 5, 5), bool)
+    for i in range(4):
+        masks[i, i] = True
+    names = [sender.name(masks[i], seq=i) for i in range(4)]
+    assert len(set(names)) == 4 and len(list(tmp_path.iterdir())) == 4  # frames 0 and 1 wait for their verdicts
+    sender.answered([0, 2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])  # mask 2 is still remembered
+    sender.answered([1, 3])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+    assert sender.name(masks[0], seq=4) == names[0] and (tmp_path / names[0]).exists()  # written again
 
 
 def test_worker_processes_give_torch_one_thread():

@@ -234,6 +234,38 @@ def test_series_info_shapes_are_held_to_the_pixel_budget_before_the_mask_is_infl
         decode_series(parts, StreamLimits(max_frame_pixels=599))
 
 
+def test_a_series_info_header_over_64_kB_is_refused_unparsed():
+    # 10 MB of JSON: parsed, then its 5 million tags walked, it held the receive loop for 6 s
+    header = b'{"tags": {"series_id": 1, "series_unique_id": [' + b"0," * 5_000_000 + b'0]}}'
+    cpu = time.thread_time()
+    with pytest.raises(ValueError, match="over the limit of 65536"):
+        decode_series([SERIES_TOPIC, header, b""])
+    assert time.thread_time() - cpu < 1.0
+    small = json.dumps({"tags": {"series_id": 1, "series_unique_id": "u" * 60_000}}).encode()
+    assert decode_series([SERIES_TOPIC, small, b""]).tags["series_unique_id"] == "u" * 4096  # cut as any tag
+
+
+def test_images_of_ever_new_series_log_a_few_lines_not_one_each(caplog):
+    import logging
+
+    from diffranet.live.series import HeldFrame, SeriesSharing
+
+    context = zmq.Context()
+    sharing = SeriesSharing(Stream2Decoder(), context, subscribe=[free_address()], wait_s=0.0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="diffranet.live"):
+            for i in range(40):  # no info will come for any of these series
+                held = sharing.decode(encode_image(1000 + i, i, np.zeros((4, 4), np.uint16)), received=0.0)
+                assert isinstance(held, HeldFrame)
+                sharing.hold(i, held)
+            released = sharing.release()
+    finally:
+        sharing.close()
+        context.term()
+    assert [seq for seq, _ in released] == list(range(40)) and all(isinstance(f, Frame) for _, f in released)
+    assert 1 <= sum("no series info" in r.getMessage() for r in caplog.records) <= 10
+
+
 def test_a_series_id_that_is_a_list_is_a_series_like_any_other():
     cbor2 = pytest.importorskip("cbor2")
     info = SeriesInfo(tags={"series_id": [7, "a"]}, geometry=GEOMETRY)

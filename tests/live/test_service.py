@@ -137,6 +137,39 @@ def test_fan_out_stream2_workers_expand_pixels_share_the_mask_and_isolate_a_corr
     assert result["final"].frames == n and result["final"].errors == 1
 
 
+def test_fan_out_workers_keep_only_the_mask_files_in_use(tmp_path, model_path, model):
+    # every series with a mask of its own left a file for the service's life (up to 64 MB each)
+    import glob
+
+    import zmq
+
+    from diffranet.live.dectris import encode_image, encode_start
+
+    n = 20
+    frames = frames_with_spots(n, seed=8)
+    masks = np.zeros((n, SIZE, SIZE), bool)
+    for i in range(n):
+        masks[i, :, 4 * i:4 * i + 8] = True
+    input_address, publish_address = free_address(), free_address()
+    service = StreamService(model_path, input_address, publish_address, source_format="dectris", workers=2,
+                            batch_size=4, queue_size=2 * n, log_path=tmp_path / "log.jsonl")
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.bind(input_address)
+    try:
+        with running_service(service) as (subscriber, _):
+            for i in range(n):
+                push.send(encode_start(100 + i, image_shape=(SIZE, SIZE), pixel_mask=masks[i]))
+                push.send(encode_image(100 + i, i, frames[i]))
+            assert subscriber.wait_for(lambda r: len(r) >= n), f"{len(subscriber.records)} of {n} verdicts"
+            mask_files = glob.glob(os.path.join(service._pipeline._backend._dir.name, "mask-*"))
+    finally:
+        push.close(linger=0)
+        context.term()
+    assert len(mask_files) <= 8  # the masks remembered; the others' frames all answered
+    _check_verdicts_match_model(subscriber.records, model, frames, range(n), masks=list(masks), saturation=65535)
+
+
 def _rss_sampler(stop, samples, records):
     process = psutil.Process(os.getpid())
     while not stop.is_set():

@@ -24,9 +24,13 @@ What diffranet takes from the messages:
 Values missing from the start message come from the defaults given to
 :class:`Stream2Decoder` (the command-line geometry options).
 
-Messages are untrusted: each array's dimensions and each compressed
-header's size are checked against :class:`~diffranet.live.limits.StreamLimits`
-before anything of that size is allocated; a number the decoder uses must
+Messages are untrusted: before a message is decoded, its CBOR heads are
+read to bound what decoding costs (at most :data:`MAX_MESSAGE_ITEMS` data
+items; no tag whose decoding takes more than linear time or repeats data by
+reference; map keys only strings, integers or simple values); each array's
+dimensions and each compressed header's size are checked against
+:class:`~diffranet.live.limits.StreamLimits` before anything of that size is
+allocated; a number the decoder uses must
 be finite (``10**400`` is refused, not overflowed); identifiers are kept
 only as JSON-safe values (:func:`~diffranet.live.frames.safe_tags`); any
 failure to decode becomes :class:`~diffranet.live.frames.MalformedMessage`.
@@ -46,13 +50,25 @@ from .frames import Frame, MalformedMessage, SeriesEnd, describe_exception, desc
 from .limits import StreamLimits
 from .series import SeriesInfo, series_key
 
-__all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS"]
+__all__ = ["Stream2Decoder", "decode_message", "encode_start", "encode_image", "encode_end", "TYPED_ARRAY_TAGS",
+           "MAX_MESSAGE_ITEMS"]
 
 _SELF_DESCRIBED = b"\xd9\xd9\xf7"
 _MULTI_DIM_ROW_MAJOR = 40
 _MULTI_DIM_COLUMN_MAJOR = 1040
 _COMPRESSED = 56500
 _HC_PLANCK_EV_A = 12398.419843320026  # h c in eV * Angstrom
+
+#: Most CBOR data items in one message (a start message holds a few hundred): each becomes a Python object
+#: (over 100 bytes for a 1-byte empty map), so a budget in bytes alone would let a message grow 100-fold.
+MAX_MESSAGE_ITEMS = 1 << 16
+#: Tags the decoder would turn into far more work or memory than their bytes; Stream V2 uses none of them.
+_REFUSED_TAGS = {
+    4: "decimal fraction", 5: "bigfloat", 30: "rational number",  # conversions quadratic in the digits
+    25: "string reference", 256: "string reference namespace",  # a few bytes repeat a whole string
+    28: "shared value", 29: "shared value reference",  # ... or a whole structure, nested: exponential
+    35: "regular expression", 36: "MIME message", 258: "set",  # compiled, parsed, hashed
+}
 
 
 def _typed_array_dtype(tag):
@@ -136,6 +152,65 @@ def _tag_hook(first, second, *, defer=False, limits):
 _DEFAULT_LIMITS = StreamLimits()
 
 
+def _check_items(message, max_items=MAX_MESSAGE_ITEMS):
+    """Refuse, from the CBOR heads alone, a message whose decoding would cost far more than its bytes.
+
+    Reads the head of each data item (strings skipped by their length) and refuses more than
+    ``max_items`` items, a tag of :data:`_REFUSED_TAGS`, and a map key that is not a string, an
+    integer or a simple value: arrays, maps, tags and big integers can be made to share one hash,
+    and a map of those takes quadratic time to build. Malformed heads are left to the decoder.
+    """
+    view = memoryview(message).cast("B") if not isinstance(message, bytes) else message
+    size, pos, items = len(view), 0, 0
+    stack = [[1, False, 0]]  # open containers: [items left (-1: until a break), is a map, items read]
+    while stack:
+        top = stack[-1]
+        if top[0] == 0:
+            stack.pop()
+            continue
+        if pos >= size:
+            return
+        initial = view[pos]
+        pos += 1
+        if initial == 0xFF:  # break: ends an indefinite container (elsewhere the decoder refuses it)
+            stack.pop()
+            continue
+        major, info = initial >> 5, initial & 31
+        is_key = top[1] and top[2] % 2 == 0
+        top[2] += 1
+        if top[0] > 0:
+            top[0] -= 1
+        items += 1
+        if items > max_items:
+            raise MalformedMessage(f"not a Stream V2 message: more than {max_items} CBOR data items")
+        if info < 24:
+            argument = info
+        elif info < 28:
+            width = 1 << (info - 24)
+            argument = int.from_bytes(view[pos:pos + width], "big")
+            pos += width
+        elif info == 31 and major in (2, 3, 4, 5):
+            argument = -1
+        else:
+            return
+        if is_key and major not in (0, 1, 2, 3, 7):
+            raise MalformedMessage("not a Stream V2 message: a map key must be a string, an integer or a simple value")
+        if major in (2, 3):
+            if argument >= 0:
+                pos += argument
+            else:
+                stack.append([-1, False, 0])  # the chunks
+        elif major == 4:
+            stack.append([argument, False, 0])
+        elif major == 5:
+            stack.append([2 * argument if argument >= 0 else -1, True, 0])
+        elif major == 6:
+            if argument in _REFUSED_TAGS:
+                raise MalformedMessage(f"not a Stream V2 message: CBOR tag {argument} ({_REFUSED_TAGS[argument]}) "
+                                       "is not accepted")
+            stack.append([1, False, 0])
+
+
 def decode_message(message, *, defer_decompression=False, limits=None):
     """Decode one Stream V2 message into a dict (arrays as NumPy arrays, compressed data expanded).
 
@@ -160,8 +235,11 @@ def decode_message(message, *, defer_decompression=False, limits=None):
     Raises
     ------
     MalformedMessage
-        Not CBOR, not a map, unknown type, bad array or compressed data, or
-        a size over ``limits``.
+        Not CBOR, not a map, unknown type, bad array or compressed data, a
+        size over ``limits``, more than :data:`MAX_MESSAGE_ITEMS` data items,
+        a tag of decimal fractions, bigfloats, rationals, string or value
+        references, regular expressions, MIME messages or sets, or a map key
+        that is an array, a map or a tagged item.
     """
     import cbor2
 
@@ -169,6 +247,7 @@ def decode_message(message, *, defer_decompression=False, limits=None):
     if len(message) > limits.max_message_bytes:
         raise MalformedMessage(f"message of {len(message)} bytes is over the limit of {limits.max_message_bytes} "
                                "bytes")
+    _check_items(message)
     try:
         decoded = cbor2.loads(message, tag_hook=functools.partial(_tag_hook, defer=defer_decompression,
                                                                   limits=limits))

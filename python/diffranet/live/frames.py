@@ -27,6 +27,7 @@ import datetime
 import json
 import math
 import numbers
+import reprlib
 import threading
 import time
 import uuid
@@ -179,15 +180,35 @@ def describe_value(value):
     >>> describe_value("<u2")
     "'<u2'"
     """
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"a byte string of {len(value)} bytes"
     try:
-        text = repr(value)
-    except Exception:  # a repr that fails (e.g. a container holding a huge integer)
+        text = _SHORT_REPR.repr(value)
+    except Exception:  # a repr that fails
         return f"a {type(value).__name__}"
-    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}... ({len(text)} characters)"
+    return text if len(text) <= _SHOWN_CHARS else f"{text[:_SHOWN_CHARS]}..."
+
+
+class _ShortRepr(reprlib.Repr):
+    """``repr`` written only as far as it is shown: the first items of a container, the first characters of a
+    string (a full ``repr`` of a 100 MB string of NULs takes 400 MB), byte strings and big integers by size."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = _SHOWN_CHARS
+
+    def repr1(self, x, level):
+        if isinstance(x, int) and not isinstance(x, bool) and x.bit_length() > 64:
+            return f"an integer of {x.bit_length()} bits"
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            return f"a byte string of {len(x)} bytes"
+        if hasattr(x, "tag") and hasattr(x, "value"):  # a CBOR tag the decoder left as it is
+            return f"CBORTag({self.repr1(x.tag, level - 1)}, {self.repr1(x.value, level - 1)})"
+        for kind in (list, tuple, dict):  # subclasses too (their own repr would be written out whole)
+            if isinstance(x, kind):
+                return getattr(self, f"repr_{kind.__name__}")(x, level)
+        return super().repr1(x, level)
+
+
+_SHORT_REPR = _ShortRepr()
 
 
 def describe_exception(exc):

@@ -72,15 +72,16 @@ class StreamLimits:
         Raises
         ------
         ValueError
-            Dimensions that are not non-negative integers, or more pixels than ``max_frame_pixels``.
+            Dimensions that are not non-negative integers, more pixels than ``max_frame_pixels``, or a
+            side longer than that (even beside a side of 0).
         """
         if (not isinstance(dims, (list, tuple)) or len(dims) > 32
                 or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in dims)):
             raise ValueError(f"{what} dimensions must be non-negative integers, got {describe_value(dims)}")
-        pixels = math.prod(dims)  # exact: Python integers
-        if pixels > self.max_frame_pixels:
-            raise ValueError(f"{what} of {describe_value(list(dims))} has more pixels than the limit of "
-                             f"{self.max_frame_pixels} (max_frame_pixels)")
+        # each side first: the product of a few megabyte-long integers takes minutes
+        if any(d > self.max_frame_pixels for d in dims) or math.prod(dims) > self.max_frame_pixels:
+            raise ValueError(f"{what} of {describe_value(list(dims))} has more pixels (or a longer side) than the "
+                             f"limit of {self.max_frame_pixels} (max_frame_pixels)")
         return tuple(dims)
 
 

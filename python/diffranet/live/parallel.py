@@ -176,7 +176,10 @@ class _MaskFiles:
     The sending side names each mask by a digest of its pixels and writes it
     to ``directory`` the first time it is seen; a worker loads a name once
     and keeps the array (the same object for every frame, so frames that
-    share a mask still form one batch).
+    share a mask still form one batch). A file is removed once its mask is
+    no longer among the ``keep`` remembered and no frame sent with it waits
+    for its verdict: a sender of ever new masks (one per start message)
+    would otherwise fill the disk, up to 64 MB a mask.
 
     Parameters
     ----------
@@ -189,26 +192,50 @@ class _MaskFiles:
         self.directory = directory
         self.keep = keep
         self._names = {}   # sender: id(mask) -> (mask, name); the mask kept alive so that its id stays its own
+        self._written = set()  # sender: names of the files in the directory
+        self._waiting = {}  # sender: sequence number -> mask name, for frames sent and not answered
+        self._lock = threading.Lock()  # name() on the receiving thread, answered() on the collector thread
         self._arrays = {}  # worker: name -> read-only mask
 
-    def name(self, mask):
-        """The name of a mask, written to the directory the first time (sending side)."""
-        known = self._names.get(id(mask))
-        if known is not None and known[0] is mask:
-            return known[1]
-        pixels = np.ascontiguousarray(mask, dtype=bool)
-        digest = hashlib.blake2b(np.packbits(pixels).tobytes(), digest_size=12)
-        digest.update(repr(pixels.shape).encode())
-        name = f"mask-{digest.hexdigest()}.npy"
-        path = os.path.join(self.directory, name)
-        if not os.path.exists(path):
-            partial = path + ".part.npy"
-            np.save(partial, pixels, allow_pickle=False)
-            os.replace(partial, path)
-        if len(self._names) >= self.keep:
-            self._names.pop(next(iter(self._names)))
-        self._names[id(mask)] = (mask, name)
-        return name
+    def name(self, mask, seq):
+        """The name of the mask of frame ``seq``, written to the directory the first time (sending side)."""
+        with self._lock:
+            known = self._names.get(id(mask))
+            if known is not None and known[0] is mask:
+                self._waiting[seq] = known[1]
+                return known[1]
+            pixels = np.ascontiguousarray(mask, dtype=bool)
+            digest = hashlib.blake2b(np.packbits(pixels).tobytes(), digest_size=12)
+            digest.update(repr(pixels.shape).encode())
+            name = f"mask-{digest.hexdigest()}.npy"
+            if name not in self._written:
+                path = os.path.join(self.directory, name)
+                partial = path + ".part.npy"
+                np.save(partial, pixels, allow_pickle=False)
+                os.replace(partial, path)
+                self._written.add(name)
+            if len(self._names) >= self.keep:
+                self._names.pop(next(iter(self._names)))
+            self._names[id(mask)] = (mask, name)
+            self._waiting[seq] = name
+            self._remove_unused()
+            return name
+
+    def answered(self, seqs):
+        """Frames ``seqs`` have their verdicts (or were never sent): their masks' files may go (sending side)."""
+        with self._lock:
+            popped = [self._waiting.pop(seq, None) for seq in seqs]
+            if any(name is not None for name in popped):
+                self._remove_unused()
+
+    def _remove_unused(self):
+        used = {name for _, name in self._names.values()} | set(self._waiting.values())
+        for name in self._written - used:
+            try:
+                os.remove(os.path.join(self.directory, name))
+            except FileNotFoundError:
+                pass
+        self._written &= used
 
     def load(self, name):
         """The mask of a name (worker side)."""
@@ -229,7 +256,7 @@ def _frame_parts(seq, frame, masks):
     header = {"seq": seq, "shape": list(data.shape), "dtype": data.dtype.str,
               "geometry": None if frame.geometry is None else frame.geometry.to_dict(),
               "beam_center_px": None if frame.beam_center_px is None else list(frame.beam_center_px),
-              "saturation": frame.saturation, "mask": None if frame.mask is None else masks.name(frame.mask),
+              "saturation": frame.saturation, "mask": None if frame.mask is None else masks.name(frame.mask, seq),
               "finite": frame.finite}
     if isinstance(data, CompressedArray):  # expanded by the worker
         header["compressed"] = [data.algorithm, data.modifier]
@@ -412,7 +439,11 @@ class ProcessBackend:
 
     def submit(self, seq, frame):
         """Send one frame to the next worker (from the thread that receives frames only)."""
-        self.tasks.send_multipart(_frame_parts(seq, frame, self._masks), copy=False)
+        try:
+            self.tasks.send_multipart(_frame_parts(seq, frame, self._masks), copy=False)
+        except BaseException:
+            self._masks.answered([seq])  # not sent: its mask need not be kept for it
+            raise
 
     def _collect(self):
         _run_stage(self._collect_results, self.on_failure)
@@ -425,6 +456,7 @@ class ProcessBackend:
                     raise RuntimeError(f"worker process {dead[0].pid} exited with status {dead[0].exitcode}")
                 continue
             message = self.results.recv_json()
+            self._masks.answered(item["seq"] for item in message)
             self.on_results([(item["seq"], item["verdict"] if "verdict" in item else ValueError(item["error"]))
                              for item in message])
 

@@ -23,8 +23,8 @@ saw. Each service therefore
 The series info message (multipart ZMQ, every part checked on receipt):
 
 1. the topic ``b"diffranet-series/1"``;
-2. a JSON object: ``tags`` (``series_id``, ``series_unique_id``), ``shape``
-   ``[rows, cols]`` or null, ``channel``, ``geometry`` (as
+2. a JSON object of at most 64 kB: ``tags`` (``series_id``,
+   ``series_unique_id``), ``shape`` ``[rows, cols]`` or null, ``channel``, ``geometry`` (as
    :meth:`FrameGeometry.to_dict`) or null, ``beam_center_px``, ``saturation``,
    ``mask_shape`` ``[rows, cols]`` or null;
 3. the mask, ``True`` = ignore, as ``zlib(numpy.packbits(mask))`` (empty
@@ -65,6 +65,9 @@ SERIES_TOPIC = b"diffranet-series/1"
 MAX_SERIES_MESSAGE = 64 << 20
 
 _MAX_SIDE = 1 << 16
+#: Longest JSON header of a series info message (bytes): a real one is a few hundred bytes, and parsing
+#: megabytes of JSON then walking the values takes seconds in the receive loop.
+_MAX_HEADER_BYTES = 64 * 1024
 
 log = logging.getLogger("diffranet.live")
 
@@ -161,13 +164,15 @@ def decode_series(parts, limits=None):
     ------
     ValueError
         For anything but a well-formed message (wrong topic or number of
-        parts, bad JSON, shapes, numbers, geometry, or mask bytes), or a
-        shape over ``limits.max_frame_pixels``.
+        parts, bad or over 64 kB of JSON, shapes, numbers, geometry, or mask
+        bytes), or a shape over ``limits.max_frame_pixels``.
     """
     limits = StreamLimits() if limits is None else limits
     parts = [bytes(getattr(part, "buffer", part)) for part in parts]
     if len(parts) != 3 or parts[0] != SERIES_TOPIC:
         raise ValueError("not a series info message (topic, JSON, mask)")
+    if len(parts[1]) > _MAX_HEADER_BYTES:
+        raise ValueError(f"series info header of {len(parts[1])} bytes is over the limit of {_MAX_HEADER_BYTES}")
     try:
         header = json.loads(parts[1])
     except (UnicodeDecodeError, ValueError) as exc:
@@ -253,7 +258,7 @@ class SeriesSharing:
         self.republish_s = check_positive("republish_s", republish_s)
         self._held = {}  # sequence number -> HeldFrame, in arrival order
         self._given_up = {}  # series_id -> None: series whose info did not come in time (an ordered set)
-        self._log = LimitedLog(log)  # a flood of bad series info must not become a flood of log lines
+        self._log = LimitedLog(log)  # a flood of bad series info (or series) must not become a flood of log lines
         self._own = None  # the parts of the latest announcement
         self._next_announcement = math.inf
         self.publisher = self.subscriber = None
@@ -365,8 +370,10 @@ class SeriesSharing:
                 self._given_up[series_key(held.tags.get("series_id"))] = None
                 while len(self._given_up) > 64:
                     self._given_up.pop(next(iter(self._given_up)))
-                log.warning("no series info for series %s within %.1f s: its images are classified without "
-                            "the start message's geometry and mask", held.tags.get("series_id"), self.wait_s)
+                # a few lines, not one per series: a sender may make up a new series for every image
+                self._log.warning("series info missing", "no series info for series %s within %.1f s: its images "
+                                  "are classified without the start message's geometry and mask",
+                                  held.tags.get("series_id"), self.wait_s)
             try:
                 released.append((seq, self.decoder.decode(held.message, held.received)))
             except Exception as exc:  # MalformedMessage, and anything a hostile message provokes

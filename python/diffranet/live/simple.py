@@ -31,7 +31,9 @@ __all__ = ["decode_simple", "encode_simple"]
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_JSON_DEPTH = 32
 _MAX_INT_DIGITS = 20  # 2**64 has 20 digits
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# a string runs to its closing quote or, unterminated, to the end: each quote starts one match, so the
+# scan is linear (a pattern that must find the closing quote retries from every quote: quadratic)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _DEFAULT_LIMITS = StreamLimits()
 
 
