@@ -258,6 +258,16 @@ class TestCountNonfinite:
         assert pp.count_nonfinite(frame, np.ones(frame.shape, np.uint8)) == 0
         assert pp.count_nonfinite(np.full((2, 3), -1, np.int32)) == 0
 
+    @pytest.mark.parametrize("dtype", ["<f8", ">f8", "longdouble"])
+    def test_values_float32_cannot_hold_count(self, dtype):
+        # the model input is float32: a float64 pixel of 1e300 would become infinite there
+        largest = np.nextafter(pp.FLOAT32_OVERFLOW, 0.0)  # still rounds to float32's largest value
+        with np.errstate(over="ignore"):
+            assert np.isfinite(np.float32(largest)) and not np.isfinite(np.float32(pp.FLOAT32_OVERFLOW))
+        frame = np.array([[1e300, -1e300, pp.FLOAT32_OVERFLOW, largest, -largest, 3e38, 0.0]]).astype(dtype)
+        assert pp.count_nonfinite(frame) == 3
+        assert pp.count_nonfinite(frame, [[True, False, False, False, False, False, False]]) == 2
+
     @pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", ">f8", "f2"])
     def test_large_frames_any_float_type_and_thread_count(self, dtype):
         """Blocks with masked and unmasked non-finite pixels, the last block short; compiled or numpy."""

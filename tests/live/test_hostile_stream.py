@@ -172,6 +172,8 @@ SIMPLE_HOSTILE = {
     "NaN frame": ([_header(dtype="<f4"), np.full((SIZE, SIZE), np.nan, "<f4").tobytes()], "non-finite"),
     "infinite pixels": ([_header(dtype="<f8"), np.where(_GOOD_FRAME > 5, np.inf, 1.0).astype("<f8").tobytes()],
                         "non-finite"),
+    "pixels beyond float32": ([_header(dtype="<f8"), np.where(_GOOD_FRAME > 5, 1e300, 1.0).astype("<f8").tobytes()],
+                              "non-finite"),
 }
 
 

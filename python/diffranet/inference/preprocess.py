@@ -131,8 +131,15 @@ def invalid_pixels(frame, mask=None, saturation=None):
     return bad
 
 
+#: The smallest float64 magnitude that becomes infinite as float32 (2**128 - 2**103).
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+
+
 def count_nonfinite(frame, mask=None, n_threads=None):
     """How many pixels of a frame are NaN or infinite outside its mask.
+
+    Pixels of a float64 frame too large for float32 (the model input's type,
+    from :data:`FLOAT32_OVERFLOW`) count too: they would become infinite there.
 
     Parameters
     ----------
@@ -163,7 +170,11 @@ def count_nonfinite(frame, mask=None, n_threads=None):
     if frame.dtype.isnative and frame.dtype.itemsize in (4, 8):
         flags = None if mask is None else np.ascontiguousarray(mask).view(np.uint8)
         return _core.count_nonfinite(np.ascontiguousarray(frame), flags, n_threads)
-    bad = ~np.isfinite(frame)  # float16, long double, other byte order
+    if frame.dtype.itemsize > 4:  # long double, float64 in the other byte order
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(frame) < FLOAT32_OVERFLOW)
+    else:  # float16, float32 in the other byte order
+        bad = ~np.isfinite(frame)
     if mask is not None:
         bad &= ~mask
     return int(np.count_nonzero(bad))

@@ -167,4 +167,5 @@ def _check_finite(frame, n_threads):
     mask = frame.mask if frame.mask is not None and frame.mask.shape == data.shape else None
     count = count_nonfinite(data, mask, n_threads)
     if count:
-        raise ValueError(f"frame has {count} non-finite pixels (NaN or infinity) outside its mask")
+        raise ValueError(f"frame has {count} non-finite pixels (NaN, infinity or beyond float32's range) "
+                         "outside its mask")
