@@ -243,17 +243,30 @@ def _whole_frame_map(shape, source, preprocessing):
     ((900, 800), FrameGeometry(0.172, 1000.0, 2.0, (700.0, 100.0))),    # all of it seen
     ((100, 100), FrameGeometry(0.1, 500.0, 1.0, (5000.0, 5000.0))),     # nothing seen
 ])
-def test_resampling_window_gives_the_whole_frame_s_map(shape, geometry):
-    # only the window of frame pixels that can land on the training detector is evaluated: the same matrix
+def test_resampling_window_gives_the_whole_frame_s_map(shape, geometry, monkeypatch):
+    # only the window of frame pixels that can land on the training detector is evaluated, a band of rows at
+    # a time: the same matrix, with bands of any size
     k, expected = _whole_frame_map(shape, geometry, PAPER_PREPROCESSING)
-    matrix, _ = pp._build_mapping(shape, geometry, PAPER_PREPROCESSING)
-    assert pp._subpixels_per_side(shape, geometry, PAPER_PREPROCESSING) == k
-    np.testing.assert_array_equal(matrix.indptr, expected.indptr)
-    np.testing.assert_array_equal(matrix.indices, expected.indices)
-    np.testing.assert_array_equal(matrix.data, expected.data)
+    for band_px in (pp._MAP_CHUNK_PX, 3000):
+        monkeypatch.setattr(pp, "_MAP_CHUNK_PX", band_px)
+        matrix, _ = pp._build_mapping(shape, geometry, PAPER_PREPROCESSING)
+        assert pp._subpixels_per_side(shape, geometry, PAPER_PREPROCESSING) == k
+        np.testing.assert_array_equal(matrix.indptr, expected.indptr)
+        np.testing.assert_array_equal(matrix.indices, expected.indices)
+        np.testing.assert_array_equal(matrix.data, expected.data)
     rows, cols = pp._source_window(shape, geometry, PAPER_PREPROCESSING)
     seen = np.unique(expected.indices)
     assert np.all((seen // shape[1] >= rows.start) & (seen // shape[1] < rows.stop))
     assert np.all((seen % shape[1] >= cols.start) & (seen % shape[1] < cols.stop))
     if shape == (1400, 1300):
         assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.5 * shape[0] * shape[1]
+
+
+def test_a_map_beyond_the_budget_is_refused_before_it_is_built(monkeypatch):
+    # a start message may claim a huge frame of tiny pixels: every one lands on the model input
+    monkeypatch.setattr(pp, "MAX_MAP_SUBPIXELS", 100_000)
+    geometry = FrameGeometry(0.01, 100.0, 1.0)
+    with pytest.raises(ValueError, match="at most 100,000"):
+        pp._build_mapping((400, 400), geometry, PAPER_PREPROCESSING)
+    matrix, _ = pp._build_mapping((300, 300), geometry, PAPER_PREPROCESSING)  # 90,000: built
+    assert matrix.nnz == 90_000

@@ -312,12 +312,30 @@ def _expected_pixels(source, preprocessing):
     return np.where(np.isfinite(pixels), pixels, 0.0)
 
 
+#: Frame pixels whose positions are computed at once when a map is built: the temporaries (about 80
+#: bytes a pixel) stay near 100 MB for any frame size.
+_MAP_CHUNK_PX = 2**20
+
+#: Most (sub)pixels a resampling map is built from: the map and its building take about 60 bytes for
+#: each (2 GB here). An EIGER2 16M whose every pixel lands on the model input needs 18 M; a frame of
+#: 8192 x 8192 tiny pixels (a start message can claim one) would need 67 M and 4 GB.
+MAX_MAP_SUBPIXELS = 2**25
+
+
+def _row_chunks(rows, n_cols):
+    """Consecutive row ranges (start, stop) covering the slice ``rows``, each of at most about
+    :data:`_MAP_CHUNK_PX` pixels of ``n_cols`` columns."""
+    step = max(1, _MAP_CHUNK_PX // max(n_cols, 1))
+    return [(r, min(r + step, rows.stop)) for r in range(rows.start, rows.stop, step)]
+
+
 def _subpixels_per_side(shape, source, preprocessing):
     """Subpixels per side of a source pixel: a subpixel spans at most half a training pixel (1 to 8).
 
     Steps are measured between neighbours of which one lands on the training
     detector, so only the :func:`_source_window` (with one more pixel around
-    it) is evaluated, with the whole frame's radial table.
+    it) is evaluated, with the whole frame's radial table, a band of rows at a
+    time (each band with the next band's first row, for the steps across).
     """
     target, shape_t = preprocessing.geometry, preprocessing.shape
     rows_w, cols_w = _source_window(shape, source, preprocessing)
@@ -325,18 +343,20 @@ def _subpixels_per_side(shape, source, preprocessing):
     cols_w = slice(max(cols_w.start - 1, 0), min(cols_w.stop + 1, shape[1]))
     if rows_w.start >= rows_w.stop or cols_w.start >= cols_w.stop:
         return 1
-    y = np.arange(rows_w.start, rows_w.stop, dtype=np.float64)[:, None] + 0.5
     x = np.arange(cols_w.start, cols_w.stop, dtype=np.float64)[None, :] + 0.5
-    xt, yt = _target_positions(source, shape, target, shape_t, x, y, _frame_reach_mm(source, shape))
-    with np.errstate(invalid="ignore"):
-        seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
+    reach = _frame_reach_mm(source, shape)
     largest = 0.0
-    for axis in (0, 1):
-        near = np.diff(seen, axis=axis) | np.delete(seen, -1, axis=axis)
-        for a in (xt, yt):
-            step = np.abs(np.diff(a, axis=axis))[near]
-            step = step[np.isfinite(step)]
-            largest = max(largest, float(step.max()) if step.size else 0.0)
+    for start, stop in _row_chunks(rows_w, cols_w.stop - cols_w.start):
+        y = np.arange(start, min(stop + 1, rows_w.stop), dtype=np.float64)[:, None] + 0.5
+        xt, yt = _target_positions(source, shape, target, shape_t, x, y, reach)
+        with np.errstate(invalid="ignore"):
+            seen = (xt >= 0) & (xt < shape_t[1]) & (yt >= 0) & (yt < shape_t[0])
+        for axis in (0, 1):
+            near = np.diff(seen, axis=axis) | np.delete(seen, -1, axis=axis)
+            for a in (xt, yt):
+                step = np.abs(np.diff(a, axis=axis))[near]
+                step = step[np.isfinite(step)]
+                largest = max(largest, float(step.max()) if step.size else 0.0)
     return int(min(max(math.ceil(2.0 * largest), 1), 8))
 
 
@@ -361,26 +381,31 @@ def _build_mapping(shape, source, preprocessing):
     target, shape_t = preprocessing.geometry, preprocessing.shape
     rows, cols = shape
     window_rows, window_cols = _source_window(shape, source, preprocessing)
-    y = np.arange(window_rows.start, window_rows.stop, dtype=np.float64)[:, None] + 0.5
     x = np.arange(window_cols.start, window_cols.stop, dtype=np.float64)[None, :] + 0.5
-    # flat frame index of each window pixel
-    flat = (np.arange(window_rows.start, window_rows.stop)[:, None] * cols
-            + np.arange(window_cols.start, window_cols.stop)[None, :]).ravel()
+    window_px = (window_rows.stop - window_rows.start) * (window_cols.stop - window_cols.start)
+    _check_map_budget(window_px, shape)  # before the subpixels are counted: that too reads the window
     k = _subpixels_per_side(shape, source, preprocessing)
+    _check_map_budget(window_px * k * k, shape)
     all_sources, all_targets = [], []
-    for i in range(k):
-        for j in range(k):
-            # the radial table spans the whole frame, as it would if every pixel were evaluated
-            xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
-                                       y - 0.5 + (i + 0.5) / k,
-                                       _frame_reach_mm(source, shape, (j + 0.5) / k, (i + 0.5) / k))
-            with np.errstate(invalid="ignore"):
-                col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
-                inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
-            _check_window_border(inside.reshape(xt.shape), (window_rows, window_cols), shape)
-            all_sources.append(flat[inside])
-            all_targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
-    sources, targets = np.concatenate(all_sources), np.concatenate(all_targets)
+    for start, stop in _row_chunks(window_rows, window_cols.stop - window_cols.start):
+        y = np.arange(start, stop, dtype=np.float64)[:, None] + 0.5
+        # flat frame index of each pixel of the band
+        flat = (np.arange(start, stop)[:, None] * cols + np.arange(window_cols.start, window_cols.stop)[None, :]).ravel()
+        for i in range(k):
+            for j in range(k):
+                # the radial table spans the whole frame, as it would if every pixel were evaluated
+                xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
+                                           y - 0.5 + (i + 0.5) / k,
+                                           _frame_reach_mm(source, shape, (j + 0.5) / k, (i + 0.5) / k))
+                with np.errstate(invalid="ignore"):
+                    col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
+                    inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
+                _check_window_border(inside.reshape(xt.shape), (slice(start, stop), window_cols), window_rows,
+                                     shape)
+                all_sources.append(flat[inside])
+                all_targets.append((row[inside] * shape_t[1] + col[inside]).astype(np.intp))
+    sources = np.concatenate(all_sources) if all_sources else np.zeros(0, np.intp)
+    targets = np.concatenate(all_targets) if all_targets else np.zeros(0, np.intp)
     matrix = scipy.sparse.csr_matrix((np.ones(sources.size), (targets, sources)),
                                      shape=(shape_t[0] * shape_t[1], rows * cols))
     matrix.sum_duplicates()
@@ -390,16 +415,24 @@ def _build_mapping(shape, source, preprocessing):
     return matrix, expected
 
 
-def _check_window_border(inside, window, shape):
-    """Raise if a window pixel on an edge the frame goes on past lands on the training detector.
+def _check_map_budget(subpixels, shape):
+    if subpixels > MAX_MAP_SUBPIXELS:
+        raise ValueError(f"the geometry maps {subpixels:,} (sub)pixels of a {shape[0]} x {shape[1]} frame onto the "
+                         f"model input, at most {MAX_MAP_SUBPIXELS:,} are mapped (about 60 bytes each); "
+                         "bin the frames or give a smaller frame")
+
+
+def _check_window_border(inside, band, window_rows, shape):
+    """Raise if a pixel of the band (rows, columns) on an edge of the window that the frame goes on
+    past lands on the training detector.
 
     :func:`_source_window` is a bound, so this never happens; if it did, the
     map would miss pixels beyond the window.
     """
     if inside.size == 0:
         return
-    rows, cols = window
-    edges = [(rows.start > 0, inside[0]), (rows.stop < shape[0], inside[-1]),
+    rows, cols = band
+    edges = [(rows.start == window_rows.start > 0, inside[0]), (rows.stop == window_rows.stop < shape[0], inside[-1]),
              (cols.start > 0, inside[:, 0]), (cols.stop < shape[1], inside[:, -1])]
     if any(cut and edge.any() for cut, edge in edges):
         raise AssertionError("a frame pixel outside the resampling window lands on the training detector")
