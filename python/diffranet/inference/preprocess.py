@@ -387,16 +387,17 @@ def _build_mapping(shape, source, preprocessing):
     k = _subpixels_per_side(shape, source, preprocessing)
     _check_map_budget(window_px * k * k, shape)
     all_sources, all_targets = [], []
+    # the radial table spans the whole frame, as it would if every pixel were evaluated: one reach per subpixel
+    reach = {(i, j): _frame_reach_mm(source, shape, (j + 0.5) / k, (i + 0.5) / k) for i in range(k) for j in range(k)}
     for start, stop in _row_chunks(window_rows, window_cols.stop - window_cols.start):
         y = np.arange(start, stop, dtype=np.float64)[:, None] + 0.5
         # flat frame index of each pixel of the band
-        flat = (np.arange(start, stop)[:, None] * cols + np.arange(window_cols.start, window_cols.stop)[None, :]).ravel()
+        flat = (np.arange(start, stop)[:, None] * cols
+                + np.arange(window_cols.start, window_cols.stop)[None, :]).ravel()
         for i in range(k):
             for j in range(k):
-                # the radial table spans the whole frame, as it would if every pixel were evaluated
                 xt, yt = _target_positions(source, shape, target, shape_t, x - 0.5 + (j + 0.5) / k,
-                                           y - 0.5 + (i + 0.5) / k,
-                                           _frame_reach_mm(source, shape, (j + 0.5) / k, (i + 0.5) / k))
+                                           y - 0.5 + (i + 0.5) / k, reach[i, j])
                 with np.errstate(invalid="ignore"):
                     col, row = np.floor(xt).ravel(), np.floor(yt).ravel()
                     inside = (col >= 0) & (col < shape_t[1]) & (row >= 0) & (row < shape_t[0])
